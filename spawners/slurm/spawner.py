@@ -1,0 +1,496 @@
+"""SlurmGPUSpawner: a thin JupyterHub class over the pure modules beside it.
+
+Built on batchspawner's SlurmSpawner (its single-user wrapper, its traits and
+its place in the ecosystem), but with none of its unsafe paths:
+
+* ``user_options`` are validated by allowlist into a :class:`JobRequest`
+  (:mod:`.options`); the script is rendered from that alone (:mod:`.script`),
+  never from raw options.
+* Slurm commands run as argv lists with a timeout (:mod:`.client`), never a shell.
+* Job state comes from one shared :class:`JobWatcher` (:mod:`.watcher`): one
+  ``squeue`` per interval for every portal job. A failed query means UNKNOWN,
+  never "job gone".
+* The single-user server reports its port through :mod:`.api`, which accepts
+  only ``{"port": N}`` from the server's own token while it is starting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+import os
+import pwd
+import re
+import shlex
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from batchspawner import SlurmSpawner
+from sqlalchemy.orm import object_session
+from tornado import web
+from traitlets import Dict, Float, Integer, List, Unicode, default
+
+from spawners.catalog import Catalogue, CatalogueError, load_catalogue
+from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
+from spawners.slurm.client import SlurmClient, SlurmCommandError
+from spawners.slurm.options import (
+    ALLOWED_KEYS,
+    OptionsError,
+    drop_stale_keys,
+    parse_sinfo,
+    parse_user_accounts,
+    validate_user_options,
+)
+from spawners.slurm.parsers import parse_node_addresses
+from spawners.slurm.script import ScriptError, job_comment, render_batch_script
+from spawners.slurm.types import ClusterInfo, JobRequest, JobState, JobStatus
+from spawners.slurm.watcher import JobWatcher, get_shared_watcher
+
+STATE_VERSION = 1
+# Marks options that this portal validated and stored; anything else came from a request.
+OPTIONS_SCHEMA_KEY = "_hpchub_schema"
+OPTIONS_SCHEMA_VERSION = 1
+SERVER_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{0,40}")
+
+# Slurm's pending reasons in words (squeue %r).
+PENDING_REASONS = {
+    "Resources": "waiting for free GPUs of the requested type",
+    "Priority": "other jobs have higher priority",
+    "AssocGrpBillingMinutes": "held: the project's GPU-hour budget in Slurm is used up",
+    "AssocGrpGRESMinutes": "held: the project's GPU-minute limit in Slurm is used up",
+    "QOSMaxWallDurationPerJobLimit": "held: the requested hours exceed the QOS limit",
+    "ReqNodeNotAvail": "a required node is not available",
+    "PartitionTimeLimit": "the requested hours exceed the partition's time limit",
+    "BeginTime": "waiting for its start time",
+    "None": "about to start",
+}
+
+
+class SpawnError(Exception):
+    """A failure the user should read (budget, validation, Slurm): no traceback needed."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.jupyterhub_message = message
+        self.jupyterhub_html_message = html.escape(message).replace("\n", "<br>")
+
+
+class _TTLCache:
+    """A tiny shared cache: key -> (expiry, value)."""
+
+    def __init__(self) -> None:
+        self._entries: dict[object, tuple[float, object]] = {}
+
+    def get(self, key: object) -> object | None:
+        entry = self._entries.get(key)
+        if entry and entry[0] > time.monotonic():
+            return entry[1]
+        return None
+
+    def put(self, key: object, value: object, ttl: float) -> None:
+        self._entries[key] = (time.monotonic() + ttl, value)
+
+
+_CACHE = _TTLCache()  # shared by every spawner in the hub process
+
+
+class SlurmGPUSpawner(SlurmSpawner):
+    """Launch each notebook server as a Slurm job on a GPU node."""
+
+    # ----- configuration -----
+    slurm_conf = Unicode(
+        "",
+        help="Path of slurm.conf for every Slurm command (sets SLURM_CONF). Default '' (Slurm's own). "
+        "Example: '/etc/slurm/slurm.conf'.",
+    ).tag(config=True)
+    slurm_bin_dir = Unicode(
+        "",
+        help="Directory holding sbatch, squeue, ... Default '' (found on PATH). Example: '/opt/slurm/bin'.",
+    ).tag(config=True)
+    slurm_command_timeout = Float(
+        30.0, help="Seconds before a Slurm command is given up (and reported). Default 30. Example: 60."
+    ).tag(config=True)
+    job_name = Unicode(
+        "hpchub-jupyter",
+        help="Slurm job name of every portal job: the watcher asks `squeue --name=` this. "
+        "Default 'hpchub-jupyter'.",
+    ).tag(config=True)
+    status_interval = Float(
+        30.0,
+        help="Seconds between the watcher's squeue calls while all jobs run (one call for all jobs). "
+        "Default 30. Example: 60.",
+    ).tag(config=True)
+    pending_status_interval = Float(
+        1.0,
+        help="Seconds between squeue calls while any job is pending or starting (one call for all). "
+        "Default 1. Example: 2.",
+    ).tag(config=True)
+    gone_after = Float(
+        60.0,
+        help="Seconds a job must be listed by neither squeue nor sacct before it counts as gone. Default 60.",
+    ).tag(config=True)
+    cluster_info_ttl = Float(
+        300.0, help="Seconds the partitions and GPUs read from sinfo are cached. Default 300."
+    ).tag(config=True)
+    accounts_ttl = Float(
+        60.0, help="Seconds a user's Slurm accounts (sacctmgr) are cached. Default 60."
+    ).tag(config=True)
+    catalogue_file = Unicode(
+        "",
+        help="Path of the environment catalogue (images/catalog.toml format). Required. "
+        "Example: '/etc/hpchub/catalog.toml'.",
+    ).tag(config=True)
+    catalogue_variables = Dict(
+        {},
+        help="Values for {placeholders} in the catalogue's paths. Default {}. "
+        "Example: {'demo_venv': '/opt/hpchub/venv'}.",
+    ).tag(config=True)
+    default_hours = Float(
+        1.0, help="Hours requested when the options name none (a multiple of 0.25). Default 1."
+    ).tag(config=True)
+    job_output = Unicode(
+        "{home}/.hpchub-jupyter-%j.log",
+        help="The job's log file; {home} is the user's home, %j the job id (Slurm). "
+        "Default '{home}/.hpchub-jupyter-%j.log'.",
+    ).tag(config=True)
+    log_tail_lines = Integer(
+        15, help="Lines of the job's log shown to the user when a job fails before Jupyter answers. Default 15."
+    ).tag(config=True)
+    extra_sbatch = List(
+        Unicode(),
+        [],
+        help="Extra trusted #SBATCH directives from the site, e.g. ['--mem-per-gpu=16G']. Default [].",
+    ).tag(config=True)
+    job_path = Unicode(
+        "/usr/local/bin:/usr/bin:/bin",
+        help="PATH in the job after the environment's bin directory. Default '/usr/local/bin:/usr/bin:/bin'.",
+    ).tag(config=True)
+
+    @default("start_timeout")
+    def _start_timeout_default(self) -> int:
+        return 600  # a job may pend; the user can cancel
+
+    @default("http_timeout")
+    def _http_timeout_default(self) -> int:
+        return 120
+
+    # ----- runtime state -----
+    job_request: JobRequest | None = None
+    job_node: str = ""
+    accepts_port_report: bool = False
+    _port_event: asyncio.Event | None = None
+    _last_message: str = ""
+
+    # ----- shared helpers -----
+    @property
+    def client(self) -> SlurmClient:
+        if getattr(self, "_client", None) is None:
+            self._client = SlurmClient(
+                slurm_conf=self.slurm_conf or None,
+                bin_dir=self.slurm_bin_dir,
+                timeout=self.slurm_command_timeout,
+                log=self.log,
+            )
+        return self._client
+
+    @property
+    def watcher(self) -> JobWatcher:
+        key = (self.slurm_conf, self.slurm_bin_dir, self.job_name)
+
+        def make() -> JobWatcher:
+            return JobWatcher(
+                SlurmClient(slurm_conf=self.slurm_conf or None, bin_dir=self.slurm_bin_dir,
+                            timeout=self.slurm_command_timeout, log=self.log),
+                job_name=self.job_name,
+                interval=self.status_interval,
+                fast_interval=self.pending_status_interval,
+                gone_after=self.gone_after,
+                log=self.log,
+            )
+
+        watcher = get_shared_watcher(key, make)
+        watcher.start()
+        return watcher
+
+    def catalogue(self) -> Catalogue:
+        key = ("catalogue", self.catalogue_file, tuple(sorted(self.catalogue_variables.items())))
+        cached = _CACHE.get(key)
+        if cached is None:
+            cached = load_catalogue(self.catalogue_file, self.catalogue_variables)
+            _CACHE.put(key, cached, 60)
+        return cached  # type: ignore[return-value]
+
+    async def cluster_info(self) -> ClusterInfo:
+        key = ("sinfo", self.slurm_conf)
+        cached = _CACHE.get(key)
+        if cached is None:
+            cached = parse_sinfo(await self.client.sinfo())
+            _CACHE.put(key, cached, self.cluster_info_ttl)
+        return cached  # type: ignore[return-value]
+
+    async def node_address(self, node: str) -> str:
+        key = ("nodeaddr", self.slurm_conf)
+        cached = _CACHE.get(key)
+        if cached is None or node not in cached:  # type: ignore[operator]
+            cached = parse_node_addresses(await self.client.scontrol_show_node_addresses())
+            _CACHE.put(key, cached, self.cluster_info_ttl)
+        return cached.get(node) or node  # type: ignore[union-attr]
+
+    async def user_projects(self) -> list[str]:
+        key = ("accounts", self.slurm_conf, self.user.name)
+        cached = _CACHE.get(key)
+        if cached is None:
+            cached = parse_user_accounts(await self.client.user_accounts(self.user.name))
+            _CACHE.put(key, cached, self.accounts_ttl)
+        return list(cached)  # type: ignore[call-overload]
+
+    # ----- user options -----
+    async def _run_apply_user_options(self, user_options: dict) -> None:
+        """Validate into a JobRequest: HTTP 400 naming the field, no traceback for user errors."""
+        try:
+            await self.validate_options(user_options or {})
+        except OptionsError as exc:
+            self.log.info("refused options for %s: %s", self._log_name, exc)
+            raise web.HTTPError(400, str(exc)) from None
+        except SlurmCommandError as exc:
+            self.log.warning("Slurm did not answer while checking options for %s: %s", self._log_name, exc)
+            raise web.HTTPError(503, f"Slurm is not answering, try again shortly ({exc.summary})") from None
+
+    async def validate_options(self, user_options: dict) -> JobRequest:
+        if not SERVER_NAME_PATTERN.fullmatch(self.name or ""):
+            raise OptionsError("server_name", "server name: letters, digits, '.', '_' and '-' only, at most 40")
+        options = dict(user_options)
+        if options.pop(OPTIONS_SCHEMA_KEY, None) is not None:
+            # Stored by us at an earlier spawn: drop keys from an older schema instead of refusing.
+            options, dropped = drop_stale_keys(options)
+            if dropped:
+                self.log.warning("dropped stored options of %s from an older schema: %s", self._log_name, dropped)
+        try:
+            catalogue = self.catalogue()
+        except (OSError, CatalogueError) as exc:
+            raise web.HTTPError(500, f"the environment catalogue is broken: {exc}") from None
+        request = validate_user_options(
+            options,
+            cluster=await self.cluster_info(),
+            projects=await self.user_projects(),
+            catalogue_ids=catalogue.ids(),
+            default_environment=catalogue.default.id,
+            default_hours=Decimal(str(self.default_hours)),
+        )
+        self.job_request = request
+        # What a spawn without options re-uses: the validated set, marked as ours.
+        self.user_options = {**request.to_options(), OPTIONS_SCHEMA_KEY: OPTIONS_SCHEMA_VERSION}
+        if self.orm_spawner is not None:
+            self.orm_spawner.user_options = self.user_options
+        return request
+
+    def options_from_form(self, formdata: dict) -> dict:
+        """Form fields are lists of strings; keep one value per allowed key (validated later)."""
+        return {key: values[0] for key, values in formdata.items() if key in ALLOWED_KEYS and values and values[0] != ""}
+
+    @default("options_form")
+    def _options_form_default(self):
+        return self._render_options_form
+
+    async def _render_options_form(self, spawner) -> str:
+        from spawners.slurm.form import render_options_form  # noqa: PLC0415
+
+        try:
+            cluster = await self.cluster_info()
+            projects = await self.user_projects()
+        except SlurmCommandError as exc:
+            return f"<p class='alert alert-danger'>Slurm is not answering: {html.escape(exc.summary)}</p>"
+        return render_options_form(cluster, projects, self.catalogue(), dict(self.user_options or {}))
+
+    # ----- the job -----
+    def job_env(self) -> dict[str, str]:
+        env = self.get_env()
+        env.pop("PATH", None)  # the script sets PATH from the environment's venv
+        return env
+
+    def render_script(self, request: JobRequest) -> str:
+        environment = self.catalogue().get(request.environment)
+        if environment is None or environment.kind != "venv" or not environment.path:
+            raise SpawnError(f"environment {request.environment!r} cannot be started on this site")
+        bin_dir = os.path.join(environment.path, "bin")
+        home = pwd.getpwnam(self.user.name).pw_dir
+        command = [
+            os.path.join(bin_dir, "batchspawner-singleuser"),
+            os.path.join(bin_dir, "jupyterhub-singleuser"),
+            *self.get_args(),
+        ]
+        return render_batch_script(
+            request,
+            job_name=self.job_name,
+            comment=job_comment(self.user.name, self.name or ""),
+            output_path=self.job_output.replace("{home}", home),
+            workdir=home,
+            export_vars=sorted(self.job_env()),
+            command=command,
+            prologue=[f"export PATH={shlex.quote(bin_dir)}:{shlex.quote(self.job_path)}"],
+            extra_sbatch=self.extra_sbatch,
+        )
+
+    async def start(self):
+        request = self.job_request
+        if request is None:  # apply_user_options always runs first; be safe anyway
+            request = await self.validate_options(self.user_options or {})
+        self.port = 0
+        self.job_node = ""
+        self._port_event = asyncio.Event()
+        self.accepts_port_report = True
+        try:
+            script = self.render_script(request)
+        except ScriptError as exc:
+            raise SpawnError(f"refused to build the job script: {exc}") from None
+        self._last_message = "Submitting the job to Slurm"
+        try:
+            self.job_id = await self.client.sbatch(script, as_user=self.user.name, extra_env=self.job_env())
+        except SlurmCommandError as exc:
+            raise SpawnError(f"Slurm refused the job: {exc.first_stderr_line or exc.summary}") from None
+        # Record the job id the moment sbatch returns: a hub crash now leaves no unknown job.
+        self._save_state_now()
+        self.log.info("%s: submitted job %s (%s)", self._log_name, self.job_id, request)
+        self._last_message = f"Submitted as Slurm job {self.job_id}"
+        watcher = self.watcher
+        watcher.track(self.job_id)
+        watcher.poke()
+
+        status = await self._wait_until_running(watcher)
+        self.job_node = status.node
+        self.ip = await self.node_address(status.node)
+        self._last_message = f"Running on {status.node}; starting Jupyter"
+        await self._wait_for_port(watcher)
+        self._save_state_now()
+        self._last_message = f"Jupyter started on {status.node}"
+        return (self.ip, self.port)
+
+    def _save_state_now(self) -> None:
+        """Commit the spawner's state to the hub database now (not only after start returns)."""
+        if self.orm_spawner is not None:
+            self.orm_spawner.state = self.get_state()
+            session = object_session(self.orm_spawner)
+            if session is not None:
+                session.commit()
+
+    async def _wait_until_running(self, watcher: JobWatcher) -> JobStatus:
+        while True:
+            status = await watcher.wait_for_change(self.job_id, timeout=max(self.status_interval, 5))
+            if status.state in (JobState.RUNNING,):
+                return status
+            if status.state is JobState.PENDING:
+                self._last_message = self.describe_pending(status)
+            elif status.state in (JobState.ENDED, JobState.GONE, JobState.COMPLETING):
+                raise SpawnError(self.describe_failure(status))
+            # UNKNOWN: keep waiting (a scheduler hiccup is not a failure)
+
+    async def _wait_for_port(self, watcher: JobWatcher) -> None:
+        assert self._port_event is not None
+        while not self._port_event.is_set():
+            try:
+                await asyncio.wait_for(self._port_event.wait(), timeout=max(self.pending_status_interval, 1))
+            except TimeoutError:
+                status = watcher.status(self.job_id)
+                if status.state in (JobState.ENDED, JobState.GONE, JobState.COMPLETING):
+                    raise SpawnError(self.describe_failure(status)) from None
+        self.accepts_port_report = False
+
+    def report_port(self, port: int) -> None:
+        """Called by the safe API handler with the single-user server's port."""
+        self.port = port
+        self.accepts_port_report = False
+        if self._port_event is not None:
+            self._port_event.set()
+
+    def describe_pending(self, status: JobStatus) -> str:
+        words = PENDING_REASONS.get(status.reason, status.reason or "waiting")
+        message = f"Job {self.job_id} pending: {words}"
+        if status.start_time:
+            message += f" (Slurm estimates a start at {status.start_time})"
+        return message
+
+    def describe_failure(self, status: JobStatus) -> str:
+        what = status.slurm_state or status.state.value
+        message = f"Slurm job {self.job_id} ended before Jupyter answered: {what}"
+        if status.reason and status.reason != "None":
+            message += f" ({status.reason})"
+        if status.exit_code:
+            message += f", exit code {status.exit_code}"
+        tail = self.job_log_tail()
+        if tail:
+            message += ".\nLast lines of the job's log:\n" + tail
+        return message
+
+    def job_log_tail(self) -> str:
+        try:
+            home = pwd.getpwnam(self.user.name).pw_dir
+            path = Path(self.job_output.replace("{home}", home).replace("%j", str(self.job_id)))
+            lines = path.read_text(errors="replace").splitlines()
+        except (OSError, KeyError):
+            return ""
+        return "\n".join(lines[-self.log_tail_lines :])
+
+    async def poll(self):
+        """None while the job is pending, running or UNKNOWN; 1 once Slurm says it ended."""
+        if not self.job_id:
+            return 0 if self.port else 1
+        watcher = self.watcher
+        if self.job_id not in watcher.tracked:
+            watcher.track(self.job_id)  # e.g. after a hub restart: adopt our own recorded job
+            watcher.poke()
+        status = watcher.status(self.job_id)
+        if status.state in (JobState.ENDED, JobState.GONE):
+            self.log.info("%s: job %s ended (%s)", self._log_name, self.job_id, status.slurm_state or status.state)
+            watcher.untrack(self.job_id)
+            self.clear_state()
+            return 1
+        return None
+
+    async def stop(self, now: bool = False) -> None:
+        self.accepts_port_report = False
+        if not self.job_id:
+            return
+        job_id = self.job_id
+        try:
+            await self.client.scancel(job_id, as_user=self.user.name)
+        except SlurmCommandError as exc:
+            self.log.warning("%s: scancel %s failed: %s", self._log_name, job_id, exc)
+        watcher = self.watcher
+        if not now:
+            watcher.track(job_id)
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                watcher.poke()  # stops are rare: ask again each second until Slurm says it ended
+                status = await watcher.wait_for_change(job_id, timeout=2)
+                if status.state in (JobState.ENDED, JobState.GONE):
+                    break
+        watcher.untrack(job_id)
+
+    async def progress(self):
+        last = None
+        while True:
+            message = self._last_message
+            if message and message != last:
+                yield {"message": message}
+                last = message
+            await asyncio.sleep(0.5)
+
+    # ----- state -----
+    def get_state(self) -> dict:
+        state = super().get_state()
+        state.pop("job_status", None)  # never raw squeue text
+        if self.job_id:
+            state["version"] = STATE_VERSION
+            state["job_id"] = self.job_id
+            state["node"] = self.job_node
+        return state
+
+    def load_state(self, state: dict) -> None:
+        super().load_state(state)
+        self.job_status = ""
+        self.job_node = state.get("node", "")
+
+    def clear_state(self) -> None:
+        super().clear_state()
+        self.job_node = ""

@@ -1,0 +1,138 @@
+"""Typed domain objects shared by the Slurm spawner's pure modules.
+
+Nothing here talks to Slurm or JupyterHub: these are plain values that the
+validator produces, the script renderer consumes and the watcher caches.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+class JobState(enum.Enum):
+    """What the portal knows about one Slurm job.
+
+    ``UNKNOWN`` means the scheduler could not be asked (or did not answer):
+    it is never read as "the job is gone".
+    """
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETING = "completing"
+    ENDED = "ended"  # in sacct or squeue with a terminal state
+    GONE = "gone"  # neither squeue nor sacct knows the job (after a successful query)
+    UNKNOWN = "unknown"
+
+    @property
+    def is_active(self) -> bool:
+        """True while the job holds (or waits for) resources."""
+        return self in (JobState.PENDING, JobState.RUNNING, JobState.COMPLETING)
+
+
+# Slurm's long state names (squeue %T, sacct State) mapped to ours.
+SLURM_STATE_MAP: dict[str, JobState] = {
+    "PENDING": JobState.PENDING,
+    "CONFIGURING": JobState.PENDING,
+    "REQUEUED": JobState.PENDING,
+    "REQUEUE_HOLD": JobState.PENDING,
+    "REQUEUE_FED": JobState.PENDING,
+    "RESV_DEL_HOLD": JobState.PENDING,
+    "SUSPENDED": JobState.PENDING,
+    "RUNNING": JobState.RUNNING,
+    "RESIZING": JobState.RUNNING,
+    "SIGNALING": JobState.RUNNING,
+    "STAGE_OUT": JobState.RUNNING,
+    "COMPLETING": JobState.COMPLETING,
+    "COMPLETED": JobState.ENDED,
+    "CANCELLED": JobState.ENDED,
+    "FAILED": JobState.ENDED,
+    "TIMEOUT": JobState.ENDED,
+    "NODE_FAIL": JobState.ENDED,
+    "PREEMPTED": JobState.ENDED,
+    "BOOT_FAIL": JobState.ENDED,
+    "DEADLINE": JobState.ENDED,
+    "OUT_OF_MEMORY": JobState.ENDED,
+    "REVOKED": JobState.ENDED,
+    "SPECIAL_EXIT": JobState.ENDED,
+}
+
+
+def job_state_from_slurm(slurm_state: str) -> JobState:
+    """Map a Slurm state word (``CANCELLED by 1000`` is fine) to a JobState."""
+    word = slurm_state.strip().split(" ", 1)[0].rstrip("+").upper()
+    return SLURM_STATE_MAP.get(word, JobState.UNKNOWN)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """One job as the watcher last saw it (plain values, safe to cache)."""
+
+    job_id: str
+    state: JobState
+    slurm_state: str = ""  # Slurm's own word, e.g. "PENDING", "TIMEOUT"
+    reason: str = ""  # Slurm's reason, e.g. "Resources", "AssocGrpBillingMinutes"
+    node: str = ""  # batch host (squeue %B), "" while pending
+    start_time: str = ""  # ISO time: actual start, or Slurm's estimate while pending
+    end_time: str = ""  # ISO time: expected or actual end
+    exit_code: str = ""  # sacct ExitCode, e.g. "0:0"
+
+
+UNKNOWN_STATUS_REASON = "scheduler did not answer"
+
+
+@dataclass(frozen=True)
+class PartitionInfo:
+    """One partition as the cluster offers it (from ``sinfo``)."""
+
+    name: str
+    is_default: bool
+    max_minutes: int | None  # None: no limit ("infinite")
+    # GPU type -> most GPUs of that type on a single node of the partition
+    gpus_per_node: dict[str, int] = field(default_factory=dict)
+    nodes: tuple[str, ...] = ()
+
+    def __hash__(self) -> int:  # dict field: hash by name
+        return hash(self.name)
+
+
+@dataclass(frozen=True)
+class ClusterInfo:
+    """What the cluster offers: partitions by name."""
+
+    partitions: dict[str, PartitionInfo]
+
+    @property
+    def default_partition(self) -> PartitionInfo | None:
+        for partition in self.partitions.values():
+            if partition.is_default:
+                return partition
+        return None
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A validated spawn request: the only thing the script renderer sees."""
+
+    project: str  # the Slurm account charged
+    partition: str
+    gpu_type: str | None  # None only on a partition without GPUs
+    gpus: int
+    hours: Decimal  # multiple of 0.25
+    environment: str  # catalogue id (or project:NAME later)
+
+    @property
+    def time_limit_minutes(self) -> int:
+        return int(self.hours * 60)
+
+    def to_options(self) -> dict:
+        """Plain JSON-able user_options (what the form would send)."""
+        return {
+            "project": self.project,
+            "partition": self.partition,
+            "gpu_type": self.gpu_type,
+            "gpus": self.gpus,
+            "hours": float(self.hours),
+            "environment": self.environment,
+        }

@@ -1,0 +1,132 @@
+"""A private portal for the integration tests: its own cluster, proxy and hub.
+
+Started once per session in ``$HPCHUB_TEST_DIR`` (default /var/lib/hpchub-test)
+on free ports, so it runs beside a demo; stopped by pid files afterwards.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+
+TEST_DIR = Path(os.environ.get("HPCHUB_TEST_DIR", "/var/lib/hpchub-test"))
+HPCHUB = [sys.executable, "-m", "hub.cli"]
+BROKEN_ENVIRONMENT = """
+[[environment]]
+id = "broken"
+name = "Broken (tests only)"
+description = "a venv that does not exist: the job fails before Jupyter starts"
+kind = "venv"
+path = "/opt/hpchub-test-missing-venv"
+gpu = true
+default = false
+"""
+
+
+def hpchub(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*HPCHUB, *args], capture_output=True, text=True, timeout=timeout, check=check,
+        cwd="/",  # import the installed package, not the checkout
+    )
+
+
+@pytest.fixture(name="hpchub")
+def hpchub_fixture():
+    """The ``hpchub`` command line of the installed package."""
+    return hpchub
+
+
+@dataclass
+class Portal:
+    state_dir: Path
+    url: str
+    token: str
+    slurm_conf: str
+
+    @property
+    def api(self) -> str:
+        return f"{self.url}/hub/api"
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"token {self.token}"
+        return session
+
+    def slurm(self, *argv: str, check: bool = True) -> str:
+        env = dict(os.environ, SLURM_CONF=self.slurm_conf)
+        return subprocess.run(list(argv), env=env, capture_output=True, text=True, check=check, timeout=60).stdout
+
+    def jobs(self) -> dict[str, dict[str, str]]:
+        """Active jobs of the cluster: id -> account, user, gres, time limit (minutes), state, comment."""
+        out = self.slurm("squeue", "--noheader", "--format=%i|%a|%u|%b|%L|%l|%T|%k|%N")
+        jobs = {}
+        for line in out.splitlines():
+            job_id, account, user, gres, _left, limit, state, comment, node = line.split("|")
+            jobs[job_id] = {"account": account, "user": user, "gres": gres, "time_limit": limit,
+                            "state": state, "comment": comment, "node": node}
+        return jobs
+
+    def server(self, user: str, name: str = "") -> dict | None:
+        model = self.session().get(f"{self.api}/users/{user}").json()
+        return model.get("servers", {}).get(name)
+
+    def wait_ready(self, user: str, name: str = "", timeout: float = 90) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            server = self.server(user, name)
+            if server and server.get("ready"):
+                return server
+            if server is None:
+                raise AssertionError(f"{user}/{name} server disappeared while starting")
+            time.sleep(0.5)
+        raise AssertionError(f"{user}/{name} not ready after {timeout} s")
+
+    def wait_stopped(self, user: str, name: str = "", timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.server(user, name) is None:
+                return
+            time.sleep(0.5)
+        raise AssertionError(f"{user}/{name} still present after {timeout} s")
+
+    def server_url(self, user: str, name: str = "") -> str:
+        suffix = f"{user}/{name}/" if name else f"{user}/"
+        return f"{self.url}/user/{suffix}"
+
+    def spawn_path(self, user: str, name: str = "") -> str:
+        return f"{self.api}/users/{user}/servers/{name}" if name else f"{self.api}/users/{user}/server"
+
+
+@pytest.fixture(scope="session")
+def portal() -> Portal:
+    state = str(TEST_DIR)
+    if (TEST_DIR / "demo.json").exists() or (TEST_DIR / "cluster.json").exists():
+        hpchub("demo", "down", "--state-dir", state, check=False)
+    shutil.rmtree(TEST_DIR, ignore_errors=True)
+    up = hpchub("demo", "up", "--state-dir", state, "--ports", "auto", "--cluster-name", "hpchubtest", check=False)
+    if up.returncode != 0:
+        hpchub("demo", "down", "--state-dir", state, check=False)
+        pytest.fail(f"hpchub demo up failed:\n{up.stdout}\n{up.stderr}")
+    demo = json.loads((TEST_DIR / "demo.json").read_text())
+    cluster = json.loads((TEST_DIR / "cluster.json").read_text())
+    # A catalogue entry whose venv is missing, for the early-failure test.
+    with open(TEST_DIR / "hub" / "catalog.toml", "a") as catalogue:
+        catalogue.write(BROKEN_ENVIRONMENT)
+    portal = Portal(
+        state_dir=TEST_DIR,
+        url=f"http://127.0.0.1:{demo['ports']['hub_public']}",
+        token=(TEST_DIR / "hub" / "service_token").read_text().strip(),
+        slurm_conf=str(Path(cluster["state_dir"]) / "slurm" / "etc" / "slurm.conf"),
+    )
+    yield portal
+    down = hpchub("demo", "down", "--state-dir", state, check=False)
+    print(down.stdout, down.stderr)
