@@ -167,3 +167,25 @@ def test_job_failing_before_jupyter_shows_slurm_state_and_log_tail(portal):
     assert "ended before Jupyter answered" in message, message
     assert "FAILED" in message, message
     assert "hpchub-test-missing-venv" in message, message  # from the job's own log
+
+
+def test_running_server_survives_a_hub_restart(portal, hpchub):
+    import os
+    import signal
+
+    assert _spawn(portal, "bob", BOB_H200).status_code in (201, 202)
+    portal.wait_ready("bob")
+    job_id, _ = _job_of(portal, "bob")
+    hub_pid = int((portal.state_dir / "run" / "jupyterhub.pid").read_text())
+    os.kill(hub_pid, signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{hub_pid}"):
+        time.sleep(0.2)
+    # The proxy is its own process: it and the job outlive the hub.
+    assert job_id in portal.jobs()
+    hpchub("demo", "up", "--state-dir", str(portal.state_dir))
+    server = portal.wait_ready("bob")
+    assert server["ready"]
+    assert _job_of(portal, "bob")[0] == job_id  # the same job, re-adopted by its owner
+    assert portal.session().get(portal.server_url("bob") + "api/status", timeout=30).status_code == 200
+    _stop(portal, "bob")
