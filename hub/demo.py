@@ -29,11 +29,18 @@ CATALOGUE_SOURCE_CANDIDATES = (
 )
 
 
+TEMPLATES_DIR = next(
+    (p for p in (PACKAGE_ROOT.parent / "templates", Path(sys.prefix) / "share" / "hpchub" / "templates") if p.exists()),
+    PACKAGE_ROOT.parent / "templates",
+)
+
+
 @dataclass(frozen=True)
 class DemoPorts:
     hub_public: int = 8000  # the proxy's public port
     hub_api: int = 8081  # the hub itself (the proxy's default target; nodes reach it here)
     proxy_api: int = 8001
+    idp: int = 5556  # the development OpenID Connect provider
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,14 @@ class DemoSettings:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports.hub_public}"
+
+    @property
+    def issuer(self) -> str:
+        return f"http://127.0.0.1:{self.ports.idp}"
+
+    @property
+    def idp_dir(self) -> Path:
+        return self.root / "idp"
 
     def save(self) -> None:
         (self.root / "demo.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -87,6 +102,11 @@ def default_proxy_cmd() -> str:
     return str(
         Path(sys.prefix).parent / "proxy" / "node_modules" / "configurable-http-proxy" / "bin" / "configurable-http-proxy"
     )
+
+
+def idp_modules_dir() -> Path:
+    """Where `make` installed the provider's npm packages (oidc-provider)."""
+    return Path(os.environ.get("HPCHUB_IDP_MODULES", str(Path(sys.prefix).parent / "idp")))
 
 
 def node_binary() -> str:
@@ -124,6 +144,57 @@ class Demo:
     def hub(self) -> Daemon:
         return Daemon("jupyterhub", "jupyterhub", self.settings.root / "run" / "jupyterhub.pid")
 
+    @property
+    def idp(self) -> Daemon:
+        return Daemon("idp", "provider.mjs", self.settings.root / "run" / "idp.pid")
+
+    def write_idp_config(self) -> Path:
+        """The provider's configuration: one client (the hub), the demo accounts, a saved key."""
+        s = self.settings
+        s.idp_dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(s.idp_dir, 0o700)
+        accounts = s.idp_dir / "accounts.json"
+        if not accounts.exists():  # tests may change it while the provider runs: keep theirs
+            shutil.copyfile(PACKAGE_ROOT / "idp" / "accounts.json", accounts)
+        config = {
+            "issuer": s.issuer,
+            "host": "127.0.0.1",
+            "port": s.ports.idp,
+            "clients": [
+                {
+                    "client_id": "hpchub",
+                    "client_secret": _secret_file(s.hub_dir / "oidc_client_secret"),
+                    "redirect_uris": [f"{s.url}/hub/oauth_callback"],
+                }
+            ],
+            "accounts_file": str(accounts),
+            "jwks_file": str(s.idp_dir / "jwks.json"),
+            "cookie_keys": [_secret_file(s.idp_dir / "cookie_key")],
+        }
+        path = s.idp_dir / "config.json"
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as handle:
+            json.dump(config, handle, indent=2)
+        return path
+
+    def start_idp(self, env: dict) -> None:
+        s = self.settings
+        if self.idp.running():
+            self.say("identity provider: already running")
+            return
+        config = self.write_idp_config()
+        modules = idp_modules_dir()
+        spawn_foreground(
+            [node_binary(), str(PACKAGE_ROOT / "idp" / "provider.mjs"), "--config", str(config),
+             "--modules", str(modules / "node_modules")],
+            pid_file=self.idp.pid_file,
+            log_file=s.root / "log" / "idp.log",
+            env=env,
+            cwd=str(modules),
+        )
+        wait_for(lambda: _port_open(s.ports.idp), timeout=30, what="the identity provider")
+        self.say(f"identity provider: started ({s.issuer})")
+
     def cluster(self) -> Cluster:
         settings = load_settings(self.settings.state_dir)
         assert settings is not None
@@ -147,6 +218,9 @@ class Demo:
             "proxy_api_port": s.ports.proxy_api,
             "catalogue_file": str(s.hub_dir / "catalog.toml"),
             "job_name": "hpchub-" + cluster_settings.cluster_name,
+            "issuer": s.issuer,
+            "oidc_client_secret_file": str(s.hub_dir / "oidc_client_secret"),
+            "templates": str(TEMPLATES_DIR),
         }
         (s.hub_dir / "demo-config.json").write_text(json.dumps(demo_config, indent=2) + "\n")
         config_path = s.hub_dir / "jupyterhub_config.py"
@@ -167,13 +241,14 @@ class Demo:
         proxy_token = _secret_file(s.hub_dir / "proxy_token")
         _secret_file(s.hub_dir / "service_token")
         config_path = self.write_hub_config()
-        env = {
+        base_env = {
             "PATH": f"{s.venv}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             "LANG": "C.UTF-8",
-            "CONFIGPROXY_AUTH_TOKEN": proxy_token,
             "HOME": str(s.hub_dir),
         }
+        env = {**base_env, "CONFIGPROXY_AUTH_TOKEN": proxy_token}
         log_dir = s.root / "log"
+        self.start_idp(base_env)
         if self.proxy.running():
             self.say("proxy: already running")
         else:
@@ -201,7 +276,8 @@ class Demo:
                 [f"{s.venv}/bin/jupyterhub", "-f", str(config_path)],
                 pid_file=self.hub.pid_file,
                 log_file=log_dir / "jupyterhub.log",
-                env=env,
+                # The crypt key encrypts auth_state (tokens); generated once, mode 0600.
+                env={**env, "JUPYTERHUB_CRYPT_KEY": _secret_file(s.hub_dir / "crypt_key")},
                 cwd=str(s.hub_dir),
             )
             try:
@@ -212,7 +288,7 @@ class Demo:
             self.say(f"jupyterhub: started ({s.url})")
 
     def down(self) -> None:
-        for daemon in (self.hub, self.proxy):
+        for daemon in (self.hub, self.proxy, self.idp):
             self.say(f"{daemon.name}: {'stopped' if stop_daemon(daemon) else 'not running'}")
 
 
@@ -231,10 +307,17 @@ def hub_answers(url: str) -> bool:
 
 
 DEMO_ACCOUNTS_TEXT = """\
-Demo accounts (demo only; log in at the URL above):
-  alice  vision-lab PI        bob    vision-lab member (cap 20 GPU-h)
-  dave   cs101 instructor     tom    cs101 TA          carol  cs101 student
-  erin   tiny-lab PI          admin  portal admin
+Demo accounts (demo only): log in through the demo identity provider with
+  alice@uni.example / alice-demo   vision-lab PI
+  bob@uni.example   / bob-demo     vision-lab member (cap 20 GPU-h)
+  dave@uni.example  / dave-demo    cs101 instructor
+  tom@uni.example   / tom-demo     cs101 TA
+  carol@uni.example / carol-demo   cs101 student (cap 5 GPU-h)
+  erin@uni.example  / erin-demo    tiny-lab PI
+  admin@uni.example / admin-demo   portal admin
+and, to see refusals: mallory@uni.example / mallory-demo (not in hpc-users),
+nocluster@uni.example / nocluster-demo (no cluster account),
+alice@other.example / alice-demo (institution not allowed).
 """
 
 
@@ -245,7 +328,7 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
     if not creating:
         raise SystemExit(f"hpchub: no demo in {args.state_dir}")
     if getattr(args, "ports", "default") == "auto":
-        ports = DemoPorts(hub_public=free_port(), hub_api=free_port(), proxy_api=free_port())
+        ports = DemoPorts(hub_public=free_port(), hub_api=free_port(), proxy_api=free_port(), idp=free_port())
     else:
         ports = DemoPorts()
     return DemoSettings(state_dir=args.state_dir, venv=sys.prefix, proxy_cmd=default_proxy_cmd(), ports=ports)

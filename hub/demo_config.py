@@ -2,8 +2,8 @@
 
 ``hpchub demo up`` writes ``jupyterhub_config.py`` that calls
 :func:`configure_demo` with the demo's settings file. Demo-only parts are
-marked: the DummyAuthenticator (until institutional login lands), generated
-secrets and the test service token.
+marked: an http identity provider on loopback, generated secrets and the
+test service token.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from pathlib import Path
 
 import spawners.slurm.api  # noqa: F401  (replace batchspawner's unsafe handler before routes are built)
 
-DEMO_USERS = ["alice", "bob", "dave", "tom", "carol", "erin", "admin"]
 TEST_SERVICE = "hpchub-test"
 
 
@@ -39,10 +38,21 @@ def configure_demo(c, settings_path: str) -> None:
     c.JupyterHub.allow_named_servers = True
     c.JupyterHub.named_server_limit_per_user = 2
 
-    # DEMO ONLY: any password logs in as a demo user. Institutional login replaces it.
-    c.JupyterHub.authenticator_class = "dummy"
-    c.Authenticator.allowed_users = set(DEMO_USERS)
-    c.Authenticator.admin_users = {"admin"}
+    # Institutional login through the demo's own OpenID Connect provider on loopback.
+    c.JupyterHub.authenticator_class = "hpchub-oidc"
+    c.HPCHubOIDCAuthenticator.issuer = settings["issuer"]
+    c.HPCHubOIDCAuthenticator.allow_insecure_issuer = True  # DEMO ONLY: http on loopback
+    c.HPCHubOIDCAuthenticator.client_id = "hpchub"
+    c.HPCHubOIDCAuthenticator.client_secret = Path(settings["oidc_client_secret_file"]).read_text().strip()
+    c.HPCHubOIDCAuthenticator.oauth_callback_url = f"http://127.0.0.1:{settings['hub_public_port']}/hub/oauth_callback"
+    c.HPCHubOIDCAuthenticator.scoped_domains = {"uni.example": {}}
+    c.HPCHubOIDCAuthenticator.allowed_groups = {"hpc-users"}
+    c.HPCHubOIDCAuthenticator.admin_groups = {"hpc-admins"}
+    c.HPCHubOIDCAuthenticator.slurm_conf = settings["slurm_conf"]
+    c.HPCHubOIDCAuthenticator.apply_url = "https://hpc.uni.example/apply"
+    c.JupyterHub.redirect_to_server = False  # after login: the home page (sessions, or the no-account page)
+    c.JupyterHub.template_paths = [settings["templates"]]
+    c.JupyterHub.template_vars = {"hpchub_apply_url": "https://hpc.uni.example/apply"}
 
     c.JupyterHub.spawner_class = "slurm-gpu"
     c.SlurmGPUSpawner.slurm_conf = settings["slurm_conf"]

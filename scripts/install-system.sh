@@ -2,7 +2,8 @@
 # Debian 12 packages the demo cluster and the tests need. Idempotent: installs
 # only what is missing (apt-get update only when something is).
 set -euo pipefail
-packages=(munge mariadb-server mariadb-client slurmctld slurmd slurmdbd slurm-client sudo python3-venv python3-dev gcc)
+# chromium: Debian's browser, driven by Playwright in the browser tests (no browser download).
+packages=(munge mariadb-server mariadb-client slurmctld slurmd slurmdbd slurm-client sudo python3-venv python3-dev gcc chromium)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

@@ -48,6 +48,7 @@ from spawners.slurm.types import ClusterInfo, JobRequest, JobState, JobStatus
 from spawners.slurm.watcher import JobWatcher, get_shared_watcher
 
 STATE_VERSION = 1
+NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"  # set at login by hub.auth.oidc
 # Marks options that this portal validated and stored; anything else came from a request.
 OPTIONS_SCHEMA_KEY = "_hpchub_schema"
 OPTIONS_SCHEMA_VERSION = 1
@@ -296,6 +297,11 @@ class SlurmGPUSpawner(SlurmSpawner):
     async def _render_options_form(self, spawner) -> str:
         from spawners.slurm.form import render_options_form  # noqa: PLC0415
 
+        if any(group.name == NO_CLUSTER_ACCOUNT_GROUP for group in self.user.groups):
+            return (
+                f"<p class='alert alert-warning' id='hpchub-no-cluster-account'>Your login worked, but the cluster "
+                f"account <code>{html.escape(self.user.name)}</code> does not exist yet, so no server can start.</p>"
+            )
         try:
             cluster = await self.cluster_info()
             projects = await self.user_projects()

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urljoin
 
 import pytest
 import requests
@@ -102,6 +104,22 @@ class Portal:
         suffix = f"{user}/{name}/" if name else f"{user}/"
         return f"{self.url}/user/{suffix}"
 
+    @property
+    def accounts_file(self) -> Path:
+        """The identity provider's accounts, re-read on every lookup (tests may rewrite it)."""
+        return self.state_dir / "idp" / "accounts.json"
+
+    def login(self, principal: str, password: str) -> tuple[requests.Session, requests.Response]:
+        """The whole browser-less login: hub -> provider's form -> POST -> consent -> callback -> hub."""
+        session = requests.Session()
+        form = session.get(f"{self.url}/hub/oauth_login", timeout=30)
+        assert form.status_code == 200 and "/interaction/" in form.url, (form.status_code, form.url)
+        action = re.search(r'<form[^>]*action="([^"]+)"', form.text)
+        assert action, form.text[:500]
+        response = session.post(urljoin(form.url, action.group(1)),
+                                data={"username": principal, "password": password}, timeout=30)
+        return session, response
+
     def spawn_path(self, user: str, name: str = "") -> str:
         return f"{self.api}/users/{user}/servers/{name}" if name else f"{self.api}/users/{user}/server"
 
@@ -127,6 +145,10 @@ def portal() -> Portal:
         token=(TEST_DIR / "hub" / "service_token").read_text().strip(),
         slurm_conf=str(Path(cluster["state_dir"]) / "slurm" / "etc" / "slurm.conf"),
     )
+    # Users exist in the hub once they have logged in through the identity provider.
+    for principal in ("alice", "bob", "carol", "erin"):
+        _session, response = portal.login(f"{principal}@uni.example", f"{principal}-demo")
+        assert response.status_code == 200 and response.url.endswith("/hub/home"), (principal, response.url)
     yield portal
     down = hpchub("demo", "down", "--state-dir", state, check=False)
     print(down.stdout, down.stderr)

@@ -1,0 +1,268 @@
+"""Institutional login: OpenID Connect through oauthenticator, mapped to cluster accounts.
+
+``HPCHubOIDCAuthenticator`` is GenericOAuthenticator configured from the issuer
+URL alone: it reads ``/.well-known/openid-configuration`` at start
+(oauthenticator 17 has no discovery) and refuses to start when the issuer is
+unreachable, inconsistent, or plain http off loopback. The principal claim is
+mapped to a cluster account by :mod:`hub.auth.mapping`; a login whose account
+does not exist on the cluster gets a clear page (group
+``hpchub-no-cluster-account``) and cannot spawn.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from inspect import isawaitable
+import json
+import pwd
+import urllib.error
+import urllib.request
+from urllib.parse import urlparse
+
+from oauthenticator.generic import GenericOAuthenticator
+from tornado import web
+from traitlets import Any, Bool, Dict, Unicode, default
+
+from hub.auth.mapping import MappingRefused, MappingRules, load_account_table, map_principal
+
+NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"
+
+
+class IssuerError(RuntimeError):
+    """The configured issuer cannot be trusted or reached: the hub must not start."""
+
+
+def is_loopback_host(host: str | None) -> bool:
+    if not host:
+        return False
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_issuer_url(issuer: str, *, allow_insecure: bool) -> None:
+    """An https issuer, or http on loopback when explicitly allowed (demo mode)."""
+    parsed = urlparse(issuer)
+    if parsed.scheme == "https" and parsed.hostname:
+        return
+    if parsed.scheme == "http" and is_loopback_host(parsed.hostname):
+        if allow_insecure:
+            return
+        raise IssuerError(
+            f"issuer {issuer}: plain http is refused; set allow_insecure_issuer = True only for a demo on loopback"
+        )
+    raise IssuerError(f"issuer {issuer!r}: must be an https:// URL (plain http only on loopback in demo mode)")
+
+
+def validate_discovery(issuer: str, document: dict) -> dict[str, str]:
+    """The endpoints of a discovery document that matches ``issuer`` exactly."""
+    if document.get("issuer") != issuer:
+        raise IssuerError(f"issuer {issuer}: the discovery document names issuer {document.get('issuer')!r} instead")
+    origin = urlparse(issuer)
+    endpoints = {}
+    for key in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint"):
+        url = document.get(key)
+        if not isinstance(url, str):
+            raise IssuerError(f"issuer {issuer}: the discovery document has no {key}")
+        parsed = urlparse(url)
+        if (parsed.scheme, parsed.netloc) != (origin.scheme, origin.netloc):
+            raise IssuerError(f"issuer {issuer}: {key} {url} is not on the issuer's own origin")
+        endpoints[key] = url
+    methods = document.get("code_challenge_methods_supported") or []
+    if "S256" not in methods:
+        raise IssuerError(f"issuer {issuer}: PKCE S256 is not supported (code_challenge_methods_supported={methods})")
+    return endpoints
+
+
+def fetch_discovery(issuer: str, timeout: float = 10.0) -> dict:
+    url = issuer.rstrip("/") + "/.well-known/openid-configuration"
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:  # noqa: S310 (scheme checked)
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise IssuerError(f"issuer {issuer}: cannot read {url}: {exc}") from None
+
+
+class HPCHubOIDCAuthenticator(GenericOAuthenticator):
+    """OpenID Connect login for an institution, mapped to cluster accounts."""
+
+    issuer = Unicode(
+        "",
+        help="OpenID Connect issuer URL; the endpoints come from its discovery document. Required. "
+        "Example: 'https://login.uni.example/realms/staff'.",
+    ).tag(config=True)
+    allow_insecure_issuer = Bool(
+        False,
+        help="Allow a plain http issuer on loopback (demo and tests only). Default False.",
+    ).tag(config=True)
+    principal_claim = Unicode(
+        "preferred_username",
+        help="Claim holding the scoped principal (user@institution). Default 'preferred_username'. "
+        "Example: 'eduPersonPrincipalName'.",
+    ).tag(config=True)
+    scoped_domains = Dict(
+        {},
+        help="Institutions whose principals may log in, each with an optional account prefix/suffix. "
+        "Default {} (none). Example: {'uni-a.example': {}, 'uni-b.example': {'prefix': 'b-'}}.",
+    ).tag(config=True)
+    account_map_file = Unicode(
+        "",
+        help="Admin-managed JSON table {principal: account} that overrides the scope rules. Default '' (none). "
+        "Example: '/etc/hpchub/accounts.json'.",
+    ).tag(config=True)
+    account_mapper = Any(
+        None,
+        help="Optional callable principal -> account name (or None), tried after the table and the scopes. "
+        "Default None.",
+    ).tag(config=True)
+    cluster_account_check = Bool(
+        True,
+        help="Check at login that the mapped account has a Unix user and a Slurm association. Default True.",
+    ).tag(config=True)
+    slurm_conf = Unicode(
+        "", help="slurm.conf for the association check (SLURM_CONF). Default '' (Slurm's own)."
+    ).tag(config=True)
+    apply_url = Unicode(
+        "",
+        help="Where a user without a cluster account applies for one (shown on the page). Default ''. "
+        "Example: 'https://hpc.uni.example/apply'.",
+    ).tag(config=True)
+
+    @default("login_service")
+    def _login_service_default(self) -> str:
+        return "your institution"
+
+    @default("scope")
+    def _scope_default(self) -> list[str]:
+        return ["openid", "profile", "email", "groups", "offline_access"]
+
+    @default("manage_groups")
+    def _manage_groups_default(self) -> bool:
+        return True
+
+    @default("enable_auth_state")
+    def _enable_auth_state_default(self) -> bool:
+        return True
+
+    @default("refresh_pre_spawn")
+    def _refresh_pre_spawn_default(self) -> bool:
+        return True
+
+    @default("auth_state_groups_key")
+    def _auth_state_groups_key_default(self) -> str:
+        return "oauth_user.groups"
+
+    @default("username_claim")
+    def _username_claim_default(self):
+        return self.principal_claim
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        if not self.issuer:
+            raise IssuerError("HPCHubOIDCAuthenticator.issuer is not set")
+        self.issuer = self.issuer.rstrip("/")
+        check_issuer_url(self.issuer, allow_insecure=self.allow_insecure_issuer)
+        endpoints = validate_discovery(self.issuer, fetch_discovery(self.issuer))
+        # Only the configured issuer is trusted: every endpoint comes from its own document.
+        self.authorize_url = endpoints["authorization_endpoint"]
+        self.token_url = endpoints["token_endpoint"]
+        self.userdata_url = endpoints["userinfo_endpoint"]
+        self.mapping_rules = MappingRules.from_config(
+            self.scoped_domains, load_account_table(self.account_map_file), self.account_mapper
+        )
+        self.log.info("OpenID Connect issuer %s: endpoints read from its discovery document", self.issuer)
+
+    # ----- identity -> account -----
+    def user_info_to_username(self, user_info: dict) -> str:
+        principal = user_info.get(self.principal_claim)
+        try:
+            return map_principal(principal, self.mapping_rules)
+        except MappingRefused as exc:
+            self.log.warning("login refused for a principal of another institution: %s", exc)
+            raise web.HTTPError(403, f"Your login worked, but {exc}.") from None
+
+    def cluster_account_exists(self, account: str) -> bool:
+        try:
+            pwd.getpwnam(account)
+        except KeyError:
+            return False
+        return True
+
+    async def slurm_association_exists(self, account: str) -> bool:
+        from spawners.slurm.client import SlurmClient, SlurmCommandError  # noqa: PLC0415
+        from spawners.slurm.options import parse_user_accounts  # noqa: PLC0415
+
+        client = SlurmClient(slurm_conf=self.slurm_conf or None, log=self.log)
+        try:
+            return bool(parse_user_accounts(await client.user_accounts(account)))
+        except SlurmCommandError as exc:
+            self.log.warning("could not check the Slurm association of %s: %s", account, exc)
+            return True  # do not lock people out while Slurm is down; the spawn will say why
+
+    async def update_auth_model(self, auth_model: dict) -> dict:
+        account = auth_model["name"]
+        has_account = True
+        if self.cluster_account_check:
+            has_account = self.cluster_account_exists(account) and await self.slurm_association_exists(account)
+        auth_state = auth_model.get("auth_state") or {}
+        user = auth_state.get("oauth_user") or {}
+        auth_state["hpchub"] = {
+            "principal": user.get(self.principal_claim),
+            "cluster_account": has_account,
+        }
+        auth_model["auth_state"] = auth_state
+        return auth_model
+
+    async def get_user_groups(self, auth_state: dict) -> set[str]:
+        groups = super().get_user_groups(auth_state)
+        if isawaitable(groups):
+            groups = await groups
+        groups = set(groups)
+        if not (auth_state.get("hpchub") or {}).get("cluster_account", True):
+            groups.add(NO_CLUSTER_ACCOUNT_GROUP)
+        else:
+            groups.discard(NO_CLUSTER_ACCOUNT_GROUP)  # only we set it
+        return groups
+
+    # ----- authorisation -----
+    def is_allowed_model(self, username: str, auth_model: dict) -> bool:
+        if auth_model.get("admin") or username in self.allowed_users:
+            return True
+        return bool(self.allowed_groups and set(auth_model.get("groups") or ()) & self.allowed_groups)
+
+    async def check_allowed(self, username: str, auth_model: dict) -> bool:
+        if await super().check_allowed(username, auth_model):
+            return True
+        required = ", ".join(sorted(self.allowed_groups)) or "(none configured)"
+        raise web.HTTPError(
+            403,
+            f"Your login worked, but your institution account is not in a group that may use this portal "
+            f"({required}). Ask your centre or your PI for access.",
+        )
+
+    async def refresh_user(self, user, handler=None, **kwargs):
+        refreshed = await super().refresh_user(user, handler, **kwargs)
+        if isinstance(refreshed, dict) and not self.is_allowed_model(refreshed["name"], refreshed):
+            self.log.info("user %s is no longer in an allowed group: a new login is required", user.name)
+            return False
+        return refreshed
+
+    async def pre_spawn_start(self, user, spawner) -> None:
+        """Every spawn, whoever asks for it (JupyterHub skips its own refresh for cross-user requests)."""
+        if any(group.name == NO_CLUSTER_ACCOUNT_GROUP for group in user.groups):
+            raise web.HTTPError(
+                403,
+                f"No server can start: the cluster account {user.name} does not exist yet."
+                + (f" Apply at {self.apply_url}" if self.apply_url else ""),
+            )
+        if self.enable_auth_state and self.refresh_pre_spawn:
+            refreshed = await self.refresh_user(user)
+            if refreshed is False:
+                raise web.HTTPError(
+                    403,
+                    f"No server can start for {user.name}: the identity provider no longer confirms access to "
+                    "this portal (a group membership may have ended). Log in again.",
+                )
