@@ -113,6 +113,9 @@ def build_parser() -> argparse.ArgumentParser:
     from . import demo as demo_module  # noqa: PLC0415 (keeps `hpchub --help` fast)
 
     demo_module.add_parser(sub, add_state_dir)
+    from .ledger import cli as ledger_cli  # noqa: PLC0415
+
+    ledger_cli.add_parsers(sub)
     return parser
 
 

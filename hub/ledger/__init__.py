@@ -1,0 +1,28 @@
+"""The GPU-hour ledger: projects, grants, members, caps, holds and charges (issue 4).
+
+- ``arithmetic``: pure, exact budget arithmetic (integer weighted milli-GPU-seconds).
+- ``types``: enums, name rules, the records the store returns.
+- ``models``, ``migrations``: the tables (prefix ``hpchub_``) and their Alembic history.
+- ``store``: ``Ledger`` (atomic admission, sessions, charges) and ``upgrade``.
+- ``cli``: ``hpchub project|grant|member|usage|charges``.
+"""
+
+from .arithmetic import DEFAULT_RATES, Admission, BudgetFigures, BudgetWarning, ChargeRates
+from .errors import BudgetRefused, LedgerError, LedgerInputError, NotFound
+from .store import Ledger, make_engine, schema_revision, upgrade
+
+__all__ = [
+    "DEFAULT_RATES",
+    "Admission",
+    "BudgetFigures",
+    "BudgetRefused",
+    "BudgetWarning",
+    "ChargeRates",
+    "Ledger",
+    "LedgerError",
+    "LedgerInputError",
+    "NotFound",
+    "make_engine",
+    "schema_revision",
+    "upgrade",
+]

@@ -1,0 +1,268 @@
+"""``hpchub project|grant|member|usage|charges``: the ledger's part of the admin command line.
+
+``add_parsers(subparsers)`` adds the groups to ``hpchub``'s parser (see hub/cli.py).
+The ledger database comes from ``--db-url``, else ``$HPCHUB_LEDGER_URL``, else the demo's
+SQLite file; its tables are created or migrated on first use. Exit 0 ok, 2 bad input (one
+line on stderr, naming the argument), 1 anything else (one line).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import getpass
+import json
+import os
+import sys
+
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+
+from ..cli import UsageError
+from . import arithmetic as arith
+from .errors import LedgerError, LedgerInputError
+from .store import Ledger, upgrade
+from .types import ProjectKind, Role
+
+LEDGER_URL_ENV = "HPCHUB_LEDGER_URL"
+DEFAULT_LEDGER_URL = "sqlite:////var/lib/hpchub-demo/hub/ledger.sqlite"  # later: the hub's config decides
+
+# Ledger field -> the argument the user typed, per command (for error lines).
+_ARGUMENT_NAMES = {
+    "project create": {
+        "gpu_hours": "--gpu-hours", "account": "--account", "kind": "--kind", "start": "--start", "end": "--end",
+    },  # fmt: skip
+    "grant": {"gpu_hours": "HOURS", "reason": "--reason"},
+    "member add": {"role": "--role", "cap_gpu_hours": "--cap"},
+    "member cap": {"cap_gpu_hours": "H", "reason": "--reason"},
+}
+
+CSV_COLUMNS = (
+    "cluster", "job_id", "user", "project", "gpu_type", "gpus", "start", "end",
+    "elapsed_seconds", "gpu_hours", "source", "kind",
+)  # fmt: skip
+
+
+def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """argparse prints the usage before an error; the contract wants one line on stderr."""
+
+    def error(message: str):
+        parser.exit(2, f"{parser.prog}: {message}\n")
+
+    parser.error = error  # type: ignore[method-assign]
+    return parser
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: {message}\n")
+
+
+SUBCOMMANDS = {"dest": "command_name", "metavar": "COMMAND", "required": True, "parser_class": _OneLineParser}
+
+
+def _default_url() -> str:
+    return os.environ.get(LEDGER_URL_ENV) or DEFAULT_LEDGER_URL
+
+
+def _add_db_url(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--db-url",
+        default=None,
+        help=f"the ledger database (default ${LEDGER_URL_ENV}, else {DEFAULT_LEDGER_URL})",
+    )
+
+
+def _who() -> str:
+    try:
+        user = os.environ.get("SUDO_USER") or getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid {os.getuid()}"
+    return f"{user} (hpchub command line)"
+
+
+def _hours(mgs: int) -> str:
+    """Tables: always 4 decimals."""
+    return str(arith.round_gpu_hours(mgs))
+
+
+def _said(mgs: int) -> str:
+    """Sentences: ``100.0``, ``2.5``, ``0.0019``."""
+    return arith.format_gpu_hours(mgs)
+
+
+# --- commands -----------------------------------------------------------------------------------
+
+
+def _project_create(ledger: Ledger, args) -> None:
+    info = ledger.create_project(
+        args.name, account=args.account, kind=args.kind, gpu_hours=args.gpu_hours,
+        start=args.start, end=args.end, who=_who(),
+    )  # fmt: skip
+    budget = ledger.figures(info.name).grants_mgs
+    period = ""
+    if info.period_start or info.period_end:
+        period = f", {info.period_start or '...'} to {info.period_end or '...'}"
+    what = f"account {info.slurm_account}, {info.kind.value}, {_said(budget)} GPU-h{period}"
+    print(f"created project {info.name} ({what})")
+
+
+def _grant(ledger: Ledger, args) -> None:
+    total = ledger.grant(args.name, args.hours, reason=args.reason, who=_who())
+    amount = arith.gpu_hours_to_mgs(args.hours, "gpu_hours", allow_negative=True)
+    print(f"{args.name}: granted {'+' if amount > 0 else ''}{_said(amount)} GPU-h; budget now {_said(total)} GPU-h")
+
+
+def _member_add(ledger: Ledger, args) -> None:
+    ledger.add_member(args.name, args.user, role=args.role, cap_gpu_hours=args.cap, who=_who())
+    cap = "" if args.cap is None else f", cap {_said(arith.gpu_hours_to_mgs(args.cap, 'cap_gpu_hours'))} GPU-h"
+    print(f"{args.user} is now {args.role} of {args.name}{cap}")
+
+
+def _member_cap(ledger: Ledger, args) -> None:
+    ledger.set_cap(args.name, args.user, args.cap, reason=args.reason, who=_who())
+    print(f"{args.user}'s cap in {args.name} is now {_said(arith.gpu_hours_to_mgs(args.cap, 'cap_gpu_hours'))} GPU-h")
+
+
+def _member_remove(ledger: Ledger, args) -> None:
+    ledger.remove_member(args.name, args.user, who=_who())
+    print(f"{args.user} is no longer a member of {args.name} (running sessions continue)")
+
+
+def _usage(ledger: Ledger, args) -> None:
+    if args.json:
+        print(json.dumps(ledger.usage(args.name), indent=2))
+        return
+    figures = ledger.figures(args.name)
+    print(
+        f"{figures.project}: budget {_hours(figures.grants_mgs)} GPU-h, used {_hours(figures.used_mgs)}, "
+        f"held {_hours(figures.held_mgs)}, remaining {_hours(figures.remaining_mgs)}"
+    )
+    rows = [("user", "role", "cap", "used", "held")]
+    for member in figures.members:
+        cap = "-" if member.cap_mgs is None else _hours(member.cap_mgs)
+        rows.append((member.user, member.role.value, cap, _hours(member.used_mgs), _hours(member.held_mgs)))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _charge_cells(charge) -> tuple[str, ...]:
+    def when(moment):
+        return "" if moment is None else moment.isoformat()
+
+    return (
+        charge.cluster, charge.job_id, charge.user, charge.project, charge.gpu_type, str(charge.gpus),
+        when(charge.start), when(charge.end), str(charge.elapsed_seconds), _hours(charge.weighted_mgs),
+        charge.source.value, charge.kind.value,
+    )  # fmt: skip
+
+
+def _charges(ledger: Ledger, args) -> None:
+    charges = ledger.charges(args.name)
+    if args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(CSV_COLUMNS)
+        writer.writerows(_charge_cells(charge) for charge in charges)
+        return
+    if not charges:
+        print(f"{args.name}: no charges")
+        return
+    rows = [("job", "user", "gpus", "end", "gpu_hours", "kind")]
+    for charge in charges:
+        cells = _charge_cells(charge)
+        gpus = f"{charge.gpus} x {charge.gpu_type}" if charge.gpus else "0"
+        kind = f"{charge.kind.value} ({charge.source.value})"
+        rows.append((charge.job_id, charge.user, gpus, cells[7], cells[9], kind))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print(f"total {_hours(sum(charge.weighted_mgs for charge in charges))} GPU-h in {len(charges)} jobs")
+
+
+COMMANDS = {
+    "project create": _project_create,
+    "grant": _grant,
+    "member add": _member_add,
+    "member cap": _member_cap,
+    "member remove": _member_remove,
+    "usage": _usage,
+    "charges": _charges,
+}
+
+
+def cmd_ledger(args) -> int:
+    url = args.db_url or _default_url()
+    try:
+        shown_url = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise UsageError(f"--db-url: not a database URL: {url!r}") from None
+    try:
+        upgrade(url)
+        with Ledger(url) as ledger:
+            COMMANDS[args.ledger_command](ledger, args)
+        return 0
+    except LedgerInputError as exc:
+        field = _ARGUMENT_NAMES.get(args.ledger_command, {}).get(exc.field, exc.field)
+        raise UsageError(f"{field}: {exc.rule}") from None
+    except NoSuchModuleError as exc:
+        raise UsageError(f"--db-url: {exc}") from None
+    except LedgerError as exc:
+        print(f"hpchub: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"hpchub: ledger database {shown_url}: {detail}", file=sys.stderr)
+        return 1
+
+
+# --- parsers ------------------------------------------------------------------------------------
+
+
+def add_parsers(subparsers) -> None:
+    """Add ``project``, ``grant``, ``member``, ``usage`` and ``charges`` to ``hpchub``."""
+
+    def leaf(parent, name: str, command: str, **kwargs) -> argparse.ArgumentParser:
+        parser = _one_line_errors(parent.add_parser(name, **kwargs))
+        _add_db_url(parser)
+        parser.set_defaults(func=cmd_ledger, ledger_command=command)
+        return parser
+
+    project = _one_line_errors(subparsers.add_parser("project", help="projects and their GPU-hour budgets"))
+    project_sub = project.add_subparsers(**SUBCOMMANDS)
+    create = leaf(project_sub, "create", "project create", help="a new project with its first grant")
+    create.add_argument("name", metavar="NAME", help="2-40 characters: a-z, 0-9 and '-', starting with a letter")
+    create.add_argument("--account", required=True, help="the project's Slurm account")
+    create.add_argument("--kind", required=True, choices=[k.value for k in ProjectKind])
+    create.add_argument("--gpu-hours", required=True, metavar="H", help="the first grant in weighted GPU-hours")
+    create.add_argument("--start", metavar="DATE", help="first day of the period (YYYY-MM-DD)")
+    create.add_argument("--end", metavar="DATE", help="last day of the period, inclusive (YYYY-MM-DD)")
+
+    grant = leaf(subparsers, "grant", "grant", help="append a signed grant (e.g. +10 or -5 GPU-hours)")
+    grant.add_argument("name", metavar="NAME")
+    grant.add_argument("hours", metavar="HOURS", help="signed GPU-hours, at most 4 decimals")
+    grant.add_argument("--reason", required=True, metavar="TEXT")
+
+    member = _one_line_errors(subparsers.add_parser("member", help="project members and their caps"))
+    member_sub = member.add_subparsers(**SUBCOMMANDS)
+    add = leaf(member_sub, "add", "member add", help="add a member with a role (and a cap)")
+    add.add_argument("name", metavar="NAME")
+    add.add_argument("user", metavar="USER")
+    add.add_argument("--role", required=True, choices=[r.value for r in Role])
+    add.add_argument("--cap", metavar="H", help="the member's cap in GPU-hours (default: none)")
+    cap = leaf(member_sub, "cap", "member cap", help="set a member's cap (appends an entry)")
+    cap.add_argument("name", metavar="NAME")
+    cap.add_argument("user", metavar="USER")
+    cap.add_argument("cap", metavar="H", help="GPU-hours, >= 0")
+    cap.add_argument("--reason", required=True, metavar="TEXT")
+    remove = leaf(member_sub, "remove", "member remove", help="end a membership (kept as history)")
+    remove.add_argument("name", metavar="NAME")
+    remove.add_argument("user", metavar="USER")
+
+    usage = leaf(subparsers, "usage", "usage", help="a project's budget, use, holds and members")
+    usage.add_argument("name", metavar="NAME")
+    usage.add_argument("--json", action="store_true", help="machine-readable (GPU-hours with 4 decimals)")
+
+    charges = leaf(subparsers, "charges", "charges", help="a project's charges, one per job")
+    charges.add_argument("name", metavar="NAME")
+    charges.add_argument("--csv", action="store_true", help="CSV with a header line")

@@ -1,0 +1,1 @@
+"""Ledger revisions (a package so the wheel ships them)."""

@@ -1,0 +1,246 @@
+"""The ledger's tables (SQLAlchemy 2 ORM), all prefixed ``hpchub_`` so they can share a
+database with JupyterHub's own (the Alembic version table is ``hpchub_alembic_version``).
+
+Money-like records are append-only: grants, cap entries and charges are only ever
+inserted (``AppendOnlySession`` refuses to update or delete them). A final charge
+replaces the provisional one for the same (cluster, job id) by *being there*: the
+effective charge of a job is its final row if one exists, else its provisional row
+(``effective_charges``); no row is changed or deleted.
+
+Quantities are integers in weighted milli-GPU-seconds (``_mgs``, see arithmetic).
+Times are stored as naive UTC and read back timezone-aware (``UtcDateTime``).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    event,
+    exists,
+    or_,
+    select,
+    text,
+)
+from sqlalchemy import Enum as SAEnum
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from .types import ChargeKind, ChargeSource, ProjectKind, ProjectState, Role, SessionState
+
+TABLE_PREFIX = "hpchub_"
+VERSION_TABLE = "hpchub_alembic_version"
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UtcDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out; stored as naive UTC on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value!r}: the ledger stores only timezone-aware times")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def _enum(enum_type, name: str) -> SAEnum:
+    """An enum stored as its value in a VARCHAR with a CHECK constraint (portable)."""
+    return SAEnum(
+        enum_type,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=16,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Project(Base):
+    __tablename__ = "hpchub_projects"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(40), unique=True)
+    slurm_account: Mapped[str] = mapped_column(String(40), unique=True)
+    kind: Mapped[ProjectKind] = mapped_column(_enum(ProjectKind, "kind"))
+    state: Mapped[ProjectState] = mapped_column(_enum(ProjectState, "state"))
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    period_start: Mapped[date | None] = mapped_column(Date)
+    period_end: Mapped[date | None] = mapped_column(Date)  # inclusive
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    created_by: Mapped[str] = mapped_column(String(500))
+
+
+class Grant(Base):
+    """Append-only: the budget is the sum of a project's grants (signed)."""
+
+    __tablename__ = "hpchub_grants"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("hpchub_projects.id"), index=True)
+    amount_mgs: Mapped[int] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500))
+    granted_by: Mapped[str] = mapped_column(String(500))
+    granted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class Member(Base):
+    """One membership period: ended memberships stay (active false, ended_at set)."""
+
+    __tablename__ = "hpchub_members"
+    __table_args__ = (
+        # at most one active membership per (project, user)
+        Index(
+            "uq_hpchub_members_active_project_id_user",
+            "project_id",
+            "user",
+            unique=True,
+            sqlite_where=text("active"),
+            postgresql_where=text("active"),
+        ),
+        Index("ix_hpchub_members_user", "user"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("hpchub_projects.id"))
+    user: Mapped[str] = mapped_column(String(32))
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    active: Mapped[bool] = mapped_column(Boolean)
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    added_by: Mapped[str] = mapped_column(String(500))
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_by: Mapped[str | None] = mapped_column(String(500))
+
+
+class CapEntry(Base):
+    """Append-only: a member's cap is the latest entry for (project, user); null: no cap."""
+
+    __tablename__ = "hpchub_cap_entries"
+    __table_args__ = (Index("ix_hpchub_cap_entries_project_id_user_id", "project_id", "user", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("hpchub_projects.id"))
+    user: Mapped[str] = mapped_column(String(32))
+    cap_mgs: Mapped[int | None] = mapped_column(BigInteger)
+    reason: Mapped[str] = mapped_column(String(500))
+    set_by: Mapped[str] = mapped_column(String(500))
+    set_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class PortalSession(Base):
+    """A portal session and its hold: gpus x reserved_seconds x weight_milli/1000.
+
+    admitted (held, job pending or not yet submitted) -> running -> ended; refused rows
+    record refusals and never hold anything. The weight is the one at admission.
+    """
+
+    __tablename__ = "hpchub_sessions"
+    __table_args__ = (
+        Index("ix_hpchub_sessions_project_id_state", "project_id", "state"),
+        Index("ix_hpchub_sessions_cluster_job_id", "cluster", "job_id"),
+        Index("ix_hpchub_sessions_user_server_name_state", "user", "server_name", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("hpchub_projects.id"))
+    user: Mapped[str] = mapped_column(String(32))
+    server_name: Mapped[str] = mapped_column(String(255))
+    cluster: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[str | None] = mapped_column(String(32))  # null until sbatch returns
+    gpu_type: Mapped[str | None] = mapped_column(String(32))
+    gpus: Mapped[int] = mapped_column(Integer)
+    reserved_seconds: Mapped[int] = mapped_column(Integer)
+    weight_milli: Mapped[int] = mapped_column(Integer)
+    state: Mapped[SessionState] = mapped_column(_enum(SessionState, "state"))
+    message: Mapped[str | None] = mapped_column(Text)  # the refusal, for refused rows
+    admitted_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    started_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    elapsed_seconds: Mapped[int | None] = mapped_column(Integer)
+
+    @property
+    def reservation_mgs(self) -> int:
+        return self.gpus * self.reserved_seconds * self.weight_milli
+
+
+class Charge(Base):
+    """Append-only: one row per (cluster, job id, kind); see ``effective_charges``."""
+
+    __tablename__ = "hpchub_charges"
+    __table_args__ = (
+        UniqueConstraint("cluster", "job_id", "kind"),
+        # covers both sums of the admission check (project, and project + user)
+        Index("ix_hpchub_charges_project_id_user_kind_weighted_mgs", "project_id", "user", "kind", "weighted_mgs"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[str] = mapped_column(String(32))
+    user: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[int] = mapped_column(ForeignKey("hpchub_projects.id"))
+    gpu_type: Mapped[str] = mapped_column(String(200))
+    gpus: Mapped[int] = mapped_column(Integer)
+    start_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    end_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    elapsed_seconds: Mapped[int] = mapped_column(Integer)
+    weighted_mgs: Mapped[int] = mapped_column(BigInteger)
+    source: Mapped[ChargeSource] = mapped_column(_enum(ChargeSource, "source"))
+    kind: Mapped[ChargeKind] = mapped_column(_enum(ChargeKind, "kind"))
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("hpchub_sessions.id"))
+    recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+def effective_charges():
+    """A WHERE clause selecting each job's effective charge: final, or provisional while no
+    final row exists for the same (cluster, job id)."""
+    final = aliased(Charge)
+    superseded = exists(
+        select(final.id).where(
+            and_(final.cluster == Charge.cluster, final.job_id == Charge.job_id, final.kind == ChargeKind.FINAL)
+        )
+    )
+    return or_(Charge.kind == ChargeKind.FINAL, ~superseded)
+
+
+APPEND_ONLY = (Grant, CapEntry, Charge)
+
+
+class AppendOnlySession(Session):
+    """The ledger's ORM session: refuses to update or delete append-only records."""
+
+
+@event.listens_for(AppendOnlySession, "before_flush")
+def _refuse_rewriting_history(session: Session, flush_context, instances) -> None:
+    for instance in list(session.dirty) + list(session.deleted):
+        if isinstance(instance, APPEND_ONLY) and (instance in session.deleted or session.is_modified(instance)):
+            raise RuntimeError(f"{type(instance).__name__} rows are append-only: never updated or deleted")

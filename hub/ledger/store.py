@@ -1,0 +1,770 @@
+"""The ledger's store: ``Ledger`` (a thin class over the ORM and the pure arithmetic) and
+``upgrade`` (runs the Alembic migrations in code, version table ``hpchub_alembic_version``).
+
+Atomic admission. ``admit`` and ``extend`` read the figures and write the hold in one
+transaction that first locks the project:
+
+- SQLite: pysqlite's own transaction handling is switched off and every ledger write
+  transaction starts with ``BEGIN IMMEDIATE``, which takes the database's write lock
+  before anything is read (reads use a plain deferred ``BEGIN``). Writers queue on the
+  lock (busy timeout 30 s), so admissions are serialised.
+- PostgreSQL: ``SELECT ... FOR UPDATE`` on the project row (and the member row) in READ
+  COMMITTED: the next admission for the project waits for the lock and then reads the
+  committed holds.
+
+Every method takes ``now`` (default: the injected clock) and validates its input first:
+bad input raises ``LedgerInputError`` naming the field and nothing changes.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from datetime import date, datetime, timezone, tzinfo
+
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from . import arithmetic as arith
+from .errors import BudgetRefused, LedgerInputError, NotFound
+from .models import (
+    VERSION_TABLE,
+    AppendOnlySession,
+    CapEntry,
+    Charge,
+    Grant,
+    Member,
+    PortalSession,
+    Project,
+    effective_charges,
+)
+from .types import (
+    ChargeKind,
+    ChargeRecord,
+    ChargeSource,
+    MemberUsage,
+    MirrorFigures,
+    ProjectInfo,
+    ProjectKind,
+    ProjectState,
+    ProjectUsage,
+    Role,
+    SessionInfo,
+    SessionState,
+    check_account,
+    check_aware,
+    check_cluster,
+    check_enum,
+    check_gpu_type,
+    check_job_id,
+    check_project_name,
+    check_server_name,
+    check_text,
+    check_user,
+    parse_date,
+)
+
+DEFAULT_CLUSTER = "hpchub"
+MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent / "migrations"
+SQLITE_BUSY_TIMEOUT_SECONDS = 30
+_WRITE = "hpchub_ledger_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
+_HOLDING = (SessionState.ADMITTED, SessionState.RUNNING)
+
+
+# --- engine and migrations ------------------------------------------------------------------------
+
+
+def _sqlite_connect(dbapi_connection, _record) -> None:
+    dbapi_connection.isolation_level = None  # pysqlite emits no BEGIN of its own: we do
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
+    cursor.close()
+
+
+def _sqlite_begin(connection) -> None:
+    mode = "IMMEDIATE" if connection.get_execution_options().get(_WRITE) else "DEFERRED"
+    connection.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(db_url: str) -> Engine:
+    """An engine for the ledger: on SQLite with our own BEGIN (IMMEDIATE for writes)."""
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_connect)
+        event.listen(engine, "begin", _sqlite_begin)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def alembic_config() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    return config
+
+
+def upgrade(db: str | Engine, revision: str = "head") -> None:
+    """Create or migrate the ledger's tables (idempotent). SQLite files switch to WAL."""
+    engine = make_engine(db) if isinstance(db, str) else db
+    try:
+        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+            with engine.connect() as connection:  # on the driver: WAL cannot be set inside a transaction
+                connection.connection.driver_connection.execute("PRAGMA journal_mode=WAL")
+        with engine.begin() as connection:
+            config = alembic_config()
+            config.attributes["connection"] = connection
+            command.upgrade(config, revision)
+    finally:
+        if isinstance(db, str):
+            engine.dispose()
+
+
+def schema_revision(db: str | Engine) -> str | None:
+    """The ledger's migration revision in this database (None: never migrated)."""
+    engine = make_engine(db) if isinstance(db, str) else db
+    try:
+        with engine.connect() as connection:
+            return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
+    finally:
+        if isinstance(db, str):
+            engine.dispose()
+
+
+# --- records --------------------------------------------------------------------------------------
+
+
+def _project_info(row: Project) -> ProjectInfo:
+    return ProjectInfo(
+        row.name, row.slurm_account, row.kind, row.state, row.state_reason, row.period_start, row.period_end
+    )
+
+
+def _session_info(row: PortalSession, project: str) -> SessionInfo:
+    return SessionInfo(
+        id=row.id, project=project, user=row.user, server_name=row.server_name, job_id=row.job_id,
+        gpu_type=row.gpu_type, gpus=row.gpus, reserved_seconds=row.reserved_seconds,
+        weight_milli=row.weight_milli, state=row.state, message=row.message, admitted_at=row.admitted_at,
+        started_at=row.started_at, ended_at=row.ended_at,
+    )  # fmt: skip
+
+
+def _charge_record(row: Charge, project: str) -> ChargeRecord:
+    return ChargeRecord(
+        cluster=row.cluster, job_id=row.job_id, user=row.user, project=project, gpu_type=row.gpu_type,
+        gpus=row.gpus, start=row.start_at, end=row.end_at, elapsed_seconds=row.elapsed_seconds,
+        weighted_mgs=row.weighted_mgs, source=row.source, kind=row.kind,
+    )  # fmt: skip
+
+
+def _elapsed_seconds(since: datetime | None, now: datetime) -> int:
+    if since is None:
+        return 0
+    return max(0, int((now - since).total_seconds()))
+
+
+def _session_cost(row: PortalSession, now: datetime) -> arith.SessionCost:
+    booked = arith.Reservation(row.gpus, row.reserved_seconds, row.weight_milli)
+    elapsed = _elapsed_seconds(row.started_at, now) if row.state is SessionState.RUNNING else 0
+    return arith.SessionCost(booked.mgs, booked.cost_so_far_mgs(elapsed))
+
+
+def _gpu_type_label(gpu_type_counts: Mapping[str, int]) -> str:
+    used = {t: n for t, n in sorted(gpu_type_counts.items()) if n}
+    if len(used) == 1:
+        return next(iter(used))
+    return ",".join(f"{t}:{n}" for t, n in used.items())
+
+
+class Ledger:
+    """Projects, grants, members, caps, holds and charges in one database.
+
+    ``db``: a URL (``sqlite:////path/ledger.sqlite``, ``postgresql+psycopg://...``) or an
+    engine from ``make_engine``. Call ``upgrade(db)`` once before (the hub does at start).
+    """
+
+    def __init__(
+        self,
+        db: str | Engine,
+        *,
+        rates: arith.ChargeRates = arith.DEFAULT_RATES,
+        cluster: str = DEFAULT_CLUSTER,
+        clock: Callable[[], datetime] | None = None,
+        site_timezone: tzinfo = timezone.utc,
+    ) -> None:
+        self._owns_engine = isinstance(db, str)
+        self.engine = make_engine(db) if isinstance(db, str) else db
+        self.rates = rates
+        self.cluster = check_cluster(cluster)
+        self.clock = clock or (lambda: datetime.now(timezone.utc))
+        self.site_timezone = site_timezone
+        self._sessions = sessionmaker(self.engine, class_=AppendOnlySession, expire_on_commit=False)
+
+    def close(self) -> None:
+        if self._owns_engine:
+            self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *_exc) -> None:
+        self.close()
+
+    # --- transactions and lookups -----------------------------------------------------------------
+
+    @contextmanager
+    def _read(self) -> Iterator[Session]:
+        """A read-only transaction: one consistent snapshot for all of its queries (SQLite's
+        deferred transaction; REPEATABLE READ on PostgreSQL)."""
+        with self._sessions.begin() as session:
+            if self.engine.dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            yield session
+
+    @contextmanager
+    def _write(self) -> Iterator[Session]:
+        """A write transaction. SQLite: BEGIN IMMEDIATE (the write lock before any read).
+        PostgreSQL: READ COMMITTED on purpose: after waiting for a row lock, the next
+        statement sees what the previous holder committed (REPEATABLE READ would keep the
+        snapshot taken before the wait and miss the other admission's hold)."""
+        with self._sessions.begin() as session:
+            session.connection(execution_options={_WRITE: True})
+            yield session
+
+    def _now(self, now: datetime | None) -> datetime:
+        return check_aware(self.clock() if now is None else now, "now")
+
+    def _project(self, session: Session, name: str, *, lock: bool = False) -> Project:
+        check_project_name(name)
+        query = select(Project).where(Project.name == name)
+        row = session.scalars(query.with_for_update() if lock else query).one_or_none()
+        if row is None:
+            raise NotFound("project", f"unknown project {name!r}")
+        return row
+
+    def _member(self, session: Session, project: Project, user: str, *, lock: bool = False) -> Member | None:
+        query = select(Member).where(Member.project_id == project.id, Member.user == user, Member.active.is_(True))
+        return session.scalars(query.with_for_update() if lock else query).one_or_none()
+
+    def _cap_mgs(self, session: Session, project: Project, user: str) -> int | None:
+        query = (
+            select(CapEntry.cap_mgs)
+            .where(CapEntry.project_id == project.id, CapEntry.user == user)
+            .order_by(CapEntry.id.desc())
+            .limit(1)
+        )
+        return session.execute(query).scalar_one_or_none()
+
+    def _grants_mgs(self, session: Session, project: Project) -> int:
+        query = select(func.coalesce(func.sum(Grant.amount_mgs), 0)).where(Grant.project_id == project.id)
+        return int(session.execute(query).scalar_one())
+
+    def _charges_mgs(self, session: Session, project: Project, user: str | None = None) -> int:
+        query = select(func.coalesce(func.sum(Charge.weighted_mgs), 0)).where(Charge.project_id == project.id)
+        if user is not None:
+            query = query.where(Charge.user == user)
+        return int(session.execute(query.where(effective_charges())).scalar_one())
+
+    def _holding_sessions(self, session: Session, project: Project, user: str | None = None) -> list[PortalSession]:
+        query = select(PortalSession).where(PortalSession.project_id == project.id, PortalSession.state.in_(_HOLDING))
+        if user is not None:
+            query = query.where(PortalSession.user == user)
+        return list(session.scalars(query))
+
+    def _figures(
+        self, session: Session, project: Project, now: datetime, user: str | None = None, cap_mgs: int | None = None
+    ) -> arith.BudgetFigures:
+        """The project's figures, or with ``user`` that member's (grants = the member's cap)."""
+        grants = self._grants_mgs(session, project) if user is None else cap_mgs
+        assert grants is not None
+        costs = [_session_cost(row, now) for row in self._holding_sessions(session, project, user)]
+        return arith.budget_figures(grants, self._charges_mgs(session, project, user), costs)
+
+    def _closed_reason(self, project: Project, now: datetime) -> str | None:
+        return arith.project_closed_reason(
+            project.name, state=project.state.value, state_reason=project.state_reason,
+            period_start=project.period_start, period_end=project.period_end,
+            today=now.astimezone(self.site_timezone).date(),
+        )  # fmt: skip
+
+    def _booking(self, gpu_type: str | None, gpus: int, hours: object) -> arith.Reservation:
+        gpus = arith.check_gpus(gpus)
+        seconds = arith.hours_to_seconds(hours)
+        if gpus == 0:
+            return arith.Reservation(0, seconds, 0)
+        if gpu_type is None:
+            raise LedgerInputError("gpu_type", "required when gpus > 0")
+        return arith.Reservation(gpus, seconds, self.rates.weight_milli(check_gpu_type(gpu_type)))
+
+    # --- projects, grants, members, caps ----------------------------------------------------------
+
+    def create_project(
+        self,
+        name: str,
+        *,
+        account: str,
+        kind: ProjectKind | str,
+        gpu_hours: object,
+        who: str,
+        start: date | str | None = None,
+        end: date | str | None = None,
+        now: datetime | None = None,
+    ) -> ProjectInfo:
+        """A new active project with its first grant (none if ``gpu_hours`` is 0)."""
+        check_project_name(name)
+        check_account(account)
+        kind = check_enum(ProjectKind, kind, "kind")
+        amount = arith.gpu_hours_to_mgs(gpu_hours, "gpu_hours")
+        who = check_text(who, "who")
+        start, end = parse_date(start, "start"), parse_date(end, "end")
+        if start is not None and end is not None and end < start:
+            raise LedgerInputError("end", f"{end.isoformat()} is before the start {start.isoformat()}")
+        now = self._now(now)
+        try:
+            with self._write() as session:
+                if session.scalars(select(Project.id).where(Project.name == name)).first() is not None:
+                    raise LedgerInputError("project", f"{name} already exists")
+                owner = session.scalars(select(Project.name).where(Project.slurm_account == account)).first()
+                if owner is not None:
+                    raise LedgerInputError("account", f"{account} is already the account of project {owner}")
+                project = Project(
+                    name=name, slurm_account=account, kind=kind, state=ProjectState.ACTIVE, state_reason=None,
+                    period_start=start, period_end=end, created_at=now, created_by=who,
+                )  # fmt: skip
+                session.add(project)
+                session.flush()
+                if amount:
+                    first = Grant(project_id=project.id, amount_mgs=amount, reason="initial budget")
+                    first.granted_by, first.granted_at = who, now
+                    session.add(first)
+                return _project_info(project)
+        except IntegrityError:  # a concurrent create (PostgreSQL) won the unique name or account
+            raise LedgerInputError("project", f"{name} (or account {account}) already exists") from None
+
+    def close_project(self, name: str, *, reason: str, who: str, now: datetime | None = None) -> ProjectInfo:
+        """No new sessions from now on (running ones continue); the reason is shown."""
+        reason = check_text(reason, "reason")
+        check_text(who, "who")
+        self._now(now)
+        with self._write() as session:
+            project = self._project(session, name, lock=True)
+            project.state, project.state_reason = ProjectState.CLOSED, reason
+            return _project_info(project)
+
+    def grant(self, name: str, gpu_hours: object, *, reason: str, who: str, now: datetime | None = None) -> int:
+        """Append a signed grant; returns the new budget in mgs. The budget never goes below 0."""
+        amount = arith.gpu_hours_to_mgs(gpu_hours, "gpu_hours", allow_negative=True, allow_zero=False)
+        reason, who = check_text(reason, "reason"), check_text(who, "who")
+        now = self._now(now)
+        with self._write() as session:
+            project = self._project(session, name, lock=True)
+            total = self._grants_mgs(session, project) + amount
+            if total < 0:
+                raise LedgerInputError(
+                    "gpu_hours",
+                    f"would make {name}'s budget negative ({arith.format_gpu_hours(total)} GPU-h); "
+                    f"it is {arith.format_gpu_hours(total - amount)}",
+                )
+            session.add(Grant(project_id=project.id, amount_mgs=amount, reason=reason, granted_by=who, granted_at=now))
+            return total
+
+    def add_member(
+        self,
+        name: str,
+        user: str,
+        *,
+        role: Role | str,
+        who: str,
+        cap_gpu_hours: object | None = None,
+        now: datetime | None = None,
+    ) -> None:
+        check_user(user)
+        role = check_enum(Role, role, "role")
+        cap = None if cap_gpu_hours is None else arith.gpu_hours_to_mgs(cap_gpu_hours, "cap_gpu_hours")
+        who = check_text(who, "who")
+        now = self._now(now)
+        try:
+            with self._write() as session:
+                project = self._project(session, name, lock=True)
+                existing = self._member(session, project, user)
+                if existing is not None:
+                    raise LedgerInputError("user", f"{user} is already a member of {name} ({existing.role.value})")
+                session.add(
+                    Member(project_id=project.id, user=user, role=role, active=True, added_at=now, added_by=who)
+                )
+                if cap is not None or self._cap_mgs(session, project, user) is not None:
+                    # a re-added member starts from the cap given now (or none), not an old one
+                    session.add(CapEntry(
+                        project_id=project.id, user=user, cap_mgs=cap, reason="set when added", set_by=who, set_at=now
+                    ))  # fmt: skip
+        except IntegrityError:
+            raise LedgerInputError("user", f"{user} is already a member of {name}") from None
+
+    def set_cap(
+        self, name: str, user: str, cap_gpu_hours: object | None, *, reason: str, who: str, now: datetime | None = None
+    ) -> None:
+        """Append a cap entry (None removes the cap). Only for active members."""
+        check_user(user)
+        cap = None if cap_gpu_hours is None else arith.gpu_hours_to_mgs(cap_gpu_hours, "cap_gpu_hours")
+        reason, who = check_text(reason, "reason"), check_text(who, "who")
+        now = self._now(now)
+        with self._write() as session:
+            project = self._project(session, name, lock=True)
+            if self._member(session, project, user, lock=True) is None:
+                raise NotFound("user", f"{user} is not a member of {name}")
+            session.add(CapEntry(project_id=project.id, user=user, cap_mgs=cap, reason=reason, set_by=who, set_at=now))
+
+    def remove_member(self, name: str, user: str, *, who: str, now: datetime | None = None) -> None:
+        """End the membership (kept as history). Running sessions are not stopped here."""
+        check_user(user)
+        who = check_text(who, "who")
+        now = self._now(now)
+        with self._write() as session:
+            project = self._project(session, name, lock=True)
+            member = self._member(session, project, user, lock=True)
+            if member is None:
+                raise NotFound("user", f"{user} is not a member of {name}")
+            member.active, member.ended_at, member.ended_by = False, now, who
+
+    # --- reading ----------------------------------------------------------------------------------
+
+    def project(self, name: str) -> ProjectInfo:
+        with self._read() as session:
+            return _project_info(self._project(session, name))
+
+    def projects(self) -> list[ProjectInfo]:
+        with self._read() as session:
+            return [_project_info(row) for row in session.scalars(select(Project).order_by(Project.name))]
+
+    def memberships(self, user: str) -> list[tuple[ProjectInfo, Role]]:
+        """The user's active memberships (project, role), by project name."""
+        check_user(user)
+        with self._read() as session:
+            rows = session.execute(
+                select(Project, Member.role).join(Member, Member.project_id == Project.id)
+                .where(Member.user == user, Member.active.is_(True)).order_by(Project.name)
+            )  # fmt: skip
+            return [(_project_info(project), role) for project, role in rows]
+
+    def figures(self, name: str, now: datetime | None = None) -> ProjectUsage:
+        """The project's and each active member's figures at ``now`` (exact, in mgs)."""
+        now = self._now(now)
+        with self._read() as session:
+            project = self._project(session, name)
+            holding = self._holding_sessions(session, project)
+            project_figures = arith.budget_figures(
+                self._grants_mgs(session, project),
+                self._charges_mgs(session, project),
+                [_session_cost(row, now) for row in holding],
+            )
+            charges_by_user = dict(
+                session.execute(
+                    select(Charge.user, func.sum(Charge.weighted_mgs))
+                    .where(Charge.project_id == project.id, effective_charges()).group_by(Charge.user)
+                ).all()
+            )  # fmt: skip
+            latest_cap = (
+                select(func.max(CapEntry.id)).where(CapEntry.project_id == project.id).group_by(CapEntry.user)
+            )
+            caps = dict(
+                session.execute(select(CapEntry.user, CapEntry.cap_mgs).where(CapEntry.id.in_(latest_cap))).all()
+            )
+            costs_by_user: dict[str, list[arith.SessionCost]] = defaultdict(list)
+            for row in holding:
+                costs_by_user[row.user].append(_session_cost(row, now))
+            members = session.execute(
+                select(Member.user, Member.role).where(Member.project_id == project.id, Member.active.is_(True))
+            ).all()
+            role_order = list(Role)
+            member_usage = []
+            for user, role in sorted(members, key=lambda m: (role_order.index(m[1]), m[0])):
+                figures = arith.budget_figures(0, int(charges_by_user.get(user, 0)), costs_by_user[user])
+                member_usage.append(MemberUsage(user, role, caps.get(user), figures.used_mgs, figures.held_mgs))
+            return ProjectUsage(
+                project.name, project_figures.grants_mgs, project_figures.used_mgs, project_figures.held_mgs,
+                tuple(member_usage),
+            )  # fmt: skip
+
+    def usage(self, name: str, now: datetime | None = None) -> dict:
+        """The ``hpchub usage --json`` shape: GPU-hours as JSON numbers with 4 decimals."""
+        figures = self.figures(name, now)
+        hours = arith.gpu_hours_json
+        return {
+            "project": figures.project,
+            "budget_gpu_hours": hours(figures.grants_mgs),
+            "used_gpu_hours": hours(figures.used_mgs),
+            "held_gpu_hours": hours(figures.held_mgs),
+            "remaining_gpu_hours": hours(figures.remaining_mgs),
+            "members": [
+                {
+                    "user": member.user,
+                    "role": member.role.value,
+                    "cap_gpu_hours": None if member.cap_mgs is None else hours(member.cap_mgs),
+                    "used_gpu_hours": hours(member.used_mgs),
+                    "held_gpu_hours": hours(member.held_mgs),
+                }
+                for member in figures.members
+            ],
+        }
+
+    def mirror_figures(self, name: str, user: str | None = None) -> MirrorFigures:
+        """What the Slurm mirror subtracts (see ``arithmetic.slurm_mirror_limit``): grants (or
+        the member's cap), effective charges, and the reservations of running portal jobs.
+        Admitted but still pending sessions are left out: their room stays open for them.
+        Running jobs the portal did not start are the watcher's to add."""
+        with self._read() as session:
+            project = self._project(session, name)
+            if user is None:
+                limit = self._grants_mgs(session, project)
+            else:
+                check_user(user)
+                limit = self._cap_mgs(session, project, user)
+            running = [
+                row.reservation_mgs
+                for row in self._holding_sessions(session, project, user)
+                if row.state is SessionState.RUNNING
+            ]
+            return MirrorFigures(limit, self._charges_mgs(session, project, user), sum(running))
+
+    def charges(self, name: str) -> list[ChargeRecord]:
+        """Each job's effective charge (final if imported, else provisional), oldest first."""
+        with self._read() as session:
+            project = self._project(session, name)
+            rows = session.scalars(
+                select(Charge).where(Charge.project_id == project.id, effective_charges())
+                .order_by(Charge.end_at, Charge.id)
+            )  # fmt: skip
+            return [_charge_record(row, project.name) for row in rows]
+
+    def session(self, session_id: int) -> SessionInfo:
+        with self._read() as session:
+            row = self._session_row(session, session_id)
+            return _session_info(row, session.get(Project, row.project_id).name)
+
+    def active_sessions(self, user: str | None = None) -> list[SessionInfo]:
+        """Admitted and running sessions (all, or one user's): what the hub re-adopts at start."""
+        with self._read() as session:
+            query = (
+                select(PortalSession, Project.name).join(Project, Project.id == PortalSession.project_id)
+                .where(PortalSession.state.in_(_HOLDING)).order_by(PortalSession.id)
+            )  # fmt: skip
+            if user is not None:
+                query = query.where(PortalSession.user == check_user(user))
+            return [_session_info(row, project) for row, project in session.execute(query)]
+
+    # --- admission and the life of a session -------------------------------------------------------
+
+    def _admission(
+        self,
+        session: Session,
+        project: Project,
+        user: str,
+        gpu_type: str | None,
+        booked: arith.Reservation,
+        now: datetime,
+        *,
+        what: str = "request",
+        lock: bool = False,
+    ) -> arith.Admission:
+        """The one admission check, shared by admit, extend and preview."""
+        if self._member(session, project, user, lock=lock) is None:
+            raise LedgerInputError("project", f"{user} is not an active member of {project.name}")
+        cap = self._cap_mgs(session, project, user)
+        return arith.check_admission(
+            project=project.name, user=user, gpu_type=gpu_type, booked=booked,
+            project_figures=self._figures(session, project, now),
+            cap_figures=None if cap is None else self._figures(session, project, now, user, cap),
+            closed_reason=self._closed_reason(project, now), what=what,
+        )  # fmt: skip
+
+    def preview(
+        self, name: str, user: str, gpu_type: str | None, gpus: int, hours: object, now: datetime | None = None
+    ) -> arith.Admission:
+        """What admission would answer now, without holding anything (the spawn form's preview)."""
+        check_user(user)
+        booked = self._booking(gpu_type, gpus, hours)
+        now = self._now(now)
+        with self._read() as session:
+            return self._admission(session, self._project(session, name), user, gpu_type, booked, now)
+
+    def admit(
+        self,
+        name: str,
+        user: str,
+        server_name: str,
+        gpu_type: str | None,
+        gpus: int,
+        hours: object,
+        now: datetime | None = None,
+    ) -> int:
+        """One atomic check-and-hold; returns the session id or raises ``BudgetRefused``.
+
+        A refusal is recorded (state refused, with its message) and then raised.
+        """
+        check_user(user)
+        check_server_name(server_name)
+        booked = self._booking(gpu_type, gpus, hours)
+        now = self._now(now)
+        with self._write() as session:
+            project = self._project(session, name, lock=True)
+            admission = self._admission(session, project, user, gpu_type, booked, now, lock=True)
+            row = PortalSession(
+                project_id=project.id, user=user, server_name=server_name, cluster=self.cluster, job_id=None,
+                gpu_type=gpu_type if booked.gpus else None, gpus=booked.gpus, reserved_seconds=booked.reserved_seconds,
+                weight_milli=booked.weight_milli, admitted_at=now,
+                state=SessionState.ADMITTED if admission.allowed else SessionState.REFUSED,
+                message=admission.message or None,
+            )  # fmt: skip
+            session.add(row)
+            session.flush()
+            session_id = row.id
+        if not admission.allowed:
+            raise BudgetRefused(admission.message, session_id=session_id)
+        return session_id
+
+    def extend(self, session_id: int, hours: object, now: datetime | None = None) -> arith.Admission:
+        """Reserve ``hours`` more for an admitted or running session (atomic, like admit)."""
+        added_seconds = arith.hours_to_seconds(hours)
+        now = self._now(now)
+        with self._write() as session:
+            row = self._session_row(session, session_id)
+            project = session.scalars(select(Project).where(Project.id == row.project_id).with_for_update()).one()
+            session.refresh(row)  # PostgreSQL: read the session again under the project's lock
+            if row.state not in _HOLDING:
+                raise LedgerInputError(
+                    "session_id", f"session {session_id} is {row.state.value}, not admitted or running"
+                )
+            booked = arith.Reservation(row.gpus, added_seconds, row.weight_milli)
+            admission = self._admission(
+                session, project, row.user, row.gpu_type, booked, now, what="extension", lock=True
+            )
+            if admission.allowed:
+                row.reserved_seconds += added_seconds
+        if not admission.allowed:
+            raise BudgetRefused(admission.message, session_id=session_id)
+        return admission
+
+    def _session_row(self, session: Session, session_id: int) -> PortalSession:
+        if isinstance(session_id, bool) or not isinstance(session_id, int):
+            raise LedgerInputError("session_id", f"must be a whole number, got {session_id!r}")
+        row = session.get(PortalSession, session_id)
+        if row is None:
+            raise NotFound("session_id", f"no session {session_id}")
+        return row
+
+    def record_job_id(self, session_id: int, job_id: str | int) -> None:
+        """Record the job id the moment sbatch returns (idempotent for the same id)."""
+        job_id = check_job_id(job_id)
+        with self._write() as session:
+            row = self._session_row(session, session_id)
+            if row.job_id == job_id:
+                return
+            if row.job_id is not None:
+                raise LedgerInputError("job_id", f"session {session_id} already has job {row.job_id}")
+            if row.state is SessionState.REFUSED:
+                raise LedgerInputError("session_id", f"session {session_id} was refused")
+            taken = session.scalars(
+                select(PortalSession.id).where(PortalSession.cluster == row.cluster, PortalSession.job_id == job_id)
+            ).first()
+            if taken is not None:
+                raise LedgerInputError("job_id", f"job {job_id} already belongs to session {taken}")
+            row.job_id = job_id
+
+    def session_started(self, session_id: int, started_at: datetime) -> None:
+        """admitted -> running from ``started_at`` (the job's start). Idempotent."""
+        started_at = check_aware(started_at, "started_at")
+        with self._write() as session:
+            row = self._session_row(session, session_id)
+            if row.state is SessionState.REFUSED:
+                raise LedgerInputError("session_id", f"session {session_id} was refused")
+            if row.state is SessionState.ADMITTED:
+                row.state, row.started_at = SessionState.RUNNING, started_at
+
+    def session_ended(self, session_id: int, ended_at: datetime, elapsed_seconds: int) -> bool:
+        """Release the hold and write the observed cost as a provisional portal charge.
+
+        Returns False if the session had already ended (nothing changes: idempotent),
+        e.g. because its final charge was imported first.
+        """
+        ended_at = check_aware(ended_at, "ended_at")
+        elapsed = arith.check_elapsed_seconds(elapsed_seconds)
+        with self._write() as session:
+            row = self._session_row(session, session_id)
+            if row.state is SessionState.REFUSED:
+                raise LedgerInputError("session_id", f"session {session_id} was refused")
+            if row.state is SessionState.ENDED:
+                return False
+            if row.job_id is None and elapsed > 0:
+                raise LedgerInputError("elapsed_seconds", f"session {session_id} has no job id, so it cannot have run")
+            row.state, row.ended_at, row.elapsed_seconds = SessionState.ENDED, ended_at, elapsed
+            if row.job_id is not None:
+                booked = arith.Reservation(row.gpus, row.reserved_seconds, row.weight_milli)
+                session.add(Charge(
+                    cluster=row.cluster, job_id=row.job_id, user=row.user, project_id=row.project_id,
+                    gpu_type=row.gpu_type or "", gpus=row.gpus, start_at=row.started_at, end_at=ended_at,
+                    elapsed_seconds=elapsed, weighted_mgs=booked.cost_so_far_mgs(elapsed),
+                    source=ChargeSource.PORTAL, kind=ChargeKind.PROVISIONAL, session_id=row.id, recorded_at=ended_at,
+                ))  # fmt: skip
+            return True
+
+    def import_final_charge(
+        self,
+        cluster: str,
+        job_id: str | int,
+        user: str,
+        account: str,
+        gpu_type_counts: Mapping[str, int],
+        start: datetime | None,
+        end: datetime | None,
+        elapsed_seconds: int,
+        now: datetime | None = None,
+    ) -> bool:
+        """Record a finished job's final charge from sacct (portal job or not).
+
+        Idempotent per (cluster, job id): returns False if it was already imported. A
+        portal session of that job still holding budget is ended by it (hold released).
+        """
+        check_cluster(cluster)
+        job_id = check_job_id(job_id)
+        check_user(user)
+        check_account(account)
+        for gpu_type in gpu_type_counts:
+            check_gpu_type(gpu_type, "gpu_type_counts")
+        weighted = arith.final_charge_mgs(elapsed_seconds, gpu_type_counts, self.rates)
+        start = None if start is None else check_aware(start, "start")
+        end = None if end is None else check_aware(end, "end")
+        now = self._now(now)
+        try:
+            with self._write() as session:
+                project = session.scalars(select(Project).where(Project.slurm_account == account)).one_or_none()
+                if project is None:
+                    raise NotFound("account", f"no project has the Slurm account {account!r}")
+                existing = session.scalars(
+                    select(Charge.id)
+                    .where(Charge.cluster == cluster, Charge.job_id == job_id, Charge.kind == ChargeKind.FINAL)
+                ).first()
+                if existing is not None:
+                    return False
+                portal = session.scalars(
+                    select(PortalSession).where(PortalSession.cluster == cluster, PortalSession.job_id == job_id)
+                ).first()
+                if portal is not None and portal.state in _HOLDING:
+                    portal.state, portal.ended_at = SessionState.ENDED, end or now
+                    portal.elapsed_seconds = elapsed_seconds
+                session.add(Charge(
+                    cluster=cluster, job_id=job_id, user=user, project_id=project.id,
+                    gpu_type=_gpu_type_label(gpu_type_counts), gpus=sum(gpu_type_counts.values()),
+                    start_at=start, end_at=end, elapsed_seconds=elapsed_seconds, weighted_mgs=weighted,
+                    source=ChargeSource.SACCT, kind=ChargeKind.FINAL,
+                    session_id=None if portal is None else portal.id, recorded_at=now,
+                ))  # fmt: skip
+                return True
+        except IntegrityError:  # a concurrent import of the same job won (PostgreSQL)
+            return False

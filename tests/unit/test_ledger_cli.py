@@ -1,0 +1,205 @@
+"""Unit tests for ``hpchub project|grant|member|usage|charges`` (hub/ledger/cli.py via hub.cli.main)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from hub import cli
+from hub.ledger import Ledger
+from hub.ledger.cli import CSV_COLUMNS, DEFAULT_LEDGER_URL, LEDGER_URL_ENV
+
+pytestmark = pytest.mark.unit
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+
+
+@pytest.fixture
+def hpchub(ledger_url: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture):
+    """Run ``hpchub ARGS`` against the test's ledger; returns (exit code, stdout, stderr)."""
+    monkeypatch.setenv(LEDGER_URL_ENV, ledger_url)
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = cli.main(list(args))
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run
+
+
+@pytest.fixture
+def demo(hpchub):
+    """vision-lab as in the demo: alice pi, bob member with cap 20."""
+    for args in (
+        ("project", "create", "vision-lab", "--account", "vision-lab", "--kind", "research", "--gpu-hours", "100"),
+        ("member", "add", "vision-lab", "alice", "--role", "pi"),
+        ("member", "add", "vision-lab", "bob", "--role", "member", "--cap", "20"),
+    ):
+        code, _out, err = hpchub(*args)
+        assert (code, err) == (0, "")
+    return hpchub
+
+
+def test_project_create_and_usage(demo) -> None:
+    code, out, err = demo("usage", "vision-lab", "--json")
+    assert (code, err) == (0, "")
+    assert json.loads(out) == {
+        "project": "vision-lab",
+        "budget_gpu_hours": 100.0,
+        "used_gpu_hours": 0.0,
+        "held_gpu_hours": 0.0,
+        "remaining_gpu_hours": 100.0,
+        "members": [
+            {"user": "alice", "role": "pi", "cap_gpu_hours": None, "used_gpu_hours": 0.0, "held_gpu_hours": 0.0},
+            {"user": "bob", "role": "member", "cap_gpu_hours": 20.0, "used_gpu_hours": 0.0, "held_gpu_hours": 0.0},
+        ],
+    }
+    code, out, _err = demo("usage", "vision-lab")
+    assert code == 0
+    assert out.splitlines() == [
+        "vision-lab: budget 100.0000 GPU-h, used 0.0000, held 0.0000, remaining 100.0000",
+        "user   role    cap      used    held",
+        "alice  pi      -        0.0000  0.0000",
+        "bob    member  20.0000  0.0000  0.0000",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "stdout", "budget"),
+    [
+        pytest.param(("grant", "vision-lab", "+10", "--reason", "renewal"), "vision-lab: granted +10.0 GPU-h; budget now 110.0 GPU-h\n", 110.0, id="plus"),
+        pytest.param(("grant", "vision-lab", "-5", "--reason", "cut"), "vision-lab: granted -5.0 GPU-h; budget now 95.0 GPU-h\n", 95.0, id="minus"),
+        pytest.param(("grant", "vision-lab", "0.0001", "--reason", "a little"), "vision-lab: granted +0.0001 GPU-h; budget now 100.0001 GPU-h\n", 100.0001, id="four-decimals"),
+    ],
+)
+def test_grant(demo, args: tuple, stdout: str, budget: float) -> None:
+    assert demo(*args) == (0, stdout, "")
+    assert json.loads(demo("usage", "vision-lab", "--json")[1])["budget_gpu_hours"] == budget
+
+
+def test_member_cap_and_remove(demo) -> None:
+    assert demo("member", "cap", "vision-lab", "bob", "10", "--reason", "halved") == (0, "bob's cap in vision-lab is now 10.0 GPU-h\n", "")
+    assert demo("member", "remove", "vision-lab", "alice") == (0, "alice is no longer a member of vision-lab (running sessions continue)\n", "")
+    members = json.loads(demo("usage", "vision-lab", "--json")[1])["members"]
+    assert [(m["user"], m["cap_gpu_hours"]) for m in members] == [("bob", 10.0)]
+
+
+BAD = [
+    pytest.param(("usage", "nope"), "hpchub: project: unknown project 'nope'", id="usage-unknown-project"),
+    pytest.param(("charges", "nope", "--csv"), "hpchub: project: unknown project 'nope'", id="charges-unknown-project"),
+    pytest.param(("grant", "nope", "5", "--reason", "x"), "hpchub: project: unknown project 'nope'", id="grant-unknown-project"),
+    pytest.param(("member", "add", "nope", "eve", "--role", "member"), "hpchub: project: unknown project 'nope'", id="member-unknown-project"),
+    pytest.param(
+        ("project", "create", "cs101", "--account", "cs101", "--kind", "course", "--gpu-hours", "-5"),
+        "hpchub: --gpu-hours: must be >= 0 GPU-h, got -5", id="create-negative-hours",
+    ),
+    pytest.param(
+        ("project", "create", "CS_101", "--account", "cs101", "--kind", "course", "--gpu-hours", "5"),
+        "hpchub: project: 2 to 40 characters: a lower-case letter, then lower-case letters, digits or '-', got 'CS_101'",
+        id="create-unsafe-name",
+    ),
+    pytest.param(
+        ("project", "create", "cs101", "--account", "cs101", "--kind", "course", "--gpu-hours", "5", "--start", "2026-02-30"),
+        "hpchub: --start: an ISO date YYYY-MM-DD, got '2026-02-30'", id="create-bad-date",
+    ),
+    pytest.param(
+        ("project", "create", "vision-lab", "--account", "other", "--kind", "lab", "--gpu-hours", "5"),
+        "hpchub: project: vision-lab already exists", id="create-duplicate",
+    ),
+    pytest.param(
+        ("project", "create", "cs101", "--account", "cs101", "--kind", "big", "--gpu-hours", "5"),
+        "hpchub project create: argument --kind: invalid choice: 'big' (choose from 'research', 'course', 'lab')",
+        id="create-bad-kind",
+    ),
+    pytest.param(
+        ("project", "create", "cs101", "--account", "cs101", "--kind", "course"),
+        "hpchub project create: the following arguments are required: --gpu-hours", id="create-missing-hours",
+    ),
+    pytest.param(("grant", "vision-lab", "-500", "--reason", "x"), "hpchub: HOURS: would make vision-lab's budget negative (-400.0 GPU-h); it is 100.0", id="grant-below-zero"),
+    pytest.param(("grant", "vision-lab", "ten", "--reason", "x"), "hpchub: HOURS: must be a number, got 'ten'", id="grant-not-a-number"),
+    pytest.param(("grant", "vision-lab", "5"), "hpchub grant: the following arguments are required: --reason", id="grant-missing-reason"),
+    pytest.param(
+        ("member", "add", "vision-lab", "eve", "--role", "boss"),
+        "hpchub member add: argument --role: invalid choice: 'boss' (choose from 'pi', 'manager', 'member', 'instructor', 'ta', 'student')",
+        id="member-bad-role",
+    ),
+    pytest.param(("member", "add", "vision-lab", "eve", "--role", "member", "--cap", "-1"), "hpchub: --cap: must be >= 0 GPU-h, got -1", id="member-negative-cap"),
+    pytest.param(("member", "add", "vision-lab", "bob", "--role", "member"), "hpchub: user: bob is already a member of vision-lab (member)", id="member-duplicate"),
+    pytest.param(("member", "cap", "vision-lab", "bob", "-5", "--reason", "x"), "hpchub: H: must be >= 0 GPU-h, got -5", id="cap-negative-hours"),
+    pytest.param(("member", "cap", "vision-lab", "eve", "5", "--reason", "x"), "hpchub: user: eve is not a member of vision-lab", id="cap-non-member"),
+    pytest.param(("member", "remove", "vision-lab", "eve"), "hpchub: user: eve is not a member of vision-lab", id="remove-non-member"),
+    pytest.param(("member",), "hpchub member: the following arguments are required: COMMAND", id="member-without-command"),
+    pytest.param(("usage", "vision-lab", "--db-url", "not a url"), "hpchub: --db-url: not a database URL: 'not a url'", id="bad-db-url"),
+]
+
+
+@pytest.mark.parametrize(("args", "stderr"), BAD)
+def test_bad_input_exits_2_with_one_line(demo, args: tuple, stderr: str) -> None:
+    before = demo("usage", "vision-lab", "--json")
+    code, out, err = demo(*args)
+    assert (code, out, err) == (2, "", stderr + "\n")
+    assert demo("usage", "vision-lab", "--json") == before  # nothing changed
+
+
+def test_database_failure_exits_1_with_one_line(hpchub, tmp_path) -> None:
+    url = f"sqlite:///{tmp_path / 'missing-dir' / 'ledger.sqlite'}"
+    code, out, err = hpchub("usage", "vision-lab", "--db-url", url)
+    assert (code, out) == (1, "")
+    assert err == f"hpchub: ledger database {url}: unable to open database file\n"
+
+
+def test_db_url_option_wins_over_the_environment(hpchub, tmp_path) -> None:
+    other = f"sqlite:///{tmp_path / 'other.sqlite'}"
+    args = ("project", "create", "tiny-lab", "--account", "tiny-lab", "--kind", "lab", "--gpu-hours", "0.25", "--db-url", other)
+    assert hpchub(*args) == (0, "created project tiny-lab (account tiny-lab, lab, 0.25 GPU-h)\n", "")
+    assert hpchub("usage", "tiny-lab")[0] == 2  # not in the environment's database
+    assert hpchub("usage", "tiny-lab", "--db-url", other)[0] == 0
+
+
+def test_default_url_is_the_demo_state_directory(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(LEDGER_URL_ENV, raising=False)
+    args = cli.build_parser().parse_args(["usage", "vision-lab"])
+    assert args.db_url is None  # resolved at run time: $HPCHUB_LEDGER_URL, else the default
+    assert DEFAULT_LEDGER_URL == "sqlite:////var/lib/hpchub-demo/hub/ledger.sqlite"
+
+
+def test_course_period_is_stored(hpchub) -> None:
+    code, out, _err = hpchub(
+        "project", "create", "cs101", "--account", "cs101", "--kind", "course", "--gpu-hours", "50",
+        "--start", "2026-01-01", "--end", "2026-06-30",
+    )  # fmt: skip
+    assert (code, out) == (0, "created project cs101 (account cs101, course, 50.0 GPU-h, 2026-01-01 to 2026-06-30)\n")
+
+
+def test_charges_table_and_csv(demo, ledger_url: str) -> None:
+    assert demo("charges", "vision-lab") == (0, "vision-lab: no charges\n", "")
+    with Ledger(ledger_url) as ledger:
+        session_id = ledger.admit("vision-lab", "bob", "", "h200", 2, 1, now=T0)
+        ledger.record_job_id(session_id, "101")
+        ledger.session_started(session_id, T0)
+        ledger.session_ended(session_id, T0 + timedelta(minutes=30), 1800)
+        ledger.import_final_charge("hpchub", "102", "zed", "vision-lab", {"a100": 1}, T0, T0 + timedelta(seconds=7), 7, now=T0)
+    code, out, err = demo("charges", "vision-lab", "--csv")
+    assert (code, err) == (0, "")
+    rows = list(csv.reader(io.StringIO(out)))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert rows[1:] == [
+        ["hpchub", "102", "zed", "vision-lab", "a100", "1", "2026-03-02T09:00:00+00:00", "2026-03-02T09:00:07+00:00", "7", "0.0010", "sacct", "final"],
+        ["hpchub", "101", "bob", "vision-lab", "h200", "2", "2026-03-02T09:00:00+00:00", "2026-03-02T09:30:00+00:00", "1800", "1.0000", "portal", "provisional"],
+    ]
+    code, out, _err = demo("charges", "vision-lab")
+    assert code == 0
+    assert out.splitlines()[-1] == "total 1.0010 GPU-h in 2 jobs"
+    used = json.loads(demo("usage", "vision-lab", "--json")[1])["used_gpu_hours"]
+    assert used == 1.001
+
+
+def test_help_lists_the_ledger_commands(hpchub) -> None:
+    code, out, _err = hpchub("--help")
+    assert code == 0
+    for group in ("cluster", "demo", "project", "grant", "member", "usage", "charges"):
+        assert f"    {group} " in out
