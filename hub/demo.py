@@ -49,6 +49,7 @@ class DemoSettings:
     venv: str
     proxy_cmd: str
     ports: DemoPorts = DemoPorts()
+    named_server_limit: int = 2
 
     @property
     def root(self) -> Path:
@@ -195,6 +196,10 @@ class Demo:
         wait_for(lambda: _port_open(s.ports.idp), timeout=30, what="the identity provider")
         self.say(f"identity provider: started ({s.issuer})")
 
+    @property
+    def ledger_url(self) -> str:
+        return f"sqlite:///{self.settings.hub_dir / 'ledger.sqlite'}"
+
     def cluster(self) -> Cluster:
         settings = load_settings(self.settings.state_dir)
         assert settings is not None
@@ -221,6 +226,9 @@ class Demo:
             "issuer": s.issuer,
             "oidc_client_secret_file": str(s.hub_dir / "oidc_client_secret"),
             "templates": str(TEMPLATES_DIR),
+            "ledger_url": self.ledger_url,
+            "named_server_limit": s.named_server_limit,
+            "cluster_name": cluster_settings.cluster_name,
         }
         (s.hub_dir / "demo-config.json").write_text(json.dumps(demo_config, indent=2) + "\n")
         config_path = s.hub_dir / "jupyterhub_config.py"
@@ -241,6 +249,9 @@ class Demo:
         proxy_token = _secret_file(s.hub_dir / "proxy_token")
         _secret_file(s.hub_dir / "service_token")
         config_path = self.write_hub_config()
+        from .demo_seed import seed_ledger  # noqa: PLC0415
+
+        seed_ledger(self.ledger_url, load_settings(s.state_dir).cluster_name, say=self.say)
         base_env = {
             "PATH": f"{s.venv}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             "LANG": "C.UTF-8",
@@ -331,7 +342,10 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
         ports = DemoPorts(hub_public=free_port(), hub_api=free_port(), proxy_api=free_port(), idp=free_port())
     else:
         ports = DemoPorts()
-    return DemoSettings(state_dir=args.state_dir, venv=sys.prefix, proxy_cmd=default_proxy_cmd(), ports=ports)
+    if not 1 <= args.named_server_limit <= 100:
+        raise SystemExit("hpchub: --named-server-limit: from 1 to 100")
+    return DemoSettings(state_dir=args.state_dir, venv=sys.prefix, proxy_cmd=default_proxy_cmd(), ports=ports,
+                        named_server_limit=args.named_server_limit)
 
 
 def cmd_demo(args) -> int:
@@ -381,6 +395,8 @@ def add_parser(sub, add_state_dir) -> None:
     up.add_argument("--ports", choices=("default", "auto"), default="default",
                     help="default: hub 8000 (proxy), 8081 (hub), 8001 (proxy API); auto: free ports")
     up.add_argument("--cluster-name", default="hpchub", help="Slurm ClusterName (default hpchub)")
+    up.add_argument("--named-server-limit", type=int, default=2,
+                    help="named servers per user (default 2; the tests raise it), from 1 to 100")
     down = dsub.add_parser("down", help="stop hub, proxy and cluster by their pid files")
     add_state_dir(down)
     status = dsub.add_parser("status", help="is the hub answering? exit 1 if not")

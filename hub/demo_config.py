@@ -36,7 +36,7 @@ def configure_demo(c, settings_path: str) -> None:
     c.JupyterHub.cleanup_proxy = False
 
     c.JupyterHub.allow_named_servers = True
-    c.JupyterHub.named_server_limit_per_user = 2
+    c.JupyterHub.named_server_limit_per_user = int(settings.get("named_server_limit", 2))
 
     # Institutional login through the demo's own OpenID Connect provider on loopback.
     c.JupyterHub.authenticator_class = "hpchub-oidc"
@@ -53,6 +53,10 @@ def configure_demo(c, settings_path: str) -> None:
     c.JupyterHub.redirect_to_server = False  # after login: the home page (sessions, or the no-account page)
     c.JupyterHub.template_paths = [settings["templates"]]
     c.JupyterHub.template_vars = {"hpchub_apply_url": "https://hpc.uni.example/apply"}
+
+    # The GPU-hour ledger (budgets, holds, charges), shared by the spawner, the API and the reconciler.
+    c.HPCHubLedger.db_url = settings["ledger_url"]
+    c.HPCHubLedger.cluster = settings["cluster_name"]
 
     c.JupyterHub.spawner_class = "slurm-gpu"
     c.SlurmGPUSpawner.slurm_conf = settings["slurm_conf"]

@@ -111,7 +111,7 @@ def render_batch_script(
         raise ScriptError("command: must be a non-empty sequence of arguments")
     directives: list[tuple[str, str]] = [
         ("job-name", _directive_value("job-name", job_name)),
-        ("account", _directive_value("account", request.project)),
+        ("account", _directive_value("account", request.slurm_account)),
         ("partition", _directive_value("partition", request.partition)),
     ]
     gres = _gres(request)

@@ -17,12 +17,14 @@ its place in the ecosystem), but with none of its unsafe paths:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import html
 import os
 import pwd
 import re
 import shlex
 import time
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 
@@ -31,6 +33,8 @@ from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
+from hub.ledger import BudgetRefused, Ledger, LedgerError
+from hub.ledger.runtime import ledger_from_config
 from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
 from spawners.slurm.client import SlurmClient, SlurmCommandError
@@ -178,6 +182,7 @@ class SlurmGPUSpawner(SlurmSpawner):
 
     # ----- runtime state -----
     job_request: JobRequest | None = None
+    ledger_session: int | None = None  # the ledger's hold for this server's current job
     job_node: str = ""
     accepts_port_report: bool = False
     _port_event: asyncio.Event | None = None
@@ -238,6 +243,19 @@ class SlurmGPUSpawner(SlurmSpawner):
             _CACHE.put(key, cached, self.cluster_info_ttl)
         return cached.get(node) or node  # type: ignore[union-attr]
 
+    @property
+    def ledger(self) -> Ledger | None:
+        """The GPU-hour ledger (None when the site runs without budgets)."""
+        return ledger_from_config(self.config)
+
+    async def project_accounts(self) -> dict[str, str]:
+        """The user's projects -> their Slurm accounts: the ledger is the truth when configured."""
+        ledger = self.ledger
+        if ledger is None:
+            return {account: account for account in await self.user_projects()}
+        memberships = await asyncio.to_thread(ledger.memberships, self.user.name)
+        return {project.name: project.slurm_account for project, _role in memberships}
+
     async def user_projects(self) -> list[str]:
         key = ("accounts", self.slurm_conf, self.user.name)
         cached = _CACHE.get(key)
@@ -254,6 +272,9 @@ class SlurmGPUSpawner(SlurmSpawner):
         except OptionsError as exc:
             self.log.info("refused options for %s: %s", self._log_name, exc)
             raise web.HTTPError(400, str(exc)) from None
+        except BudgetRefused as exc:
+            self.log.info("budget refused for %s: %s", self._log_name, exc.message)
+            raise web.HTTPError(403, exc.message) from None
         except SlurmCommandError as exc:
             self.log.warning("Slurm did not answer while checking options for %s: %s", self._log_name, exc)
             raise web.HTTPError(503, f"Slurm is not answering, try again shortly ({exc.summary})") from None
@@ -271,14 +292,18 @@ class SlurmGPUSpawner(SlurmSpawner):
             catalogue = self.catalogue()
         except (OSError, CatalogueError) as exc:
             raise web.HTTPError(500, f"the environment catalogue is broken: {exc}") from None
+        accounts = await self.project_accounts()
         request = validate_user_options(
             options,
             cluster=await self.cluster_info(),
-            projects=await self.user_projects(),
+            projects=list(accounts),
             catalogue_ids=catalogue.ids(),
             default_environment=catalogue.default.id,
             default_hours=Decimal(str(self.default_hours)),
         )
+        if accounts[request.project] != request.project:
+            request = dataclasses.replace(request, account=accounts[request.project])
+        await self.admit(request)
         self.job_request = request
         # What a spawn without options re-uses: the validated set, marked as ours.
         self.user_options = {**request.to_options(), OPTIONS_SCHEMA_KEY: OPTIONS_SCHEMA_VERSION}
@@ -308,6 +333,40 @@ class SlurmGPUSpawner(SlurmSpawner):
         except SlurmCommandError as exc:
             return f"<p class='alert alert-danger'>Slurm is not answering: {html.escape(exc.summary)}</p>"
         return render_options_form(cluster, projects, self.catalogue(), dict(self.user_options or {}))
+
+    # ----- the ledger -----
+    async def admit(self, request: JobRequest) -> None:
+        """One atomic check-and-hold of gpus x hours x weight (raises BudgetRefused)."""
+        ledger = self.ledger
+        self.ledger_session = None
+        if ledger is None:
+            return
+        self.ledger_session = await asyncio.to_thread(
+            ledger.admit, request.project, self.user.name, self.name or "", request.gpu_type, request.gpus,
+            request.hours,
+        )
+
+    async def _ledger_call(self, what: str, *args) -> None:
+        """Tell the ledger; a ledger failure is logged, never lets a job run unrecorded silently."""
+        ledger = self.ledger
+        if ledger is None or self.ledger_session is None:
+            return
+        try:
+            await asyncio.to_thread(getattr(ledger, what), self.ledger_session, *args)
+        except LedgerError as exc:
+            self.log.error("%s: ledger %s failed for session %s: %s", self._log_name, what, self.ledger_session, exc)
+
+    async def _ledger_session_ended(self, status: JobStatus | None) -> None:
+        """Release the hold and record the observed cost (provisional until sacct's final charge)."""
+        if self.ledger_session is None:
+            return
+        now = datetime.now(timezone.utc)
+        started = _parse_slurm_time(status.start_time) if status and status.state is not JobState.PENDING else None
+        ended = _parse_slurm_time(status.end_time) if status and status.state is JobState.ENDED else None
+        ended = min(ended or now, now)
+        elapsed = max(0, int((ended - started).total_seconds())) if started and self.job_id else 0
+        await self._ledger_call("session_ended", ended, elapsed)
+        self.ledger_session = None
 
     # ----- the job -----
     def job_env(self) -> dict[str, str]:
@@ -339,6 +398,21 @@ class SlurmGPUSpawner(SlurmSpawner):
         )
 
     async def start(self):
+        try:
+            return await self._start()
+        except BaseException:
+            # Nothing may keep holding budget after a failed start (JupyterHub does not call
+            # stop() for a server whose poll() already says it is not running).
+            if self.job_id:
+                try:
+                    await self.client.scancel(self.job_id, as_user=self.user.name)
+                except SlurmCommandError as exc:
+                    self.log.warning("%s: scancel %s after a failed start: %s", self._log_name, self.job_id, exc)
+            status = self.watcher.last_known(self.job_id) if self.job_id else None
+            await self._ledger_session_ended(status)
+            raise
+
+    async def _start(self):
         request = self.job_request
         if request is None:  # apply_user_options always runs first; be safe anyway
             request = await self.validate_options(self.user_options or {})
@@ -357,6 +431,7 @@ class SlurmGPUSpawner(SlurmSpawner):
             raise SpawnError(f"Slurm refused the job: {exc.first_stderr_line or exc.summary}") from None
         # Record the job id the moment sbatch returns: a hub crash now leaves no unknown job.
         self._save_state_now()
+        await self._ledger_call("record_job_id", self.job_id)
         self.log.info("%s: submitted job %s (%s)", self._log_name, self.job_id, request)
         self._last_message = f"Submitted as Slurm job {self.job_id}"
         watcher = self.watcher
@@ -364,6 +439,7 @@ class SlurmGPUSpawner(SlurmSpawner):
         watcher.poke()
 
         status = await self._wait_until_running(watcher)
+        await self._ledger_call("session_started", _parse_slurm_time(status.start_time) or datetime.now(timezone.utc))
         self.job_node = status.node
         self.ip = await self.node_address(status.node)
         self._last_message = f"Running on {status.node}; starting Jupyter"
@@ -448,7 +524,9 @@ class SlurmGPUSpawner(SlurmSpawner):
         status = watcher.status(self.job_id)
         if status.state in (JobState.ENDED, JobState.GONE):
             self.log.info("%s: job %s ended (%s)", self._log_name, self.job_id, status.slurm_state or status.state)
+            last_known = watcher.last_known(self.job_id) or status
             watcher.untrack(self.job_id)
+            await self._ledger_session_ended(last_known)
             self.clear_state()
             return 1
         return None
@@ -463,15 +541,18 @@ class SlurmGPUSpawner(SlurmSpawner):
         except SlurmCommandError as exc:
             self.log.warning("%s: scancel %s failed: %s", self._log_name, job_id, exc)
         watcher = self.watcher
+        status = watcher.last_known(job_id)
         if not now:
             watcher.track(job_id)
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 watcher.poke()  # stops are rare: ask again each second until Slurm says it ended
-                status = await watcher.wait_for_change(job_id, timeout=2)
-                if status.state in (JobState.ENDED, JobState.GONE):
+                current = await watcher.wait_for_change(job_id, timeout=2)
+                status = watcher.last_known(job_id) or status
+                if current.state in (JobState.ENDED, JobState.GONE):
                     break
         watcher.untrack(job_id)
+        await self._ledger_session_ended(status)
 
     async def progress(self):
         last = None
@@ -490,13 +571,27 @@ class SlurmGPUSpawner(SlurmSpawner):
             state["version"] = STATE_VERSION
             state["job_id"] = self.job_id
             state["node"] = self.job_node
+            if self.ledger_session is not None:
+                state["ledger_session"] = self.ledger_session
         return state
 
     def load_state(self, state: dict) -> None:
         super().load_state(state)
         self.job_status = ""
         self.job_node = state.get("node", "")
+        self.ledger_session = state.get("ledger_session")
 
     def clear_state(self) -> None:
         super().clear_state()
         self.job_node = ""
+        self.ledger_session = None
+
+
+def _parse_slurm_time(text: str) -> datetime | None:
+    """Slurm prints local times without a zone (``2026-11-29T02:16:38``); None for N/A and the like."""
+    if not text or not text[:1].isdigit():
+        return None
+    try:
+        return datetime.fromisoformat(text).astimezone(timezone.utc)
+    except ValueError:
+        return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 
 
@@ -121,6 +122,11 @@ class JobRequest:
     gpus: int
     hours: Decimal  # multiple of 0.25
     environment: str  # catalogue id (or project:NAME later)
+    account: str | None = None  # the project's Slurm account when it differs from its name
+
+    @property
+    def slurm_account(self) -> str:
+        return self.account or self.project
 
     @property
     def time_limit_minutes(self) -> int:
@@ -136,3 +142,44 @@ class JobRequest:
             "hours": float(self.hours),
             "environment": self.environment,
         }
+
+
+@dataclass(frozen=True)
+class AccountingRecord:
+    """One job allocation from ``sacct`` for the ledger's reconciler (all users, by account)."""
+
+    job_id: str  # 123, an array task 123_4, or a heterogeneous job's component 123+1
+    user: str
+    account: str
+    state: JobState  # RUNNING or ENDED for the states the reconciler asks for
+    slurm_state: str  # Slurm's word: COMPLETED, CANCELLED, TIMEOUT, RUNNING, ...
+    elapsed_seconds: int  # ElapsedRaw (so far, for a running job)
+    gpu_type_counts: dict[str, int]  # from AllocTRES gres/gpu:TYPE=N; {} without typed GPUs
+    untyped_gpus: int  # AllocTRES gres/gpu=N (all GPUs, typed or not)
+    start: datetime | None  # None: never started
+    end: datetime | None  # None: still running
+    cluster: str
+    time_limit_minutes: int | None  # TimelimitRaw; None: no limit
+
+
+@dataclass(frozen=True)
+class AssociationUsage:
+    """An association's billing figures from ``scontrol show assoc_mgr flags=assoc``.
+
+    Minutes are Slurm billing minutes: ``GrpTRESMins=...billing=LIMIT(USED)`` and
+    ``GrpTRESRunMins=...billing=LIMIT(RUNNING)``, where RUNNING is what running jobs still
+    reserve (billing x time left).
+    """
+
+    cluster: str
+    account: str
+    user: str | None  # None: the account's own association
+    partition: str | None
+    billing_limit_minutes: int | None  # GrpTRESMins billing limit; None: no limit ("N")
+    billing_used_minutes: int
+    billing_running_minutes: int
+
+    @property
+    def used_and_running_minutes(self) -> int:
+        """S of the contract's mirror formula."""
+        return self.billing_used_minutes + self.billing_running_minutes

@@ -105,6 +105,17 @@ class Portal:
         return f"{self.url}/user/{suffix}"
 
     @property
+    def ledger_url(self) -> str:
+        return f"sqlite:///{self.state_dir / 'hub' / 'ledger.sqlite'}"
+
+    def ledger_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        return subprocess.run([*HPCHUB, *args], capture_output=True, text=True, timeout=120, check=check, cwd="/",
+                              env=dict(os.environ, HPCHUB_LEDGER_URL=self.ledger_url))
+
+    def usage(self, project: str) -> dict:
+        return json.loads(self.ledger_cli("usage", project, "--json").stdout)
+
+    @property
     def accounts_file(self) -> Path:
         """The identity provider's accounts, re-read on every lookup (tests may rewrite it)."""
         return self.state_dir / "idp" / "accounts.json"
@@ -130,7 +141,8 @@ def portal() -> Portal:
     if (TEST_DIR / "demo.json").exists() or (TEST_DIR / "cluster.json").exists():
         hpchub("demo", "down", "--state-dir", state, check=False)
     shutil.rmtree(TEST_DIR, ignore_errors=True)
-    up = hpchub("demo", "up", "--state-dir", state, "--ports", "auto", "--cluster-name", "hpchubtest", check=False)
+    up = hpchub("demo", "up", "--state-dir", state, "--ports", "auto", "--cluster-name", "hpchubtest",
+                "--named-server-limit", "25", check=False)
     if up.returncode != 0:
         hpchub("demo", "down", "--state-dir", state, check=False)
         pytest.fail(f"hpchub demo up failed:\n{up.stdout}\n{up.stderr}")

@@ -1,0 +1,103 @@
+"""GPU-hour budgets at spawn time, through the real hub and the real cluster."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import time
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _spawn(portal, user, options, name=""):
+    return portal.session().post(portal.spawn_path(user, name), json={"user_options": options}, timeout=120)
+
+
+def _stop(portal, user, name=""):
+    response = portal.session().delete(portal.spawn_path(user, name), timeout=60)
+    assert response.status_code in (202, 204), response.text
+    portal.wait_stopped(user, name)
+
+
+def _user_jobs(portal, user):
+    return {job_id: job for job_id, job in portal.jobs().items() if f"user={user}," in job["comment"]}
+
+
+def test_budget_refusal_is_403_with_what_is_left_and_submits_nothing(portal):
+    before = set(portal.jobs())
+    response = _spawn(portal, "erin", {"project": "tiny-lab", "gpu_type": "h200", "gpus": 1, "hours": 1})
+    assert response.status_code == 403, response.text
+    message = response.json()["message"]
+    assert message.startswith("tiny-lab has ") and "GPU-h left; this request needs 1.0 (1 x h200 x 1 h)" in message
+    assert set(portal.jobs()) == before
+    assert portal.usage("tiny-lab")["held_gpu_hours"] == 0
+
+
+def test_running_session_holds_and_stop_charges_once(portal):
+    options = {"project": "vision-lab", "gpu_type": "h200", "gpus": 2, "hours": 1}
+    before = portal.usage("vision-lab")
+    assert _spawn(portal, "bob", options).status_code in (201, 202)
+    portal.wait_ready("bob")
+    during = portal.usage("vision-lab")
+    assert 1.99 <= during["held_gpu_hours"] - before["held_gpu_hours"] <= 2.0
+    bob = next(m for m in during["members"] if m["user"] == "bob")
+    assert bob["held_gpu_hours"] > 0
+    charges_before = portal.ledger_cli("charges", "vision-lab", "--csv").stdout.count("\n")
+    _stop(portal, "bob")
+    after = portal.usage("vision-lab")
+    assert after["held_gpu_hours"] == before["held_gpu_hours"]
+    assert after["used_gpu_hours"] > before["used_gpu_hours"]
+    assert portal.ledger_cli("charges", "vision-lab", "--csv").stdout.count("\n") == charges_before + 1
+
+
+def test_twenty_concurrent_spawns_against_a_budget_for_five_start_exactly_five(portal):
+    # tiny-lab gets room for exactly five 1 x h200 x 0.25 h sessions (0.25 GPU-h each).
+    remaining = portal.usage("tiny-lab")["remaining_gpu_hours"]
+    top_up = round(1.25 - remaining, 4)
+    portal.ledger_cli("grant", "tiny-lab", str(top_up), "--reason", "race test: room for five sessions")
+    assert portal.usage("tiny-lab")["remaining_gpu_hours"] == pytest.approx(1.25)
+    options = {"project": "tiny-lab", "gpu_type": "h200", "gpus": 1, "hours": 0.25}
+    names = [f"race{i:02d}" for i in range(20)]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(20) as pool:
+            responses = list(pool.map(lambda name: _spawn(portal, "erin", options, name), names))
+        codes = [r.status_code for r in responses]
+        admitted = [name for name, r in zip(names, responses) if r.status_code in (201, 202)]
+        refused = [r for r in responses if r.status_code == 403]
+        assert len(admitted) == 5, codes
+        assert len(refused) == 15, codes
+        assert all("this request needs 0.25 (1 x h200 x 0.25 h)" in r.json()["message"] for r in refused)
+        for name in admitted:
+            portal.wait_ready("erin", name, timeout=120)
+        assert len(_user_jobs(portal, "erin")) == 5
+    finally:
+        for name in names:
+            if portal.server("erin", name) is not None:
+                portal.session().delete(portal.spawn_path("erin", name), timeout=60)
+        for name in names:
+            portal.wait_stopped("erin", name, timeout=90)
+        # take the top-up back: tiny-lab is left as it was, less what the five sessions used
+        portal.ledger_cli("grant", "tiny-lab", str(-top_up), "--reason", "race test done")
+    assert portal.usage("tiny-lab")["held_gpu_hours"] == 0
+
+
+def test_hub_restart_loses_no_hold_and_doubles_no_charge(portal, hpchub):
+    import os
+    import signal
+
+    options = {"project": "vision-lab", "gpu_type": "a100", "gpus": 1, "hours": 0.5}
+    held_at_start = portal.usage("vision-lab")["held_gpu_hours"]
+    assert _spawn(portal, "alice", options).status_code in (201, 202)
+    portal.wait_ready("alice")
+    held_before = portal.usage("vision-lab")["held_gpu_hours"]
+    hub_pid = int((portal.state_dir / "run" / "jupyterhub.pid").read_text())
+    os.kill(hub_pid, signal.SIGKILL)
+    time.sleep(1)
+    hpchub("demo", "up", "--state-dir", str(portal.state_dir))
+    portal.wait_ready("alice")
+    assert portal.usage("vision-lab")["held_gpu_hours"] == pytest.approx(held_before, abs=0.01)
+    charges_before = portal.ledger_cli("charges", "vision-lab", "--csv").stdout.count("\n")
+    _stop(portal, "alice")
+    assert portal.usage("vision-lab")["held_gpu_hours"] == pytest.approx(held_at_start, abs=1e-4)
+    assert portal.ledger_cli("charges", "vision-lab", "--csv").stdout.count("\n") == charges_before + 1
