@@ -11,7 +11,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hub.pages import configure_pages
 import spawners.slurm.api  # noqa: F401  (replace batchspawner's unsafe handler before routes are built)
+from hub.api.config import configure_api
 
 TEST_SERVICE = "hpchub-test"
 
@@ -52,7 +54,7 @@ def configure_demo(c, settings_path: str) -> None:
     c.HPCHubOIDCAuthenticator.apply_url = "https://hpc.uni.example/apply"
     c.JupyterHub.redirect_to_server = False  # after login: the home page (sessions, or the no-account page)
     c.JupyterHub.template_paths = [settings["templates"]]
-    c.JupyterHub.template_vars = {"hpchub_apply_url": "https://hpc.uni.example/apply"}
+    configure_pages(c, apply_url="https://hpc.uni.example/apply")
 
     # The GPU-hour ledger (budgets, holds, charges), shared by the spawner, the API and the reconciler.
     c.HPCHubLedger.db_url = settings["ledger_url"]
@@ -80,3 +82,4 @@ def configure_demo(c, settings_path: str) -> None:
             "services": [TEST_SERVICE],
         }
     ]
+    configure_api(c)  # the ledger REST API: handlers, custom scopes, the user role's grants

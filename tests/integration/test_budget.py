@@ -101,3 +101,23 @@ def test_hub_restart_loses_no_hold_and_doubles_no_charge(portal, hpchub):
     _stop(portal, "alice")
     assert portal.usage("vision-lab")["held_gpu_hours"] == pytest.approx(held_at_start, abs=1e-4)
     assert portal.ledger_cli("charges", "vision-lab", "--csv").stdout.count("\n") == charges_before + 1
+
+
+def test_budget_warning_banner_at_95_percent_on_the_pages(portal):
+    import re
+
+    figures = portal.usage("vision-lab")
+    used = figures["used_gpu_hours"]
+    assert used > 0, "an earlier test ran a session on vision-lab"
+    # Shrink the budget so that used is ~96 % of it, then give it back.
+    cut = round(figures["budget_gpu_hours"] - used / 0.96, 4)
+    portal.ledger_cli("grant", "vision-lab", str(-cut), "--reason", "banner test")
+    try:
+        _session, home = portal.login("bob@uni.example", "bob-demo")
+        banners = re.findall(r'hpchub-budget-banner"[^>]*data-level="(\d+)">([^<]*)<', home.text)
+        assert banners and banners[0][0] == "95", banners
+        assert "vision-lab: the GPU-hour budget is 95 % used" in banners[0][1]
+    finally:
+        portal.ledger_cli("grant", "vision-lab", str(cut), "--reason", "banner test done")
+    _session, home = portal.login("bob@uni.example", "bob-demo")
+    assert "hpchub-budget-banner" not in home.text

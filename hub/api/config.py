@@ -1,0 +1,98 @@
+"""Wiring the ledger REST API into JupyterHub: ``configure_api(c)`` in a hub configuration.
+
+It adds, without touching anything else in ``c``:
+
+- the handlers under ``/hub/api/hpchub/v1/`` (``c.JupyterHub.extra_handlers``; JupyterHub
+  logs that this option is deprecated in favour of services, but it is the way to serve
+  API handlers inside the hub, with its cookies, tokens and scopes);
+- the custom scopes ``custom:hpchub:read`` and ``custom:hpchub:manage`` (the latter
+  implies the former) in ``c.JupyterHub.custom_scopes``;
+- both scopes for every user (the built-in ``user`` role). JupyterHub 6 merges a ``user``
+  role given in ``load_roles`` with its default *shallowly*: a ``scopes`` list there
+  replaces the default ``["self"]`` instead of adding to it. So: if ``load_roles``
+  already defines the ``user`` role, our scopes are added to it (with ``self`` kept);
+  otherwise they go into ``c.JupyterHub.extra_user_scopes``, JupyterHub 6's option for
+  adding scopes to the default role without redefining it. (JupyterHub ignores
+  ``extra_user_scopes`` once a ``user`` role with scopes appears in ``load_roles``; call
+  ``configure_api`` after any such definition.)
+
+What each project role may do beyond the scopes is in :mod:`hub.api.access`.
+Server tokens (``$JUPYTERHUB_API_TOKEN`` in a job) keep JupyterHub's default ``server``
+role and so get none of these scopes; the session and extend endpoints (the spawner's
+part) will give them the one they need through ``Spawner.server_token_scopes``.
+"""
+
+from __future__ import annotations
+
+from traitlets import Float, Integer, Unicode, Union, validate
+from traitlets.config import Configurable
+
+from hub.ledger import arithmetic as arith
+
+READ_SCOPE = "custom:hpchub:read"
+MANAGE_SCOPE = "custom:hpchub:manage"
+HPCHUB_SCOPES: dict[str, dict] = {
+    READ_SCOPE: {
+        "description": "Read the GPU-hour budgets, members and charges of your projects "
+        "(as far as your role in each project allows) and preview what a session would cost.",
+    },
+    MANAGE_SCOPE: {
+        "description": "Add and remove members and change caps in projects you manage "
+        "(as far as your role in each project allows).",
+        "subscopes": [READ_SCOPE],
+    },
+}
+USER_SCOPES = (READ_SCOPE, MANAGE_SCOPE)
+
+
+class HPCHubAPI(Configurable):
+    """Settings of the ledger REST API."""
+
+    ta_cap_limit_gpu_hours = Union(
+        [Unicode(), Float(), Integer()],
+        default_value=None,
+        allow_none=True,
+        help="Highest cap (GPU-hours) a ta may raise a student's or member's cap to. Default None: TAs may "
+        "not change caps (the instructor's per-course limit comes with the course rules). Example: 10.",
+    ).tag(config=True)
+
+    @validate("ta_cap_limit_gpu_hours")
+    def _check_ta_limit(self, proposal):
+        value = proposal["value"]
+        if value is not None:
+            arith.gpu_hours_to_mgs(value, "HPCHubAPI.ta_cap_limit_gpu_hours")
+        return value
+
+    @property
+    def ta_cap_limit_mgs(self) -> int | None:
+        value = self.ta_cap_limit_gpu_hours
+        return None if value is None else arith.gpu_hours_to_mgs(value, "HPCHubAPI.ta_cap_limit_gpu_hours")
+
+
+def _grant_user_scopes(c) -> None:
+    roles = [dict(role) for role in c.JupyterHub.load_roles] if "load_roles" in c.JupyterHub else []
+    for role in roles:
+        if role.get("name") == "user":
+            # JupyterHub replaces the default scopes with this list: keep "self" in it.
+            scopes = list(role.get("scopes", ["self"]))
+            role["scopes"] = scopes + [scope for scope in USER_SCOPES if scope not in scopes]
+            c.JupyterHub.load_roles = roles
+            return
+    extra = set(c.JupyterHub.extra_user_scopes) if "extra_user_scopes" in c.JupyterHub else set()
+    c.JupyterHub.extra_user_scopes = extra | set(USER_SCOPES)
+
+
+def configure_api(c) -> None:
+    """Add the ledger API's handlers, scopes and user-role grants to a hub configuration
+    (idempotent)."""
+    from .handlers import ROUTES  # noqa: PLC0415  (imports JupyterHub: only when configuring a hub)
+
+    handlers = list(c.JupyterHub.extra_handlers) if "extra_handlers" in c.JupyterHub else []
+    handlers += [route for route in ROUTES if route not in handlers]
+    c.JupyterHub.extra_handlers = handlers
+
+    scopes = dict(c.JupyterHub.custom_scopes) if "custom_scopes" in c.JupyterHub else {}
+    scopes.update(HPCHUB_SCOPES)
+    c.JupyterHub.custom_scopes = scopes
+
+    _grant_user_scopes(c)

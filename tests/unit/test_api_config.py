@@ -1,0 +1,87 @@
+"""Unit tests for ``configure_api`` (hub/api/config.py) on a plain traitlets Config."""
+
+from __future__ import annotations
+
+import pytest
+from jupyterhub.roles import get_default_roles
+from jupyterhub.scopes import define_custom_scopes, scope_definitions
+from traitlets import TraitError
+from traitlets.config import Config
+
+from hub.api.config import HPCHUB_SCOPES, MANAGE_SCOPE, READ_SCOPE, HPCHubAPI, configure_api
+from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
+
+pytestmark = pytest.mark.unit
+
+ROUTE_SUFFIXES = {
+    "/projects", "/projects/([^/]+)", "/projects/([^/]+)/charges", "/projects/([^/]+)/members/([^/]+)",
+    "/projects/([^/]+)/members/([^/]+)/cap", "/preview",
+}  # fmt: skip
+
+
+def test_adds_routes_scopes_and_extra_user_scopes() -> None:
+    c = Config()
+    configure_api(c)
+    routes = {pattern.removeprefix("/api/hpchub/v1") for pattern, _handler in c.JupyterHub.extra_handlers}
+    assert routes == ROUTE_SUFFIXES
+    assert c.JupyterHub.custom_scopes == HPCHUB_SCOPES
+    assert HPCHUB_SCOPES[MANAGE_SCOPE]["subscopes"] == [READ_SCOPE]
+    assert c.JupyterHub.extra_user_scopes == {READ_SCOPE, MANAGE_SCOPE}
+    assert "load_roles" not in c.JupyterHub  # the default user role ("self") is left alone
+
+
+def test_is_idempotent_and_keeps_what_was_there() -> None:
+    c = Config()
+    c.JupyterHub.extra_handlers = [(r"/api/other", object)]
+    c.JupyterHub.custom_scopes = {"custom:other:read": {"description": "other"}}
+    c.JupyterHub.extra_user_scopes = {"access:services"}
+    c.JupyterHub.load_roles = [{"name": "driver", "scopes": ["servers"], "services": ["t"]}]
+    configure_api(c)
+    configure_api(c)
+    assert len(c.JupyterHub.extra_handlers) == 1 + len(ROUTE_SUFFIXES)
+    assert set(c.JupyterHub.custom_scopes) == {"custom:other:read", READ_SCOPE, MANAGE_SCOPE}
+    assert c.JupyterHub.extra_user_scopes == {"access:services", READ_SCOPE, MANAGE_SCOPE}
+    assert c.JupyterHub.load_roles == [{"name": "driver", "scopes": ["servers"], "services": ["t"]}]
+
+
+@pytest.mark.parametrize(
+    ("user_role", "scopes"),
+    [
+        pytest.param({"name": "user"}, ["self", READ_SCOPE, MANAGE_SCOPE], id="no-scopes-keeps-self"),
+        pytest.param({"name": "user", "scopes": ["self", "access:services"]},
+                     ["self", "access:services", READ_SCOPE, MANAGE_SCOPE], id="extends-scopes"),
+    ],
+)
+def test_a_user_role_in_load_roles_gets_the_scopes(user_role, scopes) -> None:
+    """JupyterHub 6 merges a user role from load_roles shallowly (its scopes replace the
+    default ["self"]) and then ignores extra_user_scopes: so the scopes go into that role."""
+    c = Config()
+    c.JupyterHub.load_roles = [user_role]
+    configure_api(c)
+    (role,) = c.JupyterHub.load_roles
+    assert role["scopes"] == scopes
+    assert "extra_user_scopes" not in c.JupyterHub
+    default_user = next(r for r in get_default_roles() if r["name"] == "user")
+    assert set(default_user["scopes"]) <= set(role["scopes"])
+
+
+def test_scopes_are_known_to_jupyterhub_and_redefining_them_is_harmless() -> None:
+    import hub.api.handlers  # noqa: F401, PLC0415  (defines them, for needs_scope)
+
+    assert READ_SCOPE in scope_definitions and MANAGE_SCOPE in scope_definitions
+    define_custom_scopes(dict(HPCHUB_SCOPES))  # what the hub does at start with c.JupyterHub.custom_scopes
+
+
+@pytest.mark.parametrize(("value", "mgs"), [(None, None), (10, 10 * H), ("2.5", int(2.5 * H)), (0.25, H // 4)])
+def test_ta_cap_limit(value, mgs) -> None:
+    c = Config()
+    c.HPCHubAPI.ta_cap_limit_gpu_hours = value
+    assert HPCHubAPI(config=c).ta_cap_limit_mgs == mgs
+
+
+@pytest.mark.parametrize("value", [-1, "lots", 1.00001])
+def test_bad_ta_cap_limit_is_refused_at_configuration(value) -> None:
+    c = Config()
+    c.HPCHubAPI.ta_cap_limit_gpu_hours = value
+    with pytest.raises((TraitError, ValueError)):
+        HPCHubAPI(config=c)
