@@ -136,4 +136,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # `python -m hub.cli`: run the package's module, not this __main__ copy, so that the
+    # UsageError the ledger's commands raise (hub.cli.UsageError) is the one main() catches.
+    from hub.cli import main as package_main
+
+    sys.exit(package_main())

@@ -4,7 +4,9 @@
 - ``types``: enums, name rules, the records the store returns.
 - ``models``, ``migrations``: the tables (prefix ``hpchub_``) and their Alembic history.
 - ``store``: ``Ledger`` (atomic admission, sessions, charges) and ``upgrade``.
-- ``cli``: ``hpchub project|grant|member|usage|charges``.
+- ``outside_jobs``: running jobs the portal did not start (mixed into ``Ledger``).
+- ``reconcile``: ``hpchub reconcile``: final charges from sacct, the Slurm mirror.
+- ``cli``: ``hpchub project|grant|member|usage|charges|reconcile``.
 """
 
 from .arithmetic import DEFAULT_RATES, Admission, BudgetFigures, BudgetWarning, ChargeRates

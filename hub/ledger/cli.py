@@ -1,4 +1,4 @@
-"""``hpchub project|grant|member|usage|charges``: the ledger's part of the admin command line.
+"""``hpchub project|grant|member|usage|charges|reconcile``: the ledger's part of the admin command line.
 
 ``add_parsers(subparsers)`` adds the groups to ``hpchub``'s parser (see hub/cli.py).
 The ledger database comes from ``--db-url``, else ``$HPCHUB_LEDGER_URL``, else the demo's
@@ -216,11 +216,49 @@ def cmd_ledger(args) -> int:
         return 1
 
 
+def cmd_reconcile(args) -> int:
+    """``hpchub reconcile``: see hub/ledger/reconcile.py (imported here: it needs the Slurm client)."""
+    import asyncio  # noqa: PLC0415
+
+    from spawners.slurm.client import SlurmClient, validate_cluster_name  # noqa: PLC0415
+
+    from .reconcile import SLURM_TIMEOUT_SECONDS, run_reconcile  # noqa: PLC0415
+
+    url = args.db_url or _default_url()
+    try:
+        shown_url = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise UsageError(f"--db-url: not a database URL: {url!r}") from None
+    if args.every is not None and not args.every > 0:
+        raise UsageError(f"--every: must be more than 0 seconds, got {args.every:g}")
+    if args.cluster is not None:
+        try:
+            validate_cluster_name(args.cluster)
+        except ValueError as exc:
+            raise UsageError(f"--cluster: {exc}") from None
+    slurm_conf = args.slurm_conf or os.environ.get("SLURM_CONF") or None
+    client = SlurmClient(slurm_conf=slurm_conf, timeout=SLURM_TIMEOUT_SECONDS)
+    try:
+        upgrade(url)
+        with Ledger(url) as ledger:
+            passes = run_reconcile(ledger, client, every=args.every, cluster=args.cluster, dry_run=args.dry_run)
+            return asyncio.run(passes)
+    except NoSuchModuleError as exc:
+        raise UsageError(f"--db-url: {exc}") from None
+    except LedgerError as exc:
+        print(f"hpchub: {exc}", file=sys.stderr)
+        return 1
+    except SQLAlchemyError as exc:
+        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+        print(f"hpchub: ledger database {shown_url}: {detail}", file=sys.stderr)
+        return 1
+
+
 # --- parsers ------------------------------------------------------------------------------------
 
 
 def add_parsers(subparsers) -> None:
-    """Add ``project``, ``grant``, ``member``, ``usage`` and ``charges`` to ``hpchub``."""
+    """Add ``project``, ``grant``, ``member``, ``usage``, ``charges`` and ``reconcile`` to ``hpchub``."""
 
     def leaf(parent, name: str, command: str, **kwargs) -> argparse.ArgumentParser:
         parser = _one_line_errors(parent.add_parser(name, **kwargs))
@@ -266,3 +304,19 @@ def add_parsers(subparsers) -> None:
     charges = leaf(subparsers, "charges", "charges", help="a project's charges, one per job")
     charges.add_argument("name", metavar="NAME")
     charges.add_argument("--csv", action="store_true", help="CSV with a header line")
+
+    reconcile = leaf(
+        subparsers, "reconcile", "reconcile",
+        help="import final charges from sacct and mirror budgets and caps into Slurm's limits",
+    )  # fmt: skip
+    reconcile.set_defaults(func=cmd_reconcile)
+    reconcile.add_argument(
+        "--every", type=float, metavar="SECONDS", help="a pass every SECONDS until stopped (default: one pass)"
+    )
+    reconcile.add_argument(
+        "--slurm-conf", metavar="PATH", help="Slurm's configuration (default $SLURM_CONF, else Slurm's own)"
+    )
+    reconcile.add_argument(
+        "--cluster", metavar="NAME", help="the Slurm cluster (default: the one of the Slurm configuration)"
+    )
+    reconcile.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")

@@ -38,7 +38,7 @@ from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from .types import ChargeKind, ChargeSource, ProjectKind, ProjectState, Role, SessionState
+from .types import ChargeKind, ChargeSource, OutsideJobState, ProjectKind, ProjectState, Role, SessionState
 
 TABLE_PREFIX = "hpchub_"
 VERSION_TABLE = "hpchub_alembic_version"
@@ -220,16 +220,61 @@ class Charge(Base):
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-def effective_charges():
-    """A WHERE clause selecting each job's effective charge: final, or provisional while no
-    final row exists for the same (cluster, job id)."""
+class OutsideJob(Base):
+    """A job on a project's account that the portal did not start, seen running by the
+    reconciler (sacct). While running it holds ``weighted_gpus_milli`` x ``time_limit_seconds``
+    mgs like a portal session; it ends when its final charge is imported or when it is no
+    longer listed as running. One row per (cluster, job id); the state changes in place."""
+
+    __tablename__ = "hpchub_outside_jobs"
+    __table_args__ = (
+        UniqueConstraint("cluster", "job_id"),
+        Index("ix_hpchub_outside_jobs_project_id_state", "project_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[int] = mapped_column(ForeignKey("hpchub_projects.id"))
+    user: Mapped[str] = mapped_column(String(32))
+    gpu_type: Mapped[str] = mapped_column(String(200))
+    gpus: Mapped[int] = mapped_column(Integer)
+    weighted_gpus_milli: Mapped[int] = mapped_column(Integer)  # sum over types of count x weight milli
+    time_limit_seconds: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    state: Mapped[OutsideJobState] = mapped_column(_enum(OutsideJobState, "state"))
+    first_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    ended_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+    @property
+    def reservation_mgs(self) -> int:
+        return self.weighted_gpus_milli * self.time_limit_seconds
+
+
+def _replaced_by_a_final_charge():
     final = aliased(Charge)
-    superseded = exists(
+    return exists(
         select(final.id).where(
             and_(final.cluster == Charge.cluster, final.job_id == Charge.job_id, final.kind == ChargeKind.FINAL)
         )
     )
-    return or_(Charge.kind == ChargeKind.FINAL, ~superseded)
+
+
+# Built once (constructing them took a noticeable part of an admission check).
+_REPLACED = _replaced_by_a_final_charge()
+_EFFECTIVE = or_(Charge.kind == ChargeKind.FINAL, ~_REPLACED)
+# The provisional charges no final charge replaced. Sums of effective charges on the hot
+# path add the final charges (from the covering index alone) to these, rather than summing
+# under ``effective_charges()``: for that OR, PostgreSQL visits every charge row of the
+# project or hashes every final charge of the table (benchmarks/budget.py).
+UNREPLACED_PROVISIONAL_CHARGES = and_(Charge.kind == ChargeKind.PROVISIONAL, ~_REPLACED)
+
+
+def effective_charges():
+    """A WHERE clause selecting each job's effective charge: final, or provisional while no
+    final row exists for the same (cluster, job id)."""
+    return _EFFECTIVE
 
 
 APPEND_ONLY = (Grant, CapEntry, Charge)

@@ -20,27 +20,30 @@ from __future__ import annotations
 
 import pathlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from datetime import date, datetime, timezone, tzinfo
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, create_engine, event, func, select
+from sqlalchemy import Engine, bindparam, create_engine, event, func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import arithmetic as arith
 from .errors import BudgetRefused, LedgerInputError, NotFound
+from .outside_jobs import OutsideJobRecords, outside_cost
 from .models import (
+    UNREPLACED_PROVISIONAL_CHARGES,
     VERSION_TABLE,
     AppendOnlySession,
     CapEntry,
     Charge,
     Grant,
     Member,
+    OutsideJob,
     PortalSession,
     Project,
     effective_charges,
@@ -51,6 +54,7 @@ from .types import (
     ChargeSource,
     MemberUsage,
     MirrorFigures,
+    OutsideJobState,
     ProjectInfo,
     ProjectKind,
     ProjectState,
@@ -68,6 +72,7 @@ from .types import (
     check_server_name,
     check_text,
     check_user,
+    gpu_type_label,
     parse_date,
 )
 
@@ -76,6 +81,18 @@ MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 _WRITE = "hpchub_ledger_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
 _HOLDING = (SessionState.ADMITTED, SessionState.RUNNING)
+
+
+def _charges_sum(by_user: bool):
+    def part(condition):
+        query = select(func.coalesce(func.sum(Charge.weighted_mgs), 0))
+        query = query.where(Charge.project_id == bindparam("project_id"), condition)
+        return (query.where(Charge.user == bindparam("user")) if by_user else query).scalar_subquery()
+
+    return select(part(Charge.kind == ChargeKind.FINAL) + part(UNREPLACED_PROVISIONAL_CHARGES))
+
+
+_CHARGES_SUM, _MEMBER_CHARGES_SUM = _charges_sum(False), _charges_sum(True)
 
 
 # --- engine and migrations ------------------------------------------------------------------------
@@ -143,8 +160,9 @@ def schema_revision(db: str | Engine) -> str | None:
 
 def _project_info(row: Project) -> ProjectInfo:
     return ProjectInfo(
-        row.name, row.slurm_account, row.kind, row.state, row.state_reason, row.period_start, row.period_end
-    )
+        row.name, row.slurm_account, row.kind, row.state, row.state_reason, row.period_start, row.period_end,
+        row.created_at,
+    )  # fmt: skip
 
 
 def _session_info(row: PortalSession, project: str) -> SessionInfo:
@@ -176,14 +194,7 @@ def _session_cost(row: PortalSession, now: datetime) -> arith.SessionCost:
     return arith.SessionCost(booked.mgs, booked.cost_so_far_mgs(elapsed))
 
 
-def _gpu_type_label(gpu_type_counts: Mapping[str, int]) -> str:
-    used = {t: n for t, n in sorted(gpu_type_counts.items()) if n}
-    if len(used) == 1:
-        return next(iter(used))
-    return ",".join(f"{t}:{n}" for t, n in used.items())
-
-
-class Ledger:
+class Ledger(OutsideJobRecords):
     """Projects, grants, members, caps, holds and charges in one database.
 
     ``db``: a URL (``sqlite:////path/ledger.sqlite``, ``postgresql+psycopg://...``) or an
@@ -267,10 +278,10 @@ class Ledger:
         return int(session.execute(query).scalar_one())
 
     def _charges_mgs(self, session: Session, project: Project, user: str | None = None) -> int:
-        query = select(func.coalesce(func.sum(Charge.weighted_mgs), 0)).where(Charge.project_id == project.id)
-        if user is not None:
-            query = query.where(Charge.user == user)
-        return int(session.execute(query.where(effective_charges())).scalar_one())
+        """The effective charges' sum: final charges + provisional ones no final one replaced
+        (one statement, built once; see ``UNREPLACED_PROVISIONAL_CHARGES``)."""
+        query = _CHARGES_SUM if user is None else _MEMBER_CHARGES_SUM
+        return int(session.execute(query, {"project_id": project.id, "user": user}).scalar_one())
 
     def _holding_sessions(self, session: Session, project: Project, user: str | None = None) -> list[PortalSession]:
         query = select(PortalSession).where(PortalSession.project_id == project.id, PortalSession.state.in_(_HOLDING))
@@ -278,13 +289,23 @@ class Ledger:
             query = query.where(PortalSession.user == user)
         return list(session.scalars(query))
 
+    def _running_outside_jobs(self, session: Session, project: Project, user: str | None = None) -> list[OutsideJob]:
+        query = select(OutsideJob).where(
+            OutsideJob.project_id == project.id, OutsideJob.state == OutsideJobState.RUNNING
+        )
+        if user is not None:
+            query = query.where(OutsideJob.user == user)
+        return list(session.scalars(query))
+
     def _figures(
         self, session: Session, project: Project, now: datetime, user: str | None = None, cap_mgs: int | None = None
     ) -> arith.BudgetFigures:
-        """The project's figures, or with ``user`` that member's (grants = the member's cap)."""
+        """The project's figures, or with ``user`` that member's (grants = the member's cap).
+        Running jobs the portal did not start hold like sessions (gpus x time limit x weight)."""
         grants = self._grants_mgs(session, project) if user is None else cap_mgs
         assert grants is not None
         costs = [_session_cost(row, now) for row in self._holding_sessions(session, project, user)]
+        costs += [outside_cost(row, now) for row in self._running_outside_jobs(session, project, user)]
         return arith.budget_figures(grants, self._charges_mgs(session, project, user), costs)
 
     def _closed_reason(self, project: Project, now: datetime) -> str | None:
@@ -459,10 +480,11 @@ class Ledger:
         with self._read() as session:
             project = self._project(session, name)
             holding = self._holding_sessions(session, project)
+            outside = self._running_outside_jobs(session, project)
             project_figures = arith.budget_figures(
                 self._grants_mgs(session, project),
                 self._charges_mgs(session, project),
-                [_session_cost(row, now) for row in holding],
+                [_session_cost(row, now) for row in holding] + [outside_cost(row, now) for row in outside],
             )
             charges_by_user = dict(
                 session.execute(
@@ -479,6 +501,8 @@ class Ledger:
             costs_by_user: dict[str, list[arith.SessionCost]] = defaultdict(list)
             for row in holding:
                 costs_by_user[row.user].append(_session_cost(row, now))
+            for row in outside:
+                costs_by_user[row.user].append(outside_cost(row, now))
             members = session.execute(
                 select(Member.user, Member.role).where(Member.project_id == project.id, Member.active.is_(True))
             ).all()
@@ -514,11 +538,16 @@ class Ledger:
             ],
         }
 
-    def mirror_figures(self, name: str, user: str | None = None) -> MirrorFigures:
+    def mirror_figures(
+        self, name: str, user: str | None = None, *, running_job_ids: Collection[tuple[str, str]] = ()
+    ) -> MirrorFigures:
         """What the Slurm mirror subtracts (see ``arithmetic.slurm_mirror_limit``): grants (or
         the member's cap), effective charges, and the reservations of running portal jobs.
-        Admitted but still pending sessions are left out: their room stays open for them.
-        Running jobs the portal did not start are the watcher's to add."""
+        Admitted but still pending sessions are left out: their room stays open for them;
+        an admitted session whose (cluster, job id) is in ``running_job_ids`` (Slurm runs it,
+        the portal has not noticed yet) counts as running. Running jobs the portal did not
+        start are the caller's to add (the reconciler takes them from the same sacct)."""
+        running_now = set(running_job_ids)
         with self._read() as session:
             project = self._project(session, name)
             if user is None:
@@ -529,17 +558,18 @@ class Ledger:
             running = [
                 row.reservation_mgs
                 for row in self._holding_sessions(session, project, user)
-                if row.state is SessionState.RUNNING
+                if row.state is SessionState.RUNNING or (row.cluster, row.job_id) in running_now
             ]
             return MirrorFigures(limit, self._charges_mgs(session, project, user), sum(running))
 
     def charges(self, name: str) -> list[ChargeRecord]:
-        """Each job's effective charge (final if imported, else provisional), oldest first."""
+        """Each job's effective charge (final if imported, else provisional), oldest first
+        (jobs without an end time first, on every backend: PostgreSQL sorts NULL last)."""
         with self._read() as session:
             project = self._project(session, name)
             rows = session.scalars(
                 select(Charge).where(Charge.project_id == project.id, effective_charges())
-                .order_by(Charge.end_at, Charge.id)
+                .order_by(Charge.end_at.asc().nulls_first(), Charge.id)
             )  # fmt: skip
             return [_charge_record(row, project.name) for row in rows]
 
@@ -758,9 +788,14 @@ class Ledger:
                 if portal is not None and portal.state in _HOLDING:
                     portal.state, portal.ended_at = SessionState.ENDED, end or now
                     portal.elapsed_seconds = elapsed_seconds
+                outside = session.scalars(
+                    select(OutsideJob).where(OutsideJob.cluster == cluster, OutsideJob.job_id == job_id)
+                ).first()
+                if outside is not None and outside.state is OutsideJobState.RUNNING:
+                    outside.state, outside.ended_at = OutsideJobState.ENDED, end or now
                 session.add(Charge(
                     cluster=cluster, job_id=job_id, user=user, project_id=project.id,
-                    gpu_type=_gpu_type_label(gpu_type_counts), gpus=sum(gpu_type_counts.values()),
+                    gpu_type=gpu_type_label(gpu_type_counts), gpus=sum(gpu_type_counts.values()),
                     start_at=start, end_at=end, elapsed_seconds=elapsed_seconds, weighted_mgs=weighted,
                     source=ChargeSource.SACCT, kind=ChargeKind.FINAL,
                     session_id=None if portal is None else portal.id, recorded_at=now,

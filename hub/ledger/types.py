@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -41,6 +42,11 @@ class SessionState(enum.Enum):
         return self in (SessionState.ADMITTED, SessionState.RUNNING)
 
 
+class OutsideJobState(enum.Enum):
+    RUNNING = "running"  # holds gpus x time limit x weight
+    ENDED = "ended"  # no longer running (its final charge comes from sacct like any job's)
+
+
 class ChargeSource(enum.Enum):
     PORTAL = "portal"  # what the portal observed (provisional)
     SACCT = "sacct"  # Slurm accounting (final)
@@ -59,7 +65,7 @@ USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
 GPU_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 CLUSTER_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
 SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,255}$")  # "" is the default server
-JOB_ID_RE = re.compile(r"^[0-9]{1,20}(?:_[0-9]{1,10})?$")
+JOB_ID_RE = re.compile(r"^[0-9]{1,20}(?:_[0-9]{1,10}|\+[0-9]{1,5})?$")  # 123, array task 123_4, het part 123+1
 MAX_TEXT = 500
 
 
@@ -98,7 +104,15 @@ def check_server_name(value: object, field: str = "server_name") -> str:
 def check_job_id(value: object, field: str = "job_id") -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         value = str(value)
-    return _check(JOB_ID_RE, value, field, "a Slurm job id (digits, optionally _TASK)")
+    return _check(JOB_ID_RE, value, field, "a Slurm job id (digits, optionally _TASK or +COMPONENT)")
+
+
+def gpu_type_label(gpu_type_counts: Mapping[str, int]) -> str:
+    """``{"h200": 2}`` -> ``h200``; several types -> ``a100:2,h200:1``; none -> ``""``."""
+    used = {t: n for t, n in sorted(gpu_type_counts.items()) if n}
+    if len(used) == 1:
+        return next(iter(used))
+    return ",".join(f"{t}:{n}" for t, n in used.items())
 
 
 def check_text(value: object, field: str) -> str:
@@ -152,6 +166,7 @@ class ProjectInfo:
     state_reason: str | None
     period_start: date | None
     period_end: date | None  # inclusive
+    created_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -188,7 +203,7 @@ class MirrorFigures:
 
     limit_mgs: int | None  # the project's grants, or the member's cap (None: no cap, no limit)
     charges_mgs: int  # effective charges (final, else provisional)
-    running_reservations_mgs: int  # whole reservations of running portal sessions
+    running_reservations_mgs: int  # whole reservations of running portal sessions (not outside jobs)
 
 
 @dataclass(frozen=True)
@@ -229,3 +244,45 @@ class SessionInfo:
     @property
     def reservation_mgs(self) -> int:
         return self.gpus * self.reserved_seconds * self.weight_milli
+
+
+@dataclass(frozen=True)
+class OutsideJobSeen:
+    """A running job on a project's account as sacct shows it (input of ``sync_outside_jobs``)."""
+
+    job_id: str
+    user: str
+    account: str
+    gpu_type_counts: dict[str, int]
+    started_at: datetime
+    time_limit_seconds: int
+
+
+@dataclass(frozen=True)
+class OutsideJobInfo:
+    """A job on a project's account that the portal did not start, while it runs: it holds
+    gpus x time limit x weight (``weighted_gpus_milli`` = sum of count x weight in milli)."""
+
+    cluster: str
+    job_id: str
+    project: str
+    user: str
+    gpu_type: str  # one type, or "a100:2,h200:1"
+    gpus: int
+    weighted_gpus_milli: int
+    time_limit_seconds: int
+    started_at: datetime
+    state: OutsideJobState
+    ended_at: datetime | None
+
+    @property
+    def reservation_mgs(self) -> int:
+        return self.weighted_gpus_milli * self.time_limit_seconds
+
+
+@dataclass(frozen=True)
+class OutsideJobChanges:
+    """What ``sync_outside_jobs`` changed: jobs first seen running, and jobs no longer running."""
+
+    started: tuple[OutsideJobInfo, ...]
+    ended: tuple[OutsideJobInfo, ...]

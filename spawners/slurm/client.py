@@ -28,8 +28,11 @@ import re
 import shlex
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime, timezone
 
 from spawners.slurm.parsers import (
+    ACCOUNTING_SACCT_FORMAT,
+    ACCOUNTING_SACCT_STATES,
     NODE_ADDRESS_FORMAT,
     SACCT_FORMAT,
     SINFO_FORMAT,
@@ -42,6 +45,16 @@ USER_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
 ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # squeue --name takes a comma-separated list: a job name must not split.
 JOB_NAME_PATTERN = re.compile(r"[^,\s]{1,200}")
+# Slurm account and cluster names in argument lists (no ',', '=', space or leading '-').
+ACCOUNT_NAME_PATTERN = re.compile(r"[a-z0-9_][a-z0-9_.-]{0,63}")
+CLUSTER_NAME_PATTERN = re.compile(r"[a-z0-9_][a-z0-9_-]{0,63}")
+# sacctmgr modify ... set KEY=VALUE: the settings this client may change, with their value rules.
+_TRES_MINUTES_VALUE = re.compile(r"[a-z][a-z0-9/:_-]*=-?[0-9]{1,18}(?:,[a-z][a-z0-9/:_-]*=-?[0-9]{1,18})*")
+SACCTMGR_SETTINGS: Mapping[str, re.Pattern[str]] = {
+    "GrpTRESMins": _TRES_MINUTES_VALUE,  # e.g. billing=12000 (-1 clears)
+    "MaxSubmitJobs": re.compile(r"-1|[0-9]{1,9}"),
+}
+SACCTMGR_ENTITIES = ("account", "user")
 # Hub environment variables passed on to Slurm commands.
 HUB_ENV_ALLOWLIST: tuple[str, ...] = ("PATH", "LANG")
 # Variables that only the client sets (extra_env may not override them).
@@ -192,6 +205,26 @@ def validate_job_id(job_id: str) -> str:
     return job_id
 
 
+def validate_account_name(account: str) -> str:
+    """``account`` if it is a safe Slurm account name for an argument list, else ValueError."""
+    if not isinstance(account, str) or not ACCOUNT_NAME_PATTERN.fullmatch(account):
+        raise ValueError(f"not a valid Slurm account name: {account!r}")
+    return account
+
+
+def validate_cluster_name(cluster: str) -> str:
+    """``cluster`` if it is a safe Slurm ClusterName, else ValueError."""
+    if not isinstance(cluster, str) or not CLUSTER_NAME_PATTERN.fullmatch(cluster):
+        raise ValueError(f"not a valid Slurm cluster name: {cluster!r}")
+    return cluster
+
+
+def _account_list(accounts: Sequence[str]) -> str:
+    if isinstance(accounts, str):
+        raise TypeError("accounts must be a sequence of account names, not one string")
+    return ",".join(validate_account_name(account) for account in accounts)
+
+
 def _job_list(job_ids: Sequence[str]) -> str:
     if isinstance(job_ids, str):
         raise TypeError("job_ids must be a sequence of job ids, not one string")
@@ -290,7 +323,9 @@ class SlurmClient:
         except OSError as exc:  # binary missing or not executable
             raise SlurmCommandError(full_argv, 127, f"cannot execute: {exc.strerror or exc}") from exc
         if result.returncode != 0:
-            raise SlurmCommandError(full_argv, result.returncode, result.stderr)
+            # sacctmgr says "Nothing modified" on stdout: with an empty stderr, stdout is the detail
+            detail = result.stderr if result.stderr.strip() else result.stdout
+            raise SlurmCommandError(full_argv, result.returncode, detail)
         return full_argv, result.stdout
 
     # -- commands -----------------------------------------------------------
@@ -375,6 +410,81 @@ class SlurmClient:
                 f"--format={SACCT_FORMAT}",
             ]
         )
+
+    async def sacct_accounts(
+        self, accounts: Sequence[str], *, start: datetime, cluster: str | None = None
+    ) -> str:
+        """Every job allocation on ``accounts`` (all users) that ran, or runs, since ``start``.
+
+        Asks for :data:`ACCOUNTING_SACCT_STATES` (the end states and RUNNING) from ``start``
+        to now (Slurm 22.05 needs ``--endtime`` with ``--state``: without it sacct answers
+        nothing). Runs with ``TZ=UTC``: ``start`` is sent and every time printed in UTC.
+        ``""`` without running anything when no account is asked.
+        """
+        if not accounts:
+            return ""
+        if not isinstance(start, datetime) or start.tzinfo is None or start.utcoffset() is None:
+            raise ValueError(f"start must be a timezone-aware datetime, got {start!r}")
+        argv = [
+            "sacct",
+            "--noheader",
+            "--parsable2",
+            "-X",
+            "--allusers",
+            f"--accounts={_account_list(accounts)}",
+            f"--starttime={start.astimezone(timezone.utc).strftime('%Y-%m-%dT%H:%M:%S')}",
+            "--endtime=now",
+            f"--state={','.join(ACCOUNTING_SACCT_STATES)}",
+            f"--format={ACCOUNTING_SACCT_FORMAT}",
+        ]
+        if cluster is not None:
+            argv.append(f"--clusters={validate_cluster_name(cluster)}")
+        return await self.run(argv, extra_env={"TZ": "UTC"})
+
+    async def assoc_mgr(self, accounts: Sequence[str]) -> str:
+        """slurmctld's association records of ``accounts`` (account and user associations) with
+        their limits and usage, at one instant (``scontrol show assoc_mgr ... flags=assoc``)."""
+        if not accounts:
+            return ""
+        return await self.run(["scontrol", "show", "assoc_mgr", f"accounts={_account_list(accounts)}", "flags=assoc"])
+
+    async def sacctmgr_modify(
+        self,
+        entity: str,
+        name: str,
+        *,
+        cluster: str,
+        settings: Mapping[str, str],
+        account: str | None = None,
+    ) -> str:
+        """``sacctmgr -i modify ENTITY where name=NAME [account=ACCOUNT] cluster=CLUSTER set K=V ...``.
+
+        ``entity`` is ``account`` (the account's own association) or ``user`` (the user's
+        association with ``account``, required then). Only the settings in
+        :data:`SACCTMGR_SETTINGS` may be changed, each value checked against its rule.
+        sacctmgr exits 1 with "Nothing modified" when no association matched.
+        """
+        if entity not in SACCTMGR_ENTITIES:
+            raise ValueError(f"sacctmgr entity must be one of {', '.join(SACCTMGR_ENTITIES)}, got {entity!r}")
+        where = [f"name={validate_user_name(name) if entity == 'user' else validate_account_name(name)}"]
+        if entity == "user":
+            if account is None:
+                raise ValueError("sacctmgr modify user needs the account of the association")
+            where.append(f"account={validate_account_name(account)}")
+        elif account is not None:
+            raise ValueError("sacctmgr modify account takes no separate account")
+        where.append(f"cluster={validate_cluster_name(cluster)}")
+        if not settings:
+            raise ValueError("sacctmgr modify needs at least one setting")
+        changes = []
+        for key, value in settings.items():
+            rule = SACCTMGR_SETTINGS.get(key)
+            if rule is None:
+                raise ValueError(f"not a setting this client changes: {key!r}")
+            if not isinstance(value, str) or not rule.fullmatch(value):
+                raise ValueError(f"not a valid value for {key}: {value!r}")
+            changes.append(f"{key}={value}")
+        return await self.run(["sacctmgr", "-i", "modify", entity, "where", *where, "set", *changes])
 
     async def sinfo(self) -> str:
         """Partitions, time limits, GRES and nodes (see ``options.parse_sinfo``)."""

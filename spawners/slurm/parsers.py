@@ -15,8 +15,9 @@ Pure module: no subprocess, no JupyterHub import.
 from __future__ import annotations
 
 import re
+from datetime import datetime, timezone, tzinfo
 
-from spawners.slurm.types import JobState, JobStatus, job_state_from_slurm
+from spawners.slurm.types import AccountingRecord, AssociationUsage, JobState, JobStatus, job_state_from_slurm
 
 # squeue --format: job id | long state | reason | batch host | start | end
 SQUEUE_FORMAT = "%i|%T|%r|%B|%S|%e"
@@ -36,6 +37,22 @@ SACCT_FIELDS: tuple[str, ...] = (
     "User",
 )
 SACCT_FORMAT = ",".join(SACCT_FIELDS)
+# sacct --format for the ledger's reconciler: every job of the project accounts, all users
+ACCOUNTING_SACCT_FIELDS: tuple[str, ...] = (
+    "JobID",
+    "User",
+    "Account",
+    "State",
+    "ElapsedRaw",
+    "AllocTRES",
+    "Start",
+    "End",
+    "Cluster",
+    "TimelimitRaw",
+)
+ACCOUNTING_SACCT_FORMAT = ",".join(ACCOUNTING_SACCT_FIELDS)
+# sacct --state: the end states of a job that may have run, and RUNNING (sacct's short codes)
+ACCOUNTING_SACCT_STATES: tuple[str, ...] = ("CD", "CA", "F", "TO", "NF", "PR", "OOM", "DL", "BF", "R")
 # sinfo --Node --format: node name | NodeAddr
 NODE_ADDRESS_FORMAT = "%N|%o"
 # sinfo --format (parsed by spawners.slurm.options.parse_sinfo)
@@ -167,3 +184,158 @@ def parse_node_addresses(text: str) -> dict[str, str]:
             raise ValueError(f"sinfo line {line_number}: empty node name: {line!r}")
         addresses[node] = _value(address) or node
     return addresses
+
+
+# --- accounting (the ledger's reconciler) ---------------------------------------------------------
+
+# sacct -X job ids that are allocations: plain, an array task (123_4), a het-job component (123+1).
+# A pending array's "123_[5-9]" is not an allocation.
+ACCOUNTING_JOB_ID_PATTERN = re.compile(r"[0-9]{1,20}(?:_[0-9]{1,10}|\+[0-9]{1,5})?")
+_TRES_GPU_TYPED = "gres/gpu:"
+_TRES_GPU = "gres/gpu"
+_ASSOC_TRES_ITEM = re.compile(r"(?P<name>[^=,]+)=(?P<limit>N|[0-9]+)\((?P<usage>[0-9]+)\)")
+
+
+def parse_alloc_tres(text: str) -> tuple[dict[str, int], int]:
+    """``billing=2,cpu=4,gres/gpu:h200=1,gres/gpu=1,mem=16000M,node=1`` -> ({"h200": 1}, 1).
+
+    The first item maps each GPU type (``gres/gpu:TYPE=N``) to its count; the second is the
+    untyped ``gres/gpu=N`` (every GPU of the job, typed or not; 0 if absent). Other TRES
+    are ignored. A malformed GPU item raises ValueError.
+    """
+    typed: dict[str, int] = {}
+    untyped = 0
+    for item in text.strip().split(","):
+        if not item.startswith(_TRES_GPU):
+            continue
+        name, equals, count = item.partition("=")
+        if not equals or not count.isdigit():
+            raise ValueError(f"AllocTRES: not a GPU count: {item!r}")
+        if name == _TRES_GPU:
+            untyped = int(count)
+        elif name.startswith(_TRES_GPU_TYPED) and name[len(_TRES_GPU_TYPED):]:
+            gpu_type = name[len(_TRES_GPU_TYPED):]
+            typed[gpu_type] = typed.get(gpu_type, 0) + int(count)
+        else:
+            raise ValueError(f"AllocTRES: not a GPU item: {item!r}")
+    return typed, untyped
+
+
+def _sacct_time(raw: str, tz: tzinfo, field: str, line_number: int) -> datetime | None:
+    value = _value(raw)
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=tz)
+    except ValueError:
+        raise ValueError(f"sacct line {line_number}: {field} is not a time: {raw!r}") from None
+
+
+def parse_accounting(text: str, tz: tzinfo = timezone.utc) -> list[AccountingRecord]:
+    """Read ``sacct --noheader --parsable2 -X --format=`` :data:`ACCOUNTING_SACCT_FORMAT` output.
+
+    Times are read in ``tz``: the client runs this sacct with ``TZ=UTC``. Strict: a line
+    with the wrong number of fields, a non-numeric ElapsedRaw or a bad time raises
+    ValueError, so a garbled answer is never read as "no jobs". Job ids that are not
+    allocations (a pending array's ``123_[5-9]``) are skipped.
+    """
+    records: list[AccountingRecord] = []
+    for line_number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        row = dict(zip(ACCOUNTING_SACCT_FIELDS, _split(line, len(ACCOUNTING_SACCT_FIELDS), "sacct", line_number)))
+        job_id = row["JobID"].strip()
+        if not ACCOUNTING_JOB_ID_PATTERN.fullmatch(job_id):
+            continue
+        elapsed = row["ElapsedRaw"].strip()
+        if not elapsed.isdigit():
+            raise ValueError(f"sacct line {line_number}: ElapsedRaw is not whole seconds: {elapsed!r}")
+        limit = row["TimelimitRaw"].strip()
+        try:
+            typed, untyped = parse_alloc_tres(row["AllocTRES"])
+        except ValueError as exc:
+            raise ValueError(f"sacct line {line_number}: {exc}") from None
+        state = row["State"].strip()
+        records.append(AccountingRecord(
+            job_id=job_id,
+            user=row["User"].strip(),
+            account=row["Account"].strip(),
+            state=job_state_from_slurm(state) if state else JobState.UNKNOWN,
+            slurm_state=_slurm_word(state),
+            elapsed_seconds=int(elapsed),
+            gpu_type_counts=typed,
+            untyped_gpus=untyped,
+            start=_sacct_time(row["Start"], tz, "Start", line_number),
+            end=_sacct_time(row["End"], tz, "End", line_number),
+            cluster=row["Cluster"].strip(),
+            time_limit_minutes=int(limit) if limit.isdigit() else None,  # UNLIMITED, Partition_Limit
+        ))  # fmt: skip
+    return records
+
+
+def _header_fields(line: str) -> dict[str, str]:
+    """``ClusterName=hpchub Account=cs101 UserName= Partition= ...`` -> a dict."""
+    fields = {}
+    for word in line.split():
+        key, _, value = word.partition("=")
+        fields[key] = value
+    return fields
+
+
+def _billing_item(line: str, key: str, where: str) -> tuple[int | None, int]:
+    """``GrpTRESMins=cpu=N(0),...,billing=12000(56),...`` -> (12000, 56); ``N`` -> None."""
+    for item in line[len(key) + 1:].split(","):
+        if item.startswith("billing="):
+            match = _ASSOC_TRES_ITEM.fullmatch(item)
+            if match is None:
+                raise ValueError(f"assoc_mgr {where}: {key} has an unreadable billing item {item!r}")
+            limit = match.group("limit")
+            return (None if limit == "N" else int(limit)), int(match.group("usage"))
+    raise ValueError(f"assoc_mgr {where}: {key} has no billing item")
+
+
+def parse_assoc_mgr(text: str) -> list[AssociationUsage]:
+    """Read ``scontrol show assoc_mgr accounts=... flags=assoc`` output.
+
+    Every association record starts with a ``ClusterName=... Account=... UserName=...
+    Partition=...`` line; its ``GrpTRESMins`` and ``GrpTRESRunMins`` lines give the billing
+    figures. ``UserName=alice(1001)`` is read as ``alice``; an empty UserName is the
+    account's own association. "No associations currently cached" is an empty list. A
+    record without both billing figures raises ValueError.
+    """
+    usages: list[AssociationUsage] = []
+    header: dict[str, str] | None = None
+    figures: dict[str, tuple[int | None, int]] = {}
+
+    def finish() -> None:
+        if header is None:
+            return
+        where = f"record {header.get('Account', '?')}/{header.get('UserName', '')}"
+        for key in ("GrpTRESMins", "GrpTRESRunMins"):
+            if key not in figures:
+                raise ValueError(f"assoc_mgr {where}: no {key} line")
+        user = re.sub(r"\([0-9]+\)$", "", header.get("UserName", ""))
+        usages.append(AssociationUsage(
+            cluster=header.get("ClusterName", ""),
+            account=header.get("Account", ""),
+            user=user or None,
+            partition=header.get("Partition") or None,
+            billing_limit_minutes=figures["GrpTRESMins"][0],
+            billing_used_minutes=figures["GrpTRESMins"][1],
+            billing_running_minutes=figures["GrpTRESRunMins"][1],
+        ))  # fmt: skip
+
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("ClusterName="):
+            finish()
+            header, figures = _header_fields(stripped), {}
+            if not header.get("Account"):
+                raise ValueError(f"assoc_mgr: a record without an account: {stripped!r}")
+        elif header is not None:
+            where = f"record {header['Account']}/{header.get('UserName', '')}"
+            for key in ("GrpTRESMins", "GrpTRESRunMins"):
+                if stripped.startswith(f"{key}="):
+                    figures[key] = _billing_item(stripped, key, where)
+    finish()
+    return usages

@@ -9,6 +9,7 @@ import stat
 import sys
 import time
 from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -16,12 +17,15 @@ import pytest
 from spawners.slurm import client as client_module
 from spawners.slurm.client import CommandResult, SlurmClient, SlurmCommandError, SlurmTimeoutError
 from spawners.slurm.parsers import (
+    parse_accounting,
+    parse_alloc_tres,
+    parse_assoc_mgr,
     parse_node_addresses,
     parse_sacct,
     parse_squeue,
     parse_squeue_start,
 )
-from spawners.slurm.types import JobState, JobStatus
+from spawners.slurm.types import AssociationUsage, JobState, JobStatus
 
 pytestmark = pytest.mark.unit
 
@@ -439,3 +443,235 @@ async def test_missing_binary_is_a_command_error(tmp_path: Path) -> None:
         await client.sinfo()
     assert info.value.returncode == 127
     assert str(info.value).startswith("sinfo exited with 127: cannot execute")
+
+
+
+# -- accounting for the ledger's reconciler (literal output of Slurm 22.05.8) -------------------------
+
+# TZ=UTC sacct --noheader --parsable2 -X --allusers --accounts=vision-lab,cs101,tiny-lab
+#   --starttime=... --endtime=now --state=CD,CA,F,TO,NF,PR,OOM,DL,BF,R
+#   --format=JobID,User,Account,State,ElapsedRaw,AllocTRES,Start,End,Cluster,TimelimitRaw
+ACCOUNTING_OUTPUT = """\
+1|erin|tiny-lab|CANCELLED by 0|0||None|2026-11-29T02:48:14|explore|5
+2|erin|tiny-lab|COMPLETED|3|cpu=1,mem=1000M,node=1|2026-11-29T02:48:07|2026-11-29T02:48:10|explore|5
+3|bob|vision-lab|TIMEOUT|87|billing=2,cpu=4,gres/gpu:h200=1,gres/gpu=1,mem=16000M,node=1|2026-11-29T02:50:33|2026-11-29T02:52:00|explore|1
+5|carol|cs101|FAILED|0|billing=1,cpu=4,gres/gpu:a100=1,gres/gpu=1,mem=16000M,node=1|2026-11-29T02:50:33|2026-11-29T02:50:33|explore|20
+6_1|alice|vision-lab|COMPLETED|2|billing=2,cpu=4,gres/gpu:h200=1,gres/gpu=1,mem=16000M,node=1|2026-11-29T02:50:33|2026-11-29T02:50:35|explore|5
+8|alice|vision-lab|RUNNING|26|billing=4,cpu=8,gres/gpu:h200=2,gres/gpu=2,mem=32000M,node=1|2026-11-29T02:53:34|Unknown|explore|10
+9|bob|vision-lab|CANCELLED by 1002|8|billing=2,cpu=4,gres/gpu:h200=1,gres/gpu=1,mem=16000M,node=1|2026-11-29T02:16:39|2026-11-29T02:16:47|explore|60
+"""
+
+UTC = timezone.utc
+
+
+def test_parse_accounting_literal_sacct() -> None:
+    records = {record.job_id: record for record in parse_accounting(ACCOUNTING_OUTPUT)}
+    assert list(records) == ["1", "2", "3", "5", "6_1", "8", "9"]
+    cancelled_pending = records["1"]
+    assert (cancelled_pending.state, cancelled_pending.slurm_state, cancelled_pending.start) == (
+        JobState.ENDED, "CANCELLED", None,
+    )  # fmt: skip
+    assert (cancelled_pending.gpu_type_counts, cancelled_pending.untyped_gpus) == ({}, 0)
+    assert records["2"].gpu_type_counts == {} and records["2"].elapsed_seconds == 3  # cpu partition
+    timeout = records["3"]
+    assert (timeout.user, timeout.account, timeout.slurm_state, timeout.elapsed_seconds) == ("bob", "vision-lab", "TIMEOUT", 87)
+    assert (timeout.gpu_type_counts, timeout.untyped_gpus, timeout.time_limit_minutes) == ({"h200": 1}, 1, 1)
+    assert (timeout.start, timeout.end) == (datetime(2026, 11, 29, 2, 50, 33, tzinfo=UTC), datetime(2026, 11, 29, 2, 52, tzinfo=UTC))
+    assert records["5"].gpu_type_counts == {"a100": 1}
+    running = records["8"]
+    assert (running.state, running.end, running.elapsed_seconds, running.gpu_type_counts) == (
+        JobState.RUNNING, None, 26, {"h200": 2},
+    )  # fmt: skip
+    assert running.cluster == "explore"
+
+
+def test_parse_accounting_reads_times_in_the_given_zone_and_skips_pending_array_parts() -> None:
+    line = "7_[3-9]|alice|vision-lab|CANCELLED by 0|0||None|2026-11-29T02:48:14|explore|5\n"
+    assert parse_accounting(line) == []
+    plus_one = timezone(timedelta(hours=1))
+    [record] = parse_accounting(ACCOUNTING_OUTPUT.splitlines()[2], tz=plus_one)
+    assert record.start == datetime(2026, 11, 29, 1, 50, 33, tzinfo=UTC)
+    [het] = parse_accounting("12+1|bob|vision-lab|COMPLETED|60|billing=2,gres/gpu:h200=1,gres/gpu=1|2026-11-29T02:00:00|2026-11-29T02:01:00|explore|UNLIMITED\n")
+    assert (het.job_id, het.time_limit_minutes) == ("12+1", None)
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        pytest.param("3|bob|vision-lab|TIMEOUT|87", "expected 10 fields", id="short-line"),
+        pytest.param("3|bob|vision-lab|TIMEOUT||billing=2|None|None|explore|1", "ElapsedRaw", id="no-elapsed"),
+        pytest.param("3|bob|vision-lab|TIMEOUT|5|gres/gpu:h200=x|None|None|explore|1", "not a GPU count", id="bad-gpu-count"),
+        pytest.param("3|bob|vision-lab|TIMEOUT|5||yesterday|None|explore|1", "Start is not a time", id="bad-start"),
+        pytest.param("sacct: error: Problem talking to the database: Connection refused", "expected 10 fields", id="error-text"),
+    ],
+)
+def test_parse_accounting_is_strict(line: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_accounting(line + "\n")
+
+
+@pytest.mark.parametrize(
+    ("alloc_tres", "typed", "untyped"),
+    [
+        pytest.param("billing=2,cpu=4,gres/gpu:h200=1,gres/gpu=1,mem=16000M,node=1", {"h200": 1}, 1, id="one-h200"),
+        pytest.param("billing=4,cpu=8,gres/gpu:h200=2,gres/gpu=2,mem=32000M,node=1", {"h200": 2}, 2, id="two-h200"),
+        pytest.param("billing=1,cpu=4,gres/gpu:a100=1,gres/gpu=1,mem=16000M,node=1", {"a100": 1}, 1, id="a100-billing-1"),
+        pytest.param("billing=5,gres/gpu:a100=1,gres/gpu:h200=2,gres/gpu=3", {"a100": 1, "h200": 2}, 3, id="two-types"),
+        pytest.param("cpu=1,mem=1000M,node=1", {}, 0, id="cpu-only"),
+        pytest.param("billing=0,cpu=4,gres/gpu=1,node=1", {}, 1, id="untyped-gpu"),
+        pytest.param("", {}, 0, id="never-ran"),
+    ],
+)
+def test_parse_alloc_tres(alloc_tres: str, typed: dict, untyped: int) -> None:
+    assert parse_alloc_tres(alloc_tres) == (typed, untyped)
+
+
+# scontrol show assoc_mgr accounts=vision-lab,cs101 flags=assoc (bob capped at 2393, one job running)
+ASSOC_MGR_OUTPUT = """\
+Current Association Manager state
+
+Association Records
+
+ClusterName=explore Account=cs101 UserName= Partition= Priority=0 ID=4
+    SharesRaw/Norm/Level/Factor=1/0.25/4/0.00
+    UsageRaw/Norm/Efctv=0.00/0.00/0.00
+    ParentAccount=root(1) Lft=6 DefAssoc=No
+    GrpJobs=N(0) GrpJobsAccrue=N(0)
+    GrpSubmitJobs=N(0) GrpWall=N(0.00)
+    GrpTRES=cpu=N(0),mem=N(0),energy=N(0),node=N(0),billing=N(0),fs/disk=N(0),vmem=N(0),pages=N(0),gres/gpu=N(0),gres/gpu:a100=N(0),gres/gpu:h200=N(0)
+    GrpTRESMins=cpu=N(0),mem=N(0),energy=N(0),node=N(0),billing=5980(0),fs/disk=N(0),vmem=N(0),pages=N(0),gres/gpu=N(0),gres/gpu:a100=N(0),gres/gpu:h200=N(0)
+    GrpTRESRunMins=cpu=N(0),mem=N(0),energy=N(0),node=N(0),billing=N(0),fs/disk=N(0),vmem=N(0),pages=N(0),gres/gpu=N(0),gres/gpu:a100=N(0),gres/gpu:h200=N(0)
+    MaxJobs= MaxJobsAccrue= MaxSubmitJobs= MaxWallPJ=
+    MaxTRESPJ=
+    MaxTRESPN=
+    MaxTRESMinsPJ=
+    MinPrioThresh=
+ClusterName=explore Account=vision-lab UserName= Partition= Priority=0 ID=3
+    SharesRaw/Norm/Level/Factor=1/0.25/4/0.00
+    UsageRaw/Norm/Efctv=236.00/1.00/1.00
+    ParentAccount=root(1) Lft=14 DefAssoc=No
+    GrpJobs=N(1) GrpJobsAccrue=N(0)
+    GrpSubmitJobs=N(1) GrpWall=N(1.93)
+    GrpTRES=cpu=N(8),mem=N(32000),energy=N(0),node=N(1),billing=N(4),fs/disk=N(0),vmem=N(0),pages=N(0),gres/gpu=N(2),gres/gpu:a100=N(0),gres/gpu:h200=N(2)
+    GrpTRESMins=cpu=N(15),mem=N(61416),energy=N(0),node=N(1),billing=11993(3),fs/disk=N(0),vmem=N(0),pages=N(0),gres/gpu=N(3),gres/gpu:a100=N(0),gres/gpu:h200=N(3)
+    GrpTRESRunMins=cpu=N(80),mem=N(320000),energy=N(0),node=N(10),billing=N(40),fs/disk=N(0),vmem=N(0),pages=N(0),gres/gpu=N(20),gres/gpu:a100=N(0),gres/gpu:h200=N(20)
+    MaxJobs= MaxJobsAccrue= MaxSubmitJobs= MaxWallPJ=
+    MaxTRESPJ=
+    MaxTRESPN=
+    MaxTRESMinsPJ=
+    MinPrioThresh=
+ClusterName=explore Account=vision-lab UserName=bob(1002) Partition= Priority=0 ID=7
+    SharesRaw/Norm/Level/Factor=1/0.50/2/0.14
+    UsageRaw/Norm/Efctv=56.00/1.00/1.00
+    ParentAccount= Lft=15 DefAssoc=Yes
+    GrpJobs=N(0) GrpJobsAccrue=N(0)
+    GrpSubmitJobs=N(0) GrpWall=N(0.47)
+    GrpTRES=cpu=N(0),mem=N(0),energy=N(0),node=N(0),billing=N(0),fs/disk=N(0),vmem=N(0),pages=N(0),gres/gpu=N(0),gres/gpu:a100=N(0),gres/gpu:h200=N(0)
+    GrpTRESMins=cpu=N(3),mem=N(14933),energy=N(0),node=N(0),billing=2393(3),fs/disk=N(0),vmem=N(0),pages=N(0),gres/gpu=N(0),gres/gpu:a100=N(0),gres/gpu:h200=N(0)
+    GrpTRESRunMins=cpu=N(0),mem=N(0),energy=N(0),node=N(0),billing=N(0),fs/disk=N(0),vmem=N(0),pages=N(0),gres/gpu=N(0),gres/gpu:a100=N(0),gres/gpu:h200=N(0)
+    MaxJobs= MaxJobsAccrue= MaxSubmitJobs= MaxWallPJ=
+    MaxTRESPJ=
+    MaxTRESPN=
+    MaxTRESMinsPJ=
+    MinPrioThresh=
+"""
+
+
+def test_parse_assoc_mgr_literal() -> None:
+    assert parse_assoc_mgr(ASSOC_MGR_OUTPUT) == [
+        AssociationUsage("explore", "cs101", None, None, 5980, 0, 0),
+        AssociationUsage("explore", "vision-lab", None, None, 11993, 3, 40),
+        AssociationUsage("explore", "vision-lab", "bob", None, 2393, 3, 0),
+    ]
+    assert parse_assoc_mgr(ASSOC_MGR_OUTPUT)[1].used_and_running_minutes == 43
+
+
+def test_parse_assoc_mgr_limits_on_run_minutes_and_partitions() -> None:
+    text = (
+        "ClusterName=hpchub Account=cs101 UserName=carol(1005) Partition=debug Priority=0 ID=12\n"
+        "    GrpTRESMins=cpu=N(0),billing=600(17)\n"
+        "    GrpTRESRunMins=billing=300(60),gres/gpu=N(30)\n"
+    )
+    assert parse_assoc_mgr(text) == [AssociationUsage("hpchub", "cs101", "carol", "debug", 600, 17, 60)]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("ClusterName=c Account=a UserName= Partition=\n    GrpTRESMins=billing=N(0)\n", "no GrpTRESRunMins", id="no-run-minutes"),
+        pytest.param("ClusterName=c Account=a UserName= Partition=\n    GrpTRESMins=cpu=N(0)\n    GrpTRESRunMins=billing=N(0)\n", "no billing item", id="no-billing"),
+        pytest.param("ClusterName=c Account=a UserName= Partition=\n    GrpTRESMins=billing=12.5(0)\n    GrpTRESRunMins=billing=N(0)\n", "unreadable billing", id="fractional"),
+        pytest.param("ClusterName=c Account= UserName= Partition=\n", "without an account", id="no-account"),
+    ],
+)
+def test_parse_assoc_mgr_is_strict(text: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_assoc_mgr(text)
+
+
+def test_parse_assoc_mgr_nothing_cached() -> None:
+    assert parse_assoc_mgr("Current Association Manager state\n\nNo associations currently cached in Slurm.\n\n") == []
+
+
+async def test_sacct_accounts_assoc_mgr_and_sacctmgr_argv(hub_env: None) -> None:
+    runner = FakeRunner(ok(ACCOUNTING_OUTPUT), ok(ACCOUNTING_OUTPUT), ok(ASSOC_MGR_OUTPUT), ok(" Modified account associations...\n"), ok())
+    client = SlurmClient(slurm_conf=SLURM_CONF, runner=runner)
+    start = datetime(2026, 10, 30, 1, 2, 3, tzinfo=timezone(timedelta(hours=2)))
+    assert await client.sacct_accounts(["cs101", "vision-lab"], start=start) == ACCOUNTING_OUTPUT
+    await client.sacct_accounts(["cs101"], start=start, cluster="hpchub")
+    assert await client.assoc_mgr(["cs101", "vision-lab"]) == ASSOC_MGR_OUTPUT
+    await client.sacctmgr_modify("account", "vision-lab", cluster="hpchub", settings={"GrpTRESMins": "billing=11993"})
+    await client.sacctmgr_modify("user", "bob", account="vision-lab", cluster="hpchub", settings={"GrpTRESMins": "billing=-1"})
+    argvs = [call["argv"] for call in runner.calls]
+    assert argvs == [
+        [
+            "sacct", "--noheader", "--parsable2", "-X", "--allusers", "--accounts=cs101,vision-lab",
+            "--starttime=2026-10-29T23:02:03", "--endtime=now", "--state=CD,CA,F,TO,NF,PR,OOM,DL,BF,R",
+            "--format=JobID,User,Account,State,ElapsedRaw,AllocTRES,Start,End,Cluster,TimelimitRaw",
+        ],
+        [
+            "sacct", "--noheader", "--parsable2", "-X", "--allusers", "--accounts=cs101",
+            "--starttime=2026-10-29T23:02:03", "--endtime=now", "--state=CD,CA,F,TO,NF,PR,OOM,DL,BF,R",
+            "--format=JobID,User,Account,State,ElapsedRaw,AllocTRES,Start,End,Cluster,TimelimitRaw",
+            "--clusters=hpchub",
+        ],
+        ["scontrol", "show", "assoc_mgr", "accounts=cs101,vision-lab", "flags=assoc"],
+        ["sacctmgr", "-i", "modify", "account", "where", "name=vision-lab", "cluster=hpchub", "set", "GrpTRESMins=billing=11993"],
+        [
+            "sacctmgr", "-i", "modify", "user", "where", "name=bob", "account=vision-lab", "cluster=hpchub",
+            "set", "GrpTRESMins=billing=-1",
+        ],
+    ]  # fmt: skip
+    assert runner.calls[0]["env"] == {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "SLURM_CONF": SLURM_CONF, "TZ": "UTC"}
+    assert await client.sacct_accounts([], start=start) == "" and await client.assoc_mgr([]) == ""  # nothing run
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        pytest.param(lambda c: c.sacct_accounts(["vision-lab,root"], start=datetime.now(UTC)), id="comma-in-account"),
+        pytest.param(lambda c: c.sacct_accounts(["-x"], start=datetime.now(UTC)), id="option-as-account"),
+        pytest.param(lambda c: c.sacct_accounts("vision-lab", start=datetime.now(UTC)), id="one-string"),
+        pytest.param(lambda c: c.sacct_accounts(["a"], start=datetime(2026, 1, 1)), id="naive-start"),
+        pytest.param(lambda c: c.sacct_accounts(["a"], start=datetime.now(UTC), cluster="a b"), id="bad-cluster"),
+        pytest.param(lambda c: c.assoc_mgr(["a b"]), id="space-in-account"),
+        pytest.param(lambda c: c.sacctmgr_modify("qos", "a", cluster="c", settings={"GrpTRESMins": "billing=1"}), id="entity"),
+        pytest.param(lambda c: c.sacctmgr_modify("account", "a", cluster="c", settings={"Fairshare": "1"}), id="setting"),
+        pytest.param(lambda c: c.sacctmgr_modify("account", "a", cluster="c", settings={"GrpTRESMins": "billing=1 x"}), id="value-space"),
+        pytest.param(lambda c: c.sacctmgr_modify("account", "a", cluster="c", settings={"GrpTRESMins": "billing=1.5"}), id="value-fraction"),
+        pytest.param(lambda c: c.sacctmgr_modify("account", "a", cluster="c", settings={}), id="no-setting"),
+        pytest.param(lambda c: c.sacctmgr_modify("user", "bob", cluster="c", settings={"GrpTRESMins": "billing=1"}), id="user-without-account"),
+        pytest.param(lambda c: c.sacctmgr_modify("user", "Bob;x", account="a", cluster="c", settings={"MaxSubmitJobs": "0"}), id="bad-user"),
+        pytest.param(lambda c: c.sacctmgr_modify("account", "a", account="b", cluster="c", settings={"MaxSubmitJobs": "0"}), id="account-with-account"),
+    ],
+)
+async def test_accounting_commands_validate_before_running(hub_env: None, call) -> None:
+    with pytest.raises((ValueError, TypeError)):
+        await call(SlurmClient(runner=FakeRunner()))  # any command would raise AssertionError
+
+
+async def test_sacctmgr_nothing_modified_is_an_error_with_its_stdout(hub_env: None) -> None:
+    client = SlurmClient(runner=FakeRunner(CommandResult(1, " Nothing modified\n", "")))
+    with pytest.raises(SlurmCommandError) as info:
+        await client.sacctmgr_modify("account", "nosuch", cluster="hpchub", settings={"GrpTRESMins": "billing=5"})
+    assert str(info.value) == "sacctmgr exited with 1: Nothing modified"

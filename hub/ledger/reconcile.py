@@ -1,0 +1,552 @@
+"""``hpchub reconcile``: final charges from Slurm accounting, and the Slurm mirror.
+
+One pass (the contract's "Budget arithmetic"):
+
+1. **Slurm's figures at one instant**: one ``scontrol show assoc_mgr accounts=A,B,...
+   flags=assoc`` gives, for every account and user association of the project accounts,
+   the ``GrpTRESMins`` billing limit and used minutes and the ``GrpTRESRunMins`` billing
+   minutes that running jobs still reserve. S = used + running. The records also name the
+   cluster (``ClusterName``).
+2. **Accounting**: one ``sacct`` for every job on the project accounts (all users, portal
+   or not) that ended or runs since the earliest project start (30 days back for a project
+   without a start). See ``SlurmClient.sacct_accounts``.
+3. **Final charges**: every ended job that ran is imported with
+   ``Ledger.import_final_charge`` (ElapsedRaw x ``gres/gpu:TYPE`` count x weight), once:
+   jobs that already have a final charge are not written again. Jobs without GPUs (the
+   ``cpu`` partition) are imported too, at 0: the charge list then shows every job that
+   ran on the account, and a portal session without GPUs ends like any other. Jobs that
+   never started (cancelled while pending) and jobs that ended before the project's
+   start (its period start, else its creation) are not the project's.
+4. **Running jobs the portal did not start** are recorded (``Ledger.sync_outside_jobs``):
+   until they end they hold gpus x time limit x weight against the project and the user's
+   cap, in admission, ``usage`` and the API alike.
+5. **The mirror**, per project account and per user association on it:
+   L = S + floor(120 x (grants - charges - reservations of every job running on the
+   account)), never below S (``arithmetic.slurm_mirror_limit``), set with ``sacctmgr``
+   only when it differs from the current limit. For a user the cap replaces the grants
+   and only their jobs count; a user without a cap gets no limit (``-1`` clears one). A
+   closed project, or one outside its period, gets L = S: nothing new starts in Slurm
+   either.
+
+Why S is read first: Slurm's figures and the ledger cannot be read at the same instant.
+A job that starts after S was read is subtracted by the ledger but not yet in S (L is a
+little low until the next pass: safe). A job that ends after S was read is in S with the
+rest of its reservation while the ledger already holds only its charge; for such jobs
+(sacct End at or after S's read, minus 5 s for clocks) the mirror also subtracts
+the unused part of their reservation, so Slurm cannot overspend in between either.
+
+A failed or unreadable Slurm answer stops the pass (never read as "no jobs"). A problem
+with one job (an unknown GPU type, GPUs without a type) is reported, and that account's
+limits are left as they are until it is fixed. Exit 0 ok, 1 on any problem.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, time, timedelta, tzinfo
+from typing import TypeVar
+
+from sqlalchemy.exc import SQLAlchemyError
+
+from spawners.slurm.client import SlurmClient, SlurmCommandError
+from spawners.slurm.parsers import parse_accounting, parse_assoc_mgr
+from spawners.slurm.types import AccountingRecord, AssociationUsage, JobState
+
+from . import arithmetic as arith
+from .errors import LedgerError
+from .store import Ledger
+from .types import MirrorFigures, OutsideJobSeen, ProjectInfo, check_job_id, check_user
+
+LOOKBACK = timedelta(days=30)  # sacct window for projects without a period start
+SLURM_TIMEOUT_SECONDS = 120.0  # sacct over weeks of jobs takes longer than a squeue
+ENDED_AFTER_S_MARGIN = timedelta(seconds=5)  # clock difference allowed between slurmctld and the portal
+
+
+T = TypeVar("T")
+
+
+class ReconcileError(Exception):
+    """The pass cannot go on (Slurm failed or answered something unreadable): one line."""
+
+
+# --- pure: which jobs are charged, which run --------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One job or account the pass could not handle; ``account``'s limits stay as they are."""
+
+    account: str | None
+    message: str
+
+
+@dataclass(frozen=True)
+class AccountingPlan:
+    """sacct's jobs sorted out: ended jobs to charge, running jobs, and problems."""
+
+    charges: tuple[AccountingRecord, ...]
+    running: tuple[AccountingRecord, ...]
+    problems: tuple[Problem, ...]
+
+
+def counting_start(project: ProjectInfo, tz: tzinfo) -> datetime | None:
+    """Jobs that ended before this are not the project's: its period start (midnight in the
+    site's time zone), else its creation."""
+    if project.period_start is not None:
+        return datetime.combine(project.period_start, time(0), tzinfo=tz)
+    return project.created_at
+
+
+def sacct_window_start(projects: Iterable[ProjectInfo], now: datetime, tz: tzinfo) -> datetime:
+    """The earliest project start, where a project without a period start counts from 30 days
+    ago; never later than now (a period that starts tomorrow still sees today's running jobs)."""
+    starts = [
+        datetime.combine(p.period_start, time(0), tzinfo=tz) if p.period_start is not None else now - LOOKBACK
+        for p in projects
+    ]
+    return min([*starts, now])
+
+
+def weighted_gpus_milli(gpu_type_counts: dict[str, int], rates: arith.ChargeRates) -> int:
+    """Sum of count x weight (milli) over GPU types: mgs per second of the job."""
+    return sum(count * rates.weight_milli(gpu_type) for gpu_type, count in gpu_type_counts.items())
+
+
+def _job_problem(record: AccountingRecord, cluster: str, rates: arith.ChargeRates) -> str | None:
+    try:
+        check_job_id(record.job_id)
+        check_user(record.user)
+    except LedgerError as exc:
+        return f"job {record.job_id} on {record.account}: {exc}"
+    if record.cluster != cluster:
+        return f"job {record.job_id} on {record.account}: cluster {record.cluster!r}, expected {cluster!r}"
+    unknown = sorted(set(record.gpu_type_counts) - set(rates.weights))
+    if unknown:
+        known = ", ".join(rates.gpu_types)
+        return f"job {record.job_id} on {record.account}: unknown GPU type {', '.join(unknown)} (known: {known})"
+    if record.untyped_gpus > sum(record.gpu_type_counts.values()):
+        return (
+            f"job {record.job_id} on {record.account}: {record.untyped_gpus} GPUs, "
+            f"{sum(record.gpu_type_counts.values())} of them with a type: GPUs without a type cannot be weighted"
+        )
+    return None
+
+
+def plan_accounting(
+    records: Iterable[AccountingRecord],
+    projects: Iterable[ProjectInfo],
+    cluster: str,
+    rates: arith.ChargeRates,
+    tz: tzinfo,
+) -> AccountingPlan:
+    """Ended jobs that ran (and ended after their project's start) -> charges; running jobs ->
+    running; anything the ledger cannot weigh -> problems. Jobs on other accounts are ignored."""
+    by_account = {project.slurm_account: project for project in projects}
+    charges, running, problems = [], [], []
+    for record in records:
+        project = by_account.get(record.account)
+        if project is None:
+            continue
+        if record.state is JobState.ENDED:
+            since = counting_start(project, tz)
+            if record.start is None:  # never ran
+                continue
+            if since is not None and record.end is not None and record.end < since:  # not this project's
+                continue
+        elif record.state is not JobState.RUNNING:
+            continue
+        problem = _job_problem(record, cluster, rates)
+        if problem is not None:
+            problems.append(Problem(record.account, problem))
+        else:
+            (running if record.state is JobState.RUNNING else charges).append(record)
+    return AccountingPlan(tuple(charges), tuple(running), tuple(problems))
+
+
+def running_time_limit_seconds(record: AccountingRecord) -> int:
+    """A running job's time limit; a job without one reserves what it used so far."""
+    if record.time_limit_minutes is None:
+        return record.elapsed_seconds
+    return record.time_limit_minutes * 60
+
+
+def reservation_mgs(record: AccountingRecord, rates: arith.ChargeRates) -> int:
+    """gpus x time limit x weight of a running job."""
+    return weighted_gpus_milli(record.gpu_type_counts, rates) * running_time_limit_seconds(record)
+
+
+def unused_reservation_mgs(record: AccountingRecord, rates: arith.ChargeRates) -> int:
+    """What an ended job did not use of its reservation: gpus x (time limit - elapsed) x weight."""
+    if record.time_limit_minutes is None:
+        return 0
+    unused_seconds = max(0, record.time_limit_minutes * 60 - record.elapsed_seconds)
+    return weighted_gpus_milli(record.gpu_type_counts, rates) * unused_seconds
+
+
+def held_beside_ledger(
+    plan: AccountingPlan,
+    portal_job_ids: set[str],
+    slurm_read_at: datetime,
+    rates: arith.ChargeRates,
+) -> dict[tuple[str, str | None], int]:
+    """What the mirror subtracts besides ``Ledger.mirror_figures``, per (account, user) and per
+    (account, None): reservations of running jobs the portal did not start, and the unused
+    reservations of jobs that ended after Slurm's figures were read (S still has them)."""
+    held: dict[tuple[str, str | None], int] = defaultdict(int)
+
+    def add(record: AccountingRecord, mgs: int) -> None:
+        held[(record.account, None)] += mgs
+        held[(record.account, record.user)] += mgs
+
+    for record in plan.running:
+        if record.job_id not in portal_job_ids:
+            add(record, reservation_mgs(record, rates))
+    for record in plan.charges:
+        if record.end is not None and record.end >= slurm_read_at - ENDED_AFTER_S_MARGIN:
+            add(record, unused_reservation_mgs(record, rates))
+    return held
+
+
+# --- pure: the mirror ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LimitChange:
+    """A ``GrpTRESMins`` billing limit to set on an account (``user`` None) or user association."""
+
+    cluster: str
+    account: str
+    user: str | None
+    old_minutes: int | None  # None: no limit now
+    new_minutes: int | None  # None: clear the limit (-1)
+    slurm_minutes: int  # S
+
+    @property
+    def where(self) -> str:
+        return self.account if self.user is None else f"{self.account}/{self.user}"
+
+    @property
+    def setting(self) -> str:
+        return f"billing={-1 if self.new_minutes is None else self.new_minutes}"
+
+    def describe(self) -> str:
+        def shown(minutes: int | None) -> str:
+            return "none" if minutes is None else str(minutes)
+
+        why = "no cap" if self.new_minutes is None else f"Slurm used+running {self.slurm_minutes}"
+        return f"{self.where}: GrpTRESMins billing limit {shown(self.old_minutes)} -> {shown(self.new_minutes)} ({why})"
+
+
+def mirror_limit(
+    usage: AssociationUsage,
+    figures: MirrorFigures,
+    held_beside_mgs: int,
+    *,
+    is_open: bool,
+    rates: arith.ChargeRates,
+) -> int | None:
+    """L for one association (None: no limit, for a user without a cap). A project that is
+    closed or outside its period gets L = S."""
+    if figures.limit_mgs is None:
+        return None
+    slurm_minutes = usage.used_and_running_minutes
+    if not is_open:
+        return slurm_minutes
+    return arith.slurm_mirror_limit(
+        slurm_used_and_running_minutes=slurm_minutes,
+        grants_mgs=figures.limit_mgs,
+        charges_mgs=figures.charges_mgs,
+        running_reservations_mgs=figures.running_reservations_mgs + held_beside_mgs,
+        rates=rates,
+    )
+
+
+def limit_change(usage: AssociationUsage, new_minutes: int | None) -> LimitChange | None:
+    """The change to make, or None when Slurm already has that limit."""
+    if usage.billing_limit_minutes == new_minutes:
+        return None
+    return LimitChange(
+        usage.cluster, usage.account, usage.user, usage.billing_limit_minutes, new_minutes,
+        usage.used_and_running_minutes,
+    )  # fmt: skip
+
+
+def slurm_cluster(associations: Sequence[AssociationUsage], wanted: str | None) -> str:
+    """The cluster slurmctld answered for (``--cluster`` must agree with it)."""
+    names = sorted({usage.cluster for usage in associations})
+    if len(names) > 1:
+        raise ReconcileError(f"scontrol show assoc_mgr answered for several clusters: {', '.join(names)}")
+    if wanted is not None and names and names[0] != wanted:
+        raise ReconcileError(f"--cluster {wanted}: slurmctld of this SLURM_CONF is cluster {names[0]}")
+    if not names and wanted is None:
+        raise ReconcileError("slurmctld has no association for any project account (use --cluster to import anyway)")
+    return names[0] if names else wanted  # type: ignore[return-value]
+
+
+# --- lines ----------------------------------------------------------------------------------------
+
+
+def _gpus(gpu_type_counts: dict[str, int]) -> str:
+    used = {t: n for t, n in sorted(gpu_type_counts.items()) if n}
+    return " + ".join(f"{n} x {t}" for t, n in used.items()) or "0 GPUs"
+
+
+def charge_line(record: AccountingRecord, mgs: int, *, dry_run: bool) -> str:
+    verb = "would charge" if dry_run else "charged"
+    what = f"{_gpus(record.gpu_type_counts)} x {record.elapsed_seconds} s"
+    gpu_hours = arith.format_gpu_hours(mgs)
+    return f"{verb} job {record.job_id} on {record.account} ({record.user}): {what} = {gpu_hours} GPU-h"
+
+
+def outside_line(job_id: str, account: str, user: str, held_mgs: int | None, *, dry_run: bool) -> str:
+    prefix = "would record " if dry_run else ""
+    if held_mgs is None:
+        return f"{prefix}outside job {job_id} on {account} ({user}) no longer running"
+    return f"{prefix}outside job {job_id} on {account} ({user}) running: holds {arith.format_gpu_hours(held_mgs)} GPU-h"
+
+
+# --- one pass (thin I/O) ----------------------------------------------------------------------------
+
+
+@dataclass
+class PassReport:
+    lines: list[str] = field(default_factory=list)  # one per change (stdout)
+    problems: list[Problem] = field(default_factory=list)  # one line each (stderr)
+
+
+async def _slurm(what: str, call: Awaitable[str], parse: Callable[[str], T]) -> T:
+    """Await a Slurm query and parse it; a failure or an unreadable answer stops the pass."""
+    try:
+        text = await call
+    except SlurmCommandError as exc:
+        raise ReconcileError(str(exc)) from None
+    try:
+        return parse(text)
+    except ValueError as exc:
+        raise ReconcileError(f"{what}: unreadable answer: {exc}") from None
+
+
+async def reconcile_pass(
+    ledger: Ledger,
+    client: SlurmClient,
+    *,
+    cluster: str | None = None,
+    dry_run: bool = False,
+) -> PassReport:
+    """One pass (module docstring). Raises ReconcileError when Slurm fails; per-job and
+    per-account problems are in the report. ``dry_run`` changes neither the ledger nor Slurm."""
+    report = PassReport()
+    projects = ledger.projects()
+    if not projects:
+        return report
+    accounts = sorted(project.slurm_account for project in projects)
+
+    slurm_read_at = ledger.clock()  # S first: see "Why S is read first"
+    associations = await _slurm("scontrol show assoc_mgr", client.assoc_mgr(accounts), parse_assoc_mgr)
+    cluster = slurm_cluster(associations, cluster)
+    window = sacct_window_start(projects, ledger.clock(), ledger.site_timezone)
+    records = await _slurm("sacct", client.sacct_accounts(accounts, start=window, cluster=cluster), parse_accounting)
+    plan = plan_accounting(records, projects, cluster, ledger.rates, ledger.site_timezone)
+    report.problems.extend(plan.problems)
+
+    pending = _import_charges(ledger, cluster, plan, report, dry_run=dry_run)
+    portal = ledger.portal_job_ids(cluster, [record.job_id for record in plan.running])
+    outside = [record for record in plan.running if record.job_id not in portal]
+    try:
+        report.lines.extend(_sync_outside(ledger, cluster, accounts, outside, dry_run=dry_run))
+    except LedgerError as exc:  # the mirror takes running jobs from sacct, not from this record
+        report.problems.append(Problem(None, f"running jobs the portal did not start not recorded: {exc}"))
+
+    held = held_beside_ledger(plan, portal, slurm_read_at, ledger.rates)
+    running_ids = {(cluster, record.job_id) for record in plan.running}
+    by_association = {(usage.account, usage.user): usage for usage in associations if usage.partition is None}
+    skipped = {problem.account for problem in report.problems}
+    for project in projects:
+        account = project.slurm_account
+        if account in skipped:
+            report.problems.append(Problem(account, f"{account}: Slurm limits left as they are (problems above)"))
+        elif dry_run and pending[account]:
+            waiting = pending[account]
+            report.lines.append(f"{account}: limits not computed in a dry run ({waiting} charges to import first)")
+        elif (account, None) not in by_association:
+            report.problems.append(Problem(account, f"{account}: no Slurm association on cluster {cluster}"))
+        else:
+            for change in _mirror_changes(ledger, project, by_association, held, running_ids, report):
+                await _apply(client, change, report, dry_run=dry_run)
+    return report
+
+
+def _import_charges(
+    ledger: Ledger, cluster: str, plan: AccountingPlan, report: PassReport, *, dry_run: bool
+) -> dict[str, int]:
+    """Import the final charges not imported yet (one read finds them); returns, per account,
+    how many there were."""
+    imported = ledger.final_charge_job_ids(cluster, [record.job_id for record in plan.charges])
+    pending: dict[str, int] = defaultdict(int)
+    for record in plan.charges:
+        if record.job_id in imported:
+            continue
+        pending[record.account] += 1
+        if not dry_run:
+            try:
+                ledger.import_final_charge(
+                    cluster, record.job_id, record.user, record.account, record.gpu_type_counts,
+                    record.start, record.end, record.elapsed_seconds,
+                )  # fmt: skip
+            except LedgerError as exc:
+                report.problems.append(Problem(record.account, f"job {record.job_id} on {record.account}: {exc}"))
+                continue
+        mgs = arith.final_charge_mgs(record.elapsed_seconds, record.gpu_type_counts, ledger.rates)
+        report.lines.append(charge_line(record, mgs, dry_run=dry_run))
+    return pending
+
+
+def _mirror_changes(
+    ledger: Ledger,
+    project: ProjectInfo,
+    by_association: dict[tuple[str, str | None], AssociationUsage],
+    held: dict[tuple[str, str | None], int],
+    running_ids: set[tuple[str, str]],
+    report: PassReport,
+) -> list[LimitChange]:
+    """The limit changes of one project's account association and its user associations."""
+    account = project.slurm_account
+    is_open = arith.project_closed_reason(
+        project.name, state=project.state.value, state_reason=project.state_reason,
+        period_start=project.period_start, period_end=project.period_end,
+        today=ledger.clock().astimezone(ledger.site_timezone).date(),
+    ) is None  # fmt: skip
+    users = sorted(user for (acc, user) in by_association if acc == account and user is not None)
+    changes = []
+    try:
+        for user in [None, *users]:
+            figures = ledger.mirror_figures(project.name, user, running_job_ids=running_ids)
+            usage = by_association[(account, user)]
+            new = mirror_limit(usage, figures, held.get((account, user), 0), is_open=is_open, rates=ledger.rates)
+            change = limit_change(usage, new)
+            if change is not None:
+                changes.append(change)
+    except LedgerError as exc:
+        report.problems.append(Problem(account, f"{account}: {exc}"))
+        return []
+    return changes
+
+
+async def _apply(client: SlurmClient, change: LimitChange, report: PassReport, *, dry_run: bool) -> None:
+    if not dry_run:
+        try:
+            if change.user is None:
+                await client.sacctmgr_modify(
+                    "account", change.account, cluster=change.cluster, settings={"GrpTRESMins": change.setting}
+                )
+            else:
+                await client.sacctmgr_modify(
+                    "user", change.user, account=change.account, cluster=change.cluster,
+                    settings={"GrpTRESMins": change.setting},
+                )  # fmt: skip
+        except SlurmCommandError as exc:
+            report.problems.append(Problem(change.account, f"{change.where}: {exc}"))
+            return
+    report.lines.append(("would set " if dry_run else "") + change.describe())
+
+
+def _sync_outside(
+    ledger: Ledger, cluster: str, accounts: list[str], outside: list[AccountingRecord], *, dry_run: bool
+) -> list[str]:
+    seen = [
+        OutsideJobSeen(
+            job_id=record.job_id, user=record.user, account=record.account, gpu_type_counts=record.gpu_type_counts,
+            started_at=record.start or ledger.clock(), time_limit_seconds=running_time_limit_seconds(record),
+        )  # fmt: skip
+        for record in outside
+        if any(record.gpu_type_counts.values())
+    ]
+    if not dry_run:
+        changes = ledger.sync_outside_jobs(cluster, accounts, seen)
+        started = [outside_line(j.job_id, j.project, j.user, j.reservation_mgs, dry_run=False) for j in changes.started]
+        return started + [outside_line(j.job_id, j.project, j.user, None, dry_run=False) for j in changes.ended]
+    known = {job.job_id: job for job in ledger.outside_jobs() if job.cluster == cluster}
+    charged = ledger.final_charge_job_ids(cluster, [job.job_id for job in seen])
+    listed = {job.job_id for job in seen if job.job_id not in charged}
+    lines = [
+        outside_line(job.job_id, job.account, job.user,
+                     weighted_gpus_milli(job.gpu_type_counts, ledger.rates) * job.time_limit_seconds, dry_run=True)
+        for job in seen if job.job_id in listed and job.job_id not in known
+    ]  # fmt: skip
+    gone = [job for job in known.values() if job.job_id not in listed]
+    lines += [outside_line(job.job_id, job.project, job.user, None, dry_run=True) for job in gone]
+    return lines
+
+
+# --- the command ----------------------------------------------------------------------------------
+
+
+def _print_report(report: PassReport) -> None:
+    for line in report.lines:
+        print(line, flush=True)
+    for problem in report.problems:
+        print(f"hpchub reconcile: {problem.message}", file=sys.stderr, flush=True)
+
+
+async def run_reconcile(
+    ledger: Ledger,
+    client: SlurmClient,
+    *,
+    every: float | None = None,
+    cluster: str | None = None,
+    dry_run: bool = False,
+) -> int:
+    """One pass (exit 0, or 1 on any problem), or with ``every`` a pass every so many seconds
+    until SIGTERM or SIGINT (exit 0); a failed pass is reported and the next one comes."""
+    if every is None:
+        try:
+            report = await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run)
+        except ReconcileError as exc:
+            print(f"hpchub reconcile: {exc}", file=sys.stderr)
+            return 1
+        _print_report(report)
+        return 1 if report.problems else 0
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    try:
+        while not stop.is_set():
+            try:
+                _print_report(await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run))
+            except (ReconcileError, LedgerError) as exc:
+                print(f"hpchub reconcile: {exc}", file=sys.stderr, flush=True)
+            except SQLAlchemyError as exc:  # e.g. the database is briefly unreachable: the next pass retries
+                detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+                print(f"hpchub reconcile: ledger database: {detail}", file=sys.stderr, flush=True)
+            try:
+                await asyncio.wait_for(stop.wait(), every)
+            except TimeoutError:
+                pass
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+    return 0
+
+
+__all__ = [
+    "AccountingPlan",
+    "LimitChange",
+    "PassReport",
+    "Problem",
+    "ReconcileError",
+    "counting_start",
+    "held_beside_ledger",
+    "limit_change",
+    "mirror_limit",
+    "plan_accounting",
+    "reconcile_pass",
+    "run_reconcile",
+    "sacct_window_start",
+    "slurm_cluster",
+]
