@@ -50,6 +50,8 @@ class DemoSettings:
     proxy_cmd: str
     ports: DemoPorts = DemoPorts()
     named_server_limit: int = 2
+    reconcile_interval: float = 60.0  # seconds between reconcile passes (sacct, mirror, budget stops)
+    exhaustion_grace: float = 300.0  # seconds a session may run on after its budget is used up
 
     @property
     def root(self) -> Path:
@@ -146,6 +148,33 @@ class Demo:
         return Daemon("jupyterhub", "jupyterhub", self.settings.root / "run" / "jupyterhub.pid")
 
     @property
+    def reconciler(self) -> Daemon:
+        return Daemon("reconcile", "hpchub", self.settings.root / "run" / "reconcile.pid")
+
+    def start_reconciler(self, env: dict) -> None:
+        """`hpchub reconcile --every N` with the hub's API for stopping used-up sessions."""
+        s = self.settings
+        if self.reconciler.running():
+            self.say("reconciler: already running")
+            return
+        cluster = load_settings(s.state_dir)
+        argv = [
+            f"{s.venv}/bin/hpchub", "reconcile", "--every", str(s.reconcile_interval),
+            "--db-url", self.ledger_url, "--slurm-conf", str(cluster.slurm_conf), "--cluster", cluster.cluster_name,
+            "--stop-exhausted-after", str(s.exhaustion_grace),
+            "--pause-file", str(s.hub_dir / "reconcile.pause"), "--pid-file", str(self.reconciler.pid_file),
+        ]  # fmt: skip
+        spawn_foreground(
+            argv,
+            pid_file=s.root / "run" / "reconcile.launch.pid",  # the process writes and locks reconcile.pid itself
+            log_file=s.root / "log" / "reconcile.log",
+            env={**env, "JUPYTERHUB_API_URL": f"http://127.0.0.1:{s.ports.hub_api}/hub/api",
+                 "JUPYTERHUB_API_TOKEN": _secret_file(s.hub_dir / "reconcile_token")},
+        )
+        wait_for(self.reconciler.running, timeout=30, what="the reconciler's pid file")
+        self.say(f"reconciler: started (every {s.reconcile_interval:g} s)")
+
+    @property
     def idp(self) -> Daemon:
         return Daemon("idp", "provider.mjs", self.settings.root / "run" / "idp.pid")
 
@@ -228,6 +257,8 @@ class Demo:
             "templates": str(TEMPLATES_DIR),
             "ledger_url": self.ledger_url,
             "named_server_limit": s.named_server_limit,
+            "reconcile_interval": s.reconcile_interval,
+            "exhaustion_grace": s.exhaustion_grace,
             "cluster_name": cluster_settings.cluster_name,
         }
         (s.hub_dir / "demo-config.json").write_text(json.dumps(demo_config, indent=2) + "\n")
@@ -248,6 +279,7 @@ class Demo:
         s.save()
         proxy_token = _secret_file(s.hub_dir / "proxy_token")
         _secret_file(s.hub_dir / "service_token")
+        _secret_file(s.hub_dir / "reconcile_token")
         config_path = self.write_hub_config()
         from .demo_seed import seed_ledger  # noqa: PLC0415
 
@@ -297,9 +329,10 @@ class Demo:
                 tail = (log_dir / "jupyterhub.log").read_text()[-3000:]
                 raise RuntimeError(f"the hub did not answer at {s.url}; end of its log:\n{tail}") from None
             self.say(f"jupyterhub: started ({s.url})")
+        self.start_reconciler(base_env)
 
     def down(self) -> None:
-        for daemon in (self.hub, self.proxy, self.idp):
+        for daemon in (self.reconciler, self.hub, self.proxy, self.idp):
             self.say(f"{daemon.name}: {'stopped' if stop_daemon(daemon) else 'not running'}")
 
 
@@ -342,10 +375,15 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
         ports = DemoPorts(hub_public=free_port(), hub_api=free_port(), proxy_api=free_port(), idp=free_port())
     else:
         ports = DemoPorts()
+    if not 1 <= args.reconcile_every <= 3600:
+        raise SystemExit("hpchub: --reconcile-every: from 1 to 3600 seconds")
+    if not 0 <= args.exhaustion_grace <= 86400:
+        raise SystemExit("hpchub: --exhaustion-grace: from 0 to 86400 seconds")
     if not 1 <= args.named_server_limit <= 100:
         raise SystemExit("hpchub: --named-server-limit: from 1 to 100")
     return DemoSettings(state_dir=args.state_dir, venv=sys.prefix, proxy_cmd=default_proxy_cmd(), ports=ports,
-                        named_server_limit=args.named_server_limit)
+                        named_server_limit=args.named_server_limit, reconcile_interval=args.reconcile_every,
+                        exhaustion_grace=args.exhaustion_grace)
 
 
 def cmd_demo(args) -> int:
@@ -397,6 +435,10 @@ def add_parser(sub, add_state_dir) -> None:
     up.add_argument("--cluster-name", default="hpchub", help="Slurm ClusterName (default hpchub)")
     up.add_argument("--named-server-limit", type=int, default=2,
                     help="named servers per user (default 2; the tests raise it), from 1 to 100")
+    up.add_argument("--reconcile-every", type=float, default=60.0, metavar="SECONDS",
+                    help="seconds between reconcile passes: sacct charges, the Slurm mirror, budget stops (default 60)")
+    up.add_argument("--exhaustion-grace", type=float, default=300.0, metavar="SECONDS",
+                    help="seconds a session runs on after its budget is used up, to save work (default 300)")
     down = dsub.add_parser("down", help="stop hub, proxy and cluster by their pid files")
     add_state_dir(down)
     status = dsub.add_parser("status", help="is the hub answering? exit 1 if not")

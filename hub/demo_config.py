@@ -60,6 +60,7 @@ def configure_demo(c, settings_path: str) -> None:
     c.HPCHubLedger.db_url = settings["ledger_url"]
     c.HPCHubLedger.cluster = settings["cluster_name"]
 
+    c.JupyterHub.services = []
     c.JupyterHub.spawner_class = "slurm-gpu"
     c.SlurmGPUSpawner.slurm_conf = settings["slurm_conf"]
     c.SlurmGPUSpawner.job_name = settings["job_name"]
@@ -70,16 +71,30 @@ def configure_demo(c, settings_path: str) -> None:
     c.Spawner.default_url = "/lab"
     c.Spawner.environment = {"LANG": "C.UTF-8"}
 
+    # The reconciler (`hpchub reconcile`: final charges from sacct, outside jobs, the Slurm
+    # mirror, stopping sessions whose budget is used up) runs as its own daemon started by
+    # `hpchub demo up` (pid file), like the proxy: it outlives hub restarts and is never
+    # started twice. The hub knows it as an external service with this token and scope.
+    c.JupyterHub.services.append(
+        {"name": "hpchub-reconcile", "api_token": (hub_dir / "reconcile_token").read_text().strip()},
+    )
+
     # DEMO ONLY: a service whose token the tests read, with the narrowest scopes that serve.
-    c.JupyterHub.services = [
+    c.JupyterHub.services.append(
         {"name": TEST_SERVICE, "api_token": (hub_dir / "service_token").read_text().strip()},
-    ]
+    )
     c.JupyterHub.load_roles = [
         {
             "name": "hpchub-test-driver",
             "description": "demo/tests only: start, stop and reach users' servers",
             "scopes": ["servers", "read:users:name", "read:servers", "access:servers"],
             "services": [TEST_SERVICE],
-        }
+        },
+        {
+            "name": "hpchub-reconcile",
+            "description": "stops servers whose project budget or member cap is used up",
+            "scopes": ["servers", "read:users:name"],
+            "services": ["hpchub-reconcile"],
+        },
     ]
     configure_api(c)  # the ledger REST API: handlers, custom scopes, the user role's grants

@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 
 from .ledger import LedgerError
+from datetime import datetime, timezone
+
 from .ledger.enforce import Banner, warnings_for
 from .ledger.runtime import ledger_from_config
 
@@ -22,10 +24,15 @@ def budget_banners(config):
             return []
         try:
             usages = [ledger.figures(project.name) for project, _role in ledger.memberships(user.name)]
+            stopped = ledger.recently_stopped(user.name, datetime.now(timezone.utc))
         except LedgerError as exc:
             log.warning("budget banners for %s: %s", user.name, exc)
             return []
-        return warnings_for(user.name, usages)
+        stopped_banners = [
+            Banner(project, 100, f"Your server {server or '(default)'} in {project} was {reason}.")
+            for project, server, reason in stopped
+        ]
+        return stopped_banners + warnings_for(user.name, usages)
 
     return banners
 

@@ -238,10 +238,16 @@ def cmd_reconcile(args) -> int:
             raise UsageError(f"--cluster: {exc}") from None
     slurm_conf = args.slurm_conf or os.environ.get("SLURM_CONF") or None
     client = SlurmClient(slurm_conf=slurm_conf, timeout=SLURM_TIMEOUT_SECONDS)
+    after_pass = None
+    if args.stop_exhausted_after is not None:
+        after_pass = _budget_watch(args.stop_exhausted_after)
+    pid_lock = _take_pid_file(args.pid_file) if args.pid_file else None
     try:
         upgrade(url)
         with Ledger(url) as ledger:
-            passes = run_reconcile(ledger, client, every=args.every, cluster=args.cluster, dry_run=args.dry_run)
+            passes = run_reconcile(ledger, client, every=args.every, cluster=args.cluster, dry_run=args.dry_run,
+                                   after_pass=None if after_pass is None else (lambda: after_pass(ledger)),
+                                   pause_file=args.pause_file)
             return asyncio.run(passes)
     except NoSuchModuleError as exc:
         raise UsageError(f"--db-url: {exc}") from None
@@ -252,6 +258,51 @@ def cmd_reconcile(args) -> int:
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         print(f"hpchub: ledger database {shown_url}: {detail}", file=sys.stderr)
         return 1
+
+
+def _take_pid_file(path: str):
+    """One reconciler per pid file: hold an exclusive lock on it for the process's life.
+
+    A second one (a restarted service while the first still runs) exits with one line
+    instead of reconciling twice. The file holds our pid for `kill $(cat PATH)`.
+    """
+    import fcntl  # noqa: PLC0415
+
+    handle = open(path, "a+")  # noqa: SIM115 (kept open: the lock lives as long as the process)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        raise UsageError(f"--pid-file: another reconciler runs (pid {handle.read().strip() or '?'}, {path})") from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(f"{os.getpid()}\n")
+    handle.flush()
+    return handle
+
+
+def _budget_watch(grace_seconds: float):
+    """The stop of used-up sessions after each pass (needs the hub's API: a managed service)."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    from .budget_watch import HubAPI, HubUnavailable, stop_exhausted_sessions  # noqa: PLC0415
+    from .enforce import ExhaustionTracker  # noqa: PLC0415
+
+    if not 0 <= grace_seconds <= 86400:
+        raise UsageError(f"--stop-exhausted-after: from 0 to 86400 seconds, got {grace_seconds:g}")
+    hub = HubAPI.from_environment()
+    if hub is None:
+        raise UsageError("--stop-exhausted-after: needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN "
+                         "(run it as a JupyterHub managed service)")
+    tracker = ExhaustionTracker(grace=timedelta(seconds=grace_seconds))
+
+    def after_pass(ledger) -> list[str]:
+        try:
+            return stop_exhausted_sessions(ledger, tracker, hub)
+        except HubUnavailable as exc:
+            return [f"budget watch: the hub did not answer, nothing stopped this pass: {exc}"]
+
+    return after_pass
 
 
 # --- parsers ------------------------------------------------------------------------------------
@@ -320,3 +371,16 @@ def add_parsers(subparsers) -> None:
         "--cluster", metavar="NAME", help="the Slurm cluster (default: the one of the Slurm configuration)"
     )
     reconcile.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
+    reconcile.add_argument(
+        "--pid-file", metavar="PATH",
+        help="write our pid there and hold a lock on it: a second reconciler with the same file refuses to run",
+    )  # fmt: skip
+    reconcile.add_argument(
+        "--pause-file", metavar="PATH",
+        help="with --every: skip passes while PATH exists (maintenance), e.g. /var/lib/hpchub/reconcile.pause",
+    )  # fmt: skip
+    reconcile.add_argument(
+        "--stop-exhausted-after", type=float, metavar="SECONDS",
+        help="after each pass, stop running sessions whose project budget or member cap has been used up "
+        "for SECONDS (the grace, e.g. 300); needs the hub's API (run as a JupyterHub managed service)",
+    )  # fmt: skip

@@ -43,6 +43,7 @@ limits are left as they are until it is fixed. Exit 0 ok, 1 on any problem.
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
 import sys
 from collections import defaultdict
@@ -500,9 +501,14 @@ async def run_reconcile(
     every: float | None = None,
     cluster: str | None = None,
     dry_run: bool = False,
+    after_pass=None,
+    pause_file: str | None = None,
 ) -> int:
     """One pass (exit 0, or 1 on any problem), or with ``every`` a pass every so many seconds
-    until SIGTERM or SIGINT (exit 0); a failed pass is reported and the next one comes."""
+    until SIGTERM or SIGINT (exit 0); a failed pass is reported and the next one comes.
+    ``after_pass()`` (e.g. the budget watch) runs after each successful pass and returns log lines.
+    While ``pause_file`` exists the loop skips its passes (maintenance: Slurm or the ledger
+    being worked on); it says so once when it pauses and once when it resumes."""
     if every is None:
         try:
             report = await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run)
@@ -510,15 +516,34 @@ async def run_reconcile(
             print(f"hpchub reconcile: {exc}", file=sys.stderr)
             return 1
         _print_report(report)
+        if after_pass is not None and not dry_run:
+            for line in await asyncio.to_thread(after_pass):
+                print(line, flush=True)
         return 1 if report.problems else 0
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
+    paused = False
     try:
         while not stop.is_set():
+            if pause_file and os.path.exists(pause_file):
+                if not paused:
+                    print(f"hpchub reconcile: paused while {pause_file} exists", flush=True)
+                paused = True
+                try:
+                    await asyncio.wait_for(stop.wait(), min(every, 1.0))
+                except TimeoutError:
+                    pass
+                continue
+            if paused:
+                print("hpchub reconcile: resumed", flush=True)
+                paused = False
             try:
                 _print_report(await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run))
+                if after_pass is not None and not dry_run:
+                    for line in await asyncio.to_thread(after_pass):
+                        print(line, flush=True)
             except (ReconcileError, LedgerError) as exc:
                 print(f"hpchub reconcile: {exc}", file=sys.stderr, flush=True)
             except SQLAlchemyError as exc:  # e.g. the database is briefly unreachable: the next pass retries

@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import arithmetic as arith
 from .errors import BudgetRefused, LedgerInputError, NotFound
 from .outside_jobs import OutsideJobRecords, outside_cost
+from .session_notes import SessionNotes
 from .models import (
     UNREPLACED_PROVISIONAL_CHARGES,
     VERSION_TABLE,
@@ -194,7 +195,7 @@ def _session_cost(row: PortalSession, now: datetime) -> arith.SessionCost:
     return arith.SessionCost(booked.mgs, booked.cost_so_far_mgs(elapsed))
 
 
-class Ledger(OutsideJobRecords):
+class Ledger(OutsideJobRecords, SessionNotes):
     """Projects, grants, members, caps, holds and charges in one database.
 
     ``db``: a URL (``sqlite:////path/ledger.sqlite``, ``postgresql+psycopg://...``) or an

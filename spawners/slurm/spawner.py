@@ -220,7 +220,12 @@ class SlurmGPUSpawner(SlurmSpawner):
         return watcher
 
     def catalogue(self) -> Catalogue:
-        key = ("catalogue", self.catalogue_file, tuple(sorted(self.catalogue_variables.items())))
+        """The catalogue, read again whenever its file changes (admins edit it without a restart)."""
+        try:
+            version = os.stat(self.catalogue_file).st_mtime_ns
+        except OSError:
+            version = None
+        key = ("catalogue", self.catalogue_file, version, tuple(sorted(self.catalogue_variables.items())))
         cached = _CACHE.get(key)
         if cached is None:
             cached = load_catalogue(self.catalogue_file, self.catalogue_variables)

@@ -104,6 +104,13 @@ class Portal:
         suffix = f"{user}/{name}/" if name else f"{user}/"
         return f"{self.url}/user/{suffix}"
 
+    def ensure_broken_environment(self) -> None:
+        """A catalogue entry whose venv is missing (for the early-failure test); `demo up` rewrites the file."""
+        catalogue = self.state_dir / "hub" / "catalog.toml"
+        if 'id = "broken"' not in catalogue.read_text():
+            with open(catalogue, "a") as handle:
+                handle.write(BROKEN_ENVIRONMENT)
+
     @property
     def ledger_url(self) -> str:
         return f"sqlite:///{self.state_dir / 'hub' / 'ledger.sqlite'}"
@@ -142,15 +149,12 @@ def portal() -> Portal:
         hpchub("demo", "down", "--state-dir", state, check=False)
     shutil.rmtree(TEST_DIR, ignore_errors=True)
     up = hpchub("demo", "up", "--state-dir", state, "--ports", "auto", "--cluster-name", "hpchubtest",
-                "--named-server-limit", "25", check=False)
+                "--named-server-limit", "25", "--reconcile-every", "3", "--exhaustion-grace", "3", check=False)
     if up.returncode != 0:
         hpchub("demo", "down", "--state-dir", state, check=False)
         pytest.fail(f"hpchub demo up failed:\n{up.stdout}\n{up.stderr}")
     demo = json.loads((TEST_DIR / "demo.json").read_text())
     cluster = json.loads((TEST_DIR / "cluster.json").read_text())
-    # A catalogue entry whose venv is missing, for the early-failure test.
-    with open(TEST_DIR / "hub" / "catalog.toml", "a") as catalogue:
-        catalogue.write(BROKEN_ENVIRONMENT)
     portal = Portal(
         state_dir=TEST_DIR,
         url=f"http://127.0.0.1:{demo['ports']['hub_public']}",

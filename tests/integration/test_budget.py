@@ -121,3 +121,24 @@ def test_budget_warning_banner_at_95_percent_on_the_pages(portal):
         portal.ledger_cli("grant", "vision-lab", str(cut), "--reason", "banner test done")
     _session, home = portal.login("bob@uni.example", "bob-demo")
     assert "hpchub-budget-banner" not in home.text
+
+
+def test_used_up_budget_stops_the_running_session_after_the_grace_with_the_reason(portal):
+    import html
+    import re
+
+    assert _spawn(portal, "carol", {"project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}).status_code \
+        in (201, 202)
+    portal.wait_ready("carol")
+    budget = portal.usage("cs101")["budget_gpu_hours"]
+    # A reduced grant (the only way, besides late outside usage, to reach 100 %).
+    portal.ledger_cli("grant", "cs101", str(-budget), "--reason", "exhaustion test")
+    try:
+        portal.wait_stopped("carol", timeout=60)  # reconcile every 3 s, grace 3 s (test settings)
+        assert all("user=carol," not in job["comment"] for job in portal.jobs().values())
+        _session, home = portal.login("carol@uni.example", "carol-demo")
+        banners = [html.unescape(text) for _level, text in re.findall(r'data-level="(\d+)">([^<]*)<', home.text)]
+        assert any("was stopped: cs101's GPU-hour budget is used up" in text for text in banners), banners
+    finally:
+        portal.ledger_cli("grant", "cs101", str(budget), "--reason", "exhaustion test done")
+    assert portal.usage("cs101")["held_gpu_hours"] == 0

@@ -153,6 +153,7 @@ def requests_post(url, payload, headers):
 
 
 def test_job_failing_before_jupyter_shows_slurm_state_and_log_tail(portal):
+    portal.ensure_broken_environment()
     options = {"project": "tiny-lab", "partition": "cpu", "gpus": 0, "hours": 0.25, "environment": "broken"}
     response = _spawn(portal, "erin", options)
     # Either the spawn fails within the API call, or it is pending and fails soon after.
