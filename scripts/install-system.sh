@@ -3,7 +3,9 @@
 # only what is missing (apt-get update only when something is).
 set -euo pipefail
 # chromium: Debian's browser, driven by Playwright in the browser tests (no browser download).
-packages=(munge mariadb-server mariadb-client slurmctld slurmd slurmdbd slurm-client sudo python3-venv python3-dev gcc chromium)
+# postgresql (15): the ledger's PostgreSQL tests and benchmark start a private server from
+# /usr/lib/postgresql/15/bin (hub/devtools/pgserver.py); Debian's own cluster is not used.
+packages=(munge mariadb-server mariadb-client slurmctld slurmd slurmdbd slurm-client sudo python3-venv python3-dev gcc chromium postgresql)
 missing=()
 for pkg in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
