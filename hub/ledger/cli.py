@@ -205,15 +205,20 @@ def cmd_ledger(args) -> int:
     except LedgerInputError as exc:
         field = _ARGUMENT_NAMES.get(args.ledger_command, {}).get(exc.field, exc.field)
         raise UsageError(f"{field}: {exc.rule}") from None
-    except NoSuchModuleError as exc:
+    except (NoSuchModuleError, LedgerError, SQLAlchemyError) as exc:
+        return _database_failure(exc, shown_url)
+
+
+def _database_failure(exc: Exception, shown_url: str) -> int:
+    """One line for a ledger command that could not finish: exit 2 for a bad URL, else 1."""
+    if isinstance(exc, NoSuchModuleError):
         raise UsageError(f"--db-url: {exc}") from None
-    except LedgerError as exc:
-        print(f"hpchub: {exc}", file=sys.stderr)
-        return 1
-    except SQLAlchemyError as exc:
+    if isinstance(exc, SQLAlchemyError):
         detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         print(f"hpchub: ledger database {shown_url}: {detail}", file=sys.stderr)
-        return 1
+    else:
+        print(f"hpchub: {exc}", file=sys.stderr)
+    return 1
 
 
 def cmd_reconcile(args) -> int:
@@ -249,15 +254,11 @@ def cmd_reconcile(args) -> int:
                                    after_pass=None if after_pass is None else (lambda: after_pass(ledger)),
                                    pause_file=args.pause_file)
             return asyncio.run(passes)
-    except NoSuchModuleError as exc:
-        raise UsageError(f"--db-url: {exc}") from None
-    except LedgerError as exc:
-        print(f"hpchub: {exc}", file=sys.stderr)
-        return 1
-    except SQLAlchemyError as exc:
-        detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        print(f"hpchub: ledger database {shown_url}: {detail}", file=sys.stderr)
-        return 1
+    except (NoSuchModuleError, LedgerError, SQLAlchemyError) as exc:
+        return _database_failure(exc, shown_url)
+    finally:
+        if pid_lock is not None:  # held open (and locked) until here
+            pid_lock.close()
 
 
 def _take_pid_file(path: str):
