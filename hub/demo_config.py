@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from hub.metrics import register_ledger_metrics
 from hub.pages import configure_pages
 import spawners.slurm.api  # noqa: F401  (replace batchspawner's unsafe handler before routes are built)
 from hub.api.config import configure_api
@@ -59,6 +60,7 @@ def configure_demo(c, settings_path: str) -> None:
     # The GPU-hour ledger (budgets, holds, charges), shared by the spawner, the API and the reconciler.
     c.HPCHubLedger.db_url = settings["ledger_url"]
     c.HPCHubLedger.cluster = settings["cluster_name"]
+    register_ledger_metrics(c)  # per-project GPU-hours and sessions on /hub/metrics
 
     c.JupyterHub.services = []
     c.JupyterHub.spawner_class = "slurm-gpu"

@@ -37,7 +37,7 @@ from hub.ledger import BudgetRefused, Ledger, LedgerError
 from hub.ledger.runtime import ledger_from_config
 from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
-from spawners.slurm.client import SlurmClient, SlurmCommandError
+from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, subprocess_runner
 from spawners.slurm.options import (
     ALLOWED_KEYS,
     OptionsError,
@@ -75,8 +75,9 @@ PENDING_REASONS = {
 class SpawnError(Exception):
     """A failure the user should read (budget, validation, Slurm): no traceback needed."""
 
-    def __init__(self, message: str):
+    def __init__(self, message: str, reason: str = "failed"):
         super().__init__(message)
+        self.reason = reason  # for metrics: "slurm" (refused by Slurm) or "failed" (the job died)
         self.jupyterhub_message = message
         self.jupyterhub_html_message = html.escape(message).replace("\n", "<br>")
 
@@ -98,6 +99,27 @@ class _TTLCache:
 
 
 _CACHE = _TTLCache()  # shared by every spawner in the hub process
+
+
+async def metered_runner(argv, *, input=None, env=None, timeout=30.0):
+    """subprocess_runner, counted and timed per Slurm command for /hub/metrics."""
+    from hub.metrics import observe_scheduler_call  # noqa: PLC0415
+
+    command = next((os.path.basename(a) for a in argv if os.path.basename(a) in SLURM_COMMANDS), "other")
+    started = time.monotonic()
+    ok = False
+    try:
+        result = await subprocess_runner(argv, input=input, env=env, timeout=timeout)
+        ok = result.returncode == 0
+        return result
+    finally:
+        observe_scheduler_call(command, time.monotonic() - started, ok)
+
+
+def _count_spawn(outcome: str) -> None:
+    from hub.metrics import SPAWN_OUTCOMES  # noqa: PLC0415
+
+    SPAWN_OUTCOMES.labels(outcome=outcome).inc()
 
 
 class SlurmGPUSpawner(SlurmSpawner):
@@ -196,6 +218,7 @@ class SlurmGPUSpawner(SlurmSpawner):
                 slurm_conf=self.slurm_conf or None,
                 bin_dir=self.slurm_bin_dir,
                 timeout=self.slurm_command_timeout,
+                runner=metered_runner,
                 log=self.log,
             )
         return self._client
@@ -207,7 +230,7 @@ class SlurmGPUSpawner(SlurmSpawner):
         def make() -> JobWatcher:
             return JobWatcher(
                 SlurmClient(slurm_conf=self.slurm_conf or None, bin_dir=self.slurm_bin_dir,
-                            timeout=self.slurm_command_timeout, log=self.log),
+                            timeout=self.slurm_command_timeout, runner=metered_runner, log=self.log),
                 job_name=self.job_name,
                 interval=self.status_interval,
                 fast_interval=self.pending_status_interval,
@@ -276,11 +299,14 @@ class SlurmGPUSpawner(SlurmSpawner):
             await self.validate_options(user_options or {})
         except OptionsError as exc:
             self.log.info("refused options for %s: %s", self._log_name, exc)
+            _count_spawn("validation")
             raise web.HTTPError(400, str(exc)) from None
         except BudgetRefused as exc:
             self.log.info("budget refused for %s: %s", self._log_name, exc.message)
+            _count_spawn("budget")
             raise web.HTTPError(403, exc.message) from None
         except SlurmCommandError as exc:
+            _count_spawn("slurm")
             self.log.warning("Slurm did not answer while checking options for %s: %s", self._log_name, exc)
             raise web.HTTPError(503, f"Slurm is not answering, try again shortly ({exc.summary})") from None
 
@@ -404,8 +430,11 @@ class SlurmGPUSpawner(SlurmSpawner):
 
     async def start(self):
         try:
-            return await self._start()
-        except BaseException:
+            started = await self._start()
+            _count_spawn("started")
+            return started
+        except BaseException as exc:
+            _count_spawn(exc.reason if isinstance(exc, SpawnError) else "failed")
             # Nothing may keep holding budget after a failed start (JupyterHub does not call
             # stop() for a server whose poll() already says it is not running).
             if self.job_id:
@@ -433,7 +462,7 @@ class SlurmGPUSpawner(SlurmSpawner):
         try:
             self.job_id = await self.client.sbatch(script, as_user=self.user.name, extra_env=self.job_env())
         except SlurmCommandError as exc:
-            raise SpawnError(f"Slurm refused the job: {exc.first_stderr_line or exc.summary}") from None
+            raise SpawnError(f"Slurm refused the job: {exc.first_stderr_line or exc.summary}", reason="slurm") from None
         # Record the job id the moment sbatch returns: a hub crash now leaves no unknown job.
         self._save_state_now()
         await self._ledger_call("record_job_id", self.job_id)
