@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
+from urllib.parse import quote
 
 from .ledger import LedgerError
-from datetime import datetime, timezone
 
 from .ledger.enforce import Banner, warnings_for
 from .ledger.runtime import ledger_from_config
@@ -37,9 +38,67 @@ def budget_banners(config):
     return banners
 
 
+def _when(iso: str | None) -> str:
+    """``2026-03-02 09:00 UTC`` from an ISO time; ``-`` for None."""
+    if not iso:
+        return "-"
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def session_row(user_name: str, info, spawner, now: datetime) -> dict:
+    """One row of "Your sessions": the API's ``session`` answer plus what the page prints."""
+    from .api.handlers import session_job_view  # noqa: PLC0415  (imports JupyterHub)
+    from .api.sessions import JobView, format_duration, session_json  # noqa: PLC0415
+
+    job = session_job_view(spawner, info) if spawner is not None else JobView()
+    row = session_json(info, now, job)
+    server = info.server_name
+    where = f"servers/{quote(server, safe='')}" if server else "server"
+    gpus = f"{info.gpus} x {info.gpu_type}" if info.gpus and info.gpu_type else "no GPU"
+    return {
+        **row,
+        "server_label": server or "(default)",
+        "gpus_label": gpus,
+        "start_label": _when(row["start"]),
+        "end_label": _when(row["end"]),
+        "elapsed_label": format_duration(row["elapsed_seconds"]) if row["start"] else "-",
+        "left_label": format_duration(row["seconds_left"]),
+        "extend_path": f"api/hpchub/v1/users/{quote(user_name, safe='')}/{where}/extend",
+        "dom_id": f"hpchub-session-{info.id}",
+    }
+
+
+def session_rows(config):
+    """A ``template_vars`` callable: the user's admitted and running sessions (never breaks a page)."""
+
+    def rows(user) -> list[dict]:
+        if user is None:
+            return []
+        ledger = ledger_from_config(config)
+        if ledger is None:
+            return []
+        try:
+            infos = ledger.active_sessions(user.name)
+            now = ledger.clock()
+        except LedgerError as exc:
+            log.warning("sessions of %s: %s", user.name, exc)
+            return []
+        spawners = getattr(user, "spawners", {}) or {}
+        answer = []
+        for info in infos:
+            try:
+                answer.append(session_row(user.name, info, spawners.get(info.server_name), now))
+            except Exception as exc:  # noqa: BLE001  (one odd session must not break the home page)
+                log.warning("session %s of %s: %s", info.id, user.name, exc)
+        return answer
+
+    return rows
+
+
 def configure_pages(c, *, apply_url: str = "") -> None:
     """Template variables of hpchub's templates (templates/*.html extend JupyterHub's)."""
     c.JupyterHub.template_vars = {
         "hpchub_apply_url": apply_url,
         "hpchub_budget_banners": budget_banners(c),
+        "hpchub_sessions": session_rows(c),
     }

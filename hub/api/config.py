@@ -17,9 +17,12 @@ It adds, without touching anything else in ``c``:
   ``configure_api`` after any such definition.)
 
 What each project role may do beyond the scopes is in :mod:`hub.api.access`.
-Server tokens (``$JUPYTERHUB_API_TOKEN`` in a job) keep JupyterHub's default ``server``
-role and so get none of these scopes; the session and extend endpoints (the spawner's
-part) will give them the one they need through ``Spawner.server_token_scopes``.
+- ``custom:hpchub:session`` (read a notebook server's session) and ``custom:hpchub:extend``
+  (extend it; implies session) for every user, through the same grant;
+- ``Spawner.server_token_scopes``: JupyterHub's default for server tokens (the ``server``
+  role's ``users:activity!user`` and ``access:servers!server``) plus
+  ``custom:hpchub:session!server``, so a job's ``$JUPYTERHUB_API_TOKEN`` reads its own
+  session and nothing else of the ledger (no read, manage or extend).
 """
 
 from __future__ import annotations
@@ -42,7 +45,21 @@ HPCHUB_SCOPES: dict[str, dict] = {
         "subscopes": [READ_SCOPE],
     },
 }
-USER_SCOPES = (READ_SCOPE, MANAGE_SCOPE)
+SESSION_SCOPE = "custom:hpchub:session"
+EXTEND_SCOPE = "custom:hpchub:extend"
+HPCHUB_SCOPES[SESSION_SCOPE] = {
+    "description": "Read your notebook servers' sessions: project, job, node, start and end, cost so far and "
+    "held GPU-hours. A server's own token gets it for that server only.",
+}
+HPCHUB_SCOPES[EXTEND_SCOPE] = {
+    "description": "Extend your running notebook servers' time limits, charged to the project's GPU-hour budget.",
+    "subscopes": [SESSION_SCOPE],
+}
+USER_SCOPES = (READ_SCOPE, MANAGE_SCOPE, SESSION_SCOPE, EXTEND_SCOPE)
+# JupyterHub 6's default for the server token ($JUPYTERHUB_API_TOKEN): the built-in
+# ``server`` role's scopes. Ours adds reading the server's own session (never extending).
+DEFAULT_SERVER_TOKEN_SCOPES = ("users:activity!user", "access:servers!server")
+SERVER_TOKEN_SCOPES = (*DEFAULT_SERVER_TOKEN_SCOPES, f"{SESSION_SCOPE}!server")
 
 
 class HPCHubAPI(Configurable):
@@ -82,6 +99,23 @@ def _grant_user_scopes(c) -> None:
     c.JupyterHub.extra_user_scopes = extra | set(USER_SCOPES)
 
 
+def _grant_server_token_scope(c) -> None:
+    """The server's own token may read its session: ``custom:hpchub:session!server`` added to
+    ``Spawner.server_token_scopes`` (JupyterHub's default, the ``server`` role's scopes, kept).
+    A site's own list (on ``Spawner`` or ``SlurmGPUSpawner``) is extended; a callable is left
+    alone (the site then adds the scope itself). JupyterHub gives the token only the scopes
+    its user holds: users hold the session scope through the ``user`` role."""
+    for section in ("SlurmGPUSpawner", "Spawner"):
+        if section in c and "server_token_scopes" in c[section]:
+            current = c[section].server_token_scopes
+            if callable(current):
+                return
+            scopes = list(current)
+            c[section].server_token_scopes = scopes + [s for s in SERVER_TOKEN_SCOPES[-1:] if s not in scopes]
+            return
+    c.Spawner.server_token_scopes = list(SERVER_TOKEN_SCOPES)
+
+
 def configure_api(c) -> None:
     """Add the ledger API's handlers, scopes and user-role grants to a hub configuration
     (idempotent)."""
@@ -96,3 +130,4 @@ def configure_api(c) -> None:
     c.JupyterHub.custom_scopes = scopes
 
     _grant_user_scopes(c)
+    _grant_server_token_scope(c)

@@ -26,11 +26,11 @@ from jupyterhub.scopes import define_custom_scopes, needs_scope
 from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 
-from hub.ledger import Ledger
+from hub.ledger import BudgetRefused, Ledger
 from hub.ledger import arithmetic as arith
 from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.runtime import ledger_from_config
-from hub.ledger.types import MemberUsage, Role, check_project_name, check_user
+from hub.ledger.types import MemberUsage, Role, SessionInfo, SessionState, check_project_name, check_user
 
 from . import views
 from .access import (
@@ -43,7 +43,8 @@ from .access import (
     refuse_cap_changes,
     refuse_member_changes,
 )
-from .config import HPCHUB_SCOPES, MANAGE_SCOPE, READ_SCOPE, HPCHubAPI
+from . import sessions as session_views
+from .config import EXTEND_SCOPE, HPCHUB_SCOPES, MANAGE_SCOPE, READ_SCOPE, SESSION_SCOPE, HPCHubAPI
 
 # ``needs_scope`` refuses scopes it does not know when the class body runs, and the hub
 # defines ``c.JupyterHub.custom_scopes`` only later (at start). Defining the same
@@ -399,6 +400,163 @@ class PreviewHandler(LedgerAPIHandler):
         }
 
 
+# --- a notebook server's session (the spawner's part) --------------------------------------------------
+
+NO_SESSION_MESSAGE = "no running or pending session for server {server!r} of {user}"
+_HOLDING = (SessionState.ADMITTED, SessionState.RUNNING)
+_EXTEND_LOCKS: dict[tuple[str, str], asyncio.Lock] = {}
+
+
+def session_job_view(spawner: Any, info: SessionInfo) -> session_views.JobView:
+    """What the spawner knows of the session's job: state and reason from the shared watcher,
+    the node, the partition (from the validated options, also after a hub restart)."""
+    options = dict(getattr(spawner, "user_options", None) or {})
+    request = getattr(spawner, "job_request", None)
+    partition = request.partition if request is not None else options.get("partition")
+    state, node, reason = "", getattr(spawner, "job_node", "") or "", ""
+    if info.job_id and hasattr(spawner, "watcher"):
+        from spawners.slurm.types import JobState  # noqa: PLC0415
+
+        status = spawner.watcher.status(info.job_id)
+        if status.state is JobState.UNKNOWN:
+            status = spawner.watcher.last_known(info.job_id) or status
+        if status.state is not JobState.UNKNOWN:
+            state = status.state.value
+            node = status.node or node
+            reason = status.reason if status.state is JobState.PENDING else ""
+    elif not info.job_id:
+        state = "submitting"
+    return session_views.JobView(state=state, node=node, partition=partition, reason=reason)
+
+
+class SessionAPIHandler(LedgerAPIHandler):
+    """``/users/{user}/servers/{server}/...``: one notebook server's ledger session.
+
+    The arguments are named ``user_name`` and ``server_name`` so that ``needs_scope`` filters
+    on the server: a server's own token (``custom:hpchub:session!server=user/name``) reads
+    its own session only. The default server is ``server_name`` "" (routes below).
+    """
+
+    def allowed_or_404(self, user_name: str, server_name: str) -> Caller:
+        """The user themself (or their server's token) and admins; anyone else: 404."""
+        caller = self.caller()
+        if caller.is_admin or (caller.name is not None and caller.name == user_name):
+            return caller
+        raise web.HTTPError(404, NO_SESSION_MESSAGE.format(server=server_name, user=user_name))
+
+    async def find_session(self, ledger: Ledger, user_name: str, server_name: str) -> tuple[Any, SessionInfo]:
+        """The server's spawner and its holding ledger session (404 if none)."""
+        missing = web.HTTPError(404, NO_SESSION_MESSAGE.format(server=server_name, user=user_name))
+        user = self.find_user(user_name)
+        if user is None or server_name not in user.orm_spawners:
+            raise missing
+        spawner = user.spawners[server_name]
+        session_id = getattr(spawner, "ledger_session", None)
+        if session_id is None or not spawner.active:
+            raise missing
+        try:
+            info = await self.run(ledger.session, session_id)
+        except web.HTTPError as exc:
+            if exc.status_code == 404:
+                raise missing from None
+            raise
+        if info.user != user_name or info.server_name != server_name or info.state not in _HOLDING:
+            raise missing
+        return spawner, info
+
+    async def session_answer(self, ledger: Ledger, spawner: Any, info: SessionInfo) -> dict:
+        return session_views.session_json(info, ledger.clock(), session_job_view(spawner, info))
+
+
+class SessionHandler(SessionAPIHandler):
+    """``GET .../session``: project, job, node, state, start, end, cost so far, held, hours."""
+
+    @needs_scope(SESSION_SCOPE)
+    async def get(self, user_name: str, server_name: str = "") -> None:
+        self.allowed_or_404(user_name, server_name)
+        ledger = await self.ledger()
+        spawner, info = await self.find_session(ledger, user_name, server_name)
+        self.send_json(await self.session_answer(ledger, spawner, info))
+
+
+class ExtendHandler(SessionAPIHandler):
+    """``POST .../extend`` ``{"hours": H}``: a new hold, then the job's new time limit in Slurm.
+
+    In order, for one server at a time (a lock per server in this hub process, so that two
+    extensions cannot set Slurm's limit out of order): the partition's MaxTime (400), the
+    ledger's atomic check-and-hold (``Ledger.extend``: 403 with its message), then
+    ``scontrol update JobId=N TimeLimit=MINUTES``. If Slurm refuses (502) or does not answer
+    (503), the hold is given back (``Ledger.retract_extension``) and the answer says so.
+    """
+
+    @needs_scope(EXTEND_SCOPE)
+    async def post(self, user_name: str, server_name: str = "") -> None:
+        caller = self.allowed_or_404(user_name, server_name)
+        added_seconds = self.body(session_views.parse_extend_body)
+        hours = arith.format_hours(added_seconds)
+        ledger = await self.ledger()
+        spawner, info = await self.find_session(ledger, user_name, server_name)
+        lock = _EXTEND_LOCKS.setdefault((user_name, server_name), asyncio.Lock())
+        async with lock:
+            info = await self.run(ledger.session, info.id)  # again, under the lock
+            if info.state not in _HOLDING:
+                raise web.HTTPError(404, NO_SESSION_MESSAGE.format(server=server_name, user=user_name))
+            if not info.job_id:
+                raise web.HTTPError(409, "the job is not submitted to Slurm yet; try again in a moment")
+            minutes = await self.new_time_limit(spawner, info, added_seconds)
+            try:
+                await self.run(ledger.extend, info.id, hours)
+            except BudgetRefused as exc:
+                raise web.HTTPError(403, exc.message) from None
+            try:
+                await spawner.client.update_time_limit(info.job_id, minutes)
+            except Exception as exc:  # noqa: BLE001  (any failure: give the hold back)
+                await self.run(ledger.retract_extension, info.id, hours)
+                raise self.slurm_failure(exc, info.job_id) from None
+            self.log.info(
+                "%s extended %s/%s (job %s, session %s) by %s h to %s min",
+                caller.who, user_name, server_name, info.job_id, info.id, hours, minutes,
+            )  # fmt: skip
+        if hasattr(spawner, "watcher"):
+            spawner.watcher.poke()  # the new end time on the next squeue
+        info = await self.run(ledger.session, info.id)
+        self.send_json(await self.session_answer(ledger, spawner, info))
+
+    async def new_time_limit(self, spawner: Any, info: SessionInfo, added_seconds: int) -> int:
+        """The job's new total time limit (minutes), within the partition's MaxTime (else 400)."""
+        partition = session_job_view(spawner, info).partition
+        max_minutes = None
+        if hasattr(spawner, "cluster_info"):
+            from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
+
+            try:
+                cluster = await spawner.cluster_info()
+            except SlurmCommandError as exc:
+                raise web.HTTPError(503, f"Slurm is not answering, try again shortly ({exc.summary})") from None
+            known = cluster.partitions.get(partition) if partition else cluster.default_partition
+            if known is None:
+                raise web.HTTPError(409, f"partition {partition!r} of this session is not offered any more")
+            partition, max_minutes = known.name, known.max_minutes
+        try:
+            return session_views.extended_time_limit_minutes(
+                info.reserved_seconds, added_seconds, max_minutes, partition
+            )
+        except LedgerInputError as exc:
+            raise web.HTTPError(400, exc.message) from None
+
+    def slurm_failure(self, exc: Exception, job_id: str) -> web.HTTPError:
+        from spawners.slurm.client import SlurmCommandError, SlurmTimeoutError  # noqa: PLC0415
+
+        self.log.warning("scontrol update of job %s failed: %s", job_id, exc)
+        if isinstance(exc, SlurmTimeoutError):
+            return web.HTTPError(503, f"Slurm did not answer in time, the time limit is unchanged and nothing "
+                                      f"was charged; try again shortly ({exc.summary})")
+        if isinstance(exc, SlurmCommandError):
+            return web.HTTPError(502, f"Slurm refused the new time limit, nothing was charged: "
+                                      f"{exc.first_stderr_line or exc.summary}")
+        return web.HTTPError(502, f"the new time limit could not be set, nothing was charged: {exc}")
+
+
 # Routes, relative to the hub's prefix (JupyterHub adds /hub). The project and user
 # parts are validated by the handlers, so that a bad name is a 400 naming the field.
 ROUTES: list[tuple[str, type[APIHandler]]] = [
@@ -408,9 +566,13 @@ ROUTES: list[tuple[str, type[APIHandler]]] = [
     (rf"{API_PREFIX}/projects/{_NAME}/members/{_NAME}", MemberHandler),
     (rf"{API_PREFIX}/projects/{_NAME}/members/{_NAME}/cap", CapHandler),
     (rf"{API_PREFIX}/preview", PreviewHandler),
-    # The spawner's part (not here yet), on LedgerAPIHandler like the above:
-    #   GET  {API_PREFIX}/users/{user_name}/servers/{server_name}/session
-    #   POST {API_PREFIX}/users/{user_name}/servers/{server_name}/extend   {"hours": H}
-    # Name the arguments user_name and server_name so that needs_scope filters on the
-    # server (a server token then reads its own session with a "...!server" scope).
+    # A notebook server's session. Like JupyterHub's own API, the default server is
+    # /users/{u}/server (and, shorter, /users/{u}/session); a named one /users/{u}/servers/{s}
+    # ("" there is the default server too).
+    (rf"{API_PREFIX}/users/{_NAME}/servers/([^/]*)/session", SessionHandler),
+    (rf"{API_PREFIX}/users/{_NAME}/server/session", SessionHandler),
+    (rf"{API_PREFIX}/users/{_NAME}/session", SessionHandler),
+    (rf"{API_PREFIX}/users/{_NAME}/servers/([^/]*)/extend", ExtendHandler),
+    (rf"{API_PREFIX}/users/{_NAME}/server/extend", ExtendHandler),
+    (rf"{API_PREFIX}/users/{_NAME}/extend", ExtendHandler),
 ]

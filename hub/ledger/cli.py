@@ -61,15 +61,40 @@ class _OneLineParser(argparse.ArgumentParser):
 SUBCOMMANDS = {"dest": "command_name", "metavar": "COMMAND", "required": True, "parser_class": _OneLineParser}
 
 
-def _default_url() -> str:
-    return os.environ.get(LEDGER_URL_ENV) or DEFAULT_LEDGER_URL
+def _default_url(config_file: str | None = None) -> str:
+    """--db-url, else $HPCHUB_LEDGER_URL, else c.HPCHubLedger.db_url of the hub's configuration
+    file (``--config``: the site's, or the demo's), else the demo's SQLite file."""
+    return os.environ.get(LEDGER_URL_ENV) or _url_from_config(config_file) or DEFAULT_LEDGER_URL
+
+
+DEMO_CONFIG_FILE = "/var/lib/hpchub-demo/hub/jupyterhub_config.py"
+DEFAULT_CONFIG_FILE = "/etc/hpchub/hpchub_config.py"
+
+
+def _url_from_config(config_file: str | None) -> str | None:
+    """The ledger URL a hub configuration file sets (the file is Python: it is run, as the hub runs it)."""
+    from .runtime import HPCHubLedger  # noqa: PLC0415
+
+    if config_file and config_file != DEFAULT_CONFIG_FILE and not os.path.isfile(config_file):
+        raise UsageError(f"--config: no such file: {config_file}")
+    candidates = [config_file] if config_file else []
+    if not config_file or config_file == DEFAULT_CONFIG_FILE:
+        candidates.append(DEMO_CONFIG_FILE)
+    for candidate in candidates:
+        if candidate and os.path.isfile(candidate):
+            from traitlets.config.loader import PyFileConfigLoader  # noqa: PLC0415
+
+            config = PyFileConfigLoader(os.path.basename(candidate), os.path.dirname(candidate)).load_config()
+            return HPCHubLedger(config=config).db_url or None
+    return None
 
 
 def _add_db_url(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--db-url",
         default=None,
-        help=f"the ledger database (default ${LEDGER_URL_ENV}, else {DEFAULT_LEDGER_URL})",
+        help=f"the ledger database (default ${LEDGER_URL_ENV}, else c.HPCHubLedger.db_url of --config, "
+        f"else {DEFAULT_LEDGER_URL})",
     )
 
 
@@ -192,7 +217,7 @@ COMMANDS = {
 
 
 def cmd_ledger(args) -> int:
-    url = args.db_url or _default_url()
+    url = args.db_url or _default_url(getattr(args, "config", None))
     try:
         shown_url = make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -229,7 +254,7 @@ def cmd_reconcile(args) -> int:
 
     from .reconcile import SLURM_TIMEOUT_SECONDS, run_reconcile  # noqa: PLC0415
 
-    url = args.db_url or _default_url()
+    url = args.db_url or _default_url(getattr(args, "config", None))
     try:
         shown_url = make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
@@ -252,7 +277,8 @@ def cmd_reconcile(args) -> int:
         with Ledger(url) as ledger:
             passes = run_reconcile(ledger, client, every=args.every, cluster=args.cluster, dry_run=args.dry_run,
                                    after_pass=None if after_pass is None else (lambda: after_pass(ledger)),
-                                   pause_file=args.pause_file)
+                                   pause_file=args.pause_file,
+                                   prune_unknown_associations=args.prune_unknown_associations)
             return asyncio.run(passes)
     except (NoSuchModuleError, LedgerError, SQLAlchemyError) as exc:
         return _database_failure(exc, shown_url)
@@ -294,7 +320,7 @@ def _budget_watch(grace_seconds: float):
     hub = HubAPI.from_environment()
     if hub is None:
         raise UsageError("--stop-exhausted-after: needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN "
-                         "(run it as a JupyterHub managed service)")
+                         "(the hub's API and a token with the servers scope)")
     tracker = ExhaustionTracker(grace=timedelta(seconds=grace_seconds))
 
     def after_pass(ledger) -> list[str]:
@@ -373,6 +399,11 @@ def add_parsers(subparsers) -> None:
     )
     reconcile.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
     reconcile.add_argument(
+        "--prune-unknown-associations", action="store_true",
+        help="also block, then remove, user associations on project accounts of users who never were members "
+        "(default: associations the site made by hand are left alone)",
+    )  # fmt: skip
+    reconcile.add_argument(
         "--pid-file", metavar="PATH",
         help="write our pid there and hold a lock on it: a second reconciler with the same file refuses to run",
     )  # fmt: skip
@@ -383,5 +414,6 @@ def add_parsers(subparsers) -> None:
     reconcile.add_argument(
         "--stop-exhausted-after", type=float, metavar="SECONDS",
         help="after each pass, stop running sessions whose project budget or member cap has been used up "
-        "for SECONDS (the grace, e.g. 300); needs the hub's API (run as a JupyterHub managed service)",
+        "for SECONDS (the grace, e.g. 300); stops them through the hub's API: needs JUPYTERHUB_API_URL "
+        "and JUPYTERHUB_API_TOKEN (a token with the servers scope)",
     )  # fmt: skip

@@ -27,6 +27,11 @@ One pass (the contract's "Budget arithmetic"):
    and only their jobs count; a user without a cap gets no limit (``-1`` clears one). A
    closed project, or one outside its period, gets L = S: nothing new starts in Slurm
    either.
+6. **Memberships -> associations** (``hub/ledger/memberships.py``): one ``sacctmgr show
+   associations`` for every project account; an active member without a user association
+   gets one, an ended membership first blocks new jobs (``MaxSubmitJobs=0``) and, in a later
+   pass when no job of the user is active on the account (one ``squeue``), loses it. Each
+   change is one sacctmgr command, a failure one problem line for that association.
 
 Why S is read first: Slurm's figures and the ledger cannot be read at the same instant.
 A job that starts after S was read is subtracted by the ledger but not yet in S (L is a
@@ -60,6 +65,7 @@ from spawners.slurm.types import AccountingRecord, AssociationUsage, JobState
 
 from . import arithmetic as arith
 from .errors import LedgerError
+from .memberships import AssociationChange, Verb, apply_change, parse_active_jobs, parse_associations, plan_memberships
 from .store import Ledger
 from .types import MirrorFigures, OutsideJobSeen, ProjectInfo, check_job_id, check_user
 
@@ -338,9 +344,12 @@ async def reconcile_pass(
     *,
     cluster: str | None = None,
     dry_run: bool = False,
+    prune_unknown_associations: bool = False,
 ) -> PassReport:
     """One pass (module docstring). Raises ReconcileError when Slurm fails; per-job and
-    per-account problems are in the report. ``dry_run`` changes neither the ledger nor Slurm."""
+    per-account problems are in the report. ``dry_run`` changes neither the ledger nor Slurm.
+    ``prune_unknown_associations``: also block and remove user associations on project accounts
+    of users who never were members (default: the site's own associations are left alone)."""
     report = PassReport()
     projects = ledger.projects()
     if not projects:
@@ -379,6 +388,10 @@ async def reconcile_pass(
         else:
             for change in _mirror_changes(ledger, project, by_association, held, running_ids, report):
                 await _apply(client, change, report, dry_run=dry_run)
+    await _sync_memberships(
+        ledger, client, projects, cluster, held, running_ids, report,
+        dry_run=dry_run, prune_unknown=prune_unknown_associations,
+    )  # fmt: skip
     return report
 
 
@@ -407,6 +420,14 @@ def _import_charges(
     return pending
 
 
+def _is_open(ledger: Ledger, project: ProjectInfo) -> bool:
+    return arith.project_closed_reason(
+        project.name, state=project.state.value, state_reason=project.state_reason,
+        period_start=project.period_start, period_end=project.period_end,
+        today=ledger.clock().astimezone(ledger.site_timezone).date(),
+    ) is None  # fmt: skip
+
+
 def _mirror_changes(
     ledger: Ledger,
     project: ProjectInfo,
@@ -417,11 +438,7 @@ def _mirror_changes(
 ) -> list[LimitChange]:
     """The limit changes of one project's account association and its user associations."""
     account = project.slurm_account
-    is_open = arith.project_closed_reason(
-        project.name, state=project.state.value, state_reason=project.state_reason,
-        period_start=project.period_start, period_end=project.period_end,
-        today=ledger.clock().astimezone(ledger.site_timezone).date(),
-    ) is None  # fmt: skip
+    is_open = _is_open(ledger, project)
     users = sorted(user for (acc, user) in by_association if acc == account and user is not None)
     changes = []
     try:
@@ -454,6 +471,73 @@ async def _apply(client: SlurmClient, change: LimitChange, report: PassReport, *
             report.problems.append(Problem(change.account, f"{change.where}: {exc}"))
             return
     report.lines.append(("would set " if dry_run else "") + change.describe())
+
+
+async def _sync_memberships(
+    ledger: Ledger,
+    client: SlurmClient,
+    projects: Sequence[ProjectInfo],
+    cluster: str,
+    held: dict[tuple[str, str | None], int],
+    running_ids: set[tuple[str, str]],
+    report: PassReport,
+    *,
+    dry_run: bool,
+    prune_unknown: bool,
+) -> None:
+    """Step 6: user associations follow the memberships (``hub/ledger/memberships.py``). Runs after
+    the mirror (a removed association must not be modified by it). A failed read is one problem
+    line and changes nothing; a failed change is one line for that association."""
+    accounts = sorted(project.slurm_account for project in projects)
+    try:
+        associations = parse_associations(await client.sacctmgr_associations(accounts, cluster=cluster))
+    except SlurmCommandError as exc:
+        report.problems.append(Problem(None, f"associations not synced with memberships: {exc}"))
+        return
+    except ValueError as exc:
+        report.problems.append(Problem(None, f"associations not synced with memberships: unreadable answer: {exc}"))
+        return
+    plan = plan_memberships(ledger.membership_states(), associations, accounts, cluster, prune_unknown=prune_unknown)
+    changes = list(plan.changes)
+    if plan.removals:
+        removal_accounts = sorted({change.account for change in plan.removals})
+        try:
+            active = parse_active_jobs(await client.squeue_accounts(removal_accounts))
+        except (SlurmCommandError, ValueError) as exc:
+            for change in plan.removals:
+                report.problems.append(Problem(change.account, f"{change.where}: association not removed: squeue: {exc}"))
+        else:
+            changes += [change for change in plan.removals if (change.account, change.user) not in active]
+    by_account = {project.slurm_account: project for project in projects}
+    for change in changes:
+        try:
+            if change.verb is Verb.ADD:
+                change = _with_cap_limit(ledger, by_account[change.account], change, held, running_ids)
+            if not dry_run:
+                await apply_change(client, change)
+        except (SlurmCommandError, ValueError, LedgerError) as exc:
+            report.problems.append(Problem(change.account, f"{change.where}: {exc}"))
+            continue
+        report.lines.append(change.describe(dry_run=dry_run))
+
+
+def _with_cap_limit(
+    ledger: Ledger,
+    project: ProjectInfo,
+    change: AssociationChange,
+    held: dict[tuple[str, str | None], int],
+    running_ids: set[tuple[str, str]],
+) -> AssociationChange:
+    """A new association of a member with a cap gets its mirror limit at once (S = 0: a new
+    association has used nothing in Slurm), so the cap holds before the next pass."""
+    figures = ledger.mirror_figures(project.name, change.user, running_job_ids=running_ids)
+    fresh = AssociationUsage(change.cluster, change.account, change.user, None, None, 0, 0)
+    limit = mirror_limit(fresh, figures, held.get((change.account, change.user), 0),
+                         is_open=_is_open(ledger, project), rates=ledger.rates)  # fmt: skip
+    if limit is None:
+        return change
+    return AssociationChange(change.verb, change.cluster, change.account, change.user, change.member,
+                             {"GrpTRESMins": f"billing={limit}"})  # fmt: skip
 
 
 def _sync_outside(
@@ -503,6 +587,7 @@ async def run_reconcile(
     dry_run: bool = False,
     after_pass=None,
     pause_file: str | None = None,
+    prune_unknown_associations: bool = False,
 ) -> int:
     """One pass (exit 0, or 1 on any problem), or with ``every`` a pass every so many seconds
     until SIGTERM or SIGINT (exit 0); a failed pass is reported and the next one comes.
@@ -511,7 +596,8 @@ async def run_reconcile(
     being worked on); it says so once when it pauses and once when it resumes."""
     if every is None:
         try:
-            report = await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run)
+            report = await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run,
+                                          prune_unknown_associations=prune_unknown_associations)
         except ReconcileError as exc:
             print(f"hpchub reconcile: {exc}", file=sys.stderr)
             return 1
@@ -540,7 +626,8 @@ async def run_reconcile(
                 print("hpchub reconcile: resumed", flush=True)
                 paused = False
             try:
-                _print_report(await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run))
+                _print_report(await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run,
+                                                   prune_unknown_associations=prune_unknown_associations))
                 if after_pass is not None and not dry_run:
                     for line in await asyncio.to_thread(after_pass):
                         print(line, flush=True)

@@ -22,6 +22,7 @@ import pathlib
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timezone, tzinfo
 
 from alembic import command
@@ -193,6 +194,14 @@ def _session_cost(row: PortalSession, now: datetime) -> arith.SessionCost:
     booked = arith.Reservation(row.gpus, row.reserved_seconds, row.weight_milli)
     elapsed = _elapsed_seconds(row.started_at, now) if row.state is SessionState.RUNNING else 0
     return arith.SessionCost(booked.mgs, booked.cost_so_far_mgs(elapsed))
+
+
+@dataclass(frozen=True)
+class MembershipState:
+    """A user's memberships in one project: one is active; one (an earlier period) ended."""
+
+    active: bool
+    ended: bool
 
 
 class Ledger(OutsideJobRecords, SessionNotes):
@@ -475,6 +484,19 @@ class Ledger(OutsideJobRecords, SessionNotes):
             )  # fmt: skip
             return [(_project_info(project), role) for project, role in rows]
 
+    def membership_states(self) -> dict[tuple[str, str], MembershipState]:
+        """Every (Slurm account, user) that has or had a membership: whether one is active and
+        whether one ended (for the reconciler's association sync)."""
+        with self._read() as session:
+            rows = session.execute(
+                select(Project.slurm_account, Member.user, Member.active).join(Member, Member.project_id == Project.id)
+            )  # fmt: skip
+            states: dict[tuple[str, str], MembershipState] = {}
+            for account, user, active in rows:
+                seen = states.get((account, user), MembershipState(False, False))
+                states[(account, user)] = MembershipState(seen.active or bool(active), seen.ended or not active)
+            return states
+
     def figures(self, name: str, now: datetime | None = None) -> ProjectUsage:
         """The project's and each active member's figures at ``now`` (exact, in mgs)."""
         now = self._now(now)
@@ -681,6 +703,28 @@ class Ledger(OutsideJobRecords, SessionNotes):
         if not admission.allowed:
             raise BudgetRefused(admission.message, session_id=session_id)
         return admission
+
+    def retract_extension(self, session_id: int, hours: object) -> bool:
+        """Give back ``hours`` of a session's reservation: undo an ``extend`` whose time limit
+        Slurm did not accept. What is left must stay > 0 hours. Returns False if the
+        session no longer holds (it ended meanwhile: its charge uses its own elapsed time,
+        which the reservation only capped).
+        """
+        removed_seconds = arith.hours_to_seconds(hours)
+        with self._write() as session:
+            row = self._session_row(session, session_id)
+            # the same lock order as extend: the project, then the session read again under it
+            session.scalars(select(Project).where(Project.id == row.project_id).with_for_update()).one()
+            session.refresh(row)
+            if row.state not in _HOLDING:
+                return False
+            if removed_seconds >= row.reserved_seconds:
+                raise LedgerInputError(
+                    "hours", f"session {session_id} reserves {arith.format_hours(row.reserved_seconds)} h; "
+                    f"cannot give back {arith.format_hours(removed_seconds)} h"
+                )
+            row.reserved_seconds -= removed_seconds
+            return True
 
     def _session_row(self, session: Session, session_id: int) -> PortalSession:
         if isinstance(session_id, bool) or not isinstance(session_id, int):

@@ -55,6 +55,12 @@ SACCTMGR_SETTINGS: Mapping[str, re.Pattern[str]] = {
     "MaxSubmitJobs": re.compile(r"-1|[0-9]{1,9}"),
 }
 SACCTMGR_ENTITIES = ("account", "user")
+# sacctmgr show associations: the fields the membership sync reads (--parsable2, in this order).
+SACCTMGR_ASSOCIATION_FORMAT = "Cluster,Account,User,Partition,MaxSubmitJobs"
+# squeue of the jobs still active (default states: pending, running, suspended, completing ...) on accounts.
+SQUEUE_ACCOUNT_FORMAT = "%i|%a|%u|%T"
+# scontrol update TimeLimit: whole minutes, at most one leap year (partitions are far stricter).
+MAX_TIME_LIMIT_MINUTES = 366 * 24 * 60
 # Hub environment variables passed on to Slurm commands.
 HUB_ENV_ALLOWLIST: tuple[str, ...] = ("PATH", "LANG")
 # Variables that only the client sets (extra_env may not override them).
@@ -476,15 +482,73 @@ class SlurmClient:
         where.append(f"cluster={validate_cluster_name(cluster)}")
         if not settings:
             raise ValueError("sacctmgr modify needs at least one setting")
-        changes = []
+        changes = self._sacctmgr_settings(settings)
+        return await self.run(["sacctmgr", "-i", "modify", entity, "where", *where, "set", *changes])
+
+    async def update_time_limit(self, job_id: str, minutes: int) -> None:
+        """``scontrol update JobId=N TimeLimit=MINUTES``: set a job's total time limit.
+
+        Run as the hub's own account (no sudo): raising a time limit needs a Slurm
+        operator (``AdminLevel=Operator``) or root; a plain user may only lower it.
+        ``minutes`` is a whole number from 1 to :data:`MAX_TIME_LIMIT_MINUTES`.
+        """
+        validate_job_id(job_id)
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or not 1 <= minutes <= MAX_TIME_LIMIT_MINUTES:
+            raise ValueError(f"time limit must be whole minutes from 1 to {MAX_TIME_LIMIT_MINUTES}, got {minutes!r}")
+        await self.run(["scontrol", "update", f"JobId={job_id}", f"TimeLimit={minutes}"])
+
+    def _sacctmgr_settings(self, settings: Mapping[str, str]) -> list[str]:
+        """``KEY=VALUE`` words for the allowlisted settings (:data:`SACCTMGR_SETTINGS`), each checked."""
+        words = []
         for key, value in settings.items():
             rule = SACCTMGR_SETTINGS.get(key)
             if rule is None:
                 raise ValueError(f"not a setting this client changes: {key!r}")
             if not isinstance(value, str) or not rule.fullmatch(value):
                 raise ValueError(f"not a valid value for {key}: {value!r}")
-            changes.append(f"{key}={value}")
-        return await self.run(["sacctmgr", "-i", "modify", entity, "where", *where, "set", *changes])
+            words.append(f"{key}={value}")
+        return words
+
+    async def sacctmgr_associations(self, accounts: Sequence[str], *, cluster: str) -> str:
+        """slurmdbd's associations (account and user ones) of ``accounts`` on ``cluster``:
+        ``sacctmgr --noheader --parsable2 show associations where account=A,B cluster=C
+        format=`` :data:`SACCTMGR_ASSOCIATION_FORMAT`. ``""`` without running anything when no
+        account is asked."""
+        if not accounts:
+            return ""
+        return await self.run([
+            "sacctmgr", "--noheader", "--parsable2", "show", "associations", "where",
+            f"account={_account_list(accounts)}", f"cluster={validate_cluster_name(cluster)}",
+            f"format={SACCTMGR_ASSOCIATION_FORMAT}",
+        ])  # fmt: skip
+
+    async def sacctmgr_add_user(
+        self, user: str, *, account: str, cluster: str, settings: Mapping[str, str] | None = None
+    ) -> str:
+        """``sacctmgr -i add user USER account=ACCOUNT cluster=CLUSTER [K=V ...]``: the user's
+        association with ``account``, with allowlisted settings (e.g. its GrpTRESMins)."""
+        argv = [
+            "sacctmgr", "-i", "add", "user", validate_user_name(user),
+            f"account={validate_account_name(account)}", f"cluster={validate_cluster_name(cluster)}",
+        ]  # fmt: skip
+        return await self.run([*argv, *self._sacctmgr_settings(settings or {})])
+
+    async def sacctmgr_remove_user(self, user: str, *, account: str, cluster: str) -> str:
+        """``sacctmgr -i remove user where name=USER account=ACCOUNT cluster=CLUSTER``: the user's
+        association with ``account`` only (sacctmgr refuses while the user has jobs there)."""
+        return await self.run([
+            "sacctmgr", "-i", "remove", "user", "where", f"name={validate_user_name(user)}",
+            f"account={validate_account_name(account)}", f"cluster={validate_cluster_name(cluster)}",
+        ])  # fmt: skip
+
+    async def squeue_accounts(self, accounts: Sequence[str]) -> str:
+        """Every job still active (pending, running, completing, ...) on ``accounts``, all users:
+        ``squeue --noheader --account=A,B --format=`` :data:`SQUEUE_ACCOUNT_FORMAT`."""
+        if not accounts:
+            return ""
+        return await self.run(
+            ["squeue", "--noheader", f"--account={_account_list(accounts)}", f"--format={SQUEUE_ACCOUNT_FORMAT}"]
+        )
 
     async def sinfo(self) -> str:
         """Partitions, time limits, GRES and nodes (see ``options.parse_sinfo``)."""

@@ -19,7 +19,14 @@ def _options(values: list[tuple[str, str]], selected: str | None) -> str:
     )
 
 
-def render_options_form(cluster: ClusterInfo, projects: list[str], catalogue: Catalogue, previous: dict) -> str:
+def render_options_form(
+    cluster: ClusterInfo,
+    projects: list[str],
+    catalogue: Catalogue,
+    previous: dict,
+    project_notes: dict[str, str] | None = None,
+) -> str:
+    """The form; ``project_notes`` adds what each project has left, e.g. ``96.0 GPU-h left; your cap 16.0``."""
     if not projects:
         return (
             '<p class="alert alert-warning">You have no project (Slurm account) to charge GPU-hours to. '
@@ -40,8 +47,8 @@ def render_options_form(cluster: ClusterInfo, projects: list[str], catalogue: Ca
     return f"""
 <div class="hpchub-spawn-form">
   <div class="form-group mb-3">
-    <label for="hpchub-project" class="form-label">Project (Slurm account charged)</label>
-    <select id="hpchub-project" name="project" class="form-select">{_options([(p, p) for p in projects], previous.get("project"))}</select>
+    <label for="hpchub-project" class="form-label">Project (whose GPU-hour budget is charged)</label>
+    <select id="hpchub-project" name="project" class="form-select">{_options([(p, f"{p} ({project_notes[p]})" if project_notes and p in project_notes else p) for p in projects], previous.get("project"))}</select>
   </div>
   <div class="form-group mb-3">
     <label for="hpchub-partition" class="form-label">Partition</label>

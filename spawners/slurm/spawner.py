@@ -360,10 +360,31 @@ class SlurmGPUSpawner(SlurmSpawner):
             )
         try:
             cluster = await self.cluster_info()
-            projects = await self.user_projects()
+            projects = list(await self.project_accounts())
         except SlurmCommandError as exc:
             return f"<p class='alert alert-danger'>Slurm is not answering: {html.escape(exc.summary)}</p>"
-        return render_options_form(cluster, projects, self.catalogue(), dict(self.user_options or {}))
+        notes = await asyncio.to_thread(self._project_notes, projects)
+        return render_options_form(cluster, projects, self.catalogue(), dict(self.user_options or {}), notes)
+
+    def _project_notes(self, projects: list[str]) -> dict[str, str]:
+        """What each project (and the user's cap in it) has left, for the form's project list."""
+        from hub.ledger.arithmetic import Rounding, format_gpu_hours  # noqa: PLC0415
+
+        ledger = self.ledger
+        if ledger is None:
+            return {}
+        notes = {}
+        for project in projects:
+            try:
+                figures = ledger.figures(project)
+            except LedgerError:
+                continue
+            note = f"{format_gpu_hours(max(0, figures.remaining_mgs), Rounding.FLOOR)} GPU-h left"
+            member = next((m for m in figures.members if m.user == self.user.name), None)
+            if member is not None and member.cap_remaining_mgs is not None:
+                note += f"; your cap {format_gpu_hours(max(0, member.cap_remaining_mgs), Rounding.FLOOR)}"
+            notes[project] = note
+        return notes
 
     # ----- the ledger -----
     async def admit(self, request: JobRequest) -> None:

@@ -168,3 +168,14 @@ def portal() -> Portal:
     yield portal
     down = hpchub("demo", "down", "--state-dir", state, check=False)
     print(down.stdout, down.stderr)
+
+
+@pytest.fixture(scope="module")
+def hub_reconciler_paused(portal):
+    """For a module whose tests run their own ``hpchub reconcile`` passes and read their lines:
+    pause the hub's reconcile service for the module (``pytest.mark.usefixtures``)."""
+    pause = portal.state_dir / "hub" / "reconcile.pause"
+    pause.touch()
+    time.sleep(5)  # a pass under way finishes (the test instance's interval is 3 s)
+    yield
+    pause.unlink(missing_ok=True)

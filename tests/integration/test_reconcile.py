@@ -14,21 +14,11 @@ import pytest
 
 from hub.ledger import Ledger
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("hub_reconciler_paused")]
 
 LIMIT_LINE = re.compile(r"^(?P<where>[a-z0-9/-]+): GrpTRESMins billing limit \S+ -> (?P<new>\S+) \(Slurm used\+running (?P<s>\d+)\)$")
 H200_WEIGHT_MILLI = 1000
 MGS_PER_GPU_HOUR = 3_600_000
-
-
-@pytest.fixture(autouse=True, scope="module")
-def hub_reconciler_paused(portal):
-    """These tests run their own passes and read their lines: pause the hub's reconcile service."""
-    pause = portal.state_dir / "hub" / "reconcile.pause"
-    pause.touch()
-    time.sleep(5)  # a pass under way finishes (the test instance's interval is 3 s)
-    yield
-    pause.unlink(missing_ok=True)
 
 
 def sbatch_as(portal, user: str, *args: str) -> str:

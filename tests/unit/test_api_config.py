@@ -8,7 +8,16 @@ from jupyterhub.scopes import define_custom_scopes, scope_definitions
 from traitlets import TraitError
 from traitlets.config import Config
 
-from hub.api.config import HPCHUB_SCOPES, MANAGE_SCOPE, READ_SCOPE, HPCHubAPI, configure_api
+from hub.api.config import (
+    EXTEND_SCOPE,
+    HPCHUB_SCOPES,
+    MANAGE_SCOPE,
+    READ_SCOPE,
+    SESSION_SCOPE,
+    USER_SCOPES,
+    HPCHubAPI,
+    configure_api,
+)
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 
 pytestmark = pytest.mark.unit
@@ -16,7 +25,10 @@ pytestmark = pytest.mark.unit
 ROUTE_SUFFIXES = {
     "/projects", "/projects/([^/]+)", "/projects/([^/]+)/charges", "/projects/([^/]+)/members/([^/]+)",
     "/projects/([^/]+)/members/([^/]+)/cap", "/preview",
+    "/users/([^/]+)/servers/([^/]*)/session", "/users/([^/]+)/server/session", "/users/([^/]+)/session",
+    "/users/([^/]+)/servers/([^/]*)/extend", "/users/([^/]+)/server/extend", "/users/([^/]+)/extend",
 }  # fmt: skip
+SERVER_SCOPES = ["users:activity!user", "access:servers!server", f"{SESSION_SCOPE}!server"]
 
 
 def test_adds_routes_scopes_and_extra_user_scopes() -> None:
@@ -26,8 +38,10 @@ def test_adds_routes_scopes_and_extra_user_scopes() -> None:
     assert routes == ROUTE_SUFFIXES
     assert c.JupyterHub.custom_scopes == HPCHUB_SCOPES
     assert HPCHUB_SCOPES[MANAGE_SCOPE]["subscopes"] == [READ_SCOPE]
-    assert c.JupyterHub.extra_user_scopes == {READ_SCOPE, MANAGE_SCOPE}
+    assert HPCHUB_SCOPES[EXTEND_SCOPE]["subscopes"] == [SESSION_SCOPE]
+    assert c.JupyterHub.extra_user_scopes == set(USER_SCOPES)
     assert "load_roles" not in c.JupyterHub  # the default user role ("self") is left alone
+    assert c.Spawner.server_token_scopes == SERVER_SCOPES
 
 
 def test_is_idempotent_and_keeps_what_was_there() -> None:
@@ -39,17 +53,18 @@ def test_is_idempotent_and_keeps_what_was_there() -> None:
     configure_api(c)
     configure_api(c)
     assert len(c.JupyterHub.extra_handlers) == 1 + len(ROUTE_SUFFIXES)
-    assert set(c.JupyterHub.custom_scopes) == {"custom:other:read", READ_SCOPE, MANAGE_SCOPE}
-    assert c.JupyterHub.extra_user_scopes == {"access:services", READ_SCOPE, MANAGE_SCOPE}
+    assert set(c.JupyterHub.custom_scopes) == {"custom:other:read", *USER_SCOPES}
+    assert c.JupyterHub.extra_user_scopes == {"access:services", *USER_SCOPES}
+    assert c.Spawner.server_token_scopes == SERVER_SCOPES
     assert c.JupyterHub.load_roles == [{"name": "driver", "scopes": ["servers"], "services": ["t"]}]
 
 
 @pytest.mark.parametrize(
     ("user_role", "scopes"),
     [
-        pytest.param({"name": "user"}, ["self", READ_SCOPE, MANAGE_SCOPE], id="no-scopes-keeps-self"),
+        pytest.param({"name": "user"}, ["self", *USER_SCOPES], id="no-scopes-keeps-self"),
         pytest.param({"name": "user", "scopes": ["self", "access:services"]},
-                     ["self", "access:services", READ_SCOPE, MANAGE_SCOPE], id="extends-scopes"),
+                     ["self", "access:services", *USER_SCOPES], id="extends-scopes"),
     ],
 )
 def test_a_user_role_in_load_roles_gets_the_scopes(user_role, scopes) -> None:
@@ -68,8 +83,45 @@ def test_a_user_role_in_load_roles_gets_the_scopes(user_role, scopes) -> None:
 def test_scopes_are_known_to_jupyterhub_and_redefining_them_is_harmless() -> None:
     import hub.api.handlers  # noqa: F401, PLC0415  (defines them, for needs_scope)
 
-    assert READ_SCOPE in scope_definitions and MANAGE_SCOPE in scope_definitions
+    assert all(scope in scope_definitions for scope in USER_SCOPES)
     define_custom_scopes(dict(HPCHUB_SCOPES))  # what the hub does at start with c.JupyterHub.custom_scopes
+
+
+def test_server_token_scopes_are_jupyterhubs_default_plus_reading_the_own_session() -> None:
+    """JupyterHub 6's default for server tokens is the built-in server role's scopes: kept."""
+    default_server = next(r for r in get_default_roles() if r["name"] == "server")
+    c = Config()
+    configure_api(c)
+    assert set(default_server["scopes"]) <= set(c.Spawner.server_token_scopes)
+    assert set(c.Spawner.server_token_scopes) - set(default_server["scopes"]) == {f"{SESSION_SCOPE}!server"}
+
+
+@pytest.mark.parametrize(
+    ("section", "given", "expected"),
+    [
+        pytest.param("Spawner", ["access:servers!server"], ["access:servers!server", f"{SESSION_SCOPE}!server"],
+                     id="site-list-on-spawner"),
+        pytest.param("SlurmGPUSpawner", ["users:activity!user"], ["users:activity!user", f"{SESSION_SCOPE}!server"],
+                     id="site-list-on-slurm-spawner"),
+        pytest.param("Spawner", SERVER_SCOPES, SERVER_SCOPES, id="already-there"),
+    ],
+)
+def test_server_token_scopes_a_site_set_are_extended(section, given, expected) -> None:
+    c = Config()
+    c[section].server_token_scopes = list(given)
+    configure_api(c)
+    configure_api(c)
+    assert c[section].server_token_scopes == expected
+
+
+def test_server_token_scopes_callable_is_left_alone() -> None:
+    def scopes(spawner):
+        return ["access:servers!server"]
+
+    c = Config()
+    c.Spawner.server_token_scopes = scopes
+    configure_api(c)
+    assert c.Spawner.server_token_scopes is scopes
 
 
 @pytest.mark.parametrize(("value", "mgs"), [(None, None), (10, 10 * H), ("2.5", int(2.5 * H)), (0.25, H // 4)])

@@ -310,6 +310,46 @@ def test_extend(ledger: Ledger, clock: Clock) -> None:
     assert ledger.session(session_id).reserved_seconds == 5 * 3600
 
 
+def test_retract_extension_gives_the_hold_back(ledger: Ledger, clock: Clock) -> None:
+    session_id = ledger.admit("vision-lab", "bob", "", "h200", 4, 4)  # 16 of bob's 20
+    ledger.extend(session_id, 1)  # 20 of 20: bob's cap is full
+    assert ledger.usage("vision-lab")["held_gpu_hours"] == 20.0
+    assert ledger.retract_extension(session_id, 1) is True  # Slurm refused the new time limit
+    assert ledger.session(session_id).reserved_seconds == 4 * 3600
+    assert ledger.usage("vision-lab")["held_gpu_hours"] == 16.0
+    ledger.extend(session_id, 1)  # the room is free again
+    assert ledger.session(session_id).reserved_seconds == 5 * 3600
+
+
+@pytest.mark.parametrize(
+    ("hours", "field"),
+    [
+        pytest.param(4, "hours", id="all-of-it"),
+        pytest.param(5, "hours", id="more-than-reserved"),
+        pytest.param("0.3", "hours", id="not-a-quarter"),
+        pytest.param(0, "hours", id="zero"),
+    ],
+)
+def test_retract_extension_refuses_bad_amounts(ledger: Ledger, clock: Clock, hours, field) -> None:
+    session_id = ledger.admit("vision-lab", "bob", "", "h200", 1, 4)
+    with pytest.raises(LedgerInputError) as caught:
+        ledger.retract_extension(session_id, hours)
+    assert caught.value.field == field
+    assert ledger.session(session_id).reserved_seconds == 4 * 3600
+
+
+def test_retract_extension_of_an_ended_session_changes_nothing(ledger: Ledger, clock: Clock) -> None:
+    session_id = ledger.admit("vision-lab", "bob", "", "h200", 1, 1)
+    ledger.record_job_id(session_id, "777")
+    ledger.session_started(session_id, clock.now)
+    ledger.extend(session_id, 1)
+    ledger.session_ended(session_id, clock.advance(minutes=10), 600)
+    assert ledger.retract_extension(session_id, 1) is False
+    assert ledger.session(session_id).reserved_seconds == 2 * 3600
+    with pytest.raises(NotFound):
+        ledger.retract_extension(999, 1)
+
+
 # --- the life of a session and its charges ---------------------------------------------------------
 
 

@@ -85,11 +85,27 @@ def sacct(*lines: str) -> str:
     return "".join(line + "\n" for line in lines)
 
 
+# ``sacctmgr --noheader --parsable2 show associations ... format=Cluster,Account,User,Partition,MaxSubmitJobs``:
+# the demo's associations, one per ledger membership (nothing for the membership sync to do)
+DEMO_ASSOCIATIONS = (
+    "hpchub|cs101|||\nhpchub|cs101|carol||\nhpchub|cs101|dave||\n"
+    "hpchub|tiny-lab|||\nhpchub|tiny-lab|erin||\n"
+    "hpchub|vision-lab|||\nhpchub|vision-lab|alice||\nhpchub|vision-lab|bob||\n"
+)
+
+
+def command_key(argv: Sequence[str]) -> str:
+    """``sacctmgr show`` for sacctmgr's reads, else the command's name."""
+    return "sacctmgr show" if argv[0] == "sacctmgr" and "show" in argv else argv[0]
+
+
 class FakeSlurm:
-    """A SlurmClient runner answering each command from a queue (the last answer repeats)."""
+    """A SlurmClient runner answering each command from a queue (the last answer repeats).
+    ``sacctmgr show`` (the association read) answers the demo's associations unless told."""
 
     def __init__(self, **answers: str | CommandResult) -> None:
-        self.answers: dict[str, list] = {name: [answer] for name, answer in answers.items()}
+        self.answers: dict[str, list] = {"sacctmgr show": [DEMO_ASSOCIATIONS]}
+        self.answers.update({name: [answer] for name, answer in answers.items()})
         self.calls: list[list[str]] = []
 
     def answer(self, command: str, *answers: str | CommandResult) -> None:
@@ -97,18 +113,20 @@ class FakeSlurm:
 
     async def __call__(self, argv: Sequence[str], *, input, env: Mapping[str, str], timeout: float) -> CommandResult:
         self.calls.append(list(argv))
-        queue = self.answers.get(argv[0], [""])
+        queue = self.answers.get(command_key(argv), [""])
         answer = queue.pop(0) if len(queue) > 1 else queue[0]
         return answer if isinstance(answer, CommandResult) else CommandResult(0, answer, "")
 
     def commands(self, name: str) -> list[list[str]]:
-        return [call for call in self.calls if call[0] == name]
+        return [call for call in self.calls if command_key(call) == name]
 
     @property
     def limits_set(self) -> list[str]:
-        """``where=billing`` for every sacctmgr call, e.g. ``vision-lab/bob=billing=2400``."""
+        """``where=billing`` for every sacctmgr modify, e.g. ``vision-lab/bob=billing=2400``."""
         out = []
         for call in self.commands("sacctmgr"):
+            if "GrpTRESMins" not in call[-1]:
+                continue
             names = dict(word.split("=", 1) for word in call if "=" in word and not word.startswith("GrpTRESMins"))
             where = names["name"] if call[3] == "account" else f"{names['account']}/{names['name']}"
             out.append(f"{where}={call[-1].removeprefix('GrpTRESMins=')}")
@@ -480,20 +498,22 @@ async def test_dry_run_changes_nothing(ledger: Ledger) -> None:
         "vision-lab: limits not computed in a dry run (1 charges to import first)",
     ]
     assert ledger.charges("vision-lab") == [] and ledger.outside_jobs() == []
-    assert [call[0] for call in slurm.calls] == ["scontrol", "sacct"]
+    assert [command_key(call) for call in slurm.calls] == ["scontrol", "sacct", "sacctmgr show"]  # reads only
 
 
 # --- the command ----------------------------------------------------------------------------------
 
 
 def fake_slurm_binaries(directory: Path, answers: dict[str, dict]) -> None:
-    """scontrol, sacct and sacctmgr that answer from ``answers`` and log their argv."""
+    """scontrol, sacct and sacctmgr that answer from ``answers`` and log their argv (an answer's
+    ``show`` entry, if any, answers sacctmgr's reads)."""
     for name, answer in answers.items():
         path = directory / name
         path.write_text(
             f"#!{sys.executable}\n"
             "import json, sys\n"
             f"answer = json.loads({json.dumps(json.dumps(answer))})\n"
+            "answer = answer.get('show', answer) if 'show' in sys.argv else answer\n"
             f"open({str(directory / 'calls.log')!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
             "sys.stdout.write(answer.get('stdout', '')); sys.stderr.write(answer.get('stderr', ''))\n"
             "sys.exit(answer.get('rc', 0))\n"
@@ -520,7 +540,8 @@ def command(ledger: Ledger, ledger_url: str, tmp_path: Path, monkeypatch: pytest
 
 
 def test_command_one_pass(command, ledger: Ledger) -> None:
-    answers = {"scontrol": {"stdout": FRESH}, "sacct": {"stdout": sacct(BOB_H200_90S)}, "sacctmgr": {"stdout": " Modified\n"}}
+    answers = {"scontrol": {"stdout": FRESH}, "sacct": {"stdout": sacct(BOB_H200_90S)},
+               "sacctmgr": {"stdout": " Modified\n", "show": {"stdout": DEMO_ASSOCIATIONS}}}
     code, out, err = command(answers, "--slurm-conf", "/etc/slurm/x.conf")
     assert (code, err) == (0, "")
     assert out.splitlines()[0] == "charged job 12 on vision-lab (bob): 1 x h200 x 90 s = 0.025 GPU-h"

@@ -675,3 +675,36 @@ async def test_sacctmgr_nothing_modified_is_an_error_with_its_stdout(hub_env: No
     with pytest.raises(SlurmCommandError) as info:
         await client.sacctmgr_modify("account", "nosuch", cluster="hpchub", settings={"GrpTRESMins": "billing=5"})
     assert str(info.value) == "sacctmgr exited with 1: Nothing modified"
+
+
+async def test_update_time_limit_argv_runs_as_the_hub(hub_env: None) -> None:
+    runner = FakeRunner(ok())
+    client = SlurmClient(slurm_conf=SLURM_CONF, runner=runner)
+    await client.update_time_limit("123", 120)
+    assert runner.argv == ["scontrol", "update", "JobId=123", "TimeLimit=120"]  # no sudo: the hub is the operator
+
+
+@pytest.mark.parametrize(
+    ("job_id", "minutes"),
+    [
+        pytest.param("12;x", 60, id="job-id-injection"),
+        pytest.param("12 TimeLimit=9999", 60, id="job-id-with-space"),
+        pytest.param("", 60, id="empty-job-id"),
+        pytest.param("123", 0, id="zero-minutes"),
+        pytest.param("123", -5, id="negative-minutes"),
+        pytest.param("123", 1.5, id="fractional-minutes"),
+        pytest.param("123", "60", id="string-minutes"),
+        pytest.param("123", True, id="bool-minutes"),
+        pytest.param("123", client_module.MAX_TIME_LIMIT_MINUTES + 1, id="over-a-year"),
+    ],
+)
+async def test_update_time_limit_validates_before_running(hub_env: None, job_id, minutes) -> None:
+    with pytest.raises(ValueError):
+        await SlurmClient(runner=FakeRunner()).update_time_limit(job_id, minutes)
+
+
+async def test_update_time_limit_failure_carries_slurms_message(hub_env: None) -> None:
+    client = SlurmClient(runner=FakeRunner(failed("slurm_update error: Access/permission denied")))
+    with pytest.raises(SlurmCommandError) as info:
+        await client.update_time_limit("123", 120)
+    assert info.value.first_stderr_line == "slurm_update error: Access/permission denied"
