@@ -336,7 +336,25 @@ class Cluster:
             wait_for(ready, timeout=30, interval=0.5, what="all nodes to register")
 
     # ----- down / status -----
+    def cancel_all_jobs(self, timeout: float = 20.0) -> None:
+        """Cancel every job of this cluster and wait for them to end, so that stopping the
+        daemons leaves no job step (slurmstepd and the user's processes) behind."""
+        if not self.slurmctld.running():
+            return
+        listed = self.slurm("squeue", "--noheader", "--format=%i", check=False)
+        job_ids = listed.stdout.split() if listed.returncode == 0 else []
+        if not job_ids:
+            return
+        self.slurm("scancel", *job_ids, check=False)
+        self.say(f"jobs: cancelled {len(job_ids)}")
+        try:
+            wait_for(lambda: not self.slurm("squeue", "--noheader", "--format=%i", check=False).stdout.split(),
+                     timeout=timeout, interval=0.5, what="the cancelled jobs to end")
+        except TimeoutError as exc:
+            self.say(f"jobs: {exc}")
+
     def down(self) -> None:
+        self.cancel_all_jobs()
         order = [self.slurmd(n.name) for n in self.settings.profile_spec.nodes]
         order += [self.slurmctld, self.slurmdbd, self.mariadbd, self.munged]
         for daemon in order:

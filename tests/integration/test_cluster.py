@@ -61,3 +61,22 @@ def test_gpu_job_sees_its_emulated_gpus(portal, tmp_path):
     text = open(output).read()
     os.unlink(output)
     assert "CUDA=0,1 ACCOUNT=vision-lab" in text, (job_id, text)
+
+
+def test_cancel_all_jobs_leaves_no_job_step_behind(portal):
+    """`hpchub cluster down` cancels every job first, so no slurmstepd outlives the cluster."""
+    from hub.cluster.manager import Cluster, load_settings
+
+    env = dict(os.environ, SLURM_CONF=portal.slurm_conf)
+    job_id = subprocess.run(
+        ["sudo", "-n", "-u", "alice", "--preserve-env=SLURM_CONF", "sbatch", "--parsable", "--account=vision-lab",
+         "--partition=cpu", "--time=5", "--output=/dev/null", "--wrap", "sleep 300"],
+        env=env, capture_output=True, text=True, check=True, cwd="/tmp",
+    ).stdout.strip()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and portal.jobs().get(job_id, {}).get("state") != "RUNNING":
+        time.sleep(0.5)
+    messages = []
+    Cluster(load_settings(str(portal.state_dir)), say=messages.append).cancel_all_jobs()
+    assert job_id not in portal.jobs()
+    assert messages and messages[0].startswith("jobs: cancelled")
