@@ -465,7 +465,11 @@ class SessionAPIHandler(LedgerAPIHandler):
         return spawner, info
 
     async def session_answer(self, ledger: Ledger, spawner: Any, info: SessionInfo) -> dict:
-        return session_views.session_json(info, ledger.clock(), session_job_view(spawner, info))
+        """The session with its project's budget and remaining GPU-hours at the same instant
+        (the notebook's budget meter reads them with the server's own token)."""
+        now = ledger.clock()
+        project = await self.run(ledger.figures, info.project, now)
+        return session_views.session_json(info, now, session_job_view(spawner, info), project=project)
 
 
 class SessionHandler(SessionAPIHandler):

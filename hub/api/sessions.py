@@ -19,7 +19,7 @@ from typing import Any
 
 from hub.ledger import arithmetic as arith
 from hub.ledger.errors import LedgerInputError
-from hub.ledger.types import SessionInfo, SessionState
+from hub.ledger.types import ProjectUsage, SessionInfo, SessionState
 
 EXTEND_KEYS = ("hours",)
 SECONDS_PER_MINUTE = 60
@@ -83,12 +83,18 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
-def session_json(info: SessionInfo, now: datetime, job: JobView = JobView(), extend_hours: int = 1) -> dict[str, Any]:
+def session_json(
+    info: SessionInfo, now: datetime, job: JobView = JobView(), extend_hours: int = 1,
+    project: ProjectUsage | None = None,
+) -> dict[str, Any]:
     """The ``GET .../session`` answer (and the home page's row) for one ledger session.
 
     ``start`` is the job's start (null while pending), ``end`` = start + time limit (the
     session's reserved hours); ``elapsed_seconds`` and ``seconds_left`` count from ``now``.
     ``extend_cost_gpu_hours`` is what ``extend_hours`` more hours would reserve.
+    ``project`` (the project's figures at ``now``) adds ``project_budget_gpu_hours`` and
+    ``project_remaining_gpu_hours`` (what ``hpchub usage`` shows), for the notebook's
+    budget meter: the server's own token may read its session but not the project.
     """
     booked = arith.Reservation(info.gpus, info.reserved_seconds, info.weight_milli)
     running = info.state is SessionState.RUNNING and info.started_at is not None
@@ -98,7 +104,7 @@ def session_json(info: SessionInfo, now: datetime, job: JobView = JobView(), ext
     end = info.started_at + timedelta(seconds=info.reserved_seconds) if running else None
     state = job.state or ("running" if running else "pending")
     added = extend_hours * arith.SECONDS_PER_HOUR
-    return {
+    answer: dict[str, Any] = {
         "user": info.user,
         "server": info.server_name,
         "project": info.project,
@@ -121,6 +127,10 @@ def session_json(info: SessionInfo, now: datetime, job: JobView = JobView(), ext
         "extend_hours": extend_hours,
         "extend_cost_gpu_hours": arith.gpu_hours_json(extension_cost_mgs(info.gpus, info.weight_milli, added)),
     }
+    if project is not None:
+        answer["project_budget_gpu_hours"] = arith.gpu_hours_json(project.grants_mgs)
+        answer["project_remaining_gpu_hours"] = arith.gpu_hours_json(project.remaining_mgs)
+    return answer
 
 
 def format_duration(seconds: int | None) -> str:

@@ -70,5 +70,6 @@ def render_options_form(
     <label for="hpchub-environment" class="form-label">Environment</label>
     <select id="hpchub-environment" name="environment" class="form-select">{_options(environments, previous.get("environment") or catalogue.default.id)}</select>
   </div>
+  <p class="form-text hpchub-meter-hint">In a notebook: <code>from hpchub_notebook import BudgetMeter; BudgetMeter()</code> shows this session's cost, what the project has left and the walltime left.</p>
 </div>
 """

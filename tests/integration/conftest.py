@@ -104,6 +104,22 @@ class Portal:
         suffix = f"{user}/{name}/" if name else f"{user}/"
         return f"{self.url}/user/{suffix}"
 
+    def server_token(self, user: str) -> str:
+        """What a user can read inside their own job: the API token of their single-user server
+        of *this* hub (matched by the hub API port, so a demo beside the tests is not picked)."""
+        hub_api_port = json.loads((self.state_dir / "demo.json").read_text())["ports"]["hub_api"]
+        pids = subprocess.run(["pgrep", "-u", user, "-f", "jupyterhub-singleuser"], capture_output=True,
+                              text=True, check=False).stdout.split()
+        for pid in pids:
+            try:
+                raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            environ = dict(entry.split("=", 1) for entry in raw.split("\0") if "=" in entry)
+            if f":{hub_api_port}/" in environ.get("JUPYTERHUB_API_URL", "") and "JUPYTERHUB_API_TOKEN" in environ:
+                return environ["JUPYTERHUB_API_TOKEN"]
+        raise AssertionError(f"no single-user server of {user} for this hub")
+
     def ensure_broken_environment(self) -> None:
         """A catalogue entry whose venv is missing (for the early-failure test); `demo up` rewrites the file."""
         catalogue = self.state_dir / "hub" / "catalog.toml"

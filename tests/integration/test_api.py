@@ -60,24 +60,6 @@ def users(portal) -> dict[str, requests.Session]:
     return {name: _logged_in(portal, name) for name in PASSWORDS}
 
 
-def _singleuser_token(portal, user: str) -> str:
-    """The API token a user's job holds, read from the single-user server of *this* hub."""
-    hub_api_port = json.loads((portal.state_dir / "demo.json").read_text())["ports"]["hub_api"]
-    pids = subprocess.run(["pgrep", "-u", user, "-f", "jupyterhub-singleuser"], capture_output=True,
-                          text=True, check=False).stdout.split()
-    for pid in pids:
-        try:
-            environ = dict(
-                entry.split("=", 1) for entry in
-                open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace").split("\0") if "=" in entry
-            )  # fmt: skip
-        except OSError:
-            continue
-        if f":{hub_api_port}/" in environ.get("JUPYTERHUB_API_URL", "") and "JUPYTERHUB_API_TOKEN" in environ:
-            return environ["JUPYTERHUB_API_TOKEN"]
-    raise AssertionError(f"no single-user server of {user} for this hub")
-
-
 @pytest.fixture(scope="module")
 def server_token(portal, users) -> str:
     """tom's running server's own token ($JUPYTERHUB_API_TOKEN in the job)."""
@@ -85,7 +67,7 @@ def server_token(portal, users) -> str:
     assert spawn.status_code in (201, 202), spawn.text
     try:
         portal.wait_ready("tom")
-        yield _singleuser_token(portal, "tom")
+        yield portal.server_token("tom")
     finally:
         portal.session().delete(portal.spawn_path("tom"), timeout=60)
         portal.wait_stopped("tom")

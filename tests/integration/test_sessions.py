@@ -7,9 +7,7 @@ login (cookie + X-XSRFToken), the job reads it with its own token ($JUPYTERHUB_A
 from __future__ import annotations
 
 import html
-import json
 import re
-import subprocess
 from datetime import datetime, timedelta
 
 import pytest
@@ -28,24 +26,6 @@ def _logged_in(portal, name: str) -> requests.Session:
     session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
     assert session.headers["X-XSRFToken"], f"no _xsrf cookie for {name}"
     return session
-
-
-def _singleuser_token(portal, user: str) -> str:
-    """The API token the user's job holds, read from the single-user server of *this* hub."""
-    hub_api_port = json.loads((portal.state_dir / "demo.json").read_text())["ports"]["hub_api"]
-    pids = subprocess.run(["pgrep", "-u", user, "-f", "jupyterhub-singleuser"], capture_output=True,
-                          text=True, check=False).stdout.split()
-    for pid in pids:
-        try:
-            environ = dict(
-                entry.split("=", 1) for entry in
-                open(f"/proc/{pid}/environ", "rb").read().decode(errors="replace").split("\0") if "=" in entry
-            )  # fmt: skip
-        except OSError:
-            continue
-        if f":{hub_api_port}/" in environ.get("JUPYTERHUB_API_URL", "") and "JUPYTERHUB_API_TOKEN" in environ:
-            return environ["JUPYTERHUB_API_TOKEN"]
-    raise AssertionError(f"no single-user server of {user} for this hub")
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +50,7 @@ def bob(portal, bob_job) -> requests.Session:
 @pytest.fixture(scope="module")
 def server_token(portal, bob_job) -> requests.Session:
     session = requests.Session()
-    session.headers["Authorization"] = f"token {_singleuser_token(portal, 'bob')}"
+    session.headers["Authorization"] = f"token {portal.server_token('bob')}"
     return session
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import concurrent.futures
-import subprocess
 import time
 
 import pytest
@@ -106,25 +105,11 @@ def test_spawn_without_options_reuses_the_last_validated_ones(portal):
     _stop(portal, "alice")
 
 
-def _singleuser_token(user: str) -> str:
-    """What the user can read inside their own job: the server's API token."""
-    pids = subprocess.run(["pgrep", "-u", user, "-f", "jupyterhub-singleuser"], capture_output=True, text=True).stdout
-    for pid in pids.split():
-        try:
-            environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
-        except OSError:
-            continue
-        for entry in environ:
-            if entry.startswith(b"JUPYTERHUB_API_TOKEN="):
-                return entry.split(b"=", 1)[1].decode()
-    raise AssertionError(f"no single-user server of {user} found")
-
-
 def test_batchspawner_handler_refuses_everything_but_a_port(portal, tmp_path):
     marker = tmp_path / "pwned"
     assert _spawn(portal, "bob", BOB_H200).status_code in (201, 202)
     portal.wait_ready("bob")
-    token = _singleuser_token("bob")
+    token = portal.server_token("bob")
     url = f"{portal.api}/batchspawner"
     headers = {"Authorization": f"token {token}"}
     attacks = [
