@@ -52,6 +52,7 @@ class DemoSettings:
     named_server_limit: int = 2
     reconcile_interval: float = 60.0  # seconds between reconcile passes (sacct, mirror, budget stops)
     exhaustion_grace: float = 300.0  # seconds a session may run on after its budget is used up
+    status_interval: float = 30.0  # seconds between the job watcher's squeue calls while all jobs run
 
     @property
     def root(self) -> Path:
@@ -259,6 +260,7 @@ class Demo:
             "named_server_limit": s.named_server_limit,
             "reconcile_interval": s.reconcile_interval,
             "exhaustion_grace": s.exhaustion_grace,
+            "status_interval": s.status_interval,
             "cluster_name": cluster_settings.cluster_name,
         }
         (s.hub_dir / "demo-config.json").write_text(json.dumps(demo_config, indent=2) + "\n")
@@ -379,11 +381,13 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
         raise SystemExit("hpchub: --reconcile-every: from 1 to 3600 seconds")
     if not 0 <= args.exhaustion_grace <= 86400:
         raise SystemExit("hpchub: --exhaustion-grace: from 0 to 86400 seconds")
+    if not 1 <= args.status_interval <= 3600:
+        raise SystemExit("hpchub: --status-interval: from 1 to 3600 seconds")
     if not 1 <= args.named_server_limit <= 100:
         raise SystemExit("hpchub: --named-server-limit: from 1 to 100")
     return DemoSettings(state_dir=args.state_dir, venv=sys.prefix, proxy_cmd=default_proxy_cmd(), ports=ports,
                         named_server_limit=args.named_server_limit, reconcile_interval=args.reconcile_every,
-                        exhaustion_grace=args.exhaustion_grace)
+                        exhaustion_grace=args.exhaustion_grace, status_interval=args.status_interval)
 
 
 def cmd_demo(args) -> int:
@@ -439,6 +443,8 @@ def add_parser(sub, add_state_dir) -> None:
                     help="seconds between reconcile passes: sacct charges, the Slurm mirror, budget stops (default 60)")
     up.add_argument("--exhaustion-grace", type=float, default=300.0, metavar="SECONDS",
                     help="seconds a session runs on after its budget is used up, to save work (default 300)")
+    up.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS",
+                    help="seconds between the job watcher's squeue calls for all running jobs (default 30)")
     down = dsub.add_parser("down", help="stop hub, proxy and cluster by their pid files")
     add_state_dir(down)
     status = dsub.add_parser("status", help="is the hub answering? exit 1 if not")

@@ -37,7 +37,7 @@ from hub.ledger import BudgetRefused, Ledger, LedgerError
 from hub.ledger.runtime import ledger_from_config
 from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
-from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, subprocess_runner
+from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, SlurmTimeoutError, subprocess_runner
 from spawners.slurm.options import (
     ALLOWED_KEYS,
     OptionsError,
@@ -80,6 +80,25 @@ class SpawnError(Exception):
         self.reason = reason  # for metrics: "slurm" (refused by Slurm) or "failed" (the job died)
         self.jupyterhub_message = message
         self.jupyterhub_html_message = html.escape(message).replace("\n", "<br>")
+
+
+# What Slurm's commands print when slurmctld is down or overloaded (the request never reached it).
+SLURM_NOT_ANSWERING_MARKERS = ("Unable to contact slurm controller", "Socket timed out", "Zero Bytes were transmitted")
+
+
+def slurm_not_answering(exc: SlurmCommandError) -> bool:
+    """True when the command failed because slurmctld did not answer (not because it refused)."""
+    return isinstance(exc, SlurmTimeoutError) or any(marker in exc.stderr for marker in SLURM_NOT_ANSWERING_MARKERS)
+
+
+class SlurmNotAnswering(web.HTTPError):
+    """A spawn that could not reach slurmctld: HTTP 503 with a message the user can act on."""
+
+    def __init__(self, exc: SlurmCommandError):
+        message = f"Slurm is not answering, try again shortly ({exc.first_stderr_line or exc.summary})"
+        super().__init__(503, message)
+        self.jupyterhub_message = message
+        self.jupyterhub_html_message = html.escape(message)
 
 
 class _TTLCache:
@@ -201,6 +220,12 @@ class SlurmGPUSpawner(SlurmSpawner):
     @default("http_timeout")
     def _http_timeout_default(self) -> int:
         return 120
+
+    @default("poll_interval")
+    def _poll_interval_default(self) -> int:
+        # poll() only reads the shared watcher's cache: ask it as often as the watcher refreshes,
+        # so that a job ended outside the portal is noticed within one status interval.
+        return max(1, round(self.status_interval))
 
     # ----- runtime state -----
     job_request: JobRequest | None = None
@@ -455,7 +480,8 @@ class SlurmGPUSpawner(SlurmSpawner):
             _count_spawn("started")
             return started
         except BaseException as exc:
-            _count_spawn(exc.reason if isinstance(exc, SpawnError) else "failed")
+            _count_spawn(exc.reason if isinstance(exc, SpawnError) else
+                         "slurm" if isinstance(exc, SlurmNotAnswering) else "failed")
             # Nothing may keep holding budget after a failed start (JupyterHub does not call
             # stop() for a server whose poll() already says it is not running).
             if self.job_id:
@@ -483,6 +509,8 @@ class SlurmGPUSpawner(SlurmSpawner):
         try:
             self.job_id = await self.client.sbatch(script, as_user=self.user.name, extra_env=self.job_env())
         except SlurmCommandError as exc:
+            if slurm_not_answering(exc):
+                raise SlurmNotAnswering(exc) from None
             raise SpawnError(f"Slurm refused the job: {exc.first_stderr_line or exc.summary}", reason="slurm") from None
         # Record the job id the moment sbatch returns: a hub crash now leaves no unknown job.
         self._save_state_now()
@@ -581,10 +609,36 @@ class SlurmGPUSpawner(SlurmSpawner):
             self.log.info("%s: job %s ended (%s)", self._log_name, self.job_id, status.slurm_state or status.state)
             last_known = watcher.last_known(self.job_id) or status
             watcher.untrack(self.job_id)
+            await self._note_end_reason(status)
             await self._ledger_session_ended(last_known)
             self.clear_state()
             return 1
         return None
+
+    def describe_end(self, status: JobStatus) -> str:
+        """Why a running server's job ended outside the portal, for the user's pages ("stopped: ...")."""
+        what = status.slurm_state or status.state.value
+        if status.state is JobState.GONE:
+            return f"stopped: Slurm job {self.job_id} is no longer known to Slurm"
+        if what == "TIMEOUT":
+            return f"stopped: Slurm job {self.job_id} reached its time limit (TIMEOUT)"
+        if what == "CANCELLED":
+            who = f", {status.reason}" if status.reason.startswith("cancelled by") else ""
+            return f"stopped: Slurm job {self.job_id} was cancelled outside the portal (CANCELLED{who})"
+        if what == "COMPLETED":
+            return f"stopped: Jupyter exited (Slurm job {self.job_id} COMPLETED)"
+        detail = f", exit code {status.exit_code}" if status.exit_code else ""
+        return f"stopped: Slurm job {self.job_id} ended: {what}{detail}"
+
+    async def _note_end_reason(self, status: JobStatus) -> None:
+        """Record on the ledger session why the job ended, so the user's pages can show it."""
+        ledger = self.ledger
+        if ledger is None or self.ledger_session is None:
+            return
+        try:
+            await asyncio.to_thread(ledger.note_stop_reason, self.ledger_session, self.describe_end(status))
+        except LedgerError as exc:
+            self.log.warning("%s: noting why job %s ended failed: %s", self._log_name, self.job_id, exc)
 
     async def stop(self, now: bool = False) -> None:
         self.accepts_port_report = False

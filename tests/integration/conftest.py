@@ -165,7 +165,8 @@ def portal() -> Portal:
         hpchub("demo", "down", "--state-dir", state, check=False)
     shutil.rmtree(TEST_DIR, ignore_errors=True)
     up = hpchub("demo", "up", "--state-dir", state, "--ports", "auto", "--cluster-name", "hpchubtest",
-                "--named-server-limit", "25", "--reconcile-every", "3", "--exhaustion-grace", "3", check=False)
+                "--named-server-limit", "25", "--reconcile-every", "3", "--exhaustion-grace", "3",
+                "--status-interval", "5", check=False)
     if up.returncode != 0:
         hpchub("demo", "down", "--state-dir", state, check=False)
         pytest.fail(f"hpchub demo up failed:\n{up.stdout}\n{up.stderr}")
