@@ -7,35 +7,44 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from .ledger import LedgerError
-
 from .ledger.enforce import Banner, warnings_for
 from .ledger.runtime import ledger_from_config
 
 log = logging.getLogger(__name__)
 
 
-def budget_banners(config):
-    """A ``template_vars`` callable: the user's budget warnings (never breaks a page)."""
+def _for_user(config, what: str, compute):
+    """A ``template_vars`` callable: ``compute(ledger, user)`` for a logged-in user, [] without a
+    user or a ledger, and [] (logged) when the ledger fails: a page never breaks for it."""
 
-    def banners(user) -> list[Banner]:
+    def value(user) -> list:
         if user is None:
             return []
         ledger = ledger_from_config(config)
         if ledger is None:
             return []
         try:
-            usages = [ledger.figures(project.name) for project, _role in ledger.memberships(user.name)]
-            stopped = ledger.recently_stopped(user.name, datetime.now(timezone.utc))
+            return compute(ledger, user)
         except LedgerError as exc:
-            log.warning("budget banners for %s: %s", user.name, exc)
+            log.warning("%s of %s: %s", what, user.name, exc)
             return []
-        stopped_banners = [
-            Banner(project, 100, f"Your server {server or '(default)'} in {project} was {reason}.")
-            for project, server, reason in stopped
-        ]
-        return stopped_banners + warnings_for(user.name, usages)
 
-    return banners
+    return value
+
+
+def _budget_banners(ledger, user) -> list[Banner]:
+    """The user's budget warnings and the sessions the budget watch or Slurm stopped lately."""
+    usages = [ledger.figures(project.name) for project, _role in ledger.memberships(user.name)]
+    stopped = ledger.recently_stopped(user.name, datetime.now(timezone.utc))
+    stopped_banners = [
+        Banner(project, 100, f"Your server {server or '(default)'} in {project} was {reason}.")
+        for project, server, reason in stopped
+    ]
+    return stopped_banners + warnings_for(user.name, usages)
+
+
+def budget_banners(config):
+    return _for_user(config, "budget banners", _budget_banners)
 
 
 def _when(iso: str | None) -> str:
@@ -68,31 +77,22 @@ def session_row(user_name: str, info, spawner, now: datetime) -> dict:
     }
 
 
-def session_rows(config):
-    """A ``template_vars`` callable: the user's admitted and running sessions (never breaks a page)."""
-
-    def rows(user) -> list[dict]:
-        if user is None:
-            return []
-        ledger = ledger_from_config(config)
-        if ledger is None:
-            return []
+def _session_rows(ledger, user) -> list[dict]:
+    """The user's admitted and running sessions, one row each."""
+    infos = ledger.active_sessions(user.name)
+    now = ledger.clock()
+    spawners = getattr(user, "spawners", {}) or {}
+    answer = []
+    for info in infos:
         try:
-            infos = ledger.active_sessions(user.name)
-            now = ledger.clock()
-        except LedgerError as exc:
-            log.warning("sessions of %s: %s", user.name, exc)
-            return []
-        spawners = getattr(user, "spawners", {}) or {}
-        answer = []
-        for info in infos:
-            try:
-                answer.append(session_row(user.name, info, spawners.get(info.server_name), now))
-            except Exception as exc:  # noqa: BLE001  (one odd session must not break the home page)
-                log.warning("session %s of %s: %s", info.id, user.name, exc)
-        return answer
+            answer.append(session_row(user.name, info, spawners.get(info.server_name), now))
+        except Exception as exc:  # noqa: BLE001  (one odd session must not break the home page)
+            log.warning("session %s of %s: %s", info.id, user.name, exc)
+    return answer
 
-    return rows
+
+def session_rows(config):
+    return _for_user(config, "sessions", _session_rows)
 
 
 def configure_pages(c, *, apply_url: str = "") -> None:
