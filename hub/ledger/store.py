@@ -28,7 +28,9 @@ from datetime import date, datetime, timezone, tzinfo
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, bindparam, create_engine, event, func, select
+from sqlalchemy import (
+    Engine, String, bindparam, case, cast, create_engine, event, exists, func, literal_column, null, select, union_all,
+)  # fmt: skip
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,6 +50,7 @@ from .models import (
     OutsideJob,
     PortalSession,
     Project,
+    UtcDateTime,
     effective_charges,
 )
 from .types import (
@@ -95,6 +98,58 @@ def _charges_sum(by_user: bool):
 
 
 _CHARGES_SUM, _MEMBER_CHARGES_SUM = _charges_sum(False), _charges_sum(True)
+
+
+def _admission_figures():
+    """Everything the admission check reads, in one statement (built once) of three kinds of
+    rows, told apart by the first column:
+
+    - ``s``: each holding session of the project (user, gpus, reserved_seconds,
+      weight_milli, running 1/0, started_at);
+    - ``o``: each running outside job of the project (user, 1, time_limit_seconds,
+      weighted_gpus_milli, running 1, started_at), held like a session of one "GPU";
+    - ``f``: one row: grants, effective charges (the two sums of ``_charges_sum``), the
+      member's effective charges, the member's latest cap (null: none) and whether the
+      member is active (1/0).
+
+    The member's sessions and outside jobs are the project's of that user (in Python).
+    """
+    project_id, user = bindparam("project_id"), bindparam("user")
+
+    def charges(condition, by_user: bool):
+        query = select(func.coalesce(func.sum(Charge.weighted_mgs), 0))
+        query = query.where(Charge.project_id == project_id, condition)
+        return (query.where(Charge.user == user) if by_user else query).scalar_subquery()
+
+    grants = select(func.coalesce(func.sum(Grant.amount_mgs), 0)).where(Grant.project_id == project_id)
+    cap = (
+        select(CapEntry.cap_mgs)
+        .where(CapEntry.project_id == project_id, CapEntry.user == user)
+        .order_by(CapEntry.id.desc())
+        .limit(1)
+    )
+    member = exists().where(Member.project_id == project_id, Member.user == user, Member.active.is_(True))
+    # the figures row first: its column types are the statement's (PostgreSQL resolves the
+    # nulls of the later rows against them; SQLAlchemy reads started_at as UtcDateTime)
+    figures = select(
+        literal_column("'f'"), cast(null(), String), grants.scalar_subquery(),
+        charges(Charge.kind == ChargeKind.FINAL, False) + charges(UNREPLACED_PROVISIONAL_CHARGES, False),
+        charges(Charge.kind == ChargeKind.FINAL, True) + charges(UNREPLACED_PROVISIONAL_CHARGES, True),
+        cap.scalar_subquery(), case((member, 1), else_=0), cast(null(), UtcDateTime),
+    )  # fmt: skip
+    sessions = select(
+        literal_column("'s'"), PortalSession.user, PortalSession.gpus, PortalSession.reserved_seconds,
+        PortalSession.weight_milli, case((PortalSession.state == SessionState.RUNNING, 1), else_=0), null(),
+        PortalSession.started_at,
+    ).where(PortalSession.project_id == project_id, PortalSession.state.in_(_HOLDING))  # fmt: skip
+    outside = select(
+        literal_column("'o'"), OutsideJob.user, literal_column("1"), OutsideJob.time_limit_seconds,
+        OutsideJob.weighted_gpus_milli, literal_column("1"), null(), OutsideJob.started_at,
+    ).where(OutsideJob.project_id == project_id, OutsideJob.state == OutsideJobState.RUNNING)  # fmt: skip
+    return union_all(figures, sessions, outside)
+
+
+_ADMISSION_FIGURES = _admission_figures()
 
 
 # --- engine and migrations ------------------------------------------------------------------------
@@ -306,17 +361,6 @@ class Ledger(OutsideJobRecords, SessionNotes):
         if user is not None:
             query = query.where(OutsideJob.user == user)
         return list(session.scalars(query))
-
-    def _figures(
-        self, session: Session, project: Project, now: datetime, user: str | None = None, cap_mgs: int | None = None
-    ) -> arith.BudgetFigures:
-        """The project's figures, or with ``user`` that member's (grants = the member's cap).
-        Running jobs the portal did not start hold like sessions (gpus x time limit x weight)."""
-        grants = self._grants_mgs(session, project) if user is None else cap_mgs
-        assert grants is not None
-        costs = [_session_cost(row, now) for row in self._holding_sessions(session, project, user)]
-        costs += [outside_cost(row, now) for row in self._running_outside_jobs(session, project, user)]
-        return arith.budget_figures(grants, self._charges_mgs(session, project, user), costs)
 
     def _closed_reason(self, project: Project, now: datetime) -> str | None:
         return arith.project_closed_reason(
@@ -626,14 +670,43 @@ class Ledger(OutsideJobRecords, SessionNotes):
         what: str = "request",
         lock: bool = False,
     ) -> arith.Admission:
-        """The one admission check, shared by admit, extend and preview."""
-        if self._member(session, project, user, lock=lock) is None:
+        """The one admission check, shared by admit, extend and preview.
+
+        One statement reads every figure (``_ADMISSION_FIGURES``); with ``lock`` the member's
+        row is locked first (FOR UPDATE, after the project's), so the figures are read after
+        any wait for that lock (READ COMMITTED on PostgreSQL)."""
+        connection = session.connection()
+        if lock:
+            member = select(Member.id).where(
+                Member.project_id == project.id, Member.user == user, Member.active.is_(True)
+            ).with_for_update()  # fmt: skip
+            if connection.execute(member).first() is None:
+                raise LedgerInputError("project", f"{user} is not an active member of {project.name}")
+        grants = charges = member_charges = 0
+        cap: int | None = None
+        is_member = lock
+        costs: list[arith.SessionCost] = []
+        member_costs: list[arith.SessionCost] = []
+        for kind, row_user, a, b, c, d, e, started_at in connection.execute(
+            _ADMISSION_FIGURES, {"project_id": project.id, "user": user}
+        ):
+            if kind == "f":
+                grants, charges, member_charges = int(a), int(b), int(c)
+                cap = None if d is None else int(d)
+                is_member = is_member or bool(e)
+                continue
+            booked_row = arith.Reservation(int(a), int(b), int(c))
+            elapsed = _elapsed_seconds(started_at, now) if d else 0
+            cost = arith.SessionCost(booked_row.mgs, booked_row.cost_so_far_mgs(elapsed))
+            costs.append(cost)
+            if row_user == user:
+                member_costs.append(cost)
+        if not is_member:
             raise LedgerInputError("project", f"{user} is not an active member of {project.name}")
-        cap = self._cap_mgs(session, project, user)
         return arith.check_admission(
             project=project.name, user=user, gpu_type=gpu_type, booked=booked,
-            project_figures=self._figures(session, project, now),
-            cap_figures=None if cap is None else self._figures(session, project, now, user, cap),
+            project_figures=arith.budget_figures(grants, charges, costs),
+            cap_figures=None if cap is None else arith.budget_figures(cap, member_charges, member_costs),
             closed_reason=self._closed_reason(project, now), what=what,
         )  # fmt: skip
 
