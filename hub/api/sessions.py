@@ -12,7 +12,6 @@ the session's hours + H, which may not exceed the partition's MaxTime.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -20,6 +19,8 @@ from typing import Any
 from hub.ledger import arithmetic as arith
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import ProjectUsage, SessionInfo, SessionState
+
+from .views import json_object
 
 EXTEND_KEYS = ("hours",)
 SECONDS_PER_MINUTE = 60
@@ -37,13 +38,7 @@ class JobView:
 
 def parse_extend_body(body: object) -> int:
     """``{"hours": H}`` -> the added seconds (H > 0, a multiple of 0.25); 400 naming the key."""
-    if body is None:
-        raise LedgerInputError("body", 'a JSON object is required, e.g. {"hours": 1}')
-    if not isinstance(body, Mapping):
-        raise LedgerInputError("body", f"must be a JSON object, got {type(body).__name__}")
-    for key in body:
-        if key not in EXTEND_KEYS:
-            raise LedgerInputError(str(key)[:64], f"unknown field; allowed: {', '.join(EXTEND_KEYS)}")
+    body = json_object(body, EXTEND_KEYS, example='{"hours": 1}')
     if "hours" not in body:
         raise LedgerInputError("hours", f"required: more hours, a multiple of {arith.HOURS_STEP} (> 0)")
     return arith.hours_to_seconds(body["hours"], "hours")

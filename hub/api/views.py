@@ -137,9 +137,10 @@ def preview_json(user: str, request: Mapping[str, Any], admission: arith.Admissi
 # --- requests --------------------------------------------------------------------------------------
 
 
-def _object(body: object, allowed: Sequence[str]) -> Mapping[str, Any]:
+def json_object(body: object, allowed: Sequence[str], example: str = "") -> Mapping[str, Any]:
+    """A request body that is a JSON object with only ``allowed`` keys (400 naming the key)."""
     if body is None:
-        raise LedgerInputError("body", "a JSON object is required")
+        raise LedgerInputError("body", "a JSON object is required" + (f", e.g. {example}" if example else ""))
     if not isinstance(body, Mapping):
         raise LedgerInputError("body", f"must be a JSON object, got {type(body).__name__}")
     for key in body:
@@ -175,7 +176,7 @@ class MemberChange:
 
 
 def parse_member_body(body: object) -> MemberChange:
-    body = _object(body, MEMBER_KEYS)
+    body = json_object(body, MEMBER_KEYS)
     if "role" not in body:
         raise LedgerInputError("role", f"required: one of {'|'.join(role.value for role in Role)}")
     role = check_enum(Role, body["role"], "role")
@@ -194,7 +195,7 @@ class CapChange:
 
 
 def parse_cap_body(body: object) -> CapChange:
-    body = _object(body, CAP_KEYS)
+    body = json_object(body, CAP_KEYS)
     if "cap_gpu_hours" not in body:
         raise LedgerInputError("cap_gpu_hours", "required: GPU-hours >= 0, or null for no cap")
     cap, cap_mgs = _cap(body["cap_gpu_hours"])

@@ -196,3 +196,21 @@ def hub_reconciler_paused(portal):
     time.sleep(5)  # a pass under way finishes (the test instance's interval is 3 s)
     yield
     pause.unlink(missing_ok=True)
+
+
+BOB_H200_ONE_HOUR = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 1,
+                     "environment": "default"}
+
+
+@pytest.fixture(scope="module")
+def bob_job(portal) -> str:
+    """bob's default server, running 1 x h200 for 1 h on vision-lab, for one test module: its Slurm job id."""
+    response = portal.session().post(portal.spawn_path("bob"), json={"user_options": BOB_H200_ONE_HOUR}, timeout=120)
+    assert response.status_code in (201, 202), response.text
+    try:
+        portal.wait_ready("bob")
+        [job_id] = [job_id for job_id, job in portal.jobs().items() if job["comment"] == "hpchub:user=bob,server="]
+        yield job_id
+    finally:
+        portal.session().delete(portal.spawn_path("bob"), timeout=60)
+        portal.wait_stopped("bob")

@@ -16,8 +16,6 @@ import websocket
 
 pytestmark = pytest.mark.integration
 
-BOB_H200 = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 1,
-            "environment": "default"}
 CODE = """\
 import json, time
 from hpchub_notebook import BudgetMeter
@@ -27,20 +25,6 @@ print("FIGURES=" + json.dumps(m.figures))
 m.stop()
 print("RUNNING=" + json.dumps(m.running))
 """
-
-
-@pytest.fixture(scope="module")
-def bob_server(portal) -> str:
-    """bob's default server, 1 x h200 for 1 h on vision-lab: its Slurm job id."""
-    response = portal.session().post(portal.spawn_path("bob"), json={"user_options": BOB_H200}, timeout=120)
-    assert response.status_code in (201, 202), response.text
-    try:
-        portal.wait_ready("bob")
-        [job_id] = [job_id for job_id, job in portal.jobs().items() if job["comment"] == "hpchub:user=bob,server="]
-        yield job_id
-    finally:
-        portal.session().delete(portal.spawn_path("bob"), timeout=60)
-        portal.wait_stopped("bob")
 
 
 def _execute(portal, kernel_id: str, code: str, timeout: float = 60) -> str:
@@ -76,7 +60,7 @@ def _execute(portal, kernel_id: str, code: str, timeout: float = 60) -> str:
         ws.close()
 
 
-def test_the_meter_in_a_real_kernel_shows_the_ledgers_figures(portal, bob_server) -> None:
+def test_the_meter_in_a_real_kernel_shows_the_ledgers_figures(portal, bob_job) -> None:
     api = f"{portal.server_url('bob')}api/kernels"
     session = portal.session()
     response = session.post(api, json={"name": "python3"}, timeout=60)
@@ -90,7 +74,7 @@ def test_the_meter_in_a_real_kernel_shows_the_ledgers_figures(portal, bob_server
     lines = dict(line.split("=", 1) for line in out.splitlines() if "=" in line)
     figures = json.loads(lines["FIGURES"])
     assert figures["error"] is None and figures["refreshes"] >= 2, figures  # refreshed from the thread
-    assert (figures["project"], figures["job_id"], figures["state"]) == ("vision-lab", bob_server, "running")
+    assert (figures["project"], figures["job_id"], figures["state"]) == ("vision-lab", bob_job, "running")
     assert figures["project_remaining_gpu_hours"] == pytest.approx(remaining, abs=0.01)
     assert figures["project_budget_gpu_hours"] == portal.usage("vision-lab")["budget_gpu_hours"]
     assert 0 <= figures["cost_so_far_gpu_hours"] <= 0.1

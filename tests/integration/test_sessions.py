@@ -16,8 +16,6 @@ import requests
 pytestmark = pytest.mark.integration
 
 V1 = "/hub/api/hpchub/v1"
-BOB_H200 = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 1,
-            "environment": "default"}
 
 
 def _logged_in(portal, name: str) -> requests.Session:
@@ -26,20 +24,6 @@ def _logged_in(portal, name: str) -> requests.Session:
     session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
     assert session.headers["X-XSRFToken"], f"no _xsrf cookie for {name}"
     return session
-
-
-@pytest.fixture(scope="module")
-def bob_job(portal) -> str:
-    """bob's default server, running 1 x h200 for 1 h on vision-lab: its Slurm job id."""
-    response = portal.session().post(portal.spawn_path("bob"), json={"user_options": BOB_H200}, timeout=120)
-    assert response.status_code in (201, 202), response.text
-    try:
-        portal.wait_ready("bob")
-        [job_id] = [job_id for job_id, job in portal.jobs().items() if job["comment"] == "hpchub:user=bob,server="]
-        yield job_id
-    finally:
-        portal.session().delete(portal.spawn_path("bob"), timeout=60)
-        portal.wait_stopped("bob")
 
 
 @pytest.fixture(scope="module")
