@@ -8,9 +8,10 @@ transaction that first locks the project:
   transaction starts with ``BEGIN IMMEDIATE``, which takes the database's write lock
   before anything is read (reads use a plain deferred ``BEGIN``). Writers queue on the
   lock (busy timeout 30 s), so admissions are serialised.
-- PostgreSQL: ``SELECT ... FOR UPDATE`` on the project row (and the member row) in READ
-  COMMITTED: the next admission for the project waits for the lock and then reads the
-  committed holds.
+- PostgreSQL: ``SELECT ... FOR UPDATE`` on the project row in READ COMMITTED: the next
+  admission for the project waits for the lock and then reads the committed holds. Every
+  write that changes a project's figures (members, caps, grants, holds) takes the
+  project's lock first, so that one lock serialises them all.
 
 Every method takes ``now`` (default: the injected clock) and validates its input first:
 bad input raises ``LedgerInputError`` naming the field and nothing changes.
@@ -325,9 +326,10 @@ class Ledger(OutsideJobRecords, SessionNotes):
             raise NotFound("project", f"unknown project {name!r}")
         return row
 
-    def _member(self, session: Session, project: Project, user: str, *, lock: bool = False) -> Member | None:
+    def _member(self, session: Session, project: Project, user: str) -> Member | None:
+        """The active membership (callers that change it hold the project's lock)."""
         query = select(Member).where(Member.project_id == project.id, Member.user == user, Member.active.is_(True))
-        return session.scalars(query.with_for_update() if lock else query).one_or_none()
+        return session.scalars(query).one_or_none()
 
     def _cap_mgs(self, session: Session, project: Project, user: str) -> int | None:
         query = (
@@ -492,7 +494,7 @@ class Ledger(OutsideJobRecords, SessionNotes):
         now = self._now(now)
         with self._write() as session:
             project = self._project(session, name, lock=True)
-            if self._member(session, project, user, lock=True) is None:
+            if self._member(session, project, user) is None:
                 raise NotFound("user", f"{user} is not a member of {name}")
             session.add(CapEntry(project_id=project.id, user=user, cap_mgs=cap, reason=reason, set_by=who, set_at=now))
 
@@ -503,7 +505,7 @@ class Ledger(OutsideJobRecords, SessionNotes):
         now = self._now(now)
         with self._write() as session:
             project = self._project(session, name, lock=True)
-            member = self._member(session, project, user, lock=True)
+            member = self._member(session, project, user)
             if member is None:
                 raise NotFound("user", f"{user} is not a member of {name}")
             member.active, member.ended_at, member.ended_by = False, now, who
@@ -668,23 +670,19 @@ class Ledger(OutsideJobRecords, SessionNotes):
         now: datetime,
         *,
         what: str = "request",
-        lock: bool = False,
     ) -> arith.Admission:
         """The one admission check, shared by admit, extend and preview.
 
-        One statement reads every figure (``_ADMISSION_FIGURES``); with ``lock`` the member's
-        row is locked first (FOR UPDATE, after the project's), so the figures are read after
-        any wait for that lock (READ COMMITTED on PostgreSQL)."""
+        One statement reads every figure (``_ADMISSION_FIGURES``), membership and cap
+        included. Writers call it with the project's row lock held (``_project(lock=True)``):
+        every change of members, caps, grants and holds takes that lock first, so on
+        PostgreSQL (READ COMMITTED: each statement reads what was committed before it
+        started) the figures are read after any wait for the lock, and no second row lock
+        (a round trip) is needed for the member."""
         connection = session.connection()
-        if lock:
-            member = select(Member.id).where(
-                Member.project_id == project.id, Member.user == user, Member.active.is_(True)
-            ).with_for_update()  # fmt: skip
-            if connection.execute(member).first() is None:
-                raise LedgerInputError("project", f"{user} is not an active member of {project.name}")
         grants = charges = member_charges = 0
         cap: int | None = None
-        is_member = lock
+        is_member = False
         costs: list[arith.SessionCost] = []
         member_costs: list[arith.SessionCost] = []
         for kind, row_user, a, b, c, d, e, started_at in connection.execute(
@@ -740,7 +738,7 @@ class Ledger(OutsideJobRecords, SessionNotes):
         now = self._now(now)
         with self._write() as session:
             project = self._project(session, name, lock=True)
-            admission = self._admission(session, project, user, gpu_type, booked, now, lock=True)
+            admission = self._admission(session, project, user, gpu_type, booked, now)
             row = PortalSession(
                 project_id=project.id, user=user, server_name=server_name, cluster=self.cluster, job_id=None,
                 gpu_type=gpu_type if booked.gpus else None, gpus=booked.gpus, reserved_seconds=booked.reserved_seconds,
@@ -769,7 +767,7 @@ class Ledger(OutsideJobRecords, SessionNotes):
                 )
             booked = arith.Reservation(row.gpus, added_seconds, row.weight_milli)
             admission = self._admission(
-                session, project, row.user, row.gpu_type, booked, now, what="extension", lock=True
+                session, project, row.user, row.gpu_type, booked, now, what="extension"
             )
             if admission.allowed:
                 row.reserved_seconds += added_seconds

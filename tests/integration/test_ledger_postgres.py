@@ -32,12 +32,12 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, inspect as sa_inspect, text
+from sqlalchemy import event, inspect as sa_inspect, text, update
 from sqlalchemy.orm import Session
 
 from hub.devtools.pgserver import PostgresServer
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, make_engine, schema_revision, upgrade
-from hub.ledger.models import VERSION_TABLE, PortalSession
+from hub.ledger.models import VERSION_TABLE, Member, PortalSession
 from hub.ledger.store import alembic_config
 from hub.ledger.types import SessionState
 
@@ -250,7 +250,9 @@ def test_admission_locks_rows_in_read_committed(ledger_url: str) -> None:
         ledger.usage("race-lab", now=T0)
         read = list(statements)
     locked = [s for _level, s in admitted if s.endswith("FOR UPDATE")]
-    assert [s.split(" FROM ")[1].split()[0] for s in locked] == ["hpchub_projects", "hpchub_members"]
+    assert [s.split(" FROM ")[1].split()[0] for s in locked] == ["hpchub_projects"]
+    # three statements: the project's lock, every figure at once, the hold
+    assert [s.split()[0] for _level, s in admitted] == ["SELECT", "SELECT", "INSERT"]
     # writes: the server's default (None), READ COMMITTED; reads: one REPEATABLE READ snapshot
     assert {"READ_COMMITTED" if level is None else level.name for level, _s in admitted} == {"READ_COMMITTED"}
     assert {"READ_COMMITTED" if level is None else level.name for level, _s in read} == {"REPEATABLE_READ"}
@@ -258,11 +260,10 @@ def test_admission_locks_rows_in_read_committed(ledger_url: str) -> None:
         assert connection.exec_driver_sql("SHOW default_transaction_isolation").scalar_one() == "read committed"
 
 
-def test_admission_waits_for_the_lock_and_then_sees_the_committed_hold(ledger_url: str) -> None:
+def _admit_while_another_holds_the_lock(ledger_url: str, change) -> BaseException | None:
     """The race, slowed down: another transaction holds the project's row lock and, while
-    an admission waits for it, commits a hold of the whole budget. The admission must then
-    see that hold (READ COMMITTED re-reads after the wait) and refuse."""
-    _seed_race_lab(ledger_url, budget=5)
+    an admission waits for it, makes ``change(session, project_id)`` and commits. Returns
+    what the admission raised (None: it was admitted)."""
     engine = make_engine(ledger_url)
     ledger = Ledger(ledger_url)
     try:
@@ -279,20 +280,49 @@ def test_admission_waits_for_the_lock_and_then_sees_the_committed_hold(ledger_ur
                     time.sleep(0.02)
                 assert not waiting.done()
                 with Session(bind=connection) as session:
-                    session.add(PortalSession(
-                        project_id=project_id, user="alice", server_name="first", cluster="hpchub", job_id=None,
-                        gpu_type="h200", gpus=5, reserved_seconds=3600, weight_milli=1000, state=SessionState.ADMITTED,
-                        message=None, admitted_at=T0,
-                    ))  # fmt: skip
+                    change(session, project_id)
                     session.flush()
                 connection.commit()
-                with pytest.raises(BudgetRefused) as caught:
-                    waiting.result(timeout=30)
-        assert caught.value.message == f"race-lab has 0.0 GPU-h left; this request needs 1.0 (1 x h200 x 1 h). {ADVICE}"
-        assert ledger.usage("race-lab", now=T0)["held_gpu_hours"] == 5.0
+                return waiting.exception(timeout=30)
     finally:
         ledger.close()
         engine.dispose()
+
+
+def test_admission_waits_for_the_lock_and_then_sees_the_committed_hold(ledger_url: str) -> None:
+    """While the admission waits, the lock holder commits a hold of the whole budget: the
+    admission must see it (READ COMMITTED re-reads after the wait) and refuse."""
+    _seed_race_lab(ledger_url, budget=5)
+
+    def hold_everything(session: Session, project_id: int) -> None:
+        session.add(PortalSession(
+            project_id=project_id, user="alice", server_name="first", cluster="hpchub", job_id=None,
+            gpu_type="h200", gpus=5, reserved_seconds=3600, weight_milli=1000, state=SessionState.ADMITTED,
+            message=None, admitted_at=T0,
+        ))  # fmt: skip
+
+    caught = _admit_while_another_holds_the_lock(ledger_url, hold_everything)
+    assert isinstance(caught, BudgetRefused)
+    assert caught.message == f"race-lab has 0.0 GPU-h left; this request needs 1.0 (1 x h200 x 1 h). {ADVICE}"
+    with Ledger(ledger_url) as ledger:
+        assert ledger.usage("race-lab", now=T0)["held_gpu_hours"] == 5.0
+
+
+def test_admission_waits_for_the_lock_and_then_sees_the_ended_membership(ledger_url: str) -> None:
+    """The project's lock alone serialises membership changes and admissions (no member
+    row lock): a membership ended while the admission waits refuses the admission."""
+    _seed_race_lab(ledger_url, budget=5)
+
+    def end_membership(session: Session, project_id: int) -> None:
+        session.execute(
+            update(Member).where(Member.project_id == project_id, Member.user == "alice").values(active=False)
+        )
+
+    caught = _admit_while_another_holds_the_lock(ledger_url, end_membership)
+    assert isinstance(caught, LedgerInputError)
+    assert caught.field == "project" and "alice is not an active member of race-lab" in str(caught)
+    with Ledger(ledger_url) as ledger:
+        assert ledger.usage("race-lab", now=T0)["held_gpu_hours"] == 0.0
 
 
 def test_concurrent_imports_of_one_job_charge_it_once(ledger_url: str) -> None:
