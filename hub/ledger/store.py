@@ -20,6 +20,7 @@ bad input raises ``LedgerInputError`` naming the field and nothing changes.
 from __future__ import annotations
 
 import pathlib
+import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ from sqlalchemy import (
     Engine, String, bindparam, case, cast, create_engine, event, exists, func, literal_column, null, select, union_all,
 )  # fmt: skip
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DisconnectionError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import arithmetic as arith
@@ -177,7 +178,36 @@ def make_engine(db_url: str) -> Engine:
         event.listen(engine, "connect", _sqlite_connect)
         event.listen(engine, "begin", _sqlite_begin)
         return engine
-    return create_engine(url, pool_pre_ping=True)
+    engine = create_engine(url)
+    event.listen(engine, "checkin", _note_checkin)
+    event.listen(engine, "checkout", _ping_if_idle)
+    return engine
+
+
+# A pooled server connection is pinged before use only after it sat idle this long: a server
+# restart is still noticed before a transaction fails on a dead connection, but a busy hub does
+# not pay SQLAlchemy's ``pool_pre_ping`` (a BEGIN and a SELECT 1: two round trips) on every
+# admission. A connection used within the window had its last statement answered moments ago.
+POOL_PING_AFTER_IDLE_SECONDS = 5.0
+
+
+def _note_checkin(_dbapi_connection, record) -> None:
+    record.info["hpchub_idle_since"] = time.monotonic()
+
+
+def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
+    idle_since = record.info.get("hpchub_idle_since")
+    if idle_since is None or time.monotonic() - idle_since < POOL_PING_AFTER_IDLE_SECONDS:
+        return  # a fresh connection, or one used moments ago
+    try:
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("SELECT 1")
+        finally:
+            cursor.close()
+        dbapi_connection.rollback()  # leave no transaction open: the caller begins its own
+    except Exception as exc:  # noqa: BLE001  (any failure: the pool replaces the connection)
+        raise DisconnectionError(f"pooled ledger connection is dead: {exc}") from exc
 
 
 def alembic_config() -> Config:

@@ -455,3 +455,23 @@ def test_budget_benchmark_runs_on_both_backends() -> None:
         (backend, operation) for backend in ("sqlite", "postgresql") for operation in ("preview", "admit", "admit+end", "naive")
     ]
     assert {r[-1] for r in rows if r[1] in ("preview", "admit")} <= {"PASS", "MISS"}
+
+
+def test_a_pooled_connection_the_server_dropped_is_replaced_after_idling(ledger_url: str, monkeypatch) -> None:
+    """No ping on every checkout (a round trip per admission), but a connection that sat idle
+    is pinged first: one the server dropped meanwhile (a restart, an idle timeout) is replaced
+    and the caller never sees it."""
+    import hub.ledger.store as store
+
+    _seed_race_lab(ledger_url, budget=5)
+    with Ledger(ledger_url) as ledger:
+        ledger.admit("race-lab", "alice", "one", "h200", 1, 1, now=T0)  # leaves a pooled connection
+        with make_engine(ledger_url).connect() as admin:
+            dropped = admin.execute(text(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )).scalar_one()  # fmt: skip
+        assert dropped >= 1
+        monkeypatch.setattr(store, "POOL_PING_AFTER_IDLE_SECONDS", 0.0)
+        ledger.admit("race-lab", "alice", "two", "h200", 1, 1, now=T0)
+        assert ledger.usage("race-lab", now=T0)["held_gpu_hours"] == 2.0
