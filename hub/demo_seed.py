@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
 from .ledger import Ledger, NotFound, upgrade
+from .ledger.courses import make_rules, parse_roster_csv
 
 # project -> (Slurm account, kind, GPU-hours, members: user -> (role, cap or None))
 DEMO_PROJECTS: dict[str, tuple[str, str, str, dict[str, tuple[str, str | None]]]] = {
@@ -12,6 +15,10 @@ DEMO_PROJECTS: dict[str, tuple[str, str, str, dict[str, tuple[str, str | None]]]
     "tiny-lab": ("tiny-lab", "research", "0.25", {"erin": ("pi", None)}),
 }
 SEEDED_BY = "hpchub-demo"
+# cs101 is made by ``course create`` (contract): its rules, a term around today, and a roster
+# of 30 principals who have not logged in yet (pending members).
+DEMO_COURSE_RULES = {"per_student": "5", "gpu_types": "a100", "max_gpus": 1, "max_hours": 2, "max_sessions": 1}
+DEMO_ROSTER_CSV = "principal,role\n" + "".join(f"student{n:02d}@uni.example,student\n" for n in range(1, 31))
 
 
 def seed_ledger(db_url: str, cluster: str, say=print) -> None:
@@ -21,7 +28,15 @@ def seed_ledger(db_url: str, cluster: str, say=print) -> None:
         for name, (account, kind, gpu_hours, members) in DEMO_PROJECTS.items():
             if name in existing:
                 continue
-            ledger.create_project(name, account=account, kind=kind, gpu_hours=gpu_hours, who=SEEDED_BY)
+            if kind == "course":
+                today = date.today()
+                ledger.create_course(
+                    name, account=account, start=today - timedelta(days=7), end=today + timedelta(days=120),
+                    gpu_hours=gpu_hours, rules=make_rules(**DEMO_COURSE_RULES), who=SEEDED_BY,
+                )  # fmt: skip
+                ledger.import_roster(name, parse_roster_csv(DEMO_ROSTER_CSV)[0], who=SEEDED_BY)
+            else:
+                ledger.create_project(name, account=account, kind=kind, gpu_hours=gpu_hours, who=SEEDED_BY)
             for user, (role, cap) in members.items():
                 ledger.add_member(name, user, role=role, who=SEEDED_BY, cap_gpu_hours=cap)
             say(f"ledger: project {name} ({gpu_hours} GPU-h) with {', '.join(members)}")

@@ -11,6 +11,7 @@ does not exist on the cluster gets a clear page (group
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 from inspect import isawaitable
 import json
@@ -20,6 +21,7 @@ import urllib.request
 from urllib.parse import urlparse
 
 from oauthenticator.generic import GenericOAuthenticator
+from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 from traitlets import Any, Bool, Dict, Unicode, default
 
@@ -209,12 +211,33 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
             has_account = self.cluster_account_exists(account) and await self.slurm_association_exists(account)
         auth_state = auth_model.get("auth_state") or {}
         user = auth_state.get("oauth_user") or {}
+        principal = user.get(self.principal_claim)
         auth_state["hpchub"] = {
-            "principal": user.get(self.principal_claim),
+            "principal": principal,
             "cluster_account": has_account,
         }
         auth_model["auth_state"] = auth_state
+        if isinstance(principal, str) and self.cluster_account_exists(account):
+            # the Unix account is enough: the reconciler makes the Slurm association of a new member
+            await self.join_course_rosters(principal, account)
         return auth_model
+
+    async def join_course_rosters(self, principal: str, account: str) -> None:
+        """A principal on a course's roster (CSV upload) becomes a member at their first login.
+        A ledger failure is logged and never blocks the login (the next login joins)."""
+        from hub.ledger import LedgerError  # noqa: PLC0415
+        from hub.ledger.runtime import ledger_from_config  # noqa: PLC0415
+
+        ledger = ledger_from_config(self.config)
+        if ledger is None:
+            return
+        try:
+            joined = await asyncio.to_thread(ledger.join_roster, principal, account)
+        except (LedgerError, SQLAlchemyError) as exc:
+            self.log.warning("could not join the course rosters of %s: %s", account, exc)
+            return
+        for course, role in joined:
+            self.log.info("%s joined %s as %s (on its roster)", account, course, role)
 
     async def get_user_groups(self, auth_state: dict) -> set[str]:
         groups = super().get_user_groups(auth_state)

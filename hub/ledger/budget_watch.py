@@ -1,4 +1,5 @@
-"""Stop running sessions whose budget is used up, after the grace; say why.
+"""Stop running sessions whose budget is used up, or whose project closed or ended (a
+course's term end), after the grace; say why.
 
 Runs after each reconcile pass (``hpchub reconcile --every 60 --stop-exhausted-after 300``,
 a JupyterHub managed service): late-imported outside usage or a reduced grant is what
@@ -57,10 +58,12 @@ class HubAPI:
 def stop_exhausted_sessions(ledger: Ledger, tracker: ExhaustionTracker, hub: HubAPI, now: datetime | None = None) -> list[str]:
     """One pass: note the reason and stop each session whose grace has run out. Lines for the log."""
     now = now or datetime.now(timezone.utc)
-    usages = {p.name: ledger.figures(p.name, now) for p in ledger.projects() if p.state is ProjectState.ACTIVE}
+    projects = ledger.projects()
+    usages = {p.name: ledger.figures(p.name, now) for p in projects if p.state is ProjectState.ACTIVE}
+    closed = {p.name: reason for p in projects if (reason := ledger.closed_reason(p, now))}
     running = [s for s in ledger.active_sessions() if s.state is SessionState.RUNNING]
     lines = []
-    for session, reason in tracker.sessions_to_stop(usages, running, now):
+    for session, reason in tracker.sessions_to_stop(usages, running, now, closed):
         ledger.note_stop_reason(session.id, reason)
         status = hub.stop_server(session.user, session.server_name)
         lines.append(f"{session.project}: stopped {session.user}/{session.server_name} (job {session.job_id}, "

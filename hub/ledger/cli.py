@@ -1,4 +1,4 @@
-"""``hpchub project|grant|member|usage|charges|reconcile``: the ledger's part of the admin command line.
+"""``hpchub project|grant|member|course|usage|charges|reconcile``: the ledger's part of the admin command line.
 
 ``add_parsers(subparsers)`` adds the groups to ``hpchub``'s parser (see hub/cli.py).
 The ledger database comes from ``--db-url``, else ``$HPCHUB_LEDGER_URL``, else the demo's
@@ -20,6 +20,9 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
 from ..cli import UsageError
 from . import arithmetic as arith
+from .course_cli import ARGUMENT_NAMES as COURSE_ARGUMENT_NAMES
+from .course_cli import COMMANDS as COURSE_COMMANDS
+from .course_cli import add_course_parsers
 from .errors import LedgerError, LedgerInputError
 from .store import Ledger, upgrade
 from .types import ProjectKind, Role
@@ -35,6 +38,7 @@ _ARGUMENT_NAMES = {
     "grant": {"gpu_hours": "HOURS", "reason": "--reason"},
     "member add": {"role": "--role", "cap_gpu_hours": "--cap"},
     "member cap": {"cap_gpu_hours": "H", "reason": "--reason"},
+    **COURSE_ARGUMENT_NAMES,
 }
 
 CSV_COLUMNS = (
@@ -139,8 +143,11 @@ def _grant(ledger: Ledger, args) -> None:
 
 
 def _member_add(ledger: Ledger, args) -> None:
-    ledger.add_member(args.name, args.user, role=args.role, cap_gpu_hours=args.cap, who=_who())
-    cap = "" if args.cap is None else f", cap {_said(arith.gpu_hours_to_mgs(args.cap, 'cap_gpu_hours'))} GPU-h"
+    ledger.add_member(args.name, args.user, role=args.role, cap_gpu_hours=args.cap, who=args.who)
+    cap_mgs = next(m.cap_mgs for m in ledger.figures(args.name).members if m.user == args.user)
+    cap = "" if cap_mgs is None else f", cap {_said(cap_mgs)} GPU-h"
+    if args.cap is None and cap_mgs is not None:
+        cap += " (the course's per-student cap)"
     print(f"{args.user} is now {args.role} of {args.name}{cap}")
 
 
@@ -213,6 +220,7 @@ COMMANDS = {
     "member remove": _member_remove,
     "usage": _usage,
     "charges": _charges,
+    **COURSE_COMMANDS,
 }
 
 
@@ -224,6 +232,7 @@ def cmd_ledger(args) -> int:
         raise UsageError(f"--db-url: not a database URL: {url!r}") from None
     try:
         upgrade(url)
+        args.who = _who()
         with Ledger(url) as ledger:
             COMMANDS[args.ledger_command](ledger, args)
         return 0
@@ -336,7 +345,7 @@ def _budget_watch(grace_seconds: float):
 
 
 def add_parsers(subparsers) -> None:
-    """Add ``project``, ``grant``, ``member``, ``usage``, ``charges`` and ``reconcile`` to ``hpchub``."""
+    """Add ``project``, ``grant``, ``member``, ``course``, ``usage``, ``charges`` and ``reconcile`` to ``hpchub``."""
 
     def leaf(parent, name: str, command: str, **kwargs) -> argparse.ArgumentParser:
         parser = _one_line_errors(parent.add_parser(name, **kwargs))
@@ -374,6 +383,8 @@ def add_parsers(subparsers) -> None:
     remove = leaf(member_sub, "remove", "member remove", help="end a membership (kept as history)")
     remove.add_argument("name", metavar="NAME")
     remove.add_argument("user", metavar="USER")
+
+    add_course_parsers(subparsers, leaf, SUBCOMMANDS)
 
     usage = leaf(subparsers, "usage", "usage", help="a project's budget, use, holds and members")
     usage.add_argument("name", metavar="NAME")

@@ -5,7 +5,8 @@ Pure decisions over the ledger's figures (no I/O here):
 * :func:`warnings_for` -- the 80 % / 95 % / exhausted banners a user sees for each
   project they belong to (the project's budget and their own cap).
 * :class:`ExhaustionTracker` -- which running sessions to stop: a session stops once
-  its project (or its member's cap) has been exhausted for longer than the grace.
+  its project (or its member's cap) has been exhausted, or its project closed or past
+  its period (a course's term end), for longer than the grace.
   Used can reach 100 % only through a reduced grant or late-imported outside usage,
   since admission never holds more than is left.
 """
@@ -19,6 +20,7 @@ from datetime import datetime, timedelta
 from .arithmetic import BudgetWarning, Rounding, format_gpu_hours, warning_level
 from .types import ProjectUsage, SessionInfo
 
+STOP_NOTE = "stopped: "
 STOP_REASON_PROJECT = "stopped: {project}'s GPU-hour budget is used up ({used} of {budget} GPU-h)"
 STOP_REASON_CAP = "stopped: {user}'s cap in {project} is used up ({used} of {cap} GPU-h)"
 
@@ -90,12 +92,20 @@ class ExhaustionTracker:
     exhausted_since: dict[tuple[str, str], datetime] = field(default_factory=dict)  # (project, user or "")
 
     def sessions_to_stop(
-        self, usages: Mapping[str, ProjectUsage], running: Iterable[SessionInfo], now: datetime
+        self,
+        usages: Mapping[str, ProjectUsage],
+        running: Iterable[SessionInfo],
+        now: datetime,
+        closed: Mapping[str, str] | None = None,
     ) -> list[tuple[SessionInfo, str]]:
-        current: dict[tuple[str, str], str] = {}
+        """``closed``: project -> why it takes no sessions now (closed, or its period, e.g. a
+        course's term, has ended): its running sessions stop after the same grace."""
+        current: dict[tuple[str, str], str] = {
+            (project, ""): STOP_NOTE + reason for project, reason in (closed or {}).items()
+        }
         for project, usage in usages.items():
             project_reason, member_reasons = exhaustion_reasons(usage)
-            if project_reason:
+            if project_reason and (project, "") not in current:
                 current[(project, "")] = project_reason
             for user, reason in member_reasons.items():
                 current[(project, user)] = reason

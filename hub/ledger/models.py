@@ -252,6 +252,41 @@ class OutsideJob(Base):
         return self.weighted_gpus_milli * self.time_limit_seconds
 
 
+class CourseRule(Base):
+    """A course's rules (one row per course project; see ``courses.CourseRules``). Changed in
+    place by admins; the caps it hands out are append-only cap entries like any other."""
+
+    __tablename__ = "hpchub_course_rules"
+
+    project_id: Mapped[int] = mapped_column(ForeignKey("hpchub_projects.id"), primary_key=True)
+    per_student_mgs: Mapped[int] = mapped_column(BigInteger)
+    gpu_types: Mapped[str] = mapped_column(String(200))  # comma-separated; "" = any
+    max_gpus: Mapped[int | None] = mapped_column(Integer)
+    max_seconds: Mapped[int | None] = mapped_column(Integer)
+    max_sessions: Mapped[int | None] = mapped_column(Integer)
+    reservation: Mapped[str | None] = mapped_column(String(64))
+    updated_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    updated_by: Mapped[str] = mapped_column(String(500))
+
+
+class RosterEntry(Base):
+    """A principal on a course's roster (CSV upload) who has not logged in yet: a pending
+    member. At the principal's first login the entry becomes a membership of the Unix user
+    the login maps to (``user`` and ``joined_at`` set); entries are never deleted."""
+
+    __tablename__ = "hpchub_roster"
+    __table_args__ = (UniqueConstraint("project_id", "principal"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("hpchub_projects.id"))
+    principal: Mapped[str] = mapped_column(String(255), index=True)
+    role: Mapped[Role] = mapped_column(_enum(Role, "role"))
+    added_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    added_by: Mapped[str] = mapped_column(String(500))
+    user: Mapped[str | None] = mapped_column(String(32))
+    joined_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+
+
 def _replaced_by_a_final_charge():
     final = aliased(Charge)
     return exists(

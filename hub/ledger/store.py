@@ -24,7 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone, tzinfo
 
 from alembic import command
@@ -39,6 +39,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import arithmetic as arith
 from .errors import BudgetRefused, LedgerInputError, NotFound
+from .course_records import CourseRecords
+from .courses import course_refusal
 from .outside_jobs import OutsideJobRecords, outside_cost
 from .session_notes import SessionNotes
 from .models import (
@@ -290,7 +292,7 @@ class MembershipState:
     ended: bool
 
 
-class Ledger(OutsideJobRecords, SessionNotes):
+class Ledger(OutsideJobRecords, SessionNotes, CourseRecords):
     """Projects, grants, members, caps, holds and charges in one database.
 
     ``db``: a URL (``sqlite:////path/ledger.sqlite``, ``postgresql+psycopg://...``) or an
@@ -394,7 +396,8 @@ class Ledger(OutsideJobRecords, SessionNotes):
             query = query.where(OutsideJob.user == user)
         return list(session.scalars(query))
 
-    def _closed_reason(self, project: Project, now: datetime) -> str | None:
+    def closed_reason(self, project: Project | ProjectInfo, now: datetime) -> str | None:
+        """Why the project takes no new sessions at ``now`` (closed, before or after its period), or None."""
         return arith.project_closed_reason(
             project.name, state=project.state.value, state_reason=project.state_reason,
             period_start=project.period_start, period_end=project.period_end,
@@ -425,6 +428,16 @@ class Ledger(OutsideJobRecords, SessionNotes):
         now: datetime | None = None,
     ) -> ProjectInfo:
         """A new active project with its first grant (none if ``gpu_hours`` is 0)."""
+        now = self._now(now)
+        with self._write() as session:
+            return self._insert_project(
+                session, name, account=account, kind=kind, gpu_hours=gpu_hours, who=who, start=start, end=end, now=now
+            )
+
+    def _insert_project(
+        self, session: Session, name: str, *, account: str, kind: ProjectKind | str, gpu_hours: object, who: str,
+        start: date | str | None, end: date | str | None, now: datetime,
+    ) -> ProjectInfo:  # fmt: skip
         check_project_name(name)
         check_account(account)
         kind = check_enum(ProjectKind, kind, "kind")
@@ -433,27 +446,25 @@ class Ledger(OutsideJobRecords, SessionNotes):
         start, end = parse_date(start, "start"), parse_date(end, "end")
         if start is not None and end is not None and end < start:
             raise LedgerInputError("end", f"{end.isoformat()} is before the start {start.isoformat()}")
-        now = self._now(now)
+        if session.scalars(select(Project.id).where(Project.name == name)).first() is not None:
+            raise LedgerInputError("project", f"{name} already exists")
+        owner = session.scalars(select(Project.name).where(Project.slurm_account == account)).first()
+        if owner is not None:
+            raise LedgerInputError("account", f"{account} is already the account of project {owner}")
+        project = Project(
+            name=name, slurm_account=account, kind=kind, state=ProjectState.ACTIVE, state_reason=None,
+            period_start=start, period_end=end, created_at=now, created_by=who,
+        )  # fmt: skip
+        session.add(project)
         try:
-            with self._write() as session:
-                if session.scalars(select(Project.id).where(Project.name == name)).first() is not None:
-                    raise LedgerInputError("project", f"{name} already exists")
-                owner = session.scalars(select(Project.name).where(Project.slurm_account == account)).first()
-                if owner is not None:
-                    raise LedgerInputError("account", f"{account} is already the account of project {owner}")
-                project = Project(
-                    name=name, slurm_account=account, kind=kind, state=ProjectState.ACTIVE, state_reason=None,
-                    period_start=start, period_end=end, created_at=now, created_by=who,
-                )  # fmt: skip
-                session.add(project)
-                session.flush()
-                if amount:
-                    first = Grant(project_id=project.id, amount_mgs=amount, reason="initial budget")
-                    first.granted_by, first.granted_at = who, now
-                    session.add(first)
-                return _project_info(project)
+            session.flush()
         except IntegrityError:  # a concurrent create (PostgreSQL) won the unique name or account
             raise LedgerInputError("project", f"{name} (or account {account}) already exists") from None
+        if amount:
+            first = Grant(project_id=project.id, amount_mgs=amount, reason="initial budget")
+            first.granted_by, first.granted_at = who, now
+            session.add(first)
+        return _project_info(project)
 
     def close_project(self, name: str, *, reason: str, who: str, now: datetime | None = None) -> ProjectInfo:
         """No new sessions from now on (running ones continue); the reason is shown."""
@@ -506,6 +517,8 @@ class Ledger(OutsideJobRecords, SessionNotes):
                 session.add(
                     Member(project_id=project.id, user=user, role=role, active=True, added_at=now, added_by=who)
                 )
+                if cap is None and role is Role.STUDENT:
+                    cap = self._default_student_cap(session, project)  # a course's per-student cap
                 if cap is not None or self._cap_mgs(session, project, user) is not None:
                     # a re-added member starts from the cap given now (or none), not an old one
                     session.add(CapEntry(
@@ -573,8 +586,9 @@ class Ledger(OutsideJobRecords, SessionNotes):
                 states[(account, user)] = MembershipState(seen.active or bool(active), seen.ended or not active)
             return states
 
-    def figures(self, name: str, now: datetime | None = None) -> ProjectUsage:
-        """The project's and each active member's figures at ``now`` (exact, in mgs)."""
+    def figures(self, name: str, now: datetime | None = None, *, every_member: bool = False) -> ProjectUsage:
+        """The project's and each active member's figures at ``now`` (exact, in mgs);
+        ``every_member``: also those whose membership ended (their latest role)."""
         now = self._now(now)
         with self._read() as session:
             project = self._project(session, name)
@@ -602,9 +616,10 @@ class Ledger(OutsideJobRecords, SessionNotes):
                 costs_by_user[row.user].append(_session_cost(row, now))
             for row in outside:
                 costs_by_user[row.user].append(outside_cost(row, now))
-            members = session.execute(
-                select(Member.user, Member.role).where(Member.project_id == project.id, Member.active.is_(True))
-            ).all()
+            member_query = select(Member.user, Member.role).where(Member.project_id == project.id)
+            if not every_member:
+                member_query = member_query.where(Member.active.is_(True))
+            members = list(dict(session.execute(member_query.order_by(Member.id)).all()).items())  # latest role
             role_order = list(Role)
             member_usage = []
             for user, role in sorted(members, key=lambda m: (role_order.index(m[1]), m[0])):
@@ -700,6 +715,7 @@ class Ledger(OutsideJobRecords, SessionNotes):
         now: datetime,
         *,
         what: str = "request",
+        extending_seconds: int = 0,
     ) -> arith.Admission:
         """The one admission check, shared by admit, extend and preview.
 
@@ -710,7 +726,7 @@ class Ledger(OutsideJobRecords, SessionNotes):
         started) the figures are read after any wait for the lock, and no second row lock
         (a round trip) is needed for the member."""
         connection = session.connection()
-        grants = charges = member_charges = 0
+        grants = charges = member_charges = member_sessions = 0
         cap: int | None = None
         is_member = False
         costs: list[arith.SessionCost] = []
@@ -729,14 +745,26 @@ class Ledger(OutsideJobRecords, SessionNotes):
             costs.append(cost)
             if row_user == user:
                 member_costs.append(cost)
+                member_sessions += kind == "s"
         if not is_member:
             raise LedgerInputError("project", f"{user} is not an active member of {project.name}")
-        return arith.check_admission(
+        closed_reason = self.closed_reason(project, now)
+        admission = arith.check_admission(
             project=project.name, user=user, gpu_type=gpu_type, booked=booked,
             project_figures=arith.budget_figures(grants, charges, costs),
             cap_figures=None if cap is None else arith.budget_figures(cap, member_charges, member_costs),
-            closed_reason=self._closed_reason(project, now), what=what,
+            closed_reason=closed_reason, what=what,
         )  # fmt: skip
+        if project.kind is ProjectKind.COURSE and not closed_reason:
+            rules, role = self._course_rules_and_role(session, project, user)
+            refusal = rules and role is Role.STUDENT and course_refusal(
+                project.name, rules, gpu_type=gpu_type, gpus=booked.gpus,
+                total_seconds=booked.reserved_seconds + extending_seconds,
+                sessions_held=None if what == "extension" else member_sessions,
+            )  # fmt: skip
+            if refusal:  # a course rule first: it says what to change
+                return replace(admission, allowed=False, message=refusal)
+        return admission
 
     def preview(
         self, name: str, user: str, gpu_type: str | None, gpus: int, hours: object, now: datetime | None = None
@@ -797,7 +825,8 @@ class Ledger(OutsideJobRecords, SessionNotes):
                 )
             booked = arith.Reservation(row.gpus, added_seconds, row.weight_milli)
             admission = self._admission(
-                session, project, row.user, row.gpu_type, booked, now, what="extension"
+                session, project, row.user, row.gpu_type, booked, now, what="extension",
+                extending_seconds=row.reserved_seconds,
             )
             if admission.allowed:
                 row.reserved_seconds += added_seconds

@@ -203,3 +203,68 @@ def test_help_lists_the_ledger_commands(hpchub) -> None:
     assert code == 0
     for group in ("cluster", "demo", "project", "grant", "member", "usage", "charges"):
         assert f"    {group} " in out
+
+
+# --- courses (issue 7) ------------------------------------------------------------------------------
+
+
+COURSE = ("course", "create", "cs101", "--account", "cs101", "--start", "2026-01-01", "--end", "2026-06-30",
+          "--gpu-hours", "50", "--per-student", "5", "--gpu-types", "a100", "--max-gpus", "1", "--max-hours", "2",
+          "--max-sessions", "1")  # fmt: skip
+
+
+def test_course_create_roster_and_report(hpchub, tmp_path) -> None:
+    code, out, err = hpchub(*COURSE)
+    assert (code, err) == (0, "")
+    assert out.splitlines()[0] == "created course cs101 (account cs101, 50.0 GPU-h, 2026-01-01 to 2026-06-30)"
+    assert "  at most 1 GPU per session" in out.splitlines()
+    code, out, _err = hpchub("member", "add", "cs101", "carol", "--role", "student")
+    assert out.strip() == "carol is now student of cs101, cap 5.0 GPU-h (the course's per-student cap)"
+    roster = tmp_path / "roster.csv"
+    roster.write_text("principal,role\nann@uni.example\nben@uni.example,ta\n")
+    for expected in ("2 added", "0 added"):
+        code, out, err = hpchub("course", "roster", "cs101", "--csv", str(roster))
+        assert (code, err) == (0, "") and out.startswith(f"cs101: {expected}")
+    code, out, err = hpchub("course", "report", "cs101", "--csv")
+    assert (code, err) == (0, "")
+    assert list(csv.reader(io.StringIO(out))) == [
+        ["user", "role", "sessions", "gpu_hours", "cap_gpu_hours", "extensions"],
+        ["carol", "student", "0", "0.0000", "5.0000", "0"],
+    ]
+
+
+def test_a_bad_roster_reports_every_row_and_imports_nothing(hpchub, tmp_path) -> None:
+    hpchub(*COURSE)
+    roster = tmp_path / "roster.csv"
+    roster.write_text("ann@uni.example\nnot-a-principal\nann@uni.example\n")
+    code, out, err = hpchub("course", "roster", "cs101", "--csv", str(roster))
+    assert (code, out) == (2, "")
+    assert err.splitlines() == [
+        "hpchub: --csv: line 2: 'not-a-principal' is not a principal like name@uni.example",
+        "hpchub: --csv: line 3: ann@uni.example is listed twice (first on line 1)",
+        "hpchub: --csv: 2 bad row(s); nothing was imported",
+    ]
+    _code, out, _err = hpchub("course", "report", "cs101")
+    assert "never logged in" not in out
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        pytest.param(("--max-gpus", "0"), "hpchub: --max-gpus: must be from 1 to 64, got 0", id="max-gpus"),
+        pytest.param(("--per-student", "-1"), "hpchub: --per-student:", id="per-student"),
+        pytest.param(("--gpu-types", "a100;reboot"), "hpchub: --gpu-types:", id="gpu-types"),
+        pytest.param(("--reservation", "a b"), "hpchub: --reservation:", id="reservation"),
+    ],
+)
+def test_course_create_bad_input_names_the_option_and_creates_nothing(hpchub, change, message) -> None:
+    args = list(COURSE)
+    index = args.index(change[0]) if change[0] in args else None
+    if index is None:
+        args += list(change)
+    else:
+        args[index + 1] = change[1]
+    code, out, err = hpchub(*args)
+    assert (code, out) == (2, "") and err.startswith(message) and len(err.splitlines()) == 1
+    code, _out, err = hpchub("usage", "cs101")
+    assert code == 2 and "unknown project" in err

@@ -77,3 +77,12 @@ def test_a_new_grant_resets_the_clock_and_reason_is_given():
     assert stopped.user == "bob"
     assert reason == "stopped: vision-lab's GPU-hour budget is used up (100.0 of 100.0 GPU-h)"
     assert tracker.seconds_until_stop("vision-lab", "bob", T0 + timedelta(minutes=11)) == 0
+
+
+def test_a_course_past_its_term_stops_its_sessions_after_the_grace_with_the_reason():
+    tracker = ExhaustionTracker(grace=timedelta(minutes=5))
+    running = [session("carol", project="cs101"), session("bob", session_id=2)]
+    closed = {"cs101": "cs101's period ended on 2026-06-30."}
+    assert tracker.sessions_to_stop({"vision-lab": usage()}, running, T0, closed) == []
+    ((stopped, reason),) = tracker.sessions_to_stop({"vision-lab": usage()}, running, T0 + timedelta(minutes=5), closed)
+    assert (stopped.user, reason) == ("carol", "stopped: cs101's period ended on 2026-06-30.")

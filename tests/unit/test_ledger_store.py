@@ -8,11 +8,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect, select, text
 
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, NotFound, make_engine, schema_revision, upgrade
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 from hub.ledger.arithmetic import slurm_mirror_limit
+from hub.ledger.store import alembic_config
 from hub.ledger.models import VERSION_TABLE, AppendOnlySession, Base, Charge, Grant
 from hub.ledger.types import ChargeKind, ChargeSource, MirrorFigures, ProjectState, Role, SessionState
 
@@ -22,7 +24,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 ADVICE = "Ask for fewer GPUs or hours."
 LEDGER_TABLES = (
     "hpchub_projects", "hpchub_grants", "hpchub_members", "hpchub_cap_entries", "hpchub_sessions", "hpchub_charges",
-    "hpchub_outside_jobs",
+    "hpchub_outside_jobs", "hpchub_course_rules", "hpchub_roster",
 )  # fmt: skip
 
 
@@ -85,7 +87,7 @@ def test_upgrade_is_idempotent_and_leaves_jupyterhubs_tables_alone(ledger_url: s
     assert schema_revision(engine) is None
     upgrade(ledger_url)
     upgrade(ledger_url)
-    assert schema_revision(ledger_url) == "0002"
+    assert schema_revision(ledger_url) == ScriptDirectory.from_config(alembic_config()).get_current_head()
     tables = set(inspect(engine).get_table_names())
     assert tables == {"alembic_version", "users", VERSION_TABLE, *LEDGER_TABLES}
     with engine.connect() as connection:

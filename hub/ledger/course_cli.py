@@ -1,0 +1,136 @@
+"""``hpchub course create|roster|report|close``: courses on the admin command line.
+
+The commands run through ``cli.cmd_ledger`` like the other ledger commands (the same
+database choice, exit codes and one-line errors); ``add_course_parsers`` adds them.
+"""
+
+from __future__ import annotations
+
+import csv
+import sys
+
+from ..cli import UsageError
+from . import arithmetic as arith
+from .course_records import report_hours
+from .courses import make_rules, parse_roster_csv
+from .store import Ledger
+
+# Ledger field -> the argument the user typed (for error lines).
+ARGUMENT_NAMES = {
+    "course create": {
+        "gpu_hours": "--gpu-hours", "per_student": "--per-student", "gpu_types": "--gpu-types",
+        "max_gpus": "--max-gpus", "max_hours": "--max-hours", "max_sessions": "--max-sessions",
+        "reservation": "--reservation", "account": "--account", "start": "--start", "end": "--end",
+    },  # fmt: skip
+    "course roster": {"csv": "--csv"},
+}
+REPORT_COLUMNS = ("user", "role", "sessions", "gpu_hours", "cap_gpu_hours", "extensions")
+MAX_CSV_BYTES = 1_000_000
+
+
+def _course_create(ledger: Ledger, args) -> None:
+    rules = make_rules(
+        per_student=args.per_student, gpu_types=args.gpu_types, max_gpus=args.max_gpus, max_hours=args.max_hours,
+        max_sessions=args.max_sessions, reservation=args.reservation,
+    )  # fmt: skip
+    info = ledger.create_course(
+        args.name, account=args.account, start=args.start, end=args.end, gpu_hours=args.gpu_hours, rules=rules,
+        who=args.who,
+    )  # fmt: skip
+    budget = arith.format_gpu_hours(ledger.figures(info.name).grants_mgs)
+    print(f"created course {info.name} (account {info.slurm_account}, {budget} GPU-h, "
+          f"{info.period_start} to {info.period_end})")  # fmt: skip
+    for line in rules.describe():
+        print(f"  {line}")
+
+
+def _read_csv(path: str) -> str:
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_CSV_BYTES + 1)
+    except OSError as exc:
+        raise UsageError(f"--csv: cannot read {path}: {exc.strerror}") from None
+    if len(data) > MAX_CSV_BYTES:
+        raise UsageError(f"--csv: {path} is larger than {MAX_CSV_BYTES:,} bytes")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise UsageError(f"--csv: {path} is not UTF-8 text") from None
+
+
+def _course_roster(ledger: Ledger, args) -> None:
+    rows, problems = parse_roster_csv(_read_csv(args.csv))
+    if problems:
+        for problem in problems:
+            print(f"hpchub: --csv: {problem}", file=sys.stderr)
+        raise UsageError(f"--csv: {len(problems)} bad row(s); nothing was imported")
+    result = ledger.import_roster(args.name, rows, who=args.who)
+    print(f"{args.name}: {len(result.added)} added to the roster (pending until their first login), "
+          f"{len(result.unchanged)} already there")  # fmt: skip
+
+
+def _course_report(ledger: Ledger, args) -> None:
+    rows = ledger.course_report(args.name)
+    if args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(REPORT_COLUMNS)
+        for row in rows:
+            writer.writerow((row.user, row.role, row.sessions, report_hours(row.used_mgs), report_hours(row.cap_mgs),
+                             row.extensions))  # fmt: skip
+        return
+    table = [REPORT_COLUMNS] + [
+        (row.user, row.role, str(row.sessions), report_hours(row.used_mgs), report_hours(row.cap_mgs) or "-",
+         str(row.extensions))
+        for row in rows
+    ]  # fmt: skip
+    widths = [max(len(line[i]) for line in table) for i in range(len(REPORT_COLUMNS))]
+    for line in table:
+        print("  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip())
+    pending = [principal for principal, _role, user in ledger.roster(args.name) if user is None]
+    if pending:
+        print(f"{len(pending)} on the roster never logged in")
+
+
+def _course_close(ledger: Ledger, args) -> None:
+    ledger.close_project(args.name, reason=args.reason, who=args.who)
+    print(f"{args.name} is closed: no new sessions ({args.reason}); the reconciler drops its Slurm limit to what "
+          "was used, and the budget watch stops running sessions after its grace")  # fmt: skip
+
+
+COMMANDS = {
+    "course create": _course_create,
+    "course roster": _course_roster,
+    "course report": _course_report,
+    "course close": _course_close,
+}
+
+
+def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
+    course = subparsers.add_parser("course", help="courses: a project with per-student caps and rules")
+    course.error = lambda message: course.exit(2, f"{course.prog}: {message}\n")  # one line, like the others
+    course_sub = course.add_subparsers(**subcommands)
+    create = leaf(course_sub, "create", "course create", help="a course: project, budget, period and rules")
+    create.add_argument("name", metavar="NAME", help="2-40 characters: a-z, 0-9 and '-', starting with a letter")
+    create.add_argument("--account", required=True, help="the course's Slurm account")
+    create.add_argument("--start", required=True, metavar="DATE", help="first day of the term (YYYY-MM-DD)")
+    create.add_argument("--end", required=True, metavar="DATE", help="last day of the term, inclusive (YYYY-MM-DD)")
+    create.add_argument("--gpu-hours", required=True, metavar="H", help="the course's budget in weighted GPU-hours")
+    create.add_argument("--per-student", required=True, metavar="H", help="each student's cap in GPU-hours, e.g. 5")
+    create.add_argument("--gpu-types", metavar="T,T", help="GPU types students may use, e.g. a100 (default: any)")
+    create.add_argument("--max-gpus", metavar="N", help="GPUs per student session, 1-64 (default: no limit)")
+    create.add_argument("--max-hours", metavar="H", help="hours per student session, multiple of 0.25 (default: none)")
+    create.add_argument("--max-sessions", metavar="N", help="sessions at once per student, 1-100 (default: none)")
+    create.add_argument("--reservation", metavar="RES", help="the Slurm reservation of the lab hours")
+    roster = leaf(course_sub, "roster", "course roster", help="add principals from a CSV (pending until they log in)")
+    roster.add_argument("name", metavar="NAME")
+    roster.add_argument(
+        "--csv", required=True, metavar="FILE",
+        help="rows of principal[,role] (role student, ta or instructor; default student); a header row "
+        "'principal,role' is optional. Any bad row: every one is reported and nothing is imported",
+    )  # fmt: skip
+    report = leaf(course_sub, "report", "course report", help="per member: sessions, GPU-hours, cap, extensions")
+    report.add_argument("name", metavar="NAME")
+    report.add_argument("--csv", action="store_true", help="CSV with a header line")
+    close = leaf(course_sub, "close", "course close", help="close the course: no new sessions")
+    close.add_argument("name", metavar="NAME")
+    close.add_argument("--reason", default="the term has ended", metavar="TEXT", help="shown to its users")

@@ -1,0 +1,214 @@
+"""Courses in the ledger: mixed into ``Ledger`` (uses ``_read``/``_write``/``_project``).
+
+``create_course`` makes the project (kind course, with its period and budget) and its rules
+in one transaction; ``import_roster`` records principals (pending members) all or nothing;
+``join_roster`` turns a principal's pending entries into memberships at their login;
+``course_report`` is the instructor's final report. The admission reads the rules through
+``_course_rules_and_role`` inside its own locked transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from sqlalchemy import func, select
+
+from . import arithmetic as arith
+from .courses import PRINCIPAL_RE, CourseRules, RosterRow
+from .errors import LedgerInputError, NotFound
+from .models import CapEntry, CourseRule, Member, PortalSession, Project, RosterEntry
+from .types import ProjectInfo, ProjectKind, Role, SessionState, check_text, check_user
+
+
+@dataclass(frozen=True)
+class RosterImport:
+    added: tuple[str, ...]  # principals now pending
+    unchanged: tuple[str, ...]  # already on the roster with that role
+
+
+@dataclass(frozen=True)
+class ReportRow:
+    user: str
+    role: str
+    sessions: int
+    used_mgs: int  # effective charges plus running sessions' cost so far
+    cap_mgs: int | None
+    extensions: int  # cap entries after the first one
+
+
+def rules_of(row: CourseRule) -> CourseRules:
+    return CourseRules(
+        per_student_mgs=row.per_student_mgs, gpu_types=tuple(t for t in row.gpu_types.split(",") if t),
+        max_gpus=row.max_gpus, max_seconds=row.max_seconds, max_sessions=row.max_sessions, reservation=row.reservation,
+    )  # fmt: skip
+
+
+class CourseRecords:
+    def create_course(
+        self,
+        name: str,
+        *,
+        account: str,
+        start: date | str,
+        end: date | str,
+        gpu_hours: object,
+        rules: CourseRules,
+        who: str,
+        now: datetime | None = None,
+    ) -> ProjectInfo:
+        """A course: a project of kind course over [start, end] with its budget, and its rules."""
+        if start is None:
+            raise LedgerInputError("start", "a course needs a start date")
+        if end is None:
+            raise LedgerInputError("end", "a course needs an end date")
+        now = self._now(now)
+        with self._write() as session:
+            info = self._insert_project(
+                session, name, account=account, kind=ProjectKind.COURSE, gpu_hours=gpu_hours, who=who,
+                start=start, end=end, now=now,
+            )  # fmt: skip
+            project_id = session.scalars(select(Project.id).where(Project.name == name)).one()
+            session.add(CourseRule(
+                project_id=project_id, per_student_mgs=rules.per_student_mgs, gpu_types=",".join(rules.gpu_types),
+                max_gpus=rules.max_gpus, max_seconds=rules.max_seconds, max_sessions=rules.max_sessions,
+                reservation=rules.reservation, updated_at=now, updated_by=check_text(who, "who"),
+            ))  # fmt: skip
+            return info
+
+    def course_rules(self, name: str) -> CourseRules | None:
+        """The course's rules; None for a project that is not a course."""
+        with self._read() as session:
+            project = self._project(session, name)
+            row = session.get(CourseRule, project.id)
+            return None if row is None else rules_of(row)
+
+    def _course_rules_and_role(self, session, project: Project, user: str) -> tuple[CourseRules | None, Role | None]:
+        """Inside a transaction: the course's rules and the user's active role (one statement)."""
+        role = (
+            select(Member.role)
+            .where(Member.project_id == project.id, Member.user == user, Member.active.is_(True))
+            .scalar_subquery()
+        )
+        found = session.execute(select(CourseRule, role).where(CourseRule.project_id == project.id)).first()
+        if found is None:
+            return None, None
+        return rules_of(found[0]), found[1]
+
+    def _default_student_cap(self, session, project: Project) -> int | None:
+        row = session.get(CourseRule, project.id) if project.kind is ProjectKind.COURSE else None
+        return None if row is None else row.per_student_mgs
+
+    # --- the roster -------------------------------------------------------------------------------
+
+    def import_roster(self, name: str, rows: list[RosterRow], *, who: str, now: datetime | None = None) -> RosterImport:
+        """Put principals on the course's roster (pending until they log in), all or nothing.
+
+        A principal already on the roster with another role is an error (nothing imported):
+        change a member's role by removing and adding them. Importing the same file again
+        changes nothing."""
+        who = check_text(who, "who")
+        now = self._now(now)
+        added, unchanged = [], []
+        with self._write() as session:
+            project = self._project(session, name, lock=True)
+            if project.kind is not ProjectKind.COURSE:
+                raise LedgerInputError("project", f"{name} is a {project.kind.value} project, not a course")
+            existing = {
+                entry.principal: entry
+                for entry in session.scalars(select(RosterEntry).where(RosterEntry.project_id == project.id))
+            }
+            conflicts = [
+                f"line {row.line}: {row.principal} is on the roster as {existing[row.principal].role.value}, "
+                f"not {row.role.value}"
+                for row in rows
+                if row.principal in existing and existing[row.principal].role is not row.role
+            ]
+            if conflicts:
+                raise LedgerInputError("csv", "; ".join(conflicts[:20]))
+            for row in rows:
+                if row.principal in existing:
+                    unchanged.append(row.principal)
+                    continue
+                session.add(RosterEntry(
+                    project_id=project.id, principal=row.principal, role=row.role, added_at=now, added_by=who,
+                ))  # fmt: skip
+                added.append(row.principal)
+        return RosterImport(tuple(added), tuple(unchanged))
+
+    def roster(self, name: str) -> list[tuple[str, str, str | None]]:
+        """(principal, role, user or None while pending), in the order they were added."""
+        with self._read() as session:
+            project = self._project(session, name)
+            rows = session.execute(
+                select(RosterEntry.principal, RosterEntry.role, RosterEntry.user)
+                .where(RosterEntry.project_id == project.id)
+                .order_by(RosterEntry.id)
+            ).all()
+        return [(principal, role.value, user) for principal, role, user in rows]
+
+    def join_roster(self, principal: str, user: str, *, now: datetime | None = None) -> list[tuple[str, str]]:
+        """At a login of ``principal`` (mapped to Unix ``user``): each pending roster entry of
+        an active course becomes a membership (students get the course's per-student cap).
+        Returns (course, role) of what was joined. Idempotent."""
+        principal = principal.lower()
+        if not PRINCIPAL_RE.fullmatch(principal):
+            raise LedgerInputError("principal", f"{principal!r} is not a principal like name@uni.example")
+        check_user(user)
+        now = self._now(now)
+        with self._read() as session:
+            pending = session.execute(
+                select(Project.name).join(RosterEntry, RosterEntry.project_id == Project.id)
+                .where(RosterEntry.principal == principal, RosterEntry.user.is_(None))
+            ).scalars().all()  # fmt: skip
+        joined = []
+        for course in pending:
+            with self._write() as session:
+                project = self._project(session, course, lock=True)
+                entry = session.scalars(
+                    select(RosterEntry).where(RosterEntry.project_id == project.id, RosterEntry.principal == principal)
+                ).one()
+                if entry.user is not None:
+                    continue  # another login joined it meanwhile
+                entry.user, entry.joined_at = user, now
+                if self._member(session, project, user) is None:
+                    session.add(Member(
+                        project_id=project.id, user=user, role=entry.role, active=True, added_at=now,
+                        added_by=f"roster of {course}",
+                    ))  # fmt: skip
+                    cap = self._default_student_cap(session, project) if entry.role is Role.STUDENT else None
+                    if cap is not None:
+                        session.add(CapEntry(
+                            project_id=project.id, user=user, cap_mgs=cap, reason="course per-student cap",
+                            set_by=f"roster of {course}", set_at=now,
+                        ))  # fmt: skip
+                joined.append((course, entry.role.value))
+        return joined
+
+    # --- the report ----------------------------------------------------------------------------------
+
+    def course_report(self, name: str, now: datetime | None = None) -> list[ReportRow]:
+        """One row per member ever in the course: sessions, GPU-hours used, cap, extensions."""
+        now = self._now(now)
+        usage = self.figures(name, now, every_member=True)
+        with self._read() as session:
+            project = self._project(session, name)
+            sessions = dict(session.execute(
+                select(PortalSession.user, func.count())
+                .where(PortalSession.project_id == project.id, PortalSession.state != SessionState.REFUSED)
+                .group_by(PortalSession.user)
+            ).all())  # fmt: skip
+            cap_entries = dict(session.execute(
+                select(CapEntry.user, func.count()).where(CapEntry.project_id == project.id).group_by(CapEntry.user)
+            ).all())  # fmt: skip
+        return [
+            ReportRow(
+                user=member.user, role=member.role.value, sessions=sessions.get(member.user, 0),
+                used_mgs=member.used_mgs, cap_mgs=member.cap_mgs, extensions=max(0, cap_entries.get(member.user, 0) - 1),
+            )  # fmt: skip
+            for member in usage.members
+        ]
+
+
+def report_hours(mgs: int | None) -> str:
+    return "" if mgs is None else str(arith.round_gpu_hours(mgs))

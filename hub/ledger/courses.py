@@ -1,0 +1,186 @@
+"""Courses (pure): a course's rules, the check of a student's request against them, and the
+roster CSV.
+
+A course is a project of kind ``course`` plus ``CourseRules``: the per-student cap every
+student gets when added (caps may add up to more than the budget; the budget still bounds
+the total), and limits that bind each student's sessions (GPU types, GPUs per session,
+hours per session, sessions at once). Instructors and TAs are not bound by them. The
+ledger checks the rules inside the atomic admission, so two concurrent spawns of one
+student cannot both pass ``max_sessions``.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from dataclasses import dataclass
+
+from . import arithmetic as arith
+from .errors import LedgerInputError
+from .types import GPU_TYPE_RE, Role
+
+ROSTER_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
+# A principal as the identity provider names it: user@institution.example (no spaces, one @).
+PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
+RESERVATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+MAX_ROSTER_ROWS = 5000
+
+
+@dataclass(frozen=True)
+class CourseRules:
+    """What binds a course's students. ``None`` (or an empty ``gpu_types``): no limit."""
+
+    per_student_mgs: int
+    gpu_types: tuple[str, ...] = ()
+    max_gpus: int | None = None
+    max_seconds: int | None = None
+    max_sessions: int | None = None
+    reservation: str | None = None
+
+    def describe(self) -> list[str]:
+        """The rules in words, one per line (the CLI, the form's help)."""
+        lines = [f"each student's cap: {arith.format_gpu_hours(self.per_student_mgs)} GPU-h"]
+        if self.gpu_types:
+            lines.append(f"GPU types: {', '.join(self.gpu_types)}")
+        if self.max_gpus is not None:
+            lines.append(f"at most {self.max_gpus} GPU{'s' if self.max_gpus != 1 else ''} per session")
+        if self.max_seconds is not None:
+            lines.append(f"at most {arith.format_hours(self.max_seconds)} h per session")
+        if self.max_sessions is not None:
+            lines.append(f"at most {self.max_sessions} session{'s' if self.max_sessions != 1 else ''} at once")
+        if self.reservation:
+            lines.append(f"lab hours: Slurm reservation {self.reservation}")
+        return lines
+
+
+def make_rules(
+    *,
+    per_student: object,
+    gpu_types: str | tuple[str, ...] | list[str] | None = None,
+    max_gpus: object = None,
+    max_hours: object = None,
+    max_sessions: object = None,
+    reservation: str | None = None,
+) -> CourseRules:
+    """Validated rules from what an admin typed (the field names are the CLI's options)."""
+    per_student_mgs = arith.gpu_hours_to_mgs(per_student, "per_student")
+    if per_student_mgs <= 0:
+        raise LedgerInputError("per_student", "must be more than 0 GPU-hours")
+    if isinstance(gpu_types, str):
+        gpu_types = tuple(t.strip() for t in gpu_types.split(",") if t.strip())
+    types = tuple(gpu_types or ())
+    for gpu_type in types:
+        if not GPU_TYPE_RE.fullmatch(gpu_type):
+            raise LedgerInputError("gpu_types", f"{gpu_type!r} is not a GPU type name (lower-case letters, digits, '-', '_')")
+    if len(set(types)) != len(types):
+        raise LedgerInputError("gpu_types", "lists a GPU type twice")
+
+    def whole(value: object, field: str, low: int, high: int) -> int | None:
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, str) and value.isdigit()):
+            raise LedgerInputError(field, f"must be a whole number from {low} to {high}, got {value!r}")
+        number = int(value)
+        if not low <= number <= high:
+            raise LedgerInputError(field, f"must be from {low} to {high}, got {number}")
+        return number
+
+    max_seconds = None if max_hours is None else arith.hours_to_seconds(max_hours, "max_hours")
+    if reservation is not None and not RESERVATION_RE.fullmatch(reservation):
+        raise LedgerInputError("reservation", f"{reservation!r} is not a Slurm reservation name (letters, digits, '_', '.', '-')")
+    return CourseRules(
+        per_student_mgs=per_student_mgs, gpu_types=types, max_gpus=whole(max_gpus, "max_gpus", 1, 64),
+        max_seconds=max_seconds, max_sessions=whole(max_sessions, "max_sessions", 1, 100), reservation=reservation,
+    )  # fmt: skip
+
+
+def course_refusal(
+    course: str,
+    rules: CourseRules,
+    *,
+    gpu_type: str | None,
+    gpus: int,
+    total_seconds: int,
+    sessions_held: int | None,
+) -> str | None:
+    """Why a student's request breaks a course rule (the message names the rule), or None.
+
+    ``total_seconds`` is the session's whole reservation (for an extension: with the added
+    hours); ``sessions_held`` the student's admitted or running sessions in the course
+    before this one (None: an extension, which starts no session)."""
+    if rules.gpu_types and gpus and gpu_type not in rules.gpu_types:
+        allowed = " or ".join(rules.gpu_types)
+        return f"{course} allows students only {allowed} GPUs (course rule gpu-types); this request asks for {gpu_type}."
+    if rules.max_gpus is not None and gpus > rules.max_gpus:
+        return (
+            f"{course} allows students at most {rules.max_gpus} GPU{'s' if rules.max_gpus != 1 else ''} per session "
+            f"(course rule max-gpus); this request asks for {gpus}."
+        )
+    if rules.max_seconds is not None and total_seconds > rules.max_seconds:
+        return (
+            f"{course} allows students at most {arith.format_hours(rules.max_seconds)} h per session "
+            f"(course rule max-hours); this session would reserve {arith.format_hours(total_seconds)} h."
+        )
+    if rules.max_sessions is not None and sessions_held is not None and sessions_held >= rules.max_sessions:
+        plural = "s" if rules.max_sessions != 1 else ""
+        return (
+            f"{course} allows students at most {rules.max_sessions} session{plural} at once (course rule "
+            f"max-sessions); you have {sessions_held} running or starting. Stop one first."
+        )
+    return None
+
+
+# --- the roster CSV --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RosterRow:
+    line: int
+    principal: str
+    role: Role
+
+
+@dataclass(frozen=True)
+class RosterProblem:
+    line: int
+    problem: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.problem}"
+
+
+def parse_roster_csv(text: str) -> tuple[list[RosterRow], list[RosterProblem]]:
+    """Rows of ``principal[,role]`` (a header row ``principal,role`` is optional; role
+    defaults to student). Every bad row is reported; the caller imports nothing if any is."""
+    rows: list[RosterRow] = []
+    problems: list[RosterProblem] = []
+    seen: dict[str, int] = {}
+    reader = csv.reader(io.StringIO(text))
+    roles = {role.value: role for role in ROSTER_ROLES}
+    for line, fields in enumerate(reader, start=1):
+        fields = [f.strip() for f in fields]
+        if not any(fields) or fields[0].startswith("#"):
+            continue
+        if line == 1 and fields[0].lower() == "principal":
+            continue
+        if len(rows) + len(problems) >= MAX_ROSTER_ROWS:
+            problems.append(RosterProblem(line, f"more than {MAX_ROSTER_ROWS} rows"))
+            break
+        if len(fields) > 2:
+            problems.append(RosterProblem(line, f"expected principal[,role], got {len(fields)} fields"))
+            continue
+        principal = fields[0].lower()
+        role_text = (fields[1] if len(fields) > 1 and fields[1] else "student").lower()
+        if not PRINCIPAL_RE.fullmatch(principal):
+            problems.append(RosterProblem(line, f"{fields[0][:80]!r} is not a principal like name@uni.example"))
+            continue
+        if role_text not in roles:
+            problems.append(RosterProblem(line, f"role {role_text[:40]!r} is not one of {', '.join(roles)}"))
+            continue
+        if principal in seen:
+            problems.append(RosterProblem(line, f"{principal} is listed twice (first on line {seen[principal]})"))
+            continue
+        seen[principal] = line
+        rows.append(RosterRow(line, principal, roles[role_text]))
+    return rows, problems

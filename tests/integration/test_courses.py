@@ -1,0 +1,38 @@
+"""Courses through the real hub (issue 7): the course's rules bind a student's spawn, and a
+principal on the roster becomes a member at the first login."""
+
+from __future__ import annotations
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def test_a_students_spawn_breaking_a_course_rule_is_403_naming_the_rule_and_submits_nothing(portal):
+    before = set(portal.jobs())
+    for options, rule in (
+        ({"project": "cs101", "gpu_type": "a100", "gpus": 2, "hours": 1}, "max-gpus"),
+        ({"project": "cs101", "gpu_type": "h200", "gpus": 1, "hours": 1}, "gpu-types"),
+        ({"project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 3}, "max-hours"),
+    ):
+        response = portal.session().post(portal.spawn_path("carol"), json={"user_options": options}, timeout=120)
+        assert response.status_code == 403, response.text
+        assert f"(course rule {rule})" in response.json()["message"]
+    assert set(portal.jobs()) == before
+    assert portal.usage("cs101")["held_gpu_hours"] == 0
+
+
+def test_a_principal_on_the_roster_becomes_a_member_at_the_first_login(portal, tmp_path):
+    roster = tmp_path / "roster.csv"
+    roster.write_text("principal,role\nadmin@uni.example,ta\n")  # admin: a Unix user in no course yet
+    portal.ledger_cli("course", "roster", "cs101", "--csv", str(roster))
+    try:
+        assert "admin" not in {m["user"] for m in portal.usage("cs101")["members"]}
+        _session, response = portal.login("admin@uni.example", "admin-demo")
+        assert response.status_code == 200, response.url
+        members = {m["user"]: m for m in portal.usage("cs101")["members"]}
+        assert members["admin"]["role"] == "ta"
+        report = portal.ledger_cli("course", "report", "cs101").stdout
+        assert "30 on the roster never logged in" in report  # the demo's 30 pending principals
+    finally:
+        portal.ledger_cli("member", "remove", "cs101", "admin")

@@ -1,0 +1,220 @@
+"""Courses (issue 7): rules, their checks inside the admission, the roster CSV, joining at
+login, the report. Runs on SQLite here and on PostgreSQL in tests/integration."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+
+import pytest
+
+from hub.ledger import BudgetRefused, Ledger, LedgerInputError, upgrade
+from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
+from hub.ledger.courses import CourseRules, course_refusal, make_rules, parse_roster_csv
+from hub.ledger.types import ProjectKind, Role
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+RULES = CourseRules(per_student_mgs=5 * H, gpu_types=("a100",), max_gpus=1, max_seconds=2 * 3600, max_sessions=1)
+
+
+# --- the rules (pure) --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "field"),
+    [
+        pytest.param({"per_student": 0}, "per_student", id="per-student-zero"),
+        pytest.param({"per_student": "x"}, "per_student", id="per-student-text"),
+        pytest.param({"per_student": 5, "gpu_types": "a100,A100;rm"}, "gpu_types", id="gpu-type-shell"),
+        pytest.param({"per_student": 5, "gpu_types": "a100,a100"}, "gpu_types", id="gpu-type-twice"),
+        pytest.param({"per_student": 5, "max_gpus": 0}, "max_gpus", id="max-gpus-zero"),
+        pytest.param({"per_student": 5, "max_gpus": "2.5"}, "max_gpus", id="max-gpus-fraction"),
+        pytest.param({"per_student": 5, "max_hours": "0.1"}, "max_hours", id="max-hours-not-quarter"),
+        pytest.param({"per_student": 5, "max_sessions": 101}, "max_sessions", id="max-sessions-high"),
+        pytest.param({"per_student": 5, "reservation": "lab hour"}, "reservation", id="reservation-space"),
+    ],
+)
+def test_bad_rules_name_the_field(kwargs: dict, field: str) -> None:
+    with pytest.raises(LedgerInputError) as caught:
+        make_rules(**kwargs)
+    assert caught.value.field == field
+
+
+def test_rules_from_what_an_admin_typed() -> None:
+    rules = make_rules(per_student="5", gpu_types="a100, h200", max_gpus="1", max_hours="2", max_sessions=1, reservation="cs101-lab")
+    assert rules == CourseRules(5 * H, ("a100", "h200"), 1, 7200, 1, "cs101-lab")
+    assert rules.describe()[0] == "each student's cap: 5.0 GPU-h"
+
+
+@pytest.mark.parametrize(
+    ("request_", "expected"),
+    [
+        pytest.param(("a100", 1, 3600, 0), None, id="within-every-rule"),
+        pytest.param(
+            ("h200", 1, 3600, 0),
+            "cs101 allows students only a100 GPUs (course rule gpu-types); this request asks for h200.",
+            id="gpu-type",
+        ),
+        pytest.param(
+            ("a100", 2, 3600, 0),
+            "cs101 allows students at most 1 GPU per session (course rule max-gpus); this request asks for 2.",
+            id="max-gpus",
+        ),
+        pytest.param(
+            ("a100", 1, 3 * 3600, 0),
+            "cs101 allows students at most 2 h per session (course rule max-hours); this session would reserve 3 h.",
+            id="max-hours",
+        ),
+        pytest.param(
+            ("a100", 1, 3600, 1),
+            "cs101 allows students at most 1 session at once (course rule max-sessions); you have 1 running or "
+            "starting. Stop one first.",
+            id="max-sessions",
+        ),
+        pytest.param(("a100", 1, 3600, None), None, id="an-extension-starts-no-session"),
+        pytest.param((None, 0, 3600, 0), None, id="cpu-only"),
+    ],
+)
+def test_course_refusal_names_the_rule(request_: tuple, expected: str | None) -> None:
+    gpu_type, gpus, seconds, held = request_
+    assert course_refusal("cs101", RULES, gpu_type=gpu_type, gpus=gpus, total_seconds=seconds, sessions_held=held) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "principals", "problems"),
+    [
+        pytest.param("principal,role\nann@uni.example,student\nben@uni.example,ta\n", ["ann@uni.example", "ben@uni.example"], [], id="header-and-roles"),
+        pytest.param("Ann@Uni.Example\n\n# comment\n", ["ann@uni.example"], [], id="default-student-lowercased"),
+        pytest.param(
+            "ann@uni.example\nnot a principal\nben@uni.example,professor\nann@uni.example,student\nc@u.example,ta,x\n",
+            ["ann@uni.example"],
+            [
+                "line 2: 'not a principal' is not a principal like name@uni.example",
+                "line 3: role 'professor' is not one of student, ta, instructor",
+                "line 4: ann@uni.example is listed twice (first on line 1)",
+                "line 5: expected principal[,role], got 3 fields",
+            ],
+            id="every-bad-row-reported",
+        ),
+        pytest.param("$(reboot)@uni.example\n", [], ["line 1: '$(reboot)@uni.example' is not a principal like name@uni.example"], id="shell"),
+    ],
+)
+def test_roster_csv(text: str, principals: list[str], problems: list[str]) -> None:
+    rows, found = parse_roster_csv(text)
+    assert [row.principal for row in rows] == principals
+    assert [str(problem) for problem in found] == problems
+
+
+# --- in the ledger ------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def courses(ledger_url: str) -> Ledger:
+    upgrade(ledger_url)
+    with Ledger(ledger_url) as ledger:
+        ledger.create_course(
+            "cs101", account="cs101", start="2026-01-01", end="2026-06-30", gpu_hours=50, rules=RULES, who="admin", now=NOW
+        )
+        ledger.add_member("cs101", "dave", role="instructor", who="admin", now=NOW)
+        ledger.add_member("cs101", "carol", role="student", who="admin", now=NOW)
+        yield ledger
+
+
+def test_a_course_is_a_project_with_rules_and_students_get_the_per_student_cap(courses: Ledger) -> None:
+    assert courses.project("cs101").kind is ProjectKind.COURSE
+    assert courses.course_rules("cs101") == RULES
+    carol = next(m for m in courses.usage("cs101", now=NOW)["members"] if m["user"] == "carol")
+    assert carol["cap_gpu_hours"] == 5.0
+    dave = next(m for m in courses.usage("cs101", now=NOW)["members"] if m["user"] == "dave")
+    assert dave["cap_gpu_hours"] is None
+
+
+def test_rules_bind_students_in_the_admission_not_instructors(courses: Ledger) -> None:
+    with pytest.raises(BudgetRefused) as caught:
+        courses.admit("cs101", "carol", "", "a100", 2, 1, now=NOW)
+    assert caught.value.message.startswith("cs101 allows students at most 1 GPU per session (course rule max-gpus)")
+    preview = courses.preview("cs101", "carol", "h200", 1, 1, now=NOW)
+    assert not preview.allowed and "course rule gpu-types" in preview.message
+    assert preview.project_left_mgs == 50 * H  # the figures are there for the form
+    courses.admit("cs101", "dave", "", "h200", 2, 3, now=NOW)  # the instructor is not bound
+
+
+def test_an_extension_past_max_hours_is_refused(courses: Ledger) -> None:
+    session_id = courses.admit("cs101", "carol", "", "a100", 1, "1.5", now=NOW)
+    with pytest.raises(BudgetRefused) as caught:
+        courses.extend(session_id, 1, now=NOW)
+    assert "course rule max-hours); this session would reserve 2.5 h" in caught.value.message
+    assert courses.extend(session_id, "0.5", now=NOW).allowed
+
+
+def test_two_concurrent_spawns_of_one_student_start_exactly_one(courses: Ledger, ledger_url: str) -> None:
+    start_line = threading.Barrier(2)
+
+    def spawn(server: str) -> bool:
+        with Ledger(ledger_url) as ledger:
+            start_line.wait(timeout=30)
+            try:
+                ledger.admit("cs101", "carol", server, "a100", 1, 1, now=NOW)
+                return True
+            except BudgetRefused as refused:
+                assert "course rule max-sessions" in refused.message
+                return False
+
+    with ThreadPoolExecutor(2) as pool:
+        outcomes = list(pool.map(spawn, ["one", "two"]))
+    assert sorted(outcomes) == [False, True]
+    assert courses.usage("cs101", now=NOW)["held_gpu_hours"] == 0.5  # 1 x a100 x 1 h
+
+
+def test_after_the_term_the_closed_reason_comes_first(courses: Ledger) -> None:
+    later = datetime(2026, 7, 1, 9, 0, tzinfo=timezone.utc)
+    refused = courses.preview("cs101", "carol", "h200", 4, 8, now=later)
+    assert not refused.allowed and "course rule" not in refused.message and "2026-06-30" in refused.message
+
+
+def test_roster_import_is_all_or_nothing_and_idempotent(courses: Ledger) -> None:
+    rows, problems = parse_roster_csv("ann@uni.example\nben@uni.example,ta\n")
+    assert not problems
+    first = courses.import_roster("cs101", rows, who="dave", now=NOW)
+    assert first.added == ("ann@uni.example", "ben@uni.example") and first.unchanged == ()
+    again = courses.import_roster("cs101", rows, who="dave", now=NOW)
+    assert again.added == () and again.unchanged == ("ann@uni.example", "ben@uni.example")
+    conflicting, _ = parse_roster_csv("cid@uni.example\nann@uni.example,ta\n")
+    with pytest.raises(LedgerInputError) as caught:
+        courses.import_roster("cs101", conflicting, who="dave", now=NOW)
+    assert "line 2: ann@uni.example is on the roster as student, not ta" in str(caught.value)
+    assert [p for p, _role, _user in courses.roster("cs101")] == ["ann@uni.example", "ben@uni.example"]  # no cid
+
+
+def test_a_research_project_has_no_roster(courses: Ledger) -> None:
+    courses.create_project("lab", account="lab", kind="research", gpu_hours=1, who="admin", now=NOW)
+    with pytest.raises(LedgerInputError) as caught:
+        courses.import_roster("lab", parse_roster_csv("ann@uni.example")[0], who="admin", now=NOW)
+    assert caught.value.field == "project"
+
+
+def test_joining_at_login_makes_the_member_once(courses: Ledger) -> None:
+    courses.import_roster("cs101", parse_roster_csv("Ann@uni.example\nben@uni.example,ta\n")[0], who="dave", now=NOW)
+    assert courses.join_roster("ann@uni.example", "ann", now=NOW) == [("cs101", "student")]
+    assert courses.join_roster("ann@uni.example", "ann", now=NOW) == []
+    members = {m["user"]: m for m in courses.usage("cs101", now=NOW)["members"]}
+    assert members["ann"]["role"] == "student" and members["ann"]["cap_gpu_hours"] == 5.0
+    assert "ben" not in members
+    assert ("ann@uni.example", "student", "ann") in courses.roster("cs101")
+    assert ("ben@uni.example", "ta", None) in courses.roster("cs101")
+
+
+def test_the_report_lists_every_member_ever(courses: Ledger) -> None:
+    session_id = courses.admit("cs101", "carol", "", "a100", 1, 1, now=NOW)
+    courses.record_job_id(session_id, "4711")
+    courses.session_started(session_id, NOW)
+    courses.session_ended(session_id, NOW, 1800)
+    courses.set_cap("cs101", "carol", 7, reason="extension for the project", who="dave", now=NOW)
+    courses.remove_member("cs101", "carol", who="dave", now=NOW)
+    report = {row.user: row for row in courses.course_report("cs101", now=NOW)}
+    assert report["carol"].sessions == 1 and report["carol"].extensions == 1
+    assert report["carol"].used_mgs == H // 4  # 0.5 h x a100 (0.5)
+    assert report["dave"].role == Role.INSTRUCTOR.value and report["dave"].sessions == 0
