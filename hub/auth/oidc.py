@@ -132,6 +132,13 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         help="Where a user without a cluster account applies for one (shown on the page). Default ''. "
         "Example: 'https://hpc.uni.example/apply'.",
     ).tag(config=True)
+    course_group_roles = Dict(
+        {"{course}-students": "student", "{course}-tas": "ta", "{course}-instructors": "instructor"},
+        help="IdP group patterns that make a user a member of a course at login (and at the refresh before "
+        "a spawn), with the role each gives; '{course}' is the course's name. A membership a group gave ends "
+        "when the group is gone. Default {'{course}-students': 'student', '{course}-tas': 'ta', "
+        "'{course}-instructors': 'instructor'}; {} turns it off.",
+    ).tag(config=True)
 
     @default("login_service")
     def _login_service_default(self) -> str:
@@ -219,12 +226,13 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         auth_model["auth_state"] = auth_state
         if isinstance(principal, str) and self.cluster_account_exists(account):
             # the Unix account is enough: the reconciler makes the Slurm association of a new member
-            await self.join_course_rosters(principal, account)
+            await self.sync_course_memberships(principal, account, await self.get_user_groups(auth_state))
         return auth_model
 
-    async def join_course_rosters(self, principal: str, account: str) -> None:
-        """A principal on a course's roster (CSV upload) becomes a member at their first login.
-        A ledger failure is logged and never blocks the login (the next login joins)."""
+    async def sync_course_memberships(self, principal: str, account: str, groups: set[str]) -> None:
+        """Course memberships from the login: a principal on a course's roster (CSV upload)
+        joins it; the IdP groups (``course_group_roles``) add and end memberships. A ledger
+        failure is logged and never blocks the login (the next login or refresh catches up)."""
         from hub.ledger import LedgerError  # noqa: PLC0415
         from hub.ledger.runtime import ledger_from_config  # noqa: PLC0415
 
@@ -233,11 +241,14 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
             return
         try:
             joined = await asyncio.to_thread(ledger.join_roster, principal, account)
+            changes = [f"{account} joined {course} as {role} (on its roster)" for course, role in joined]
+            if self.course_group_roles:
+                changes += await asyncio.to_thread(ledger.sync_course_groups, account, groups, self.course_group_roles)
         except (LedgerError, SQLAlchemyError) as exc:
-            self.log.warning("could not join the course rosters of %s: %s", account, exc)
+            self.log.warning("could not update the course memberships of %s: %s", account, exc)
             return
-        for course, role in joined:
-            self.log.info("%s joined %s as %s (on its roster)", account, course, role)
+        for change in changes:
+            self.log.info("%s", change)
 
     async def get_user_groups(self, auth_state: dict) -> set[str]:
         groups = super().get_user_groups(auth_state)

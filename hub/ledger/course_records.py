@@ -9,6 +9,7 @@ in one transaction; ``import_roster`` records principals (pending members) all o
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -18,7 +19,10 @@ from . import arithmetic as arith
 from .courses import PRINCIPAL_RE, CourseRules, RosterRow
 from .errors import LedgerInputError, NotFound
 from .models import CapEntry, CourseRule, Member, PortalSession, Project, RosterEntry
-from .types import ProjectInfo, ProjectKind, Role, SessionState, check_text, check_user
+from .types import ProjectInfo, ProjectKind, ProjectState, Role, SessionState, check_enum, check_text, check_user
+
+GROUP_SOURCE = "IdP group "  # added_by of a membership a group gave
+_GROUP_ROLE_ORDER = [Role.INSTRUCTOR, Role.TA, Role.STUDENT, Role.PI, Role.MANAGER, Role.MEMBER]
 
 
 @dataclass(frozen=True)
@@ -184,6 +188,46 @@ class CourseRecords:
                         ))  # fmt: skip
                 joined.append((course, entry.role.value))
         return joined
+
+    # --- rosters from the identity provider's groups ------------------------------------------------------
+
+    def sync_course_groups(
+        self, user: str, groups: Collection[str], group_roles: Mapping[str, str], *, now: datetime | None = None
+    ) -> list[str]:
+        """At a login (or a refresh before a spawn): the user's IdP groups decide their
+        memberships in active courses. ``group_roles`` maps a group pattern with ``{course}``
+        (e.g. ``{course}-students``) to a role. A member is added with the highest role a
+        group gives (instructor, ta, student); a membership a group gave ends when no group
+        gives it any more. Memberships added otherwise (an admin, the roster) are left alone.
+        Returns what changed, in words."""
+        check_user(user)
+        roles = {pattern: check_enum(Role, role, "group_roles") for pattern, role in group_roles.items()}
+        now = self._now(now)
+        groups = set(groups)
+        with self._read() as session:
+            courses = session.execute(
+                select(Project.name, Member.role, Member.added_by)
+                .outerjoin(Member, (Member.project_id == Project.id) & (Member.user == user) & Member.active.is_(True))
+                .where(Project.kind == ProjectKind.COURSE, Project.state == ProjectState.ACTIVE)
+            ).all()  # fmt: skip
+        changes = []
+        for course, role, added_by in courses:
+            given = [(pattern.format(course=course), roles[pattern]) for pattern in roles]
+            wanted = [(group, granted) for group, granted in given if group in groups]
+            if role is None and wanted:
+                group, granted = min(wanted, key=lambda pair: _GROUP_ROLE_ORDER.index(pair[1]))
+                try:
+                    self.add_member(course, user, role=granted, who=GROUP_SOURCE + group, now=now)
+                except LedgerInputError:
+                    continue  # added meanwhile (another login)
+                changes.append(f"{user} joined {course} as {granted.value} (IdP group {group})")
+            elif role is not None and not wanted and (added_by or "").startswith(GROUP_SOURCE):
+                try:
+                    self.remove_member(course, user, who=f"{GROUP_SOURCE}{added_by[len(GROUP_SOURCE):]} (left)", now=now)
+                except NotFound:
+                    continue
+                changes.append(f"{user} left {course} (no longer in {added_by[len(GROUP_SOURCE):]})")
+        return changes
 
     # --- the report ----------------------------------------------------------------------------------
 

@@ -218,3 +218,31 @@ def test_the_report_lists_every_member_ever(courses: Ledger) -> None:
     assert report["carol"].sessions == 1 and report["carol"].extensions == 1
     assert report["carol"].used_mgs == H // 4  # 0.5 h x a100 (0.5)
     assert report["dave"].role == Role.INSTRUCTOR.value and report["dave"].sessions == 0
+
+
+GROUP_ROLES = {"{course}-students": "student", "{course}-tas": "ta", "{course}-instructors": "instructor"}
+
+
+def test_idp_groups_add_and_end_course_memberships(courses: Ledger) -> None:
+    assert courses.sync_course_groups("zoe", {"hpc-users", "cs101-students"}, GROUP_ROLES, now=NOW) == [
+        "zoe joined cs101 as student (IdP group cs101-students)"
+    ]
+    assert courses.sync_course_groups("zoe", {"cs101-students"}, GROUP_ROLES, now=NOW) == []  # idempotent
+    zoe = next(m for m in courses.usage("cs101", now=NOW)["members"] if m["user"] == "zoe")
+    assert (zoe["role"], zoe["cap_gpu_hours"]) == ("student", 5.0)
+    assert courses.sync_course_groups("zoe", {"hpc-users"}, GROUP_ROLES, now=NOW) == [
+        "zoe left cs101 (no longer in cs101-students)"
+    ]
+    assert "zoe" not in {m["user"] for m in courses.usage("cs101", now=NOW)["members"]}
+    # the highest role a group gives; a membership an admin made is never ended by groups
+    assert courses.sync_course_groups("yan", {"cs101-students", "cs101-tas"}, GROUP_ROLES, now=NOW) == [
+        "yan joined cs101 as ta (IdP group cs101-tas)"
+    ]
+    assert courses.sync_course_groups("carol", set(), GROUP_ROLES, now=NOW) == []
+    assert "carol" in {m["user"] for m in courses.usage("cs101", now=NOW)["members"]}
+
+
+def test_group_roles_must_be_roles(courses: Ledger) -> None:
+    with pytest.raises(LedgerInputError) as caught:
+        courses.sync_course_groups("zoe", {"cs101-students"}, {"{course}-students": "boss"}, now=NOW)
+    assert caught.value.field == "group_roles"
