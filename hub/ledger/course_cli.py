@@ -1,4 +1,4 @@
-"""``hpchub course create|roster|report|close``: courses on the admin command line.
+"""``hpchub course create|roster|report|lab-hours|close``: courses on the admin command line.
 
 The commands run through ``cli.cmd_ledger`` like the other ledger commands (the same
 database choice, exit codes and one-line errors); ``add_course_parsers`` adds them.
@@ -12,6 +12,7 @@ import sys
 from ..cli import UsageError
 from . import arithmetic as arith
 from .course_records import report_hours
+from .errors import LedgerError
 from .courses import make_rules, parse_roster_csv
 from .store import Ledger
 
@@ -97,11 +98,62 @@ def _course_close(ledger: Ledger, args) -> None:
           "was used, and the budget watch stops running sessions after its grace")  # fmt: skip
 
 
+def _course_lab_hours(ledger: Ledger, args) -> None:
+    """Switch the course's lab hours on (a Slurm reservation from now) or off, or show them."""
+    import asyncio  # noqa: PLC0415
+    import os  # noqa: PLC0415
+    from datetime import datetime, timezone  # noqa: PLC0415
+
+    from spawners.slurm.client import SlurmClient, SlurmCommandError  # noqa: PLC0415
+    from spawners.slurm.reservations import create_reservation, delete_reservation, show_reservation  # noqa: PLC0415
+
+    rules = ledger.course_rules(args.name)
+    if rules is None:
+        raise UsageError(f"NAME: {args.name} is not a course")
+    if not rules.reservation:
+        raise UsageError(f"--reservation: {args.name} has no lab-hours reservation (give one at course create)")
+    if args.on and not args.nodes:
+        raise UsageError("--nodes: which nodes the lab hours reserve, e.g. gpu03")
+    account = ledger.project(args.name).slurm_account
+    client = SlurmClient(slurm_conf=args.slurm_conf or os.environ.get("SLURM_CONF") or None)
+
+    async def act() -> str:
+        if args.on:
+            nodes = [node.strip() for node in args.nodes.split(",") if node.strip()]
+            if await show_reservation(client, rules.reservation) is not None:
+                raise UsageError(f"--on: reservation {rules.reservation} exists already; --off first")
+            await create_reservation(client, rules.reservation, minutes=args.minutes, nodes=nodes, accounts=[account])
+        elif args.off:
+            if not await delete_reservation(client, rules.reservation):
+                return f"{args.name}: lab hours were not on (no reservation {rules.reservation})"
+            return f"{args.name}: lab hours off (reservation {rules.reservation} deleted)"
+        found = await show_reservation(client, rules.reservation)
+        if found is None:
+            return f"{args.name}: lab hours off (no reservation {rules.reservation})"
+        state = "on" if found.active_at(datetime.now(timezone.utc)) else "not active now"
+        return (f"{args.name}: lab hours {state}: reservation {found.name} on {found.nodes}, "
+                f"{found.start:%Y-%m-%d %H:%M} to {found.end:%Y-%m-%d %H:%M %Z}")  # fmt: skip
+
+    try:
+        print(asyncio.run(act()))
+    except ValueError as exc:
+        raise UsageError(f"--nodes: {exc}") from None
+    except SlurmCommandError as exc:
+        denied = any(word in exc.stderr.lower() for word in ("access denied", "permission", "not authorized"))
+        hint = " (creating or deleting a reservation needs a Slurm operator)" if denied else ""
+        raise LabHoursFailed(exc.summary + hint) from None
+
+
+class LabHoursFailed(LedgerError):
+    """Slurm refused: one line, exit 1 (``cli.cmd_ledger``)."""
+
+
 COMMANDS = {
     "course create": _course_create,
     "course roster": _course_roster,
     "course report": _course_report,
     "course close": _course_close,
+    "course lab-hours": _course_lab_hours,
 }
 
 
@@ -131,6 +183,14 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     report = leaf(course_sub, "report", "course report", help="per member: sessions, GPU-hours, cap, extensions")
     report.add_argument("name", metavar="NAME")
     report.add_argument("--csv", action="store_true", help="CSV with a header line")
+    lab = leaf(course_sub, "lab-hours", "course lab-hours", help="lab hours: the course's Slurm reservation on or off")
+    lab.add_argument("name", metavar="NAME")
+    switch = lab.add_mutually_exclusive_group()
+    switch.add_argument("--on", action="store_true", help="reserve --nodes for the course from now for --minutes")
+    switch.add_argument("--off", action="store_true", help="end the lab hours (delete the reservation)")
+    lab.add_argument("--minutes", type=int, default=60, metavar="N", help="how long, with --on (default 60)")
+    lab.add_argument("--nodes", metavar="NODE,NODE", help="the nodes to reserve, with --on, e.g. gpu03")
+    lab.add_argument("--slurm-conf", metavar="PATH", help="Slurm's configuration (default $SLURM_CONF)")
     close = leaf(course_sub, "close", "course close", help="close the course: no new sessions")
     close.add_argument("name", metavar="NAME")
     close.add_argument("--reason", default="the term has ended", metavar="TEXT", help="shown to its users")
