@@ -255,6 +255,30 @@ def _database_failure(exc: Exception, shown_url: str) -> int:
     return 1
 
 
+def cmd_db_upgrade(args) -> int:
+    """``hpchub db upgrade``: migrate the ledger's tables to the code's schema (idempotent)."""
+    from alembic.script import ScriptDirectory  # noqa: PLC0415
+
+    from .store import alembic_config, schema_revision  # noqa: PLC0415
+
+    url = args.db_url or _default_url(getattr(args, "config", None))
+    try:
+        shown_url = make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        raise UsageError(f"--db-url: not a database URL: {url!r}") from None
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    try:
+        before = schema_revision(url)
+        upgrade(url)
+    except (NoSuchModuleError, SQLAlchemyError) as exc:
+        return _database_failure(exc, shown_url)
+    if before == head:
+        print(f"{shown_url}: at schema {head} already")
+    else:
+        print(f"{shown_url}: upgraded from {before or 'empty'} to {head}")
+    return 0
+
+
 def cmd_reconcile(args) -> int:
     """``hpchub reconcile``: see hub/ledger/reconcile.py (imported here: it needs the Slurm client)."""
     import asyncio  # noqa: PLC0415
@@ -385,6 +409,11 @@ def add_parsers(subparsers) -> None:
     remove.add_argument("user", metavar="USER")
 
     add_course_parsers(subparsers, leaf, SUBCOMMANDS)
+
+    database = _one_line_errors(subparsers.add_parser("db", help="the ledger's database"))
+    database_sub = database.add_subparsers(**SUBCOMMANDS)
+    db_upgrade = leaf(database_sub, "upgrade", "db upgrade", help="migrate the ledger's tables to this version's schema")
+    db_upgrade.set_defaults(func=cmd_db_upgrade)
 
     usage = leaf(subparsers, "usage", "usage", help="a project's budget, use, holds and members")
     usage.add_argument("name", metavar="NAME")

@@ -268,3 +268,12 @@ def test_course_create_bad_input_names_the_option_and_creates_nothing(hpchub, ch
     assert (code, out) == (2, "") and err.startswith(message) and len(err.splitlines()) == 1
     code, _out, err = hpchub("usage", "cs101")
     assert code == 2 and "unknown project" in err
+
+
+def test_db_upgrade_migrates_once_and_says_so(tmp_path, monkeypatch, capsys) -> None:
+    url = f"sqlite:///{tmp_path / 'fresh.sqlite'}"
+    assert cli.main(["db", "upgrade", "--db-url", url]) == 0
+    first = capsys.readouterr().out
+    assert cli.main(["db", "upgrade", "--db-url", url]) == 0
+    second = capsys.readouterr().out
+    assert "upgraded from empty to " in first and "already" in second

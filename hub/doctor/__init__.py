@@ -1,0 +1,1 @@
+"""``hpchub doctor``: checks of a site (``checks.py`` pure, ``run.py`` gathers the facts)."""

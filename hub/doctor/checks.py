@@ -1,0 +1,243 @@
+"""``hpchub doctor``'s checks (pure): each reads facts gathered from the site and says
+PASS, WARN or FAIL with the detail and, for anything but a pass, the fix.
+
+The facts come from ``gather.py`` (Slurm's own answers, the hub's configuration, the
+files); every check here is a function of them, so the tests can break any of them.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from spawners.slurm.types import ClusterInfo
+
+from ..ledger.arithmetic import ChargeRates
+
+MIN_SLURM = (22, 5)
+REQUIRED_ENFORCE = ("associations", "limits", "safe")
+
+
+class Status(enum.Enum):
+    PASS = "PASS"
+    WARN = "WARN"
+    FAIL = "FAIL"
+
+
+@dataclass(frozen=True)
+class Finding:
+    status: Status
+    name: str
+    detail: str
+    fix: str = ""
+
+    def lines(self) -> list[str]:
+        lines = [f"{self.status.value} {self.name}: {self.detail}"]
+        if self.fix and self.status is not Status.PASS:
+            lines.append(f"     fix: {self.fix}")
+        return lines
+
+    def to_json(self) -> dict:
+        return {"status": self.status.value, "name": self.name, "detail": self.detail, "fix": self.fix or None}
+
+
+def passed(name: str, detail: str) -> Finding:
+    return Finding(Status.PASS, name, detail)
+
+
+def failed(name: str, detail: str, fix: str) -> Finding:
+    return Finding(Status.FAIL, name, detail, fix)
+
+
+def warned(name: str, detail: str, fix: str) -> Finding:
+    return Finding(Status.WARN, name, detail, fix)
+
+
+# --- Slurm ------------------------------------------------------------------------------------------
+
+
+def check_slurm_version(version_text: str | None, error: str = "") -> Finding:
+    """``sinfo --version`` (``slurm-wlm 22.05.8``, ``slurm 23.11.4``)."""
+    if version_text is None:
+        return failed("slurm", f"Slurm does not answer: {error or 'no output'}",
+                      "start slurmctld, or point c.SlurmGPUSpawner.slurm_conf (SLURM_CONF) at the site's slurm.conf")  # fmt: skip
+    found = re.search(r"(\d+)\.(\d+)\.(\d+)", version_text)
+    if not found:
+        return failed("slurm", f"cannot read the version from {version_text.strip()[:80]!r}", "check `sinfo --version`")
+    version = tuple(int(part) for part in found.groups())
+    text = ".".join(found.groups())
+    if version[:2] < MIN_SLURM:
+        return failed("slurm", f"version {text} is older than {MIN_SLURM[0]}.{MIN_SLURM[1]:02d}",
+                      "upgrade Slurm (hpchub is tested with 22.05)")  # fmt: skip
+    return passed("slurm", f"version {text}, the controller answers")
+
+
+def parse_show_config(text: str) -> dict[str, str]:
+    """``scontrol show config``: ``Key = value`` lines."""
+    config = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key.strip() and " " not in key.strip():
+            config[key.strip()] = value.strip()
+    return config
+
+
+def check_accounting(config: Mapping[str, str]) -> Finding:
+    storage = config.get("AccountingStorageType", "")
+    if storage != "accounting_storage/slurmdbd":
+        return failed("accounting", f"AccountingStorageType is {storage or 'unset'!s}, not accounting_storage/slurmdbd",
+                      "run slurmdbd and set AccountingStorageType=accounting_storage/slurmdbd in slurm.conf: "
+                      "final charges come from sacct")  # fmt: skip
+    return passed("accounting", "slurmdbd accounting is on")
+
+
+def check_gpu_tres(config: Mapping[str, str], gpu_types: Sequence[str]) -> Finding:
+    tres = {item.strip() for item in config.get("AccountingStorageTRES", "").split(",") if item.strip()}
+    wanted = ["gres/gpu"] + [f"gres/gpu:{gpu_type}" for gpu_type in gpu_types]
+    missing = [item for item in wanted if item not in tres]
+    if missing:
+        return failed("gpu-tres", f"AccountingStorageTRES lacks {', '.join(missing)}",
+                      f"add them to AccountingStorageTRES in slurm.conf (e.g. {','.join(wanted)}) and restart "
+                      "slurmctld: sacct reports GPUs per type only for listed TRES")  # fmt: skip
+    return passed("gpu-tres", f"sacct counts {', '.join(wanted)}")
+
+
+def check_enforce(config: Mapping[str, str]) -> Finding:
+    enforce = {item.strip() for item in config.get("AccountingStorageEnforce", "").split(",")}
+    missing = [item for item in REQUIRED_ENFORCE if item not in enforce]
+    if missing:
+        return failed("enforce", f"AccountingStorageEnforce lacks {', '.join(missing)}",
+                      "set AccountingStorageEnforce=associations,limits,safe in slurm.conf: without them Slurm "
+                      "lets jobs run past the budget mirror (safe: a job starts only if it can finish in budget)")  # fmt: skip
+    return passed("enforce", "AccountingStorageEnforce has associations, limits and safe")
+
+
+def parse_partition_billing(text: str) -> dict[str, dict[str, str]]:
+    """``scontrol show partition --oneliner`` -> partition -> TRESBillingWeights items."""
+    partitions = {}
+    for line in text.splitlines():
+        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
+        if "PartitionName" not in fields:
+            continue
+        weights = fields.get("TRESBillingWeights", "")
+        items = dict(item.split("=", 1) for item in weights.split(",") if "=" in item)
+        partitions[fields["PartitionName"]] = {key.lower(): value for key, value in items.items()}
+    return partitions
+
+
+def check_billing_weights(billing: Mapping[str, Mapping[str, str]], cluster: ClusterInfo, rates: ChargeRates) -> Finding:
+    """Each GPU partition's TRESBillingWeights for each of its GPU types = weight x units."""
+    problems = []
+    for partition in cluster.partitions.values():
+        weights = billing.get(partition.name, {})
+        for gpu_type in sorted(partition.gpus_per_node):
+            if gpu_type not in rates.weights:
+                problems.append(f"{partition.name} has {gpu_type} GPUs, which c.HPCHubLedger.gpu_weights does not price")
+                continue
+            expected = rates.slurm_billing_weight(gpu_type)
+            found = weights.get(f"gres/gpu:{gpu_type}")
+            if found is None or found.strip() != str(expected):
+                problems.append(f"{partition.name}: GRES/gpu:{gpu_type}={found or 'unset'}, expected {expected}")
+    if problems:
+        return failed("billing-weights", "; ".join(problems),
+                      f"set TRESBillingWeights=\"{rates.tres_billing_weights()}\" on the GPU partitions (weights "
+                      f"x {rates.billing_units_per_weighted_gpu_minute} billing units per weighted GPU-minute), or "
+                      "change c.HPCHubLedger.gpu_weights to match")  # fmt: skip
+    return passed("billing-weights", f"GPU partitions bill {rates.tres_billing_weights()}")
+
+
+def check_munge(ok: bool, detail: str) -> Finding:
+    if ok:
+        return passed("munge", detail)
+    return failed("munge", detail, "start munged with the cluster's key (the same /etc/munge/munge.key on every node)")
+
+
+# --- the hub's side ---------------------------------------------------------------------------------------
+
+
+def check_world_readable(path: str, modes: Sequence[tuple[str, int]]) -> Finding:
+    """``modes``: (path, st_mode) of every directory from / down to the environment's
+    python, then the python itself; the jobs run as the users, so others need x on each
+    directory and r+x on the interpreter."""
+    for where, mode in modes[:-1]:
+        if not mode & stat.S_IXOTH:
+            return failed("environment", f"{where} is not searchable by other users (mode {stat.filemode(mode)}), "
+                          f"so jobs cannot start {path}", f"chmod o+x {where}")  # fmt: skip
+    where, mode = modes[-1]
+    if not (mode & stat.S_IROTH and mode & stat.S_IXOTH):
+        return failed("environment", f"{where} is not readable and executable by other users "
+                      f"(mode {stat.filemode(mode)})", f"chmod o+rx {where}")  # fmt: skip
+    return passed("environment", f"{path} is readable by every user")
+
+
+def check_schema(revision: str | None, head: str, db: str) -> Finding:
+    if revision == head:
+        return passed("database", f"the ledger {db} is at schema {head}")
+    if revision is None:
+        return failed("database", f"the ledger {db} has no hpchub tables", "run `hpchub db upgrade` (or start the hub once)")
+    return failed("database", f"the ledger {db} is at schema {revision}, the code needs {head}",
+                  "back it up (`hpchub charges` / pg_dump), then run `hpchub db upgrade`")  # fmt: skip
+
+
+def check_tls(bind_url: str, cert: str, key: str, facts: Mapping[str, object]) -> Finding:
+    """``facts``: for cert and key, whether they exist, the key's mode, the cert's end date."""
+    loopback = re.match(r"^http://(127\.0\.0\.1|localhost|\[::1\])(:|/|$)", bind_url or "") is not None
+    if not cert and not key:
+        if loopback:
+            return warned("tls", f"the hub serves plain http on {bind_url} (loopback)",
+                          "put a TLS reverse proxy in front, or set c.JupyterHub.ssl_cert and ssl_key")  # fmt: skip
+        return failed("tls", f"the hub serves plain http on {bind_url or 'all addresses'}",
+                      "set c.JupyterHub.ssl_cert and c.JupyterHub.ssl_key, or bind to 127.0.0.1 behind a TLS "
+                      "reverse proxy (docs/operations.md)")  # fmt: skip
+    if not facts.get("cert_exists") or not facts.get("key_exists"):
+        return failed("tls", f"certificate {cert or '(unset)'} or key {key or '(unset)'} is missing",
+                      "set both c.JupyterHub.ssl_cert and c.JupyterHub.ssl_key to readable files")  # fmt: skip
+    key_mode = int(facts.get("key_mode", 0))
+    if key_mode & 0o037:  # group may read (0640: a tls group), nothing else
+        return failed("tls", f"the key {key} is readable by others (mode {oct(key_mode & 0o777)})", f"chmod 600 {key}")
+    days = facts.get("cert_days_left")
+    if isinstance(days, int) and days < 0:
+        return failed("tls", f"the certificate {cert} has expired", "renew it")
+    if isinstance(days, int) and days < 21:
+        return warned("tls", f"the certificate {cert} expires in {days} days", "renew it")
+    return passed("tls", f"https with {cert}" + (f", {days} days left" if isinstance(days, int) else ""))
+
+
+def check_discovery(issuer: str, error: str = "") -> Finding:
+    if not issuer:
+        return failed("identity-provider", "c.HPCHubOIDCAuthenticator.issuer is not set",
+                      "set it to the institution's OpenID Connect issuer URL")  # fmt: skip
+    if error:
+        return failed("identity-provider", f"{issuer}: {error}",
+                      "check the issuer URL and that this host reaches it (its /.well-known/openid-configuration)")  # fmt: skip
+    return passed("identity-provider", f"{issuer} publishes a valid discovery document")
+
+
+def check_sudo(running_as_root: bool, rules: str | None, commands: Sequence[str] = ("sbatch", "scancel", "squeue")) -> Finding:
+    """The hub acts as the users only through sudo for these commands."""
+    if running_as_root:
+        return passed("sudo", "the hub runs as root (the demo): sudo -u USER needs no rule")
+    if rules is None:
+        return failed("sudo", "`sudo -n -l` gives no rules for the hub's account",
+                      "allow the hub's account `sudo -u USER` for sbatch, scancel and squeue (docs/operations.md has the file)")  # fmt: skip
+    missing = [command for command in commands if not re.search(rf"/{command}\b", rules)]
+    if missing:
+        return failed("sudo", f"no sudo rule for {', '.join(missing)}", "add them to the hub's sudoers file (docs/operations.md)")
+    return passed("sudo", f"sudo rules allow {', '.join(commands)} as the users")
+
+
+def check_hub_from_node(ok: bool | None, detail: str) -> Finding:
+    if ok is None:
+        return warned("hub-from-node", detail, "run `hpchub doctor --test-job` where a job may be submitted")
+    if ok:
+        return passed("hub-from-node", detail)
+    return failed("hub-from-node", detail,
+                  "set c.JupyterHub.hub_connect_url to an address the compute nodes reach (not 127.0.0.1 unless the "
+                  "nodes are this host) and open the firewall for it")  # fmt: skip
+
+
+def exit_code(findings: Sequence[Finding]) -> int:
+    return 1 if any(finding.status is Status.FAIL for finding in findings) else 0

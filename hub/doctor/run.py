@@ -1,0 +1,241 @@
+"""``hpchub doctor``: gather the facts of a site (Slurm's answers, the hub's configuration,
+files) and run the checks of ``checks.py``. One line per check; ``--json``; exit 1 on FAIL.
+
+Everything runs as argv lists with timeouts; nothing from the configuration reaches a shell.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+from . import checks
+from .checks import Finding
+
+COMMAND_TIMEOUT = 30
+TEST_JOB_TIMEOUT = 120
+
+
+def load_hub_config(path: str) -> Config:
+    """The hub's configuration file (Python, run as the hub runs it)."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(path)
+    return PyFileConfigLoader(os.path.basename(path), os.path.dirname(os.path.abspath(path))).load_config()
+
+
+def _setting(config: Config, section: str, name: str, default=None):
+    value = config[section].get(name) if section in config else None
+    if value is None:
+        value = default
+    return value
+
+
+def _trait_default(cls, name: str):
+    return cls.class_traits()[name].default_value
+
+
+def _run(argv: list[str], *, input_text: str | None = None, env: dict | None = None, timeout: float = COMMAND_TIMEOUT):
+    return subprocess.run(argv, input=input_text, capture_output=True, text=True, timeout=timeout, env=env, check=False)
+
+
+class Site:
+    """What the checks need, read once from the configuration and the site."""
+
+    def __init__(self, config: Config) -> None:
+        from spawners.slurm.spawner import SlurmGPUSpawner  # noqa: PLC0415 (JupyterHub imports)
+
+        from ..ledger.runtime import HPCHubLedger  # noqa: PLC0415
+
+        self.config = config
+        self.slurm_conf = _setting(config, "SlurmGPUSpawner", "slurm_conf", "") or os.environ.get("SLURM_CONF", "")
+        self.env = {**os.environ, **({"SLURM_CONF": self.slurm_conf} if self.slurm_conf else {})}
+        self.ledger_settings = HPCHubLedger(config=config)
+        self.catalogue_file = _setting(config, "SlurmGPUSpawner", "catalogue_file",
+                                       _trait_default(SlurmGPUSpawner, "catalogue_file"))  # fmt: skip
+        self.catalogue_variables = _setting(config, "SlurmGPUSpawner", "catalogue_variables", {}) or {}
+
+    def slurm(self, *argv: str) -> subprocess.CompletedProcess:
+        return _run(list(argv), env=self.env)
+
+    # --- the checks, each catching what it gathers ------------------------------------------------------
+
+    def slurm_findings(self) -> list[Finding]:
+        from spawners.slurm.options import parse_sinfo  # noqa: PLC0415
+
+        try:
+            version = self.slurm("sinfo", "--version")
+            ping = self.slurm("scontrol", "ping")
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return [checks.check_slurm_version(None, str(exc))]
+        if version.returncode or ping.returncode or "UP" not in ping.stdout:
+            detail = (ping.stderr or ping.stdout or version.stderr).strip().splitlines()
+            return [checks.check_slurm_version(None, detail[0] if detail else f"exit {ping.returncode}")]
+        findings = [checks.check_slurm_version(version.stdout)]
+        config = checks.parse_show_config(self.slurm("scontrol", "show", "config").stdout)
+        rates = self.ledger_settings.rates()
+        findings += [checks.check_accounting(config), checks.check_gpu_tres(config, rates.gpu_types),
+                     checks.check_enforce(config)]  # fmt: skip
+        billing = checks.parse_partition_billing(self.slurm("scontrol", "show", "partition", "--oneliner").stdout)
+        from spawners.slurm.client import SINFO_FORMAT  # noqa: PLC0415
+
+        sinfo = self.slurm("sinfo", "--noheader", f"--format={SINFO_FORMAT}")
+        findings.append(checks.check_billing_weights(billing, parse_sinfo(sinfo.stdout), rates))
+        findings.append(self.munge_finding(config.get("AuthInfo", "")))
+        return findings
+
+    def munge_finding(self, auth_info: str) -> Finding:
+        socket = next((part.split("=", 1)[1] for part in auth_info.split(",") if part.startswith("socket=")), None)
+        where = ["--socket", socket] if socket else []
+        try:
+            credential = _run(["munge", "--no-input", *where])
+            if credential.returncode:
+                return checks.check_munge(False, f"munge: {credential.stderr.strip() or 'failed'}")
+            decoded = _run(["unmunge", *where], input_text=credential.stdout)
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            return checks.check_munge(False, f"munge: {exc}")
+        if decoded.returncode:
+            return checks.check_munge(False, f"unmunge: {decoded.stderr.strip() or 'failed'}")
+        return checks.check_munge(True, f"a credential made and read back{f' on {socket}' if socket else ''}")
+
+    def environment_finding(self) -> Finding:
+        from spawners.catalog import CatalogueError, load_catalogue  # noqa: PLC0415
+
+        try:
+            default = load_catalogue(self.catalogue_file, self.catalogue_variables).default
+        except (CatalogueError, OSError) as exc:
+            return checks.failed("environment", f"the catalogue {self.catalogue_file}: {exc}",
+                                 "fix images/catalog.toml or c.SlurmGPUSpawner.catalogue_file")  # fmt: skip
+        if default.kind != "venv" or not default.path:
+            return checks.passed("environment", f"the default environment {default.id} is an image ({default.kind})")
+        python = Path(default.path) / "bin" / "python"
+        chain = [*reversed(python.parents), python]
+        try:
+            modes = [(str(path), os.stat(path).st_mode) for path in chain]
+        except OSError as exc:
+            return checks.failed("environment", f"{python}: {exc.strerror}", "install the notebook environment there")
+        return checks.check_world_readable(str(python), modes)
+
+    def database_finding(self) -> Finding:
+        from alembic.script import ScriptDirectory  # noqa: PLC0415
+        from sqlalchemy.engine import make_url  # noqa: PLC0415
+        from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+
+        from ..ledger.store import alembic_config, schema_revision  # noqa: PLC0415
+
+        url = self.ledger_settings.db_url
+        if not url:
+            return checks.warned("database", "no ledger configured (c.HPCHubLedger.db_url): no budgets",
+                                 "set c.HPCHubLedger.db_url")  # fmt: skip
+        shown = make_url(url).render_as_string(hide_password=True)
+        head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+        try:
+            return checks.check_schema(schema_revision(url), head, shown)
+        except SQLAlchemyError as exc:
+            detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+            return checks.failed("database", f"the ledger {shown}: {detail}", "check the URL, the server and the rights")
+
+    def tls_finding(self) -> Finding:
+        bind_url = _setting(self.config, "JupyterHub", "bind_url", "") or ""
+        cert = _setting(self.config, "JupyterHub", "ssl_cert", "") or ""
+        key = _setting(self.config, "JupyterHub", "ssl_key", "") or ""
+        facts: dict[str, object] = {"cert_exists": bool(cert) and os.path.isfile(cert),
+                                    "key_exists": bool(key) and os.path.isfile(key)}  # fmt: skip
+        if facts["key_exists"]:
+            facts["key_mode"] = os.stat(key).st_mode
+        if facts["cert_exists"]:
+            end = _run(["openssl", "x509", "-enddate", "-noout", "-in", cert])
+            if end.returncode == 0 and "=" in end.stdout:
+                when = datetime.strptime(end.stdout.split("=", 1)[1].strip(), "%b %d %H:%M:%S %Y %Z")
+                facts["cert_days_left"] = (when.replace(tzinfo=timezone.utc) - datetime.now(timezone.utc)).days
+        return checks.check_tls(bind_url, cert, key, facts)
+
+    def discovery_finding(self) -> Finding:
+        from ..auth.oidc import check_issuer_url, fetch_discovery, validate_discovery  # noqa: PLC0415
+
+        issuer = (_setting(self.config, "HPCHubOIDCAuthenticator", "issuer", "") or "").rstrip("/")
+        if not issuer:
+            return checks.check_discovery("")
+        allow_http = bool(_setting(self.config, "HPCHubOIDCAuthenticator", "allow_insecure_issuer", False))
+        try:
+            check_issuer_url(issuer, allow_insecure=allow_http)
+            validate_discovery(issuer, fetch_discovery(issuer))
+        except Exception as exc:  # noqa: BLE001  (IssuerError and what urllib raises: all say what is wrong)
+            return checks.check_discovery(issuer, str(exc))
+        return checks.check_discovery(issuer)
+
+    def sudo_finding(self) -> Finding:
+        if os.geteuid() == 0:
+            return checks.check_sudo(True, None)
+        try:
+            listed = _run(["sudo", "-n", "-l"])
+        except (OSError, subprocess.TimeoutExpired):
+            return checks.check_sudo(False, None)
+        return checks.check_sudo(False, listed.stdout if listed.returncode == 0 else None)
+
+    def hub_from_node_finding(self, run_job: bool) -> Finding:
+        url = (_setting(self.config, "JupyterHub", "hub_connect_url", "") or "").rstrip("/")
+        if not url:
+            return checks.warned("hub-from-node", "c.JupyterHub.hub_connect_url is not set",
+                                 "set it to the hub's API address as the compute nodes see it")  # fmt: skip
+        if not run_job:
+            return checks.check_hub_from_node(None, f"not tested (a job would fetch {url}/hub/api/)")
+        probe = "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15); print('ok')"
+        try:
+            job = _run(["srun", "--ntasks=1", "--time=2", "--job-name=hpchub-doctor", "python3", "-c", probe,
+                        f"{url}/hub/api/"], env=self.env, timeout=TEST_JOB_TIMEOUT)  # fmt: skip
+        except subprocess.TimeoutExpired:
+            return checks.check_hub_from_node(False, f"the test job did not finish in {TEST_JOB_TIMEOUT} s")
+        if job.returncode == 0 and job.stdout.strip().endswith("ok"):
+            return checks.check_hub_from_node(True, f"a job on a compute node fetched {url}/hub/api/")
+        lines = (job.stderr or job.stdout).strip().splitlines()
+        return checks.check_hub_from_node(False, f"a job could not fetch {url}/hub/api/: {lines[-1] if lines else job.returncode}")
+
+    def findings(self, *, run_job: bool) -> list[Finding]:
+        return [
+            *self.slurm_findings(), self.environment_finding(), self.database_finding(), self.discovery_finding(),
+            self.tls_finding(), self.sudo_finding(), self.hub_from_node_finding(run_job),
+        ]  # fmt: skip
+
+
+def cmd_doctor(args) -> int:
+    from ..cli import UsageError  # noqa: PLC0415
+
+    from ..ledger.cli import DEFAULT_CONFIG_FILE, DEMO_CONFIG_FILE  # noqa: PLC0415
+
+    path = args.config
+    if path == DEFAULT_CONFIG_FILE and not os.path.isfile(path) and os.path.isfile(DEMO_CONFIG_FILE):
+        path = DEMO_CONFIG_FILE  # no site configuration: the demo's
+    try:
+        config = load_hub_config(path)
+    except FileNotFoundError:
+        raise UsageError(f"--config: no such file: {path}") from None
+    findings = Site(config).findings(run_job=args.test_job)
+    if args.json:
+        print(json.dumps({"findings": [f.to_json() for f in findings], "ok": checks.exit_code(findings) == 0}, indent=2))
+    else:
+        for finding in findings:
+            print("\n".join(finding.lines()))
+    return checks.exit_code(findings)
+
+
+def add_parser(subparsers) -> None:
+    doctor = subparsers.add_parser(
+        "doctor",
+        help="check a site: Slurm, accounting, billing weights, munge, environment, database, login, TLS, sudo",
+        description="One line per check: PASS|WARN|FAIL name: detail, with a fix for each non-pass. Exit 1 if "
+        "any check fails. Reads the hub's configuration (--config).",
+    )
+    doctor.add_argument("--config", default=argparse.SUPPRESS,
+                        help="the hub's configuration (also accepted before 'doctor'; default: the site's, else the demo's)")  # fmt: skip
+    doctor.add_argument("--json", action="store_true", help="machine-readable findings")
+    doctor.add_argument("--test-job", action="store_true",
+                        help="submit a one-minute job (srun) that fetches the hub's API from a compute node")  # fmt: skip
+    doctor.set_defaults(func=cmd_doctor)
+

@@ -1,0 +1,135 @@
+"""``hpchub doctor``'s checks (pure) over real Slurm output of the demo cluster (golden files,
+captured from ``scontrol show config``, ``scontrol show partition --oneliner`` and sinfo),
+broken on purpose one setting at a time."""
+
+from __future__ import annotations
+
+import stat
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from hub.doctor import checks
+from hub.doctor.checks import Status
+from hub.ledger.arithmetic import ChargeRates
+from spawners.slurm.options import parse_sinfo
+
+pytestmark = pytest.mark.unit
+
+GOLDEN = Path(__file__).parent / "golden" / "doctor"
+CONFIG = checks.parse_show_config((GOLDEN / "show-config.txt").read_text())
+BILLING = checks.parse_partition_billing((GOLDEN / "show-partition.txt").read_text())
+CLUSTER = parse_sinfo((GOLDEN / "sinfo.txt").read_text())
+RATES = ChargeRates()
+
+
+def test_the_demo_cluster_passes_every_slurm_check() -> None:
+    findings = [
+        checks.check_slurm_version("slurm-wlm 22.05.8\n"), checks.check_accounting(CONFIG),
+        checks.check_gpu_tres(CONFIG, RATES.gpu_types), checks.check_enforce(CONFIG),
+        checks.check_billing_weights(BILLING, CLUSTER, RATES),
+    ]  # fmt: skip
+    assert [(f.status, f.name) for f in findings] == [
+        (Status.PASS, "slurm"), (Status.PASS, "accounting"), (Status.PASS, "gpu-tres"), (Status.PASS, "enforce"),
+        (Status.PASS, "billing-weights"),
+    ]  # fmt: skip
+    assert checks.exit_code(findings) == 0
+
+
+def _config(**changes: str) -> dict[str, str]:
+    return {**CONFIG, **changes}
+
+
+@pytest.mark.parametrize(
+    ("finding", "name", "says"),
+    [
+        pytest.param(checks.check_slurm_version("slurm 21.08.8"), "slurm", "older than 22.05", id="old-slurm"),
+        pytest.param(checks.check_slurm_version(None, "Unable to contact slurm controller"), "slurm",
+                     "does not answer: Unable to contact", id="no-controller"),
+        pytest.param(checks.check_accounting(_config(AccountingStorageType="accounting_storage/none")), "accounting",
+                     "accounting_storage/none", id="no-accounting"),
+        pytest.param(checks.check_gpu_tres(_config(AccountingStorageTRES="cpu,mem,gres/gpu"), RATES.gpu_types),
+                     "gpu-tres", "lacks gres/gpu:a100, gres/gpu:h200", id="missing-tres"),
+        pytest.param(checks.check_enforce(_config(AccountingStorageEnforce="associations,limits")), "enforce",
+                     "lacks safe", id="no-safe"),
+        pytest.param(checks.check_billing_weights(
+            BILLING, CLUSTER, ChargeRates(weights={"h200": Decimal(1), "a100": Decimal(1)})), "billing-weights",
+            "gpu: GRES/gpu:a100=1, expected 2; debug: GRES/gpu:a100=1, expected 2", id="wrong-weights"),
+        pytest.param(checks.check_billing_weights(BILLING, CLUSTER, ChargeRates(weights={"h200": Decimal(1)})),
+                     "billing-weights", "gpu has a100 GPUs, which c.HPCHubLedger.gpu_weights does not price",
+                     id="unpriced-type"),
+        pytest.param(checks.check_billing_weights({**BILLING, "gpu": {}}, CLUSTER, RATES), "billing-weights",
+                     "gpu: GRES/gpu:a100=unset, expected 1", id="no-billing-weights"),
+        pytest.param(checks.check_munge(False, "unmunge: Invalid credential"), "munge", "Invalid credential",
+                     id="munge"),
+    ],
+)  # fmt: skip
+def test_each_broken_setting_fails_by_name_with_a_fix(finding, name: str, says: str) -> None:
+    assert finding.status is Status.FAIL and finding.name == name
+    assert says in finding.detail
+    assert finding.fix and finding.lines()[0].startswith(f"FAIL {name}: ") and finding.lines()[1].startswith("     fix: ")
+
+
+DIR, EXE = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755
+
+
+@pytest.mark.parametrize(
+    ("modes", "status", "fix"),
+    [
+        pytest.param([("/", DIR), ("/opt", DIR), ("/opt/v/bin/python", EXE)], Status.PASS, "", id="readable"),
+        pytest.param([("/", DIR), ("/opt", stat.S_IFDIR | 0o750), ("/opt/v/bin/python", EXE)], Status.FAIL,
+                     "chmod o+x /opt", id="closed-directory"),
+        pytest.param([("/", DIR), ("/opt/v/bin/python", stat.S_IFREG | 0o750)], Status.FAIL,
+                     "chmod o+rx /opt/v/bin/python", id="closed-python"),
+    ],
+)  # fmt: skip
+def test_the_environment_must_be_readable_by_the_users(modes, status: Status, fix: str) -> None:
+    finding = checks.check_world_readable("/opt/v/bin/python", modes)
+    assert (finding.status, finding.fix) == (status, fix)
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "says"),
+    [
+        pytest.param(("http://127.0.0.1:8000", "", "", {}), Status.WARN, "plain http", id="loopback-http"),
+        pytest.param(("http://0.0.0.0:8000", "", "", {}), Status.FAIL, "plain http", id="public-http"),
+        pytest.param(("https://:443", "/c.pem", "/k.pem", {"cert_exists": True, "key_exists": False}), Status.FAIL,
+                     "missing", id="no-key"),
+        pytest.param(("https://:443", "/c.pem", "/k.pem", {"cert_exists": True, "key_exists": True, "key_mode": 0o644}),
+                     Status.FAIL, "readable by others", id="key-readable"),
+        pytest.param(("https://:443", "/c.pem", "/k.pem",
+                      {"cert_exists": True, "key_exists": True, "key_mode": 0o640, "cert_days_left": -1}),
+                     Status.FAIL, "expired", id="expired"),
+        pytest.param(("https://:443", "/c.pem", "/k.pem",
+                      {"cert_exists": True, "key_exists": True, "key_mode": 0o600, "cert_days_left": 10}),
+                     Status.WARN, "expires in 10 days", id="expiring"),
+        pytest.param(("https://:443", "/c.pem", "/k.pem",
+                      {"cert_exists": True, "key_exists": True, "key_mode": 0o600, "cert_days_left": 200}),
+                     Status.PASS, "200 days left", id="good"),
+    ],
+)  # fmt: skip
+def test_tls(args, status: Status, says: str) -> None:
+    finding = checks.check_tls(*args)
+    assert finding.status is status and says in finding.detail
+
+
+@pytest.mark.parametrize(
+    ("finding", "status"),
+    [
+        pytest.param(checks.check_schema("0003", "0003", "sqlite://"), Status.PASS, id="schema-head"),
+        pytest.param(checks.check_schema("0002", "0003", "sqlite://"), Status.FAIL, id="schema-behind"),
+        pytest.param(checks.check_schema(None, "0003", "sqlite://"), Status.FAIL, id="schema-none"),
+        pytest.param(checks.check_sudo(True, None), Status.PASS, id="sudo-root"),
+        pytest.param(checks.check_sudo(False, None), Status.FAIL, id="sudo-none"),
+        pytest.param(checks.check_sudo(False, "(ALL) NOPASSWD: /usr/bin/sbatch, /usr/bin/squeue"), Status.FAIL,
+                     id="sudo-no-scancel"),
+        pytest.param(checks.check_sudo(False, "(ALL) NOPASSWD: /usr/bin/sbatch, /usr/bin/squeue, /usr/bin/scancel"),
+                     Status.PASS, id="sudo-all"),
+        pytest.param(checks.check_discovery(""), Status.FAIL, id="no-issuer"),
+        pytest.param(checks.check_hub_from_node(None, "not tested"), Status.WARN, id="node-untested"),
+        pytest.param(checks.check_hub_from_node(False, "refused"), Status.FAIL, id="node-unreachable"),
+    ],
+)  # fmt: skip
+def test_the_other_checks(finding, status: Status) -> None:
+    assert finding.status is status
