@@ -212,6 +212,39 @@ def _charges(ledger: Ledger, args) -> None:
     print(f"total {_hours(sum(charge.weighted_mgs for charge in charges))} GPU-h in {len(charges)} jobs")
 
 
+def _ledger_export(ledger: Ledger, args) -> None:
+    from .backup import export_ledger  # noqa: PLC0415
+
+    text = json.dumps(export_ledger(ledger), indent=1, sort_keys=True) + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+        return
+    try:
+        with open(args.output, "x", encoding="utf-8") as handle:  # never overwrite a backup
+            os.chmod(args.output, 0o600)  # it names every user and project
+            handle.write(text)
+    except FileExistsError:
+        raise UsageError(f"--output: {args.output} exists; choose a new file") from None
+    except OSError as exc:
+        raise UsageError(f"--output: cannot write {args.output}: {exc.strerror}") from None
+    print(f"exported the ledger to {args.output}", file=sys.stderr)
+
+
+def _ledger_import(ledger: Ledger, args) -> None:
+    from .backup import import_ledger  # noqa: PLC0415
+
+    try:
+        with open(args.file, encoding="utf-8") as handle:
+            dump = json.load(handle)
+    except OSError as exc:
+        raise UsageError(f"FILE: cannot read {args.file}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise UsageError(f"FILE: {args.file} is not JSON: {exc}") from None
+    counts = import_ledger(ledger, dump)
+    imported = ", ".join(f"{count} {table.removeprefix('hpchub_')}" for table, count in counts.items() if count)
+    print(f"imported {imported or 'nothing (an empty export)'}")
+
+
 COMMANDS = {
     "project create": _project_create,
     "grant": _grant,
@@ -221,6 +254,8 @@ COMMANDS = {
     "usage": _usage,
     "charges": _charges,
     **COURSE_COMMANDS,
+    "ledger export": _ledger_export,
+    "ledger import": _ledger_import,
 }
 
 
@@ -409,6 +444,14 @@ def add_parsers(subparsers) -> None:
     remove.add_argument("user", metavar="USER")
 
     add_course_parsers(subparsers, leaf, SUBCOMMANDS)
+
+    backup = _one_line_errors(subparsers.add_parser("ledger", help="export and import the whole ledger (backup)"))
+    backup_sub = backup.add_subparsers(**SUBCOMMANDS)
+    export = leaf(backup_sub, "export", "ledger export", help="every project, member, grant, cap, session and charge "
+                  "as versioned JSON, from one consistent snapshot")  # fmt: skip
+    export.add_argument("--output", metavar="FILE", help="a new file (mode 0600; default: standard output)")
+    restore = leaf(backup_sub, "import", "ledger import", help="an export into an empty ledger, all or nothing")
+    restore.add_argument("file", metavar="FILE")
 
     database = _one_line_errors(subparsers.add_parser("db", help="the ledger's database"))
     database_sub = database.add_subparsers(**SUBCOMMANDS)

@@ -277,3 +277,21 @@ def test_db_upgrade_migrates_once_and_says_so(tmp_path, monkeypatch, capsys) -> 
     assert cli.main(["db", "upgrade", "--db-url", url]) == 0
     second = capsys.readouterr().out
     assert "upgraded from empty to " in first and "already" in second
+
+
+def test_ledger_export_then_import_into_an_empty_ledger(demo, tmp_path, monkeypatch, capsys) -> None:
+    demo("grant", "vision-lab", "-0.0001", "--reason", "the smallest unit")
+    dump = tmp_path / "ledger.json"
+    code, _out, err = demo("ledger", "export", "--output", str(dump))
+    assert (code, err.strip()) == (0, f"exported the ledger to {dump}")
+    assert dump.stat().st_mode & 0o777 == 0o600
+    code, _out, err = demo("ledger", "export", "--output", str(dump))
+    assert code == 2 and "exists" in err
+    _code, before, _err = demo("usage", "vision-lab", "--json")
+    monkeypatch.setenv(LEDGER_URL_ENV, f"sqlite:///{tmp_path / 'restored.sqlite'}")
+    code, out, err = demo("ledger", "import", str(dump))
+    assert (code, err) == (0, "") and out.startswith("imported 1 projects, ")
+    _code, after, _err = demo("usage", "vision-lab", "--json")
+    assert json.loads(after) == json.loads(before)
+    code, _out, err = demo("ledger", "import", str(dump))
+    assert code == 2 and "not empty" in err
