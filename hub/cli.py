@@ -119,6 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .doctor import run as doctor  # noqa: PLC0415
 
     doctor.add_parser(sub)
+    from . import deploy  # noqa: PLC0415
+
+    deploy.add_parser(sub)
     return parser
 
 
