@@ -47,6 +47,8 @@ from spawners.slurm.options import (
     validate_user_options,
 )
 from spawners.slurm.parsers import parse_node_addresses
+from spawners.slurm import progress as words
+from spawners.slurm.progress import PENDING_REASONS, ProgressEvent, parse_slurm_time  # noqa: F401  (re-exported)
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
 from spawners.slurm.types import ClusterInfo, JobRequest, JobState, JobStatus
 from spawners.slurm.watcher import JobWatcher, get_shared_watcher
@@ -57,20 +59,6 @@ NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"  # set at login by hub.au
 OPTIONS_SCHEMA_KEY = "_hpchub_schema"
 OPTIONS_SCHEMA_VERSION = 1
 SERVER_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{0,40}")
-
-# Slurm's pending reasons in words (squeue %r).
-PENDING_REASONS = {
-    "Resources": "waiting for free GPUs of the requested type",
-    "Priority": "other jobs have higher priority",
-    "AssocGrpBillingMinutes": "held: the project's GPU-hour budget in Slurm is used up",
-    "AssocGrpGRESMinutes": "held: the project's GPU-minute limit in Slurm is used up",
-    "QOSMaxWallDurationPerJobLimit": "held: the requested hours exceed the QOS limit",
-    "ReqNodeNotAvail": "a required node is not available",
-    "PartitionTimeLimit": "the requested hours exceed the partition's time limit",
-    "BeginTime": "waiting for its start time",
-    "None": "about to start",
-}
-
 
 class SpawnError(Exception):
     """A failure the user should read (budget, validation, Slurm): no traceback needed."""
@@ -116,8 +104,17 @@ class _TTLCache:
     def put(self, key: object, value: object, ttl: float) -> None:
         self._entries[key] = (time.monotonic() + ttl, value)
 
+    def pop(self, key: object) -> object | None:
+        value = self.get(key)
+        self._entries.pop(key, None)
+        return value
+
 
 _CACHE = _TTLCache()  # shared by every spawner in the hub process
+# A form post's values (and its refusal) by user name, for the form JupyterHub renders
+# again when the spawn is refused (it renders the user's default server's form).
+_FORM_RETRY = _TTLCache()
+FORM_RETRY_SECONDS = 60
 
 
 async def metered_runner(argv, *, input=None, env=None, timeout=30.0):
@@ -233,7 +230,7 @@ class SlurmGPUSpawner(SlurmSpawner):
     job_node: str = ""
     accepts_port_report: bool = False
     _port_event: asyncio.Event | None = None
-    _last_message: str = ""
+    _progress_log: list[ProgressEvent] = []  # this start's events (a new list per start)
 
     # ----- shared helpers -----
     @property
@@ -325,15 +322,18 @@ class SlurmGPUSpawner(SlurmSpawner):
         except OptionsError as exc:
             self.log.info("refused options for %s: %s", self._log_name, exc)
             _count_spawn("validation")
+            self._note_form_error(exc.field, str(exc))
             raise web.HTTPError(400, str(exc)) from None
         except BudgetRefused as exc:
             self.log.info("budget refused for %s: %s", self._log_name, exc.message)
             _count_spawn("budget")
+            self._note_form_error("budget", exc.message)
             raise web.HTTPError(403, exc.message) from None
         except SlurmCommandError as exc:
             _count_spawn("slurm")
             self.log.warning("Slurm did not answer while checking options for %s: %s", self._log_name, exc)
             raise web.HTTPError(503, f"Slurm is not answering, try again shortly ({exc.summary})") from None
+        _FORM_RETRY.pop(self.user.name)  # accepted: the next form shows the last options again
 
     async def validate_options(self, user_options: dict) -> JobRequest:
         if not SERVER_NAME_PATTERN.fullmatch(self.name or ""):
@@ -368,15 +368,27 @@ class SlurmGPUSpawner(SlurmSpawner):
         return request
 
     def options_from_form(self, formdata: dict) -> dict:
-        """Form fields are lists of strings; keep one value per allowed key (validated later)."""
-        return {key: values[0] for key, values in formdata.items() if key in ALLOWED_KEYS and values and values[0] != ""}
+        """Form fields are lists of strings; keep one value per allowed key (validated later).
+
+        The posted values are kept for a moment so that, if the spawn is refused, the form
+        JupyterHub renders again shows what the user chose, with the error under its field.
+        """
+        options = {key: values[0] for key, values in formdata.items() if key in ALLOWED_KEYS and values and values[0] != ""}
+        _FORM_RETRY.put(self.user.name, {"values": dict(options), "error": None}, FORM_RETRY_SECONDS)
+        return options
+
+    def _note_form_error(self, field: str, message: str) -> None:
+        """A refused spawn from the form: remember the field and the message for the re-render."""
+        retry = _FORM_RETRY.get(self.user.name)
+        if isinstance(retry, dict):
+            retry["error"] = (field, message)
 
     @default("options_form")
     def _options_form_default(self):
         return self._render_options_form
 
     async def _render_options_form(self, spawner) -> str:
-        from spawners.slurm.form import render_options_form  # noqa: PLC0415
+        from spawners.slurm.form import FormError, render_options_form  # noqa: PLC0415
 
         if any(group.name == NO_CLUSTER_ACCOUNT_GROUP for group in self.user.groups):
             return (
@@ -388,28 +400,66 @@ class SlurmGPUSpawner(SlurmSpawner):
             projects = list(await self.project_accounts())
         except SlurmCommandError as exc:
             return f"<p class='alert alert-danger'>Slurm is not answering: {html.escape(exc.summary)}</p>"
-        notes = await asyncio.to_thread(self._project_notes, projects)
-        return render_options_form(cluster, projects, self.catalogue(), dict(self.user_options or {}), notes)
+        retry = _FORM_RETRY.pop(self.user.name)
+        previous = dict(self.user_options or {})
+        error = None
+        if isinstance(retry, dict):  # a refused post: show what was chosen and why it was refused
+            previous = retry["values"]
+            if retry["error"]:
+                error = FormError(*retry["error"])
+        catalogue = self.catalogue()
+        budgets, preview = await asyncio.to_thread(self._form_budget, cluster, projects, catalogue, previous)
+        return render_options_form(
+            cluster, projects, catalogue, previous, budgets, error=error, preview=preview,
+            preview_url=f"{self.hub.base_url}api/hpchub/v1/preview" if self.ledger is not None else "",
+        )  # fmt: skip
 
-    def _project_notes(self, projects: list[str]) -> dict[str, str]:
-        """What each project (and the user's cap in it) has left, for the form's project list."""
+    def _form_budget(self, cluster: ClusterInfo, projects: list[str], catalogue: Catalogue, previous: dict):
+        """What each project (and the user's cap in it) has left, and the preview of the initial
+        choices, both from the ledger (in a worker thread)."""
+        from hub.api.views import preview_json  # noqa: PLC0415
         from hub.ledger.arithmetic import Rounding, format_gpu_hours  # noqa: PLC0415
+        from hub.ledger.offers import cheapest_session_mgs, gpu_choices, refusal_offers  # noqa: PLC0415
+        from spawners.slurm.form import FormPreview, ProjectBudget, form_choices  # noqa: PLC0415
 
         ledger = self.ledger
         if ledger is None:
-            return {}
-        notes = {}
+            return {}, None
+        gpu_types = {t for p in cluster.partitions.values() for t, n in p.gpus_per_node.items() if n > 0}
+        cheapest = cheapest_session_mgs(sorted(gpu_types), ledger.rates)
+        budgets = {}
         for project in projects:
             try:
                 figures = ledger.figures(project)
             except LedgerError:
                 continue
-            note = f"{format_gpu_hours(max(0, figures.remaining_mgs), Rounding.FLOOR)} GPU-h left"
+            left = figures.remaining_mgs
+            note = f"{format_gpu_hours(max(0, left), Rounding.FLOOR)} GPU-h left"
             member = next((m for m in figures.members if m.user == self.user.name), None)
             if member is not None and member.cap_remaining_mgs is not None:
                 note += f"; your cap {format_gpu_hours(max(0, member.cap_remaining_mgs), Rounding.FLOOR)}"
-            notes[project] = note
-        return notes
+                left = min(left, member.cap_remaining_mgs)
+            reason = ""
+            if cheapest is not None and left < cheapest:
+                reason = (f"cannot pay for the smallest session, 1 GPU for 0.25 h = "
+                          f"{format_gpu_hours(cheapest, Rounding.CEILING)} GPU-h")  # fmt: skip
+            budgets[project] = ProjectBudget(note, reason)
+        chosen = form_choices(cluster, projects, catalogue, previous, budgets)
+        try:
+            request = validate_user_options(
+                chosen.to_options(), cluster=cluster, projects=projects, catalogue_ids=catalogue.ids(),
+                default_environment=catalogue.default.id, default_hours=Decimal(str(self.default_hours)),
+            )  # fmt: skip
+            admission = ledger.preview(request.project, self.user.name, request.gpu_type, request.gpus,
+                                       str(request.hours))  # fmt: skip
+        except OptionsError as exc:
+            return budgets, FormPreview(error=str(exc))
+        except LedgerError as exc:
+            return budgets, FormPreview(error=str(exc))
+        choices = gpu_choices(cluster.partitions[request.partition].gpus_per_node, request.gpu_type)
+        offers = refusal_offers(request.gpus, request.time_limit_minutes * 60, admission, choices, ledger.rates)
+        options = request.to_options()
+        return budgets, FormPreview(answer=preview_json(self.user.name, options, admission, offers))
 
     # ----- the ledger -----
     async def admit(self, request: JobRequest) -> None:
@@ -505,7 +555,8 @@ class SlurmGPUSpawner(SlurmSpawner):
             script = self.render_script(request)
         except ScriptError as exc:
             raise SpawnError(f"refused to build the job script: {exc}") from None
-        self._last_message = "Submitting the job to Slurm"
+        self._progress_log = []
+        self._note_progress(words.PROGRESS_SUBMITTING, "Submitting the job to Slurm")
         try:
             self.job_id = await self.client.sbatch(script, as_user=self.user.name, extra_env=self.job_env())
         except SlurmCommandError as exc:
@@ -516,7 +567,7 @@ class SlurmGPUSpawner(SlurmSpawner):
         self._save_state_now()
         await self._ledger_call("record_job_id", self.job_id)
         self.log.info("%s: submitted job %s (%s)", self._log_name, self.job_id, request)
-        self._last_message = f"Submitted as Slurm job {self.job_id}"
+        self._note_progress(words.PROGRESS_SUBMITTED, f"Submitted as Slurm job {self.job_id}")
         watcher = self.watcher
         watcher.track(self.job_id)
         watcher.poke()
@@ -525,10 +576,11 @@ class SlurmGPUSpawner(SlurmSpawner):
         await self._ledger_call("session_started", _parse_slurm_time(status.start_time) or datetime.now(timezone.utc))
         self.job_node = status.node
         self.ip = await self.node_address(status.node)
-        self._last_message = f"Running on {status.node}; starting Jupyter"
+        self._note_progress(words.PROGRESS_RUNNING, f"Running on {status.node}")
+        self._note_progress(words.PROGRESS_STARTING_JUPYTER, f"Starting Jupyter on {status.node}")
         await self._wait_for_port(watcher)
         self._save_state_now()
-        self._last_message = f"Jupyter started on {status.node}"
+        self._note_progress(words.PROGRESS_JUPYTER_STARTED, f"Jupyter started on {status.node}")
         return (self.ip, self.port)
 
     def _save_state_now(self) -> None:
@@ -545,7 +597,7 @@ class SlurmGPUSpawner(SlurmSpawner):
             if status.state in (JobState.RUNNING,):
                 return status
             if status.state is JobState.PENDING:
-                self._last_message = self.describe_pending(status)
+                self._note_progress(words.PROGRESS_PENDING, self.describe_pending(status))
             elif status.state in (JobState.ENDED, JobState.GONE, JobState.COMPLETING):
                 raise SpawnError(self.describe_failure(status))
             # UNKNOWN: keep waiting (a scheduler hiccup is not a failure)
@@ -569,11 +621,17 @@ class SlurmGPUSpawner(SlurmSpawner):
             self._port_event.set()
 
     def describe_pending(self, status: JobStatus) -> str:
-        words = PENDING_REASONS.get(status.reason, status.reason or "waiting")
-        message = f"Job {self.job_id} pending: {words}"
-        if status.start_time:
-            message += f" (Slurm estimates a start at {status.start_time})"
-        return message
+        """The reason in words with the request's numbers, and Slurm's start estimate (UTC)."""
+        return words.pending_message(
+            self.job_id, status.reason, status.start_time, self.job_request, datetime.now(timezone.utc)
+        )
+
+    def _note_progress(self, percent: int, message: str) -> None:
+        """Add a progress event (none when the sentence did not change)."""
+        if "_progress_log" not in self.__dict__:
+            self._progress_log = []  # never the class's shared default
+        if not self._progress_log or self._progress_log[-1].message != message:
+            self._progress_log.append(ProgressEvent(percent, message))
 
     def describe_failure(self, status: JobStatus) -> str:
         what = status.slurm_state or status.state.value
@@ -664,12 +722,14 @@ class SlurmGPUSpawner(SlurmSpawner):
         await self._ledger_session_ended(status)
 
     async def progress(self):
-        last = None
+        """JupyterHub's progress events: every step of this start, in order, none skipped."""
+        events, sent = self._progress_log, 0
         while True:
-            message = self._last_message
-            if message and message != last:
-                yield {"message": message}
-                last = message
+            if self._progress_log is not events:  # a new start began: follow its events
+                events, sent = self._progress_log, 0
+            while sent < len(events):
+                yield events[sent].to_json()
+                sent += 1
             await asyncio.sleep(0.5)
 
     # ----- state -----
@@ -696,11 +756,4 @@ class SlurmGPUSpawner(SlurmSpawner):
         self.ledger_session = None
 
 
-def _parse_slurm_time(text: str) -> datetime | None:
-    """Slurm prints local times without a zone (``2026-11-29T02:16:38``); None for N/A and the like."""
-    if not text or not text[:1].isdigit():
-        return None
-    try:
-        return datetime.fromisoformat(text).astimezone(timezone.utc)
-    except ValueError:
-        return None
+_parse_slurm_time = parse_slurm_time  # the name used above
