@@ -92,7 +92,7 @@ def affordable_offers(
     """For each ``(gpu_type, most GPUs per node)`` in ``choices`` (in order), the largest
     session like the request that fits ``left_mgs``: the requested GPUs (at most the node's)
     for as many quarter hours as fit, up to the requested hours; if not even a quarter hour
-    fits, fewer GPUs. Types that fit nothing, and offers equal to the request, are left out."""
+    fits, fewer GPUs. Types that fit nothing are left out."""
     offers: list[Offer] = []
     for gpu_type, most_gpus in choices:
         if gpu_type not in rates.weights or most_gpus <= 0:
@@ -101,9 +101,7 @@ def affordable_offers(
         for count in range(min(max(gpus, 1), most_gpus), 0, -1):
             seconds = affordable_seconds(left_mgs, count, weight, most_seconds=reserved_seconds)
             if seconds:
-                offer = Offer(gpu_type, count, seconds, weight)
-                if offer.mgs <= left_mgs and (count, seconds) != (gpus, reserved_seconds):
-                    offers.append(offer)
+                offers.append(Offer(gpu_type, count, seconds, weight))
                 break
     return offers
 

@@ -89,6 +89,14 @@ class SlurmNotAnswering(web.HTTPError):
         self.jupyterhub_html_message = html.escape(message)
 
 
+def _user_error(status: int, message: str) -> web.HTTPError:
+    """An HTTP error whose message JupyterHub shows as is (the form says "Error: MESSAGE",
+    not "HTTP 400: error (MESSAGE)"); the API's JSON answer is unchanged."""
+    error = web.HTTPError(status, message)
+    error.jupyterhub_message = message  # type: ignore[attr-defined]
+    return error
+
+
 class _TTLCache:
     """A tiny shared cache: key -> (expiry, value)."""
 
@@ -323,12 +331,12 @@ class SlurmGPUSpawner(SlurmSpawner):
             self.log.info("refused options for %s: %s", self._log_name, exc)
             _count_spawn("validation")
             self._note_form_error(exc.field, str(exc))
-            raise web.HTTPError(400, str(exc)) from None
+            raise _user_error(400, str(exc)) from None
         except BudgetRefused as exc:
             self.log.info("budget refused for %s: %s", self._log_name, exc.message)
             _count_spawn("budget")
             self._note_form_error("budget", exc.message)
-            raise web.HTTPError(403, exc.message) from None
+            raise _user_error(403, exc.message) from None
         except SlurmCommandError as exc:
             _count_spawn("slurm")
             self.log.warning("Slurm did not answer while checking options for %s: %s", self._log_name, exc)
@@ -437,7 +445,7 @@ class SlurmGPUSpawner(SlurmSpawner):
             note = f"{format_gpu_hours(max(0, left), Rounding.FLOOR)} GPU-h left"
             member = next((m for m in figures.members if m.user == self.user.name), None)
             if member is not None and member.cap_remaining_mgs is not None:
-                note += f"; your cap {format_gpu_hours(max(0, member.cap_remaining_mgs), Rounding.FLOOR)}"
+                note += f"; your cap: {format_gpu_hours(max(0, member.cap_remaining_mgs), Rounding.FLOOR)} left"
                 left = min(left, member.cap_remaining_mgs)
             reason = ""
             if cheapest is not None and left < cheapest:
