@@ -513,6 +513,7 @@ FORM_SCRIPT = r"""
   }
 
   function changed() {
+    root.setAttribute("data-preview-state", "changed");
     applyLimits();
     if (pending) { clearTimeout(pending); }
     pending = setTimeout(preview, 250);

@@ -38,7 +38,7 @@ PENDING_REASONS = {
     "AssocGrpJobsLimit": "the project has as many jobs running as it may",
     "QOSMaxGRESPerUser": "you use as many GPUs at once as your QOS allows",
     "InvalidAccount": "the project's Slurm account is not valid for you",
-    "None": "about to start",
+    "None": "waiting for the scheduler",
 }
 BUDGET_HOLD_WORDS = "held: project budget"
 # GrpTRESMins-type limits (the ledger's Slurm mirror, on the project or on a member's cap):
@@ -57,7 +57,7 @@ def reason_in_words(reason: str, request: JobRequest | None) -> str:
         return f"waiting for free CPUs and memory in partition {request.partition}"
     if _BUDGET_REASON.fullmatch(reason):
         return BUDGET_HOLD_WORDS
-    return PENDING_REASONS.get(reason, reason or "waiting")
+    return PENDING_REASONS.get(reason or "None", reason)
 
 
 def parse_slurm_time(text: str) -> datetime | None:

@@ -89,6 +89,17 @@ class SlurmNotAnswering(web.HTTPError):
         self.jupyterhub_html_message = html.escape(message)
 
 
+def _cancelled_is_not_ready(spawner, ready_event: dict) -> dict:
+    """JupyterHub's progress API may send "Server ready" for a start that was cancelled (Stop
+    on the progress page, while the job waits in the queue): say what happened instead, and
+    keep the page from reloading into a server that is being stopped."""
+    if not getattr(spawner, "start_cancelled", False):
+        return ready_event
+    job = f"Slurm job {spawner.job_id}" if getattr(spawner, "job_id", "") else "The Slurm job"
+    return {"progress": 100, "failed": True,
+            "message": f"Start cancelled: {job} is cancelled and its GPU-hour hold released."}  # fmt: skip
+
+
 def _user_error(status: int, message: str) -> web.HTTPError:
     """An HTTP error whose message JupyterHub shows as is (the form says "Error: MESSAGE",
     not "HTTP 400: error (MESSAGE)"); the API's JSON answer is unchanged."""
@@ -218,6 +229,10 @@ class SlurmGPUSpawner(SlurmSpawner):
         help="PATH in the job after the environment's bin directory. Default '/usr/local/bin:/usr/bin:/bin'.",
     ).tag(config=True)
 
+    @default("progress_ready_hook")
+    def _progress_ready_hook_default(self):
+        return _cancelled_is_not_ready
+
     @default("start_timeout")
     def _start_timeout_default(self) -> int:
         return 600  # a job may pend; the user can cancel
@@ -236,6 +251,7 @@ class SlurmGPUSpawner(SlurmSpawner):
     job_request: JobRequest | None = None
     ledger_session: int | None = None  # the ledger's hold for this server's current job
     job_node: str = ""
+    start_cancelled: bool = False  # the last start was cancelled (Stop on the progress page)
     accepts_port_report: bool = False
     _port_event: asyncio.Event | None = None
     _progress_log: list[ProgressEvent] = []  # this start's events (a new list per start)
@@ -533,11 +549,13 @@ class SlurmGPUSpawner(SlurmSpawner):
         )
 
     async def start(self):
+        self.start_cancelled = False
         try:
             started = await self._start()
             _count_spawn("started")
             return started
         except BaseException as exc:
+            self.start_cancelled = isinstance(exc, asyncio.CancelledError)  # Stop while starting
             _count_spawn(exc.reason if isinstance(exc, SpawnError) else
                          "slurm" if isinstance(exc, SlurmNotAnswering) else "failed")
             # Nothing may keep holding budget after a failed start (JupyterHub does not call

@@ -35,7 +35,8 @@ def _request(gpus: int, gpu_type: str | None, partition: str = "gpu") -> JobRequ
         pytest.param("ReqNodeNotAvail", None, "a required node is not available", id="node-not-available"),
         pytest.param("JobHeldAdmin", None, "held by an administrator", id="held-admin"),
         pytest.param("SomethingNew", None, "SomethingNew", id="unknown-shown-as-is"),
-        pytest.param("", None, "waiting", id="no-reason"),
+        pytest.param("", None, "waiting for the scheduler", id="no-reason-yet"),
+        pytest.param("None", None, "waiting for the scheduler", id="reason-none"),
     ],
 )
 def test_reason_in_words(reason, request_, words) -> None:
