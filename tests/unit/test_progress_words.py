@@ -85,3 +85,17 @@ def test_pending_message() -> None:
     assert pending_message("8", "AssocGrpBillingMinutes", "N/A", _request(2, "h200"), NOW) == (
         "Job 8 pending: held: project budget."
     )
+
+
+@pytest.mark.parametrize(("cancelled", "ready"), [(True, False), (False, True)], ids=["cancelled", "started"])
+def test_a_cancelled_start_is_not_reported_ready(cancelled, ready) -> None:
+    from types import SimpleNamespace
+
+    from spawners.slurm.spawner import _cancelled_is_not_ready
+
+    event = {"progress": 100, "ready": True, "message": "Server ready at /user/bob/"}
+    answer = _cancelled_is_not_ready(SimpleNamespace(start_cancelled=cancelled, job_id="12"), dict(event))
+    assert answer.get("ready", False) is ready
+    if cancelled:
+        assert answer == {"progress": 100, "failed": True,
+                          "message": "Start cancelled: Slurm job 12 is cancelled and its GPU-hour hold released."}
