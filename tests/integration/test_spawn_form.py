@@ -312,3 +312,22 @@ def test_without_javascript_a_refused_post_shows_the_error_and_keeps_the_choices
     finally:
         if portal.server("bob") is not None:
             _stop(portal, "bob")
+
+
+def test_the_preview_api_offers_what_tiny_lab_can_afford(portal) -> None:
+    session, _ = portal.login("erin@uni.example", "erin-demo")
+    session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
+    options = {"project": "tiny-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 1}
+    answer = session.post(f"{portal.url}/hub/api/hpchub/v1/preview", json={"user_options": options}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["allowed"], body["summary"]) == (False, "")
+    assert body["offers"] == [
+        {"gpu_type": "h200", "gpus": 1, "hours": 0.25, "cost_gpu_hours": 0.25, "text": "1 x h200 for 0.25 h"},
+        {"gpu_type": "a100", "gpus": 1, "hours": 0.5, "cost_gpu_hours": 0.25, "text": "1 x a100 for 0.5 h"},
+    ]
+    # every offer is admitted by the same check
+    for offer in body["offers"]:
+        again = session.post(f"{portal.url}/hub/api/hpchub/v1/preview", json={
+            **options, "gpu_type": offer["gpu_type"], "gpus": offer["gpus"], "hours": offer["hours"]}, timeout=30)
+        assert again.json()["allowed"] is True, again.text
