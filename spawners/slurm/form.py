@@ -202,9 +202,9 @@ def form_choices(
     partitions = list(cluster.partitions.values())
     partition = cluster.partitions.get(_chosen(previous, "partition")) or cluster.default_partition or partitions[0]
     project = _chosen(previous, "project")
-    if project not in projects:
-        usable = [p for p in projects if not (p in budgets and budgets[p].reason)]
-        project = (usable or list(projects))[0]
+    usable = [p for p in projects if not (p in budgets and budgets[p].reason)]
+    if project not in usable:
+        project = project if project in projects and not usable else (usable or list(projects))[0]
     offered = sorted(t for t, n in partition.gpus_per_node.items() if n > 0)
     gpu_type = _chosen(previous, "gpu_type")
     if gpu_type_reason(gpu_type, partition):

@@ -120,3 +120,14 @@ PROGRESS_PENDING = 30
 PROGRESS_RUNNING = 60
 PROGRESS_STARTING_JUPYTER = 70
 PROGRESS_JUPYTER_STARTED = 90
+
+
+def cancelled_is_not_ready(spawner, ready_event: dict) -> dict:
+    """JupyterHub's progress API may send "Server ready" for a start that was cancelled (Stop
+    on the progress page, while the job waits in the queue): say what happened instead, and
+    keep the page from reloading into a server that is being stopped."""
+    if not getattr(spawner, "start_cancelled", False):
+        return ready_event
+    job = f"Slurm job {spawner.job_id}" if getattr(spawner, "job_id", "") else "The Slurm job"
+    return {"progress": 100, "failed": True,
+            "message": f"Start cancelled: {job} is cancelled and its GPU-hour hold released."}  # fmt: skip

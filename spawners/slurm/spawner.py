@@ -46,9 +46,9 @@ from spawners.slurm.options import (
     parse_user_accounts,
     validate_user_options,
 )
-from spawners.slurm.parsers import parse_node_addresses
 from spawners.slurm import progress as words
-from spawners.slurm.progress import PENDING_REASONS, ProgressEvent, parse_slurm_time  # noqa: F401  (re-exported)
+from spawners.slurm.parsers import parse_node_addresses
+from spawners.slurm.progress import ProgressEvent, parse_slurm_time
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
 from spawners.slurm.types import ClusterInfo, JobRequest, JobState, JobStatus
 from spawners.slurm.watcher import JobWatcher, get_shared_watcher
@@ -87,17 +87,6 @@ class SlurmNotAnswering(web.HTTPError):
         super().__init__(503, message)
         self.jupyterhub_message = message
         self.jupyterhub_html_message = html.escape(message)
-
-
-def _cancelled_is_not_ready(spawner, ready_event: dict) -> dict:
-    """JupyterHub's progress API may send "Server ready" for a start that was cancelled (Stop
-    on the progress page, while the job waits in the queue): say what happened instead, and
-    keep the page from reloading into a server that is being stopped."""
-    if not getattr(spawner, "start_cancelled", False):
-        return ready_event
-    job = f"Slurm job {spawner.job_id}" if getattr(spawner, "job_id", "") else "The Slurm job"
-    return {"progress": 100, "failed": True,
-            "message": f"Start cancelled: {job} is cancelled and its GPU-hour hold released."}  # fmt: skip
 
 
 def _user_error(status: int, message: str) -> web.HTTPError:
@@ -231,7 +220,7 @@ class SlurmGPUSpawner(SlurmSpawner):
 
     @default("progress_ready_hook")
     def _progress_ready_hook_default(self):
-        return _cancelled_is_not_ready
+        return words.cancelled_is_not_ready
 
     @default("start_timeout")
     def _start_timeout_default(self) -> int:
@@ -439,51 +428,16 @@ class SlurmGPUSpawner(SlurmSpawner):
         )  # fmt: skip
 
     def _form_budget(self, cluster: ClusterInfo, projects: list[str], catalogue: Catalogue, previous: dict):
-        """What each project (and the user's cap in it) has left, and the preview of the initial
-        choices, both from the ledger (in a worker thread)."""
-        from hub.api.views import preview_json  # noqa: PLC0415
-        from hub.ledger.arithmetic import Rounding, format_gpu_hours  # noqa: PLC0415
-        from hub.ledger.offers import cheapest_session_mgs, gpu_choices, refusal_offers  # noqa: PLC0415
-        from spawners.slurm.form import FormPreview, ProjectBudget, form_choices  # noqa: PLC0415
+        """What each project has left and the preview of the initial choices (in a worker thread)."""
+        from spawners.slurm.form_budget import initial_preview, project_budgets  # noqa: PLC0415
 
         ledger = self.ledger
         if ledger is None:
             return {}, None
-        gpu_types = {t for p in cluster.partitions.values() for t, n in p.gpus_per_node.items() if n > 0}
-        cheapest = cheapest_session_mgs(sorted(gpu_types), ledger.rates)
-        budgets = {}
-        for project in projects:
-            try:
-                figures = ledger.figures(project)
-            except LedgerError:
-                continue
-            left = figures.remaining_mgs
-            note = f"{format_gpu_hours(max(0, left), Rounding.FLOOR)} GPU-h left"
-            member = next((m for m in figures.members if m.user == self.user.name), None)
-            if member is not None and member.cap_remaining_mgs is not None:
-                note += f"; your cap: {format_gpu_hours(max(0, member.cap_remaining_mgs), Rounding.FLOOR)} left"
-                left = min(left, member.cap_remaining_mgs)
-            reason = ""
-            if cheapest is not None and left < cheapest:
-                reason = (f"cannot pay for the smallest session, 1 GPU for 0.25 h = "
-                          f"{format_gpu_hours(cheapest, Rounding.CEILING)} GPU-h")  # fmt: skip
-            budgets[project] = ProjectBudget(note, reason)
-        chosen = form_choices(cluster, projects, catalogue, previous, budgets)
-        try:
-            request = validate_user_options(
-                chosen.to_options(), cluster=cluster, projects=projects, catalogue_ids=catalogue.ids(),
-                default_environment=catalogue.default.id, default_hours=Decimal(str(self.default_hours)),
-            )  # fmt: skip
-            admission = ledger.preview(request.project, self.user.name, request.gpu_type, request.gpus,
-                                       str(request.hours))  # fmt: skip
-        except OptionsError as exc:
-            return budgets, FormPreview(error=str(exc))
-        except LedgerError as exc:
-            return budgets, FormPreview(error=str(exc))
-        choices = gpu_choices(cluster.partitions[request.partition].gpus_per_node, request.gpu_type)
-        offers = refusal_offers(request.gpus, request.time_limit_minutes * 60, admission, choices, ledger.rates)
-        options = request.to_options()
-        return budgets, FormPreview(answer=preview_json(self.user.name, options, admission, offers))
+        budgets = project_budgets(ledger, self.user.name, cluster, projects)
+        preview = initial_preview(ledger, self.user.name, cluster, projects, catalogue, previous, budgets,
+                                  Decimal(str(self.default_hours)))  # fmt: skip
+        return budgets, preview
 
     # ----- the ledger -----
     async def admit(self, request: JobRequest) -> None:
@@ -512,8 +466,8 @@ class SlurmGPUSpawner(SlurmSpawner):
         if self.ledger_session is None:
             return
         now = datetime.now(timezone.utc)
-        started = _parse_slurm_time(status.start_time) if status and status.state is not JobState.PENDING else None
-        ended = _parse_slurm_time(status.end_time) if status and status.state is JobState.ENDED else None
+        started = parse_slurm_time(status.start_time) if status and status.state is not JobState.PENDING else None
+        ended = parse_slurm_time(status.end_time) if status and status.state is JobState.ENDED else None
         ended = min(ended or now, now)
         elapsed = max(0, int((ended - started).total_seconds())) if started and self.job_id else 0
         await self._ledger_call("session_ended", ended, elapsed)
@@ -599,7 +553,7 @@ class SlurmGPUSpawner(SlurmSpawner):
         watcher.poke()
 
         status = await self._wait_until_running(watcher)
-        await self._ledger_call("session_started", _parse_slurm_time(status.start_time) or datetime.now(timezone.utc))
+        await self._ledger_call("session_started", parse_slurm_time(status.start_time) or datetime.now(timezone.utc))
         self.job_node = status.node
         self.ip = await self.node_address(status.node)
         self._note_progress(words.PROGRESS_RUNNING, f"Running on {status.node}")
@@ -780,6 +734,3 @@ class SlurmGPUSpawner(SlurmSpawner):
         super().clear_state()
         self.job_node = ""
         self.ledger_session = None
-
-
-_parse_slurm_time = parse_slurm_time  # the name used above

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 import pytest
 
-from spawners.slurm.progress import pending_message, reason_in_words, start_estimate_text
+from spawners.slurm.progress import cancelled_is_not_ready, pending_message, reason_in_words, start_estimate_text
 from spawners.slurm.types import JobRequest
 
 pytestmark = pytest.mark.unit
@@ -91,10 +91,8 @@ def test_pending_message() -> None:
 def test_a_cancelled_start_is_not_reported_ready(cancelled, ready) -> None:
     from types import SimpleNamespace
 
-    from spawners.slurm.spawner import _cancelled_is_not_ready
-
     event = {"progress": 100, "ready": True, "message": "Server ready at /user/bob/"}
-    answer = _cancelled_is_not_ready(SimpleNamespace(start_cancelled=cancelled, job_id="12"), dict(event))
+    answer = cancelled_is_not_ready(SimpleNamespace(start_cancelled=cancelled, job_id="12"), dict(event))
     assert answer.get("ready", False) is ready
     if cancelled:
         assert answer == {"progress": 100, "failed": True,
