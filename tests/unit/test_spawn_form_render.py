@@ -152,6 +152,12 @@ def test_projects_show_what_is_left_and_one_that_cannot_pay_is_disabled() -> Non
     assert form.selected("project") == "vision-lab"
 
 
+def test_a_project_that_cannot_pay_is_not_preselected() -> None:
+    assert form_choices(DEMO, ["tiny-lab", "vision-lab"], CATALOGUE, {"project": "tiny-lab"}, BUDGETS).project == (
+        "vision-lab")
+    assert form_choices(DEMO, ["tiny-lab"], CATALOGUE, {"project": "tiny-lab"}, BUDGETS).project == "tiny-lab"
+
+
 @pytest.mark.parametrize(
     ("error_field", "message"),
     [
@@ -160,12 +166,6 @@ def test_projects_show_what_is_left_and_one_that_cannot_pay_is_disabled() -> Non
         pytest.param("project", "project: 'x' is not one of your projects", id="project"),
     ],
 )
-def test_a_project_that_cannot_pay_is_not_preselected() -> None:
-    assert form_choices(DEMO, ["tiny-lab", "vision-lab"], CATALOGUE, {"project": "tiny-lab"}, BUDGETS).project == (
-        "vision-lab")
-    assert form_choices(DEMO, ["tiny-lab"], CATALOGUE, {"project": "tiny-lab"}, BUDGETS).project == "tiny-lab"
-
-
 def test_an_error_is_shown_under_its_field_and_described_by_it(error_field, message) -> None:
     form = _render({"project": "vision-lab", "gpu_type": "h200", "gpus": "2", "hours": "3"},
                    error=FormError(error_field, message))  # fmt: skip
