@@ -516,7 +516,7 @@ FORM_SCRIPT = r"""
     root.setAttribute("data-preview-state", "changed");
     applyLimits();
     if (pending) { clearTimeout(pending); }
-    pending = setTimeout(preview, 250);
+    if (url) { pending = setTimeout(preview, 250); }  // no ledger: no preview
   }
 
   root.addEventListener("change", changed);
