@@ -28,6 +28,7 @@ from tornado import web
 
 from hub.ledger import BudgetRefused, Ledger
 from hub.ledger import arithmetic as arith
+from hub.ledger import offers as budget_offers
 from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.runtime import ledger_from_config
 from hub.ledger.types import MemberUsage, Role, SessionInfo, SessionState, check_project_name, check_user
@@ -351,36 +352,45 @@ class PreviewHandler(LedgerAPIHandler):
         except LedgerInputError:
             memberships = []
         projects = [project.name for project, _role in memberships]
-        request = await self.spawn_request(options, projects, ledger)
+        request, gpu_choices = await self.spawn_request(options, projects, ledger)
         admission = await self.run(
             ledger.preview, request["project"], caller.name, request["gpu_type"], request["gpus"],
             str(Decimal(str(request["hours"]))),
         )  # fmt: skip
-        self.send_json(views.preview_json(caller.name, request, admission))
+        offers = budget_offers.refusal_offers(
+            request["gpus"], arith.hours_to_seconds(request["hours"]), admission, gpu_choices, ledger.rates
+        )
+        self.send_json(views.preview_json(caller.name, request, admission, offers))
 
-    async def spawn_request(self, options: dict, projects: list[str], ledger: Ledger) -> dict:
+    async def spawn_request(
+        self, options: dict, projects: list[str], ledger: Ledger
+    ) -> tuple[dict, list[tuple[str, int]]]:
         """The spawn's own option check when the spawner can describe the cluster (the
-        portal's Slurm spawner), else the ledger-only check of ``views.basic_spawn_request``."""
+        portal's Slurm spawner), else the ledger-only check of ``views.basic_spawn_request``;
+        with the request, the GPU types (and most GPUs per node) an offer may use."""
         spawner = self.current_user.spawners[""]
         if not all(hasattr(spawner, name) for name in ("cluster_info", "catalogue", "default_hours")):
             try:
-                return views.basic_spawn_request(options, projects=projects, gpu_types=ledger.rates.gpu_types)
+                request = views.basic_spawn_request(options, projects=projects, gpu_types=ledger.rates.gpu_types)
             except LedgerInputError as exc:
                 raise web.HTTPError(400, exc.message) from None
+            return request, [(t, max(1, request["gpus"])) for t in ledger.rates.gpu_types]
         from spawners.catalog import CatalogueError  # noqa: PLC0415
         from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
         from spawners.slurm.options import OptionsError, validate_user_options  # noqa: PLC0415
 
         try:
             catalogue = spawner.catalogue()
+            cluster = await spawner.cluster_info()
             request = validate_user_options(
                 options,
-                cluster=await spawner.cluster_info(),
+                cluster=cluster,
                 projects=projects,
                 catalogue_ids=catalogue.ids(),
                 default_environment=catalogue.default.id,
                 default_hours=Decimal(str(spawner.default_hours)),
             )
+            partition = cluster.partitions[request.partition]
         except OptionsError as exc:
             message = str(exc)
             if not message.startswith(f"{exc.field}:"):  # e.g. "unknown option 'x'; allowed: ..."
@@ -390,14 +400,9 @@ class PreviewHandler(LedgerAPIHandler):
             raise web.HTTPError(503, f"Slurm is not answering, try again shortly ({exc.summary})") from None
         except (OSError, CatalogueError) as exc:
             raise web.HTTPError(500, f"the environment catalogue is broken: {exc}") from None
-        return {
-            "project": request.project,
-            "partition": request.partition,
-            "gpu_type": request.gpu_type,
-            "gpus": request.gpus,
-            "hours": float(request.hours),
-            "environment": request.environment,
-        }
+        return request.to_options(), budget_offers.gpu_choices(partition.gpus_per_node, request.gpu_type)
+
+
 
 
 # --- a notebook server's session (the spawner's part) --------------------------------------------------

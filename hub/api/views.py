@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from hub.ledger import arithmetic as arith
+from hub.ledger import offers as budget_offers
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import ChargeRecord, Role, check_enum, check_gpu_type, check_text
 
@@ -114,13 +115,26 @@ def _hours_or_none(mgs: int | None) -> float | None:
     return None if mgs is None else arith.gpu_hours_json(mgs)
 
 
-def preview_json(user: str, request: Mapping[str, Any], admission: arith.Admission) -> dict:
+def preview_json(
+    user: str,
+    request: Mapping[str, Any],
+    admission: arith.Admission,
+    offers: Sequence[budget_offers.Offer] = (),
+) -> dict:
     """The preview's answer: what the request costs and what is left now and after it.
 
     ``allowed`` false with ``message`` is a budget refusal (the same words admission
-    would answer with HTTP 403), not an error.
+    would answer with HTTP 403), not an error; ``offers`` are then what fits instead.
+    ``summary`` and ``left_now`` are the form's sentences.
     """
+    seconds = arith.hours_to_seconds(request["hours"])
+    summary = budget_offers.preview_summary(request["project"], request.get("gpu_type"), int(request["gpus"]),
+                                            seconds, admission)
     return {
+        "summary": summary if admission.allowed else "",
+        "left_now": budget_offers.left_now_text(request["project"], admission),
+        "offers": [offer.to_json() for offer in offers],
+        "offer_text": budget_offers.offer_text(list(offers)),
         "project": request["project"],
         "user": user,
         "request": dict(request),

@@ -46,7 +46,9 @@ from spawners.slurm.options import (
     parse_user_accounts,
     validate_user_options,
 )
+from spawners.slurm import progress as words
 from spawners.slurm.parsers import parse_node_addresses
+from spawners.slurm.progress import ProgressEvent, parse_slurm_time
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
 from spawners.slurm.types import ClusterInfo, JobRequest, JobState, JobStatus
 from spawners.slurm.watcher import JobWatcher, get_shared_watcher
@@ -57,20 +59,6 @@ NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"  # set at login by hub.au
 OPTIONS_SCHEMA_KEY = "_hpchub_schema"
 OPTIONS_SCHEMA_VERSION = 1
 SERVER_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{0,40}")
-
-# Slurm's pending reasons in words (squeue %r).
-PENDING_REASONS = {
-    "Resources": "waiting for free GPUs of the requested type",
-    "Priority": "other jobs have higher priority",
-    "AssocGrpBillingMinutes": "held: the project's GPU-hour budget in Slurm is used up",
-    "AssocGrpGRESMinutes": "held: the project's GPU-minute limit in Slurm is used up",
-    "QOSMaxWallDurationPerJobLimit": "held: the requested hours exceed the QOS limit",
-    "ReqNodeNotAvail": "a required node is not available",
-    "PartitionTimeLimit": "the requested hours exceed the partition's time limit",
-    "BeginTime": "waiting for its start time",
-    "None": "about to start",
-}
-
 
 class SpawnError(Exception):
     """A failure the user should read (budget, validation, Slurm): no traceback needed."""
@@ -101,6 +89,14 @@ class SlurmNotAnswering(web.HTTPError):
         self.jupyterhub_html_message = html.escape(message)
 
 
+def _user_error(status: int, message: str) -> web.HTTPError:
+    """An HTTP error whose message JupyterHub shows as is (the form says "Error: MESSAGE",
+    not "HTTP 400: error (MESSAGE)"); the API's JSON answer is unchanged."""
+    error = web.HTTPError(status, message)
+    error.jupyterhub_message = message  # type: ignore[attr-defined]
+    return error
+
+
 class _TTLCache:
     """A tiny shared cache: key -> (expiry, value)."""
 
@@ -116,8 +112,17 @@ class _TTLCache:
     def put(self, key: object, value: object, ttl: float) -> None:
         self._entries[key] = (time.monotonic() + ttl, value)
 
+    def pop(self, key: object) -> object | None:
+        value = self.get(key)
+        self._entries.pop(key, None)
+        return value
+
 
 _CACHE = _TTLCache()  # shared by every spawner in the hub process
+# A form post's values (and its refusal) by user name, for the form JupyterHub renders
+# again when the spawn is refused (it renders the user's default server's form).
+_FORM_RETRY = _TTLCache()
+FORM_RETRY_SECONDS = 60
 
 
 async def metered_runner(argv, *, input=None, env=None, timeout=30.0):
@@ -213,6 +218,10 @@ class SlurmGPUSpawner(SlurmSpawner):
         help="PATH in the job after the environment's bin directory. Default '/usr/local/bin:/usr/bin:/bin'.",
     ).tag(config=True)
 
+    @default("progress_ready_hook")
+    def _progress_ready_hook_default(self):
+        return words.cancelled_is_not_ready
+
     @default("start_timeout")
     def _start_timeout_default(self) -> int:
         return 600  # a job may pend; the user can cancel
@@ -231,9 +240,10 @@ class SlurmGPUSpawner(SlurmSpawner):
     job_request: JobRequest | None = None
     ledger_session: int | None = None  # the ledger's hold for this server's current job
     job_node: str = ""
+    start_cancelled: bool = False  # the last start was cancelled (Stop on the progress page)
     accepts_port_report: bool = False
     _port_event: asyncio.Event | None = None
-    _last_message: str = ""
+    _progress_log: list[ProgressEvent] = []  # this start's events (a new list per start)
 
     # ----- shared helpers -----
     @property
@@ -325,15 +335,18 @@ class SlurmGPUSpawner(SlurmSpawner):
         except OptionsError as exc:
             self.log.info("refused options for %s: %s", self._log_name, exc)
             _count_spawn("validation")
-            raise web.HTTPError(400, str(exc)) from None
+            self._note_form_error(exc.field, str(exc))
+            raise _user_error(400, str(exc)) from None
         except BudgetRefused as exc:
             self.log.info("budget refused for %s: %s", self._log_name, exc.message)
             _count_spawn("budget")
-            raise web.HTTPError(403, exc.message) from None
+            self._note_form_error("budget", exc.message)
+            raise _user_error(403, exc.message) from None
         except SlurmCommandError as exc:
             _count_spawn("slurm")
             self.log.warning("Slurm did not answer while checking options for %s: %s", self._log_name, exc)
             raise web.HTTPError(503, f"Slurm is not answering, try again shortly ({exc.summary})") from None
+        _FORM_RETRY.pop(self.user.name)  # accepted: the next form shows the last options again
 
     async def validate_options(self, user_options: dict) -> JobRequest:
         if not SERVER_NAME_PATTERN.fullmatch(self.name or ""):
@@ -368,15 +381,27 @@ class SlurmGPUSpawner(SlurmSpawner):
         return request
 
     def options_from_form(self, formdata: dict) -> dict:
-        """Form fields are lists of strings; keep one value per allowed key (validated later)."""
-        return {key: values[0] for key, values in formdata.items() if key in ALLOWED_KEYS and values and values[0] != ""}
+        """Form fields are lists of strings; keep one value per allowed key (validated later).
+
+        The posted values are kept for a moment so that, if the spawn is refused, the form
+        JupyterHub renders again shows what the user chose, with the error under its field.
+        """
+        options = {key: values[0] for key, values in formdata.items() if key in ALLOWED_KEYS and values and values[0] != ""}
+        _FORM_RETRY.put(self.user.name, {"values": dict(options), "error": None}, FORM_RETRY_SECONDS)
+        return options
+
+    def _note_form_error(self, field: str, message: str) -> None:
+        """A refused spawn from the form: remember the field and the message for the re-render."""
+        retry = _FORM_RETRY.get(self.user.name)
+        if isinstance(retry, dict):
+            retry["error"] = (field, message)
 
     @default("options_form")
     def _options_form_default(self):
         return self._render_options_form
 
     async def _render_options_form(self, spawner) -> str:
-        from spawners.slurm.form import render_options_form  # noqa: PLC0415
+        from spawners.slurm.form import FormError, render_options_form  # noqa: PLC0415
 
         if any(group.name == NO_CLUSTER_ACCOUNT_GROUP for group in self.user.groups):
             return (
@@ -388,28 +413,31 @@ class SlurmGPUSpawner(SlurmSpawner):
             projects = list(await self.project_accounts())
         except SlurmCommandError as exc:
             return f"<p class='alert alert-danger'>Slurm is not answering: {html.escape(exc.summary)}</p>"
-        notes = await asyncio.to_thread(self._project_notes, projects)
-        return render_options_form(cluster, projects, self.catalogue(), dict(self.user_options or {}), notes)
+        retry = _FORM_RETRY.pop(self.user.name)
+        previous = dict(self.user_options or {})
+        error = None
+        if isinstance(retry, dict):  # a refused post: show what was chosen and why it was refused
+            previous = retry["values"]
+            if retry["error"]:
+                error = FormError(*retry["error"])
+        catalogue = self.catalogue()
+        budgets, preview = await asyncio.to_thread(self._form_budget, cluster, projects, catalogue, previous)
+        return render_options_form(
+            cluster, projects, catalogue, previous, budgets, error=error, preview=preview,
+            preview_url=f"{self.hub.base_url}api/hpchub/v1/preview" if self.ledger is not None else "",
+        )  # fmt: skip
 
-    def _project_notes(self, projects: list[str]) -> dict[str, str]:
-        """What each project (and the user's cap in it) has left, for the form's project list."""
-        from hub.ledger.arithmetic import Rounding, format_gpu_hours  # noqa: PLC0415
+    def _form_budget(self, cluster: ClusterInfo, projects: list[str], catalogue: Catalogue, previous: dict):
+        """What each project has left and the preview of the initial choices (in a worker thread)."""
+        from spawners.slurm.form_budget import initial_preview, project_budgets  # noqa: PLC0415
 
         ledger = self.ledger
         if ledger is None:
-            return {}
-        notes = {}
-        for project in projects:
-            try:
-                figures = ledger.figures(project)
-            except LedgerError:
-                continue
-            note = f"{format_gpu_hours(max(0, figures.remaining_mgs), Rounding.FLOOR)} GPU-h left"
-            member = next((m for m in figures.members if m.user == self.user.name), None)
-            if member is not None and member.cap_remaining_mgs is not None:
-                note += f"; your cap {format_gpu_hours(max(0, member.cap_remaining_mgs), Rounding.FLOOR)}"
-            notes[project] = note
-        return notes
+            return {}, None
+        budgets = project_budgets(ledger, self.user.name, cluster, projects)
+        preview = initial_preview(ledger, self.user.name, cluster, projects, catalogue, previous, budgets,
+                                  Decimal(str(self.default_hours)))  # fmt: skip
+        return budgets, preview
 
     # ----- the ledger -----
     async def admit(self, request: JobRequest) -> None:
@@ -438,8 +466,8 @@ class SlurmGPUSpawner(SlurmSpawner):
         if self.ledger_session is None:
             return
         now = datetime.now(timezone.utc)
-        started = _parse_slurm_time(status.start_time) if status and status.state is not JobState.PENDING else None
-        ended = _parse_slurm_time(status.end_time) if status and status.state is JobState.ENDED else None
+        started = parse_slurm_time(status.start_time) if status and status.state is not JobState.PENDING else None
+        ended = parse_slurm_time(status.end_time) if status and status.state is JobState.ENDED else None
         ended = min(ended or now, now)
         elapsed = max(0, int((ended - started).total_seconds())) if started and self.job_id else 0
         await self._ledger_call("session_ended", ended, elapsed)
@@ -475,11 +503,13 @@ class SlurmGPUSpawner(SlurmSpawner):
         )
 
     async def start(self):
+        self.start_cancelled = False
         try:
             started = await self._start()
             _count_spawn("started")
             return started
         except BaseException as exc:
+            self.start_cancelled = isinstance(exc, asyncio.CancelledError)  # Stop while starting
             _count_spawn(exc.reason if isinstance(exc, SpawnError) else
                          "slurm" if isinstance(exc, SlurmNotAnswering) else "failed")
             # Nothing may keep holding budget after a failed start (JupyterHub does not call
@@ -505,7 +535,8 @@ class SlurmGPUSpawner(SlurmSpawner):
             script = self.render_script(request)
         except ScriptError as exc:
             raise SpawnError(f"refused to build the job script: {exc}") from None
-        self._last_message = "Submitting the job to Slurm"
+        self._progress_log = []
+        self._note_progress(words.PROGRESS_SUBMITTING, "Submitting the job to Slurm")
         try:
             self.job_id = await self.client.sbatch(script, as_user=self.user.name, extra_env=self.job_env())
         except SlurmCommandError as exc:
@@ -516,19 +547,20 @@ class SlurmGPUSpawner(SlurmSpawner):
         self._save_state_now()
         await self._ledger_call("record_job_id", self.job_id)
         self.log.info("%s: submitted job %s (%s)", self._log_name, self.job_id, request)
-        self._last_message = f"Submitted as Slurm job {self.job_id}"
+        self._note_progress(words.PROGRESS_SUBMITTED, f"Submitted as Slurm job {self.job_id}")
         watcher = self.watcher
         watcher.track(self.job_id)
         watcher.poke()
 
         status = await self._wait_until_running(watcher)
-        await self._ledger_call("session_started", _parse_slurm_time(status.start_time) or datetime.now(timezone.utc))
+        await self._ledger_call("session_started", parse_slurm_time(status.start_time) or datetime.now(timezone.utc))
         self.job_node = status.node
         self.ip = await self.node_address(status.node)
-        self._last_message = f"Running on {status.node}; starting Jupyter"
+        self._note_progress(words.PROGRESS_RUNNING, f"Running on {status.node}")
+        self._note_progress(words.PROGRESS_STARTING_JUPYTER, f"Starting Jupyter on {status.node}")
         await self._wait_for_port(watcher)
         self._save_state_now()
-        self._last_message = f"Jupyter started on {status.node}"
+        self._note_progress(words.PROGRESS_JUPYTER_STARTED, f"Jupyter started on {status.node}")
         return (self.ip, self.port)
 
     def _save_state_now(self) -> None:
@@ -545,7 +577,7 @@ class SlurmGPUSpawner(SlurmSpawner):
             if status.state in (JobState.RUNNING,):
                 return status
             if status.state is JobState.PENDING:
-                self._last_message = self.describe_pending(status)
+                self._note_progress(words.PROGRESS_PENDING, self.describe_pending(status))
             elif status.state in (JobState.ENDED, JobState.GONE, JobState.COMPLETING):
                 raise SpawnError(self.describe_failure(status))
             # UNKNOWN: keep waiting (a scheduler hiccup is not a failure)
@@ -569,11 +601,17 @@ class SlurmGPUSpawner(SlurmSpawner):
             self._port_event.set()
 
     def describe_pending(self, status: JobStatus) -> str:
-        words = PENDING_REASONS.get(status.reason, status.reason or "waiting")
-        message = f"Job {self.job_id} pending: {words}"
-        if status.start_time:
-            message += f" (Slurm estimates a start at {status.start_time})"
-        return message
+        """The reason in words with the request's numbers, and Slurm's start estimate (UTC)."""
+        return words.pending_message(
+            self.job_id, status.reason, status.start_time, self.job_request, datetime.now(timezone.utc)
+        )
+
+    def _note_progress(self, percent: int, message: str) -> None:
+        """Add a progress event (none when the sentence did not change)."""
+        if "_progress_log" not in self.__dict__:
+            self._progress_log = []  # never the class's shared default
+        if not self._progress_log or self._progress_log[-1].message != message:
+            self._progress_log.append(ProgressEvent(percent, message))
 
     def describe_failure(self, status: JobStatus) -> str:
         what = status.slurm_state or status.state.value
@@ -664,12 +702,14 @@ class SlurmGPUSpawner(SlurmSpawner):
         await self._ledger_session_ended(status)
 
     async def progress(self):
-        last = None
+        """JupyterHub's progress events: every step of this start, in order, none skipped."""
+        events, sent = self._progress_log, 0
         while True:
-            message = self._last_message
-            if message and message != last:
-                yield {"message": message}
-                last = message
+            if self._progress_log is not events:  # a new start began: follow its events
+                events, sent = self._progress_log, 0
+            while sent < len(events):
+                yield events[sent].to_json()
+                sent += 1
             await asyncio.sleep(0.5)
 
     # ----- state -----
@@ -694,13 +734,3 @@ class SlurmGPUSpawner(SlurmSpawner):
         super().clear_state()
         self.job_node = ""
         self.ledger_session = None
-
-
-def _parse_slurm_time(text: str) -> datetime | None:
-    """Slurm prints local times without a zone (``2026-11-29T02:16:38``); None for N/A and the like."""
-    if not text or not text[:1].isdigit():
-        return None
-    try:
-        return datetime.fromisoformat(text).astimezone(timezone.utc)
-    except ValueError:
-        return None

@@ -392,6 +392,9 @@ def test_preview_figures_match_hpchub_usage(portal, hpchub, users, charges):
     usage = _usage(portal, hpchub, "vision-lab")
     bob = next(m for m in usage["members"] if m["user"] == "bob")
     cap_left = round(bob["cap_gpu_hours"] - bob["used_gpu_hours"] - bob["held_gpu_hours"], 4)
+    sentences = {key: answer.pop(key) for key in ("summary", "left_now", "offers", "offer_text")}  # the form's
+    assert sentences["summary"].startswith("This reserves up to 3.0 GPU-h (2 x h200 x 1.5 h). vision-lab has ")
+    assert (sentences["offers"], sentences["offer_text"]) == ([], "")
     assert answer == {
         "project": "vision-lab",
         "user": "bob",

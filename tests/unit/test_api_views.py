@@ -61,8 +61,12 @@ def test_preview_json() -> None:
         "project": "vision-lab", "user": "bob", "request": request, "allowed": True, "message": "",
         "cost_gpu_hours": 3.0, "project_remaining_gpu_hours": 96.5, "project_remaining_after_gpu_hours": 93.5,
         "cap_remaining_gpu_hours": 17.0, "cap_remaining_after_gpu_hours": 14.0,
+        "summary": "This reserves up to 3.0 GPU-h (2 x h200 x 1.5 h). vision-lab has 93.5 left; your cap has 14.0 left.",
+        "left_now": "Left now, before this session: vision-lab 96.5 GPU-h; your cap 17.0 GPU-h.",
+        "offers": [], "offer_text": "",
     }  # fmt: skip
     refused = views.preview_json("bob", request, Admission(False, "no", 3 * H, H, None))
+    assert refused["summary"] == "" and refused["left_now"] == "Left now, before this session: vision-lab 1.0 GPU-h."
     assert (refused["allowed"], refused["message"], refused["project_remaining_after_gpu_hours"]) == (False, "no", -2.0)
     assert refused["cap_remaining_gpu_hours"] is None and refused["cap_remaining_after_gpu_hours"] is None
 

@@ -145,6 +145,22 @@ async def test_one_squeue_call_for_fifty_jobs(slurm: FakeSlurm, clock: FakeClock
     assert watcher.status("999").reason == NOT_TRACKED_REASON  # listed but not ours to track
 
 
+async def test_pending_reasons_and_start_estimates_come_from_the_one_squeue_call(
+    slurm: FakeSlurm, clock: FakeClock
+) -> None:
+    """The progress page's reason and start estimate (squeue %r and %S, the figure `squeue
+    --start` prints) need no call per spawn: FakeSlurm refuses squeue_start or any other call."""
+    watcher = make_watcher(slurm, clock)
+    for job_id in ("201", "202", "203"):
+        watcher.track(job_id)
+    slurm.squeue_answers = [lines(pending("201"), pending("202", "Priority"), pending("203", "AssocGrpBillingMinutes"))]
+    await watcher.refresh()
+    assert len(slurm.squeue_calls) == 1 and slurm.sacct_calls == []
+    seen = {job_id: (watcher.status(job_id).reason, watcher.status(job_id).start_time) for job_id in ("201", "202", "203")}
+    assert seen == {"201": ("Resources", "2026-11-29T03:10:00"), "202": ("Priority", "2026-11-29T03:10:00"),
+                    "203": ("AssocGrpBillingMinutes", "2026-11-29T03:10:00")}  # fmt: skip
+
+
 async def test_sacct_only_for_absent_jobs_in_one_call(slurm: FakeSlurm, clock: FakeClock) -> None:
     watcher = make_watcher(slurm, clock)
     for job_id in ("1", "2", "3", "4"):

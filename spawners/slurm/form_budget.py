@@ -1,0 +1,73 @@
+"""The spawn form's budget figures, read from the ledger (no JupyterHub; the spawner calls
+this in a worker thread).
+
+- :func:`project_budgets`: per project what it (and the user's cap in it) has left, and why
+  it cannot be chosen when it cannot pay for the smallest GPU session.
+- :func:`initial_preview`: the preview of the choices the form shows first, computed like
+  ``POST /preview`` (the spawn's validation, ``Ledger.preview``, the same offers), so the
+  page says what a request costs even without JavaScript.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+
+from hub.api.views import preview_json
+from hub.ledger import Ledger, LedgerError
+from hub.ledger.arithmetic import Rounding, format_gpu_hours
+from hub.ledger.offers import cheapest_session_mgs, gpu_choices, refusal_offers
+from spawners.catalog import Catalogue
+from spawners.slurm.form import FormPreview, ProjectBudget, form_choices
+from spawners.slurm.options import OptionsError, validate_user_options
+from spawners.slurm.types import ClusterInfo
+
+
+def project_budgets(ledger: Ledger, user: str, cluster: ClusterInfo, projects: Sequence[str]) -> dict[str, ProjectBudget]:
+    """``{"vision-lab": ProjectBudget("96.0 GPU-h left; your cap: 16.0 left")}``; a project
+    whose figures cannot be read is left out (the form then shows its bare name)."""
+    gpu_types = sorted({t for p in cluster.partitions.values() for t, n in p.gpus_per_node.items() if n > 0})
+    cheapest = cheapest_session_mgs(gpu_types, ledger.rates)
+    budgets = {}
+    for project in projects:
+        try:
+            figures = ledger.figures(project)
+        except LedgerError:
+            continue
+        left = figures.remaining_mgs
+        note = f"{format_gpu_hours(max(0, left), Rounding.FLOOR)} GPU-h left"
+        member = next((m for m in figures.members if m.user == user), None)
+        if member is not None and member.cap_remaining_mgs is not None:
+            note += f"; your cap: {format_gpu_hours(max(0, member.cap_remaining_mgs), Rounding.FLOOR)} left"
+            left = min(left, member.cap_remaining_mgs)
+        reason = ""
+        if cheapest is not None and left < cheapest:
+            reason = (f"cannot pay for the smallest session, 1 GPU for 0.25 h = "
+                      f"{format_gpu_hours(cheapest, Rounding.CEILING)} GPU-h")  # fmt: skip
+        budgets[project] = ProjectBudget(note, reason)
+    return budgets
+
+
+def initial_preview(
+    ledger: Ledger,
+    user: str,
+    cluster: ClusterInfo,
+    projects: Sequence[str],
+    catalogue: Catalogue,
+    previous: Mapping,
+    budgets: Mapping[str, ProjectBudget],
+    default_hours: Decimal,
+) -> FormPreview:
+    """The preview of what the form shows selected (an answer of ``POST /preview``, or its error)."""
+    chosen = form_choices(cluster, projects, catalogue, previous, budgets)
+    try:
+        request = validate_user_options(
+            chosen.to_options(), cluster=cluster, projects=list(projects), catalogue_ids=catalogue.ids(),
+            default_environment=catalogue.default.id, default_hours=default_hours,
+        )  # fmt: skip
+        admission = ledger.preview(request.project, user, request.gpu_type, request.gpus, str(request.hours))
+    except (OptionsError, LedgerError) as exc:
+        return FormPreview(error=str(exc))
+    choices = gpu_choices(cluster.partitions[request.partition].gpus_per_node, request.gpu_type)
+    offers = refusal_offers(request.gpus, request.time_limit_minutes * 60, admission, choices, ledger.rates)
+    return FormPreview(answer=preview_json(user, request.to_options(), admission, offers))

@@ -1,0 +1,333 @@
+"""The spawn form and the progress page in a real browser: real login, real ledger, real Slurm.
+
+Playwright drives Debian's chromium (headless, no browser download). Screenshots of every
+page go to test-artifacts/ (form-*.png, progress-*.png). Every server a test starts is
+stopped in its ``finally`` (the portal is shared with the other test modules).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+# Keeps the progress page's event log across its reload into JupyterLab (same origin, same tab).
+RECORD_PROGRESS = """
+(() => {
+  if (!location.pathname.includes("/spawn-pending/")) { return; }
+  const save = () => {
+    const log = document.getElementById("progress-log");
+    if (log) { sessionStorage.setItem("hpchub-progress", log.textContent); }
+  };
+  document.addEventListener("DOMContentLoaded", () => {
+    const log = document.getElementById("progress-log");
+    if (log) { new MutationObserver(save).observe(log, {childList: true, subtree: true}); }
+  });
+})();
+"""
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    playwright = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+def _page(chromium, portal, user: str, width: int = 1280, javascript: bool = True):
+    """A new browser context logged in as ``user`` through the identity provider."""
+    context = chromium.new_context(viewport={"width": width, "height": 900}, java_script_enabled=javascript)
+    context.add_init_script(RECORD_PROGRESS)
+    page = context.new_page()
+    page.goto(f"{portal.url}/hub/oauth_login")
+    page.fill("input[name=username]", f"{user}@uni.example")
+    page.fill("input[name=password]", f"{user}-demo")
+    page.click("button:has-text('Sign in')")
+    page.wait_for_url(f"{portal.url}/hub/home", timeout=30000)
+    return page
+
+
+def _choose(page, **choices) -> None:
+    for name, value in choices.items():
+        page.select_option(f"#hpchub-{name}", str(value))
+
+
+def _wait_preview(page, state: str, text: str) -> None:
+    """Until the preview answered ``state`` (allowed|refused) with ``text`` in it."""
+    page.wait_for_function(
+        """([state, text]) => {
+             const form = document.getElementById("hpchub-spawn-form");
+             return form.dataset.previewState === state
+               && document.getElementById("hpchub-preview").textContent.includes(text);
+           }""",
+        arg=[state, text], timeout=30000,
+    )  # fmt: skip
+
+
+def _recorded_progress(page, text: str, timeout: float = 30) -> str:
+    """The progress page's event log as recorded in sessionStorage, once it holds ``text``
+    (the page may reload meanwhile)."""
+    deadline = time.monotonic() + timeout
+    log = ""
+    while time.monotonic() < deadline:
+        try:
+            log = page.evaluate("sessionStorage.getItem('hpchub-progress')") or ""
+        except Exception:  # noqa: BLE001  (a reload under way)
+            log = ""
+        if text in log:
+            return log
+        time.sleep(0.2)
+    return log
+
+
+def _stop(portal, user: str, name: str = "") -> None:
+    portal.session().delete(portal.spawn_path(user, name), timeout=60)
+    portal.wait_stopped(user, name)
+
+
+def _job_of(portal, user: str, name: str = "") -> tuple[str, dict] | None:
+    comment = f"hpchub:user={user},server={name}"
+    matches = [(job_id, job) for job_id, job in portal.jobs().items() if job["comment"] == comment]
+    return matches[0] if matches else None
+
+
+def _member(portal, project: str, user: str) -> dict:
+    return next(m for m in portal.usage(project)["members"] if m["user"] == user)
+
+
+@pytest.mark.browser
+def test_bob_previews_starts_and_watches_his_session_to_jupyterlab(portal, chromium) -> None:
+    assert portal.server("bob") is None
+    page = _page(chromium, portal, "bob")
+    try:
+        page.goto(f"{portal.url}/hub/spawn")
+        usage = portal.usage("vision-lab")
+        label = page.inner_text("#hpchub-project option[value='vision-lab']")
+        shown = re.match(r"vision-lab: ([0-9.]+) GPU-h left; your cap: ([0-9.]+) left", label)
+        assert shown, label
+        assert float(shown.group(1)) == pytest.approx(usage["remaining_gpu_hours"], abs=1e-4)
+        _choose(page, project="vision-lab", partition="gpu", gpu_type="h200", gpus=1, hours=1)
+        _wait_preview(page, "allowed", "This reserves up to 1.0 GPU-h (1 x h200 x 1 h). vision-lab has ")
+        summary = page.inner_text("#hpchub-preview-summary")
+        left_after = float(re.search(r"vision-lab has ([0-9.]+) left", summary).group(1))
+        assert left_after == pytest.approx(usage["remaining_gpu_hours"] - 1.0, abs=1e-4)
+        page.screenshot(path=str(ARTIFACTS / "form-bob.png"), full_page=True)
+
+        page.click("button:has-text('Start')")
+        page.wait_for_url("**/spawn-pending/bob**", timeout=30000)
+        try:  # the job starts within seconds: the page may already be on its way to JupyterLab
+            page.wait_for_function("document.getElementById('progress-log').textContent.includes('Slurm job')",
+                                   timeout=10000)  # fmt: skip
+            page.screenshot(path=str(ARTIFACTS / "progress-bob.png"), full_page=True)
+        except Exception:  # noqa: BLE001  (only the screenshot is missed; the log is recorded anyway)
+            pass
+        page.wait_for_url("**/user/bob/lab**", timeout=90000)
+        page.wait_for_selector("#jp-main-dock-panel", timeout=90000)
+        try:  # the launcher appears once JupyterLab has loaded its extensions
+            page.wait_for_selector(".jp-LauncherCard", timeout=30000)
+        except Exception:  # noqa: BLE001  (the screenshot is then of the loading lab)
+            pass
+        page.screenshot(path=str(ARTIFACTS / "progress-bob-jupyterlab.png"))
+        log = _recorded_progress(page, "Starting Jupyter")
+        job_id, job = _job_of(portal, "bob")
+        assert f"Submitted as Slurm job {job_id}" in log, log
+        assert f"Running on {job['node']}" in log and f"Starting Jupyter on {job['node']}" in log, log
+        assert (job["gres"], job["time_limit"], job["account"]) == ("gres:gpu:h200:1", "1:00:00", "vision-lab")
+        assert _member(portal, "vision-lab", "bob")["held_gpu_hours"] == pytest.approx(1.0, abs=0.01)
+    finally:
+        page.context.close()
+        _stop(portal, "bob")
+
+
+@pytest.mark.browser
+def test_erins_form_says_tiny_lab_cannot_afford_an_hour_and_offers_what_fits(portal, chromium) -> None:
+    assert portal.usage("tiny-lab")["remaining_gpu_hours"] == 0.25, "this test expects tiny-lab's seeded 0.25 GPU-h"
+    page = _page(chromium, portal, "erin", width=390)
+    try:
+        page.goto(f"{portal.url}/hub/spawn")
+        assert page.inner_text("#hpchub-project option[value='tiny-lab']") == "tiny-lab: 0.25 GPU-h left"
+        _choose(page, partition="gpu", gpu_type="h200", gpus=1, hours=1)
+        _wait_preview(page, "refused", "1 x h200 x 1 h")
+        assert page.inner_text("#hpchub-preview-refusal") == (
+            "tiny-lab has 0.25 GPU-h left; this request needs 1.0 (1 x h200 x 1 h). Ask for fewer GPUs or hours."
+        )
+        assert page.inner_text("#hpchub-preview-offers") == "You can afford 1 x h200 for 0.25 h or 1 x a100 for 0.5 h."
+        page.screenshot(path=str(ARTIFACTS / "form-erin-refused-390.png"), full_page=True)
+        page.click("button:has-text('Use 1 x a100 for 0.5 h')")
+        _wait_preview(page, "allowed", "1 x a100 x 0.5 h")
+        assert page.inner_text("#hpchub-preview-summary") == (
+            "This reserves up to 0.25 GPU-h (1 x a100 x 0.5 h). tiny-lab has 0.0 left."
+        )
+        assert (page.input_value("#hpchub-gpu_type"), page.input_value("#hpchub-gpus"),
+                page.input_value("#hpchub-hours")) == ("a100", "1", "0.5")  # fmt: skip
+        page.screenshot(path=str(ARTIFACTS / "form-erin-offer-390.png"), full_page=True)
+        # nothing was started or held by looking
+        assert portal.server("erin") is None and portal.usage("tiny-lab")["held_gpu_hours"] == 0
+    finally:
+        page.context.close()
+
+
+@pytest.mark.browser
+def test_impossible_choices_are_disabled_with_the_reason(portal, chromium) -> None:
+    page = _page(chromium, portal, "bob")
+    try:
+        page.goto(f"{portal.url}/hub/spawn")
+        _choose(page, partition="gpu", gpu_type="h200", hours=1)
+        _choose(page, partition="debug")
+        assert page.is_disabled("#hpchub-gpu_type option[value='h200']")
+        assert page.inner_text("#hpchub-gpu_type option[value='h200']") == "h200 (not in partition debug)"
+        assert page.input_value("#hpchub-gpu_type") == "a100"
+        assert page.inner_text("#hpchub-hours option[value='1']") == "1 h (over the 0.5 h MaxTime of debug)"
+        assert page.input_value("#hpchub-hours") == "0.5"  # moved to the longest allowed
+        _choose(page, partition="cpu")
+        assert (page.input_value("#hpchub-gpu_type"), page.input_value("#hpchub-gpus")) == ("", "0")
+        assert page.inner_text("#hpchub-gpus option[value='1']") == "1 (partition cpu has no GPUs)"
+        page.screenshot(path=str(ARTIFACTS / "form-disabled-choices.png"), full_page=True)
+        # keyboard: the fields are reachable with Tab, in order
+        page.focus("#hpchub-project")
+        order = []
+        for _ in range(6):
+            order.append(page.evaluate("document.activeElement.id"))
+            page.keyboard.press("Tab")
+        assert order == ["hpchub-project", "hpchub-partition", "hpchub-gpu_type", "hpchub-gpus", "hpchub-hours",
+                         "hpchub-environment"]  # fmt: skip
+    finally:
+        page.context.close()
+
+
+@pytest.mark.browser
+def test_a_pending_spawn_says_why_and_when_and_cancel_leaves_no_job_and_no_hold(portal, chromium) -> None:
+    fill = {"project": "vision-lab", "partition": "gpu", "gpu_type": "a100", "gpus": 4, "hours": 1,
+            "environment": "default"}  # fmt: skip
+    response = portal.session().post(portal.spawn_path("alice", "fill-a100"), json={"user_options": fill}, timeout=60)
+    assert response.status_code in (201, 202), response.text
+    page = None
+    try:
+        portal.wait_ready("alice", "fill-a100")  # all 4 a100 of gpu03 are busy now
+        assert portal.server("bob") is None
+        held_before = _member(portal, "vision-lab", "bob")["held_gpu_hours"]
+        page = _page(chromium, portal, "bob")
+        page.goto(f"{portal.url}/hub/spawn")
+        _choose(page, partition="gpu", gpu_type="a100", gpus=1, hours=1)
+        _wait_preview(page, "allowed", "1 x a100 x 1 h")
+        page.click("button:has-text('Start')")
+        page.wait_for_url("**/spawn-pending/bob**", timeout=30000)
+        page.wait_for_function(
+            """() => { const m = document.getElementById("progress-message").textContent;
+                       return m.includes("pending: waiting for 1 free a100 GPU.") && m.includes("Slurm estimates a start at"); }""",
+            timeout=60000,
+        )  # fmt: skip
+        message = page.inner_text("#progress-message")
+        assert re.fullmatch(r"Job \d+ pending: waiting for 1 free a100 GPU\. Slurm estimates a start at "
+                            r"(\w{3} \d\d \w{3} )?\d\d:\d\d UTC \(in (about \d+ (min|h \d\d min)|under a minute)\)\.",
+                            message), message  # fmt: skip
+        job_id = re.match(r"Job (\d+)", message).group(1)
+        assert portal.jobs()[job_id]["state"] == "PENDING"
+        assert _member(portal, "vision-lab", "bob")["held_gpu_hours"] == pytest.approx(held_before + 0.5, abs=1e-4)
+        page.screenshot(path=str(ARTIFACTS / "progress-pending.png"), full_page=True)
+        page.click("#stop-server-btn")
+        portal.wait_stopped("bob")
+        log = _recorded_progress(page, "ancelled")
+        assert f"Start cancelled: Slurm job {job_id} is cancelled" in log or "Spawn cancelled" in log, log
+        page.screenshot(path=str(ARTIFACTS / "progress-cancelled.png"), full_page=True)
+        assert job_id not in portal.jobs(), portal.jobs()
+        assert _member(portal, "vision-lab", "bob")["held_gpu_hours"] == pytest.approx(held_before, abs=1e-4)
+        state = portal.slurm("sacct", "-X", "-n", "-P", "-j", job_id, "-o", "State").strip()
+        assert state.startswith("CANCELLED"), state
+    finally:
+        if page is not None:
+            page.context.close()
+        if portal.server("bob") is not None:
+            _stop(portal, "bob")
+        _stop(portal, "alice", "fill-a100")
+
+
+@pytest.mark.browser
+def test_a_bad_value_is_shown_next_to_its_field_and_the_other_choices_are_kept(portal, chromium) -> None:
+    page = _page(chromium, portal, "bob")
+    try:
+        page.goto(f"{portal.url}/hub/spawn")
+        _choose(page, project="vision-lab", partition="gpu", gpu_type="h200", gpus=2, hours=1)
+        # a value the form never offers (as a crafted post would send it)
+        page.evaluate("document.querySelector('#hpchub-hours option:checked').value = '0.3'")
+        page.click("button:has-text('Start')")
+        page.wait_for_selector("#hpchub-hours-error")
+        assert page.inner_text("#hpchub-hours-error") == (
+            "hours: must be a multiple of 0.25 from 0.25 to 8 (MaxTime of partition gpu); got '0.3'"
+        )
+        assert page.get_attribute("#hpchub-hours", "aria-invalid") == "true"
+        assert "hpchub-hours-error" in page.get_attribute("#hpchub-hours", "aria-describedby")
+        assert (page.input_value("#hpchub-project"), page.input_value("#hpchub-partition"),
+                page.input_value("#hpchub-gpu_type"), page.input_value("#hpchub-gpus")) == (
+            "vision-lab", "gpu", "h200", "2")  # fmt: skip
+        assert "Error: hours: must be a multiple of 0.25" in page.inner_text(".spawn-error-msg")
+        page.screenshot(path=str(ARTIFACTS / "form-error.png"), full_page=True)
+        assert _job_of(portal, "bob") is None
+    finally:
+        page.context.close()
+        if portal.server("bob") is not None:
+            _stop(portal, "bob")
+
+
+@pytest.mark.parametrize(
+    ("field", "posted", "message"),
+    [
+        pytest.param("gpus", {"gpus": "9"}, "gpus: must be a whole number from 1 to 4", id="gpus-above-node"),
+        pytest.param("hours", {"hours": "9"}, "hours: must be a multiple of 0.25 from 0.25 to 8", id="hours-over-maxtime"),
+        pytest.param("gpu_type", {"partition": "debug"}, "gpu_type: 'h200' is not offered in partition debug",
+                     id="type-not-in-partition"),
+        pytest.param("budget", {"gpus": "4", "hours": "8"}, "bob's cap in vision-lab has", id="over-the-cap"),
+    ],
+)
+def test_without_javascript_a_refused_post_shows_the_error_and_keeps_the_choices(portal, field, posted, message) -> None:
+    session, _ = portal.login("bob@uni.example", "bob-demo")
+    form = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": "2", "hours": "1",
+            "environment": "default", **posted}  # fmt: skip
+    response = session.post(f"{portal.url}/hub/spawn", data={**form, "_xsrf": session.cookies["_xsrf"]},
+                            allow_redirects=False, timeout=60)  # fmt: skip
+    try:
+        assert response.status_code in (400, 403), (response.status_code, response.headers.get("Location"))
+        error = re.search(rf'<div id="hpchub-{field}-error"[^>]*>([^<]*)</div>', response.text)
+        assert error and html.unescape(error.group(1)).startswith(message), response.text[:3000]
+        selected = dict(re.findall(r'<select id="hpchub-(\w+)"[^>]*>(?:(?!</select>).)*?<option value="([^"]*)"'
+                                   r'[^>]*selected', response.text, re.S))  # fmt: skip
+        assert selected["project"] == "vision-lab" and selected["partition"] == form["partition"]
+        assert selected["environment"] == "default"
+        if field != "gpus":
+            assert selected["gpus"] == form["gpus"]
+        assert _job_of(portal, "bob") is None
+    finally:
+        if portal.server("bob") is not None:
+            _stop(portal, "bob")
+
+
+def test_the_preview_api_offers_what_tiny_lab_can_afford(portal) -> None:
+    session, _ = portal.login("erin@uni.example", "erin-demo")
+    session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
+    options = {"project": "tiny-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 1}
+    answer = session.post(f"{portal.url}/hub/api/hpchub/v1/preview", json={"user_options": options}, timeout=30)
+    assert answer.status_code == 200, answer.text
+    body = answer.json()
+    assert (body["allowed"], body["summary"]) == (False, "")
+    assert body["offers"] == [
+        {"gpu_type": "h200", "gpus": 1, "hours": 0.25, "cost_gpu_hours": 0.25, "text": "1 x h200 for 0.25 h"},
+        {"gpu_type": "a100", "gpus": 1, "hours": 0.5, "cost_gpu_hours": 0.25, "text": "1 x a100 for 0.5 h"},
+    ]
+    # every offer is admitted by the same check
+    for offer in body["offers"]:
+        again = session.post(f"{portal.url}/hub/api/hpchub/v1/preview", json={
+            **options, "gpu_type": offer["gpu_type"], "gpus": offer["gpus"], "hours": offer["hours"]}, timeout=30)
+        assert again.json()["allowed"] is True, again.text
