@@ -37,6 +37,19 @@ class ProjectBudget:
 
     note: str  # e.g. "96.0 GPU-h left; your cap 16.0"
     reason: str = ""  # e.g. "0.1 GPU-h left, less than the smallest session (1 x a100 x 0.25 h = 0.125 GPU-h)"
+    course: CourseLimits | None = None  # the course's rules when the user is one of its students
+
+
+@dataclass(frozen=True)
+class CourseLimits:
+    """A course's rules that bind a student's choices (the ledger enforces them again)."""
+
+    gpu_types: tuple[str, ...] = ()  # empty: any
+    max_gpus: int | None = None
+    max_quarters: int | None = None
+
+    def to_json(self) -> dict:
+        return {"gpu_types": list(self.gpu_types), "max_gpus": self.max_gpus, "max_quarters": self.max_quarters}
 
 
 @dataclass(frozen=True)
@@ -78,28 +91,32 @@ def _hours_text(quarters: int) -> str:
     return plain_hours(Decimal(quarters) * HOURS_STEP)
 
 
-def cluster_json(cluster: ClusterInfo) -> dict:
-    """What the script needs to disable choices: per partition its GPUs per node and MaxTime."""
+def cluster_json(cluster: ClusterInfo, budgets: Mapping[str, ProjectBudget] | None = None) -> dict:
+    """What the script needs to disable choices: per partition its GPUs per node and MaxTime,
+    and per course project (the user a student there) the course's limits."""
     return {
         "partitions": {
             name: {"gpus": dict(sorted(p.gpus_per_node.items())), "max_quarters": partition_max_quarters(p)}
             for name, p in cluster.partitions.items()
-        }
+        },
+        "courses": {name: b.course.to_json() for name, b in (budgets or {}).items() if b.course is not None},
     }
 
 
 # --- why a choice is impossible (the script mirrors these three rules) ---------------------------------
 
 
-def gpu_type_reason(gpu_type: str, partition: PartitionInfo) -> str:
+def gpu_type_reason(gpu_type: str, partition: PartitionInfo, course: CourseLimits | None = None) -> str:
     if gpu_type == "":
         return "" if not partition.gpus_per_node else f"partition {partition.name} has GPUs"
     if partition.gpus_per_node.get(gpu_type, 0) <= 0:
         return f"not in partition {partition.name}"
+    if course is not None and course.gpu_types and gpu_type not in course.gpu_types:
+        return f"course rule: {' or '.join(course.gpu_types)} only"
     return ""
 
 
-def gpus_reason(gpus: int, gpu_type: str, partition: PartitionInfo) -> str:
+def gpus_reason(gpus: int, gpu_type: str, partition: PartitionInfo, course: CourseLimits | None = None) -> str:
     if not partition.gpus_per_node:
         return "" if gpus == 0 else f"partition {partition.name} has no GPUs"
     if gpus == 0:
@@ -107,14 +124,18 @@ def gpus_reason(gpus: int, gpu_type: str, partition: PartitionInfo) -> str:
     most = partition.gpus_per_node.get(gpu_type, 0)
     if most and gpus > most:
         return f"a {partition.name} node has {most} {gpu_type}"
+    if course is not None and course.max_gpus is not None and gpus > course.max_gpus:
+        return f"course rule: at most {course.max_gpus}"
     return ""
 
 
-def hours_reason(quarters: int, partition: PartitionInfo) -> str:
+def hours_reason(quarters: int, partition: PartitionInfo, course: CourseLimits | None = None) -> str:
     if quarters > partition_max_quarters(partition):
         if partition.max_minutes is None:
             return f"over the form's {FORM_MAX_HOURS_WITHOUT_LIMIT} h"
         return f"over the {_hours_text(partition_max_quarters(partition))} h MaxTime of {partition.name}"
+    if course is not None and course.max_quarters is not None and quarters > course.max_quarters:
+        return f"course rule: at most {_hours_text(course.max_quarters)} h"
     return ""
 
 
@@ -205,20 +226,21 @@ def form_choices(
     usable = [p for p in projects if not (p in budgets and budgets[p].reason)]
     if project not in usable:
         project = project if project in projects and not usable else (usable or list(projects))[0]
-    offered = sorted(t for t, n in partition.gpus_per_node.items() if n > 0)
+    course = budgets[project].course if project in budgets else None
+    offered = sorted(t for t, n in partition.gpus_per_node.items() if n > 0 and not gpu_type_reason(t, partition, course))
     gpu_type = _chosen(previous, "gpu_type")
-    if gpu_type_reason(gpu_type, partition):
+    if gpu_type_reason(gpu_type, partition, course):
         gpu_type = offered[0] if offered else ""
     gpus = _chosen(previous, "gpus") or ("1" if offered else "0")
     counts = _gpu_counts(cluster)
     gpus_as_sent = gpus not in {str(n) for n in counts}
-    if not gpus_as_sent and gpus_reason(int(gpus), gpu_type, partition):
-        gpus = _nearest_allowed([str(n) for n in counts if not gpus_reason(n, gpu_type, partition)], gpus)
+    if not gpus_as_sent and gpus_reason(int(gpus), gpu_type, partition, course):
+        gpus = _nearest_allowed([str(n) for n in counts if not gpus_reason(n, gpu_type, partition, course)], gpus)
     hours = plain_hours(_chosen(previous, "hours") or "1")
     quarters = _quarters(cluster)
     hours_as_sent = hours not in {_hours_text(q) for q in quarters}
-    if not hours_as_sent and hours_reason(int(Decimal(hours) / HOURS_STEP), partition):
-        hours = _nearest_allowed([_hours_text(q) for q in quarters if not hours_reason(q, partition)], hours)
+    if not hours_as_sent and hours_reason(int(Decimal(hours) / HOURS_STEP), partition, course):
+        hours = _nearest_allowed([_hours_text(q) for q in quarters if not hours_reason(q, partition, course)], hours)
     environment = _chosen(previous, "environment")
     if environment not in catalogue:
         environment = catalogue.default.id
@@ -249,6 +271,7 @@ def render_options_form(
     budgets = budgets or {}
     chosen = form_choices(cluster, projects, catalogue, previous, budgets)
     partition = chosen.partition
+    course = budgets[chosen.project].course if chosen.project in budgets else None
     gpu_types = sorted({t for p in cluster.partitions.values() for t, n in p.gpus_per_node.items() if n > 0})
 
     project_options = "".join(
@@ -262,14 +285,15 @@ def render_options_form(
     type_options = _option("", "none (CPU only)", selected=chosen.gpu_type == "",
                            reason=gpu_type_reason("", partition))  # fmt: skip
     type_options += "".join(
-        _option(t, t, selected=t == chosen.gpu_type, reason=gpu_type_reason(t, partition)) for t in gpu_types
+        _option(t, t, selected=t == chosen.gpu_type, reason=gpu_type_reason(t, partition, course)) for t in gpu_types
     )
     gpu_options = ""
     if chosen.gpus_as_sent:
         gpu_options += _option(chosen.gpus, f"{chosen.gpus} (as sent; not allowed)", selected=True,
                                base=f"{chosen.gpus} (as sent)")  # fmt: skip
     gpu_options += "".join(
-        _option(str(n), str(n), selected=str(n) == chosen.gpus, reason=gpus_reason(n, chosen.gpu_type, partition))
+        _option(str(n), str(n), selected=str(n) == chosen.gpus,
+                reason=gpus_reason(n, chosen.gpu_type, partition, course))
         for n in _gpu_counts(cluster)
     )
     hour_options = ""
@@ -278,7 +302,7 @@ def render_options_form(
                                 base=f"{chosen.hours} h (as sent)")  # fmt: skip
     hour_options += "".join(
         _option(_hours_text(q), f"{_hours_text(q)} h", selected=_hours_text(q) == chosen.hours,
-                reason=hours_reason(q, partition))
+                reason=hours_reason(q, partition, course))
         for q in _quarters(cluster)
     )  # fmt: skip
     environment_options = "".join(
@@ -311,7 +335,7 @@ def render_options_form(
     other_error = ""
     if error is not None and error.field not in ALLOWED_KEYS and error.field != BUDGET_FIELD:
         other_error = f'<div class="alert alert-danger hpchub-form-error" role="alert">{escape(error.message)}</div>'
-    data = json.dumps(cluster_json(cluster)).replace("<", "\\u003c")
+    data = json.dumps(cluster_json(cluster, budgets)).replace("<", "\\u003c")
     return f"""
 <div class="hpchub-spawn-form" id="hpchub-spawn-form" data-preview-url="{escape(preview_url)}">
   {other_error}{"".join(fields)}
@@ -426,12 +450,16 @@ FORM_SCRIPT = r"""
     var name = field("partition").value;
     var partition = cluster.partitions[name];
     if (!partition) { return; }
+    var course = (cluster.courses || {})[field("project").value] || null;
     var types = Object.keys(partition.gpus);
     var hasGpus = types.some(function (t) { return partition.gpus[t] > 0; });
     Array.prototype.forEach.call(field("gpu_type").options, function (option) {
       var t = option.value;
       var reason = t === "" ? (hasGpus ? "partition " + name + " has GPUs" : "")
         : (partition.gpus[t] > 0 ? "" : "not in partition " + name);
+      if (!reason && t !== "" && course && course.gpu_types.length && course.gpu_types.indexOf(t) < 0) {
+        reason = "course rule: " + course.gpu_types.join(" or ") + " only";
+      }
       setOption(option, reason);
     });
     keepValid(field("gpu_type"));
@@ -443,6 +471,7 @@ FORM_SCRIPT = r"""
       else if (!hasGpus) { reason = n === 0 ? "" : "partition " + name + " has no GPUs"; }
       else if (n === 0) { reason = "only on a partition without GPUs"; }
       else if (most && n > most) { reason = "a " + name + " node has " + most + " " + type; }
+      else if (course && course.max_gpus !== null && n > course.max_gpus) { reason = "course rule: at most " + course.max_gpus; }
       setOption(option, reason);
     });
     keepValid(field("gpus"), nearestBelow);
@@ -451,6 +480,9 @@ FORM_SCRIPT = r"""
       if (isNaN(quarters) || Math.abs(quarters / 4 - parseFloat(option.value)) > 1e-9) { reason = "not allowed"; }
       else if (quarters > partition.max_quarters) {
         reason = "over the " + hoursText(partition.max_quarters) + " h MaxTime of " + name;
+      }
+      else if (course && course.max_quarters !== null && quarters > course.max_quarters) {
+        reason = "course rule: at most " + hoursText(course.max_quarters) + " h";
       }
       setOption(option, reason);
     });

@@ -16,9 +16,10 @@ from decimal import Decimal
 from hub.api.views import preview_json
 from hub.ledger import Ledger, LedgerError
 from hub.ledger.arithmetic import Rounding, format_gpu_hours
+from hub.ledger.types import Role
 from hub.ledger.offers import cheapest_session_mgs, gpu_choices, refusal_offers
 from spawners.catalog import Catalogue
-from spawners.slurm.form import FormPreview, ProjectBudget, form_choices
+from spawners.slurm.form import CourseLimits, FormPreview, ProjectBudget, form_choices
 from spawners.slurm.options import OptionsError, validate_user_options
 from spawners.slurm.types import ClusterInfo
 
@@ -28,6 +29,7 @@ def project_budgets(ledger: Ledger, user: str, cluster: ClusterInfo, projects: S
     whose figures cannot be read is left out (the form then shows its bare name)."""
     gpu_types = sorted({t for p in cluster.partitions.values() for t, n in p.gpus_per_node.items() if n > 0})
     cheapest = cheapest_session_mgs(gpu_types, ledger.rates)
+    courses = course_limits(ledger, user, projects)
     budgets = {}
     for project in projects:
         try:
@@ -44,8 +46,21 @@ def project_budgets(ledger: Ledger, user: str, cluster: ClusterInfo, projects: S
         if cheapest is not None and left < cheapest:
             reason = (f"cannot pay for the smallest session, 1 GPU for 0.25 h = "
                       f"{format_gpu_hours(cheapest, Rounding.CEILING)} GPU-h")  # fmt: skip
-        budgets[project] = ProjectBudget(note, reason)
+        budgets[project] = ProjectBudget(note, reason, courses.get(project))
     return budgets
+
+
+def course_limits(ledger: Ledger, user: str, projects: Sequence[str]) -> dict[str, CourseLimits]:
+    """The rules of each course among ``projects`` in which ``user`` is a student."""
+    limits = {}
+    for info, role in ledger.memberships(user):
+        if info.name not in projects or role is not Role.STUDENT:
+            continue
+        rules = ledger.course_rules(info.name)
+        if rules is not None:
+            quarters = None if rules.max_seconds is None else rules.max_seconds // 900
+            limits[info.name] = CourseLimits(rules.gpu_types, rules.max_gpus, quarters)
+    return limits
 
 
 def initial_preview(

@@ -209,6 +209,23 @@ def test_impossible_choices_are_disabled_with_the_reason(portal, chromium) -> No
 
 
 @pytest.mark.browser
+def test_carols_form_is_limited_to_the_course_rules(portal, chromium) -> None:
+    """cs101 (the demo's course): a100 only, 1 GPU and 2 h per session, for its students."""
+    page = _page(chromium, portal, "carol")
+    try:
+        page.goto(f"{portal.url}/hub/spawn")
+        assert page.input_value("#hpchub-project") == "cs101"
+        assert page.inner_text("#hpchub-gpu_type option[value='h200']") == "h200 (course rule: a100 only)"
+        assert page.input_value("#hpchub-gpu_type") == "a100"
+        assert page.inner_text("#hpchub-gpus option[value='2']") == "2 (course rule: at most 1)"
+        assert page.inner_text("#hpchub-hours option[value='2.25']") == "2.25 h (course rule: at most 2 h)"
+        _choose(page, hours=2)
+        _wait_preview(page, "allowed", "This reserves up to 1.0 GPU-h (1 x a100 x 2 h)")
+        page.screenshot(path=str(ARTIFACTS / "form-carol-course.png"), full_page=True)
+    finally:
+        page.context.close()
+
+
 def test_a_pending_spawn_says_why_and_when_and_cancel_leaves_no_job_and_no_hold(portal, chromium) -> None:
     fill = {"project": "vision-lab", "partition": "gpu", "gpu_type": "a100", "gpus": 4, "hours": 1,
             "environment": "default"}  # fmt: skip

@@ -9,6 +9,7 @@ import pytest
 from spawners.catalog import Catalogue, Environment
 from spawners.slurm.form import (
     FormError,
+    CourseLimits,
     FormPreview,
     ProjectBudget,
     form_choices,
@@ -261,3 +262,18 @@ def test_stored_options_are_shown_again() -> None:
 
 def test_no_project_says_so() -> None:
     assert "You have no project" in render_options_form(DEMO, [], CATALOGUE, {})
+
+
+def test_a_students_course_rules_disable_choices_with_the_rule() -> None:
+    budgets = {**BUDGETS, "cs101": ProjectBudget("50.0 GPU-h left; your cap: 5.0 left",
+                                                 course=CourseLimits(("a100",), 1, 8))}  # fmt: skip
+    form = _Form(render_options_form(DEMO, ["cs101", "vision-lab"], CATALOGUE,
+                                     {"project": "cs101", "gpu_type": "h200", "gpus": "2", "hours": "3"}, budgets))  # fmt: skip
+    assert form.disabled("gpu_type")["h200"] == "h200 (course rule: a100 only)"
+    assert form.disabled("gpus")["2"] == "2 (course rule: at most 1)"
+    assert form.disabled("hours")["2.25"] == "2.25 h (course rule: at most 2 h)"
+    assert (form.selected("gpu_type"), form.selected("gpus"), form.selected("hours")) == ("a100", "1", "2")
+    # the same user's research project is not bound by the course
+    other = _Form(render_options_form(DEMO, ["cs101", "vision-lab"], CATALOGUE,
+                                      {"project": "vision-lab", "gpu_type": "h200", "gpus": "2"}, budgets))  # fmt: skip
+    assert "h200" not in other.disabled("gpu_type") and other.selected("gpus") == "2"
