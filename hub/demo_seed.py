@@ -17,7 +17,8 @@ DEMO_PROJECTS: dict[str, tuple[str, str, str, dict[str, tuple[str, str | None]]]
 SEEDED_BY = "hpchub-demo"
 # cs101 is made by ``course create`` (contract): its rules, a term around today, and a roster
 # of 30 principals who have not logged in yet (pending members).
-DEMO_COURSE_RULES = {"per_student": "5", "gpu_types": "a100", "max_gpus": 1, "max_hours": 2, "max_sessions": 1}
+DEMO_COURSE_RULES = {"per_student": "5", "gpu_types": "a100", "max_gpus": 1, "max_hours": 2, "max_sessions": 1,
+                     "reservation": "cs101-lab"}
 DEMO_ROSTER_CSV = "principal,role\n" + "".join(f"student{n:02d}@uni.example,student\n" for n in range(1, 31))
 
 

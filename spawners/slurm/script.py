@@ -114,6 +114,8 @@ def render_batch_script(
         ("account", _directive_value("account", request.slurm_account)),
         ("partition", _directive_value("partition", request.partition)),
     ]
+    if request.reservation is not None:
+        directives.append(("reservation", _directive_value("reservation", request.reservation)))
     gres = _gres(request)
     if gres is not None:
         directives.append(("gres", gres))

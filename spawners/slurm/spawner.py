@@ -60,6 +60,19 @@ OPTIONS_SCHEMA_KEY = "_hpchub_schema"
 OPTIONS_SCHEMA_VERSION = 1
 SERVER_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{0,40}")
 
+LAB_HOURS_TTL_SECONDS = 10.0  # how long a read of a course's reservation is reused
+
+
+def _students_reservation(ledger, project: str, user: str) -> str | None:
+    """The lab-hours reservation of ``project`` if it is a course and ``user`` one of its students."""
+    from hub.ledger.types import Role  # noqa: PLC0415
+
+    if not any(info.name == project and role is Role.STUDENT for info, role in ledger.memberships(user)):
+        return None
+    rules = ledger.course_rules(project)
+    return rules.reservation if rules is not None else None
+
+
 class SpawnError(Exception):
     """A failure the user should read (budget, validation, Slurm): no traceback needed."""
 
@@ -373,6 +386,9 @@ class SlurmGPUSpawner(SlurmSpawner):
         if accounts[request.project] != request.project:
             request = dataclasses.replace(request, account=accounts[request.project])
         await self.admit(request)
+        reservation = await self.lab_hours_reservation(request)
+        if reservation:
+            request = dataclasses.replace(request, reservation=reservation)
         self.job_request = request
         # What a spawn without options re-uses: the validated set, marked as ours.
         self.user_options = {**request.to_options(), OPTIONS_SCHEMA_KEY: OPTIONS_SCHEMA_VERSION}
@@ -450,6 +466,32 @@ class SlurmGPUSpawner(SlurmSpawner):
             ledger.admit, request.project, self.user.name, self.name or "", request.gpu_type, request.gpus,
             request.hours,
         )
+
+    async def lab_hours_reservation(self, request: JobRequest) -> str | None:
+        """A course's Slurm reservation while its lab hours are on, for its students' sessions
+        (they then start at once on the reserved nodes); otherwise None: they queue normally.
+        A failure to read it is logged and the session queues normally."""
+        from spawners.slurm.reservations import show_reservation  # noqa: PLC0415
+
+        ledger = self.ledger
+        if ledger is None:
+            return None
+        name = await asyncio.to_thread(_students_reservation, ledger, request.project, self.user.name)
+        if not name:
+            return None
+        key = ("reservation", self.slurm_conf, name)
+        found = _CACHE.get(key)
+        if found is None:
+            try:
+                found = await show_reservation(self.client, name) or False
+            except (SlurmCommandError, ValueError) as exc:
+                self.log.warning("lab hours of %s: cannot read reservation %s: %s", request.project, name, exc)
+                return None
+            _CACHE.put(key, found, LAB_HOURS_TTL_SECONDS)
+        if found and found.active_at(datetime.now(timezone.utc)):
+            self.log.info("%s: in the lab hours of %s (reservation %s)", self._log_name, request.project, name)
+            return name
+        return None
 
     async def _ledger_call(self, what: str, *args) -> None:
         """Tell the ledger; a ledger failure is logged, never lets a job run unrecorded silently."""

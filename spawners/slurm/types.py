@@ -123,6 +123,7 @@ class JobRequest:
     hours: Decimal  # multiple of 0.25
     environment: str  # catalogue id (or project:NAME later)
     account: str | None = None  # the project's Slurm account when it differs from its name
+    reservation: str | None = None  # a course's lab-hours reservation while it is active (set by the hub)
 
     @property
     def slurm_account(self) -> str:

@@ -69,3 +69,26 @@ def test_an_idp_group_makes_a_student_at_login_and_its_removal_ends_it_at_the_ne
         _set_groups(portal, "admin@uni.example", original)
         if "admin" in {m["user"] for m in portal.usage("cs101")["members"]}:
             portal.ledger_cli("member", "remove", "cs101", "admin")
+
+
+def test_lab_hours_put_a_students_session_into_the_courses_reservation(portal, hpchub):
+    env_args = ("--slurm-conf", portal.slurm_conf)
+    on = hpchub("course", "lab-hours", "cs101", "--on", "--nodes", "gpu03", "--minutes", "30", *env_args,
+                "--db-url", portal.ledger_url, check=False)  # fmt: skip
+    assert on.returncode == 0, on.stderr
+    assert on.stdout.startswith("cs101: lab hours on: reservation cs101-lab on gpu03")
+    try:
+        response = portal.session().post(portal.spawn_path("carol"), json={"user_options": {
+            "project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=120)
+        assert response.status_code in (201, 202), response.text
+        portal.wait_ready("carol")
+        (job_id,) = [j for j, job in portal.jobs().items() if "user=carol," in job["comment"]]
+        assert portal.slurm("squeue", "--noheader", "--format=%v|%N", "--jobs", job_id).strip() == "cs101-lab|gpu03"
+    finally:
+        portal.session().delete(portal.spawn_path("carol"), timeout=60)
+        portal.wait_stopped("carol")
+        off = hpchub("course", "lab-hours", "cs101", "--off", *env_args, "--db-url", portal.ledger_url, check=False)
+        assert off.returncode == 0, off.stderr
+    # lab hours off: the next session queues normally, outside any reservation
+    status = hpchub("course", "lab-hours", "cs101", *env_args, "--db-url", portal.ledger_url, check=False)
+    assert "lab hours off" in status.stdout

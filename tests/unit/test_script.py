@@ -56,6 +56,9 @@ GOLDEN_CASES = {
         server_name="training",
         extra_sbatch=("--mem-per-gpu=16G",),
     ),
+    "carol_a100x1_gpu_1h_lab_hours": lambda: render_for(
+        JobRequest("cs101", "gpu", "a100", 1, Decimal(1), "default", reservation="cs101-lab"), username="carol"
+    ),
 }
 
 
@@ -101,7 +104,7 @@ MALICIOUS = [
 
 
 @pytest.mark.parametrize("value", MALICIOUS, ids=repr)
-@pytest.mark.parametrize("field", ["project", "partition", "gpu_type"])
+@pytest.mark.parametrize("field", ["project", "partition", "gpu_type", "reservation"])
 def test_malicious_request_values_raise(field: str, value: str) -> None:
     request = dataclasses.replace(BOB_GPU, **{field: value})
     with pytest.raises(ScriptError):
