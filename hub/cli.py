@@ -6,7 +6,6 @@ Exit codes: 0 ok, 2 bad input (one line on stderr), 1 anything else.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys

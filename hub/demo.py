@@ -12,7 +12,6 @@ import secrets
 import shutil
 import socket
 import sys
-import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass

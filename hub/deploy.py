@@ -13,7 +13,6 @@ See docs/operations.md. The demo keeps running as root (``hpchub demo up``).
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
 from dataclasses import dataclass

@@ -259,12 +259,17 @@ COMMANDS = {
 }
 
 
-def cmd_ledger(args) -> int:
+def _ledger_url(args) -> tuple[str, str]:
+    """The ledger's URL for this command, and the same without its password (for messages)."""
     url = args.db_url or _default_url(getattr(args, "config", None))
     try:
-        shown_url = make_url(url).render_as_string(hide_password=True)
+        return url, make_url(url).render_as_string(hide_password=True)
     except ArgumentError:
         raise UsageError(f"--db-url: not a database URL: {url!r}") from None
+
+
+def cmd_ledger(args) -> int:
+    url, shown_url = _ledger_url(args)
     try:
         upgrade(url)
         args.who = _who()
@@ -296,11 +301,7 @@ def cmd_db_upgrade(args) -> int:
 
     from .store import alembic_config, schema_revision  # noqa: PLC0415
 
-    url = args.db_url or _default_url(getattr(args, "config", None))
-    try:
-        shown_url = make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        raise UsageError(f"--db-url: not a database URL: {url!r}") from None
+    url, shown_url = _ledger_url(args)
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     try:
         before = schema_revision(url)
@@ -322,11 +323,7 @@ def cmd_reconcile(args) -> int:
 
     from .reconcile import SLURM_TIMEOUT_SECONDS, run_reconcile  # noqa: PLC0415
 
-    url = args.db_url or _default_url(getattr(args, "config", None))
-    try:
-        shown_url = make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        raise UsageError(f"--db-url: not a database URL: {url!r}") from None
+    url, shown_url = _ledger_url(args)
     if args.every is not None and not args.every > 0:
         raise UsageError(f"--every: must be more than 0 seconds, got {args.every:g}")
     if args.cluster is not None:

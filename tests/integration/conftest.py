@@ -143,6 +143,17 @@ class Portal:
         """The identity provider's accounts, re-read on every lookup (tests may rewrite it)."""
         return self.state_dir / "idp" / "accounts.json"
 
+    def set_idp_groups(self, principal: str, groups: list[str]) -> None:
+        """Change a principal's groups at the identity provider (read again at each login)."""
+        data = json.loads(self.accounts_file.read_text())
+        accounts = data["accounts"] if isinstance(data, dict) else data
+        for account in accounts:
+            if account["username"] == principal:
+                account["groups"] = groups
+        tmp = self.accounts_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(data, indent=2))
+        os.replace(tmp, self.accounts_file)
+
     def login(self, principal: str, password: str) -> tuple[requests.Session, requests.Response]:
         """The whole browser-less login: hub -> provider's form -> POST -> consent -> callback -> hub."""
         session = requests.Session()

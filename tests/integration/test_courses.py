@@ -3,8 +3,6 @@ principal on the roster becomes a member at the first login."""
 
 from __future__ import annotations
 
-import json
-import os
 
 import pytest
 
@@ -41,32 +39,21 @@ def test_a_principal_on_the_roster_becomes_a_member_at_the_first_login(portal, t
         portal.ledger_cli("member", "remove", "cs101", "admin")
 
 
-def _set_groups(portal, principal, groups):
-    data = json.loads(portal.accounts_file.read_text())
-    accounts = data["accounts"] if isinstance(data, dict) else data
-    for account in accounts:
-        if account["username"] == principal:
-            account["groups"] = groups
-    tmp = portal.accounts_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, portal.accounts_file)
-
-
 def test_an_idp_group_makes_a_student_at_login_and_its_removal_ends_it_at_the_next_spawn(portal):
     original = ["hpc-users", "hpc-admins"]
     try:
-        _set_groups(portal, "admin@uni.example", [*original, "cs101-students"])
+        portal.set_idp_groups("admin@uni.example", [*original, "cs101-students"])
         _session, response = portal.login("admin@uni.example", "admin-demo")
         assert response.status_code == 200, response.url
         admin = next(m for m in portal.usage("cs101")["members"] if m["user"] == "admin")
         assert (admin["role"], admin["cap_gpu_hours"]) == ("student", 5.0)
-        _set_groups(portal, "admin@uni.example", original)
+        portal.set_idp_groups("admin@uni.example", original)
         spawn = portal.session().post(portal.spawn_path("admin"), json={"user_options": {
             "project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=60)
         assert spawn.status_code in (400, 403), spawn.text  # the refresh before the spawn ended the membership
         assert "admin" not in {m["user"] for m in portal.usage("cs101")["members"]}
     finally:
-        _set_groups(portal, "admin@uni.example", original)
+        portal.set_idp_groups("admin@uni.example", original)
         if "admin" in {m["user"] for m in portal.usage("cs101")["members"]}:
             portal.ledger_cli("member", "remove", "cs101", "admin")
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import os
 import re
 import time
 
@@ -106,29 +104,18 @@ def test_tampered_state_is_refused(portal):
     assert "/hub/home" not in callback.url
 
 
-def _set_groups(portal, principal, groups):
-    data = json.loads(portal.accounts_file.read_text())
-    accounts = data["accounts"] if isinstance(data, dict) else data
-    for account in accounts:
-        if account["username"] == principal:
-            account["groups"] = groups
-    tmp = portal.accounts_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps(data, indent=2))
-    os.replace(tmp, portal.accounts_file)
-
-
 def test_group_removed_at_the_idp_stops_the_next_spawn_without_new_login(portal):
     session, response = portal.login("erin@uni.example", "erin-demo")
     assert response.url.endswith("/hub/home")
     original = ["hpc-users", "tiny-lab"]
     try:
-        _set_groups(portal, "erin@uni.example", ["tiny-lab"])
+        portal.set_idp_groups("erin@uni.example", ["tiny-lab"])
         spawn = portal.session().post(portal.spawn_path("erin"), json={"user_options": {
             "project": "tiny-lab", "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=30)
         assert spawn.status_code == 403, spawn.text
         assert not portal.jobs() or all("user=erin" not in job["comment"] for job in portal.jobs().values())
     finally:
-        _set_groups(portal, "erin@uni.example", original)
+        portal.set_idp_groups("erin@uni.example", original)
     session, response = portal.login("erin@uni.example", "erin-demo")
     assert response.url.endswith("/hub/home")
 
