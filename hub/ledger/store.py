@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from . import arithmetic as arith
 from .errors import BudgetRefused, LedgerInputError, NotFound
 from .outside_jobs import OutsideJobRecords, outside_cost
+from .history import ProjectHistory
 from .session_notes import SessionNotes
 from .models import (
     UNREPLACED_PROVISIONAL_CHARGES,
@@ -252,6 +253,29 @@ def _session_cost(row: PortalSession, now: datetime) -> arith.SessionCost:
     return arith.SessionCost(booked.mgs, booked.cost_so_far_mgs(elapsed))
 
 
+def usage_json(figures: ProjectUsage) -> dict:
+    """A project's figures in the ``hpchub usage --json`` shape (GPU-hours, 4 decimals): what
+    ``Ledger.usage`` answers, for callers that already hold the figures (the pages)."""
+    hours = arith.gpu_hours_json
+    return {
+        "project": figures.project,
+        "budget_gpu_hours": hours(figures.grants_mgs),
+        "used_gpu_hours": hours(figures.used_mgs),
+        "held_gpu_hours": hours(figures.held_mgs),
+        "remaining_gpu_hours": hours(figures.remaining_mgs),
+        "members": [
+            {
+                "user": member.user,
+                "role": member.role.value,
+                "cap_gpu_hours": None if member.cap_mgs is None else hours(member.cap_mgs),
+                "used_gpu_hours": hours(member.used_mgs),
+                "held_gpu_hours": hours(member.held_mgs),
+            }
+            for member in figures.members
+        ],
+    }
+
+
 @dataclass(frozen=True)
 class MembershipState:
     """A user's memberships in one project: one is active; one (an earlier period) ended."""
@@ -260,7 +284,7 @@ class MembershipState:
     ended: bool
 
 
-class Ledger(OutsideJobRecords, SessionNotes):
+class Ledger(OutsideJobRecords, SessionNotes, ProjectHistory):
     """Projects, grants, members, caps, holds and charges in one database.
 
     ``db``: a URL (``sqlite:////path/ledger.sqlite``, ``postgresql+psycopg://...``) or an
@@ -587,25 +611,7 @@ class Ledger(OutsideJobRecords, SessionNotes):
 
     def usage(self, name: str, now: datetime | None = None) -> dict:
         """The ``hpchub usage --json`` shape: GPU-hours as JSON numbers with 4 decimals."""
-        figures = self.figures(name, now)
-        hours = arith.gpu_hours_json
-        return {
-            "project": figures.project,
-            "budget_gpu_hours": hours(figures.grants_mgs),
-            "used_gpu_hours": hours(figures.used_mgs),
-            "held_gpu_hours": hours(figures.held_mgs),
-            "remaining_gpu_hours": hours(figures.remaining_mgs),
-            "members": [
-                {
-                    "user": member.user,
-                    "role": member.role.value,
-                    "cap_gpu_hours": None if member.cap_mgs is None else hours(member.cap_mgs),
-                    "used_gpu_hours": hours(member.used_mgs),
-                    "held_gpu_hours": hours(member.held_mgs),
-                }
-                for member in figures.members
-            ],
-        }
+        return usage_json(self.figures(name, now))
 
     def mirror_figures(
         self, name: str, user: str | None = None, *, running_job_ids: Collection[tuple[str, str]] = ()
