@@ -23,7 +23,7 @@ from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import GrantRecord, ProjectUsage
 
 DEFAULT_MAX_POINTS = 1_000
-MIN_SPAN = timedelta(hours=1)  # an axis of at least an hour, so a new project is not a dot
+MIN_SPAN = timedelta(days=1)  # an axis of at least a day (ahead of a new project), so it is not a dot
 
 
 @dataclass(frozen=True)
@@ -60,14 +60,15 @@ def axis_bounds(
     tz: tzinfo = timezone.utc,
 ) -> tuple[datetime, datetime]:
     """The x-axis: from the period's first day (or the first event, if earlier or no period)
-    to the end of the period's last day (inclusive end date), but always up to ``now``."""
+    to the end of the period's last day (inclusive end date), but always up to ``now``; at
+    least ``MIN_SPAN`` long, reaching ahead of ``now`` (a new project's line starts at the left)."""
     starts = [moment for moment in (first_event, now) if moment is not None]
     if period_start is not None:
         starts.append(_day_start(period_start, tz))
     start = min(starts)
     end = now if period_end is None else max(now, _day_start(period_end + timedelta(days=1), tz))
     if end - start < MIN_SPAN:
-        start = end - MIN_SPAN
+        end = start + MIN_SPAN
     return start, end
 
 

@@ -52,10 +52,11 @@ def _draw(data: BurnDown) -> str:
     times = [point.at for point in data.points]
     budget = [_hours(point.budget_mgs) for point in data.points]
     remaining = [_hours(point.remaining_mgs) for point in data.points]
-    settings = {"svg.fonttype": "none", "svg.hashsalt": "hpchub", "font.size": 10,
+    settings = {"svg.fonttype": "none", "svg.hashsalt": "hpchub", "font.size": 12,
                 "font.family": ["DejaVu Sans", "sans-serif"]}  # fmt: skip
     with matplotlib.rc_context(settings):
-        figure = Figure(figsize=(8, 3.4), dpi=72, layout="constrained")
+        # one drawing for every width: small enough that its words stay legible at 390 px
+        figure = Figure(figsize=(5.6, 3.4), dpi=72, layout="constrained")
         FigureCanvasSVG(figure)
         axes = figure.add_subplot()
         # the budget as it was, then as it is now up to the period's end
@@ -75,12 +76,12 @@ def _draw(data: BurnDown) -> str:
         high = max(1e-9, *budget, _hours(data.budget_mgs))
         axes.set_ylim(low, high * 1.08)
         axes.set_ylabel("GPU-hours")
-        locator = mdates.AutoDateLocator(maxticks=7)
+        locator = mdates.AutoDateLocator(maxticks=5)
         axes.xaxis.set_major_locator(locator)
         axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))
         axes.grid(True, color="#dddddd", linewidth=0.8)
         axes.spines[["top", "right"]].set_visible(False)
-        axes.legend(loc="lower left", frameon=False, ncols=3)
+        axes.legend(loc="lower left", frameon=False, ncols=3, fontsize=11, handlelength=1.6, columnspacing=1.0)
         out = io.StringIO()
         figure.savefig(out, format="svg", metadata={"Date": None, "Creator": None})
     return out.getvalue()

@@ -125,11 +125,11 @@ def parse_sort(sort: str | None, direction: str | None) -> tuple[str, str]:
     ``LedgerInputError`` naming the parameter and what it allows."""
     sort = DEFAULT_SORT[0] if sort in (None, "") else sort
     if sort not in COLUMN_KEYS:
-        raise LedgerInputError("sort", f"one of {'|'.join(COLUMN_KEYS)}, got {str(sort)[:40]!r}")
+        raise LedgerInputError("sort", f"one of {', '.join(COLUMN_KEYS)}; got {str(sort)[:40]!r}")
     if direction in (None, ""):
         direction = "asc"
     if direction not in DIRECTIONS:
-        raise LedgerInputError("dir", f"one of asc|desc, got {str(direction)[:40]!r}")
+        raise LedgerInputError("dir", f"one of asc, desc; got {str(direction)[:40]!r}")
     return sort, direction
 
 

@@ -110,7 +110,9 @@ def test_many_charges_are_thinned_but_exact_at_the_ends() -> None:
             T0, date(2026, 1, 1), date(2026, 3, 3), (datetime(2026, 1, 1, tzinfo=timezone.utc), NOW),
             id="ended-period-still-shows-now",
         ),
-        pytest.param(None, None, None, (NOW - MIN_SPAN, NOW), id="no-events-one-hour"),
+        pytest.param(None, None, None, (NOW, NOW + MIN_SPAN), id="no-events-a-day-ahead"),
+        pytest.param(NOW - timedelta(hours=2), None, None, (NOW - timedelta(hours=2), NOW + timedelta(hours=22)),
+                     id="new-project-a-day-from-its-start"),
     ],
 )
 def test_axis_bounds(first, start, end, expected) -> None:
