@@ -74,6 +74,7 @@ def session_row(user_name: str, info, spawner, now: datetime) -> dict:
         "left_label": format_duration(row["seconds_left"]),
         "extend_path": f"api/hpchub/v1/users/{quote(user_name, safe='')}/{where}/extend",
         "stop_path": f"api/users/{quote(user_name, safe='')}/{where}",
+        "user_path": f"api/users/{quote(user_name, safe='')}",
         "project_path": f"hpchub/projects/{quote(info.project, safe='')}",
         "dom_id": f"hpchub-session-{info.id}",
     }
