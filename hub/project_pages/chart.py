@@ -52,7 +52,7 @@ def _draw(data: BurnDown) -> str:
     times = [point.at for point in data.points]
     budget = [_hours(point.budget_mgs) for point in data.points]
     remaining = [_hours(point.remaining_mgs) for point in data.points]
-    settings = {"svg.fonttype": "none", "svg.hashsalt": "hpchub", "font.size": 12,
+    settings = {"svg.fonttype": "none", "svg.hashsalt": "hpchub", "font.size": 13,
                 "font.family": ["DejaVu Sans", "sans-serif"]}  # fmt: skip
     with matplotlib.rc_context(settings):
         # one drawing for every width: small enough that its words stay legible at 390 px
