@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from traitlets import Float, Integer, validate
+from traitlets import Float, Integer, TraitError, validate
 from traitlets.config import Configurable
 
 from hub.ledger.history import MAX_RECENT_SESSIONS
@@ -25,12 +25,12 @@ class HPCHubPages(Configurable):
     def _check_cache(self, proposal):
         value = proposal["value"]
         if not 0 <= value <= 86_400:
-            raise ValueError(f"HPCHubPages.chart_cache_seconds: 0 to 86400 seconds, got {value}")
+            raise TraitError(f"HPCHubPages.chart_cache_seconds: 0 to 86400 seconds, got {value}")
         return value
 
     @validate("recent_sessions")
     def _check_recent(self, proposal):
         value = proposal["value"]
         if not 1 <= value <= MAX_RECENT_SESSIONS:
-            raise ValueError(f"HPCHubPages.recent_sessions: 1 to {MAX_RECENT_SESSIONS}, got {value}")
+            raise TraitError(f"HPCHubPages.recent_sessions: 1 to {MAX_RECENT_SESSIONS}, got {value}")
         return value

@@ -246,3 +246,57 @@ async def test_chart_svg_draws_once_then_reuses(monkeypatch) -> None:
     assert await chart.chart_svg(data, 30, cache) == "<svg 1>"
     assert await chart.chart_svg(data, 30, cache) == "<svg 1>"
     assert len(drawn) == 1
+
+
+# --- wiring and settings --------------------------------------------------------------------------------
+
+
+def test_configure_pages_adds_the_handlers_once_and_the_template_variables() -> None:
+    from traitlets.config import Config
+
+    from hub.pages import configure_pages
+    from hub.project_pages.handlers import ROUTES
+
+    c = Config()
+    c.JupyterHub.extra_handlers = [("/api/other", object)]
+    configure_pages(c)
+    configure_pages(c)
+    assert c.JupyterHub.extra_handlers == [("/api/other", object), *ROUTES]
+    assert {"hpchub_budget_banners", "hpchub_sessions", "hpchub_projects"} <= set(c.JupyterHub.template_vars)
+    assert [route for route, _handler in ROUTES] == [
+        r"/hpchub/projects/([^/]+)/charges\.csv", r"/hpchub/projects/([^/]+)/?", r"/hpchub/admin/projects/?"]
+
+
+def test_home_projects_variable_is_computed_only_when_read(ledger_url: str, ledger: Ledger) -> None:
+    from traitlets.config import Config
+
+    from hub.pages import my_projects
+
+    c = Config()
+    c.HPCHubLedger.db_url = ledger_url
+    c.HPCHubLedger.cluster = "c1"
+
+    class User:
+        name = "bob"
+
+    value = my_projects(c)(User())
+    assert value._value is None  # nothing read yet
+    assert [p["project"] for p in value] == ["vision-lab"] and bool(value) and len(value) == 1
+    assert not my_projects(c)(None)  # no user: nothing
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "words"),
+    [
+        pytest.param("chart_cache_seconds", -1.0, "0 to 86400", id="negative-cache"),
+        pytest.param("recent_sessions", 0, "1 to 500", id="no-sessions"),
+        pytest.param("recent_sessions", 501, "1 to 500", id="too-many-sessions"),
+    ],
+)
+def test_page_settings_are_checked(setting, value, words) -> None:
+    from traitlets import TraitError
+
+    from hub.project_pages.settings import HPCHubPages
+
+    with pytest.raises(TraitError, match=words):
+        HPCHubPages(**{setting: value})
