@@ -3,8 +3,9 @@
 ``render_svg(data)`` draws a :class:`~hub.project_pages.burndown.BurnDown` with matplotlib's
 object API (a ``Figure`` and its own SVG canvas: no pyplot, no display, no global figure
 state). Matplotlib's settings are process-global, so one render runs at a time (a lock);
-the hub calls it in a worker thread (``chart_svg``) and keeps each project's chart for a
-short while (``ChartCache``), so a busy project page does not redraw on every view.
+the hub reads the chart's data and draws it in a worker thread (``project_chart``) and keeps
+each project's chart for a short while (``ChartCache``), so a busy project page neither reads
+every charge nor redraws on every view.
 
 The SVG is made fit for inlining into a page: no XML prolog, no fixed size (it scales to
 its container: readable at 390 px), ``role="img"`` with a ``<title>`` saying what it shows.
@@ -22,6 +23,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR
 
@@ -109,10 +111,10 @@ class ChartCache:
     def __init__(self, max_entries: int = 256, clock: Callable[[], float] = time.monotonic) -> None:
         self.max_entries = max_entries
         self.clock = clock
-        self._entries: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._entries: OrderedDict[str, tuple[float, object]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> str | None:
+    def get(self, key: str):
         with self._lock:
             entry = self._entries.get(key)
             if entry is None or entry[0] <= self.clock():
@@ -121,11 +123,11 @@ class ChartCache:
             self._entries.move_to_end(key)
             return entry[1]
 
-    def put(self, key: str, svg: str, ttl_seconds: float) -> None:
+    def put(self, key: str, value, ttl_seconds: float) -> None:
         if ttl_seconds <= 0:
             return
         with self._lock:
-            self._entries[key] = (self.clock() + ttl_seconds, svg)
+            self._entries[key] = (self.clock() + ttl_seconds, value)
             self._entries.move_to_end(key)
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
@@ -134,11 +136,25 @@ class ChartCache:
 CACHE = ChartCache()
 
 
-async def chart_svg(data: BurnDown, ttl_seconds: float, cache: ChartCache = CACHE) -> str:
-    """The project's chart: from the cache if drawn less than ``ttl_seconds`` ago, else drawn
-    in a worker thread (the hub's event loop never waits for matplotlib)."""
-    svg = cache.get(data.project)
-    if svg is None:
-        svg = await asyncio.to_thread(render_svg, data)
-        cache.put(data.project, svg, ttl_seconds)
-    return svg
+@dataclass(frozen=True)
+class Chart:
+    svg: str  # the inline SVG element
+    summary: str  # what it shows, in words (its caption)
+
+
+def draw(data: BurnDown) -> Chart:
+    """Render ``data`` (blocking)."""
+    return Chart(render_svg(data), chart_summary(data))
+
+
+async def project_chart(
+    project: str, data: Callable[[], BurnDown], ttl_seconds: float, cache: ChartCache = CACHE
+) -> Chart:
+    """The project's chart: from the cache if drawn less than ``ttl_seconds`` ago, else its data
+    read (``data()``) and drawn in a worker thread (the hub's event loop never waits for the
+    ledger or matplotlib)."""
+    chart = cache.get(project)
+    if chart is None:
+        chart = await asyncio.to_thread(lambda: draw(data()))
+        cache.put(project, chart, ttl_seconds)
+    return chart

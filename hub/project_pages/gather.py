@@ -17,7 +17,7 @@ from hub.api.access import NOT_FOUND_MESSAGE, ProjectAccess, project_access
 from hub.ledger import Ledger
 from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.store import usage_json
-from hub.ledger.types import ProjectInfo, Role, check_project_name, check_user
+from hub.ledger.types import ProjectInfo, ProjectUsage, Role, check_project_name, check_user
 
 from . import tables
 from .burndown import BurnDown, burndown
@@ -49,7 +49,8 @@ class ProjectPage:
     percent_used: str
     members: list[dict]
     sessions: list[dict]
-    chart: BurnDown
+    project_figures: ProjectUsage  # exact, at ``now``: the chart's last point
+    now: datetime
 
 
 def _visible(project: str, role: Role | None, viewer: Viewer) -> ProjectAccess:
@@ -75,10 +76,6 @@ def project_page(
     role = next((member.role for member in figures.members if member.user == me), None)
     access = _visible(project, role, viewer)
     sessions = ledger.recent_sessions(project, limit=recent, user=None if access.read_all_members else me, now=now)
-    chart = burndown(
-        figures=figures, grants=ledger.grant_history(project), charges=ledger.charge_timeline(project), now=now,
-        period_start=info.period_start, period_end=info.period_end, tz=ledger.site_timezone,
-    )  # fmt: skip
     return ProjectPage(
         info=info, role=role, access=access,
         usage=api_views.visible_usage(usage_json(figures), me, access),
@@ -86,7 +83,18 @@ def project_page(
         percent_used=tables.percent_text(tables.percent_tenths(figures.used_mgs, figures.grants_mgs)),
         members=tables.member_rows(figures, me, access.read_all_members),
         sessions=tables.session_rows(sessions),
-        chart=chart,
+        project_figures=figures, now=now,
+    )  # fmt: skip
+
+
+def chart_data(ledger: Ledger, page: ProjectPage) -> BurnDown:
+    """The burn-down chart's data for a page already read (its figures are the last point).
+    Separate from ``project_page``: it reads every charge, so the hub calls it only when the
+    project's chart is not in the cache."""
+    name = page.info.name
+    return burndown(
+        figures=page.project_figures, grants=ledger.grant_history(name), charges=ledger.charge_timeline(name),
+        now=page.now, period_start=page.info.period_start, period_end=page.info.period_end, tz=ledger.site_timezone,
     )  # fmt: skip
 
 

@@ -23,11 +23,11 @@ from tornado import web
 
 from hub.api.config import READ_SCOPE
 from hub.ledger import Ledger
-from hub.ledger.errors import LedgerInputError, NotFound
+from hub.ledger.errors import LedgerError, LedgerInputError, NotFound
 from hub.ledger.runtime import ledger_from_config
 
 from . import gather, tables
-from .chart import chart_svg
+from .chart import project_chart
 from .settings import HPCHubPages
 
 T = TypeVar("T")
@@ -73,9 +73,15 @@ class ProjectPageHandler(LedgerPageHandler):
         ledger = await self.ledger()
         settings = self.page_settings
         page = await self.run(gather.project_page, ledger, project, viewer, recent=settings.recent_sessions)
-        svg = await chart_svg(page.chart, settings.chart_cache_seconds)
+        try:
+            chart = await project_chart(
+                page.info.name, lambda: gather.chart_data(ledger, page), settings.chart_cache_seconds
+            )
+        except (LedgerError, SQLAlchemyError) as exc:  # the page without its chart rather than no page
+            self.log.warning("hpchub pages: the chart of %s: %s", page.info.name, exc)
+            chart = None
         html = await self.render_template(
-            "hpchub_project.html", page=page, chart_svg=svg, chart_summary=tables.chart_summary(page.chart),
+            "hpchub_project.html", page=page, chart=chart,
             period=tables.period_text(page.info.period_start, page.info.period_end),
         )  # fmt: skip
         self.finish(html)

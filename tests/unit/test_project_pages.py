@@ -175,7 +175,7 @@ def test_my_projects_for_the_home_page(ledger: Ledger) -> None:
 
 def test_burndown_from_the_ledger(ledger: Ledger, clock: Clock) -> None:
     page = gather.project_page(ledger, "vision-lab", ALICE)
-    data = page.chart
+    data = gather.chart_data(ledger, page)
     assert data.start == datetime(2026, 3, 1, tzinfo=timezone.utc)
     assert data.end == datetime(2027, 1, 1, tzinfo=timezone.utc)
     assert [(p.at, p.budget_mgs, p.remaining_mgs) for p in data.points] == [
@@ -191,7 +191,7 @@ def test_burndown_from_the_ledger(ledger: Ledger, clock: Clock) -> None:
 
 def test_chart_svg_is_inline_scalable_and_labelled(ledger: Ledger) -> None:
     page = gather.project_page(ledger, "vision-lab", ALICE)
-    svg = chart.render_svg(page.chart)
+    svg = chart.render_svg(gather.chart_data(ledger, page))
     assert svg.startswith("<svg") and "<?xml" not in svg and "<!DOCTYPE" not in svg
     root = svg[: svg.index(">")]
     assert "viewBox=" in root and " width=" not in root and " height=" not in root
@@ -236,16 +236,18 @@ def test_chart_cache_keeps_a_chart_for_its_ttl() -> None:
     assert cache.get("x") is None and cache.get("z") == "z"  # at most max_entries
 
 
-async def test_chart_svg_draws_once_then_reuses(monkeypatch) -> None:
+async def test_project_chart_reads_and_draws_once_then_reuses(monkeypatch) -> None:
     from hub.ledger.types import ProjectUsage
 
-    drawn = []
+    drawn, read = [], []
     monkeypatch.setattr(chart, "render_svg", lambda data: drawn.append(data) or f"<svg {len(drawn)}>")
     data = burndown(figures=ProjectUsage("lab", 0, 0, 0, ()), grants=[], charges=[], now=T0)
     cache = chart.ChartCache()
-    assert await chart.chart_svg(data, 30, cache) == "<svg 1>"
-    assert await chart.chart_svg(data, 30, cache) == "<svg 1>"
-    assert len(drawn) == 1
+    first = await chart.project_chart("lab", lambda: read.append(1) or data, 30, cache)
+    again = await chart.project_chart("lab", lambda: read.append(1) or data, 30, cache)
+    assert first == again == chart.Chart("<svg 1>", first.summary)
+    assert first.summary.startswith("GPU-hours remaining in lab")
+    assert len(drawn) == len(read) == 1
 
 
 # --- wiring and settings --------------------------------------------------------------------------------
