@@ -2,6 +2,8 @@
 
 - ``grant_history``: every grant, oldest first (the budget line of the burn-down chart).
 - ``charge_timeline``: when each job's effective charge counted and how much (the burn-down).
+- ``project_totals``: every project's budget, used and held at one instant (the admin page):
+  the project totals of ``figures``, without the per-member breakdown.
 - ``recent_sessions``: the latest portal sessions of a project (refusals left out), each
   with what it cost: its effective charge once it ended, its cost so far while it runs.
 """
@@ -14,8 +16,8 @@ from sqlalchemy import func, select
 
 from . import arithmetic as arith
 from .errors import LedgerInputError
-from .models import Charge, Grant, PortalSession, effective_charges
-from .types import GrantRecord, SessionRecord, SessionState, check_user
+from .models import Charge, Grant, PortalSession, Project, effective_charges
+from .types import GrantRecord, ProjectUsage, SessionRecord, SessionState, check_user
 
 MAX_RECENT_SESSIONS = 500
 
@@ -27,6 +29,19 @@ class ProjectHistory:
             project = self._project(session, name)
             rows = session.scalars(select(Grant).where(Grant.project_id == project.id).order_by(Grant.id))
             return [GrantRecord(row.amount_mgs, row.reason, row.granted_by, row.granted_at) for row in rows]
+
+    def project_totals(self, now: datetime | None = None) -> dict[str, ProjectUsage]:
+        """Every project's figures at ``now`` in one read transaction, by name; ``members`` empty.
+        The same totals as ``figures`` (the same code), far cheaper for many projects."""
+        now = self._now(now)
+        with self._read() as session:
+            answer = {}
+            for project in session.scalars(select(Project).order_by(Project.name)):
+                totals, _holding, _outside = self._project_totals(session, project, now)
+                answer[project.name] = ProjectUsage(
+                    project.name, totals.grants_mgs, totals.used_mgs, totals.held_mgs, ()
+                )
+            return answer
 
     def charge_timeline(self, name: str) -> list[tuple[datetime, int]]:
         """(when, mgs) of each job's effective charge, oldest first: the job's end, else its

@@ -388,6 +388,20 @@ class Ledger(OutsideJobRecords, SessionNotes, ProjectHistory):
             query = query.where(OutsideJob.user == user)
         return list(session.scalars(query))
 
+    def _project_totals(
+        self, session: Session, project: Project, now: datetime
+    ) -> tuple[arith.BudgetFigures, list[PortalSession], list[OutsideJob]]:
+        """The project's grants, used and held at ``now`` (and the holding sessions and running
+        outside jobs they count): the totals of ``figures``, also read alone for every project."""
+        holding = self._holding_sessions(session, project)
+        outside = self._running_outside_jobs(session, project)
+        totals = arith.budget_figures(
+            self._grants_mgs(session, project),
+            self._charges_mgs(session, project),
+            [_session_cost(row, now) for row in holding] + [outside_cost(row, now) for row in outside],
+        )
+        return totals, holding, outside
+
     def _closed_reason(self, project: Project, now: datetime) -> str | None:
         return arith.project_closed_reason(
             project.name, state=project.state.value, state_reason=project.state_reason,
@@ -572,13 +586,7 @@ class Ledger(OutsideJobRecords, SessionNotes, ProjectHistory):
         now = self._now(now)
         with self._read() as session:
             project = self._project(session, name)
-            holding = self._holding_sessions(session, project)
-            outside = self._running_outside_jobs(session, project)
-            project_figures = arith.budget_figures(
-                self._grants_mgs(session, project),
-                self._charges_mgs(session, project),
-                [_session_cost(row, now) for row in holding] + [outside_cost(row, now) for row in outside],
-            )
+            project_figures, holding, outside = self._project_totals(session, project, now)
             charges_by_user = dict(
                 session.execute(
                     select(Charge.user, func.sum(Charge.weighted_mgs))

@@ -112,15 +112,12 @@ def charges_csv(ledger: Ledger, project: str, viewer: Viewer) -> str:
 
 
 def admin_rows(ledger: Ledger, now: datetime | None = None) -> list[tables.ProjectRow]:
-    """Every project's row for the admin page, at one ``now`` (a project removed meanwhile is skipped)."""
+    """Every project's row for the admin page, at one ``now`` (the ledger's ``project_totals``: the
+    totals of ``figures``, one read for every project)."""
     now = ledger.clock() if now is None else now
-    rows = []
-    for info in ledger.projects():
-        try:
-            rows.append(tables.project_row(info, ledger.figures(info.name, now)))
-        except NotFound:
-            continue
-    return rows
+    infos = ledger.projects()
+    totals = ledger.project_totals(now)
+    return [tables.project_row(info, totals[info.name]) for info in infos if info.name in totals]
 
 
 def my_projects(ledger: Ledger, user: str) -> list[dict]:

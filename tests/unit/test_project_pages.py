@@ -302,3 +302,13 @@ def test_page_settings_are_checked(setting, value, words) -> None:
 
     with pytest.raises(TraitError, match=words):
         HPCHubPages(**{setting: value})
+
+
+def test_project_totals_are_the_totals_of_figures(ledger: Ledger, clock: Clock) -> None:
+    totals = ledger.project_totals()
+    assert set(totals) == {"vision-lab", "cs101"}
+    for name, usage in totals.items():
+        figures = ledger.figures(name)
+        assert (usage.grants_mgs, usage.used_mgs, usage.held_mgs) == (
+            figures.grants_mgs, figures.used_mgs, figures.held_mgs)
+        assert usage.members == ()
