@@ -58,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=None, help="measured calls each (default 20; --quick 5)")
     parser.add_argument("--quick", action="store_true", help="100,000 rows over 20 projects")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--strict", action="store_true", help="accepted for `make bench` (no target here)")
     args = parser.parse_args(argv)
     rows = args.rows or (100_000 if args.quick else 1_000_000)
     projects = args.projects or (20 if args.quick else 100)
