@@ -23,7 +23,7 @@ from tornado import web
 
 from hub.api.config import READ_SCOPE
 from hub.ledger import Ledger
-from hub.ledger.errors import LedgerError, LedgerInputError, NotFound
+from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.runtime import ledger_from_config
 
 from . import gather, tables
@@ -77,8 +77,8 @@ class ProjectPageHandler(LedgerPageHandler):
             chart = await project_chart(
                 page.info.name, lambda: gather.chart_data(ledger, page), settings.chart_cache_seconds
             )
-        except (LedgerError, SQLAlchemyError) as exc:  # the page without its chart rather than no page
-            self.log.warning("hpchub pages: the chart of %s: %s", page.info.name, exc)
+        except Exception as exc:  # noqa: BLE001  (the page without its chart rather than no page)
+            self.log.warning("hpchub pages: the chart of %s: %s", page.info.name, exc, exc_info=True)
             chart = None
         html = await self.render_template(
             "hpchub_project.html", page=page, chart=chart,
