@@ -286,3 +286,29 @@ def test_budget_banner_shows_on_the_project_page(portal, log_in) -> None:
             _shot(page, f"project-alice-95-percent-{width}")
     finally:
         portal.ledger_cli("grant", "vision-lab", str(cut), "--reason", "pages banner test done")
+
+
+def test_a_session_stopped_at_exhaustion_shows_as_banner_and_reason_on_the_project_page(portal, log_in) -> None:
+    options = {"project": "cs101", "partition": "gpu", "gpu_type": "a100", "gpus": 1, "hours": 0.25,
+               "environment": "default"}
+    response = portal.session().post(portal.spawn_path("carol", "exhaust"), json={"user_options": options}, timeout=120)
+    assert response.status_code in (201, 202), response.text
+    portal.wait_ready("carol", "exhaust")
+    budget = portal.usage("cs101")["budget_gpu_hours"]
+    portal.ledger_cli("grant", "cs101", str(-budget), "--reason", "pages exhaustion test")  # used >= 100 %
+    try:
+        portal.wait_stopped("carol", "exhaust", timeout=60)  # reconcile every 3 s, grace 3 s (test settings)
+        for width in WIDTHS:
+            page = log_in("carol", width)
+            page.goto(_project_url(portal, "cs101"))
+            banners = page.locator(".hpchub-budget-banner").all_inner_texts()
+            assert any("Your server exhaust in cs101 was stopped: cs101's GPU-hour budget is used up" in text
+                       for text in banners), banners
+            row = page.locator("#hpchub-recent-sessions tbody tr").first
+            assert "ended: stopped: cs101's GPU-hour budget is used up" in row.inner_text()
+            _fits(page, width)
+            _shot(page, f"project-carol-stopped-{width}")
+    finally:
+        portal.ledger_cli("grant", "cs101", str(budget), "--reason", "pages exhaustion test done")
+        if portal.server("carol", "exhaust") is not None:
+            portal.session().delete(portal.spawn_path("carol", "exhaust"), timeout=60)
