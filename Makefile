@@ -26,7 +26,7 @@ NPM         := PATH=$(NODE_BIN):$$PATH $(NODE_BIN)/node $(NODE_BIN)/../lib/node_
 
 export HPCHUB_DEMO_DIR HPCHUB_TEST_DIR
 
-.PHONY: help deps install demo demo-stop demo-status test test-unit bench bench-budget
+.PHONY: help deps install demo demo-stop demo-status test test-unit bench bench-budget bench-pages
 
 help:
 	@echo "make demo       install what is missing, start the demo portal at http://127.0.0.1:8000"
@@ -35,6 +35,7 @@ help:
 	@echo "make test-unit  only the fast unit tests"
 	@echo "make bench      every benchmark (figures against a baseline measured in the same run)"
 	@echo "make bench-budget  the spawn-time budget check, SQLite and PostgreSQL (BENCH_ARGS=--quick: smaller)"
+	@echo "make bench-pages   what the project and admin pages read and draw (BENCH_ARGS=--quick: smaller)"
 
 deps:
 	@scripts/install-system.sh
@@ -81,7 +82,10 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks print their figures; they never fail the build on a missed target (add --strict for that).
-bench: bench-budget
+bench: bench-budget bench-pages
 
 bench-budget: install
 	$(PY) benchmarks/budget.py $(BENCH_ARGS)
+
+bench-pages: install
+	$(PY) benchmarks/pages.py $(BENCH_ARGS)

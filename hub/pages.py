@@ -73,6 +73,9 @@ def session_row(user_name: str, info, spawner, now: datetime) -> dict:
         "elapsed_label": format_duration(row["elapsed_seconds"]) if row["start"] else "-",
         "left_label": format_duration(row["seconds_left"]),
         "extend_path": f"api/hpchub/v1/users/{quote(user_name, safe='')}/{where}/extend",
+        "stop_path": f"api/users/{quote(user_name, safe='')}/{where}",
+        "user_path": f"api/users/{quote(user_name, safe='')}",
+        "project_path": f"hpchub/projects/{quote(info.project, safe='')}",
         "dom_id": f"hpchub-session-{info.id}",
     }
 
@@ -95,10 +98,52 @@ def session_rows(config):
     return _for_user(config, "sessions", _session_rows)
 
 
+class _Lazy:
+    """A list computed on first use: a template variable only the home page reads costs the
+    other pages nothing (JupyterHub calls every ``template_vars`` callable on every page)."""
+
+    def __init__(self, compute) -> None:
+        self._compute = compute
+        self._value: list | None = None
+
+    def _get(self) -> list:
+        if self._value is None:
+            self._value = self._compute()
+        return self._value
+
+    def __iter__(self):
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._get())
+
+    def __bool__(self) -> bool:
+        return bool(self._get())
+
+
+def _my_projects(ledger, user) -> list[dict]:
+    from .project_pages.gather import my_projects  # noqa: PLC0415
+
+    return my_projects(ledger, user.name)
+
+
+def my_projects(config):
+    """The home page's "Your projects" (computed only where a template reads it)."""
+    value = _for_user(config, "projects", _my_projects)
+    return lambda user: _Lazy(lambda: value(user))
+
+
 def configure_pages(c, *, apply_url: str = "") -> None:
-    """Template variables of hpchub's templates (templates/*.html extend JupyterHub's)."""
+    """Template variables of hpchub's templates (templates/*.html extend JupyterHub's) and
+    hpchub's own pages (the project and admin pages, ``c.JupyterHub.extra_handlers``)."""
+    from .project_pages.handlers import ROUTES  # noqa: PLC0415  (imports JupyterHub: only when configuring a hub)
+
     c.JupyterHub.template_vars = {
         "hpchub_apply_url": apply_url,
         "hpchub_budget_banners": budget_banners(c),
         "hpchub_sessions": session_rows(c),
+        "hpchub_projects": my_projects(c),
     }
+    handlers = list(c.JupyterHub.extra_handlers) if "extra_handlers" in c.JupyterHub else []
+    handlers += [route for route in ROUTES if route not in handlers]
+    c.JupyterHub.extra_handlers = handlers

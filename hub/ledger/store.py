@@ -42,6 +42,7 @@ from .errors import BudgetRefused, LedgerInputError, NotFound
 from .course_records import CourseRecords
 from .courses import course_refusal
 from .outside_jobs import OutsideJobRecords, outside_cost
+from .history import ProjectHistory
 from .session_notes import SessionNotes
 from .models import (
     UNREPLACED_PROVISIONAL_CHARGES,
@@ -284,6 +285,29 @@ def _session_cost(row: PortalSession, now: datetime) -> arith.SessionCost:
     return arith.SessionCost(booked.mgs, booked.cost_so_far_mgs(elapsed))
 
 
+def usage_json(figures: ProjectUsage) -> dict:
+    """A project's figures in the ``hpchub usage --json`` shape (GPU-hours, 4 decimals): what
+    ``Ledger.usage`` answers, for callers that already hold the figures (the pages)."""
+    hours = arith.gpu_hours_json
+    return {
+        "project": figures.project,
+        "budget_gpu_hours": hours(figures.grants_mgs),
+        "used_gpu_hours": hours(figures.used_mgs),
+        "held_gpu_hours": hours(figures.held_mgs),
+        "remaining_gpu_hours": hours(figures.remaining_mgs),
+        "members": [
+            {
+                "user": member.user,
+                "role": member.role.value,
+                "cap_gpu_hours": None if member.cap_mgs is None else hours(member.cap_mgs),
+                "used_gpu_hours": hours(member.used_mgs),
+                "held_gpu_hours": hours(member.held_mgs),
+            }
+            for member in figures.members
+        ],
+    }
+
+
 @dataclass(frozen=True)
 class MembershipState:
     """A user's memberships in one project: one is active; one (an earlier period) ended."""
@@ -292,7 +316,7 @@ class MembershipState:
     ended: bool
 
 
-class Ledger(OutsideJobRecords, SessionNotes, CourseRecords):
+class Ledger(OutsideJobRecords, SessionNotes, CourseRecords, ProjectHistory):
     """Projects, grants, members, caps, holds and charges in one database.
 
     ``db``: a URL (``sqlite:////path/ledger.sqlite``, ``postgresql+psycopg://...``) or an
@@ -395,6 +419,20 @@ class Ledger(OutsideJobRecords, SessionNotes, CourseRecords):
         if user is not None:
             query = query.where(OutsideJob.user == user)
         return list(session.scalars(query))
+
+    def _project_totals(
+        self, session: Session, project: Project, now: datetime
+    ) -> tuple[arith.BudgetFigures, list[PortalSession], list[OutsideJob]]:
+        """The project's grants, used and held at ``now`` (and the holding sessions and running
+        outside jobs they count): the totals of ``figures``, also read alone for every project."""
+        holding = self._holding_sessions(session, project)
+        outside = self._running_outside_jobs(session, project)
+        totals = arith.budget_figures(
+            self._grants_mgs(session, project),
+            self._charges_mgs(session, project),
+            [_session_cost(row, now) for row in holding] + [outside_cost(row, now) for row in outside],
+        )
+        return totals, holding, outside
 
     def closed_reason(self, project: Project | ProjectInfo, now: datetime) -> str | None:
         """Why the project takes no new sessions at ``now`` (closed, before or after its period), or None."""
@@ -592,13 +630,7 @@ class Ledger(OutsideJobRecords, SessionNotes, CourseRecords):
         now = self._now(now)
         with self._read() as session:
             project = self._project(session, name)
-            holding = self._holding_sessions(session, project)
-            outside = self._running_outside_jobs(session, project)
-            project_figures = arith.budget_figures(
-                self._grants_mgs(session, project),
-                self._charges_mgs(session, project),
-                [_session_cost(row, now) for row in holding] + [outside_cost(row, now) for row in outside],
-            )
+            project_figures, holding, outside = self._project_totals(session, project, now)
             charges_by_user = dict(
                 session.execute(
                     select(Charge.user, func.sum(Charge.weighted_mgs))
@@ -632,25 +664,7 @@ class Ledger(OutsideJobRecords, SessionNotes, CourseRecords):
 
     def usage(self, name: str, now: datetime | None = None) -> dict:
         """The ``hpchub usage --json`` shape: GPU-hours as JSON numbers with 4 decimals."""
-        figures = self.figures(name, now)
-        hours = arith.gpu_hours_json
-        return {
-            "project": figures.project,
-            "budget_gpu_hours": hours(figures.grants_mgs),
-            "used_gpu_hours": hours(figures.used_mgs),
-            "held_gpu_hours": hours(figures.held_mgs),
-            "remaining_gpu_hours": hours(figures.remaining_mgs),
-            "members": [
-                {
-                    "user": member.user,
-                    "role": member.role.value,
-                    "cap_gpu_hours": None if member.cap_mgs is None else hours(member.cap_mgs),
-                    "used_gpu_hours": hours(member.used_mgs),
-                    "held_gpu_hours": hours(member.held_mgs),
-                }
-                for member in figures.members
-            ],
-        }
+        return usage_json(self.figures(name, now))
 
     def mirror_figures(
         self, name: str, user: str | None = None, *, running_job_ids: Collection[tuple[str, str]] = ()

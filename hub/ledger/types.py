@@ -286,3 +286,35 @@ class OutsideJobChanges:
 
     started: tuple[OutsideJobInfo, ...]
     ended: tuple[OutsideJobInfo, ...]
+
+
+@dataclass(frozen=True)
+class GrantRecord:
+    """One appended grant (signed): the project's budget is their sum."""
+
+    amount_mgs: int
+    reason: str
+    granted_by: str
+    granted_at: datetime
+
+
+@dataclass(frozen=True)
+class SessionRecord:
+    """A portal session as the project page lists it: ``cost_mgs`` is the job's effective charge
+    once it ended (final if imported, else provisional), the cost so far while it runs, 0 before;
+    ``held_mgs`` what it still holds. ``message`` is why it stopped (``stopped: ...``), if noted."""
+
+    id: int
+    user: str
+    server_name: str
+    job_id: str | None
+    gpu_type: str | None
+    gpus: int
+    reserved_seconds: int
+    state: SessionState
+    message: str | None
+    admitted_at: datetime
+    started_at: datetime | None
+    ended_at: datetime | None
+    cost_mgs: int
+    held_mgs: int

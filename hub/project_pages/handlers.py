@@ -1,0 +1,125 @@
+"""The project and admin pages: JupyterHub page handlers (cookie login, like the home page).
+
+- ``GET /hub/hpchub/projects/{p}``: budget, used, held, remaining, the burn-down chart,
+  members (as the viewer's role allows), recent sessions, the CSV link.
+- ``GET /hub/hpchub/projects/{p}/charges.csv``: the charges as ``hpchub charges --csv``
+  (a plain page download: a browser follows the link with its login cookie).
+- ``GET /hub/hpchub/admin/projects[?sort=COLUMN&dir=asc|desc]``: every project, for admins.
+
+Ledger reads run in a worker thread (``asyncio.to_thread``), the chart is drawn in one and
+cached briefly (``HPCHubPages.chart_cache_seconds``). An unknown project and one the viewer
+may not see are the same 404; a malformed name or sort parameter a 400 naming the field.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from jupyterhub.handlers import BaseHandler
+from sqlalchemy.exc import SQLAlchemyError
+from tornado import web
+
+from hub.api.config import READ_SCOPE
+from hub.ledger import Ledger
+from hub.ledger.errors import LedgerInputError, NotFound
+from hub.ledger.runtime import ledger_from_config
+
+from . import gather, tables
+from .chart import project_chart
+from .settings import HPCHubPages
+
+T = TypeVar("T")
+PAGES_PREFIX = r"/hpchub"
+_NAME = r"([^/]+)"  # validated by the handler (400 naming the field), not by the route
+
+
+class LedgerPageHandler(BaseHandler):
+    """Shared by hpchub's pages: the ledger in a worker thread, its errors as HTTP errors."""
+
+    @property
+    def page_settings(self) -> HPCHubPages:
+        return HPCHubPages(config=self.settings["config"])
+
+    def viewer(self) -> gather.Viewer:
+        user = self.current_user
+        if READ_SCOPE not in self.expanded_scopes:
+            raise web.HTTPError(403, f"your login lacks the scope {READ_SCOPE}; ask the site's admins")
+        return gather.Viewer(user.name, bool(user.admin))
+
+    async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(function, *args, **kwargs)
+        except NotFound as exc:
+            raise web.HTTPError(404, exc.message) from None
+        except LedgerInputError as exc:
+            raise web.HTTPError(400, exc.message) from None
+        except SQLAlchemyError as exc:
+            self.log.error("hpchub pages: ledger database error: %s", str(getattr(exc, "orig", None) or exc)[:500])
+            raise web.HTTPError(503, "the GPU-hour ledger is not answering; try again shortly") from None
+
+    async def ledger(self) -> Ledger:
+        ledger = await self.run(ledger_from_config, self.settings["config"])
+        if ledger is None:
+            raise web.HTTPError(404, "GPU-hour budgets are not configured on this hub (HPCHubLedger.db_url)")
+        return ledger
+
+
+class ProjectPageHandler(LedgerPageHandler):
+    @web.authenticated
+    async def get(self, project: str) -> None:
+        viewer = self.viewer()
+        ledger = await self.ledger()
+        settings = self.page_settings
+        page = await self.run(gather.project_page, ledger, project, viewer, recent=settings.recent_sessions)
+        try:
+            chart = await project_chart(
+                page.info.name, lambda: gather.chart_data(ledger, page), settings.chart_cache_seconds
+            )
+        except Exception as exc:  # noqa: BLE001  (the page without its chart rather than no page)
+            self.log.warning("hpchub pages: the chart of %s: %s", page.info.name, exc, exc_info=True)
+            chart = None
+        html = await self.render_template(
+            "hpchub_project.html", page=page, chart=chart,
+            period=tables.period_text(page.info.period_start, page.info.period_end),
+        )  # fmt: skip
+        self.finish(html)
+
+
+class ChargesCSVHandler(LedgerPageHandler):
+    @web.authenticated
+    async def get(self, project: str) -> None:
+        viewer = self.viewer()
+        ledger = await self.ledger()
+        text = await self.run(gather.charges_csv, ledger, project, viewer)
+        self.set_header("Content-Type", "text/csv; charset=utf-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{project}-charges.csv"')
+        self.finish(text)
+
+
+class AdminProjectsHandler(LedgerPageHandler):
+    @web.authenticated
+    async def get(self) -> None:
+        viewer = self.viewer()
+        if not viewer.is_admin:
+            raise web.HTTPError(403, "the projects overview is for the portal's admins")
+        try:
+            sort, direction = tables.parse_sort(self.get_argument("sort", None), self.get_argument("dir", None))
+        except LedgerInputError as exc:
+            raise web.HTTPError(400, exc.message) from None
+        ledger = await self.ledger()
+        rows = tables.sort_rows(await self.run(gather.admin_rows, ledger), sort, direction)
+        html = await self.render_template(
+            "hpchub_admin_projects.html", rows=rows, headers=tables.headers(sort, direction), sort=sort,
+            direction=direction,
+        )  # fmt: skip
+        self.finish(html)
+
+
+# Relative to the hub's prefix (JupyterHub adds /hub).
+ROUTES: list[tuple[str, type[BaseHandler]]] = [
+    (rf"{PAGES_PREFIX}/projects/{_NAME}/charges\.csv", ChargesCSVHandler),
+    (rf"{PAGES_PREFIX}/projects/{_NAME}/?", ProjectPageHandler),
+    (rf"{PAGES_PREFIX}/admin/projects/?", AdminProjectsHandler),
+]
