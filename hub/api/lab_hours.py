@@ -88,7 +88,8 @@ class LabHoursHandler(ProjectAPIHandler):
     @needs_scope(READ_SCOPE)
     async def get(self, project: str) -> None:
         reservation, _account, _caller = await self.course(project, switching=False)
-        self.send_json({"project": project, **await self.state(hub_slurm_client(self.settings["config"]), reservation)})
+        answer = await self.state(hub_slurm_client(self.settings["config"]), reservation)
+        self.send_json({"project": project, **answer})
 
     @needs_scope(MANAGE_SCOPE)
     async def post(self, project: str) -> None:

@@ -48,7 +48,9 @@ class CoursePage:
         return tables.period_text(self.info.period_start, self.info.period_end)
 
 
-def _course(ledger: Ledger, project: str, viewer: Viewer) -> tuple[ProjectInfo, CourseRules, Role | None, ProjectAccess]:
+def _course(
+    ledger: Ledger, project: str, viewer: Viewer
+) -> tuple[ProjectInfo, CourseRules, Role | None, ProjectAccess]:
     """The course, its rules, the viewer's role and access; 404 (``NotFound``) as the API answers."""
     check_project_name(project)
     try:

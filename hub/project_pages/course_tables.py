@@ -1,8 +1,8 @@
 """What the course dashboard shows (pure: no database, no framework, no clock of its own).
 
 - Each student's row: use against the cap as a bar (a ``<meter>`` with the figures in words
-  beside it, never colour alone), flags ("running now", "starting", "never started", "near
-  the cap"), extensions, sessions.
+  beside it, never colour alone), flags ("running now", "starting", "never started" (students
+  and members only), "near the cap"), extensions, sessions.
 - Who sees which rows: instructors, TAs and admins every member's; a student their own only
   (the API's rule, :mod:`hub.api.access`).
 - The roster's pending principals (never logged in), for the staff only.
@@ -29,6 +29,7 @@ from .tables import hours_text, percent_tenths, percent_text
 NEAR_CAP_TENTHS = 800  # "near the cap" from 80.0 % of the cap used (the budget warnings' first level)
 HIGH_CAP_TENTHS = 950  # the meter's "high" region (the second warning level)
 ROLE_ORDER = (Role.STUDENT, Role.MEMBER, Role.TA, Role.INSTRUCTOR, Role.MANAGER, Role.PI)
+LEARNER_ROLES = (Role.STUDENT.value, Role.MEMBER.value)  # "never started" is about them, not the staff
 
 
 class Flag(Enum):
@@ -77,7 +78,7 @@ class StudentRow:
             flags.append(Flag.RUNNING)
         if self.starting:
             flags.append(Flag.STARTING)
-        if self.sessions == 0 and not self.running and not self.starting:
+        if self.sessions == 0 and not self.running and not self.starting and self.role in LEARNER_ROLES:
             flags.append(Flag.NEVER_STARTED)
         if self.cap_mgs is not None and (self.cap_mgs <= 0 or self.used_mgs * 1000 >= NEAR_CAP_TENTHS * self.cap_mgs):
             flags.append(Flag.NEAR_CAP)
@@ -260,9 +261,10 @@ def lab_hours(reservation_name: str | None, found, now: datetime, *, error: str 
             f"on {found.nodes or 'its nodes'}.", reservation_name, found.end,
         )  # fmt: skip
     return LabHours(
-        LabState.SCHEDULED, f"Off now; reservation {found.name} is set from {_clock(found.start)} to {_clock(found.end)}.",
+        LabState.SCHEDULED,
+        f"Off now; reservation {found.name} is set from {_clock(found.start)} to {_clock(found.end)}.",
         reservation_name,
-    )  # fmt: skip
+    )
 
 
 def lab_hours_json(lab: LabHours) -> dict:

@@ -53,6 +53,8 @@ def row(**kwargs) -> StudentRow:
     pytest.param({"used_mgs": 6 * H}, (Flag.NEAR_CAP,), id="over-the-cap"),
     pytest.param({"used_mgs": 0, "cap_mgs": 0}, (Flag.NEAR_CAP,), id="cap-zero"),
     pytest.param({"used_mgs": 9 * H, "cap_mgs": None, "role": "ta"}, (), id="no-cap-never-near"),
+    pytest.param({"sessions": 0, "cap_mgs": None, "role": "instructor"}, (), id="staff-never-flagged-never-started"),
+    pytest.param({"sessions": 0, "role": "member"}, (Flag.NEVER_STARTED,), id="member-never-started"),
     pytest.param({"running": 1, "used_mgs": 9 * H // 2}, (Flag.RUNNING, Flag.NEAR_CAP), id="running-and-near"),
 ])  # fmt: skip
 def test_flags(kwargs: dict, flags: tuple) -> None:
@@ -176,8 +178,8 @@ class FakeReservation:
     pytest.param("cs101-lab", FakeReservation("cs101-lab", NOW + timedelta(days=1), NOW + timedelta(days=1, hours=1),
                                               state="INACTIVE"),
                  None, LabState.SCHEDULED, "set from 2026-03-03 09:00 UTC to 2026-03-03 10:00 UTC", id="later"),
-    pytest.param("cs101-lab", None, "scontrol timed out", LabState.UNKNOWN, "Slurm did not answer (scontrol timed out)",
-                 id="slurm-down"),
+    pytest.param("cs101-lab", None, "scontrol timed out", LabState.UNKNOWN,
+                 "Slurm did not answer (scontrol timed out)", id="slurm-down"),
 ])  # fmt: skip
 def test_lab_hours_in_words(name, found, error, state, words) -> None:
     lab = course_tables.lab_hours(name, found, NOW, error=error)
