@@ -70,6 +70,9 @@ def configure_demo(c, settings_path: str) -> None:
     c.SlurmGPUSpawner.catalogue_variables = {"demo_venv": settings["venv"]}
     c.SlurmGPUSpawner.status_interval = float(settings.get("status_interval", 30))
     c.SlurmGPUSpawner.pending_status_interval = float(settings.get("pending_status_interval", 1))
+    # Lab hours switched on from the course page reserve the a100 node (the hub runs scontrol
+    # create reservation: here as root; at a site its service account must be a Slurm operator).
+    c.HPCHubCourses.lab_hours_nodes = ["gpu03"]
     c.Spawner.default_url = "/lab"
     c.Spawner.environment = {"LANG": "C.UTF-8"}
 

@@ -2,7 +2,8 @@
 
 It adds, without touching anything else in ``c``:
 
-- the handlers under ``/hub/api/hpchub/v1/`` (``c.JupyterHub.extra_handlers``; JupyterHub
+- the handlers under ``/hub/api/hpchub/v1/`` (``c.JupyterHub.extra_handlers``, the course's
+  lab hours from :mod:`hub.api.lab_hours` among them; JupyterHub
   logs that this option is deprecated in favour of services, but it is the way to serve
   API handlers inside the hub, with its cookies, tokens and scopes);
 - the custom scopes ``custom:hpchub:read`` and ``custom:hpchub:manage`` (the latter
@@ -120,9 +121,10 @@ def configure_api(c) -> None:
     """Add the ledger API's handlers, scopes and user-role grants to a hub configuration
     (idempotent)."""
     from .handlers import ROUTES  # noqa: PLC0415  (imports JupyterHub: only when configuring a hub)
+    from .lab_hours import ROUTES as LAB_HOURS_ROUTES  # noqa: PLC0415
 
     handlers = list(c.JupyterHub.extra_handlers) if "extra_handlers" in c.JupyterHub else []
-    handlers += [route for route in ROUTES if route not in handlers]
+    handlers += [route for route in [*ROUTES, *LAB_HOURS_ROUTES] if route not in handlers]
     c.JupyterHub.extra_handlers = handlers
 
     scopes = dict(c.JupyterHub.custom_scopes) if "custom_scopes" in c.JupyterHub else {}

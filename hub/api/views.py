@@ -279,3 +279,37 @@ def basic_spawn_request(
         "hours": float(Decimal(seconds) / arith.SECONDS_PER_HOUR),
         "environment": present.get("environment"),
     }
+
+
+# --- lab hours ------------------------------------------------------------------------------------------
+
+LAB_HOURS_KEYS = ("on", "minutes")
+LAB_HOURS_EXAMPLE = '{"on": true, "minutes": 60} or {"on": false}'
+
+
+@dataclass(frozen=True)
+class LabHoursChange:
+    on: bool
+    minutes: int | None  # with on only
+
+
+def parse_lab_hours_body(body: object, max_minutes: int) -> LabHoursChange:
+    """``{"on": true, "minutes": N}`` (whole minutes, 1 to ``max_minutes``) or ``{"on": false}``."""
+    body = json_object(body, LAB_HOURS_KEYS, LAB_HOURS_EXAMPLE)
+    if "on" not in body:
+        raise LedgerInputError("on", f"required: true or false, e.g. {LAB_HOURS_EXAMPLE}")
+    on = body["on"]
+    if not isinstance(on, bool):
+        raise LedgerInputError("on", f"must be true or false, got {str(on)[:40]!r}")
+    minutes = body.get("minutes")
+    if not on:
+        if minutes is not None:
+            raise LedgerInputError("minutes", "only with \"on\": true")
+        return LabHoursChange(False, None)
+    if minutes is None:
+        raise LedgerInputError("minutes", f"required with \"on\": true: whole minutes from 1 to {max_minutes}")
+    if isinstance(minutes, bool) or not isinstance(minutes, int):
+        raise LedgerInputError("minutes", f"must be whole minutes from 1 to {max_minutes}, got {str(minutes)[:40]!r}")
+    if not 1 <= minutes <= max_minutes:
+        raise LedgerInputError("minutes", f"must be from 1 to {max_minutes} minutes, got {minutes}")
+    return LabHoursChange(True, minutes)

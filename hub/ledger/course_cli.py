@@ -6,12 +6,11 @@ database choice, exit codes and one-line errors); ``add_course_parsers`` adds th
 
 from __future__ import annotations
 
-import csv
 import sys
 
 from ..cli import UsageError
 from . import arithmetic as arith
-from .course_records import report_hours
+from .course_records import REPORT_COLUMNS, report_csv, report_hours
 from .errors import LedgerError
 from .courses import make_rules, parse_roster_csv
 from .store import Ledger
@@ -25,7 +24,6 @@ ARGUMENT_NAMES = {
     },  # fmt: skip
     "course roster": {"csv": "--csv"},
 }
-REPORT_COLUMNS = ("user", "role", "sessions", "gpu_hours", "cap_gpu_hours", "extensions")
 MAX_CSV_BYTES = 1_000_000
 
 
@@ -73,11 +71,7 @@ def _course_roster(ledger: Ledger, args) -> None:
 def _course_report(ledger: Ledger, args) -> None:
     rows = ledger.course_report(args.name)
     if args.csv:
-        writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(REPORT_COLUMNS)
-        for row in rows:
-            writer.writerow((row.user, row.role, row.sessions, report_hours(row.used_mgs), report_hours(row.cap_mgs),
-                             row.extensions))  # fmt: skip
+        sys.stdout.write(report_csv(rows))
         return
     table = [REPORT_COLUMNS] + [
         (row.user, row.role, str(row.sessions), report_hours(row.used_mgs), report_hours(row.cap_mgs) or "-",

@@ -9,7 +9,9 @@ in one transaction; ``import_roster`` records principals (pending members) all o
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import csv
+import io
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -254,5 +256,19 @@ class CourseRecords:
         ]
 
 
+REPORT_COLUMNS = ("user", "role", "sessions", "gpu_hours", "cap_gpu_hours", "extensions")
+
+
 def report_hours(mgs: int | None) -> str:
     return "" if mgs is None else str(arith.round_gpu_hours(mgs))
+
+
+def report_csv(rows: Iterable[ReportRow]) -> str:
+    """The final report as CSV with a header line (``hpchub course report --csv``, the course page's export)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(REPORT_COLUMNS)
+    for row in rows:
+        writer.writerow((row.user, row.role, row.sessions, report_hours(row.used_mgs), report_hours(row.cap_mgs),
+                         row.extensions))  # fmt: skip
+    return out.getvalue()

@@ -17,7 +17,7 @@ from hub.api.access import NOT_FOUND_MESSAGE, ProjectAccess, project_access
 from hub.ledger import Ledger
 from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.store import usage_json
-from hub.ledger.types import ProjectInfo, ProjectUsage, Role, check_project_name, check_user
+from hub.ledger.types import ProjectInfo, ProjectKind, ProjectUsage, Role, check_project_name, check_user
 
 from . import tables
 from .burndown import BurnDown, burndown
@@ -121,10 +121,15 @@ def admin_rows(ledger: Ledger, now: datetime | None = None) -> list[tables.Proje
 
 
 def my_projects(ledger: Ledger, user: str) -> list[dict]:
-    """The home page's "Your projects": each active membership with its figures and page link."""
+    """The home page's "Your projects": each active membership with its figures and page link (and
+    for a course its dashboard's, ``course_path``)."""
     me = Viewer(user, False).ledger_name
     if me is None:
         return []
     now = ledger.clock()
-    items = [(info.name, role.value, ledger.figures(info.name, now)) for info, role in ledger.memberships(me)]
-    return tables.project_links(items)
+    memberships = ledger.memberships(me)
+    items = [(info.name, role.value, ledger.figures(info.name, now)) for info, role in memberships]
+    rows = tables.project_links(items)
+    for row, (info, _role) in zip(rows, memberships, strict=True):
+        row["course_path"] = f"hpchub/courses/{info.name}" if info.kind is ProjectKind.COURSE else None
+    return rows

@@ -5,6 +5,10 @@
 - ``GET /hub/hpchub/projects/{p}/charges.csv``: the charges as ``hpchub charges --csv``
   (a plain page download: a browser follows the link with its login cookie).
 - ``GET /hub/hpchub/admin/projects[?sort=COLUMN&dir=asc|desc]``: every project, for admins.
+- ``GET /hub/hpchub/courses/{p}``: the course dashboard (issue 7): rules, term, each student's
+  use against their cap, flags, pending roster entries, the lab hours, extend and switch controls;
+  ``.../live``: its live part alone (the page's script fetches it every 30 s);
+  ``.../report.csv``: the course report as ``hpchub course report --csv``.
 
 Ledger reads run in a worker thread (``asyncio.to_thread``), the chart is drawn in one and
 cached briefly (``HPCHubPages.chart_cache_seconds``). An unknown project and one the viewer
@@ -15,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from jupyterhub.handlers import BaseHandler
@@ -26,8 +31,9 @@ from hub.ledger import Ledger
 from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.runtime import ledger_from_config
 
-from . import gather, tables
+from . import course_gather, gather, tables
 from .chart import project_chart
+from .lab_hours import HPCHubCourses, hub_slurm_client, read_lab_hours
 from .settings import HPCHubPages
 
 T = TypeVar("T")
@@ -117,8 +123,49 @@ class AdminProjectsHandler(LedgerPageHandler):
         self.finish(html)
 
 
+class CoursePageHandler(LedgerPageHandler):
+    """The course dashboard; ``live=True``: only its live part (the fragment the script re-fetches)."""
+
+    live = False
+
+    async def course_view(self, project: str) -> dict:
+        viewer = self.viewer()
+        ledger = await self.ledger()
+        page = await self.run(course_gather.course_page, ledger, project, viewer)
+        lab = await read_lab_hours(
+            hub_slurm_client(self.settings["config"]), page.rules.reservation, datetime.now(timezone.utc)
+        )
+        return {"page": page, "lab": lab, "courses": HPCHubCourses(config=self.settings["config"])}
+
+    @web.authenticated
+    async def get(self, project: str) -> None:
+        view = await self.course_view(project)
+        if self.live:
+            self.set_header("Cache-Control", "no-store")
+        html = await self.render_template("hpchub_course_live.html" if self.live else "hpchub_course.html", **view)
+        self.finish(html)
+
+
+class CourseLiveHandler(CoursePageHandler):
+    live = True
+
+
+class CourseReportCSVHandler(LedgerPageHandler):
+    @web.authenticated
+    async def get(self, project: str) -> None:
+        viewer = self.viewer()
+        ledger = await self.ledger()
+        text = await self.run(course_gather.course_report_csv, ledger, project, viewer)
+        self.set_header("Content-Type", "text/csv; charset=utf-8")
+        self.set_header("Content-Disposition", f'attachment; filename="{project}-report.csv"')
+        self.finish(text)
+
+
 # Relative to the hub's prefix (JupyterHub adds /hub).
 ROUTES: list[tuple[str, type[BaseHandler]]] = [
+    (rf"{PAGES_PREFIX}/courses/{_NAME}/report\.csv", CourseReportCSVHandler),
+    (rf"{PAGES_PREFIX}/courses/{_NAME}/live", CourseLiveHandler),
+    (rf"{PAGES_PREFIX}/courses/{_NAME}/?", CoursePageHandler),
     (rf"{PAGES_PREFIX}/projects/{_NAME}/charges\.csv", ChargesCSVHandler),
     (rf"{PAGES_PREFIX}/projects/{_NAME}/?", ProjectPageHandler),
     (rf"{PAGES_PREFIX}/admin/projects/?", AdminProjectsHandler),

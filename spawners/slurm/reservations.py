@@ -9,6 +9,7 @@ read as this host's local time (the hub runs beside the controller's clock).
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -18,6 +19,9 @@ from spawners.slurm.client import SlurmClient, SlurmCommandError, validate_accou
 RESERVATION_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 NODE_NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_RESERVATION_MINUTES = 7 * 24 * 60
+CACHE_SECONDS = 10.0  # how long a read of a reservation is reused (the spawner, the course page)
+# (SLURM_CONF, name) -> (expiry on time.monotonic(), the reservation or None): one per hub process
+_CACHE: dict[tuple[str | None, str], tuple[float, "Reservation | None"]] = {}
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,23 @@ async def show_reservation(client: SlurmClient, name: str) -> Reservation | None
     does not exist ``scontrol show reservation NAME`` exits 1, like a real failure."""
     validate_reservation_name(name)
     return parse_reservations(await client.run(["scontrol", "show", "reservation", "--oneliner"])).get(name)
+
+
+async def cached_reservation(client: SlurmClient, name: str, ttl: float = CACHE_SECONDS) -> Reservation | None:
+    """``show_reservation``, reused for ``ttl`` seconds (per Slurm configuration and name): the
+    spawner reads it at every student's spawn and the course page at every refresh."""
+    key = (client.slurm_conf, validate_reservation_name(name))
+    entry = _CACHE.get(key)
+    if entry is not None and entry[0] > time.monotonic():
+        return entry[1]
+    found = await show_reservation(client, name)
+    _CACHE[key] = (time.monotonic() + ttl, found)
+    return found
+
+
+def forget_reservation(client: SlurmClient, name: str) -> None:
+    """Drop the cached read (after the hub created or deleted the reservation)."""
+    _CACHE.pop((client.slurm_conf, name), None)
 
 
 async def create_reservation(

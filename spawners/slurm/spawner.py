@@ -471,7 +471,7 @@ class SlurmGPUSpawner(SlurmSpawner):
         """A course's Slurm reservation while its lab hours are on, for its students' sessions
         (they then start at once on the reserved nodes); otherwise None: they queue normally.
         A failure to read it is logged and the session queues normally."""
-        from spawners.slurm.reservations import show_reservation  # noqa: PLC0415
+        from spawners.slurm.reservations import cached_reservation  # noqa: PLC0415
 
         ledger = self.ledger
         if ledger is None:
@@ -479,15 +479,11 @@ class SlurmGPUSpawner(SlurmSpawner):
         name = await asyncio.to_thread(_students_reservation, ledger, request.project, self.user.name)
         if not name:
             return None
-        key = ("reservation", self.slurm_conf, name)
-        found = _CACHE.get(key)
-        if found is None:
-            try:
-                found = await show_reservation(self.client, name) or False
-            except (SlurmCommandError, ValueError) as exc:
-                self.log.warning("lab hours of %s: cannot read reservation %s: %s", request.project, name, exc)
-                return None
-            _CACHE.put(key, found, LAB_HOURS_TTL_SECONDS)
+        try:
+            found = await cached_reservation(self.client, name, LAB_HOURS_TTL_SECONDS)
+        except (SlurmCommandError, ValueError) as exc:
+            self.log.warning("lab hours of %s: cannot read reservation %s: %s", request.project, name, exc)
+            return None
         if found and found.active_at(datetime.now(timezone.utc)):
             self.log.info("%s: in the lab hours of %s (reservation %s)", self._log_name, request.project, name)
             return name

@@ -225,3 +225,44 @@ def bob_job(portal) -> str:
     finally:
         portal.session().delete(portal.spawn_path("bob"), timeout=60)
         portal.wait_stopped("bob")
+
+
+# --- browser tests (Playwright driving Debian's chromium; no browser download) ----------------------------
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """A headless chromium for the module (a module may define its own ``browser``)."""
+    playwright = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(exist_ok=True)
+    with playwright.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
+
+
+@pytest.fixture(scope="module")
+def log_in(portal, browser):
+    """``log_in(name, width)``: a page of a new browser context, logged in through the identity provider."""
+    contexts = []
+
+    def open_page(name: str, width: int = 1280):
+        context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
+        contexts.append(context)
+        page = context.new_page()
+        page.goto(f"{portal.url}/hub/oauth_login")
+        page.fill("input[name=username]", f"{name}@uni.example")
+        page.fill("input[name=password]", f"{name}-demo")
+        page.click("button:has-text('Sign in')")
+        page.wait_for_url(f"{portal.url}/hub/home", timeout=30000)
+        return page
+
+    yield open_page
+    for context in contexts:
+        context.close()

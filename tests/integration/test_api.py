@@ -131,6 +131,9 @@ ENDPOINTS = {
     "delete-member": ("DELETE", "/projects/vision-lab/members/nobody", None),
     "cap": ("POST", "/projects/vision-lab/members/bob/cap", {"cap_gpu_hours": 20, "reason": "API test: unchanged"}),
     "preview": ("POST", "/preview", {**BOB_H200, "gpus": 1, "hours": 1}),
+    # vision-lab is not a course: the lab hours' role check comes first, then "not a course" (409)
+    "lab-hours-get": ("GET", "/projects/vision-lab/lab-hours", None),
+    "lab-hours": ("POST", "/projects/vision-lab/lab-hours", {"on": False}),
 }
 # 403: no credentials or no hpchub scope; 404: a project the caller may not see (as if unknown);
 # 400 on preview: vision-lab is not one of the caller's projects (the spawn's own answer).
@@ -144,6 +147,8 @@ EXPECTED = {
     "delete-member": (403,      404,          403,   403,         404, 404,  403,         403),
     "cap":           (403,      404,          403,   403,         200, 200,  403,         403),
     "preview":       (403,      400,          200,   200,         200, 400,  403,         403),
+    "lab-hours-get": (403,      404,          409,   409,         409, 409,  403,         403),
+    "lab-hours":     (403,      404,          403,   403,         403, 409,  403,         403),
 }  # fmt: skip
 CALLERS = ("anonymous", "other-project", "member", "member-token", "pi", "admin", "server-token", "service")
 MATRIX = [
@@ -376,6 +381,35 @@ def test_course_roles(portal, hpchub, users):
     assert restored.status_code == 200 and restored.json()["cap_gpu_hours"] == 5.0
     # a pi of another project cannot see the course at all
     assert users["erin"].post(cap_url, json={"cap_gpu_hours": 6, "reason": "x"}, timeout=30).status_code == 404
+
+
+def test_lab_hours_endpoint(portal, users):
+    """Only cs101's instructor and admins switch its lab hours; bad bodies are 400 naming the field;
+    switching on twice is 409; everyone in the course reads the state. Ends with the lab hours off."""
+    url = f"{portal.url}{V1}/projects/cs101/lab-hours"
+    try:
+        assert users["dave"].get(url, timeout=30).json()["state"] == "off"
+        for name in ("tom", "carol"):
+            refused = users[name].post(url, json={"on": True, "minutes": 30}, timeout=30)
+            assert refused.status_code == 403 and "only an instructor of cs101" in refused.json()["message"]
+        assert users["erin"].post(url, json={"on": False}, timeout=30).status_code == 404
+        for body, field in (({"on": True}, "minutes"), ({"on": "yes"}, "on"), ({"on": True, "minutes": 100000}, "minutes"),
+                            ({"on": True, "minutes": 30, "nodes": "gpu01"}, "nodes")):  # fmt: skip
+            bad = users["dave"].post(url, json=body, timeout=30)
+            assert bad.status_code == 400 and bad.json()["message"].startswith(f"{field}:"), bad.text
+        on = users["dave"].post(url, json={"on": True, "minutes": 30}, timeout=60)
+        assert on.status_code == 200, on.text
+        assert (on.json()["on"], on.json()["changed"], on.json()["reservation"]) == (True, True, "cs101-lab")
+        assert "gpu03" in portal.slurm("scontrol", "show", "reservation", "cs101-lab")
+        again = users["admin"].post(url, json={"on": True, "minutes": 30}, timeout=60)
+        assert again.status_code == 409 and "on already" in again.json()["message"]
+        assert users["carol"].get(url, timeout=30).json()["on"] is True
+        off = users["dave"].post(url, json={"on": False}, timeout=60)
+        assert off.status_code == 200 and (off.json()["on"], off.json()["changed"]) == (False, True)
+        off_again = users["admin"].post(url, json={"on": False}, timeout=60)
+        assert off_again.status_code == 200 and off_again.json()["changed"] is False
+    finally:
+        users["admin"].post(url, json={"on": False}, timeout=60)
 
 
 # --- the preview --------------------------------------------------------------------------------------

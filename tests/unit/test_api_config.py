@@ -24,7 +24,7 @@ pytestmark = pytest.mark.unit
 
 ROUTE_SUFFIXES = {
     "/projects", "/projects/([^/]+)", "/projects/([^/]+)/charges", "/projects/([^/]+)/members/([^/]+)",
-    "/projects/([^/]+)/members/([^/]+)/cap", "/preview",
+    "/projects/([^/]+)/members/([^/]+)/cap", "/projects/([^/]+)/lab-hours", "/preview",
     "/users/([^/]+)/servers/([^/]*)/session", "/users/([^/]+)/server/session", "/users/([^/]+)/session",
     "/users/([^/]+)/servers/([^/]*)/extend", "/users/([^/]+)/server/extend", "/users/([^/]+)/extend",
 }  # fmt: skip
