@@ -22,7 +22,7 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 ADVICE = "Ask for fewer GPUs or hours."
 LEDGER_TABLES = (
     "hpchub_projects", "hpchub_grants", "hpchub_members", "hpchub_cap_entries", "hpchub_sessions", "hpchub_charges",
-    "hpchub_outside_jobs",
+    "hpchub_outside_jobs", "hpchub_orphan_jobs",
 )  # fmt: skip
 
 
@@ -85,7 +85,7 @@ def test_upgrade_is_idempotent_and_leaves_jupyterhubs_tables_alone(ledger_url: s
     assert schema_revision(engine) is None
     upgrade(ledger_url)
     upgrade(ledger_url)
-    assert schema_revision(ledger_url) == "0002"
+    assert schema_revision(ledger_url) == "0003"
     tables = set(inspect(engine).get_table_names())
     assert tables == {"alembic_version", "users", VERSION_TABLE, *LEDGER_TABLES}
     with engine.connect() as connection:
