@@ -618,6 +618,9 @@ class SlurmGPUSpawner(SlurmSpawner):
                 return 1
             watcher.track(self.job_id)
             watcher.poke()
+            # Answer from Slurm's state, not from an empty cache: at a hub restart JupyterHub
+            # otherwise waits http_timeout for a server whose job ended while the hub was down.
+            await watcher.wait_for_change(self.job_id, timeout=min(self.slurm_command_timeout, 15))
         status = watcher.status(self.job_id)
         if status.state in (JobState.ENDED, JobState.GONE):
             self.log.info("%s: job %s ended (%s)", self._log_name, self.job_id, status.slurm_state or status.state)
