@@ -21,6 +21,10 @@ The grace: a job submitted less than ``grace`` ago is left alone (the hub may be
 ``sbatch`` and its commit); so is a job whose session ended less than ``grace`` ago (the
 hub's ``scancel`` may still be under way).
 
+Holds follow the same rule: a session admitted more than ``grace`` + ``STALE_ADMISSION_MARGIN``
+ago that still has no job id will never get one (sbatch has a timeout far below that; the hub
+died or could not write between admission and the record), so its hold is released.
+
 Pure planning (``parse_active_jobs``, ``find_orphans``) plus the ledger's records
 (``OrphanRecords``, mixed into ``Ledger``).
 """
@@ -44,6 +48,7 @@ MAX_TAG_CHARS = 200
 ENDING_STATES = frozenset({"COMPLETING", "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
                            "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY", "SPECIAL_EXIT"})  # fmt: skip
 DEFAULT_GRACE = timedelta(seconds=120)
+STALE_ADMISSION_MARGIN = timedelta(seconds=60)  # beyond the grace; more than the spawner's sbatch timeout (30 s)
 
 
 @dataclass(frozen=True)
@@ -198,6 +203,29 @@ class OrphanRecords:
             session.add(OrphanJob(cluster=cluster, job_id=job_id, project_id=project.id, user=user, tag=tag,
                                   reason=reason, submitted_at=submitted_at, cancelled_at=now))  # fmt: skip
         return True
+
+    def release_stale_admissions(
+        self, cluster: str, admitted_before: datetime, now: datetime | None = None
+    ) -> list[tuple[int, str, str, str, datetime]]:
+        """End the holds of sessions admitted before ``admitted_before`` that never got a job id
+        (the hub died, or could not write, between admission and sbatch's record): nothing ran,
+        nothing is charged. Returns (session id, project, user, server name, admitted at) of each."""
+        check_cluster(cluster)
+        check_aware(admitted_before, "admitted_before")
+        now = self._now(now)
+        released = []
+        with self._write() as session:
+            rows = session.execute(
+                select(PortalSession, Project.name).join(Project, Project.id == PortalSession.project_id)
+                .where(PortalSession.cluster == cluster, PortalSession.state == SessionState.ADMITTED,
+                       PortalSession.job_id.is_(None), PortalSession.admitted_at < admitted_before)
+                .order_by(PortalSession.id)
+            ).all()  # fmt: skip
+            for row, project in rows:
+                row.state, row.ended_at, row.elapsed_seconds = SessionState.ENDED, now, 0
+                row.message = "stopped: the hub never recorded a job for this start; its hold was released"
+                released.append((row.id, project, row.user, row.server_name, row.admitted_at))
+        return released
 
     def orphan_jobs(self, name: str | None = None) -> list[OrphanJobInfo]:
         """The orphans cancelled so far, of one project or all, oldest first."""

@@ -31,7 +31,8 @@ One pass (the contract's "Budget arithmetic"):
    active jobs on the project accounts with their comments; a job tagged ``hpchub:`` that no
    portal session of its own user records, submitted more than the grace ago, is cancelled
    (``scancel``, as the reconciler's user: root or a Slurm operator), noted in the ledger and
-   reported; never adopted. Off when ``orphan_grace`` is None.
+   reported; never adopted. A session admitted long before (grace + 60 s) that never got a job
+   id has its hold released. Off when ``orphan_grace`` is None.
 7. **Memberships -> associations** (``hub/ledger/memberships.py``): one ``sacctmgr show
    associations`` for every project account; an active member without a user association
    gets one, an ended membership first blocks new jobs (``MaxSubmitJobs=0``) and, in a later
@@ -72,7 +73,7 @@ from spawners.slurm.types import AccountingRecord, AssociationUsage, JobState
 from . import arithmetic as arith
 from .errors import LedgerError
 from .memberships import AssociationChange, Verb, apply_change, parse_active_jobs, parse_associations, plan_memberships
-from .orphans import ActiveJob, find_orphans
+from .orphans import STALE_ADMISSION_MARGIN, ActiveJob, find_orphans
 from .orphans import parse_active_jobs as parse_tagged_jobs
 from .store import Ledger
 from .types import MirrorFigures, OutsideJobSeen, ProjectInfo, check_job_id, check_user
@@ -419,8 +420,17 @@ async def _cancel_orphans(
     *,
     dry_run: bool,
 ) -> list[ActiveJob] | None:
-    """Step 6: cancel, note and report the orphans; returns the listing (None if squeue failed,
-    which is one problem line: the rest of the pass goes on)."""
+    """Step 6: release stale holds; cancel, note and report the orphans; returns the listing
+    (None if squeue failed, which is one problem line: the rest of the pass goes on)."""
+    if not dry_run:
+        try:
+            stale = ledger.release_stale_admissions(cluster, ledger.clock() - grace - STALE_ADMISSION_MARGIN)
+        except (LedgerError, SQLAlchemyError) as exc:
+            report.problems.append(Problem(None, f"stale holds not released: {exc}"))
+        else:
+            report.lines += [f"released the hold of session {sid} ({project}, {user}/{server}): admitted at "
+                             f"{admitted:%Y-%m-%d %H:%M:%S} UTC, the hub never recorded a job for it"
+                             for sid, project, user, server, admitted in stale]  # fmt: skip
     try:
         jobs = parse_tagged_jobs(await client.squeue_account_jobs(accounts))
     except SlurmCommandError as exc:

@@ -191,3 +191,22 @@ async def test_a_failed_squeue_is_one_problem_and_the_pass_goes_on(ledger: Ledge
     assert [p.message for p in report.problems if "orphan" in p.message] == [
         "orphan check skipped: squeue exited with 1: squeue: error: Unable to contact slurm controller"]
     assert slurm.cancelled() == [] and any(call[0] == "sacctmgr" for call in slurm.calls)  # the rest ran
+
+
+async def test_a_hold_that_never_got_a_job_is_released_after_the_grace(ledger: Ledger, clock: Clock) -> None:
+    stale = ledger.admit("vision-lab", "bob", "crashed", "h200", 1, 1, now=NOW - GRACE - timedelta(seconds=61))
+    fresh = ledger.admit("vision-lab", "bob", "starting", "h200", 1, 1, now=NOW - GRACE)
+    recorded = ledger.admit("vision-lab", "bob", "", "h200", 1, 1, now=OLD - timedelta(hours=1))
+    ledger.record_job_id(recorded, "71")
+    held = ledger.figures("vision-lab").held_mgs
+    report = await reconcile_pass(ledger, SlurmClient(runner=FakeSlurm("")), cluster=CLUSTER, orphan_grace=GRACE)
+    assert [line for line in report.lines if line.startswith("released")] == [
+        f"released the hold of session {stale} (vision-lab, bob/crashed): admitted at 2026-11-29 04:56:59 UTC, "
+        "the hub never recorded a job for it"]
+    assert ledger.session(stale).state.value == "ended" and ledger.session(stale).message.startswith("stopped: ")
+    assert ledger.session(fresh).state.value == "admitted" and ledger.session(recorded).state.value == "admitted"
+    assert ledger.figures("vision-lab").held_mgs == held - 1 * 3600 * 1000  # one h200-hour less held
+    assert ledger.charges("vision-lab") == []  # nothing ran, nothing charged
+    dry = await reconcile_pass(ledger, SlurmClient(runner=FakeSlurm("")), cluster=CLUSTER, orphan_grace=GRACE,
+                               dry_run=True)
+    assert not [line for line in dry.lines if line.startswith("released")]
