@@ -38,7 +38,8 @@ from hub.ledger import BudgetRefused, Ledger, LedgerError
 from hub.ledger.runtime import ledger_from_config
 from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
-from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, SlurmTimeoutError, subprocess_runner
+from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, subprocess_runner
+from spawners.slurm.errors import LedgerUnavailable, SlurmNotAnswering, SpawnError, database_detail, slurm_not_answering
 from spawners.slurm.options import (
     ALLOWED_KEYS,
     OptionsError,
@@ -49,7 +50,6 @@ from spawners.slurm.options import (
 )
 from spawners.slurm.parsers import parse_node_addresses
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
-from spawners.slurm.errors import LedgerUnavailable, SlurmNotAnswering, SpawnError, database_detail, slurm_not_answering
 from spawners.slurm.types import ClusterInfo, JobRequest, JobState, JobStatus
 from spawners.slurm.watcher import JobWatcher, get_shared_watcher
 
