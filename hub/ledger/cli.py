@@ -96,14 +96,16 @@ def _settings_from_config(config_file: str | None):
 
 
 def _orphan_grace(args):
-    """--orphan-grace, else c.HPCHubLedger.orphan_grace of --config, else its default (seconds)."""
+    """--orphan-grace, else c.HPCHubLedger.orphan_grace of the --config file if it exists, else the
+    traitlet's default (seconds)."""
     from datetime import timedelta  # noqa: PLC0415
 
     from .runtime import HPCHubLedger  # noqa: PLC0415
 
     seconds = args.orphan_grace
     if seconds is None:
-        settings = _settings_from_config(getattr(args, "config", None)) if getattr(args, "config", None) else None
+        config_file = getattr(args, "config", None)
+        settings = _settings_from_config(config_file) if config_file and os.path.isfile(config_file) else None
         seconds = (settings or HPCHubLedger()).orphan_grace
     if not 0 <= seconds <= 86400:
         raise UsageError(f"--orphan-grace: from 0 to 86400 seconds, got {seconds:g}")

@@ -210,3 +210,18 @@ async def test_a_hold_that_never_got_a_job_is_released_after_the_grace(ledger: L
     dry = await reconcile_pass(ledger, SlurmClient(runner=FakeSlurm("")), cluster=CLUSTER, orphan_grace=GRACE,
                                dry_run=True)
     assert not [line for line in dry.lines if line.startswith("released")]
+
+
+def test_the_grace_comes_from_the_option_else_the_config_file_else_the_default(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from hub.cli import UsageError
+    from hub.ledger.cli import _orphan_grace
+
+    config = tmp_path / "hpchub_config.py"
+    config.write_text("c.HPCHubLedger.orphan_grace = 45\n")
+    assert _orphan_grace(SimpleNamespace(orphan_grace=7.5, config=str(config))) == timedelta(seconds=7.5)
+    assert _orphan_grace(SimpleNamespace(orphan_grace=None, config=str(config))) == timedelta(seconds=45)
+    assert _orphan_grace(SimpleNamespace(orphan_grace=None, config=str(tmp_path / "none.py"))) == timedelta(seconds=120)
+    with pytest.raises(UsageError, match="--orphan-grace: from 0 to 86400 seconds"):
+        _orphan_grace(SimpleNamespace(orphan_grace=-1.0, config=None))
