@@ -647,6 +647,8 @@ class SlurmGPUSpawner(SlurmSpawner):
             except (LedgerError, SQLAlchemyError) as exc:
                 self.log.warning("%s: noting the interrupted start failed: %s", self._log_name, exc)
         self._starting = False
+        if job_id:  # the hub may have died before the ledger recorded it: complete the record first
+            await self._ledger_call("record_job_id", job_id)
         await self.stop()  # scancel, wait for the end, release the hold (also without a job id)
         self.clear_state()
         self._save_state_now()

@@ -162,6 +162,51 @@ def test_hub_killed_while_a_server_starts_cancels_the_job_at_restart_and_release
     portal.wait_ready("bob", "crash", timeout=120)
 
 
+def test_hub_killed_between_sbatch_and_the_ledgers_record_loses_nothing(portal, hpchub):
+    """Deterministic: once admission has committed, we hold the ledger's write lock, so the hub's
+    record of the job id waits (busy timeout 5 s) after sbatch returned; then kill -9."""
+    held = _held(portal)
+    path = portal.ledger_url.removeprefix("sqlite:///")
+
+    def admitted():
+        with _ledger(portal) as ledger:
+            return [s for s in ledger.active_sessions("bob") if s.server_name == "norecord"]
+
+    holder = sqlite3.connect(path, isolation_level=None, timeout=30)
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        request = pool.submit(_spawn, portal, "bob", "norecord")
+        try:
+            [session] = _wait(admitted, 30, "bob/norecord admitted", interval=0.02)
+            holder.execute("BEGIN IMMEDIATE")
+            [job_id] = _wait(lambda: list(_tagged(portal, "bob", "norecord")), 30, "bob/norecord's job submitted",
+                             interval=0.05)
+            assert _record(portal, job_id) is None  # sbatch returned; the ledger has not recorded it
+            _kill_hub(portal)
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        try:
+            request.result()
+        except Exception:  # noqa: BLE001 (the hub died under the request)
+            pass
+    _restart_hub(portal, hpchub)
+
+    portal.wait_stopped("bob", "norecord", timeout=60)
+    # the server's saved state knew the job: at restart the hub completed the ledger's record,
+    # cancelled the job and ended the session (its hold released, what it ran charged)
+    _wait(lambda: portal.jobs().get(job_id, {}).get("state") not in ("PENDING", "RUNNING"), 30, "job cancelled")
+    with _ledger(portal) as ledger:
+        info = ledger.session(session.id)
+    assert info.state.value == "ended" and info.job_id == job_id
+    assert _held(portal) <= held + 1e-4
+    if _sacct(portal, job_id)[1] > 0:  # it ran a moment: sacct's charge, once
+        _assert_final_charge_matches_sacct(portal, job_id)
+    else:
+        assert all(float(row["gpu_hours"]) == 0 for row in _charges(portal, job_id))
+    with _ledger(portal) as ledger:  # recorded after all: not an orphan
+        assert job_id not in {orphan.job_id for orphan in ledger.orphan_jobs()}
+
+
 def test_hub_killed_during_a_stop_loses_and_doubles_nothing(portal, hpchub):
     held = _held(portal)
     assert _spawn(portal, "bob", "stopping").status_code in (201, 202)
