@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import shutil
 import socket
 import sys
@@ -20,6 +19,7 @@ from pathlib import Path
 from .cluster import config as cfg
 from .cluster.manager import Cluster, free_port, load_settings
 from .cluster.procs import Daemon, spawn_foreground, stop_daemon, wait_for
+from .site_secrets import write_demo_secret
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 CATALOGUE_SOURCE_CANDIDATES = (
@@ -52,6 +52,8 @@ class DemoSettings:
     reconcile_interval: float = 60.0  # seconds between reconcile passes (sacct, mirror, budget stops)
     exhaustion_grace: float = 300.0  # seconds a session may run on after its budget is used up
     status_interval: float = 30.0  # seconds between the job watcher's squeue calls while all jobs run
+    orphan_grace: float = 120.0  # seconds before a tagged job no session records is cancelled (orphan rule)
+    ledger_busy_timeout: float = 30.0  # seconds a ledger write waits for SQLite's lock (tests shorten it)
 
     @property
     def root(self) -> Path:
@@ -87,14 +89,9 @@ class DemoSettings:
 
 
 def _secret_file(path: Path, nbytes: int = 32) -> str:
-    """A generated demo secret, created once with mode 0600."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(secrets.token_hex(nbytes))
-    os.chmod(path, 0o600)
-    return path.read_text().strip()
+    """A generated demo secret, created once with mode 0600, marked as the demo's (a hub outside
+    demo mode refuses to start with it: hub/site_secrets.py)."""
+    return write_demo_secret(path, nbytes)
 
 
 def default_proxy_cmd() -> str:
@@ -161,7 +158,7 @@ class Demo:
         argv = [
             f"{s.venv}/bin/hpchub", "reconcile", "--every", str(s.reconcile_interval),
             "--db-url", self.ledger_url, "--slurm-conf", str(cluster.slurm_conf), "--cluster", cluster.cluster_name,
-            "--stop-exhausted-after", str(s.exhaustion_grace),
+            "--stop-exhausted-after", str(s.exhaustion_grace), "--orphan-grace", str(s.orphan_grace),
             "--pause-file", str(s.hub_dir / "reconcile.pause"), "--pid-file", str(self.reconciler.pid_file),
         ]  # fmt: skip
         spawn_foreground(
@@ -260,6 +257,8 @@ class Demo:
             "reconcile_interval": s.reconcile_interval,
             "exhaustion_grace": s.exhaustion_grace,
             "status_interval": s.status_interval,
+            "orphan_grace": s.orphan_grace,
+            "ledger_busy_timeout": s.ledger_busy_timeout,
             "cluster_name": cluster_settings.cluster_name,
         }
         (s.hub_dir / "demo-config.json").write_text(json.dumps(demo_config, indent=2) + "\n")
@@ -281,6 +280,7 @@ class Demo:
         proxy_token = _secret_file(s.hub_dir / "proxy_token")
         _secret_file(s.hub_dir / "service_token")
         _secret_file(s.hub_dir / "reconcile_token")
+        _secret_file(s.hub_dir / "jupyterhub_cookie_secret")  # JupyterHub's own would not be marked as the demo's
         config_path = self.write_hub_config()
         from .demo_seed import seed_ledger  # noqa: PLC0415
 
@@ -384,9 +384,14 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
         raise SystemExit("hpchub: --status-interval: from 1 to 3600 seconds")
     if not 1 <= args.named_server_limit <= 100:
         raise SystemExit("hpchub: --named-server-limit: from 1 to 100")
+    if not 0 <= args.orphan_grace <= 86400:
+        raise SystemExit("hpchub: --orphan-grace: from 0 to 86400 seconds")
+    if not 0 < args.ledger_busy_timeout <= 3600:
+        raise SystemExit("hpchub: --ledger-busy-timeout: more than 0, at most 3600 seconds")
     return DemoSettings(state_dir=args.state_dir, venv=sys.prefix, proxy_cmd=default_proxy_cmd(), ports=ports,
                         named_server_limit=args.named_server_limit, reconcile_interval=args.reconcile_every,
-                        exhaustion_grace=args.exhaustion_grace, status_interval=args.status_interval)
+                        exhaustion_grace=args.exhaustion_grace, status_interval=args.status_interval,
+                        orphan_grace=args.orphan_grace, ledger_busy_timeout=args.ledger_busy_timeout)
 
 
 def cmd_demo(args) -> int:
@@ -444,6 +449,12 @@ def add_parser(sub, add_state_dir) -> None:
                     help="seconds a session runs on after its budget is used up, to save work (default 300)")
     up.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS",
                     help="seconds between the job watcher's squeue calls for all running jobs (default 30)")
+    up.add_argument("--orphan-grace", type=float, default=120.0, metavar="SECONDS",
+                    help="seconds before the reconciler cancels a job tagged hpchub: that no portal session "
+                    "records (default 120)")
+    up.add_argument("--ledger-busy-timeout", type=float, default=30.0, metavar="SECONDS",
+                    help="seconds a ledger write in the hub waits for SQLite's lock before the spawn fails "
+                    "with 503 (default 30; the tests shorten it)")
     down = dsub.add_parser("down", help="stop hub, proxy and cluster by their pid files")
     add_state_dir(down)
     status = dsub.add_parser("status", help="is the hub answering? exit 1 if not")

@@ -30,6 +30,8 @@ def configure_demo(c, settings_path: str) -> None:
     c.JupyterHub.hub_connect_url = f"http://127.0.0.1:{settings['hub_api_port']}"
     c.JupyterHub.db_url = f"sqlite:///{hub_dir / 'jupyterhub.sqlite'}"
     c.JupyterHub.cookie_secret_file = str(hub_dir / "jupyterhub_cookie_secret")
+    # DEMO ONLY: the generated secrets and the http identity provider (hub/site_secrets.py).
+    c.HPCHubSite.demo_mode = True
     c.JupyterHub.pid_file = str(state / "run" / "jupyterhub.real.pid")
     # The proxy is its own process (started by `hpchub demo up`): routes survive hub restarts.
     c.ConfigurableHTTPProxy.should_start = False
@@ -60,6 +62,8 @@ def configure_demo(c, settings_path: str) -> None:
     # The GPU-hour ledger (budgets, holds, charges), shared by the spawner, the API and the reconciler.
     c.HPCHubLedger.db_url = settings["ledger_url"]
     c.HPCHubLedger.cluster = settings["cluster_name"]
+    c.HPCHubLedger.orphan_grace = float(settings.get("orphan_grace", 120))
+    c.HPCHubLedger.sqlite_busy_timeout = float(settings.get("ledger_busy_timeout", 30))
     register_ledger_metrics(c)  # per-project GPU-hours and sessions on /hub/metrics
 
     c.JupyterHub.services = []

@@ -6,7 +6,8 @@ JupyterHub serves ``prometheus_client``'s default registry; we add to it:
   watcher), spawn outcomes by reason;
 * a collector read at scrape time: sessions running and pending per project, and the
   GPU-hours used, held and remaining per project, straight from the ledger (the same
-  numbers as ``hpchub usage``).
+  numbers as ``hpchub usage``); and ``hpchub_orphan_jobs_cancelled_total`` per project:
+  the tagged jobs no session recorded that the reconciler cancelled (hub/ledger/orphans.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ import logging
 from collections import Counter as Tally
 
 from prometheus_client import REGISTRY, Counter, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from sqlalchemy.exc import SQLAlchemyError
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from .ledger import LedgerError
 from .ledger.arithmetic import MGS_PER_GPU_HOUR
@@ -32,7 +34,7 @@ SCHEDULER_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )  # fmt: skip
 SPAWN_OUTCOMES = Counter(
-    "hpchub_spawn_outcomes", "Spawn requests by outcome (started, budget, validation, slurm, failed)", ["outcome"]
+    "hpchub_spawn_outcomes", "Spawn requests by outcome (started, budget, validation, slurm, ledger, failed)", ["outcome"]
 )
 
 
@@ -57,6 +59,8 @@ class LedgerCollector:
         }
         sessions = GaugeMetricFamily("hpchub_project_sessions", "Portal sessions per project and state",
                                      labels=["project", "state"])  # fmt: skip
+        orphan_jobs = CounterMetricFamily("hpchub_orphan_jobs_cancelled", "Jobs tagged hpchub: that no portal "
+                                          "session recorded, cancelled by the reconciler", labels=["project"])  # fmt: skip
         try:
             for project in ledger.projects():
                 figures = ledger.figures(project.name)
@@ -64,14 +68,17 @@ class LedgerCollector:
                                   ("held", figures.held_mgs), ("remaining", figures.remaining_mgs)):  # fmt: skip
                     hours[name].add_metric([project.name], mgs / MGS_PER_GPU_HOUR)
             counts = Tally((s.project, s.state) for s in ledger.active_sessions())
+            orphans = Tally(job.project for job in ledger.orphan_jobs())
             for project in ledger.projects():
                 for state, label in ((SessionState.RUNNING, "running"), (SessionState.ADMITTED, "pending")):
                     sessions.add_metric([project.name, label], counts[(project.name, state)])
-        except LedgerError as exc:
+                orphan_jobs.add_metric([project.name], orphans[project.name])
+        except (LedgerError, SQLAlchemyError) as exc:
             log.warning("ledger metrics: %s", exc)
             return
         yield from hours.values()
         yield sessions
+        yield orphan_jobs
 
 
 _REGISTERED: list[LedgerCollector] = []

@@ -26,6 +26,7 @@ from tornado import web
 from traitlets import Any, Bool, Dict, Unicode, default
 
 from hub.auth.mapping import MappingRefused, MappingRules, load_account_table, map_principal
+from hub.site_secrets import check_hub_secrets
 
 NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"
 
@@ -170,6 +171,8 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        # Before anything else: outside demo mode, no demo secret and a site crypt key.
+        check_hub_secrets(self)
         if not self.issuer:
             raise IssuerError("HPCHubOIDCAuthenticator.issuer is not set")
         self.issuer = self.issuer.rstrip("/")

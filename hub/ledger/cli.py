@@ -77,6 +77,12 @@ DEFAULT_CONFIG_FILE = "/etc/hpchub/hpchub_config.py"
 
 def _url_from_config(config_file: str | None) -> str | None:
     """The ledger URL a hub configuration file sets (the file is Python: it is run, as the hub runs it)."""
+    settings = _settings_from_config(config_file)
+    return (settings.db_url or None) if settings is not None else None
+
+
+def _settings_from_config(config_file: str | None):
+    """``HPCHubLedger`` as a hub configuration file sets it (None: no file found)."""
     from .runtime import HPCHubLedger  # noqa: PLC0415
 
     if config_file and config_file != DEFAULT_CONFIG_FILE and not os.path.isfile(config_file):
@@ -89,8 +95,25 @@ def _url_from_config(config_file: str | None) -> str | None:
             from traitlets.config.loader import PyFileConfigLoader  # noqa: PLC0415
 
             config = PyFileConfigLoader(os.path.basename(candidate), os.path.dirname(candidate)).load_config()
-            return HPCHubLedger(config=config).db_url or None
+            return HPCHubLedger(config=config)
     return None
+
+
+def _orphan_grace(args):
+    """--orphan-grace, else c.HPCHubLedger.orphan_grace of the --config file if it exists, else the
+    traitlet's default (seconds)."""
+    from datetime import timedelta  # noqa: PLC0415
+
+    from .runtime import HPCHubLedger  # noqa: PLC0415
+
+    seconds = args.orphan_grace
+    if seconds is None:
+        config_file = getattr(args, "config", None)
+        settings = _settings_from_config(config_file) if config_file and os.path.isfile(config_file) else None
+        seconds = (settings or HPCHubLedger()).orphan_grace
+    if not 0 <= seconds <= 86400:
+        raise UsageError(f"--orphan-grace: from 0 to 86400 seconds, got {seconds:g}")
+    return timedelta(seconds=seconds)
 
 
 def _add_db_url(parser: argparse.ArgumentParser) -> None:
@@ -331,6 +354,7 @@ def cmd_reconcile(args) -> int:
             validate_cluster_name(args.cluster)
         except ValueError as exc:
             raise UsageError(f"--cluster: {exc}") from None
+    orphan_grace = _orphan_grace(args)
     slurm_conf = args.slurm_conf or os.environ.get("SLURM_CONF") or None
     client = SlurmClient(slurm_conf=slurm_conf, timeout=SLURM_TIMEOUT_SECONDS)
     after_pass = None
@@ -343,7 +367,8 @@ def cmd_reconcile(args) -> int:
             passes = run_reconcile(ledger, client, every=args.every, cluster=args.cluster, dry_run=args.dry_run,
                                    after_pass=None if after_pass is None else (lambda: after_pass(ledger)),
                                    pause_file=args.pause_file,
-                                   prune_unknown_associations=args.prune_unknown_associations)
+                                   prune_unknown_associations=args.prune_unknown_associations,
+                                   orphan_grace=orphan_grace)
             return asyncio.run(passes)
     except (NoSuchModuleError, LedgerError, SQLAlchemyError) as exc:
         return _database_failure(exc, shown_url)
@@ -482,6 +507,11 @@ def add_parsers(subparsers) -> None:
         "--prune-unknown-associations", action="store_true",
         help="also block, then remove, user associations on project accounts of users who never were members "
         "(default: associations the site made by hand are left alone)",
+    )  # fmt: skip
+    reconcile.add_argument(
+        "--orphan-grace", type=float, metavar="SECONDS",
+        help="cancel and report jobs tagged 'hpchub:' that no portal session records once they are this old "
+        "(default c.HPCHubLedger.orphan_grace of --config, else 120)",
     )  # fmt: skip
     reconcile.add_argument(
         "--pid-file", metavar="PATH",

@@ -287,6 +287,26 @@ class RosterEntry(Base):
     joined_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
 
 
+class OrphanJob(Base):
+    """A job carrying the portal's tag (``hpchub:`` comment) on a project's account that no
+    portal session records (or one recorded for another user, or whose session ended):
+    the reconciler cancels it and records it here, once per (cluster, job id). Never
+    adopted; its usage is charged like any outside job's (``hpchub_outside_jobs``, sacct)."""
+
+    __tablename__ = "hpchub_orphan_jobs"
+    __table_args__ = (UniqueConstraint("cluster", "job_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    cluster: Mapped[str] = mapped_column(String(40))
+    job_id: Mapped[str] = mapped_column(String(32))
+    project_id: Mapped[int] = mapped_column(ForeignKey("hpchub_projects.id"))
+    user: Mapped[str] = mapped_column(String(32))
+    tag: Mapped[str] = mapped_column(String(200))  # the job's comment as Slurm showed it (cut to 200)
+    reason: Mapped[str] = mapped_column(Text)
+    submitted_at: Mapped[datetime | None] = mapped_column(UtcDateTime)
+    cancelled_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 def _replaced_by_a_final_charge():
     final = aliased(Charge)
     return exists(

@@ -27,10 +27,17 @@ One pass (the contract's "Budget arithmetic"):
    and only their jobs count; a user without a cap gets no limit (``-1`` clears one). A
    closed project, or one outside its period, gets L = S: nothing new starts in Slurm
    either.
-6. **Memberships -> associations** (``hub/ledger/memberships.py``): one ``sacctmgr show
+6. **Orphans** (``hub/ledger/orphans.py``, the contract's orphan rule): one ``squeue`` of the
+   active jobs on the project accounts with their comments; a job tagged ``hpchub:`` that no
+   portal session of its own user records, submitted more than the grace ago, is cancelled
+   (``scancel``, as the reconciler's user: root or a Slurm operator), noted in the ledger and
+   reported; never adopted. A session admitted long before (grace + 60 s) that never got a job
+   id has its hold released. Off when ``orphan_grace`` is None.
+7. **Memberships -> associations** (``hub/ledger/memberships.py``): one ``sacctmgr show
    associations`` for every project account; an active member without a user association
    gets one, an ended membership first blocks new jobs (``MaxSubmitJobs=0``) and, in a later
-   pass when no job of the user is active on the account (one ``squeue``), loses it. Each
+   pass when no job of the user is active on the account (the orphan step's ``squeue``, else
+   one of its own), loses it. Each
    change is one sacctmgr command, a failure one problem line for that association.
 
 Why S is read first: Slurm's figures and the ledger cannot be read at the same instant.
@@ -66,6 +73,8 @@ from spawners.slurm.types import AccountingRecord, AssociationUsage, JobState
 from . import arithmetic as arith
 from .errors import LedgerError
 from .memberships import AssociationChange, Verb, apply_change, parse_active_jobs, parse_associations, plan_memberships
+from .orphans import STALE_ADMISSION_MARGIN, ActiveJob, find_orphans
+from .orphans import parse_active_jobs as parse_tagged_jobs
 from .store import Ledger
 from .types import MirrorFigures, OutsideJobSeen, ProjectInfo, check_job_id, check_user
 
@@ -345,11 +354,13 @@ async def reconcile_pass(
     cluster: str | None = None,
     dry_run: bool = False,
     prune_unknown_associations: bool = False,
+    orphan_grace: timedelta | None = None,
 ) -> PassReport:
     """One pass (module docstring). Raises ReconcileError when Slurm fails; per-job and
     per-account problems are in the report. ``dry_run`` changes neither the ledger nor Slurm.
     ``prune_unknown_associations``: also block and remove user associations on project accounts
-    of users who never were members (default: the site's own associations are left alone)."""
+    of users who never were members (default: the site's own associations are left alone).
+    ``orphan_grace``: cancel tagged jobs no session records once they are that old (None: off)."""
     report = PassReport()
     projects = ledger.projects()
     if not projects:
@@ -372,6 +383,10 @@ async def reconcile_pass(
     except LedgerError as exc:  # the mirror takes running jobs from sacct, not from this record
         report.problems.append(Problem(None, f"running jobs the portal did not start not recorded: {exc}"))
 
+    active = None
+    if orphan_grace is not None:
+        active = await _cancel_orphans(ledger, client, cluster, accounts, orphan_grace, report, dry_run=dry_run)
+
     held = held_beside_ledger(plan, portal, slurm_read_at, ledger.rates)
     running_ids = {(cluster, record.job_id) for record in plan.running}
     by_association = {(usage.account, usage.user): usage for usage in associations if usage.partition is None}
@@ -390,9 +405,57 @@ async def reconcile_pass(
                 await _apply(client, change, report, dry_run=dry_run)
     await _sync_memberships(
         ledger, client, projects, cluster, held, running_ids, report,
-        dry_run=dry_run, prune_unknown=prune_unknown_associations,
+        dry_run=dry_run, prune_unknown=prune_unknown_associations, active=active,
     )  # fmt: skip
     return report
+
+
+async def _cancel_orphans(
+    ledger: Ledger,
+    client: SlurmClient,
+    cluster: str,
+    accounts: list[str],
+    grace: timedelta,
+    report: PassReport,
+    *,
+    dry_run: bool,
+) -> list[ActiveJob] | None:
+    """Step 6: release stale holds; cancel, note and report the orphans; returns the listing
+    (None if squeue failed, which is one problem line: the rest of the pass goes on)."""
+    if not dry_run:
+        try:
+            stale = ledger.release_stale_admissions(cluster, ledger.clock() - grace - STALE_ADMISSION_MARGIN)
+        except (LedgerError, SQLAlchemyError) as exc:
+            report.problems.append(Problem(None, f"stale holds not released: {exc}"))
+        else:
+            report.lines += [f"released the hold of session {sid} ({project}, {user}/{server}): admitted at "
+                             f"{admitted:%Y-%m-%d %H:%M:%S} UTC, the hub never recorded a job for it"
+                             for sid, project, user, server, admitted in stale]  # fmt: skip
+    try:
+        jobs = parse_tagged_jobs(await client.squeue_account_jobs(accounts))
+    except SlurmCommandError as exc:
+        report.problems.append(Problem(None, f"orphan check skipped: {exc}"))
+        return None
+    except ValueError as exc:
+        report.problems.append(Problem(None, f"orphan check skipped: squeue: unreadable answer: {exc}"))
+        return None
+    tagged = [job for job in jobs if job.tagged and job.job_id.isdigit()]
+    records = ledger.portal_records(cluster, [job.job_id for job in tagged]) if tagged else {}
+    for orphan in find_orphans(tagged, records, ledger.clock(), grace):
+        job = orphan.job
+        if not dry_run:
+            try:
+                await client.scancel(job.job_id)
+            except SlurmCommandError as exc:
+                report.problems.append(Problem(None, f"orphan job {job.job_id} on {job.account}: not cancelled: {exc}"))
+                continue
+            try:
+                ledger.record_orphan(cluster, job.job_id, account=job.account, user=job.user, tag=job.comment,
+                                     reason=orphan.reason, submitted_at=job.submitted_at)  # fmt: skip
+            except LedgerError as exc:
+                report.problems.append(Problem(None, f"orphan job {job.job_id} cancelled but not noted: {exc}"))
+        report.lines.append(orphan.line(dry_run=dry_run))
+    return jobs
 
 
 def _import_charges(
@@ -484,8 +547,9 @@ async def _sync_memberships(
     *,
     dry_run: bool,
     prune_unknown: bool,
+    active: list[ActiveJob] | None = None,
 ) -> None:
-    """Step 6: user associations follow the memberships (``hub/ledger/memberships.py``). Runs after
+    """Step 7: user associations follow the memberships (``hub/ledger/memberships.py``). Runs after
     the mirror (a removed association must not be modified by it). A failed read is one problem
     line and changes nothing; a failed change is one line for that association."""
     accounts = sorted(project.slurm_account for project in projects)
@@ -502,12 +566,15 @@ async def _sync_memberships(
     if plan.removals:
         removal_accounts = sorted({change.account for change in plan.removals})
         try:
-            active = parse_active_jobs(await client.squeue_accounts(removal_accounts))
+            if active is not None:  # the orphan step's listing covers every project account
+                busy = {(job.account, job.user) for job in active}
+            else:
+                busy = parse_active_jobs(await client.squeue_accounts(removal_accounts))
         except (SlurmCommandError, ValueError) as exc:
             for change in plan.removals:
                 report.problems.append(Problem(change.account, f"{change.where}: association not removed: squeue: {exc}"))
         else:
-            changes += [change for change in plan.removals if (change.account, change.user) not in active]
+            changes += [change for change in plan.removals if (change.account, change.user) not in busy]
     by_account = {project.slurm_account: project for project in projects}
     for change in changes:
         try:
@@ -588,6 +655,7 @@ async def run_reconcile(
     after_pass=None,
     pause_file: str | None = None,
     prune_unknown_associations: bool = False,
+    orphan_grace: timedelta | None = None,
 ) -> int:
     """One pass (exit 0, or 1 on any problem), or with ``every`` a pass every so many seconds
     until SIGTERM or SIGINT (exit 0); a failed pass is reported and the next one comes.
@@ -597,7 +665,8 @@ async def run_reconcile(
     if every is None:
         try:
             report = await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run,
-                                          prune_unknown_associations=prune_unknown_associations)
+                                          prune_unknown_associations=prune_unknown_associations,
+                                          orphan_grace=orphan_grace)
         except ReconcileError as exc:
             print(f"hpchub reconcile: {exc}", file=sys.stderr)
             return 1
@@ -627,7 +696,8 @@ async def run_reconcile(
                 paused = False
             try:
                 _print_report(await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run,
-                                                   prune_unknown_associations=prune_unknown_associations))
+                                                   prune_unknown_associations=prune_unknown_associations,
+                                                   orphan_grace=orphan_grace))
                 if after_pass is not None and not dry_run:
                     for line in await asyncio.to_thread(after_pass):
                         print(line, flush=True)

@@ -10,11 +10,11 @@ from __future__ import annotations
 import threading
 from decimal import Decimal
 
-from traitlets import Dict, Integer, Unicode
+from traitlets import Dict, Float, Integer, Unicode
 from traitlets.config import Configurable
 
 from .arithmetic import ChargeRates
-from .store import Ledger, upgrade
+from .store import Ledger, make_engine, upgrade
 
 
 class HPCHubLedger(Configurable):
@@ -40,6 +40,19 @@ class HPCHubLedger(Configurable):
         "Default 2.",
     ).tag(config=True)
 
+    orphan_grace = Float(
+        120.0,
+        help="Seconds after its submission before the reconciler treats a job tagged 'hpchub:' that no portal "
+        "session records as an orphan (cancelled and reported, never adopted), and after a session ended before "
+        "its still active job counts as one. Longer than the hub ever takes between sbatch returning and the "
+        "record being committed. Default 120. Example: 300. `hpchub reconcile --orphan-grace` overrides it.",
+    ).tag(config=True)
+    sqlite_busy_timeout = Float(
+        30.0,
+        help="Seconds a write to a SQLite ledger waits for another writer's lock before it fails (the spawn then "
+        "gets HTTP 503 and nothing is written). Default 30. Example: 10. Not used with PostgreSQL.",
+    ).tag(config=True)
+
     def rates(self) -> ChargeRates:
         return ChargeRates(
             weights={name: Decimal(str(weight)) for name, weight in self.gpu_weights.items()},
@@ -57,10 +70,11 @@ def ledger_from_config(config) -> Ledger | None:
     if not settings.db_url:
         return None
     key = (settings.db_url, settings.cluster, tuple(sorted(settings.gpu_weights.items())),
-           settings.billing_units_per_weighted_gpu_minute)
+           settings.billing_units_per_weighted_gpu_minute, settings.sqlite_busy_timeout)
     with _LOCK:
         ledger = _LEDGERS.get(key)
         if ledger is None:
             upgrade(settings.db_url)
-            ledger = _LEDGERS[key] = Ledger(settings.db_url, rates=settings.rates(), cluster=settings.cluster)
+            engine = make_engine(settings.db_url, sqlite_busy_timeout=settings.sqlite_busy_timeout)
+            ledger = _LEDGERS[key] = Ledger(engine, rates=settings.rates(), cluster=settings.cluster)
         return ledger

@@ -41,6 +41,7 @@ from . import arithmetic as arith
 from .errors import BudgetRefused, LedgerInputError, NotFound
 from .course_records import CourseRecords
 from .courses import course_refusal
+from .orphans import OrphanRecords
 from .outside_jobs import OutsideJobRecords, outside_cost
 from .history import ProjectHistory
 from .session_notes import SessionNotes
@@ -160,12 +161,15 @@ _ADMISSION_FIGURES = _admission_figures()
 # --- engine and migrations ------------------------------------------------------------------------
 
 
-def _sqlite_connect(dbapi_connection, _record) -> None:
-    dbapi_connection.isolation_level = None  # pysqlite emits no BEGIN of its own: we do
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_SECONDS * 1000}")
-    cursor.close()
+def _sqlite_connect(busy_timeout_seconds: float):
+    def connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # pysqlite emits no BEGIN of its own: we do
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
+        cursor.close()
+
+    return connect
 
 
 def _sqlite_begin(connection) -> None:
@@ -173,12 +177,15 @@ def _sqlite_begin(connection) -> None:
     connection.exec_driver_sql(f"BEGIN {mode}")
 
 
-def make_engine(db_url: str) -> Engine:
-    """An engine for the ledger: on SQLite with our own BEGIN (IMMEDIATE for writes)."""
+def make_engine(db_url: str, *, sqlite_busy_timeout: float = SQLITE_BUSY_TIMEOUT_SECONDS) -> Engine:
+    """An engine for the ledger: on SQLite with our own BEGIN (IMMEDIATE for writes), waiting
+    up to ``sqlite_busy_timeout`` seconds for another writer's lock."""
     url = make_url(db_url)
     if url.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_connect)
+        if not 0 < sqlite_busy_timeout <= 3600:
+            raise LedgerInputError("sqlite_busy_timeout", f"from 0 to 3600 seconds, got {sqlite_busy_timeout!r}")
+        engine = create_engine(url, connect_args={"timeout": sqlite_busy_timeout, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_connect(sqlite_busy_timeout))
         event.listen(engine, "begin", _sqlite_begin)
         return engine
     engine = create_engine(url)
@@ -316,7 +323,7 @@ class MembershipState:
     ended: bool
 
 
-class Ledger(OutsideJobRecords, SessionNotes, CourseRecords, ProjectHistory):
+class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, ProjectHistory):
     """Projects, grants, members, caps, holds and charges in one database.
 
     ``db``: a URL (``sqlite:////path/ledger.sqlite``, ``postgresql+psycopg://...``) or an

@@ -59,6 +59,8 @@ SACCTMGR_ENTITIES = ("account", "user")
 SACCTMGR_ASSOCIATION_FORMAT = "Cluster,Account,User,Partition,MaxSubmitJobs"
 # squeue of the jobs still active (default states: pending, running, suspended, completing ...) on accounts.
 SQUEUE_ACCOUNT_FORMAT = "%i|%a|%u|%T"
+# The same with the submit time and the comment (the portal's tag; last: it may hold "|"), for the orphan rule.
+SQUEUE_TAGGED_FORMAT = "%i|%a|%u|%T|%V|%k"
 # scontrol update TimeLimit: whole minutes, at most one leap year (partitions are far stricter).
 MAX_TIME_LIMIT_MINUTES = 366 * 24 * 60
 # Hub environment variables passed on to Slurm commands.
@@ -548,6 +550,17 @@ class SlurmClient:
             return ""
         return await self.run(
             ["squeue", "--noheader", f"--account={_account_list(accounts)}", f"--format={SQUEUE_ACCOUNT_FORMAT}"]
+        )
+
+    async def squeue_account_jobs(self, accounts: Sequence[str]) -> str:
+        """Every job still active on ``accounts`` (all users) with its submit time (UTC) and
+        comment: ``squeue --noheader --account=A,B --format=`` :data:`SQUEUE_TAGGED_FORMAT`
+        (see ``hub.ledger.orphans.parse_active_jobs``)."""
+        if not accounts:
+            return ""
+        return await self.run(
+            ["squeue", "--noheader", f"--account={_account_list(accounts)}", f"--format={SQUEUE_TAGGED_FORMAT}"],
+            extra_env={"TZ": "UTC"},
         )
 
     async def sinfo(self) -> str:

@@ -29,6 +29,7 @@ from decimal import Decimal
 from pathlib import Path
 
 from batchspawner import SlurmSpawner
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Dict, Float, Integer, List, Unicode, default
@@ -37,7 +38,8 @@ from hub.ledger import BudgetRefused, Ledger, LedgerError
 from hub.ledger.runtime import ledger_from_config
 from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
-from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, SlurmTimeoutError, subprocess_runner
+from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, subprocess_runner
+from spawners.slurm.errors import LedgerUnavailable, SlurmNotAnswering, SpawnError, database_detail, slurm_not_answering
 from spawners.slurm.options import (
     ALLOWED_KEYS,
     OptionsError,
@@ -71,35 +73,6 @@ def _students_reservation(ledger, project: str, user: str) -> str | None:
         return None
     rules = ledger.course_rules(project)
     return rules.reservation if rules is not None else None
-
-
-class SpawnError(Exception):
-    """A failure the user should read (budget, validation, Slurm): no traceback needed."""
-
-    def __init__(self, message: str, reason: str = "failed"):
-        super().__init__(message)
-        self.reason = reason  # for metrics: "slurm" (refused by Slurm) or "failed" (the job died)
-        self.jupyterhub_message = message
-        self.jupyterhub_html_message = html.escape(message).replace("\n", "<br>")
-
-
-# What Slurm's commands print when slurmctld is down or overloaded (the request never reached it).
-SLURM_NOT_ANSWERING_MARKERS = ("Unable to contact slurm controller", "Socket timed out", "Zero Bytes were transmitted")
-
-
-def slurm_not_answering(exc: SlurmCommandError) -> bool:
-    """True when the command failed because slurmctld did not answer (not because it refused)."""
-    return isinstance(exc, SlurmTimeoutError) or any(marker in exc.stderr for marker in SLURM_NOT_ANSWERING_MARKERS)
-
-
-class SlurmNotAnswering(web.HTTPError):
-    """A spawn that could not reach slurmctld: HTTP 503 with a message the user can act on."""
-
-    def __init__(self, exc: SlurmCommandError):
-        message = f"Slurm is not answering, try again shortly ({exc.first_stderr_line or exc.summary})"
-        super().__init__(503, message)
-        self.jupyterhub_message = message
-        self.jupyterhub_html_message = html.escape(message)
 
 
 def _user_error(status: int, message: str) -> web.HTTPError:
@@ -255,6 +228,9 @@ class SlurmGPUSpawner(SlurmSpawner):
     job_node: str = ""
     start_cancelled: bool = False  # the last start was cancelled (Stop on the progress page)
     accepts_port_report: bool = False
+    # True from admission until the server answers; saved in the state, so that a hub that
+    # stopped meanwhile (crash, kill -9) knows at restart that this start was interrupted.
+    _starting: bool = False
     _port_event: asyncio.Event | None = None
     _progress_log: list[ProgressEvent] = []  # this start's events (a new list per start)
 
@@ -359,6 +335,10 @@ class SlurmGPUSpawner(SlurmSpawner):
             _count_spawn("slurm")
             self.log.warning("Slurm did not answer while checking options for %s: %s", self._log_name, exc)
             raise web.HTTPError(503, f"Slurm is not answering, try again shortly ({exc.summary})") from None
+        except SQLAlchemyError as exc:  # admission is one transaction: it wrote nothing
+            _count_spawn("ledger")
+            self.log.error("ledger database failed while admitting %s: %s", self._log_name, database_detail(exc))
+            raise LedgerUnavailable(exc) from None
         _FORM_RETRY.pop(self.user.name)  # accepted: the next form shows the last options again
 
     async def validate_options(self, user_options: dict) -> JobRequest:
@@ -466,6 +446,10 @@ class SlurmGPUSpawner(SlurmSpawner):
             ledger.admit, request.project, self.user.name, self.name or "", request.gpu_type, request.gpus,
             request.hours,
         )
+        # The hold is in the server's saved state before any job exists: a hub that dies from
+        # here on releases it at restart (poll), whether sbatch returned or not.
+        self._starting = True
+        self._save_state_now()
 
     async def lab_hours_reservation(self, request: JobRequest) -> str | None:
         """A course's Slurm reservation while its lab hours are on, for its students' sessions
@@ -490,7 +474,8 @@ class SlurmGPUSpawner(SlurmSpawner):
         return None
 
     async def _ledger_call(self, what: str, *args) -> None:
-        """Tell the ledger; a ledger failure is logged, never lets a job run unrecorded silently."""
+        """Tell the ledger; a ledger failure is logged (the reconciler's sacct import settles the
+        charge). Recording the job id is not done here: see ``_record_job_id``."""
         ledger = self.ledger
         if ledger is None or self.ledger_session is None:
             return
@@ -498,6 +483,23 @@ class SlurmGPUSpawner(SlurmSpawner):
             await asyncio.to_thread(getattr(ledger, what), self.ledger_session, *args)
         except LedgerError as exc:
             self.log.error("%s: ledger %s failed for session %s: %s", self._log_name, what, self.ledger_session, exc)
+        except SQLAlchemyError as exc:
+            self.log.error("%s: ledger %s failed for session %s: database: %s", self._log_name, what,
+                           self.ledger_session, database_detail(exc))  # fmt: skip
+
+    async def _record_job_id(self) -> None:
+        """The ledger records the job id the moment sbatch returns, or the start fails (and
+        start() cancels the job): no job runs that the ledger does not know."""
+        ledger = self.ledger
+        if ledger is None or self.ledger_session is None:
+            return
+        try:
+            await asyncio.to_thread(ledger.record_job_id, self.ledger_session, self.job_id)
+        except (LedgerError, SQLAlchemyError) as exc:
+            detail = database_detail(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
+            self.log.error("%s: ledger could not record job %s: %s", self._log_name, self.job_id, detail)
+            raise SpawnError(f"The GPU-hour ledger could not record Slurm job {self.job_id} ({detail}); the job is "
+                             "cancelled and nothing is charged. Try again shortly.", reason="ledger") from None
 
     async def _ledger_session_ended(self, status: JobStatus | None) -> None:
         """Release the hold and record the observed cost (provisional until sacct's final charge)."""
@@ -548,6 +550,7 @@ class SlurmGPUSpawner(SlurmSpawner):
             return started
         except BaseException as exc:
             self.start_cancelled = isinstance(exc, asyncio.CancelledError)  # Stop while starting
+            self._starting = False
             _count_spawn(exc.reason if isinstance(exc, SpawnError) else
                          "slurm" if isinstance(exc, SlurmNotAnswering) else "failed")
             # Nothing may keep holding budget after a failed start (JupyterHub does not call
@@ -581,9 +584,11 @@ class SlurmGPUSpawner(SlurmSpawner):
             if slurm_not_answering(exc):
                 raise SlurmNotAnswering(exc) from None
             raise SpawnError(f"Slurm refused the job: {exc.first_stderr_line or exc.summary}", reason="slurm") from None
-        # Record the job id the moment sbatch returns: a hub crash now leaves no unknown job.
+        # Record the job id the moment sbatch returns: a hub crash now leaves no unknown job
+        # (and a crash before this line leaves a tagged job no session records: the
+        # reconciler cancels it, hub/ledger/orphans.py).
         self._save_state_now()
-        await self._ledger_call("record_job_id", self.job_id)
+        await self._record_job_id()
         self.log.info("%s: submitted job %s (%s)", self._log_name, self.job_id, request)
         self._note_progress(words.PROGRESS_SUBMITTED, f"Submitted as Slurm job {self.job_id}")
         watcher = self.watcher
@@ -597,6 +602,7 @@ class SlurmGPUSpawner(SlurmSpawner):
         self._note_progress(words.PROGRESS_RUNNING, f"Running on {status.node}")
         self._note_progress(words.PROGRESS_STARTING_JUPYTER, f"Starting Jupyter on {status.node}")
         await self._wait_for_port(watcher)
+        self._starting = False
         self._save_state_now()
         self._note_progress(words.PROGRESS_JUPYTER_STARTED, f"Jupyter started on {status.node}")
         return (self.ip, self.port)
@@ -674,12 +680,23 @@ class SlurmGPUSpawner(SlurmSpawner):
 
     async def poll(self):
         """None while the job is pending, running or UNKNOWN; 1 once Slurm says it ended."""
+        if self._starting and not self._spawn_pending:
+            return await self._abandon_interrupted_start()
         if not self.job_id:
+            if self.ledger_session is not None and not self._spawn_pending:
+                await self._ledger_session_ended(None)  # a hold whose start never got a job
             return 0 if self.port else 1
         watcher = self.watcher
         if self.job_id not in watcher.tracked:
-            watcher.track(self.job_id)  # e.g. after a hub restart: adopt our own recorded job
+            # e.g. after a hub restart: adopt our own recorded job, for its owner only
+            if not await self._recorded_for_this_server():
+                self.clear_state()
+                return 1
+            watcher.track(self.job_id)
             watcher.poke()
+            # Answer from Slurm's state, not from an empty cache: at a hub restart JupyterHub
+            # otherwise waits http_timeout for a server whose job ended while the hub was down.
+            await watcher.wait_for_change(self.job_id, timeout=min(self.slurm_command_timeout, 15))
         status = watcher.status(self.job_id)
         if status.state in (JobState.ENDED, JobState.GONE):
             self.log.info("%s: job %s ended (%s)", self._log_name, self.job_id, status.slurm_state or status.state)
@@ -690,6 +707,46 @@ class SlurmGPUSpawner(SlurmSpawner):
             self.clear_state()
             return 1
         return None
+
+    async def _abandon_interrupted_start(self) -> int:
+        """The hub stopped (crash, kill -9, restart) while this server was starting. JupyterHub
+        cannot resume a start, so the job (if sbatch returned) is cancelled and the hold
+        released with the cost so far (sacct's final charge replaces it): the server is stopped,
+        and the user's pages say why."""
+        job_id = self.job_id
+        what = f"Slurm job {job_id} was cancelled" if job_id else "no job had been submitted"
+        self.log.warning("%s: the hub stopped while this server was starting; %s", self._log_name, what)
+        if self.ledger is not None and self.ledger_session is not None:
+            try:
+                await asyncio.to_thread(self.ledger.note_stop_reason, self.ledger_session,
+                                        f"stopped: the hub restarted while this server was starting; {what}")
+            except (LedgerError, SQLAlchemyError) as exc:
+                self.log.warning("%s: noting the interrupted start failed: %s", self._log_name, exc)
+        self._starting = False
+        if job_id:  # the hub may have died before the ledger recorded it: complete the record first
+            await self._ledger_call("record_job_id", job_id)
+        await self.stop()  # scancel, wait for the end, release the hold (also without a job id)
+        self.clear_state()
+        self._save_state_now()
+        return 1
+
+    async def _recorded_for_this_server(self) -> bool:
+        """A job is re-adopted only if the ledger's session for it is this server's, of this user
+        (a state edited in the hub's database cannot adopt someone else's job). Without a ledger,
+        or when it does not answer, the saved state is trusted."""
+        ledger = self.ledger
+        if ledger is None or self.ledger_session is None:
+            return True
+        try:
+            info = await asyncio.to_thread(ledger.session, self.ledger_session)
+        except (LedgerError, SQLAlchemyError) as exc:
+            self.log.warning("%s: ledger not read before re-adopting job %s: %s", self._log_name, self.job_id, exc)
+            return True
+        if (info.job_id, info.user, info.server_name) == (self.job_id, self.user.name, self.name or ""):
+            return True
+        self.log.error("%s: refusing to adopt job %s: its ledger session %s is job %s of %s/%s", self._log_name,
+                       self.job_id, info.id, info.job_id, info.user, info.server_name)  # fmt: skip
+        return False
 
     def describe_end(self, status: JobStatus) -> str:
         """Why a running server's job ended outside the portal, for the user's pages ("stopped: ...")."""
@@ -719,6 +776,7 @@ class SlurmGPUSpawner(SlurmSpawner):
     async def stop(self, now: bool = False) -> None:
         self.accepts_port_report = False
         if not self.job_id:
+            await self._ledger_session_ended(None)  # a hold whose start never got a job
             return
         job_id = self.job_id
         try:
@@ -754,12 +812,15 @@ class SlurmGPUSpawner(SlurmSpawner):
     def get_state(self) -> dict:
         state = super().get_state()
         state.pop("job_status", None)  # never raw squeue text
-        if self.job_id:
+        if self.job_id or self.ledger_session is not None or self._starting:
             state["version"] = STATE_VERSION
+        if self.job_id:
             state["job_id"] = self.job_id
             state["node"] = self.job_node
-            if self.ledger_session is not None:
-                state["ledger_session"] = self.ledger_session
+        if self.ledger_session is not None:
+            state["ledger_session"] = self.ledger_session
+        if self._starting:
+            state["starting"] = True
         return state
 
     def load_state(self, state: dict) -> None:
@@ -767,8 +828,10 @@ class SlurmGPUSpawner(SlurmSpawner):
         self.job_status = ""
         self.job_node = state.get("node", "")
         self.ledger_session = state.get("ledger_session")
+        self._starting = bool(state.get("starting", False))
 
     def clear_state(self) -> None:
         super().clear_state()
         self.job_node = ""
         self.ledger_session = None
+        self._starting = False

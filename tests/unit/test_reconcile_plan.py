@@ -540,7 +540,7 @@ def command(ledger: Ledger, ledger_url: str, tmp_path: Path, monkeypatch: pytest
 
 
 def test_command_one_pass(command, ledger: Ledger) -> None:
-    answers = {"scontrol": {"stdout": FRESH}, "sacct": {"stdout": sacct(BOB_H200_90S)},
+    answers = {"scontrol": {"stdout": FRESH}, "sacct": {"stdout": sacct(BOB_H200_90S)}, "squeue": {"stdout": ""},
                "sacctmgr": {"stdout": " Modified\n", "show": {"stdout": DEMO_ASSOCIATIONS}}}
     code, out, err = command(answers, "--slurm-conf", "/etc/slurm/x.conf")
     assert (code, err) == (0, "")
@@ -556,7 +556,8 @@ def test_command_slurm_failure_exits_1_with_one_line(command, ledger: Ledger) ->
 
 
 def test_command_problem_exits_1(command) -> None:
-    answers = {"scontrol": {"stdout": assoc_mgr(assoc("cs101"), assoc("vision-lab"))}, "sacct": {"stdout": ""}, "sacctmgr": {}}
+    answers = {"scontrol": {"stdout": assoc_mgr(assoc("cs101"), assoc("vision-lab"))}, "sacct": {"stdout": ""},
+               "squeue": {"stdout": ""}, "sacctmgr": {}}
     code, _out, err = command(answers)
     assert (code, err) == (1, "hpchub reconcile: tiny-lab: no Slurm association on cluster hpchub\n")
 
@@ -568,6 +569,8 @@ def test_command_problem_exits_1(command) -> None:
         pytest.param(("--every", "x"), "hpchub reconcile: argument --every: invalid float value: 'x'\n", id="every-word"),
         pytest.param(("--cluster", "A;B"), "hpchub: --cluster: not a valid Slurm cluster name: 'A;B'\n", id="cluster"),
         pytest.param(("--db-url", "nothing"), "hpchub: --db-url: not a database URL: 'nothing'\n", id="db-url"),
+        pytest.param(("--orphan-grace", "-1"), "hpchub: --orphan-grace: from 0 to 86400 seconds, got -1\n",
+                     id="orphan-grace"),
     ],
 )
 def test_command_bad_input_exits_2(command, args, message) -> None:
