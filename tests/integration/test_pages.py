@@ -26,43 +26,6 @@ BOB_A100 = {"project": "vision-lab", "partition": "gpu", "gpu_type": "a100", "gp
             "environment": "default"}
 
 
-@pytest.fixture(scope="module")
-def browser():
-    playwright = pytest.importorskip("playwright.sync_api")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
-        )
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture(scope="module")
-def log_in(portal, browser):
-    """``log_in(name, width)``: a page of a new browser context, logged in through the identity provider."""
-    contexts = []
-
-    def open_page(name: str, width: int = 1280):
-        context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
-        contexts.append(context)
-        page = context.new_page()
-        page.goto(f"{portal.url}/hub/oauth_login")
-        page.fill("input[name=username]", f"{name}@uni.example")
-        page.fill("input[name=password]", f"{name}-demo")
-        page.click("button:has-text('Sign in')")
-        page.wait_for_url(f"{portal.url}/hub/home", timeout=30000)
-        return page
-
-    yield open_page
-    for context in contexts:
-        context.close()
-
-
 def _project_url(portal, project: str) -> str:
     return f"{portal.url}/hub/hpchub/projects/{project}"
 

@@ -17,8 +17,6 @@ import pytest
 pytestmark = pytest.mark.integration
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run", "--disable-quic"]  # fmt: skip
 # Keeps the progress page's event log across its reload into JupyterLab (same origin, same tab).
 RECORD_PROGRESS = """
 (() => {
@@ -35,21 +33,9 @@ RECORD_PROGRESS = """
 """
 
 
-@pytest.fixture(scope="module")
-def chromium():
-    playwright = pytest.importorskip("playwright.sync_api")
-    ARTIFACTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-def _page(chromium, portal, user: str, width: int = 1280, javascript: bool = True):
+def _page(browser, portal, user: str, width: int = 1280, javascript: bool = True):
     """A new browser context logged in as ``user`` through the identity provider."""
-    context = chromium.new_context(viewport={"width": width, "height": 900}, java_script_enabled=javascript)
+    context = browser.new_context(viewport={"width": width, "height": 900}, java_script_enabled=javascript)
     context.add_init_script(RECORD_PROGRESS)
     page = context.new_page()
     page.goto(f"{portal.url}/hub/oauth_login")
@@ -109,9 +95,9 @@ def _member(portal, project: str, user: str) -> dict:
 
 
 @pytest.mark.browser
-def test_bob_previews_starts_and_watches_his_session_to_jupyterlab(portal, chromium) -> None:
+def test_bob_previews_starts_and_watches_his_session_to_jupyterlab(portal, browser) -> None:
     assert portal.server("bob") is None
-    page = _page(chromium, portal, "bob")
+    page = _page(browser, portal, "bob")
     try:
         page.goto(f"{portal.url}/hub/spawn")
         usage = portal.usage("vision-lab")
@@ -153,9 +139,9 @@ def test_bob_previews_starts_and_watches_his_session_to_jupyterlab(portal, chrom
 
 
 @pytest.mark.browser
-def test_erins_form_says_tiny_lab_cannot_afford_an_hour_and_offers_what_fits(portal, chromium) -> None:
+def test_erins_form_says_tiny_lab_cannot_afford_an_hour_and_offers_what_fits(portal, browser) -> None:
     assert portal.usage("tiny-lab")["remaining_gpu_hours"] == 0.25, "this test expects tiny-lab's seeded 0.25 GPU-h"
-    page = _page(chromium, portal, "erin", width=390)
+    page = _page(browser, portal, "erin", width=390)
     try:
         page.goto(f"{portal.url}/hub/spawn")
         assert page.inner_text("#hpchub-project option[value='tiny-lab']") == "tiny-lab: 0.25 GPU-h left"
@@ -181,8 +167,8 @@ def test_erins_form_says_tiny_lab_cannot_afford_an_hour_and_offers_what_fits(por
 
 
 @pytest.mark.browser
-def test_impossible_choices_are_disabled_with_the_reason(portal, chromium) -> None:
-    page = _page(chromium, portal, "bob")
+def test_impossible_choices_are_disabled_with_the_reason(portal, browser) -> None:
+    page = _page(browser, portal, "bob")
     try:
         page.goto(f"{portal.url}/hub/spawn")
         _choose(page, partition="gpu", gpu_type="h200", hours=1)
@@ -209,9 +195,9 @@ def test_impossible_choices_are_disabled_with_the_reason(portal, chromium) -> No
 
 
 @pytest.mark.browser
-def test_carols_form_is_limited_to_the_course_rules(portal, chromium) -> None:
+def test_carols_form_is_limited_to_the_course_rules(portal, browser) -> None:
     """cs101 (the demo's course): a100 only, 1 GPU and 2 h per session, for its students."""
-    page = _page(chromium, portal, "carol")
+    page = _page(browser, portal, "carol")
     try:
         page.goto(f"{portal.url}/hub/spawn")
         assert page.input_value("#hpchub-project") == "cs101"
@@ -226,7 +212,7 @@ def test_carols_form_is_limited_to_the_course_rules(portal, chromium) -> None:
         page.context.close()
 
 
-def test_a_pending_spawn_says_why_and_when_and_cancel_leaves_no_job_and_no_hold(portal, chromium) -> None:
+def test_a_pending_spawn_says_why_and_when_and_cancel_leaves_no_job_and_no_hold(portal, browser) -> None:
     fill = {"project": "vision-lab", "partition": "gpu", "gpu_type": "a100", "gpus": 4, "hours": 1,
             "environment": "default"}  # fmt: skip
     response = portal.session().post(portal.spawn_path("alice", "fill-a100"), json={"user_options": fill}, timeout=60)
@@ -236,7 +222,7 @@ def test_a_pending_spawn_says_why_and_when_and_cancel_leaves_no_job_and_no_hold(
         portal.wait_ready("alice", "fill-a100")  # all 4 a100 of gpu03 are busy now
         assert portal.server("bob") is None
         held_before = _member(portal, "vision-lab", "bob")["held_gpu_hours"]
-        page = _page(chromium, portal, "bob")
+        page = _page(browser, portal, "bob")
         page.goto(f"{portal.url}/hub/spawn")
         _choose(page, partition="gpu", gpu_type="a100", gpus=1, hours=1)
         _wait_preview(page, "allowed", "1 x a100 x 1 h")
@@ -273,8 +259,8 @@ def test_a_pending_spawn_says_why_and_when_and_cancel_leaves_no_job_and_no_hold(
 
 
 @pytest.mark.browser
-def test_a_bad_value_is_shown_next_to_its_field_and_the_other_choices_are_kept(portal, chromium) -> None:
-    page = _page(chromium, portal, "bob")
+def test_a_bad_value_is_shown_next_to_its_field_and_the_other_choices_are_kept(portal, browser) -> None:
+    page = _page(browser, portal, "bob")
     try:
         page.goto(f"{portal.url}/hub/spawn")
         _choose(page, project="vision-lab", partition="gpu", gpu_type="h200", gpus=2, hours=1)
