@@ -57,6 +57,21 @@ API_PREFIX = r"/api/hpchub/v1"
 _NAME = r"([^/]+)"  # validated in the handler (400 naming the field), not by the route
 
 
+async def ledger_call(log, where: str, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``function`` (a ledger read or write) in a worker thread; its errors as HTTP errors:
+    ``NotFound`` 404, ``LedgerInputError`` 400 (both name the field), a database failure 503
+    (logged without SQL parameters). Shared by the API and the pages."""
+    try:
+        return await asyncio.to_thread(function, *args, **kwargs)
+    except NotFound as exc:
+        raise web.HTTPError(404, exc.message) from None
+    except LedgerInputError as exc:
+        raise web.HTTPError(400, exc.message) from None
+    except SQLAlchemyError as exc:
+        log.error("%s: ledger database error: %s", where, str(getattr(exc, "orig", None) or exc)[:500])
+        raise web.HTTPError(503, "the GPU-hour ledger is not answering; try again shortly") from None
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who is asking: a hub user (name, admin flag) or a service (no name)."""
@@ -85,15 +100,7 @@ class LedgerAPIHandler(APIHandler):
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """A ledger call in a worker thread; ledger errors become HTTP errors."""
-        try:
-            return await asyncio.to_thread(function, *args, **kwargs)
-        except NotFound as exc:
-            raise web.HTTPError(404, exc.message) from None
-        except LedgerInputError as exc:
-            raise web.HTTPError(400, exc.message) from None
-        except SQLAlchemyError as exc:
-            self.log.error("hpchub API: ledger database error: %s", str(getattr(exc, "orig", None) or exc)[:500])
-            raise web.HTTPError(503, "the GPU-hour ledger is not answering; try again shortly") from None
+        return await ledger_call(self.log, "hpchub API", function, *args, **kwargs)
 
     async def ledger(self) -> Ledger:
         ledger = await self.run(ledger_from_config, self.settings["config"])

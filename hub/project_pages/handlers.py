@@ -17,18 +17,17 @@ may not see are the same 404; a malformed name or sort parameter a 400 naming th
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
 from jupyterhub.handlers import BaseHandler
-from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 
 from hub.api.config import READ_SCOPE
+from hub.api.handlers import ledger_call
 from hub.ledger import Ledger
-from hub.ledger.errors import LedgerInputError, NotFound
+from hub.ledger.errors import LedgerInputError
 from hub.ledger.runtime import ledger_from_config
 
 from . import course_gather, gather, tables
@@ -55,15 +54,7 @@ class LedgerPageHandler(BaseHandler):
         return gather.Viewer(user.name, bool(user.admin))
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        try:
-            return await asyncio.to_thread(function, *args, **kwargs)
-        except NotFound as exc:
-            raise web.HTTPError(404, exc.message) from None
-        except LedgerInputError as exc:
-            raise web.HTTPError(400, exc.message) from None
-        except SQLAlchemyError as exc:
-            self.log.error("hpchub pages: ledger database error: %s", str(getattr(exc, "orig", None) or exc)[:500])
-            raise web.HTTPError(503, "the GPU-hour ledger is not answering; try again shortly") from None
+        return await ledger_call(self.log, "hpchub pages", function, *args, **kwargs)
 
     async def ledger(self) -> Ledger:
         ledger = await self.run(ledger_from_config, self.settings["config"])
