@@ -914,7 +914,8 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, Proj
                 row.state, row.started_at = SessionState.RUNNING, started_at
 
     def session_ended(self, session_id: int, ended_at: datetime, elapsed_seconds: int) -> bool:
-        """Release the hold and write the observed cost as a provisional portal charge.
+        """Release the hold and write the observed cost as a provisional portal charge (none
+        for a job that never started).
 
         Returns False if the session had already ended (nothing changes: idempotent),
         e.g. because its final charge was imported first.
@@ -930,7 +931,9 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, Proj
             if row.job_id is None and elapsed > 0:
                 raise LedgerInputError("elapsed_seconds", f"session {session_id} has no job id, so it cannot have run")
             row.state, row.ended_at, row.elapsed_seconds = SessionState.ENDED, ended_at, elapsed
-            if row.job_id is not None:
+            # A job that never started (cancelled while pending) costs nothing and sacct has no
+            # charge to replace it with: no row, rather than a provisional 0 that stays forever.
+            if row.job_id is not None and (elapsed > 0 or row.started_at is not None):
                 booked = arith.Reservation(row.gpus, row.reserved_seconds, row.weight_milli)
                 session.add(Charge(
                     cluster=row.cluster, job_id=row.job_id, user=row.user, project_id=row.project_id,

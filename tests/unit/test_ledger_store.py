@@ -492,3 +492,13 @@ def test_append_only_records_cannot_be_rewritten(ledger: Ledger) -> None:
             session.flush()
     assert isinstance(ledger._sessions(), AppendOnlySession)
     assert ledger.usage("vision-lab")["budget_gpu_hours"] == 100.0
+
+
+def test_a_job_cancelled_before_it_started_releases_its_hold_and_writes_no_charge(ledger: Ledger, clock: Clock) -> None:
+    """sacct has no final charge for a job that never ran, so a provisional 0 would never be
+    replaced: no charge row at all."""
+    session_id = ledger.admit("vision-lab", "bob", "", "h200", 1, 1)
+    ledger.record_job_id(session_id, "7001")
+    assert ledger.session_ended(session_id, clock.advance(minutes=2), 0)
+    assert ledger.charges("vision-lab") == []
+    assert ledger.usage("vision-lab")["held_gpu_hours"] == 0.0
