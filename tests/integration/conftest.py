@@ -143,6 +143,14 @@ class Portal:
         """The identity provider's accounts, re-read on every lookup (tests may rewrite it)."""
         return self.state_dir / "idp" / "accounts.json"
 
+    def set_remaining(self, project: str, gpu_hours: float, reason: str) -> None:
+        """Grant (or take back) whatever makes the project's remaining exactly ``gpu_hours``
+        (tests that need a known budget, whatever the tests before them spent)."""
+        change = round(gpu_hours - self.usage(project)["remaining_gpu_hours"], 4)
+        if change:
+            self.ledger_cli("grant", project, str(change), "--reason", reason)
+        assert self.usage(project)["remaining_gpu_hours"] == gpu_hours
+
     def set_idp_groups(self, principal: str, groups: list[str]) -> None:
         """Change a principal's groups at the identity provider (read again at each login)."""
         data = json.loads(self.accounts_file.read_text())

@@ -454,6 +454,7 @@ def test_preview_refusal_is_an_answer_not_an_error(portal, users):
     over_cap = _preview(portal, users["bob"], {**BOB_H200, "gpus": 4, "hours": 8})
     assert over_cap["allowed"] is False and over_cap["cost_gpu_hours"] == 32.0
     assert over_cap["message"].startswith("bob's cap in vision-lab has ")
+    portal.set_remaining("tiny-lab", 0.25, "API preview test: the seeded 0.25 GPU-h")
     tiny = _preview(portal, users["erin"], {"project": "tiny-lab", "partition": "gpu", "gpu_type": "h200",
                                             "gpus": 1, "hours": 0.5})
     assert tiny["allowed"] is False

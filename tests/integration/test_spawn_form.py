@@ -140,7 +140,7 @@ def test_bob_previews_starts_and_watches_his_session_to_jupyterlab(portal, brows
 
 @pytest.mark.browser
 def test_erins_form_says_tiny_lab_cannot_afford_an_hour_and_offers_what_fits(portal, browser) -> None:
-    assert portal.usage("tiny-lab")["remaining_gpu_hours"] == 0.25, "this test expects tiny-lab's seeded 0.25 GPU-h"
+    portal.set_remaining("tiny-lab", 0.25, "form test: the seeded 0.25 GPU-h")
     page = _page(browser, portal, "erin", width=390)
     try:
         page.goto(f"{portal.url}/hub/spawn")
@@ -318,6 +318,7 @@ def test_without_javascript_a_refused_post_shows_the_error_and_keeps_the_choices
 
 
 def test_the_preview_api_offers_what_tiny_lab_can_afford(portal) -> None:
+    portal.set_remaining("tiny-lab", 0.25, "preview test: the seeded 0.25 GPU-h")
     session, _ = portal.login("erin@uni.example", "erin-demo")
     session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
     options = {"project": "tiny-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 1}
