@@ -63,6 +63,14 @@ class DemoSettings:
         return self.root / "hub"
 
     @property
+    def project_root(self) -> Path:
+        return self.root / "projects"
+
+    @property
+    def wheelhouse(self) -> Path:
+        return self.root / "wheelhouse"
+
+    @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.ports.hub_public}"
 
@@ -262,6 +270,8 @@ class Demo:
             "exhaustion_grace": s.exhaustion_grace,
             "status_interval": s.status_interval,
             "cluster_name": cluster_settings.cluster_name,
+            "project_root": str(s.project_root),
+            "wheelhouse": str(s.wheelhouse),
         }
         (s.hub_dir / "demo-config.json").write_text(json.dumps(demo_config, indent=2) + "\n")
         config_path = s.hub_dir / "jupyterhub_config.py"
@@ -271,6 +281,24 @@ class Demo:
             f"configure_demo(c, {str(s.hub_dir / 'demo-config.json')!r})\n"
         )
         return config_path
+
+    def prepare_project_spaces(self) -> None:
+        """The site wheelhouse and each project's space with its Unix group (the demo is root)."""
+        from .envs.config import HPCHubEnvironments  # noqa: PLC0415
+        from .envs.space import ProjectSpace  # noqa: PLC0415
+        from .envs.unix import ensure_space  # noqa: PLC0415
+        from .envs.wheelhouse import ensure_demo_wheelhouse  # noqa: PLC0415
+        from .ledger import Ledger  # noqa: PLC0415
+        from .ledger.types import ProjectState  # noqa: PLC0415
+
+        s = self.settings
+        ensure_demo_wheelhouse(s.wheelhouse, HPCHubEnvironments().ipykernel_requirement, say=self.say)
+        with Ledger(self.ledger_url) as ledger:
+            for project in ledger.projects():
+                if project.state is ProjectState.ACTIVE:
+                    members = [member.user for member in ledger.figures(project.name).members]
+                    ensure_space(ProjectSpace(s.project_root, project.name), members, manage_groups=True)
+        self.say(f"project spaces: {s.project_root}")
 
     def up(self) -> None:
         s = self.settings
@@ -286,6 +314,7 @@ class Demo:
         from .demo_seed import seed_ledger  # noqa: PLC0415
 
         seed_ledger(self.ledger_url, load_settings(s.state_dir).cluster_name, say=self.say)
+        self.prepare_project_spaces()
         base_env = {
             "PATH": f"{s.venv}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             "LANG": "C.UTF-8",
