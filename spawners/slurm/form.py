@@ -12,9 +12,10 @@ from spawners.catalog import Catalogue
 from spawners.slurm.types import ClusterInfo
 
 
-def _options(values: list[tuple[str, str]], selected: str | None) -> str:
+def _options(values: list[tuple[str, str]], selected: str | None, disabled: frozenset[str] = frozenset()) -> str:
     return "".join(
-        f'<option value="{escape(value)}"{" selected" if value == selected else ""}>{escape(label)}</option>'
+        f'<option value="{escape(value)}"{" selected" if value == selected and value not in disabled else ""}'
+        f'{" disabled" if value in disabled else ""}>{escape(label)}</option>'
         for value, label in values
     )
 
@@ -25,8 +26,11 @@ def render_options_form(
     catalogue: Catalogue,
     previous: dict,
     project_notes: dict[str, str] | None = None,
+    project_environments: dict[str, list[str]] | None = None,
 ) -> str:
-    """The form; ``project_notes`` adds what each project has left, e.g. ``96.0 GPU-h left; your cap 16.0``."""
+    """The form; ``project_notes`` adds what each project has left, e.g. ``96.0 GPU-h left; your cap 16.0``;
+    ``project_environments`` (project -> ready environments) adds ``project:NAME`` choices after the
+    catalogue's entries (entries the site has not built are shown disabled with the reason)."""
     if not projects:
         return (
             '<p class="alert alert-warning">You have no project (Slurm account) to charge GPU-hours to. '
@@ -41,7 +45,14 @@ def render_options_form(
         hours = f"{partition.max_minutes / 60:g} h max" if partition.max_minutes else "no time limit"
         gpus = ", ".join(f"{n} x {t}/node" for t, n in sorted(partition.gpus_per_node.items())) or "no GPUs"
         partition_labels.append((partition.name, f"{partition.name} ({gpus}; {hours})"))
-    environments = [(env.id, f"{env.name}: {env.description}") for env in catalogue]
+    environments = [
+        (env.id, f"{env.name}: {env.description}" + ("" if env.available else f" [unavailable: {env.unavailable_reason}]"))
+        for env in catalogue
+    ]
+    unavailable = frozenset(env.id for env in catalogue if not env.available)
+    for project in projects:
+        for name in (project_environments or {}).get(project, []):
+            environments.append((f"project:{name}", f"{project}: {name} (project environment, kernel {project}-{name})"))
     gpus = previous.get("gpus", 1)
     hours = previous.get("hours", 1)
     return f"""
@@ -68,7 +79,7 @@ def render_options_form(
   </div>
   <div class="form-group mb-3">
     <label for="hpchub-environment" class="form-label">Environment</label>
-    <select id="hpchub-environment" name="environment" class="form-select">{_options(environments, previous.get("environment") or catalogue.default.id)}</select>
+    <select id="hpchub-environment" name="environment" class="form-select">{_options(environments, previous.get("environment") or catalogue.default.id, unavailable)}</select>
   </div>
   <p class="form-text hpchub-meter-hint">In a notebook: <code>from hpchub_notebook import BudgetMeter; BudgetMeter()</code> shows this session's cost, what the project has left and the walltime left.</p>
 </div>

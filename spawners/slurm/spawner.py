@@ -22,7 +22,6 @@ import html
 import os
 import pwd
 import re
-import shlex
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -37,6 +36,7 @@ from hub.ledger import BudgetRefused, Ledger, LedgerError
 from hub.ledger.runtime import ledger_from_config
 from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
+from spawners.slurm import project_envs
 from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, SlurmTimeoutError, subprocess_runner
 from spawners.slurm.options import (
     ALLOWED_KEYS,
@@ -46,6 +46,7 @@ from spawners.slurm.options import (
     parse_user_accounts,
     validate_user_options,
 )
+from spawners.slurm.launch import LaunchError, launch_for
 from spawners.slurm.parsers import parse_node_addresses
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
 from spawners.slurm.types import ClusterInfo, JobRequest, JobState, JobStatus
@@ -212,6 +213,11 @@ class SlurmGPUSpawner(SlurmSpawner):
         "/usr/local/bin:/usr/bin:/bin",
         help="PATH in the job after the environment's bin directory. Default '/usr/local/bin:/usr/bin:/bin'.",
     ).tag(config=True)
+    apptainer_command = Unicode(
+        "apptainer",
+        help="The Apptainer binary for catalogue entries of kind 'apptainer' (on the compute nodes). "
+        "Default 'apptainer'. Example: '/usr/bin/apptainer'.",
+    ).tag(config=True)
 
     @default("start_timeout")
     def _start_timeout_default(self) -> int:
@@ -229,6 +235,7 @@ class SlurmGPUSpawner(SlurmSpawner):
 
     # ----- runtime state -----
     job_request: JobRequest | None = None
+    user_project_names: tuple[str, ...] = ()  # the user's projects at the last validation (JUPYTER_PATH)
     ledger_session: int | None = None  # the ledger's hold for this server's current job
     job_node: str = ""
     accepts_port_report: bool = False
@@ -349,6 +356,9 @@ class SlurmGPUSpawner(SlurmSpawner):
         except (OSError, CatalogueError) as exc:
             raise web.HTTPError(500, f"the environment catalogue is broken: {exc}") from None
         accounts = await self.project_accounts()
+        self.user_project_names = tuple(accounts)
+        settings = project_envs.settings(self.config)
+        ready = await asyncio.to_thread(project_envs.ready_environments, settings, list(accounts))
         request = validate_user_options(
             options,
             cluster=await self.cluster_info(),
@@ -356,6 +366,8 @@ class SlurmGPUSpawner(SlurmSpawner):
             catalogue_ids=catalogue.ids(),
             default_environment=catalogue.default.id,
             default_hours=Decimal(str(self.default_hours)),
+            project_environments=ready,
+            unavailable_environments={e.id: e.unavailable_reason for e in catalogue if not e.available},
         )
         if accounts[request.project] != request.project:
             request = dataclasses.replace(request, account=accounts[request.project])
@@ -389,7 +401,8 @@ class SlurmGPUSpawner(SlurmSpawner):
         except SlurmCommandError as exc:
             return f"<p class='alert alert-danger'>Slurm is not answering: {html.escape(exc.summary)}</p>"
         notes = await asyncio.to_thread(self._project_notes, projects)
-        return render_options_form(cluster, projects, self.catalogue(), dict(self.user_options or {}), notes)
+        ready = await asyncio.to_thread(project_envs.ready_environments, project_envs.settings(self.config), projects)
+        return render_options_form(cluster, projects, self.catalogue(), dict(self.user_options or {}), notes, ready)
 
     def _project_notes(self, projects: list[str]) -> dict[str, str]:
         """What each project (and the user's cap in it) has left, for the form's project list."""
@@ -449,19 +462,21 @@ class SlurmGPUSpawner(SlurmSpawner):
     def job_env(self) -> dict[str, str]:
         env = self.get_env()
         env.pop("PATH", None)  # the script sets PATH from the environment's venv
+        env.update(project_envs.job_variables(project_envs.settings(self.config), self.user_project_names))
         return env
 
     def render_script(self, request: JobRequest) -> str:
-        environment = self.catalogue().get(request.environment)
-        if environment is None or environment.kind != "venv" or not environment.path:
-            raise SpawnError(f"environment {request.environment!r} cannot be started on this site")
-        bin_dir = os.path.join(environment.path, "bin")
+        settings = project_envs.settings(self.config)
         home = pwd.getpwnam(self.user.name).pw_dir
-        command = [
-            os.path.join(bin_dir, "batchspawner-singleuser"),
-            os.path.join(bin_dir, "jupyterhub-singleuser"),
-            *self.get_args(),
-        ]
+        try:
+            environment, default_kernel = project_envs.resolve(self.catalogue(), request)
+            launch = launch_for(
+                environment, self.get_args(), gpus=request.gpus, job_path=self.job_path,
+                default_kernel=default_kernel, apptainer=self.apptainer_command,
+                binds=project_envs.binds(settings, self.user_project_names),
+            )  # fmt: skip
+        except LaunchError as exc:
+            raise SpawnError(str(exc)) from None
         return render_batch_script(
             request,
             job_name=self.job_name,
@@ -469,8 +484,8 @@ class SlurmGPUSpawner(SlurmSpawner):
             output_path=self.job_output.replace("{home}", home),
             workdir=home,
             export_vars=sorted(self.job_env()),
-            command=command,
-            prologue=[f"export PATH={shlex.quote(bin_dir)}:{shlex.quote(self.job_path)}"],
+            command=launch.command,
+            prologue=launch.prologue,
             extra_sbatch=self.extra_sbatch,
         )
 
@@ -501,6 +516,9 @@ class SlurmGPUSpawner(SlurmSpawner):
         self.job_node = ""
         self._port_event = asyncio.Event()
         self.accepts_port_report = True
+        # The demo makes the projects' Unix groups: a membership change reaches this job.
+        await asyncio.to_thread(project_envs.sync_spaces, project_envs.settings(self.config), self.ledger,
+                                self.user_project_names)
         try:
             script = self.render_script(request)
         except ScriptError as exc:
