@@ -70,9 +70,9 @@ def build_lines(plan: BuildPlan) -> list[str]:
         f"{_q(python)} -m pip install --no-index --only-binary=:all: --find-links {_q(plan.wheelhouse)} "
         f"--requirement {_q(f'{prefix}/{SPEC_FILE}')} {_q(plan.ipykernel_requirement)}",
         f"{_q(python)} -c 'import ipykernel, sys; print(\"hpchub: python\", sys.version.split()[0], \"ok\")'",
+        f"chmod -R a-w {_q(prefix)}/bin {_q(prefix)}/lib {_q(prefix)}/pyvenv.cfg",
         f"printf '%s\\n' {_q(spec)} > {_q(kernel_tmp)}",
         f"mv -f {_q(kernel_tmp)} {_q(kernel)}",
-        f"chmod -R a-w {_q(prefix)}/bin {_q(prefix)}/lib {_q(prefix)}/pyvenv.cfg",
         f"printf 'ready\\n' > {_q(status_tmp)}",
         f"mv -f {_q(status_tmp)} {_q(status)}",
         "trap - EXIT",
