@@ -10,6 +10,7 @@ import json
 import os
 import stat
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -201,3 +202,44 @@ def test_failing_rebuild_leaves_the_previous_version_default(portal, env_cli, bu
     assert only.returncode == 2 and "the only ready version" in only.stderr
     assert env_cli("remove", "vision-lab", ENV, "--version", "2").returncode == 0
     assert not (space / "envs" / ENV / "2").exists() and (space / "envs" / ENV / "1" / "bin" / "python").exists()
+
+
+# --- the REST API (/hub/api/hpchub/v1/projects/{p}/environments) -----------------------------------
+
+V1 = "/hub/api/hpchub/v1"
+
+
+@pytest.fixture(scope="module")
+def logged_in(portal) -> dict:
+    from test_api import _logged_in  # cookie + X-XSRFToken sessions through the identity provider
+
+    return {name: _logged_in(portal, name) for name in ("alice", "bob", "carol")}
+
+
+def test_api_pi_builds_members_follow_the_log_outsiders_get_404(portal, built, logged_in) -> None:
+    environments = f"{portal.url}{V1}/projects/vision-lab/environments"
+    # bob (member) reads the list but may not change it; carol (outsider) gets the uniform 404.
+    listed = logged_in["bob"].get(environments, timeout=60)
+    assert listed.status_code == 200 and [env["name"] for env in listed.json()] == [ENV]
+    refused = logged_in["bob"].post(f"{environments}/api-env", json={"spec": "hpchub-hello==1.0\n"}, timeout=60)
+    assert refused.status_code == 403 and "may not change its environments" in refused.json()["message"]
+    assert logged_in["carol"].get(environments, timeout=60).status_code == 404
+    bad = logged_in["alice"].post(f"{environments}/api-env", json={"spec": "hpchub-hello>=1\n"}, timeout=60)
+    assert bad.status_code == 400 and "spec line 1" in bad.json()["message"]
+    bad_name = logged_in["alice"].post(f"{environments}/API", json={"spec": "hpchub-hello==1.0\n"}, timeout=60)
+    assert bad_name.status_code == 400 and "NAME: must be" in bad_name.json()["message"]
+    # alice (pi) builds; bob follows the log until the build ends.
+    created = logged_in["alice"].post(f"{environments}/api-env", json={"spec": "hpchub-hello==1.0\n"}, timeout=60)
+    assert created.status_code == 202, created.text
+    answer = created.json()
+    assert (answer["version"], answer["builder"], answer["state"]) == (1, "alice", "building")
+    log, offset, state = "", 0, "building"
+    for _ in range(300):
+        chunk = logged_in["bob"].get(f"{portal.url}{answer['log_url']}&offset={offset}", timeout=60).json()
+        log, offset, state = log + chunk["log"], chunk["next_offset"], chunk["state"]
+        if state != "building":
+            break
+        time.sleep(1)  # polling the build's log (no timed assertion)
+    assert state == "ready" and "hpchub: vision-lab/api-env version 1 is ready" in log
+    removed = logged_in["alice"].delete(f"{environments}/api-env", timeout=60)
+    assert removed.status_code == 200 and "removed vision-lab/api-env" in removed.json()["message"]
