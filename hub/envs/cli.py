@@ -132,6 +132,7 @@ def cmd_remove(args) -> int:
 
 def cmd_log(args) -> int:
     settings = _settings(args)
+    project_members(_ledger_url(args), args.project)
     space = sp.ProjectSpace(Path(settings.project_root), args.project)
     info = sp.read_environment(space, service.checked_name(args.name))
     if not info.versions:
@@ -181,6 +182,8 @@ def cmd_env(args) -> int:
             print(f"hpchub: {exc.message}", file=sys.stderr)
             return 1
         raise UsageError(exc.message) from None
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     except (SQLAlchemyError, OSError) as exc:
         print(f"hpchub: {exc}", file=sys.stderr)
         return 1

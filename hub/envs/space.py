@@ -31,6 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.ledger.types import PROJECT_NAME_RE
+
 from .spec import ENV_NAME_PATTERN
 
 STATUS_FILE = "status"
@@ -95,6 +97,11 @@ class ProjectSpace:
 
     root: Path
     project: str
+
+    def __post_init__(self) -> None:
+        # Defence in depth: a project name never leaves PROJECT_ROOT ("..", "/").
+        if not isinstance(self.project, str) or not PROJECT_NAME_RE.fullmatch(self.project):
+            raise ValueError(f"project: not a project name: {self.project!r}")
 
     @property
     def path(self) -> Path:

@@ -110,3 +110,9 @@ def test_names_paths_and_kernelspec() -> None:
     assert spec["argv"] == ["/p/vision-lab/envs/tiny/2/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     assert spec["display_name"] == "vision-lab: tiny (v2)" and spec["language"] == "python"
     assert jupyter_path("/p", ["vision-lab", "cs101", "vision-lab"]) == "/p/cs101:/p/vision-lab"
+
+
+@pytest.mark.parametrize("project", ["..", "../etc", "a/b", "", "Vision", "x"])
+def test_a_project_space_never_leaves_the_root(project: str) -> None:
+    with pytest.raises(ValueError, match="not a project name"):
+        ProjectSpace(Path("/p"), project)
