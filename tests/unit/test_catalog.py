@@ -211,3 +211,14 @@ def test_default_entry_must_be_available() -> None:
     text = VENV_ENTRY.replace('path = "{demo_venv}"', 'path = "{unset_venv}"')
     with pytest.raises(CatalogueError, match="the default environment must be available"):
         parse_catalogue(text, {**VARIABLES, "unset_venv": ""})
+
+
+def test_a_site_that_sets_only_demo_venv_still_loads_the_shipped_catalogue() -> None:
+    catalogue = load_catalogue(REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/opt/demo/venv"})
+    assert catalogue.default.path == "/opt/demo/venv"
+    assert not catalogue.get("pytorch").available and "{pytorch_venv} is not set" in catalogue.get("pytorch").unavailable_reason
+
+
+def test_unknown_placeholder_in_the_default_entry_is_still_an_error() -> None:
+    with pytest.raises(CatalogueError, match="unknown placeholder \\{nope\\}"):
+        parse_catalogue(VENV_ENTRY.replace("{demo_venv}", "{nope}"), VARIABLES)
