@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import hpchub
 from test_budget_meter import _execute  # the kernel websocket helper (runs code in bob's kernel)
 
 pytestmark = pytest.mark.integration
@@ -32,7 +31,7 @@ def env_cli(portal):
     config = str(portal.state_dir / "hub" / "jupyterhub_config.py")
 
     def run(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-        return hpchub("--config", config, "env", *args, check=check)
+        return portal.ledger_cli("--config", config, "env", *args, check=check)
 
     return run
 
