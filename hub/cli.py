@@ -115,6 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .ledger import cli as ledger_cli  # noqa: PLC0415
 
     ledger_cli.add_parsers(sub)
+    from .envs import cli as envs_cli  # noqa: PLC0415
+
+    envs_cli.add_parsers(sub, ledger_cli._one_line_errors, ledger_cli.SUBCOMMANDS)
     from .doctor import run as doctor  # noqa: PLC0415
 
     doctor.add_parser(sub)

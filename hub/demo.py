@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import sys
 import urllib.error
 import urllib.request
@@ -62,6 +63,14 @@ class DemoSettings:
     @property
     def hub_dir(self) -> Path:
         return self.root / "hub"
+
+    @property
+    def project_root(self) -> Path:
+        return self.root / "projects"
+
+    @property
+    def wheelhouse(self) -> Path:
+        return self.root / "wheelhouse"
 
     @property
     def url(self) -> str:
@@ -260,6 +269,8 @@ class Demo:
             "orphan_grace": s.orphan_grace,
             "ledger_busy_timeout": s.ledger_busy_timeout,
             "cluster_name": cluster_settings.cluster_name,
+            "project_root": str(s.project_root),
+            "wheelhouse": str(s.wheelhouse),
         }
         (s.hub_dir / "demo-config.json").write_text(json.dumps(demo_config, indent=2) + "\n")
         config_path = s.hub_dir / "jupyterhub_config.py"
@@ -269,6 +280,27 @@ class Demo:
             f"configure_demo(c, {str(s.hub_dir / 'demo-config.json')!r})\n"
         )
         return config_path
+
+    def prepare_project_spaces(self) -> None:
+        """The site wheelhouse and each project's space with its Unix group (the demo is root)."""
+        from .envs.config import HPCHubEnvironments  # noqa: PLC0415
+        from .envs.space import ProjectSpace  # noqa: PLC0415
+        from .envs.unix import ensure_space  # noqa: PLC0415
+        from .envs.wheelhouse import ensure_demo_wheelhouse  # noqa: PLC0415
+        from .ledger import Ledger  # noqa: PLC0415
+        from .ledger.types import ProjectState  # noqa: PLC0415
+
+        s = self.settings
+        try:
+            ensure_demo_wheelhouse(s.wheelhouse, HPCHubEnvironments().ipykernel_requirement, say=self.say)
+        except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:  # the portal works without it
+            self.say(f"wheelhouse: not filled ({exc}); `hpchub env create` will name what is missing")
+        with Ledger(self.ledger_url) as ledger:
+            for project in ledger.projects():
+                if project.state is ProjectState.ACTIVE:
+                    members = [member.user for member in ledger.figures(project.name).members]
+                    ensure_space(ProjectSpace(s.project_root, project.name), members, manage_groups=True)
+        self.say(f"project spaces: {s.project_root}")
 
     def up(self) -> None:
         s = self.settings
@@ -285,6 +317,7 @@ class Demo:
         from .demo_seed import seed_ledger  # noqa: PLC0415
 
         seed_ledger(self.ledger_url, load_settings(s.state_dir).cluster_name, say=self.say)
+        self.prepare_project_spaces()
         base_env = {
             "PATH": f"{s.venv}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
             "LANG": "C.UTF-8",

@@ -71,12 +71,20 @@ def configure_demo(c, settings_path: str) -> None:
     c.SlurmGPUSpawner.slurm_conf = settings["slurm_conf"]
     c.SlurmGPUSpawner.job_name = settings["job_name"]
     c.SlurmGPUSpawner.catalogue_file = settings["catalogue_file"]
-    c.SlurmGPUSpawner.catalogue_variables = {"demo_venv": settings["venv"]}
+    # The PyTorch entries are for the site to build: unset here, so the form shows them disabled.
+    c.SlurmGPUSpawner.catalogue_variables = {"demo_venv": settings["venv"], "pytorch_venv": "", "pytorch_image": ""}
     c.SlurmGPUSpawner.status_interval = float(settings.get("status_interval", 30))
     c.SlurmGPUSpawner.pending_status_interval = float(settings.get("pending_status_interval", 1))
     # Lab hours switched on from the course page reserve the a100 node (the hub runs scontrol
     # create reservation: here as root; at a site its service account must be a Slurm operator).
     c.HPCHubCourses.lab_hours_nodes = ["gpu03"]
+
+    # Project spaces and environments (issue 8): the demo runs as root, so it makes the
+    # projects' Unix groups itself; build jobs install only from the demo's wheelhouse.
+    c.HPCHubEnvironments.project_root = settings.get("project_root", str(state / "projects"))
+    c.HPCHubEnvironments.wheelhouse = settings.get("wheelhouse", str(state / "wheelhouse"))
+    c.HPCHubEnvironments.slurm_conf = settings["slurm_conf"]
+    c.HPCHubEnvironments.manage_unix_groups = True
     c.Spawner.default_url = "/lab"
     c.Spawner.environment = {"LANG": "C.UTF-8"}
 

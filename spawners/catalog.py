@@ -19,7 +19,10 @@ The catalogue lists the environments a user may pick in the spawn form. Each
 
 ``path`` and ``image`` may contain ``{placeholders}`` (for example ``{demo_venv}``)
 filled from the ``variables`` mapping given to :func:`load_catalogue`; an unknown
-placeholder is an error, ``{{`` and ``}}`` stand for literal braces.
+placeholder is an error in the default entry, ``{{`` and ``}}`` stand for literal braces.
+In any other entry a placeholder the site does not set (or sets to ``""``) marks the entry
+*not available here* (for example an image the site has not built yet): it stays in the
+catalogue, the spawn form shows it disabled with the reason, and choosing it is refused.
 
 This module is pure: it reads one file and does no other I/O.
 """
@@ -66,6 +69,11 @@ class Environment:
     image: str | None
     gpu: bool
     default: bool
+    unavailable_reason: str = ""  # "" when usable; else why not (an unset placeholder)
+
+    @property
+    def available(self) -> bool:
+        return not self.unavailable_reason
 
 
 class Catalogue:
@@ -194,7 +202,17 @@ def _parse_entry(raw_entry: object, position: int, variables: Mapping[str, str],
     if location_key not in raw_entry:
         raise CatalogueError(f"{label} field {location_key}: missing (required for kind {kind})")
     template = _require_text(raw_entry, location_key, label)
+    unset = sorted({name for name in _placeholder_names(template) if not variables.get(name)})
+    if unset and not is_default:
+        reason = f"not built on this site ({{{unset[0]}}} is not set; the centre builds it from images/)"
+        return Environment(
+            id=environment_id, name=name, description=description, kind=kind, path=None, image=None, gpu=gpu,
+            default=False, unavailable_reason=reason,
+        )  # fmt: skip
     location = fill_placeholders(template, variables, where=f"{label} field {location_key}")
+    if unset:
+        raise CatalogueError(f"{label} field {location_key}: the default environment must be available; "
+                             f"placeholder {{{unset[0]}}} is unset")
     if not PurePosixPath(location).is_absolute():
         raise CatalogueError(f"{label} field {location_key}: must be an absolute path; got {location!r}")
 
@@ -208,6 +226,14 @@ def _parse_entry(raw_entry: object, position: int, variables: Mapping[str, str],
         gpu=gpu,
         default=is_default,
     )
+
+
+def _placeholder_names(template: str) -> list[str]:
+    """The ``{names}`` in ``template`` (none if its brace syntax is bad: filling reports that)."""
+    try:
+        return [name for _, name, _, _ in string.Formatter().parse(template) if name]
+    except ValueError:
+        return []
 
 
 def fill_placeholders(template: str, variables: Mapping[str, str], *, where: str = "value") -> str:

@@ -120,11 +120,12 @@ def _grant_server_token_scope(c) -> None:
 def configure_api(c) -> None:
     """Add the ledger API's handlers, scopes and user-role grants to a hub configuration
     (idempotent)."""
+    from .environments import ROUTES as ENVIRONMENT_ROUTES  # noqa: PLC0415
     from .handlers import ROUTES  # noqa: PLC0415  (imports JupyterHub: only when configuring a hub)
     from .lab_hours import ROUTES as LAB_HOURS_ROUTES  # noqa: PLC0415
 
     handlers = list(c.JupyterHub.extra_handlers) if "extra_handlers" in c.JupyterHub else []
-    handlers += [route for route in [*ROUTES, *LAB_HOURS_ROUTES] if route not in handlers]
+    handlers += [route for route in [*ROUTES, *LAB_HOURS_ROUTES, *ENVIRONMENT_ROUTES] if route not in handlers]
     c.JupyterHub.extra_handlers = handlers
 
     scopes = dict(c.JupyterHub.custom_scopes) if "custom_scopes" in c.JupyterHub else {}

@@ -75,16 +75,10 @@ DEMO_CONFIG_FILE = "/var/lib/hpchub-demo/hub/jupyterhub_config.py"
 DEFAULT_CONFIG_FILE = "/etc/hpchub/hpchub_config.py"
 
 
-def _url_from_config(config_file: str | None) -> str | None:
-    """The ledger URL a hub configuration file sets (the file is Python: it is run, as the hub runs it)."""
-    settings = _settings_from_config(config_file)
-    return (settings.db_url or None) if settings is not None else None
-
-
-def _settings_from_config(config_file: str | None):
-    """``HPCHubLedger`` as a hub configuration file sets it (None: no file found)."""
-    from .runtime import HPCHubLedger  # noqa: PLC0415
-
+def load_hub_config(config_file: str | None):
+    """The traitlets configuration of the hub's configuration file (``--config``: the site's,
+    or the demo's when the site's default file is absent); None if there is none. The file
+    is Python: it is run, as the hub runs it."""
     if config_file and config_file != DEFAULT_CONFIG_FILE and not os.path.isfile(config_file):
         raise UsageError(f"--config: no such file: {config_file}")
     candidates = [config_file] if config_file else []
@@ -94,9 +88,22 @@ def _settings_from_config(config_file: str | None):
         if candidate and os.path.isfile(candidate):
             from traitlets.config.loader import PyFileConfigLoader  # noqa: PLC0415
 
-            config = PyFileConfigLoader(os.path.basename(candidate), os.path.dirname(candidate)).load_config()
-            return HPCHubLedger(config=config)
+            return PyFileConfigLoader(os.path.basename(candidate), os.path.dirname(candidate)).load_config()
     return None
+
+
+def _settings_from_config(config_file: str | None):
+    """``HPCHubLedger`` as a hub configuration file sets it (None: no file found)."""
+    from .runtime import HPCHubLedger  # noqa: PLC0415
+
+    config = load_hub_config(config_file)
+    return None if config is None else HPCHubLedger(config=config)
+
+
+def _url_from_config(config_file: str | None) -> str | None:
+    """The ledger URL a hub configuration file sets (see :func:`load_hub_config`)."""
+    settings = _settings_from_config(config_file)
+    return (settings.db_url or None) if settings is not None else None
 
 
 def _orphan_grace(args):

@@ -217,6 +217,7 @@ def form_choices(
     catalogue: Catalogue,
     previous: Mapping,
     budgets: Mapping[str, ProjectBudget] | None = None,
+    project_environments: Mapping[str, Sequence[str]] | None = None,
 ) -> Choices:
     """The selected values for ``previous`` (needs at least one project and one partition)."""
     budgets = budgets or {}
@@ -242,7 +243,9 @@ def form_choices(
     if not hours_as_sent and hours_reason(int(Decimal(hours) / HOURS_STEP), partition, course):
         hours = _nearest_allowed([_hours_text(q) for q in quarters if not hours_reason(q, partition, course)], hours)
     environment = _chosen(previous, "environment")
-    if environment not in catalogue:
+    allowed = {env.id for env in catalogue if env.available}
+    allowed |= {f"project:{name}" for name in (project_environments or {}).get(project, ())}
+    if environment not in allowed:
         environment = catalogue.default.id
     return Choices(project, partition, gpu_type, gpus, hours, environment, gpus_as_sent, hours_as_sent)
 
@@ -257,10 +260,13 @@ def render_options_form(
     error: FormError | None = None,
     preview: FormPreview | None = None,
     preview_url: str = "",
+    project_environments: Mapping[str, Sequence[str]] | None = None,
 ) -> str:
     """The form. ``previous``: what the user chose (a refused post) or the last options;
     ``budgets``: per project what is left; ``error``: shown under its field; ``preview``:
-    the preview of the initial choices; ``preview_url``: ``POST /preview`` for the script."""
+    the preview of the initial choices; ``preview_url``: ``POST /preview`` for the script;
+    ``project_environments``: per project its ready environments (``project:NAME`` choices,
+    after the catalogue's entries; entries the site has not built are disabled with why)."""
     if not projects:
         return (
             '<p class="alert alert-warning">You have no project (Slurm account) to charge GPU-hours to. '
@@ -269,7 +275,7 @@ def render_options_form(
     if not cluster.partitions:
         return '<p class="alert alert-danger">The cluster offers no partition (sinfo listed none).</p>'
     budgets = budgets or {}
-    chosen = form_choices(cluster, projects, catalogue, previous, budgets)
+    chosen = form_choices(cluster, projects, catalogue, previous, budgets, project_environments)
     partition = chosen.partition
     course = budgets[chosen.project].course if chosen.project in budgets else None
     gpu_types = sorted({t for p in cluster.partitions.values() for t, n in p.gpus_per_node.items() if n > 0})
@@ -306,8 +312,16 @@ def render_options_form(
         for q in _quarters(cluster)
     )  # fmt: skip
     environment_options = "".join(
-        _option(env.id, f"{env.name}: {env.description}", selected=env.id == chosen.environment) for env in catalogue
-    )
+        _option(env.id, f"{env.name}: {env.description}", selected=env.id == chosen.environment,
+                reason=env.unavailable_reason)
+        for env in catalogue
+    )  # fmt: skip
+    environment_options += "".join(
+        _option(f"project:{name}", f"{project}: {name} (project environment, kernel {project}-{name})",
+                selected=f"project:{name}" == chosen.environment)
+        for project in projects
+        for name in (project_environments or {}).get(project, ())
+    )  # fmt: skip
 
     budget_error = error is not None and error.field == BUDGET_FIELD
     fields = [

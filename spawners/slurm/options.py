@@ -88,12 +88,17 @@ def validate_user_options(
     allowed_partitions: Mapping[str, set[str]] | None = None,
     default_hours: Decimal = Decimal(1),
     default_gpus: int = 1,
+    project_environments: Mapping[str, Sequence[str]] | None = None,
+    unavailable_environments: Mapping[str, str] | None = None,
 ) -> JobRequest:
     """Check ``options`` against the allowlist and the cluster; return the job to submit.
 
     ``projects`` are the user's Slurm accounts. ``allowed_partitions`` (if given)
     maps a project to the partitions it may use; a project missing from it may
-    use none. ``None`` values count as absent. A defaulted ``hours`` larger than
+    use none. ``project_environments`` maps each of the user's projects to its ready
+    environments (``project:NAME`` must name one of the chosen project's);
+    ``unavailable_environments`` maps catalogue ids the site has not built to the reason.
+    ``None`` values count as absent. A defaulted ``hours`` larger than
     the partition's MaxTime is lowered to that MaxTime (an explicit one is refused).
     Raises :class:`OptionsError` naming the field and the rule.
     """
@@ -121,7 +126,10 @@ def validate_user_options(
     gpu_type = _choose_gpu_type(present.get("gpu_type"), partition)
     gpus = _choose_gpus(present.get("gpus"), partition, gpu_type, default_gpus)
     hours = _choose_hours(present.get("hours"), partition, default_hours)
-    environment = _choose_environment(present.get("environment"), catalogue_ids, default_environment)
+    environment = _choose_environment(
+        present.get("environment"), catalogue_ids, default_environment, project,
+        project_environments or {}, unavailable_environments or {},
+    )  # fmt: skip
     return JobRequest(
         project=project,
         partition=partition.name,
@@ -284,15 +292,31 @@ def _choose_hours(value: object, partition: PartitionInfo, default_hours: Decima
     return Decimal(int(hours * 4)) / 4
 
 
-def _choose_environment(value: object, catalogue_ids: Sequence[str], default_environment: str) -> str:
+def _choose_environment(
+    value: object,
+    catalogue_ids: Sequence[str],
+    default_environment: str,
+    project: str,
+    project_environments: Mapping[str, Sequence[str]],
+    unavailable: Mapping[str, str],
+) -> str:
     if value is None:
         return default_environment
     environment = _require_text("environment", value)
-    choose = f"choose one of {_choices(catalogue_ids)}"
+    ready = [f"{PROJECT_ENVIRONMENT_PREFIX}{name}" for name in project_environments.get(project, ())]
+    usable = [entry for entry in catalogue_ids if entry not in unavailable]
+    choose = f"choose one of {_choices([*usable, *ready])}"
     if environment.startswith(PROJECT_ENVIRONMENT_PREFIX):
-        raise _invalid("environment", f"project environments (project:NAME) are not available yet; {choose}")
+        if environment not in ready:
+            raise _invalid(
+                "environment",
+                f"{_shown(environment)} is not a ready environment of project {project}; {choose}",
+            )
+        return environment
     if environment not in catalogue_ids:
         raise _invalid("environment", f"{_shown(environment)} is not in the catalogue; {choose}")
+    if environment in unavailable:
+        raise _invalid("environment", f"{environment} is not available: {unavailable[environment]}; {choose}")
     return environment
 
 

@@ -22,7 +22,6 @@ import html
 import os
 import pwd
 import re
-import shlex
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -38,6 +37,7 @@ from hub.ledger import BudgetRefused, Ledger, LedgerError
 from hub.ledger.runtime import ledger_from_config
 from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
+from spawners.slurm import project_envs
 from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, subprocess_runner
 from spawners.slurm.errors import LedgerUnavailable, SlurmNotAnswering, SpawnError, database_detail, slurm_not_answering
 from spawners.slurm.options import (
@@ -49,6 +49,7 @@ from spawners.slurm.options import (
     validate_user_options,
 )
 from spawners.slurm import progress as words
+from spawners.slurm.launch import LaunchError, launch_for
 from spawners.slurm.parsers import parse_node_addresses
 from spawners.slurm.progress import ProgressEvent, parse_slurm_time
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
@@ -203,6 +204,11 @@ class SlurmGPUSpawner(SlurmSpawner):
         "/usr/local/bin:/usr/bin:/bin",
         help="PATH in the job after the environment's bin directory. Default '/usr/local/bin:/usr/bin:/bin'.",
     ).tag(config=True)
+    apptainer_command = Unicode(
+        "apptainer",
+        help="The Apptainer binary for catalogue entries of kind 'apptainer' (on the compute nodes). "
+        "Default 'apptainer'. Example: '/usr/bin/apptainer'.",
+    ).tag(config=True)
 
     @default("progress_ready_hook")
     def _progress_ready_hook_default(self):
@@ -224,6 +230,7 @@ class SlurmGPUSpawner(SlurmSpawner):
 
     # ----- runtime state -----
     job_request: JobRequest | None = None
+    user_project_names: tuple[str, ...] = ()  # the user's projects at the last validation (JUPYTER_PATH)
     ledger_session: int | None = None  # the ledger's hold for this server's current job
     job_node: str = ""
     start_cancelled: bool = False  # the last start was cancelled (Stop on the progress page)
@@ -355,6 +362,9 @@ class SlurmGPUSpawner(SlurmSpawner):
         except (OSError, CatalogueError) as exc:
             raise web.HTTPError(500, f"the environment catalogue is broken: {exc}") from None
         accounts = await self.project_accounts()
+        self.user_project_names = tuple(accounts)
+        settings = project_envs.settings(self.config)
+        ready = await asyncio.to_thread(project_envs.ready_environments, settings, list(accounts))
         request = validate_user_options(
             options,
             cluster=await self.cluster_info(),
@@ -362,6 +372,8 @@ class SlurmGPUSpawner(SlurmSpawner):
             catalogue_ids=catalogue.ids(),
             default_environment=catalogue.default.id,
             default_hours=Decimal(str(self.default_hours)),
+            project_environments=ready,
+            unavailable_environments={e.id: e.unavailable_reason for e in catalogue if not e.available},
         )
         if accounts[request.project] != request.project:
             request = dataclasses.replace(request, account=accounts[request.project])
@@ -418,9 +430,11 @@ class SlurmGPUSpawner(SlurmSpawner):
                 error = FormError(*retry["error"])
         catalogue = self.catalogue()
         budgets, preview = await asyncio.to_thread(self._form_budget, cluster, projects, catalogue, previous)
+        ready = await asyncio.to_thread(project_envs.ready_environments, project_envs.settings(self.config), projects)
         return render_options_form(
             cluster, projects, catalogue, previous, budgets, error=error, preview=preview,
             preview_url=f"{self.hub.base_url}api/hpchub/v1/preview" if self.ledger is not None else "",
+            project_environments=ready,
         )  # fmt: skip
 
     def _form_budget(self, cluster: ClusterInfo, projects: list[str], catalogue: Catalogue, previous: dict):
@@ -517,19 +531,21 @@ class SlurmGPUSpawner(SlurmSpawner):
     def job_env(self) -> dict[str, str]:
         env = self.get_env()
         env.pop("PATH", None)  # the script sets PATH from the environment's venv
+        env.update(project_envs.job_variables(project_envs.settings(self.config), self.user_project_names))
         return env
 
     def render_script(self, request: JobRequest) -> str:
-        environment = self.catalogue().get(request.environment)
-        if environment is None or environment.kind != "venv" or not environment.path:
-            raise SpawnError(f"environment {request.environment!r} cannot be started on this site")
-        bin_dir = os.path.join(environment.path, "bin")
+        settings = project_envs.settings(self.config)
         home = pwd.getpwnam(self.user.name).pw_dir
-        command = [
-            os.path.join(bin_dir, "batchspawner-singleuser"),
-            os.path.join(bin_dir, "jupyterhub-singleuser"),
-            *self.get_args(),
-        ]
+        try:
+            environment, default_kernel = project_envs.resolve(self.catalogue(), request)
+            launch = launch_for(
+                environment, self.get_args(), gpus=request.gpus, job_path=self.job_path,
+                default_kernel=default_kernel, apptainer=self.apptainer_command,
+                binds=project_envs.binds(settings, self.user_project_names),
+            )  # fmt: skip
+        except LaunchError as exc:
+            raise SpawnError(str(exc)) from None
         return render_batch_script(
             request,
             job_name=self.job_name,
@@ -537,8 +553,8 @@ class SlurmGPUSpawner(SlurmSpawner):
             output_path=self.job_output.replace("{home}", home),
             workdir=home,
             export_vars=sorted(self.job_env()),
-            command=command,
-            prologue=[f"export PATH={shlex.quote(bin_dir)}:{shlex.quote(self.job_path)}"],
+            command=launch.command,
+            prologue=launch.prologue,
             extra_sbatch=self.extra_sbatch,
         )
 
@@ -572,6 +588,9 @@ class SlurmGPUSpawner(SlurmSpawner):
         self.job_node = ""
         self._port_event = asyncio.Event()
         self.accepts_port_report = True
+        # The demo makes the projects' Unix groups: a membership change reaches this job.
+        await asyncio.to_thread(project_envs.sync_spaces, project_envs.settings(self.config), self.ledger,
+                                self.user_project_names)
         try:
             script = self.render_script(request)
         except ScriptError as exc:

@@ -27,6 +27,8 @@ ROUTE_SUFFIXES = {
     "/projects/([^/]+)/members/([^/]+)/cap", "/projects/([^/]+)/lab-hours", "/preview",
     "/users/([^/]+)/servers/([^/]*)/session", "/users/([^/]+)/server/session", "/users/([^/]+)/session",
     "/users/([^/]+)/servers/([^/]*)/extend", "/users/([^/]+)/server/extend", "/users/([^/]+)/extend",
+    "/projects/([^/]+)/environments", "/projects/([^/]+)/environments/([^/]+)",
+    "/projects/([^/]+)/environments/([^/]+)/log",
 }  # fmt: skip
 SERVER_SCOPES = ["users:activity!user", "access:servers!server", f"{SESSION_SCOPE}!server"]
 

@@ -37,8 +37,10 @@ default = false
 
 
 def test_shipped_catalogue_loads() -> None:
-    catalogue = load_catalogue(REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/opt/demo/venv"})
-    assert catalogue.ids() == ("default",)
+    catalogue = load_catalogue(
+        REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/opt/demo/venv", "pytorch_venv": "", "pytorch_image": ""}
+    )
+    assert catalogue.ids() == ("default", "pytorch", "pytorch-apptainer")
     entry = catalogue.default
     assert entry == Environment(
         id="default",
@@ -181,3 +183,42 @@ def test_catalogue_constructor_checks_defaults() -> None:
     entry = Environment("a", "A", "a", "venv", "/a", None, False, False)
     with pytest.raises(CatalogueError, match="exactly one"):
         Catalogue([entry])
+
+
+def test_shipped_pytorch_entries_are_unavailable_until_the_site_sets_them() -> None:
+    unset = {"demo_venv": "/opt/demo/venv", "pytorch_venv": "", "pytorch_image": ""}
+    catalogue = load_catalogue(REPO_ROOT / "images" / "catalog.toml", unset)
+    torch, image = catalogue.get("pytorch"), catalogue.get("pytorch-apptainer")
+    assert torch is not None and image is not None
+    assert not torch.available and "{pytorch_venv} is not set" in torch.unavailable_reason
+    assert image.kind == "apptainer" and not image.available and torch.gpu and image.gpu
+    built = load_catalogue(REPO_ROOT / "images" / "catalog.toml",
+                           {**unset, "pytorch_venv": "/sw/pytorch", "pytorch_image": "/sw/pytorch.sif"})
+    assert built.get("pytorch").path == "/sw/pytorch" and built.get("pytorch").available
+    assert built.get("pytorch-apptainer").image == "/sw/pytorch.sif"
+
+
+def test_shipped_images_have_pinned_requirements_and_apptainer_definitions() -> None:
+    for image in ("default", "pytorch"):
+        lines = [line for line in (REPO_ROOT / "images" / image / "requirements.txt").read_text().splitlines()
+                 if line.strip() and not line.startswith("#")]
+        assert lines and all("==" in line for line in lines), image
+        definition = (REPO_ROOT / "images" / image / "Apptainer.def").read_text()
+        assert "Bootstrap:" in definition and f"images/{image}/requirements.txt" in definition
+
+
+def test_default_entry_must_be_available() -> None:
+    text = VENV_ENTRY.replace('path = "{demo_venv}"', 'path = "{unset_venv}"')
+    with pytest.raises(CatalogueError, match="the default environment must be available"):
+        parse_catalogue(text, {**VARIABLES, "unset_venv": ""})
+
+
+def test_a_site_that_sets_only_demo_venv_still_loads_the_shipped_catalogue() -> None:
+    catalogue = load_catalogue(REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/opt/demo/venv"})
+    assert catalogue.default.path == "/opt/demo/venv"
+    assert not catalogue.get("pytorch").available and "{pytorch_venv} is not set" in catalogue.get("pytorch").unavailable_reason
+
+
+def test_unknown_placeholder_in_the_default_entry_is_still_an_error() -> None:
+    with pytest.raises(CatalogueError, match="unknown placeholder \\{nope\\}"):
+        parse_catalogue(VENV_ENTRY.replace("{demo_venv}", "{nope}"), VARIABLES)

@@ -327,8 +327,8 @@ BAD = [
     pytest.param(
         {"gpu_type": "h200", "environment": "project:myenv"},
         "environment",
-        "project environments .* not available yet",
-        id="project-environment",
+        r"'project:myenv' is not a ready environment of project vision-lab; choose one of default, torch$",
+        id="project-environment-unknown",
     ),
     # keys
     pytest.param(
@@ -397,3 +397,37 @@ def test_character_check_comes_before_other_checks() -> None:
         validate({"project": "x", "environment": "default\n#SBATCH --account=other"})
     assert caught.value.field == "environment"
     assert "\n" not in caught.value.message  # the value is shown escaped
+
+
+# --- project environments (issue 8) ---------------------------------------------------------------
+
+READY = {"vision-lab": ("tiny",), "cs101": ("course-env",)}
+
+
+def test_project_environment_of_the_chosen_project_is_accepted() -> None:
+    request = validate({"gpu_type": "h200", "environment": "project:tiny"}, project_environments=READY)
+    assert request.environment == "project:tiny"
+
+
+@pytest.mark.parametrize(
+    ("options", "projects", "message"),
+    [
+        pytest.param({"gpu_type": "h200", "environment": "project:course-env"}, ("vision-lab",),
+                     r"'project:course-env' is not a ready environment of project vision-lab; "
+                     r"choose one of default, project:tiny, torch$", id="other-projects-env"),
+        pytest.param({"gpu_type": "h200", "environment": "project:nope"}, ("vision-lab",),
+                     "'project:nope' is not a ready environment", id="unknown-env"),
+        pytest.param({"gpu_type": "h200", "environment": "project:"}, ("vision-lab",),
+                     "is not a ready environment", id="empty-name"),
+    ],
+)
+def test_project_environment_refusals(options: dict, projects: tuple[str, ...], message: str) -> None:
+    with pytest.raises(OptionsError, match=message) as caught:
+        validate(options, projects, project_environments=READY)
+    assert caught.value.field == "environment"
+
+
+def test_unavailable_catalogue_entry_is_refused_with_the_reason() -> None:
+    with pytest.raises(OptionsError, match=r"^environment: torch is not available: not built here; "
+                       r"choose one of default$"):
+        validate({"gpu_type": "h200", "environment": "torch"}, unavailable_environments={"torch": "not built here"})

@@ -1,0 +1,256 @@
+"""Create, describe and remove project environments: the one implementation behind
+``hpchub env ...`` and the REST API (``/hub/api/hpchub/v1/projects/{p}/environments``).
+
+Runs with the rights to make directories in the project space and to ``sudo -u`` the
+builder (root in the demo). Every input is checked before anything changes or any job is
+submitted; :class:`EnvError` carries the field, the message and an HTTP status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import json
+import os
+import pwd
+import shutil
+from collections.abc import Iterable
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import space as sp
+from .build import BuildPlan, render_build_script
+from .config import HPCHubEnvironments
+from .spec import SpecError, check_against_wheelhouse, check_env_name, parse_spec, render_spec, wheelhouse_index
+
+CHANGING_ROLES = ("pi", "manager", "instructor")
+LOCK_FILE = ".lock"
+
+
+class EnvError(Exception):
+    """Refused (``status`` 400 bad input, 404 unknown, 409 conflict) or failed (500, 502 Slurm)."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = str(self)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Submitted:
+    project: str
+    name: str
+    version: int
+    job_id: str
+    builder: str
+    partition: str
+    log_file: str
+
+
+def checked_spec(settings: HPCHubEnvironments, spec_text: str, field: str = "spec") -> list:
+    """The spec's pinned requirements, every one (and ipykernel) in the wheelhouse; else EnvError."""
+    if not settings.wheelhouse or not os.path.isdir(settings.wheelhouse):
+        raise EnvError("wheelhouse", f"c.HPCHubEnvironments.wheelhouse is not a directory: {settings.wheelhouse!r}",
+                       500)
+    try:
+        requirements = parse_spec(spec_text)
+        index = wheelhouse_index(os.listdir(settings.wheelhouse))
+        check_against_wheelhouse(requirements, index, settings.wheelhouse)
+        check_against_wheelhouse(parse_spec(settings.ipykernel_requirement), index, settings.wheelhouse)
+    except SpecError as exc:
+        raise EnvError(field, str(exc)) from None
+    return requirements
+
+
+def checked_name(name: object) -> str:
+    try:
+        return check_env_name(name)
+    except SpecError as exc:
+        raise EnvError("", str(exc)) from None
+
+
+def choose_builder(requested: str | None, members: dict[str, str], project: str, field: str = "--as") -> str:
+    """Who the build job runs as: ``requested`` (a pi, manager or instructor), else the project's first."""
+    if requested is None:
+        for role in CHANGING_ROLES:
+            chosen = next((user for user, member_role in sorted(members.items()) if member_role == role), None)
+            if chosen:
+                return chosen
+        raise EnvError(field, f"{project} has no pi, manager or instructor to build as")
+    role = members.get(requested)
+    if role is None:
+        raise EnvError(field, f"{requested} is not an active member of {project}", 403)
+    if role not in CHANGING_ROLES:
+        raise EnvError(field, f"{requested} is {role} of {project}; only a pi, manager or instructor changes "
+                       "environments (members use them)", 403)
+    return requested
+
+
+def active_jobs(settings: HPCHubEnvironments, job_ids: list[str]) -> dict[str, bool] | None:
+    """job id -> still pending/running, from one squeue; None if Slurm did not answer."""
+    from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
+    from spawners.slurm.parsers import parse_squeue  # noqa: PLC0415
+
+    if not job_ids:
+        return {}
+    try:
+        statuses = parse_squeue(asyncio.run(_client(settings).squeue(job_ids=job_ids)))
+    except (SlurmCommandError, ValueError):
+        return None
+    return {job_id: job_id in statuses and statuses[job_id].state.is_active for job_id in job_ids}
+
+
+def _client(settings: HPCHubEnvironments):
+    from spawners.slurm.client import SlurmClient  # noqa: PLC0415
+
+    return SlurmClient(slurm_conf=settings.slurm_conf or os.environ.get("SLURM_CONF") or None, timeout=60)
+
+
+@contextmanager
+def env_lock(space: sp.ProjectSpace, name: str):
+    """One change at a time per environment (two creates must not pick the same version)."""
+    directory = space.env_dir(name)
+    directory.mkdir(exist_ok=True)
+    with open(directory / LOCK_FILE, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+
+
+def _write(path: Path, text: str, *, uid: int = 0, gid: int = 0, mode: int = 0o640) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.chown(tmp, uid, gid)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def create(
+    settings: HPCHubEnvironments, *, project: str, account: str, members: Iterable[str], name: str, spec_text: str,
+    builder: str,
+) -> Submitted:  # fmt: skip
+    """Check everything, then submit the build of the next version of ``project``/``name`` as ``builder``.
+
+    ``members``: the project's active members (the Unix group's members in the demo).
+    """
+    from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
+
+    from .unix import SpaceError, ensure_space, make_builder_directory  # noqa: PLC0415
+
+    name = checked_name(name)
+    requirements = checked_spec(settings, spec_text)
+    space = sp.ProjectSpace(Path(settings.project_root), project)
+    try:
+        ensure_space(space, members, manage_groups=settings.manage_unix_groups)
+        with env_lock(space, name):
+            gid = os.stat(space.path).st_gid
+            os.chown(space.env_dir(name), 0, gid)
+            os.chmod(space.env_dir(name), sp.CLOSED_DIR_MODE)
+            current = sp.read_environment(space, name)
+            if any(info.state is sp.VersionState.BUILDING for info in current.versions):
+                current = sp.read_environment(space, name, active_jobs(settings, sp.building_job_ids(space)))
+                still = [info for info in current.versions if info.state is sp.VersionState.BUILDING]
+                if still:
+                    raise EnvError("NAME", f"version {still[-1].version} of {project}/{name} is still building "
+                                   f"(Slurm job {still[-1].job_id}); wait for it to end", 409)
+            version = sp.next_version(info.version for info in current.versions)
+            version_dir = space.version_dir(name, version)
+            make_builder_directory(version_dir, builder, project)
+            make_builder_directory(space.kernel_dir(name), builder, project)
+            _write(version_dir / sp.SPEC_FILE, render_spec(requirements), uid=pwd.getpwnam(builder).pw_uid, gid=gid)
+            record = {"project": project, "environment": name, "version": version, "requested_by": builder,
+                      "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "job_id": None}
+            plan = BuildPlan(
+                project=project, account=account, name=name, version=version, version_dir=str(version_dir),
+                kernel_dir=str(space.kernel_dir(name)), wheelhouse=settings.wheelhouse,
+                base_python=settings.base_python, ipykernel_requirement=settings.ipykernel_requirement,
+                partition=settings.build_partition, time_minutes=settings.build_time_minutes,
+                job_name=settings.build_job_name,
+            )  # fmt: skip
+            try:
+                script = render_build_script(plan)
+            except ValueError as exc:
+                raise EnvError("build", str(exc), 500) from None
+            try:
+                job_id = asyncio.run(_client(settings).sbatch(script, as_user=builder))
+            except SlurmCommandError as exc:
+                detail = exc.first_stderr_line or exc.summary
+                _write(version_dir / sp.LOG_FILE, f"hpchub: Slurm refused the build job: {detail}\n", gid=gid)
+                _write(version_dir / sp.STATUS_FILE, "failed\n", gid=gid)
+                _write(version_dir / sp.BUILD_FILE, json.dumps(record, indent=1) + "\n", gid=gid)
+                raise EnvError("", f"Slurm refused the build job of {project}/{name} version {version}: {detail}",
+                               502) from None
+            record["job_id"] = job_id
+            _write(version_dir / sp.BUILD_FILE, json.dumps(record, indent=1) + "\n", gid=gid)
+    except SpaceError as exc:
+        raise EnvError("", str(exc), 500) from None
+    return Submitted(project, name, version, job_id, builder, plan.partition, str(version_dir / sp.LOG_FILE))
+
+
+def describe(settings: HPCHubEnvironments, project: str, tail_lines: int = 15) -> list[dict]:
+    """Every environment of ``project`` with its versions' states (the ``env list --json`` shape)."""
+    space = sp.ProjectSpace(Path(settings.project_root), project)
+    jobs = active_jobs(settings, sp.building_job_ids(space))
+    result = []
+    for name in sp.environment_names(space):
+        info = sp.read_environment(space, name, jobs)
+        versions = []
+        for version in info.versions:
+            entry = {
+                "version": version.version, "state": version.state.value,
+                "default": version.version == info.default_version, "job_id": version.job_id,
+                "requested_by": version.requested_by, "submitted_at": version.submitted_at,
+                "path": version.path, "log_file": version.log_file,
+            }  # fmt: skip
+            if version.detail:
+                entry["detail"] = version.detail
+            if version.state is not sp.VersionState.READY:
+                entry["log_tail"] = sp.log_tail(version.log_file, tail_lines)
+            versions.append(entry)
+        result.append({"project": project, "name": name, "kernel": info.kernel_name,
+                       "default_version": info.default_version, "versions": versions})
+    return result
+
+
+def remove(settings: HPCHubEnvironments, project: str, name: str, version: int | None) -> str:
+    """Remove one version (never the default while it is the only ready one) or the whole environment."""
+    name = checked_name(name)
+    space = sp.ProjectSpace(Path(settings.project_root), project)
+    if not space.env_dir(name).is_dir():
+        raise EnvError("NAME", f"{project} has no environment {name}", 404)
+    with env_lock(space, name):
+        info = sp.read_environment(space, name, active_jobs(settings, sp.building_job_ids(space)))
+        building = [v for v in info.versions if v.state is sp.VersionState.BUILDING]
+        if version is None:
+            if building:
+                raise EnvError("NAME", f"version {building[0].version} is still building (Slurm job "
+                               f"{building[0].job_id}); wait for it to end", 409)
+            shutil.rmtree(space.kernel_dir(name), ignore_errors=True)
+            shutil.rmtree(space.env_dir(name))
+            return f"removed {project}/{name} (all {len(info.versions)} versions and kernel {info.kernel_name})"
+        target = info.version(version)
+        if target is None:
+            known = ", ".join(str(v.version) for v in info.versions) or "none"
+            raise EnvError("--version", f"{project}/{name} has no version {version}; versions: {known}", 404)
+        if target.state is sp.VersionState.BUILDING:
+            raise EnvError("--version", f"version {version} is still building (Slurm job {target.job_id})", 409)
+        if version == info.default_version:
+            others = [v.version for v in info.versions if v.state is sp.VersionState.READY and v.version != version]
+            if not others:
+                raise EnvError("--version", f"version {version} is the default and the only ready version of "
+                               f"{project}/{name}; remove the whole environment instead", 409)
+            point_kernel(space, name, max(others))
+        shutil.rmtree(space.version_dir(name, version))
+        after = sp.read_environment(space, name)
+        return f"removed {project}/{name} version {version}; default is v{after.default_version}"
+
+
+def point_kernel(space: sp.ProjectSpace, name: str, version: int) -> None:
+    """Rewrite the kernelspec for ``version`` (kept owned like its directory)."""
+    kernel_dir = space.kernel_dir(name)
+    owner = os.stat(kernel_dir)
+    python = str(space.version_dir(name, version) / "bin" / "python")
+    spec = json.dumps(sp.kernel_spec(space.project, name, version, python), indent=1, sort_keys=True) + "\n"
+    _write(kernel_dir / sp.KERNEL_FILE, spec, uid=owner.st_uid, gid=owner.st_gid)
