@@ -69,7 +69,7 @@ def configure_demo(c, settings_path: str) -> None:
     c.SlurmGPUSpawner.catalogue_file = settings["catalogue_file"]
     c.SlurmGPUSpawner.catalogue_variables = {"demo_venv": settings["venv"]}
     c.SlurmGPUSpawner.status_interval = float(settings.get("status_interval", 30))
-    c.SlurmGPUSpawner.pending_status_interval = float(settings.get("pending_status_interval", 1))
+    c.SlurmGPUSpawner.pending_status_interval = float(settings.get("pending_status_interval", 0.5))
     c.Spawner.default_url = "/lab"
     c.Spawner.environment = {"LANG": "C.UTF-8"}
 
