@@ -150,6 +150,7 @@ class Steady:
     fill_s: float
     fill_calls: int
     rss_kb: int
+    cpu_s: float  # the hub's CPU time during the window
 
     @property
     def per_minute(self) -> float:
@@ -162,10 +163,11 @@ def measure_steady(hub: setup.BenchHub, users: list[str], window: float, say) ->
     fill_s = fill(hub, users)
     fill_calls = len(read_calls(hub, fill_started))
     say(f"  {hub.label}: {len(users)} sessions ready in {fill_s:.0f} s ({fill_calls} Slurm calls); counting for {window:.0f} s")
-    since = time.time()
+    since, cpu_before = time.time(), hub.cpu_seconds()
     time.sleep(window)
-    until = time.time()
-    result = Steady(hub.label, len(users), until - since, read_calls(hub, since, until), fill_s, fill_calls, hub.rss_kb())
+    until, cpu_s = time.time(), hub.cpu_seconds() - cpu_before
+    result = Steady(hub.label, len(users), until - since, read_calls(hub, since, until), fill_s, fill_calls, hub.rss_kb(),
+                    cpu_s)  # fmt: skip
     say(f"  {hub.label}: {len(result.calls)} calls in the window ({tally(result.calls)}); hub RSS {result.rss_kb / 1024:.0f} MiB")
     return result
 
@@ -199,6 +201,7 @@ class Burst:
     ready_s: float | None
     api_ms: list[float] = field(default_factory=list)
     calls: int = 0
+    cpu_s: float = 0.0  # the hub's CPU time from the release until all were ready (or given up)
 
     def percentile(self, q: int) -> float:
         ordered = sorted(self.api_ms)
@@ -237,6 +240,7 @@ def measure_burst(hub: setup.BenchHub, users: list[str], say) -> Burst:
     latencies.clear()
     with ThreadPoolExecutor(len(users)) as pool:
         futures = [pool.submit(spawn, u) for u in users]
+        cpu_before = hub.cpu_seconds()
         gate.wait()
         t0_wall, t0 = time.time(), time.perf_counter()
         statuses = [f.result() for f in futures]
@@ -248,12 +252,13 @@ def measure_burst(hub: setup.BenchHub, users: list[str], say) -> Burst:
         ready_s = time.perf_counter() - t0
     except RuntimeError as exc:
         say(f"  {hub.label}: {str(exc).splitlines()[0]}")
+    cpu_s = hub.cpu_seconds() - cpu_before
     done.set()
     poller.join(timeout=60)
     submits = sorted(c.end for c in read_calls(hub, t0_wall) if c.command == "sbatch" and c.rc == 0)
     submitted_s = submits[len(users) - 1] - t0_wall if len(submits) >= len(users) else None
     result = Burst(hub.label, len(users), request_s, accepted, submitted_s, ready_s, list(latencies),
-                   len(read_calls(hub, t0_wall)))  # fmt: skip
+                   len(read_calls(hub, t0_wall)), cpu_s)  # fmt: skip
     say(f"  {hub.label}: burst of {len(users)}: {accepted} accepted, submitted "
         f"{_s(submitted_s)}, all ready {_s(ready_s)}, API p99 {result.percentile(99):.0f} ms, {result.calls} Slurm calls")  # fmt: skip
     return result
@@ -284,6 +289,7 @@ class Plan:
 class Results:
     steady: list[Steady] = field(default_factory=list)
     pairs: list[tuple[float, float]] = field(default_factory=list)  # (ours, stock) seconds
+    pair_cpu: list[tuple[float, float]] = field(default_factory=list)  # the hubs' CPU seconds per spawn
     bursts: list[Burst] = field(default_factory=list)
     rss_start: dict[str, int] = field(default_factory=dict)
     rss_users: dict[str, int] = field(default_factory=dict)
@@ -326,11 +332,14 @@ def run(plan: Plan, state: Path, results: Results, say) -> None:
     say(f"2. spawn latency, {plan.pairs} pairs")
     for i in range(plan.pairs):
         user = unix[i % len(unix)]
-        pair = []
+        pair, cpu = [], []
         for hub in hubs:
+            before = hub.cpu_seconds()
             pair.append(spawn_latency(hub, user))
+            cpu.append(hub.cpu_seconds() - before)
             stop_servers(hub, [user])
         results.pairs.append((pair[0], pair[1]))
+        results.pair_cpu.append((cpu[0], cpu[1]))
         say(f"  pair {i + 1}: ours {pair[0]:.2f} s, stock {pair[1]:.2f} s")
 
     say(f"3. a class starting: {plan.burst} spawns at once")
@@ -373,7 +382,8 @@ def report(plan: Plan, results: Results) -> tuple[list[str], list[str]]:
     lines.append(f"1. Scheduler calls per minute, running sessions, {plan.window:.0f} s window; poll interval {iv:g} s "
                  f"for both; sessions are stand-ins (benchmarks/standin.py): 200 JupyterLabs do not fit on 2 cores")  # fmt: skip
     lines.append(f"{'sessions':>8} {'ours/min':>9} {'stock/min':>10} {'stock/ours':>11} {'ours per interval':>18}  "
-                 f"{'ours: commands in window':<26} target <= {TARGET_CALLS_PER_INTERVAL} per interval")  # fmt: skip
+                 f"{'ours: commands in window':<26} {'hub CPU s/min ours':>18} {'stock':>6}  "
+                 f"target <= {TARGET_CALLS_PER_INTERVAL} per interval")  # fmt: skip
     for n in plan.sessions:
         ours, stock = _steady(results, "ours", n), _steady(results, "stock", n)
         if ours is None or stock is None:
@@ -383,7 +393,8 @@ def report(plan: Plan, results: Results) -> tuple[list[str], list[str]]:
         if verdict == "MISS":
             misses.append(f"{n} sessions: {per_interval:.1f} calls per interval")
         lines.append(f"{n:>8} {ours.per_minute:>9.1f} {stock.per_minute:>10.1f} {_ratio(stock.per_minute, ours.per_minute):>11} "
-                     f"{per_interval:>18.2f}  {tally(ours.calls):<26} {verdict}")  # fmt: skip
+                     f"{per_interval:>18.2f}  {tally(ours.calls):<26} {ours.cpu_s * 60 / ours.window_s:>18.2f} "
+                     f"{stock.cpu_s * 60 / stock.window_s:>6.2f}  {verdict}")  # fmt: skip
     lines.append(f"{'':>8} filling up (Slurm calls to start the sessions, {SPAWN_BATCH} requested at a time):")
     for n in plan.sessions:
         ours, stock = _steady(results, "ours", n), _steady(results, "stock", n)
@@ -395,9 +406,10 @@ def report(plan: Plan, results: Results) -> tuple[list[str], list[str]]:
     lines.append("")
     lines.append(f"2. Spawn latency: POST /hub/api/users/NAME/server until the stand-in answers 200 through the proxy, "
                  f"{len(results.pairs)} pairs interleaved (ours first)")  # fmt: skip
-    lines.append(f"{'pair':>8} {'ours s':>9} {'stock s':>10} {'ours/stock':>11}")
-    for i, (ours_s, stock_s) in enumerate(results.pairs, 1):
-        lines.append(f"{i:>8} {ours_s:>9.2f} {stock_s:>10.2f} {_ratio(ours_s, stock_s):>11}")
+    lines.append(f"{'pair':>8} {'ours s':>9} {'stock s':>10} {'ours/stock':>11}   hub CPU ms per spawn: ours, stock")
+    for i, ((ours_s, stock_s), (ours_cpu, stock_cpu)) in enumerate(zip(results.pairs, results.pair_cpu), 1):
+        lines.append(f"{i:>8} {ours_s:>9.2f} {stock_s:>10.2f} {_ratio(ours_s, stock_s):>11}   "
+                     f"{ours_cpu * 1000:>5.0f}, {stock_cpu * 1000:.0f}")  # fmt: skip
     if results.pairs:
         ours_all = [p[0] for p in results.pairs]
         stock_all = [p[1] for p in results.pairs]
@@ -415,11 +427,11 @@ def report(plan: Plan, results: Results) -> tuple[list[str], list[str]]:
     lines.append("")
     lines.append(f"3. A class starting: {plan.burst} spawns requested at once; a poller reads GET /hub/api/users/NAME throughout")
     lines.append(f"{'spawner':>8} {'requests':>9} {'accepted':>9} {'all submitted':>14} {'all ready':>10} "
-                 f"{'API p50 ms':>11} {'p99 ms':>7} {'max ms':>7} {'polls':>6} {'Slurm calls':>12}")  # fmt: skip
+                 f"{'API p50 ms':>11} {'p99 ms':>7} {'max ms':>7} {'polls':>6} {'Slurm calls':>12} {'hub CPU s':>10}")  # fmt: skip
     for b in results.bursts:
         lines.append(f"{b.hub:>8} {b.request_s:>8.2f}s {b.accepted:>9} {_s(b.submitted_s):>14} {_s(b.ready_s):>10} "
                      f"{b.percentile(50):>11.0f} {b.percentile(99):>7.0f} {max(b.api_ms, default=0):>7.0f} "
-                     f"{len(b.api_ms):>6} {b.calls:>12}")  # fmt: skip
+                     f"{len(b.api_ms):>6} {b.calls:>12} {b.cpu_s:>10.2f}")  # fmt: skip
 
     lines.append("")
     top = max(plan.sessions)

@@ -182,6 +182,14 @@ class BenchHub:
                 return int(line.split()[1])
         raise RuntimeError(f"no VmRSS for pid {pid}")
 
+    def cpu_seconds(self) -> float:
+        """CPU time the hub process has used so far, all threads, user and system (/proc/PID/stat)."""
+        pid = self.demo.hub.pid()
+        if pid is None:
+            raise RuntimeError(f"the {self.label} hub is not running")
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
     def log_tail(self, chars: int = 3000) -> str:
         path = self.demo.settings.root / "log" / "jupyterhub.log"
         if not path.exists():
@@ -309,7 +317,9 @@ def start_cluster(state: Path, say) -> Cluster:
     state.mkdir(parents=True, exist_ok=True)
     os.chmod(state, 0o755)  # the job users reach the stand-in and the wrappers through it
     settings = load_settings(str(state))
-    if settings is None or settings.profile != "bench":
+    if settings is not None and settings.profile != "bench":
+        raise RuntimeError(f"{state} holds a cluster of profile {settings.profile!r}: choose another --state-dir")
+    if settings is None:
         settings = cfg.ClusterSettings(state_dir=str(state), profile="bench", ports=free_ports(),
                                        cluster_name=CLUSTER_NAME)  # fmt: skip
     cluster = Cluster(settings, say=say)
