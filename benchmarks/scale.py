@@ -172,8 +172,19 @@ def measure_steady(hub: setup.BenchHub, users: list[str], window: float, say) ->
     return result
 
 
-def spawn_latency(hub: setup.BenchHub, user: str, timeout: float = READY_TIMEOUT) -> float:
-    """Seconds from the spawn request to the stand-in answering 200 through the proxy."""
+@dataclass(frozen=True)
+class Spawn:
+    """One spawn's time, split at the sbatch's return and at the stand-in's start (same host clock)."""
+
+    total: float  # the request until the stand-in answers through the proxy
+    submit: float  # the request until sbatch returned: the hub's work before Slurm has the job
+    slurm: float  # sbatch returned until the stand-in started: Slurm scheduling and launching it
+    after: float  # the stand-in started until it answered through the proxy: the hub noticing
+
+
+def spawn_latency(hub: setup.BenchHub, user: str, timeout: float = READY_TIMEOUT) -> Spawn:
+    """The time from the spawn request to the stand-in answering 200 through the proxy."""
+    wall = time.time()
     started = time.perf_counter()
     status = request_spawn(hub, user)
     if status not in (201, 202):
@@ -183,7 +194,10 @@ def spawn_latency(hub: setup.BenchHub, user: str, timeout: float = READY_TIMEOUT
         try:
             response = requests.get(url, allow_redirects=False, timeout=10)
             if response.status_code == 200 and response.headers.get(STANDIN_HEADER):
-                return time.perf_counter() - started
+                total = time.perf_counter() - started
+                standin_started = response.json()["started"] - wall
+                submitted = max((c.end for c in read_calls(hub, wall) if c.command == "sbatch"), default=wall) - wall
+                return Spawn(total, submitted, standin_started - submitted, total - standin_started)
         except requests.RequestException:
             pass
         if time.perf_counter() - started > timeout:
@@ -291,6 +305,7 @@ class Plan:
 class Results:
     steady: list[Steady] = field(default_factory=list)
     pairs: list[tuple[float, float]] = field(default_factory=list)  # (ours, stock) seconds
+    pair_parts: list[tuple[Spawn, Spawn]] = field(default_factory=list)
     pair_cpu: list[tuple[float, float]] = field(default_factory=list)  # the hubs' CPU seconds per spawn
     bursts: list[Burst] = field(default_factory=list)
     rss_start: dict[str, int] = field(default_factory=dict)
@@ -340,9 +355,10 @@ def run(plan: Plan, state: Path, results: Results, say) -> None:
             pair.append(spawn_latency(hub, user))
             cpu.append(hub.cpu_seconds() - before)
             stop_servers(hub, [user])
-        results.pairs.append((pair[0], pair[1]))
+        results.pair_parts.append((pair[0], pair[1]))
+        results.pairs.append((pair[0].total, pair[1].total))
         results.pair_cpu.append((cpu[0], cpu[1]))
-        say(f"  pair {i + 1}: ours {pair[0]:.2f} s, stock {pair[1]:.2f} s")
+        say(f"  pair {i + 1}: ours {pair[0].total:.2f} s, stock {pair[1].total:.2f} s")
 
     say(f"3. a class starting: {plan.burst} spawns at once")
     for hub in hubs:
@@ -425,6 +441,16 @@ def report(plan: Plan, results: Results) -> tuple[list[str], list[str]]:
                      f"target ours <= stock + {round((TARGET_LATENCY_RATIO - 1) * 100)} %: {verdict}")  # fmt: skip
         lines.append(f"{'spread':>8} {min(ours_all):.2f}-{max(ours_all):.2f} {min(stock_all):>5.2f}-{max(stock_all):.2f} "
                      f"{min(ratios):.2f}-{max(ratios):.2f}x  (min-max)")  # fmt: skip
+        lines.append(f"{'':>8} split, median s (ours, stock): request to sbatch returned; Slurm until the stand-in "
+                     f"started; started to answering through the proxy")  # fmt: skip
+        for name in ("submit", "slurm", "after"):
+            ours_part = statistics.median(getattr(p[0], name) for p in results.pair_parts)
+            stock_part = statistics.median(getattr(p[1], name) for p in results.pair_parts)
+            lines.append(f"{name:>8} {ours_part:>9.2f} {stock_part:>10.2f}")
+        spawner = [p[0].submit + p[0].after for p in results.pair_parts], [p[1].submit + p[1].after for p in results.pair_parts]
+        lines.append(f"{'hub part':>8} {statistics.median(spawner[0]):>9.2f} {statistics.median(spawner[1]):>10.2f} "
+                     f"{_ratio(statistics.median(spawner[0]), statistics.median(spawner[1])):>11}  "
+                     f"(submit + after, per spawn; Slurm's part is not the spawner's)")  # fmt: skip
 
     lines.append("")
     lines.append(f"3. A class starting: {plan.burst} spawn requests released together; times from the release; "

@@ -6,8 +6,9 @@ registers with the hub exactly as ``batchspawner-singleuser`` does, then answers
 1. it binds a free port on 127.0.0.1 (the address of every node of the cluster in a box);
 2. it POSTs ``{"port": N}`` to ``$JUPYTERHUB_API_URL/batchspawner`` with the server's own
    token (``Authorization: token $JUPYTERHUB_API_TOKEN``), which both spawners wait for;
-3. it answers 200 (a small JSON body and the ``X-Hpchub-Standin`` header) to any GET under
-   ``$JUPYTERHUB_SERVICE_PREFIX`` (``/user/NAME/`` or ``/user/NAME/SERVER/``), 404 elsewhere.
+3. it answers 200 (a small JSON body with the time it started, and the ``X-Hpchub-Standin``
+   header) to any GET under ``$JUPYTERHUB_SERVICE_PREFIX`` (``/user/NAME/`` or
+   ``/user/NAME/SERVER/``), 404 elsewhere.
 
 The job runs it as ``batchspawner-singleuser jupyterhub-singleuser [ARGS]`` (both names are
 scripts that exec this file with the system Python); the arguments are ignored. It needs no
@@ -26,6 +27,7 @@ import urllib.request
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 STANDIN_HEADER = "X-Hpchub-Standin"
+STARTED = time.time()  # when the job started this server (the benchmark splits the spawn time with it)
 REPORT_ATTEMPTS = 10
 
 
@@ -36,7 +38,7 @@ class Handler(BaseHTTPRequestHandler):
         if not self.path.startswith(self.prefix.rstrip("/")):
             self.send_error(404)
             return
-        body = json.dumps({"version": "standin", "path": self.path}).encode()
+        body = json.dumps({"version": "standin", "path": self.path, "started": STARTED}).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
