@@ -36,7 +36,7 @@ help:
 	@echo "make bench      every benchmark (figures against a baseline measured in the same run)"
 	@echo "make bench-budget  the spawn-time budget check, SQLite and PostgreSQL (BENCH_ARGS=--quick: smaller)"
 	@echo "make bench-scale   scheduler calls, spawn latency, a class starting, memory: ours beside stock batchspawner"
-	@echo "                   on a private bench cluster (about 20 min; BENCH_ARGS=--quick: a few minutes)"
+	@echo "                   on a private bench cluster (about 12 min; BENCH_ARGS=--quick: about 2 min)"
 
 deps:
 	@scripts/install-system.sh
