@@ -34,6 +34,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import random
 import statistics
 import sys
 import threading
@@ -295,6 +296,7 @@ class Plan:
     users: int
     interval: float
     window: float
+    pause: float = 0.0  # the longest random pause before each spawn of the pairs (seconds)
 
     @property
     def unix_users(self) -> int:
@@ -347,10 +349,12 @@ def run(plan: Plan, state: Path, results: Results, say) -> None:
             stop_servers(hub, unix[:n])
 
     say(f"2. spawn latency, {plan.pairs} pairs")
+    rng = random.Random(6)
     for i in range(plan.pairs):
         user = unix[i % len(unix)]
         pair, cpu = [], []
         for hub in hubs:
+            time.sleep(rng.uniform(0, plan.pause))  # so that no spawner locks onto Slurm's backfill tick
             before = hub.cpu_seconds()
             pair.append(spawn_latency(hub, user))
             cpu.append(hub.cpu_seconds() - before)
@@ -492,6 +496,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, help="seconds calls are counted per session count (default 2 intervals)")
     parser.add_argument("--state-dir", default=os.environ.get("HPCHUB_BENCH_DIR", "/var/lib/hpchub-bench-scale"),
                         help="the benchmark's own state directory (default /var/lib/hpchub-bench-scale)")  # fmt: skip
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="a random pause of up to this many seconds before each spawn of the pairs "
+                        "(default 0; 2 breaks the lock onto Slurm's backfill tick)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="leave the cluster and hubs running (for debugging)")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
@@ -501,13 +508,16 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sessions: comma-separated whole numbers, e.g. 1,10,50,200")
     interval = args.interval or (10.0 if args.quick else 30.0)
     plan = Plan(sessions=sessions, pairs=args.pairs or (3 if args.quick else 10), burst=args.burst or (10 if args.quick else 50),
-                users=args.users or (100 if args.quick else 1000), interval=interval, window=args.window or 2 * interval)  # fmt: skip
+                users=args.users or (100 if args.quick else 1000), interval=interval, window=args.window or 2 * interval,
+                pause=args.pause)  # fmt: skip
     if not all(1 <= n <= 240 for n in sessions):
         parser.error("--sessions: each from 1 to 240 (the bench cluster has 256 GPUs)")
     if not (1 <= plan.pairs <= 100 and 1 <= plan.burst <= 100 and 1 <= plan.users <= 100_000):
         parser.error("--pairs and --burst: from 1 to 100; --users: from 1 to 100,000")
     if not (1 <= plan.interval <= 3600 and plan.interval <= plan.window <= 7200):
         parser.error("--interval: from 1 to 3600 s; --window: from one interval to 7200 s")
+    if not 0 <= plan.pause <= 60:
+        parser.error("--pause: from 0 to 60 seconds")
     if os.geteuid() != 0:
         parser.error("run as root: the benchmark creates Unix users and runs Slurm daemons")
 
