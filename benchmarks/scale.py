@@ -2,6 +2,7 @@
 
     /opt/hpchub/venv/bin/python benchmarks/scale.py [--quick] [--strict] [--state-dir DIR]
         [--sessions 1,10,50,200] [--pairs N] [--burst N] [--users N] [--interval S] [--window S]
+        [--pause S] [--keep]
 
 It starts a private bench-profile cluster (four nodes of 64 h200 GPUs) and two hubs on it,
 each with its own proxy on free ports (``benchmarks/scale_setup.py``): ours
