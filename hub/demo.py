@@ -309,7 +309,7 @@ class Demo:
             raise RuntimeError(f"the notebook environment must be readable by the job users: {problem}")
         s.root.mkdir(parents=True, exist_ok=True)
         s.save()
-        proxy_token = _secret_file(s.hub_dir / "proxy_token")
+        _secret_file(s.hub_dir / "proxy_token")
         _secret_file(s.hub_dir / "service_token")
         _secret_file(s.hub_dir / "reconcile_token")
         _secret_file(s.hub_dir / "jupyterhub_cookie_secret")  # JupyterHub's own would not be marked as the demo's
@@ -318,52 +318,66 @@ class Demo:
 
         seed_ledger(self.ledger_url, load_settings(s.state_dir).cluster_name, say=self.say)
         self.prepare_project_spaces()
-        base_env = {
-            "PATH": f"{s.venv}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
-            "LANG": "C.UTF-8",
-            "HOME": str(s.hub_dir),
-        }
-        env = {**base_env, "CONFIGPROXY_AUTH_TOKEN": proxy_token}
-        log_dir = s.root / "log"
+        base_env = self.base_env()
         self.start_idp(base_env)
+        self.start_proxy(base_env)
+        self.start_hub(base_env, config_path)
+        self.start_reconciler(base_env)
+
+    def base_env(self) -> dict[str, str]:
+        """The environment of the demo's daemons: the venv first on PATH, nothing else of ours."""
+        return {
+            "PATH": f"{self.settings.venv}/bin:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+            "LANG": "C.UTF-8",
+            "HOME": str(self.settings.hub_dir),
+        }
+
+    def start_proxy(self, env: dict) -> None:
+        """configurable-http-proxy on the public port (its own process: routes survive hub restarts)."""
+        s = self.settings
         if self.proxy.running():
             self.say("proxy: already running")
-        else:
-            spawn_foreground(
-                [
-                    node_binary(),
-                    s.proxy_cmd,
-                    "--ip=127.0.0.1",
-                    f"--port={s.ports.hub_public}",
-                    "--api-ip=127.0.0.1",
-                    f"--api-port={s.ports.proxy_api}",
-                    f"--default-target=http://127.0.0.1:{s.ports.hub_api}",
-                    f"--error-target=http://127.0.0.1:{s.ports.hub_api}/hub/error",
-                ],
-                pid_file=self.proxy.pid_file,
-                log_file=log_dir / "proxy.log",
-                env=env,
-            )
-            wait_for(lambda: _port_open(s.ports.proxy_api), timeout=30, what="the proxy's API port")
-            self.say(f"proxy: started (public port {s.ports.hub_public})")
+            return
+        spawn_foreground(
+            [
+                node_binary(),
+                s.proxy_cmd,
+                "--ip=127.0.0.1",
+                f"--port={s.ports.hub_public}",
+                "--api-ip=127.0.0.1",
+                f"--api-port={s.ports.proxy_api}",
+                f"--default-target=http://127.0.0.1:{s.ports.hub_api}",
+                f"--error-target=http://127.0.0.1:{s.ports.hub_api}/hub/error",
+            ],
+            pid_file=self.proxy.pid_file,
+            log_file=s.root / "log" / "proxy.log",
+            env={**env, "CONFIGPROXY_AUTH_TOKEN": _secret_file(s.hub_dir / "proxy_token")},
+        )
+        wait_for(lambda: _port_open(s.ports.proxy_api), timeout=30, what="the proxy's API port")
+        self.say(f"proxy: started (public port {s.ports.hub_public})")
+
+    def start_hub(self, env: dict, config_path: Path) -> None:
+        """JupyterHub with ``config_path``; returns once it answers through the proxy."""
+        s = self.settings
         if self.hub.running():
             self.say("jupyterhub: already running")
-        else:
-            spawn_foreground(
-                [f"{s.venv}/bin/jupyterhub", "-f", str(config_path)],
-                pid_file=self.hub.pid_file,
-                log_file=log_dir / "jupyterhub.log",
-                # The crypt key encrypts auth_state (tokens); generated once, mode 0600.
-                env={**env, "JUPYTERHUB_CRYPT_KEY": _secret_file(s.hub_dir / "crypt_key")},
-                cwd=str(s.hub_dir),
-            )
-            try:
-                wait_for(lambda: hub_answers(s.url) and self.hub.running(), timeout=90, what="the hub to answer")
-            except TimeoutError:
-                tail = (log_dir / "jupyterhub.log").read_text()[-3000:]
-                raise RuntimeError(f"the hub did not answer at {s.url}; end of its log:\n{tail}") from None
-            self.say(f"jupyterhub: started ({s.url})")
-        self.start_reconciler(base_env)
+            return
+        log_file = s.root / "log" / "jupyterhub.log"
+        spawn_foreground(
+            [f"{s.venv}/bin/jupyterhub", "-f", str(config_path)],
+            pid_file=self.hub.pid_file,
+            log_file=log_file,
+            # The crypt key encrypts auth_state (tokens); generated once, mode 0600.
+            env={**env, "CONFIGPROXY_AUTH_TOKEN": _secret_file(s.hub_dir / "proxy_token"),
+                 "JUPYTERHUB_CRYPT_KEY": _secret_file(s.hub_dir / "crypt_key")},
+            cwd=str(s.hub_dir),
+        )
+        try:
+            wait_for(lambda: hub_answers(s.url) and self.hub.running(), timeout=90, what="the hub to answer")
+        except TimeoutError:
+            tail = log_file.read_text()[-3000:]
+            raise RuntimeError(f"the hub did not answer at {s.url}; end of its log:\n{tail}") from None
+        self.say(f"jupyterhub: started ({s.url})")
 
     def down(self) -> None:
         for daemon in (self.reconciler, self.hub, self.proxy, self.idp):

@@ -74,7 +74,7 @@ def configure_demo(c, settings_path: str) -> None:
     # The PyTorch entries are for the site to build: unset here, so the form shows them disabled.
     c.SlurmGPUSpawner.catalogue_variables = {"demo_venv": settings["venv"], "pytorch_venv": "", "pytorch_image": ""}
     c.SlurmGPUSpawner.status_interval = float(settings.get("status_interval", 30))
-    c.SlurmGPUSpawner.pending_status_interval = float(settings.get("pending_status_interval", 1))
+    c.SlurmGPUSpawner.pending_status_interval = float(settings.get("pending_status_interval", 0.5))
     # Lab hours switched on from the course page reserve the a100 node (the hub runs scontrol
     # create reservation: here as root; at a site its service account must be a Slurm operator).
     c.HPCHubCourses.lab_hours_nodes = ["gpu03"]
