@@ -497,9 +497,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, help="seconds calls are counted per session count (default 2 intervals)")
     parser.add_argument("--state-dir", default=os.environ.get("HPCHUB_BENCH_DIR", "/var/lib/hpchub-bench-scale"),
                         help="the benchmark's own state directory (default /var/lib/hpchub-bench-scale)")  # fmt: skip
-    parser.add_argument("--pause", type=float, default=0.0,
-                        help="a random pause of up to this many seconds before each spawn of the pairs "
-                        "(default 0; 2 breaks the lock onto Slurm's backfill tick)")  # fmt: skip
+    parser.add_argument("--pause", type=float, default=2.0,
+                        help="a random pause of up to this many seconds before each spawn of the pairs, as users "
+                        "arrive at random moments of Slurm's 1-2 s backfill tick (default 2; 0 lets a fixed "
+                        "spawn/stop cycle lock onto the tick, which decides the latency more than the spawner)")  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="leave the cluster and hubs running (for debugging)")
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
