@@ -4,6 +4,8 @@ principal on the roster becomes a member at the first login."""
 from __future__ import annotations
 
 
+import time
+
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -79,3 +81,65 @@ def test_lab_hours_put_a_students_session_into_the_courses_reservation(portal, h
     # lab hours off: the next session queues normally, outside any reservation
     status = hpchub("course", "lab-hours", "cs101", *env_args, "--db-url", portal.ledger_url, check=False)
     assert "lab hours off" in status.stdout
+
+
+def test_two_concurrent_spawns_of_one_student_on_two_named_servers_start_exactly_one(portal):
+    """cs101 allows one session at once: the rule is checked in the atomic admission."""
+    import concurrent.futures
+
+    options = {"project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}
+
+    def spawn(name: str):
+        return portal.session().post(portal.spawn_path("carol", name), json={"user_options": options}, timeout=120)
+
+    names = ["lab-a", "lab-b"]
+    try:
+        with concurrent.futures.ThreadPoolExecutor(2) as pool:
+            responses = dict(zip(names, pool.map(spawn, names)))
+        started = [name for name, r in responses.items() if r.status_code in (201, 202)]
+        refused = [r for r in responses.values() if r.status_code == 403]
+        assert len(started) == 1 and len(refused) == 1, {n: (r.status_code, r.text[:200]) for n, r in responses.items()}
+        assert "(course rule max-sessions)" in refused[0].json()["message"]
+        portal.wait_ready("carol", started[0])
+    finally:
+        for name in names:
+            if portal.server("carol", name) is not None:
+                portal.session().delete(portal.spawn_path("carol", name), timeout=60)
+        for name in names:
+            portal.wait_stopped("carol", name, timeout=90)
+    assert portal.usage("cs101")["held_gpu_hours"] == 0
+
+
+def test_at_term_end_a_running_session_stops_after_the_grace_with_the_reason(portal, hpchub):
+    """A course of its own (closing cs101 would change it for the other tests): carol runs a
+    session, the course is closed, the budget watch stops it (grace 3 s in the tests)."""
+    course = "cs199"
+    portal.slurm("sacctmgr", "-i", "add", "account", course, "cluster=hpchubtest", "description=term end test",
+                 check=False)  # fmt: skip
+    portal.ledger_cli("course", "create", course, "--account", course, "--start", "2026-01-01", "--end", "2099-12-31",
+                      "--gpu-hours", "10", "--per-student", "2", "--gpu-types", "a100")  # fmt: skip
+    portal.ledger_cli("member", "add", course, "carol", "--role", "student")
+    deadline = time.monotonic() + 60  # the reconciler makes carol's association on the account
+    while f"carol|{course}" not in portal.slurm("sacctmgr", "--noheader", "--parsable2", "show", "associations",
+                                                 f"account={course}", "format=User,Account"):  # fmt: skip
+        assert time.monotonic() < deadline, "carol's association on the course account was never made"
+        time.sleep(1)
+    response = portal.session().post(portal.spawn_path("carol", "term"), json={"user_options": {
+        "project": course, "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=120)
+    assert response.status_code in (201, 202), response.text
+    try:
+        portal.wait_ready("carol", "term")
+        portal.ledger_cli("course", "close", course, "--reason", "the term has ended")
+        portal.wait_stopped("carol", "term", timeout=60)
+        assert all("server=term" not in job["comment"] for job in portal.jobs().values())
+        refused = portal.session().post(portal.spawn_path("carol", "term"), json={"user_options": {
+            "project": course, "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=120)
+        assert refused.status_code == 403 and "cs199 is closed: the term has ended" in refused.json()["message"]
+        report = portal.ledger_cli("course", "report", course, "--csv").stdout.splitlines()
+        assert report[0] == "user,role,sessions,gpu_hours,cap_gpu_hours,extensions"
+        assert report[1].startswith("carol,student,1,")
+    finally:
+        if portal.server("carol", "term") is not None:
+            portal.session().delete(portal.spawn_path("carol", "term"), timeout=60)
+            portal.wait_stopped("carol", "term", timeout=60)
+        portal.ledger_cli("member", "remove", course, "carol", check=False)
