@@ -65,6 +65,7 @@ $(IDP_STAMP): hub/idp/package.json hub/idp/package-lock.json | $(DEPS_STAMP)
 
 # Always reinstall hpchub itself (not editable: the job users cannot read a checkout under /root).
 install: deps $(DEPS_STAMP) $(PROXY_STAMP) $(IDP_STAMP)
+	@rm -rf build  # setuptools keeps modules removed or renamed since the last build there: never ship them
 	$(PY) -m pip install -q --no-deps --force-reinstall .
 	@chmod -R a+rX $(HPCHUB_HOME)
 
