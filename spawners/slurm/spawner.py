@@ -51,6 +51,7 @@ from spawners.slurm.options import (
 from spawners.slurm import progress as words
 from spawners.slurm.launch import LaunchError, launch_for
 from spawners.slurm.parsers import parse_node_addresses
+from spawners.slurm.reservations import cached_reservation, forget_reservation
 from spawners.slurm.progress import ProgressEvent, parse_slurm_time
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
 from spawners.slurm.types import ClusterInfo, JobRequest, JobState, JobStatus
@@ -470,8 +471,6 @@ class SlurmGPUSpawner(SlurmSpawner):
         """A course's Slurm reservation while its lab hours are on, for its students' sessions
         (they then start at once on the reserved nodes); otherwise None: they queue normally.
         A failure to read it is logged and the session queues normally."""
-        from spawners.slurm.reservations import cached_reservation  # noqa: PLC0415
-
         ledger = self.ledger
         if ledger is None:
             return None
@@ -599,7 +598,18 @@ class SlurmGPUSpawner(SlurmSpawner):
         self._progress_log = []
         self._note_progress(words.PROGRESS_SUBMITTING, "Submitting the job to Slurm")
         try:
-            self.job_id = await self.client.sbatch(script, as_user=self.user.name, extra_env=self.job_env())
+            try:
+                self.job_id = await self.client.sbatch(script, as_user=self.user.name, extra_env=self.job_env())
+            except SlurmCommandError as exc:
+                if not (request.reservation and "reservation" in exc.stderr.lower()):
+                    raise
+                # The lab hours ended since the reservation was read (a cached read, or a race):
+                # the session queues normally instead of failing.
+                forget_reservation(self.client, request.reservation)
+                self.log.info("%s: reservation %s is gone; submitting without it", self._log_name, request.reservation)
+                request = self.job_request = dataclasses.replace(request, reservation=None)
+                script = self.render_script(request)
+                self.job_id = await self.client.sbatch(script, as_user=self.user.name, extra_env=self.job_env())
         except SlurmCommandError as exc:
             if slurm_not_answering(exc):
                 raise SlurmNotAnswering(exc) from None
