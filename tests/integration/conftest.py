@@ -143,9 +143,22 @@ class Portal:
         """The identity provider's accounts, re-read on every lookup (tests may rewrite it)."""
         return self.state_dir / "idp" / "accounts.json"
 
+    def wait_final_charges(self, project: str, timeout: float = 90) -> None:
+        """Until every ended job of the project has its final charge from sacct (the reconciler
+        imports them every few seconds), so that used no longer moves."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            rows = self.ledger_cli("charges", project, "--csv").stdout.splitlines()[1:]
+            if all(line.rsplit(",", 1)[-1] == "final" for line in rows):
+                return
+            time.sleep(1)
+        raise AssertionError(f"{project} still has provisional charges after {timeout} s")
+
     def set_remaining(self, project: str, gpu_hours: float, reason: str) -> None:
         """Grant (or take back) whatever makes the project's remaining exactly ``gpu_hours``
-        (tests that need a known budget, whatever the tests before them spent)."""
+        (tests that need a known budget, whatever the tests before them spent), once the
+        final charges of earlier jobs are in (a late import would move it again)."""
+        self.wait_final_charges(project)
         change = round(gpu_hours - self.usage(project)["remaining_gpu_hours"], 4)
         if change:
             self.ledger_cli("grant", project, str(change), "--reason", reason)

@@ -215,20 +215,8 @@ def test_home_shows_the_session_its_extend_cost_and_project_links_then_stop_ends
     assert all("server=pages" not in job["comment"] for job in portal.jobs().values())
 
 
-def _final_charges_only(portal, project: str, timeout: float = 90) -> None:
-    """Wait until every ended job of the project has its final charge from sacct (the reconciler
-    imports them every few seconds), so that used no longer moves."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        kinds = [line.rsplit(",", 1)[-1] for line in portal.ledger_cli("charges", project, "--csv").stdout.splitlines()[1:]]
-        if all(kind == "final" for kind in kinds):
-            return
-        time.sleep(1)
-    raise AssertionError(f"{project} still has provisional charges after {timeout} s")
-
-
 def test_budget_banner_shows_on_the_project_page(portal, log_in) -> None:
-    _final_charges_only(portal, "vision-lab")
+    portal.wait_final_charges("vision-lab")
     figures = portal.usage("vision-lab")
     used = Decimal(str(figures["used_gpu_hours"]))
     assert used >= Decimal("0.012"), "the home test ran a session on vision-lab"
