@@ -159,9 +159,15 @@ class Portal:
         (tests that need a known budget, whatever the tests before them spent), once the
         final charges of earlier jobs are in (a late import would move it again)."""
         self.wait_final_charges(project)
-        change = round(gpu_hours - self.usage(project)["remaining_gpu_hours"], 4)
+        from hub.ledger import Ledger  # noqa: PLC0415
+        from hub.ledger.arithmetic import MGS_PER_GPU_HOUR  # noqa: PLC0415
+
+        with Ledger(self.ledger_url) as ledger:
+            missing = round(gpu_hours * MGS_PER_GPU_HOUR) - ledger.figures(project).remaining_mgs
+        step = MGS_PER_GPU_HOUR // 10_000  # grants have 4 decimals: round up, never below the target
+        change = -(-missing // step) * step
         if change:
-            self.ledger_cli("grant", project, str(change), "--reason", reason)
+            self.ledger_cli("grant", project, f"{change / MGS_PER_GPU_HOUR:.4f}", "--reason", reason)
         assert self.usage(project)["remaining_gpu_hours"] == gpu_hours
 
     def set_idp_groups(self, principal: str, groups: list[str]) -> None:
