@@ -155,19 +155,27 @@ class Portal:
         raise AssertionError(f"{project} still has provisional charges after {timeout} s")
 
     def set_remaining(self, project: str, gpu_hours: float, reason: str) -> None:
-        """Grant (or take back) whatever makes the project's remaining exactly ``gpu_hours``
+        """Append the grant (+ or -) that makes the project's remaining exactly ``gpu_hours``
         (tests that need a known budget, whatever the tests before them spent), once the
-        final charges of earlier jobs are in (a late import would move it again)."""
+        final charges of earlier jobs are in (a late import would move it again).
+
+        Charges are whole mgs (1 s of an a100 is 500), so what is left after earlier tests is
+        rarely a multiple of 0.0001 GPU-h, the finest grant ``hpchub grant`` takes; the test
+        appends the exact grant row itself, as the ledger's own ``grant`` would."""
         self.wait_final_charges(project)
         from hub.ledger import Ledger  # noqa: PLC0415
         from hub.ledger.arithmetic import MGS_PER_GPU_HOUR  # noqa: PLC0415
+        from hub.ledger.models import Grant  # noqa: PLC0415
 
+        target_mgs = round(gpu_hours * MGS_PER_GPU_HOUR)
         with Ledger(self.ledger_url) as ledger:
-            missing = round(gpu_hours * MGS_PER_GPU_HOUR) - ledger.figures(project).remaining_mgs
-        step = MGS_PER_GPU_HOUR // 10_000  # grants have 4 decimals: round up, never below the target
-        change = -(-missing // step) * step
-        if change:
-            self.ledger_cli("grant", project, f"{change / MGS_PER_GPU_HOUR:.4f}", "--reason", reason)
+            missing = target_mgs - ledger.figures(project).remaining_mgs
+            if missing:
+                with ledger._write() as session:  # noqa: SLF001 (test seeding; append-only like grant)
+                    row = ledger._project(session, project, lock=True)  # noqa: SLF001
+                    session.add(Grant(project_id=row.id, amount_mgs=missing, reason=reason,
+                                      granted_by="tests", granted_at=ledger._now(None)))  # noqa: SLF001
+            assert ledger.figures(project).remaining_mgs == target_mgs
         assert self.usage(project)["remaining_gpu_hours"] == gpu_hours
 
     def set_idp_groups(self, principal: str, groups: list[str]) -> None:
