@@ -90,7 +90,8 @@ class Portal:
             if server is None:
                 raise AssertionError(f"{user}/{name} server disappeared while starting")
             time.sleep(0.5)
-        raise AssertionError(f"{user}/{name} not ready after {timeout} s")
+        raise AssertionError(f"{user}/{name} not ready after {timeout} s; {server}; the cluster's jobs:\n"
+                             + self.slurm("squeue", "--format=%i|%a|%u|%b|%T|%r|%v|%N|%k"))
 
     def wait_stopped(self, user: str, name: str = "", timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
