@@ -673,6 +673,10 @@ class SlurmGPUSpawner(SlurmSpawner):
         self.accepts_port_report = False
         if self._port_event is not None:
             self._port_event.set()
+        # The server runs, so its job does: if the shared cache does not say so yet, ask
+        # Slurm for the node soon rather than at the next tick of the pending cadence.
+        if self.job_id and self.watcher.status(self.job_id).state is not JobState.RUNNING:
+            self.watcher.poke(urgent=True)
 
     def describe_pending(self, status: JobStatus) -> str:
         """The reason in words with the request's numbers, and Slurm's start estimate (UTC)."""

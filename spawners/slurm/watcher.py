@@ -77,6 +77,7 @@ class JobWatcher:
         *,
         interval: float = 30.0,
         fast_interval: float = 1.0,
+        urgent_gap: float = 0.1,
         max_backoff: float = 300.0,
         gone_after: float = 60.0,
         clock: Callable[[], float] = time.monotonic,
@@ -84,15 +85,16 @@ class JobWatcher:
     ) -> None:
         """``job_name`` "" means: ask squeue by job ids instead of by name.
 
-        Intervals must be positive; ``fast_interval`` is capped at ``interval``
-        and ``max_backoff`` raised to at least ``interval``.
+        Intervals must be positive; ``fast_interval`` is capped at ``interval``,
+        ``urgent_gap`` at ``fast_interval``, and ``max_backoff`` raised to at least ``interval``.
         """
-        if min(interval, fast_interval, max_backoff) <= 0 or gone_after < 0:
+        if min(interval, fast_interval, urgent_gap, max_backoff) <= 0 or gone_after < 0:
             raise ValueError("intervals must be positive and gone_after not negative")
         self.client = client
         self.job_name = job_name
         self.interval = interval
         self.fast_interval = min(fast_interval, interval)
+        self.urgent_gap = min(urgent_gap, self.fast_interval)
         self.max_backoff = max(max_backoff, interval)
         self.gone_after = gone_after
         self.clock = clock
@@ -110,6 +112,7 @@ class JobWatcher:
         self._refresh_lock = asyncio.Lock()
         self._cycle_done: asyncio.Event | None = None  # set (and replaced) after each refresh
         self._wake = asyncio.Event()
+        self._urgent = False
         self._task: asyncio.Task[None] | None = None
 
     # -- tracking -------------------------------------------------------------
@@ -270,11 +273,17 @@ class JobWatcher:
 
     # -- background loop ----------------------------------------------------------
 
-    def poke(self) -> None:
+    def poke(self, *, urgent: bool = False) -> None:
         """Wake the loop for an early refresh (e.g. right after a submit).
 
-        Refreshes stay at least ``fast_interval`` apart however often this is called.
+        Refreshes stay at least ``fast_interval`` apart however often this is called. An
+        ``urgent`` poke brings the next refresh to ``urgent_gap`` after the last one: a
+        spawner calls it once per start, when its server reports a port (so its job runs)
+        while the cache still says pending; the spawn then need not wait up to a whole
+        ``fast_interval`` for the node. Urgent pokes stay ``urgent_gap`` apart too.
         """
+        if urgent:
+            self._urgent = True
         self._wake.set()
 
     def start(self) -> None:
@@ -312,8 +321,12 @@ class JobWatcher:
                 delay = self.interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), delay)
-            # poked early: still keep refreshes fast_interval apart
-            await asyncio.sleep(max(0.0, last_start + self.fast_interval - loop.time()))
+            # poked early: still keep refreshes fast_interval apart (urgent_gap once urgently poked)
+            while (wait := last_start + (self.urgent_gap if self._urgent else self.fast_interval) - loop.time()) > 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), wait)
+            self._urgent = False
 
 
 # -- one watcher per (slurm_conf, job_name) in the hub process ------------------------

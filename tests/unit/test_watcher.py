@@ -443,3 +443,26 @@ async def test_pokes_never_push_refreshes_closer_than_fast_interval(slurm: FakeS
         await asyncio.sleep(0.005)
     await watcher.stop()
     assert 1 <= len(slurm.squeue_calls) <= 6  # about one per 0.1 s, not one per poke
+
+
+async def test_an_urgent_poke_refreshes_after_urgent_gap_not_fast_interval(slurm: FakeSlurm, clock: FakeClock) -> None:
+    """A server's port report (its job runs) may bring the next refresh closer: one urgent
+    poke, one refresh after ``urgent_gap``; plain pokes still wait for ``fast_interval``."""
+    watcher = make_watcher(slurm, clock, interval=60, fast_interval=30, urgent_gap=0.01, max_backoff=60)
+    watcher.track("1")
+    slurm.squeue_answers = [lines(pending("1")), lines(running("1"))]
+    watcher.start()
+    assert (await watcher.wait_for_change("1", timeout=5)).state is JobState.PENDING
+    watcher.poke()  # a plain poke: the next refresh is fast_interval (30 s) away
+    await asyncio.sleep(0.05)
+    assert len(slurm.squeue_calls) == 1
+    watcher.poke(urgent=True)
+    assert (await watcher.wait_for_change("1", timeout=5)).state is JobState.RUNNING
+    assert len(slurm.squeue_calls) == 2
+    await watcher.stop()
+
+
+def test_urgent_gap_is_positive_and_at_most_fast_interval(slurm: FakeSlurm, clock: FakeClock) -> None:
+    with pytest.raises(ValueError):
+        make_watcher(slurm, clock, urgent_gap=0)
+    assert make_watcher(slurm, clock, fast_interval=0.5, urgent_gap=2).urgent_gap == 0.5
