@@ -70,7 +70,7 @@ def sync_spaces(environments: HPCHubEnvironments, ledger, projects: Sequence[str
 
     for project in projects:
         try:
-            members = [member.user for member in ledger.figures(project).members]
+            members = ledger.active_members(project)
             ensure_space(ProjectSpace(Path(environments.project_root), project), members, manage_groups=True)
         except (SpaceError, LedgerError, OSError) as exc:
             log.warning("project space of %s not synced: %s", project, exc)

@@ -260,6 +260,31 @@ def test_admission_locks_rows_in_read_committed(ledger_url: str) -> None:
         assert connection.exec_driver_sql("SHOW default_transaction_isolation").scalar_one() == "read committed"
 
 
+def test_preview_reads_in_autocommit_and_agrees_with_admission(ledger_url: str) -> None:
+    """The spawn form's preview is advice (admit checks again under the lock): two statements
+    in autocommit, no BEGIN and no COMMIT round trips, and the same answer as admission."""
+    _seed_race_lab(ledger_url)
+    seen: list[tuple[bool, str]] = []
+
+    def record(conn, _cursor, statement, *_args) -> None:
+        seen.append((conn.connection.dbapi_connection.autocommit, statement.split()[0]))
+
+    with Ledger(ledger_url) as ledger:
+        event.listen(ledger.engine, "before_cursor_execute", record)
+        preview = ledger.preview("race-lab", "alice", "h200", 1, 1, now=T0)
+        assert seen == [(True, "SELECT"), (True, "SELECT")]
+        event.remove(ledger.engine, "before_cursor_execute", record)
+        assert preview.allowed
+        for _ in range(5):
+            ledger.admit("race-lab", "alice", "", "h200", 1, 1, now=T0)
+        refused = ledger.preview("race-lab", "alice", "h200", 1, 1, now=T0)
+        with pytest.raises(BudgetRefused) as caught:
+            ledger.admit("race-lab", "alice", "", "h200", 1, 1, now=T0)
+        assert (refused.allowed, refused.message) == (False, str(caught.value))
+        with ledger.engine.connect() as connection:  # the pooled connection went back as it came
+            assert connection.connection.dbapi_connection.autocommit is False
+
+
 def _admit_while_another_holds_the_lock(ledger_url: str, change) -> BaseException | None:
     """The race, slowed down: another transaction holds the project's row lock and, while
     an admission waits for it, makes ``change(session, project_id)`` and commits. Returns
@@ -475,3 +500,19 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_after_idling(ledger_
         monkeypatch.setattr(store, "POOL_PING_AFTER_IDLE_SECONDS", 0.0)
         ledger.admit("race-lab", "alice", "two", "h200", 1, 1, now=T0)
         assert ledger.usage("race-lab", now=T0)["held_gpu_hours"] == 2.0
+
+
+def test_ledger_connections_plan_each_prepared_statement_once(ledger_url: str) -> None:
+    """``plan_cache_mode`` is set on the ledger's own connections (planning the figures
+    statement anew for each admission cost half of its time), not server-wide."""
+    _seed_race_lab(ledger_url)
+    with Ledger(ledger_url) as ledger:
+        with ledger.engine.connect() as connection:
+            assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "force_generic_plan"
+        for _ in range(8):  # past the driver's prepare threshold
+            assert ledger.preview("race-lab", "alice", "h200", 1, 1, now=T0).allowed
+    import psycopg  # noqa: PLC0415
+
+    plain = ledger_url.replace("postgresql+psycopg://", "postgresql://")
+    with psycopg.connect(plain) as other:  # another client of the same server keeps the default
+        assert other.execute("SHOW plan_cache_mode").fetchone() == ("auto",)

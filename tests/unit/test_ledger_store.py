@@ -171,6 +171,11 @@ def test_remove_and_re_add_a_member(ledger: Ledger) -> None:
     }  # fmt: skip
     assert [(p.name, r) for p, r in ledger.memberships("bob")] == [("vision-lab", Role.MANAGER)]
     assert row_counts(ledger)["hpchub_members"] == 7  # the ended membership stays as history
+    assert ledger.active_members("vision-lab") == ["alice", "bob"]
+    ledger.remove_member("vision-lab", "bob", who="alice")
+    assert ledger.active_members("vision-lab") == ["alice"]
+    with pytest.raises(NotFound):
+        ledger.active_members("no-such-lab")
 
 
 BAD_INPUT: list = [
