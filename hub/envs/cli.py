@@ -56,6 +56,12 @@ def project_members(ledger_url: str, project: str) -> tuple[str, dict[str, str]]
 
 
 def cmd_create(args) -> int:
+    from .spec import SpecError, check_spec_file_name  # noqa: PLC0415
+
+    try:
+        check_spec_file_name(args.spec_file)
+    except SpecError as exc:
+        raise UsageError(f"--from {exc}") from None
     try:
         name = service.checked_name(args.name)
         spec_text = Path(args.spec_file).read_text(encoding="utf-8")
@@ -259,7 +265,8 @@ def add_parsers(subparsers, one_line, commands) -> None:
     create.add_argument("project", metavar="PROJECT")
     create.add_argument("name", metavar="NAME", help="1-32 characters: a-z, 0-9, '_' and '-', starting with a letter")
     create.add_argument("--from", dest="spec_file", required=True, metavar="FILE",
-                        help="requirements.txt with name==version lines only, every package in the site's wheelhouse")
+                        help="requirements.txt with name==version lines only, every package in the site's wheelhouse "
+                        "(a conda environment.yml is refused: conda channels are not reachable from this site)")
     create.add_argument("--as", dest="as_user", metavar="USER",
                         help="the pi, manager or instructor the build job runs as (default: the project's first)")
     create.add_argument("--wait", action="store_true", help="follow the build log until the build ends; "

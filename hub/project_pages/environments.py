@@ -30,7 +30,7 @@ from hub.api.access import MANAGING_ROLES, NOT_FOUND_MESSAGE
 from hub.envs import service
 from hub.envs import space as sp
 from hub.envs.config import HPCHubEnvironments
-from hub.envs.spec import ENV_NAME_PATTERN, ENV_NAME_RULE, MAX_SPEC_BYTES
+from hub.envs.spec import ENV_NAME_PATTERN, ENV_NAME_RULE, MAX_SPEC_BYTES, SpecError, check_spec_file_name
 from hub.ledger import Ledger
 from hub.ledger.errors import NotFound
 from hub.ledger.types import Role, check_project_name
@@ -191,6 +191,10 @@ class EnvironmentsListPage(EnvironmentPageHandler):
         uploads = [upload for upload in self.request.files.get("spec_file", []) if upload.get("filename")]
         if not uploads:
             return self.get_body_argument("spec", ""), ""
+        try:
+            check_spec_file_name(uploads[0]["filename"])
+        except SpecError as exc:
+            return "", str(exc).removeprefix("spec: ")
         body = uploads[0]["body"]
         if len(body) > MAX_SPEC_BYTES:
             return "", f"the file is larger than {MAX_SPEC_BYTES // 1024} KiB"

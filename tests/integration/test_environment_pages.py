@@ -79,6 +79,24 @@ def test_alice_sees_a_refusal_beside_its_field_and_no_job_starts(portal, log_in,
     assert not (portal.state_dir / "projects" / "vision-lab" / "envs" / "refused").exists()
 
 
+@pytest.mark.parametrize(("file_name", "text"), [("environment.yml", "name: lab\n"),
+                                                ("requirements.txt", "dependencies:\n  - numpy=2.1\n")],
+                         ids=["by-name", "by-content"])
+def test_an_environment_yml_upload_is_refused_saying_why(portal, log_in, tmp_path, file_name, text) -> None:
+    jobs_before = set(portal.jobs())
+    upload = tmp_path / file_name
+    upload.write_text(text)
+    page = log_in("alice")
+    page.goto(_envs_url(portal))
+    page.fill("#hpchub-env-name", "refused")
+    page.set_input_files("#hpchub-env-file", str(upload))
+    with page.expect_navigation() as navigation:
+        page.click("#hpchub-env-submit")
+    assert navigation.value.status == 400
+    assert "a conda environment.yml cannot be built on this site" in page.text_content("#hpchub-env-spec-error")
+    assert set(portal.jobs()) == jobs_before
+
+
 def test_alice_watches_the_build_log_stream_until_the_job_ends(built_in_browser) -> None:
     assert built_in_browser["first_state"] == "building"  # the page opened while the job was pending or running
     assert "is ready" not in built_in_browser["first_log"]
