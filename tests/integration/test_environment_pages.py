@@ -8,6 +8,7 @@ Screenshots: test-artifacts/envs-*.png.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -116,16 +117,47 @@ def test_the_list_shows_the_ready_default_with_controls_for_alice(portal, built_
     page.screenshot(path=str(ARTIFACTS / "envs-list-alice.png"), full_page=True)
 
 
-def test_bob_sees_the_environments_without_controls(portal, log_in, built_in_browser) -> None:
-    page = log_in("bob")
+def test_a_failed_rebuild_shows_its_log_and_keeps_the_default(portal, log_in, built_in_browser) -> None:
+    wheelhouse = portal.state_dir / "wheelhouse"
+    broken = wheelhouse / "hpchub_broken-1.0-py3-none-any.whl"
+    broken.write_text("not a zip file\n")  # in the wheelhouse, so refused only by pip inside the job
+    os.chmod(broken, 0o644)
+    try:
+        page = log_in("alice")
+        page.goto(_envs_url(portal))
+        page.click(f'.hpchub-env[data-environment="{ENV}"] .hpchub-env-rebuild')  # fills the name
+        assert page.input_value("#hpchub-env-name") == ENV
+        page.fill("#hpchub-env-spec", "hpchub-hello==1.0\nhpchub-broken==1.0\n")
+        with page.expect_navigation():
+            page.click("#hpchub-env-submit")
+        assert page.url == f"{_envs_url(portal)}/{ENV}/2"
+        page.wait_for_selector('#hpchub-build:not([data-state="building"])', timeout=BUILD_TIMEOUT_MS)
+    finally:
+        broken.unlink()
+    assert page.get_attribute("#hpchub-build", "data-state") == "failed"
+    assert "The build failed" in page.text_content("#hpchub-build-result")
+    assert "is invalid" in page.text_content("#hpchub-build-log")
+    page.reload()
+    assert "v1 stays the default" in page.text_content("#hpchub-build-result")
+    page.goto(_envs_url(portal))
+    env = page.locator(f'.hpchub-env[data-environment="{ENV}"]')
+    assert env.locator(".hpchub-env-default").text_content() == "v1"
+    assert env.locator('tr[data-version="2"]').get_attribute("data-state") == "failed"
+    page.screenshot(path=str(ARTIFACTS / "envs-failed-alice.png"), full_page=True)
+
+
+@pytest.mark.parametrize("width", [1280, 390], ids=["1280px", "390px"])
+def test_bob_sees_the_environments_without_controls(portal, log_in, built_in_browser, width) -> None:
+    page = log_in("bob", width)
     response = page.goto(_envs_url(portal))
     assert response.status == 200
+    assert page.evaluate("document.documentElement.scrollWidth") <= width  # wide tables scroll in their box
     row = page.locator(f'.hpchub-env[data-environment="{ENV}"] tr.hpchub-env-version[data-version="1"]')
     assert row.get_attribute("data-state") == "ready"
     assert page.locator("#hpchub-env-create").count() == 0
     assert page.locator(".hpchub-env-remove, .hpchub-env-rebuild").count() == 0
     assert "members use environments" in page.text_content(".hpchub-project-meta")
-    page.screenshot(path=str(ARTIFACTS / "envs-list-bob.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / f"envs-list-bob-{width}.png"), full_page=True)
     response = page.goto(f"{_envs_url(portal)}/{ENV}/1")
     assert response.status == 200 and "is ready" in page.text_content("#hpchub-build-log")
     # a member's form post (with a valid XSRF token) is refused all the same
