@@ -179,3 +179,20 @@ def test_publish_body_is_checked(body, message) -> None:
     with pytest.raises(web.HTTPError) as refused:
         parse_publish_body(body)
     assert refused.value.status_code == 400 and message in refused.value.log_message
+
+
+def test_the_spawn_form_offers_a_published_entry_to_everyone(settings) -> None:
+    import re
+
+    from spawners.slurm.form import render_options_form
+    from spawners.slurm.options import parse_sinfo
+
+    _publish(settings, description="hpchub-hello for all")
+    catalogue = project_envs.with_published(
+        settings, load_catalogue(REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/v", "pytorch_venv": "",
+                                                                        "pytorch_image": ""}))
+    cluster = parse_sinfo("gpu*|8:00:00|gpu:h200:4|gpu[01-02]\ncpu|4:00:00|(null)|cpu01\n")
+    html = render_options_form(cluster, ["tiny-lab"], catalogue, {})  # erin: not in vision-lab
+    found = re.search(r'<option value="vision-tiny"([^>]*)>([^<]*)</option>', html)
+    assert found and "disabled" not in found.group(1)
+    assert found.group(2) == "vision-lab: tiny (v2): hpchub-hello for all"
