@@ -161,11 +161,11 @@ def test_bob_sees_the_environments_without_controls(portal, log_in, built_in_bro
     response = page.goto(f"{_envs_url(portal)}/{ENV}/1")
     assert response.status == 200 and "is ready" in page.text_content("#hpchub-build-log")
     # a member's form post (with a valid XSRF token) is refused all the same
-    answer = page.evaluate("""async (url) => (await fetch(url, {method: "POST", credentials: "same-origin",
+    answer = page.evaluate("""async (url) => { const r = await fetch(url, {method: "POST", credentials: "same-origin",
         headers: {"Content-Type": "application/x-www-form-urlencoded"},
-        body: "name=x&spec=hpchub-hello%3D%3D1.0&_xsrf=" + encodeURIComponent(window.jhdata.xsrf_token)})).status""",
-                           _envs_url(portal))
-    assert answer == 403
+        body: "name=x&spec=hpchub-hello%3D%3D1.0&_xsrf=" + encodeURIComponent(window.jhdata.xsrf_token)});
+        return [r.status, await r.text()]; }""", _envs_url(portal))
+    assert answer[0] == 403 and "a member of vision-lab may not change its environments" in answer[1]
 
 
 @pytest.mark.parametrize("path", ["", f"/{ENV}/1"], ids=["list", "build"])
