@@ -83,6 +83,7 @@ def configure_demo(c, settings_path: str) -> None:
     # projects' Unix groups itself; build jobs install only from the demo's wheelhouse.
     c.HPCHubEnvironments.project_root = settings.get("project_root", str(state / "projects"))
     c.HPCHubEnvironments.wheelhouse = settings.get("wheelhouse", str(state / "wheelhouse"))
+    c.HPCHubEnvironments.published_root = settings.get("published_root", str(state / "published"))
     c.HPCHubEnvironments.slurm_conf = settings["slurm_conf"]
     c.HPCHubEnvironments.manage_unix_groups = True
     c.Spawner.default_url = "/lab"

@@ -136,6 +136,7 @@ def my_projects(config):
 def configure_pages(c, *, apply_url: str = "") -> None:
     """Template variables of hpchub's templates (templates/*.html extend JupyterHub's) and
     hpchub's own pages (the project and admin pages, ``c.JupyterHub.extra_handlers``)."""
+    from .project_pages.environments import ROUTES as ENVIRONMENT_ROUTES  # noqa: PLC0415
     from .project_pages.handlers import ROUTES  # noqa: PLC0415  (imports JupyterHub: only when configuring a hub)
 
     c.JupyterHub.template_vars = {
@@ -145,5 +146,5 @@ def configure_pages(c, *, apply_url: str = "") -> None:
         "hpchub_projects": my_projects(c),
     }
     handlers = list(c.JupyterHub.extra_handlers) if "extra_handlers" in c.JupyterHub else []
-    handlers += [route for route in ROUTES if route not in handlers]
+    handlers += [route for route in ROUTES + ENVIRONMENT_ROUTES if route not in handlers]
     c.JupyterHub.extra_handlers = handlers

@@ -70,6 +70,9 @@ class Environment:
     gpu: bool
     default: bool
     unavailable_reason: str = ""  # "" when usable; else why not (an unset placeholder)
+    # A published project environment (hub/envs/publish.py): the server runs in the default
+    # entry and this kernel (its venv's python) is the default kernel. "" for catalog.toml entries.
+    kernel: str = ""
 
     @property
     def available(self) -> bool:

@@ -10,6 +10,14 @@
 * ``DELETE .../environments/{name}[?version=V]``: remove a version or the whole environment.
 
 Unknown or invisible projects answer 404 like the rest of the API.
+
+Published environments (admins put a project's environment into the images catalogue,
+:mod:`hub.envs.publish`), under ``/hub/api/hpchub/v1/catalogue/published``:
+
+* ``GET .../published``: the published entries (anyone with the read scope: everyone may use them).
+* ``PUT .../published/{id}`` with ``{"project", "environment", "description"[, "version", "title",
+  "gpu"]}``: publish (admins only; 403 for anyone else), 201 with the entry.
+* ``DELETE .../published/{id}``: unpublish (admins only).
 """
 
 from __future__ import annotations
@@ -141,8 +149,86 @@ class EnvironmentLogHandler(EnvironmentAPIHandler):
         self.send_json(await self.service_call(read))
 
 
+PUBLISH_KEYS = {"project": str, "environment": str, "description": str, "version": int, "title": str, "gpu": bool}
+PUBLISH_REQUIRED = ("project", "environment", "description")
+
+
+def parse_publish_body(body: object) -> dict:
+    """The PUT body, checked for keys and types (the values are checked by the service)."""
+    if not isinstance(body, dict):
+        raise web.HTTPError(400, 'body: must be an object {"project", "environment", "description", ...}')
+    unknown = sorted(set(body) - set(PUBLISH_KEYS))
+    if unknown:
+        raise web.HTTPError(400, f"{unknown[0]}: unknown key; allowed: {', '.join(PUBLISH_KEYS)}")
+    for key in PUBLISH_REQUIRED:
+        if key not in body:
+            raise web.HTTPError(400, f"{key}: required")
+    for key, kind in PUBLISH_KEYS.items():
+        value = body.get(key)
+        if value is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+            raise web.HTTPError(400, f"{key}: must be {'a whole number' if kind is int else kind.__name__}")
+    return body
+
+
+class PublishedAPIHandler(EnvironmentAPIHandler):
+    def published_entry(self, entry, root: str) -> dict:
+        from dataclasses import asdict  # noqa: PLC0415
+
+        return {**asdict(entry), "kernel": entry.kernel, "path": entry.path(root)}
+
+    def admin_only(self) -> Caller:
+        caller = self.caller()
+        if not caller.is_admin:
+            raise web.HTTPError(403, "only the portal's admins publish environments into the catalogue")
+        return caller
+
+
+class PublishedListHandler(PublishedAPIHandler):
+    @needs_scope(READ_SCOPE)
+    async def get(self) -> None:
+        from hub.envs import publish  # noqa: PLC0415
+
+        settings = self.environments
+        root = settings.published_root
+        entries = await self.service_call(publish.read_published, root) if root else []
+        self.send_json([self.published_entry(entry, root) for entry in entries])
+
+
+class PublishedHandler(PublishedAPIHandler):
+    @needs_scope(MANAGE_SCOPE)
+    async def put(self, catalogue_id: str) -> None:
+        from hub.envs import publish  # noqa: PLC0415
+
+        caller = self.admin_only()
+        body = parse_publish_body(self.get_json_body())
+        self.checked(check_project_name, body["project"], "project")
+        settings = self.environments
+        ledger = await self.ledger()
+        await self.read_project(ledger.project, body["project"])  # 404 for an unknown project
+        reserved = await asyncio.to_thread(publish.catalogue_ids_of, self.settings["config"])
+        entry = await self.service_call(
+            publish.publish, settings, project=body["project"], name=body["environment"],
+            version=body.get("version"), catalogue_id=catalogue_id, description=body["description"],
+            title=body.get("title"), gpu=bool(body.get("gpu", False)), reserved_ids=reserved, who=caller.who,
+        )  # fmt: skip
+        self.log.info("%s published %s/%s v%s as %s", caller.who, entry.project, entry.environment, entry.version,
+                      entry.id)
+        self.send_json(self.published_entry(entry, settings.published_root), 201)
+
+    @needs_scope(MANAGE_SCOPE)
+    async def delete(self, catalogue_id: str) -> None:
+        from hub.envs import publish  # noqa: PLC0415
+
+        caller = self.admin_only()
+        message = await self.service_call(publish.unpublish, self.environments, catalogue_id)
+        self.log.info("%s: %s", caller.who, message)
+        self.send_json({"message": message})
+
+
 ROUTES = [
     (rf"{API_PREFIX}/projects/{_NAME}/environments", EnvironmentListHandler),
     (rf"{API_PREFIX}/projects/{_NAME}/environments/{_NAME}", EnvironmentHandler),
     (rf"{API_PREFIX}/projects/{_NAME}/environments/{_NAME}/log", EnvironmentLogHandler),
+    (rf"{API_PREFIX}/catalogue/published", PublishedListHandler),
+    (rf"{API_PREFIX}/catalogue/published/{_NAME}", PublishedHandler),
 ]

@@ -1,4 +1,5 @@
-"""``hpchub env create|list|remove|log|sync``: project environments from the command line.
+"""``hpchub env create|list|remove|log|sync|publish|unpublish|published``: project environments from the
+command line.
 
 An admin tool (it acts with the site admin's rights, as root in the demo); the build job
 itself runs as the project's PI or manager (``--as USER``, default: the project's first
@@ -55,6 +56,12 @@ def project_members(ledger_url: str, project: str) -> tuple[str, dict[str, str]]
 
 
 def cmd_create(args) -> int:
+    from .spec import SpecError, check_spec_file_name  # noqa: PLC0415
+
+    try:
+        check_spec_file_name(args.spec_file)
+    except SpecError as exc:
+        raise UsageError(f"--from {exc}") from None
     try:
         name = service.checked_name(args.name)
         spec_text = Path(args.spec_file).read_text(encoding="utf-8")
@@ -172,6 +179,53 @@ def cmd_sync(args) -> int:
     return 0
 
 
+def cmd_publish(args) -> int:
+    from ..ledger.cli import _who, load_hub_config  # noqa: PLC0415
+    from . import publish  # noqa: PLC0415
+
+    settings = _settings(args)
+    if args.published_root:
+        settings.published_root = args.published_root
+    project_members(_ledger_url(args), args.project)
+    entry = publish.publish(
+        settings, project=args.project, name=args.name, version=args.version, catalogue_id=args.catalogue_id,
+        description=args.description, title=args.title, gpu=args.gpu,
+        reserved_ids=publish.catalogue_ids_of(load_hub_config(getattr(args, "config", None))), who=_who(),
+    )  # fmt: skip
+    print(f"published {args.project}/{entry.environment} v{entry.version} as catalogue entry {entry.id} "
+          f"({entry.name}; kernel {entry.kernel}, {entry.path(settings.published_root)})")
+    return 0
+
+
+def cmd_unpublish(args) -> int:
+    from . import publish  # noqa: PLC0415
+
+    settings = _settings(args)
+    if args.published_root:
+        settings.published_root = args.published_root
+    print(publish.unpublish(settings, args.catalogue_id))
+    return 0
+
+
+def cmd_published(args) -> int:
+    from dataclasses import asdict  # noqa: PLC0415
+
+    from . import publish  # noqa: PLC0415
+
+    settings = _settings(args)
+    root = args.published_root or settings.published_root
+    entries = publish.read_published(root) if root else []
+    if args.json:
+        print(json.dumps([{**asdict(e), "kernel": e.kernel, "path": e.path(root)} for e in entries], indent=2))
+        return 0
+    if not entries:
+        print("no published environments" + ("" if root else " (c.HPCHubEnvironments.published_root is not set)"))
+    for e in entries:
+        print(f"{e.id}: {e.name} - {e.description} (from {e.project}/{e.environment} v{e.version}, "
+              f"{'GPU' if e.gpu else 'no GPU'}, by {e.published_by} at {e.published_at})")
+    return 0
+
+
 def cmd_env(args) -> int:
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
 
@@ -211,7 +265,8 @@ def add_parsers(subparsers, one_line, commands) -> None:
     create.add_argument("project", metavar="PROJECT")
     create.add_argument("name", metavar="NAME", help="1-32 characters: a-z, 0-9, '_' and '-', starting with a letter")
     create.add_argument("--from", dest="spec_file", required=True, metavar="FILE",
-                        help="requirements.txt with name==version lines only, every package in the site's wheelhouse")
+                        help="requirements.txt with name==version lines only, every package in the site's wheelhouse "
+                        "(a conda environment.yml is refused: conda channels are not reachable from this site)")
     create.add_argument("--as", dest="as_user", metavar="USER",
                         help="the pi, manager or instructor the build job runs as (default: the project's first)")
     create.add_argument("--wait", action="store_true", help="follow the build log until the build ends; "
@@ -233,6 +288,27 @@ def add_parsers(subparsers, one_line, commands) -> None:
     log.add_argument("--version", type=int, metavar="V")
     log.add_argument("--follow", action="store_true", help="follow the log until the build ends")
     log.add_argument("--timeout", type=float, default=1800, metavar="SECONDS")
+    pub = leaf("publish", cmd_publish, help="(admins) copy a ready version to PUBLISHED_ROOT and offer it to "
+               "everyone as an images catalogue entry (its kernel the default; Jupyter from the default entry)")
+    pub.add_argument("project", metavar="PROJECT")
+    pub.add_argument("name", metavar="NAME")
+    pub.add_argument("--version", type=int, metavar="V", help="a ready version (default: the default version)")
+    pub.add_argument("--as", dest="catalogue_id", required=True, metavar="CATALOGUE_NAME",
+                     help="the catalogue id users choose: 1-40 characters a-z, 0-9, '-', starting with a letter, "
+                     "not an id of catalog.toml")
+    pub.add_argument("--description", required=True, metavar="TEXT",
+                     help="shown in the spawn form (one line, at most 200 characters)")
+    pub.add_argument("--title", metavar="TEXT", help="its name in the form (default 'PROJECT: NAME (vV)')")
+    pub.add_argument("--gpu", action="store_true", help="mark it as a GPU environment in the catalogue")
+    pub.add_argument("--published-root", default=None,
+                     help="PUBLISHED_ROOT (default c.HPCHubEnvironments.published_root of --config)")
+    unpub = leaf("unpublish", cmd_unpublish, help="(admins) take a published environment out of the catalogue "
+                 "and remove its copy")
+    unpub.add_argument("catalogue_id", metavar="CATALOGUE_NAME")
+    unpub.add_argument("--published-root", default=None, help="PUBLISHED_ROOT (default from --config)")
+    shown = leaf("published", cmd_published, help="the published environments")
+    shown.add_argument("--json", action="store_true", help="machine-readable")
+    shown.add_argument("--published-root", default=None, help="PUBLISHED_ROOT (default from --config)")
     sync = leaf("sync", cmd_sync, help="create each active project's space (and, with manage_unix_groups, its "
                 "Unix group hpc-P with the ledger's members)")
     sync.add_argument("project", metavar="PROJECT", nargs="?", help="only this project")

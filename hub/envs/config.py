@@ -17,6 +17,12 @@ class HPCHubEnvironments(Configurable):
         "(no project spaces: no project environments, nothing added to JUPYTER_PATH). "
         "Example: '/shared/projects'; the demo: '/var/lib/hpchub-demo/projects'.",
     ).tag(config=True)
+    published_root = Unicode(
+        "",
+        help="PUBLISHED_ROOT: where admins' published environments are copied (world-readable) and listed "
+        "(catalog.json); it is on every session's JUPYTER_PATH. Default '' (publishing off). "
+        "Example: '/shared/published'; the demo: '/var/lib/hpchub-demo/published'.",
+    ).tag(config=True)
     wheelhouse = Unicode(
         "",
         help="A directory of wheels that build jobs install from (pip --no-index --find-links): "

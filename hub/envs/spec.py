@@ -5,7 +5,8 @@ A spec is accepted only if every non-blank, non-comment line is ``name==version`
 ``-r``, ``--index-url``), no URLs or paths, no environment markers, no shell
 metacharacters. Each package must be in the site's wheelhouse (the directory of
 wheels the build job installs from with ``pip --no-index``) in that version, so an
-unknown package is refused before any job is submitted.
+unknown package is refused before any job is submitted. A conda ``environment.yml`` is
+refused with a message saying why it cannot be built here.
 
 Pure module: the wheelhouse is given as a list of wheel file names.
 """
@@ -26,6 +27,17 @@ _VERSION = r"[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0
 PINNED_LINE_PATTERN = re.compile(rf"(?P<name>{_NAME})(?:\[(?P<extras>{_NAME}(?:,{_NAME})*)\])?==(?P<version>{_VERSION})")
 SHELL_METACHARACTERS = frozenset(";&|`$<>(){}\\\"'*?!~\t\r")
 WHEEL_FILE_PATTERN = re.compile(r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)(?:-[^-]+)?-[^-]+-[^-]+-[^-]+\.whl")
+
+
+# A conda environment.yml's top-level keys. Such a spec cannot be built here: conda packages come
+# from conda channels, which the site's machines cannot reach (docs/environments.md).
+CONDA_KEY_PATTERN = re.compile(r"(?:name|channels|dependencies|prefix|variables)\s*:(?:\s|$)")
+CONDA_REFUSAL = (
+    "a conda environment.yml cannot be built on this site: conda packages come from conda channels, which "
+    "its machines cannot reach (builds install only wheels from the site's wheelhouse); give a pinned "
+    "requirements.txt of name==version lines instead (pip: entries of an environment.yml can be copied into one)"
+)
+CONDA_FILE_SUFFIXES = (".yml", ".yaml")
 
 
 class SpecError(ValueError):
@@ -86,6 +98,8 @@ def parse_spec(text: str) -> list[Requirement]:
         raise SpecError(f"spec: larger than {MAX_SPEC_BYTES} bytes")
     if "\0" in text:
         raise SpecError("spec: contains a NUL byte (not a text file)")
+    if any(CONDA_KEY_PATTERN.match(line) for line in text.splitlines()):
+        raise SpecError(f"spec: {CONDA_REFUSAL}")
     requirements: list[Requirement] = []
     seen: dict[str, int] = {}
     for number, raw in enumerate(text.splitlines(), start=1):
@@ -108,6 +122,12 @@ def parse_spec(text: str) -> list[Requirement]:
     if not requirements:
         raise SpecError("spec: no packages (give name==version lines)")
     return requirements
+
+
+def check_spec_file_name(file_name: str) -> None:
+    """:class:`SpecError` for an ``environment.yml``-style file name (refused whatever it holds)."""
+    if file_name.lower().endswith(CONDA_FILE_SUFFIXES):
+        raise SpecError(f"spec: {file_name.rsplit('/', 1)[-1]}: {CONDA_REFUSAL}")
 
 
 def wheelhouse_index(wheel_files: Iterable[str]) -> dict[str, set[str]]:

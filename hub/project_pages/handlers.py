@@ -26,6 +26,7 @@ from tornado import web
 
 from hub.api.config import READ_SCOPE
 from hub.api.handlers import ledger_call
+from hub.envs.config import HPCHubEnvironments
 from hub.ledger import Ledger
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.runtime import ledger_from_config
@@ -80,6 +81,7 @@ class ProjectPageHandler(LedgerPageHandler):
         html = await self.render_template(
             "hpchub_project.html", page=page, chart=chart,
             period=tables.period_text(page.info.period_start, page.info.period_end),
+            environments_enabled=bool(HPCHubEnvironments(config=self.settings["config"]).project_root),
         )  # fmt: skip
         self.finish(html)
 

@@ -7,6 +7,7 @@ Thin helpers over :mod:`hub.envs` so that :mod:`.spawner` only calls them.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,17 +32,54 @@ def ready_environments(environments: HPCHubEnvironments, projects: Sequence[str]
 
 
 def job_variables(environments: HPCHubEnvironments, projects: Sequence[str]) -> dict[str, str]:
-    """``JUPYTER_PATH`` with the user's project spaces (their kernels/ hold the kernelspecs P-NAME)."""
-    if not environments.project_root or not projects:
-        return {}
-    return {"JUPYTER_PATH": jupyter_path(environments.project_root, projects)}
+    """``JUPYTER_PATH`` with the user's project spaces (their kernels/ hold the kernelspecs P-NAME),
+    then PUBLISHED_ROOT (its kernels/ holds the published environments' ``published-ID``) for everyone."""
+    paths = []
+    if environments.project_root and projects:
+        paths.append(jupyter_path(environments.project_root, projects))
+    if environments.published_root:
+        paths.append(environments.published_root)
+    return {"JUPYTER_PATH": ":".join(paths)} if paths else {}
 
 
 def binds(environments: HPCHubEnvironments, projects: Sequence[str]) -> list[str]:
-    """Directories an Apptainer session binds: the user's project spaces."""
-    if not environments.project_root:
-        return []
-    return [str(Path(environments.project_root) / project) for project in sorted(set(projects))]
+    """Directories an Apptainer session binds: the user's project spaces and PUBLISHED_ROOT."""
+    answer = []
+    if environments.project_root:
+        answer += [str(Path(environments.project_root) / project) for project in sorted(set(projects))]
+    if environments.published_root:
+        answer.append(environments.published_root)
+    return answer
+
+
+def published_version(environments: HPCHubEnvironments) -> tuple[str, int | None]:
+    """What identifies the published list's current state (its path and mtime) for caching."""
+    if not environments.published_root:
+        return "", None
+    path = os.path.join(environments.published_root, "catalog.json")
+    try:
+        return path, os.stat(path).st_mtime_ns
+    except OSError:
+        return path, None
+
+
+def with_published(environments: HPCHubEnvironments, catalogue: Catalogue) -> Catalogue:
+    """The catalogue plus the environments admins published (``hpchub env publish``); a broken
+    published list is logged and left out rather than breaking the spawn form."""
+    if not environments.published_root:
+        return catalogue
+    from hub.envs import publish  # noqa: PLC0415
+    from hub.envs.service import EnvError  # noqa: PLC0415
+
+    try:
+        entries = publish.read_published(environments.published_root)
+    except EnvError as exc:
+        log.warning("published environments left out: %s", exc.message)
+        return catalogue
+    merged, skipped = publish.with_published(catalogue, publish.catalogue_entries(environments.published_root, entries))
+    if skipped:
+        log.warning("published environments %s left out: the images catalogue has these ids", ", ".join(skipped))
+    return merged
 
 
 def resolve(catalogue: Catalogue, request: JobRequest) -> tuple[Environment, str | None]:
@@ -58,6 +96,8 @@ def resolve(catalogue: Catalogue, request: JobRequest) -> tuple[Environment, str
         from spawners.slurm.launch import LaunchError  # noqa: PLC0415
 
         raise LaunchError(f"environment {request.environment!r} is no longer in the catalogue")
+    if environment.kernel:  # a published project environment: Jupyter from the default, its kernel
+        return catalogue.default, environment.kernel
     return environment, None
 
 

@@ -276,15 +276,18 @@ class SlurmGPUSpawner(SlurmSpawner):
         return watcher
 
     def catalogue(self) -> Catalogue:
-        """The catalogue, read again whenever its file changes (admins edit it without a restart)."""
+        """The catalogue and the published environments, read again whenever either file changes (admins
+        edit the catalogue and publish without a restart)."""
         try:
             version = os.stat(self.catalogue_file).st_mtime_ns
         except OSError:
             version = None
-        key = ("catalogue", self.catalogue_file, version, tuple(sorted(self.catalogue_variables.items())))
+        settings = project_envs.settings(self.config)
+        key = ("catalogue", self.catalogue_file, version, tuple(sorted(self.catalogue_variables.items())),
+               project_envs.published_version(settings))  # fmt: skip
         cached = _CACHE.get(key)
         if cached is None:
-            cached = load_catalogue(self.catalogue_file, self.catalogue_variables)
+            cached = project_envs.with_published(settings, load_catalogue(self.catalogue_file, self.catalogue_variables))
             _CACHE.put(key, cached, 60)
         return cached  # type: ignore[return-value]
 

@@ -27,9 +27,9 @@ print("RUNNING=" + json.dumps(m.running))
 """
 
 
-def _execute(portal, kernel_id: str, code: str, timeout: float = 60) -> str:
-    """Run ``code`` in the kernel through its websocket channels; its stdout (error: AssertionError)."""
-    url = portal.server_url("bob").replace("http://", "ws://", 1) + f"api/kernels/{kernel_id}/channels"
+def _execute(portal, kernel_id: str, code: str, timeout: float = 60, user: str = "bob") -> str:
+    """Run ``code`` in ``user``'s kernel through its websocket channels; its stdout (error: AssertionError)."""
+    url = portal.server_url(user).replace("http://", "ws://", 1) + f"api/kernels/{kernel_id}/channels"
     ws = websocket.create_connection(url, header=[f"Authorization: token {portal.token}"], timeout=timeout)
     try:
         msg_id = uuid.uuid4().hex

@@ -28,7 +28,7 @@ ROUTE_SUFFIXES = {
     "/users/([^/]+)/servers/([^/]*)/session", "/users/([^/]+)/server/session", "/users/([^/]+)/session",
     "/users/([^/]+)/servers/([^/]*)/extend", "/users/([^/]+)/server/extend", "/users/([^/]+)/extend",
     "/projects/([^/]+)/environments", "/projects/([^/]+)/environments/([^/]+)",
-    "/projects/([^/]+)/environments/([^/]+)/log",
+    "/projects/([^/]+)/environments/([^/]+)/log", "/catalogue/published", "/catalogue/published/([^/]+)",
 }  # fmt: skip
 SERVER_SCOPES = ["users:activity!user", "access:servers!server", f"{SESSION_SCOPE}!server"]
 

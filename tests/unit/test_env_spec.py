@@ -9,6 +9,7 @@ from hub.envs.spec import (
     SpecError,
     check_against_wheelhouse,
     check_env_name,
+    check_spec_file_name,
     parse_spec,
     render_spec,
     wheelhouse_index,
@@ -129,3 +130,36 @@ def test_wheelhouse_accepts_normalised_names_and_renders_the_installed_spec() ->
     check_against_wheelhouse(requirements, wheelhouse_index(WHEELS), "/wh")
     assert render_spec(requirements) == "Hpchub_Hello==1.0\njupyter-client==8.10.0\n"
     assert Requirement("ipython", "ipython", "9.18.1", ("kernel",)).line == "ipython[kernel]==9.18.1"
+
+
+CONDA_YML = """name: vision
+channels:
+  - conda-forge
+dependencies:
+  - python=3.11
+  - numpy=2.1
+  - pip:
+    - hpchub-hello==1.0
+"""
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(CONDA_YML, id="full"),
+        pytest.param("dependencies:\n  - numpy\n", id="dependencies-only"),
+        pytest.param("# exported\nchannels: [conda-forge]\n", id="after-a-comment"),
+    ],
+)
+def test_a_conda_environment_yml_is_refused_saying_why(text: str) -> None:
+    with pytest.raises(SpecError, match="a conda environment.yml cannot be built on this site: conda packages come "
+                                         "from conda channels, which its machines cannot reach"):
+        parse_spec(text)
+
+
+@pytest.mark.parametrize("file_name", ["environment.yml", "/tmp/lab/ENV.YAML"])
+def test_an_environment_yml_file_name_is_refused(file_name: str) -> None:
+    with pytest.raises(SpecError, match=r"\.(yml|YAML): a conda environment.yml cannot be built on this site"):
+        check_spec_file_name(file_name)
+    check_spec_file_name("requirements.txt")  # the usual name passes
+    assert parse_spec("name-tool==1.0\n")[0].name == "name-tool"  # a package called name... is no conda key
