@@ -6,7 +6,8 @@
   restarts (the hub has ``cleanup_servers``/``cleanup_proxy`` off).
 - a sudoers file that lets the service user run exactly ``sbatch``, ``scancel`` and
   ``squeue`` as the members of the HPC users group, keeping only the variables the jobs
-  need (``SLURM_CONF``, ``LANG``, ``JUPYTERHUB_*``). Nothing else runs as a user.
+  need (``SLURM_CONF``, ``LANG``, ``JUPYTERHUB_*``, ``JPY_API_TOKEN``, ``JUPYTER_PATH``).
+  Nothing else runs as a user.
 
 See docs/operations.md. The demo keeps running as root (``hpchub demo up``).
 """
@@ -21,7 +22,9 @@ from pathlib import Path
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
 SUDO_COMMANDS = ("sbatch", "scancel", "squeue")
-ENV_KEPT = ("SLURM_CONF", "LANG", "JUPYTERHUB_*")
+# What the spawner passes to sbatch as the user (sudo sets HOME, USER, LOGNAME, SHELL itself):
+# JupyterHub's variables (and its older JPY_API_TOKEN), the project kernels' JUPYTER_PATH.
+ENV_KEPT = ("SLURM_CONF", "LANG", "JUPYTERHUB_*", "JPY_API_TOKEN", "JUPYTER_PATH")
 
 
 @dataclass(frozen=True)
@@ -35,6 +38,7 @@ class Deployment:
     proxy_ip: str = "0.0.0.0"
     proxy_port: int = 8000
     proxy_api_port: int = 8001
+    hub_port: int = 8081  # the hub's own port on loopback (the proxy's default target)
     reconcile_every: int = 60
     exhaustion_grace: int = 300
 
@@ -48,7 +52,7 @@ class Deployment:
                 raise ValueError(f"{field}: an absolute path of letters, digits, '.', '_', '-', got {value!r}")
         if not re.fullmatch(r"^[0-9.]{7,15}$|^::$|^::1$", self.proxy_ip):
             raise ValueError(f"proxy_ip: an IP address, got {self.proxy_ip!r}")
-        for field in ("proxy_port", "proxy_api_port"):
+        for field in ("proxy_port", "proxy_api_port", "hub_port"):
             if not 1 <= getattr(self, field) <= 65535:
                 raise ValueError(f"{field}: 1 to 65535, got {getattr(self, field)}")
         if not 5 <= self.reconcile_every <= 3600 or not 0 <= self.exhaustion_grace <= 86400:
@@ -92,8 +96,8 @@ def render_units(d: Deployment) -> dict[str, str]:
             f"{common_service}"
             f"EnvironmentFile={d.config_dir}/proxy.env\n"
             f"ExecStart={node} {proxy} --ip {d.proxy_ip} --port {d.proxy_port} "
-            f"--api-ip 127.0.0.1 --api-port {d.proxy_api_port} --default-target http://127.0.0.1:8081 "
-            "--error-target http://127.0.0.1:8081/hub/error\n"
+            f"--api-ip 127.0.0.1 --api-port {d.proxy_api_port} --default-target http://127.0.0.1:{d.hub_port} "
+            f"--error-target http://127.0.0.1:{d.hub_port}/hub/error\n"
             f"{_hardening(d)}\n"
             "[Install]\n"
             "WantedBy=multi-user.target\n"
