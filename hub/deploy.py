@@ -1,5 +1,8 @@
-"""``hpchub deploy units|sudoers``: what a centre installs to run the hub as a service user
+"""``hpchub deploy units|sudoers|config``: what a centre installs to run the hub as a service user
 (pure rendering; every value validated before it reaches a file).
+
+- ``config``: the annotated example ``/etc/hpchub/hpchub_config.py`` shipped in the package
+  (``hub/examples/hpchub_config.py``; a unit test checks every name in it is a real setting).
 
 - systemd units for the proxy, the hub and the reconciler, each as the service user, logging
   to the journal, restarted on failure; the proxy is its own unit so routes survive hub
@@ -148,8 +151,36 @@ def render_sudoers(d: Deployment) -> str:
     )
 
 
+def example_config() -> str:
+    """The annotated example configuration shipped in the package."""
+    from importlib import resources  # noqa: PLC0415
+
+    return (resources.files("hub") / "examples" / "hpchub_config.py").read_text()
+
+
+def write_example_config(output: str) -> Path:
+    """Write the example to ``output`` (mode 0640), never over an existing file."""
+    path = Path(output)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)  # FileExistsError: nothing changed
+    with os.fdopen(fd, "w") as handle:
+        handle.write(example_config())
+    return path
+
+
 def cmd_deploy(args) -> int:
     from .cli import UsageError  # noqa: PLC0415
+
+    if args.what == "config":
+        if not args.output:
+            print(example_config(), end="")
+            return 0
+        try:
+            print(f"wrote {write_example_config(args.output)}: change every value marked SITE")
+        except FileExistsError:
+            raise UsageError(f"--output: {args.output} exists; it is never overwritten") from None
+        except OSError as exc:
+            raise UsageError(f"--output: {args.output}: {exc.strerror}") from None
+        return 0
 
     try:
         deployment = Deployment(
@@ -178,11 +209,14 @@ def cmd_deploy(args) -> int:
 
 def add_parser(subparsers) -> None:
     deploy = subparsers.add_parser(
-        "deploy", help="systemd units and the sudoers file for running the hub as a service user",
+        "deploy", help="systemd units, the sudoers file and an example configuration for a centre",
         description="Print (or write) what a centre installs: systemd units for the proxy, the hub and the "
-        "reconciler, and a sudoers file for sbatch, scancel and squeue as the users. See docs/operations.md.",
+        "reconciler, a sudoers file for sbatch, scancel and squeue as the users, and the annotated example "
+        "hpchub_config.py. See docs/operations.md.",
     )  # fmt: skip
-    deploy.add_argument("what", choices=("units", "sudoers"))
+    deploy.add_argument("what", choices=("units", "sudoers", "config"),
+                        help="units: systemd units; sudoers: the sudo rules; config: the annotated example "
+                        "/etc/hpchub/hpchub_config.py")  # fmt: skip
     deploy.add_argument("--service-user", default="hpchub", help="the hub's account (default hpchub)")
     deploy.add_argument("--users-group", default="hpc-users", help="Unix group of the portal's users (default hpc-users)")
     deploy.add_argument("--prefix", default="/opt/hpchub", help="where make install put the venv and proxy (default /opt/hpchub)")
@@ -191,4 +225,6 @@ def add_parser(subparsers) -> None:
                         help="the hub's working directory, writable by the service user (default /var/lib/hpchub)")  # fmt: skip
     deploy.add_argument("--slurm-bin", default="/usr/bin", help="where sbatch, scancel and squeue live (default /usr/bin)")
     deploy.add_argument("--output-dir", help="write the units there (default: print them)")
+    deploy.add_argument("--output", metavar="FILE", help="config: write the example there, mode 0640, never over an "
+                        "existing file (default: print it)")  # fmt: skip
     deploy.set_defaults(func=cmd_deploy)
