@@ -113,3 +113,12 @@ def test_bob_spawns_through_the_sudo_rules_and_the_job_is_bobs(hub_as_service):
     # scancel went through the rule too: bob's job is gone or on its way out.
     left = [job["state"] for job in portal.jobs().values() if job["comment"] == "hpchub:user=bob,server="]
     assert set(left) <= {"COMPLETING", "CANCELLED"}, left
+
+
+@pytest.mark.parametrize(("account", "status"), [(ACCOUNT, "PASS"), ("nobody", "FAIL")])
+def test_doctor_checks_the_accounts_sudo_rules(hub_as_service, account, status):
+    config = hub_as_service.state_dir / "service" / "hpchub_config.py"
+    done = hpchub("doctor", "--config", str(config), "--service-user", account, "--json", check=False)
+    findings = {f["name"]: f for f in json.loads(done.stdout)["findings"]}
+    assert findings["sudo"]["status"] == status and account in findings["sudo"]["detail"], findings["sudo"]
+    assert done.returncode == (0 if status == "PASS" else 1), done.stdout
