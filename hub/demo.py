@@ -333,12 +333,14 @@ class Demo:
         """The service account, the sudoers file, ``STATE/service`` like /etc/hpchub (hub/demo_service.py)."""
         s = self.settings
         token = _secret_file(s.hub_dir / "proxy_token")
+        cluster = load_settings(s.state_dir)
         demo_service.prepare(
             demo_service.deployment(state_dir=s.state_dir, venv=s.venv, account=s.run_as, ports=s.ports),
             state_dir=s.state_dir, hub_config=config_path.read_text(),
             hub_env={"CONFIGPROXY_AUTH_TOKEN": token, "JUPYTERHUB_CRYPT_KEY": _secret_file(s.hub_dir / "crypt_key"),
                      "LANG": "C.UTF-8"},
-            proxy_env={"CONFIGPROXY_AUTH_TOKEN": token}, say=self.say,
+            proxy_env={"CONFIGPROXY_AUTH_TOKEN": token}, slurm_conf=str(cluster.slurm_conf),
+            cluster=cluster.cluster_name, say=self.say,
         )  # fmt: skip
 
     def _start_unit(self, name: str, daemon: Daemon, log_name: str) -> None:
@@ -414,16 +416,21 @@ class Demo:
     def down(self) -> None:
         for daemon in (self.reconciler, self.hub, self.proxy, self.idp):
             self.say(f"{daemon.name}: {'stopped' if stop_daemon(daemon) else 'not running'}")
-        if self.settings.run_as != demo_service.ROOT:
-            demo_service.retire(self.settings.state_dir, self.settings.run_as, self.say)
+        self.retire_service()
+
+    def retire_service(self) -> None:
+        """Undo ``--run-as ACCOUNT`` (nothing for root): the sudoers file, the Slurm operator, the state's owner."""
+        s = self.settings
+        if s.run_as != demo_service.ROOT:
+            cluster = load_settings(s.state_dir)
+            demo_service.retire(s.state_dir, s.run_as, self.say, slurm_conf=str(cluster.slurm_conf) if cluster else "")
 
     def switch_account(self, run_as: str) -> "Demo":
         """``--run-as`` changed: stop the proxy and the hub (routes come back at the hub's start), undo the
         old account's sudoers file; the caller's ``up`` starts them as ``run_as``."""
         for daemon in (self.hub, self.proxy):
             self.say(f"{daemon.name}: {'stopped' if stop_daemon(daemon) else 'not running'} (now as {run_as})")
-        if self.settings.run_as != demo_service.ROOT:
-            demo_service.retire(self.settings.state_dir, self.settings.run_as, self.say)
+        self.retire_service()
         return Demo(replace(self.settings, run_as=run_as), say=self.say)
 
 

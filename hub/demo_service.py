@@ -9,7 +9,10 @@ What a centre installs (docs/operations.md), done on the demo machine:
 - a configuration directory ``STATE/service`` in the place of ``/etc/hpchub``: the hub's
   ``hpchub_config.py`` (root:ACCOUNT 0640), the ``EnvironmentFile``s (root 0600) and the units
   ``hpchub deploy units`` renders (``STATE/service/units``);
-- the hub's state (``STATE/hub``: its database, the ledger, the secrets it reads) owned by ACCOUNT.
+- the hub's state (``STATE/hub``: its database, the ledger, the secrets it reads) owned by ACCOUNT;
+- ACCOUNT a Slurm operator (``AdminLevel=Operator``, what Extend's ``scontrol update`` and the
+  lab-hours reservations need; docs/api.md), with an association to the ``root`` account that
+  sacctmgr requires of a user; removed again with the sudoers file.
 
 The proxy and the hub are then started from those unit files (hub/units.py: ``ExecStart``,
 ``User``, ``Group``, ``WorkingDirectory``, ``EnvironmentFile``, ``Environment``), with pid files.
@@ -106,6 +109,25 @@ def ensure_users_group(say: Callable[[str], None]) -> None:
             _run("usermod", "--append", "--groups", USERS_GROUP, user)
 
 
+def _sacctmgr(slurm_conf: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    done = subprocess.run(["sacctmgr", *args], capture_output=True, text=True, timeout=60, check=False,
+                          env={**os.environ, "SLURM_CONF": slurm_conf})  # fmt: skip
+    if check and done.returncode != 0:
+        raise RuntimeError(f"sacctmgr {' '.join(args)} failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done
+
+
+def ensure_slurm_operator(account: str, *, slurm_conf: str, cluster: str) -> None:
+    listed = _sacctmgr(slurm_conf, "--noheader", "--parsable2", "show", "user", account, "format=User,AdminLevel")
+    levels = {line.split("|")[1] for line in listed.stdout.splitlines() if line.startswith(f"{account}|")}
+    if levels & {"Operator", "Administrator"}:
+        return
+    if levels:
+        _sacctmgr(slurm_conf, "-i", "modify", "user", "where", f"name={account}", "set", "AdminLevel=Operator")
+    else:
+        _sacctmgr(slurm_conf, "-i", "add", "user", account, "account=root", f"cluster={cluster}", "AdminLevel=Operator")
+
+
 def install_sudoers(text: str, path: Path) -> None:
     """Check with ``visudo -cf`` first, then move into place (mode 0440): never a broken sudo."""
     candidate = path.with_name(f".{path.name}.new")  # a name with '.': sudo never reads it
@@ -154,10 +176,11 @@ def own_tree(path: Path, account: str) -> None:
 
 
 def prepare(d: Deployment, *, state_dir: str, hub_config: str, hub_env: dict[str, str],
-            proxy_env: dict[str, str], say: Callable[[str], None]) -> None:  # fmt: skip
+            proxy_env: dict[str, str], slurm_conf: str, cluster: str, say: Callable[[str], None]) -> None:  # fmt: skip
     """Everything before the units start (idempotent)."""
     ensure_account(d.service_user, say)
     ensure_users_group(say)
+    ensure_slurm_operator(d.service_user, slurm_conf=slurm_conf, cluster=cluster)
     install_sudoers(render_sudoers(d), sudoers_path(state_dir, d.service_user))
     write_site_files(d, hub_config=hub_config, hub_env=hub_env, proxy_env=proxy_env)
     own_tree(Path(d.state_dir), d.service_user)
@@ -165,9 +188,11 @@ def prepare(d: Deployment, *, state_dir: str, hub_config: str, hub_env: dict[str
         f"units in {units_dir(state_dir)}")  # fmt: skip
 
 
-def retire(state_dir: str, account: str, say: Callable[[str], None]) -> None:
-    """Back to the plain demo: the sudoers file removed, the hub's state root's again.
-    The account and the group stay (``userdel ACCOUNT`` removes the account)."""
+def retire(state_dir: str, account: str, say: Callable[[str], None], *, slurm_conf: str = "") -> None:
+    """Back to the plain demo: the sudoers file and the Slurm operator removed, the hub's state
+    root's again. The account and the group stay (``userdel ACCOUNT`` removes the account)."""
+    if slurm_conf:
+        _sacctmgr(slurm_conf, "-i", "delete", "user", account, check=False)
     path = sudoers_path(state_dir, account)
     if path.exists():
         path.unlink()

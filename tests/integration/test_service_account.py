@@ -38,6 +38,10 @@ def _status(portal) -> dict:
     return json.loads(hpchub("demo", "status", "--state-dir", str(portal.state_dir)).stdout)
 
 
+def _slurm_users(portal) -> str:
+    return portal.slurm("sacctmgr", "--noheader", "--parsable2", "show", "user", "format=User,AdminLevel")
+
+
 def _sudoers_files() -> set[Path]:
     return set(Path("/etc/sudoers.d").glob(f"hpchub-demo-{ACCOUNT}-*"))
 
@@ -59,6 +63,7 @@ def hub_as_service(portal):
             subprocess.run(["groupdel", USERS_GROUP], check=False, capture_output=True, timeout=60)
         assert back.returncode == 0, back.stdout + back.stderr
         assert _sudoers_files() == set()
+        assert ACCOUNT not in _slurm_users(portal)
         status = _status(portal)
         assert (status["run_as"], status["hub_account"], status["answers"]) == ("root", "root", True)
 
@@ -107,6 +112,13 @@ def test_bob_spawns_through_the_sudo_rules_and_the_job_is_bobs(hub_as_service):
         rules = subprocess.run(["runuser", "-u", ACCOUNT, "--", "sudo", "-n", "-l"], capture_output=True, text=True,
                                timeout=60, env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin"}).stdout  # fmt: skip
         assert "sbatch" in rules and f"(%{USERS_GROUP})" in rules
+        # Extend: the hub raises the time limit as itself, a Slurm operator (scontrol update, no sudo).
+        bob, login = portal.login("bob@uni.example", "bob-demo")
+        assert login.status_code == 200
+        bob.headers["X-XSRFToken"] = bob.cookies.get("_xsrf", "")
+        extended = bob.post(f"{portal.url}/hub/api/hpchub/v1/users/bob/server/extend", json={"hours": 1}, timeout=60)
+        assert extended.status_code == 200, extended.text
+        assert [job["time_limit"] for job in portal.jobs().values() if job["user"] == "bob"] == ["2:00:00"]
     finally:
         portal.session().delete(portal.spawn_path("bob"), timeout=60)
         portal.wait_stopped("bob")
