@@ -215,6 +215,8 @@ def cmd_doctor(args) -> int:
     from ..deploy import NAME_RE  # noqa: PLC0415
     from ..ledger.cli import DEFAULT_CONFIG_FILE, DEMO_CONFIG_FILE  # noqa: PLC0415
 
+    if args.service_user and not NAME_RE.fullmatch(args.service_user):
+        raise UsageError(f"--service-user: a user name ({NAME_RE.pattern}), got {args.service_user!r}")
     path = args.config
     if path == DEFAULT_CONFIG_FILE and not os.path.isfile(path) and os.path.isfile(DEMO_CONFIG_FILE):
         path = DEMO_CONFIG_FILE  # no site configuration: the demo's
@@ -222,8 +224,6 @@ def cmd_doctor(args) -> int:
         config = load_hub_config(path)
     except FileNotFoundError:
         raise UsageError(f"--config: no such file: {path}") from None
-    if args.service_user and not NAME_RE.fullmatch(args.service_user):
-        raise UsageError(f"--service-user: a user name ({NAME_RE.pattern}), got {args.service_user!r}")
     findings = Site(config, service_user=args.service_user).findings(run_job=args.test_job)
     if args.json:
         print(json.dumps({"findings": [f.to_json() for f in findings], "ok": checks.exit_code(findings) == 0}, indent=2))
