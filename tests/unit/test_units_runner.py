@@ -8,7 +8,7 @@ import pwd
 import pytest
 
 from hub import demo_service
-from hub.deploy import Deployment, render_units
+from hub.deploy import Deployment, render_sudoers, render_units
 from hub.units import UnitError, parse_unit, read_environment_file, service_environment
 
 pytestmark = pytest.mark.unit
@@ -79,3 +79,16 @@ def test_run_as_refuses_demo_users_and_bad_names(name: str) -> None:
 def test_run_as_root_is_the_plain_demo() -> None:
     assert demo_service.validate_account("root") == "root"
     assert pwd.getpwnam("root").pw_uid == 0
+
+
+def test_a_sudoers_file_visudo_refuses_is_never_installed(tmp_path) -> None:
+    import shutil  # noqa: PLC0415
+
+    if shutil.which("visudo") is None:
+        pytest.skip("visudo is not installed")
+    target = tmp_path / "hpchub-demo-svc-0000"
+    with pytest.raises(RuntimeError, match="visudo -cf"):
+        demo_service.install_sudoers("svc ALL=(%hpc-users NOPASSWD: /usr/bin/sbatch\n", target)
+    assert list(tmp_path.iterdir()) == []  # neither the file nor its candidate
+    demo_service.install_sudoers(render_sudoers(Deployment(service_user="svc")), target)
+    assert oct(target.stat().st_mode & 0o777) == "0o440"
