@@ -14,11 +14,12 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from .cluster import config as cfg
 from .cluster.manager import Cluster, free_port, load_settings
+from . import demo_service
 from .cluster.procs import Daemon, spawn_foreground, stop_daemon, wait_for
 from .site_secrets import write_demo_secret
 
@@ -55,6 +56,7 @@ class DemoSettings:
     status_interval: float = 30.0  # seconds between the job watcher's squeue calls while all jobs run
     orphan_grace: float = 120.0  # seconds before a tagged job no session records is cancelled (orphan rule)
     ledger_busy_timeout: float = 30.0  # seconds a ledger write waits for SQLite's lock (tests shorten it)
+    run_as: str = "root"  # or a service account: the proxy and hub from the generated units (hub/demo_service.py)
 
     @property
     def root(self) -> Path:
@@ -271,6 +273,7 @@ class Demo:
             "cluster_name": cluster_settings.cluster_name,
             "project_root": str(s.project_root),
             "wheelhouse": str(s.wheelhouse),
+            "run_as": s.run_as,
         }
         (s.hub_dir / "demo-config.json").write_text(json.dumps(demo_config, indent=2) + "\n")
         config_path = s.hub_dir / "jupyterhub_config.py"
@@ -318,11 +321,33 @@ class Demo:
 
         seed_ledger(self.ledger_url, load_settings(s.state_dir).cluster_name, say=self.say)
         self.prepare_project_spaces()
+        if s.run_as != demo_service.ROOT:
+            self.prepare_service(config_path)
         base_env = self.base_env()
         self.start_idp(base_env)
         self.start_proxy(base_env)
         self.start_hub(base_env, config_path)
         self.start_reconciler(base_env)
+
+    def prepare_service(self, config_path: Path) -> None:
+        """The service account, the sudoers file, ``STATE/service`` like /etc/hpchub (hub/demo_service.py)."""
+        s = self.settings
+        token = _secret_file(s.hub_dir / "proxy_token")
+        cluster = load_settings(s.state_dir)
+        demo_service.prepare(
+            demo_service.deployment(state_dir=s.state_dir, venv=s.venv, account=s.run_as, ports=s.ports),
+            state_dir=s.state_dir, hub_config=config_path.read_text(),
+            hub_env={"CONFIGPROXY_AUTH_TOKEN": token, "JUPYTERHUB_CRYPT_KEY": _secret_file(s.hub_dir / "crypt_key"),
+                     "LANG": "C.UTF-8"},
+            proxy_env={"CONFIGPROXY_AUTH_TOKEN": token}, slurm_conf=str(cluster.slurm_conf),
+            cluster=cluster.cluster_name, say=self.say,
+        )  # fmt: skip
+
+    def _start_unit(self, name: str, daemon: Daemon, log_name: str) -> None:
+        from .units import start_unit  # noqa: PLC0415
+
+        start_unit(demo_service.unit(self.settings.state_dir, name), pid_file=daemon.pid_file,
+                   log_file=self.settings.root / "log" / log_name)  # fmt: skip
 
     def base_env(self) -> dict[str, str]:
         """The environment of the demo's daemons: the venv first on PATH, nothing else of ours."""
@@ -337,6 +362,11 @@ class Demo:
         s = self.settings
         if self.proxy.running():
             self.say("proxy: already running")
+            return
+        if s.run_as != demo_service.ROOT:
+            self._start_unit("hpchub-proxy.service", self.proxy, "proxy.log")
+            wait_for(lambda: _port_open(s.ports.proxy_api), timeout=30, what="the proxy's API port")
+            self.say(f"proxy: started from hpchub-proxy.service as {s.run_as} (public port {s.ports.hub_public})")
             return
         spawn_foreground(
             [
@@ -363,25 +393,45 @@ class Demo:
             self.say("jupyterhub: already running")
             return
         log_file = s.root / "log" / "jupyterhub.log"
-        spawn_foreground(
-            [f"{s.venv}/bin/jupyterhub", "-f", str(config_path)],
-            pid_file=self.hub.pid_file,
-            log_file=log_file,
-            # The crypt key encrypts auth_state (tokens); generated once, mode 0600.
-            env={**env, "CONFIGPROXY_AUTH_TOKEN": _secret_file(s.hub_dir / "proxy_token"),
-                 "JUPYTERHUB_CRYPT_KEY": _secret_file(s.hub_dir / "crypt_key")},
-            cwd=str(s.hub_dir),
-        )
+        if s.run_as != demo_service.ROOT:
+            self._start_unit("hpchub.service", self.hub, "jupyterhub.log")
+        else:
+            spawn_foreground(
+                [f"{s.venv}/bin/jupyterhub", "-f", str(config_path)],
+                pid_file=self.hub.pid_file,
+                log_file=log_file,
+                # The crypt key encrypts auth_state (tokens); generated once, mode 0600.
+                env={**env, "CONFIGPROXY_AUTH_TOKEN": _secret_file(s.hub_dir / "proxy_token"),
+                     "JUPYTERHUB_CRYPT_KEY": _secret_file(s.hub_dir / "crypt_key")},
+                cwd=str(s.hub_dir),
+            )
         try:
             wait_for(lambda: hub_answers(s.url) and self.hub.running(), timeout=90, what="the hub to answer")
         except TimeoutError:
             tail = log_file.read_text()[-3000:]
             raise RuntimeError(f"the hub did not answer at {s.url}; end of its log:\n{tail}") from None
-        self.say(f"jupyterhub: started ({s.url})")
+        as_account = f" from hpchub.service as {s.run_as}" if s.run_as != demo_service.ROOT else ""
+        self.say(f"jupyterhub: started{as_account} ({s.url})")
 
     def down(self) -> None:
         for daemon in (self.reconciler, self.hub, self.proxy, self.idp):
             self.say(f"{daemon.name}: {'stopped' if stop_daemon(daemon) else 'not running'}")
+        self.retire_service()
+
+    def retire_service(self) -> None:
+        """Undo ``--run-as ACCOUNT`` (nothing for root): the sudoers file, the Slurm operator, the state's owner."""
+        s = self.settings
+        if s.run_as != demo_service.ROOT:
+            cluster = load_settings(s.state_dir)
+            demo_service.retire(s.state_dir, s.run_as, self.say, slurm_conf=str(cluster.slurm_conf) if cluster else "")
+
+    def switch_account(self, run_as: str) -> "Demo":
+        """``--run-as`` changed: stop the proxy and the hub (routes come back at the hub's start), undo the
+        old account's sudoers file; the caller's ``up`` starts them as ``run_as``."""
+        for daemon in (self.hub, self.proxy):
+            self.say(f"{daemon.name}: {'stopped' if stop_daemon(daemon) else 'not running'} (now as {run_as})")
+        self.retire_service()
+        return Demo(replace(self.settings, run_as=run_as), say=self.say)
 
 
 def _port_open(port: int) -> bool:
@@ -436,6 +486,7 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
     if not 0 < args.ledger_busy_timeout <= 3600:
         raise SystemExit("hpchub: --ledger-busy-timeout: more than 0, at most 3600 seconds")
     return DemoSettings(state_dir=args.state_dir, venv=sys.prefix, proxy_cmd=default_proxy_cmd(), ports=ports,
+                        run_as=args.run_as or demo_service.ROOT,
                         named_server_limit=args.named_server_limit, reconcile_interval=args.reconcile_every,
                         exhaustion_grace=args.exhaustion_grace, status_interval=args.status_interval,
                         orphan_grace=args.orphan_grace, ledger_busy_timeout=args.ledger_busy_timeout)
@@ -445,7 +496,16 @@ def cmd_demo(args) -> int:
     from .cli import UsageError  # noqa: PLC0415
 
     if args.command_name == "up":
+        if args.run_as is not None:
+            try:
+                demo_service.validate_account(args.run_as)
+            except ValueError as exc:
+                raise UsageError(str(exc)) from None
         settings = _demo_settings(args, creating=True)
+        demo = Demo(settings)
+        if args.run_as is not None and args.run_as != settings.run_as:
+            demo = demo.switch_account(args.run_as)
+            settings = demo.settings
         cluster_settings = load_settings(args.state_dir)
         if cluster_settings is None:
             ports = cfg.Ports() if args.ports == "default" else None
@@ -455,7 +515,6 @@ def cmd_demo(args) -> int:
                 state_dir=args.state_dir, ports=ports or free_ports(), cluster_name=args.cluster_name
             )
         Cluster(cluster_settings).up()
-        demo = Demo(settings)
         demo.up()
         print(f"\nhpchub demo is up: {settings.url}\n")
         print(DEMO_ACCOUNTS_TEXT)
@@ -473,8 +532,12 @@ def cmd_demo(args) -> int:
             demo.cluster().down()
         return 0
     if args.command_name == "status":
-        status = {"url": settings.url, "hub": demo.hub.pid(), "proxy": demo.proxy.pid(),
-                  "answers": hub_answers(settings.url)}
+        from .units import process_owner  # noqa: PLC0415
+
+        hub_pid, proxy_pid = demo.hub.pid(), demo.proxy.pid()
+        status = {"url": settings.url, "hub": hub_pid, "proxy": proxy_pid, "run_as": settings.run_as,
+                  "hub_account": hub_pid and process_owner(hub_pid),
+                  "proxy_account": proxy_pid and process_owner(proxy_pid), "answers": hub_answers(settings.url)}
         print(json.dumps(status, indent=2))
         return 0 if status["answers"] else 1
     raise UsageError(f"unknown demo command {args.command_name!r}")
@@ -502,6 +565,12 @@ def add_parser(sub, add_state_dir) -> None:
     up.add_argument("--ledger-busy-timeout", type=float, default=30.0, metavar="SECONDS",
                     help="seconds a ledger write in the hub waits for SQLite's lock before the spawn fails "
                     "with 503 (default 30; the tests shorten it)")
+    up.add_argument("--run-as", metavar="ACCOUNT",
+                    help="root (the plain demo) or a service account such as hpchub: start the proxy and the hub "
+                    "from the units `hpchub deploy units` writes, as that account, spawning through the sudoers "
+                    "file `hpchub deploy sudoers` writes (installed after `visudo -cf`; creates the account and "
+                    "the group hpc-users). Default: as the demo last ran (root for a new one). See "
+                    "docs/operations.md")
     down = dsub.add_parser("down", help="stop hub, proxy and cluster by their pid files")
     add_state_dir(down)
     status = dsub.add_parser("status", help="is the hub answering? exit 1 if not")

@@ -116,3 +116,9 @@ def configure_demo(c, settings_path: str) -> None:
         },
     ]
     configure_api(c)  # the ledger REST API: handlers, custom scopes, the user role's grants
+
+    if settings.get("run_as", "root") != "root":
+        # `hpchub demo up --run-as ACCOUNT` (hub/demo_service.py): the hub is a service account. Its pid file
+        # lives beside its state; a site makes the projects' Unix groups itself (the account cannot).
+        c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.real.pid")
+        c.HPCHubEnvironments.manage_unix_groups = False

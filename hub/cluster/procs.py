@@ -75,9 +75,12 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def spawn_foreground(
-    argv: list[str], *, pid_file: Path, log_file: Path, env: dict | None = None, cwd: str | None = None
+    argv: list[str], *, pid_file: Path, log_file: Path, env: dict | None = None, cwd: str | None = None,
+    user: int | None = None, group: int | None = None, extra_groups: list[int] | None = None,
 ) -> int:
-    """Start a program that stays in the foreground, detached, and write its pid file."""
+    """Start a program that stays in the foreground, detached, and write its pid file.
+
+    ``user``/``group``/``extra_groups``: drop to that uid, gid and supplementary groups (root only)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with open(log_file, "ab") as log:
         proc = subprocess.Popen(
@@ -89,6 +92,9 @@ def spawn_foreground(
             cwd=cwd,
             start_new_session=True,
             close_fds=True,
+            user=user,
+            group=group,
+            extra_groups=extra_groups,
         )
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{proc.pid}\n")

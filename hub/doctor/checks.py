@@ -216,17 +216,19 @@ def check_discovery(issuer: str, error: str = "") -> Finding:
     return passed("identity-provider", f"{issuer} publishes a valid discovery document")
 
 
-def check_sudo(running_as_root: bool, rules: str | None, commands: Sequence[str] = ("sbatch", "scancel", "squeue")) -> Finding:
+def check_sudo(running_as_root: bool, rules: str | None, commands: Sequence[str] = ("sbatch", "scancel", "squeue"),
+               account: str = "the hub's account") -> Finding:
     """The hub acts as the users only through sudo for these commands."""
     if running_as_root:
         return passed("sudo", "the hub runs as root (the demo): sudo -u USER needs no rule")
     if rules is None:
-        return failed("sudo", "`sudo -n -l` gives no rules for the hub's account",
+        return failed("sudo", f"`sudo -n -l` gives no rules for {account}",
                       "allow the hub's account `sudo -u USER` for sbatch, scancel and squeue (docs/operations.md has the file)")  # fmt: skip
     missing = [command for command in commands if not re.search(rf"/{command}\b", rules)]
     if missing:
-        return failed("sudo", f"no sudo rule for {', '.join(missing)}", "add them to the hub's sudoers file (docs/operations.md)")
-    return passed("sudo", f"sudo rules allow {', '.join(commands)} as the users")
+        return failed("sudo", f"no sudo rule for {', '.join(missing)} ({account})",
+                      "add them to the hub's sudoers file: `hpchub deploy sudoers` (docs/operations.md)")
+    return passed("sudo", f"sudo rules allow {', '.join(commands)} as the users ({account})")
 
 
 def check_hub_from_node(ok: bool | None, detail: str) -> Finding:

@@ -48,12 +48,13 @@ def _run(argv: list[str], *, input_text: str | None = None, env: dict | None = N
 class Site:
     """What the checks need, read once from the configuration and the site."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, service_user: str = "") -> None:
         from spawners.slurm.spawner import SlurmGPUSpawner  # noqa: PLC0415 (JupyterHub imports)
 
         from ..ledger.runtime import HPCHubLedger  # noqa: PLC0415
 
         self.config = config
+        self.service_user = service_user  # the hub's account (--service-user); '' : the account running doctor
         self.slurm_conf = _setting(config, "SlurmGPUSpawner", "slurm_conf", "") or os.environ.get("SLURM_CONF", "")
         self.env = {**os.environ, **({"SLURM_CONF": self.slurm_conf} if self.slurm_conf else {})}
         self.ledger_settings = HPCHubLedger(config=config)
@@ -171,13 +172,17 @@ class Site:
         return checks.check_discovery(issuer)
 
     def sudo_finding(self) -> Finding:
-        if os.geteuid() == 0:
+        """The rules of the hub's account: ``--service-user`` (listed with ``sudo -l -U``, as root), else
+        of the account running doctor (root: the demo, which needs none)."""
+        if self.service_user in ("", "root") and os.geteuid() == 0:
             return checks.check_sudo(True, None)
+        argv = ["sudo", "-n", "-l", *(["-U", self.service_user] if self.service_user else [])]
+        account = f"the hub's account {self.service_user}" if self.service_user else "the hub's account"
         try:
-            listed = _run(["sudo", "-n", "-l"])
+            listed = _run(argv)
         except (OSError, subprocess.TimeoutExpired):
-            return checks.check_sudo(False, None)
-        return checks.check_sudo(False, listed.stdout if listed.returncode == 0 else None)
+            return checks.check_sudo(False, None, account=account)
+        return checks.check_sudo(False, listed.stdout if listed.returncode == 0 else None, account=account)
 
     def hub_from_node_finding(self, run_job: bool) -> Finding:
         url = (_setting(self.config, "JupyterHub", "hub_connect_url", "") or "").rstrip("/")
@@ -207,8 +212,11 @@ class Site:
 def cmd_doctor(args) -> int:
     from ..cli import UsageError  # noqa: PLC0415
 
+    from ..deploy import NAME_RE  # noqa: PLC0415
     from ..ledger.cli import DEFAULT_CONFIG_FILE, DEMO_CONFIG_FILE  # noqa: PLC0415
 
+    if args.service_user and not NAME_RE.fullmatch(args.service_user):
+        raise UsageError(f"--service-user: a user name ({NAME_RE.pattern}), got {args.service_user!r}")
     path = args.config
     if path == DEFAULT_CONFIG_FILE and not os.path.isfile(path) and os.path.isfile(DEMO_CONFIG_FILE):
         path = DEMO_CONFIG_FILE  # no site configuration: the demo's
@@ -216,7 +224,7 @@ def cmd_doctor(args) -> int:
         config = load_hub_config(path)
     except FileNotFoundError:
         raise UsageError(f"--config: no such file: {path}") from None
-    findings = Site(config).findings(run_job=args.test_job)
+    findings = Site(config, service_user=args.service_user).findings(run_job=args.test_job)
     if args.json:
         print(json.dumps({"findings": [f.to_json() for f in findings], "ok": checks.exit_code(findings) == 0}, indent=2))
     else:
@@ -235,6 +243,9 @@ def add_parser(subparsers) -> None:
     doctor.add_argument("--config", default=argparse.SUPPRESS,
                         help="the hub's configuration (also accepted before 'doctor'; default: the site's, else the demo's)")  # fmt: skip
     doctor.add_argument("--json", action="store_true", help="machine-readable findings")
+    doctor.add_argument("--service-user", default="", metavar="ACCOUNT",
+                        help="check the sudo rules of the hub's account ACCOUNT (sudo -l -U, run doctor as root); "
+                        "default: of the account running doctor (root: the demo, no rules needed)")  # fmt: skip
     doctor.add_argument("--test-job", action="store_true",
                         help="submit a one-minute job (srun) that fetches the hub's API from a compute node")  # fmt: skip
     doctor.set_defaults(func=cmd_doctor)

@@ -10,7 +10,9 @@ Rules kept here so no caller has to remember them:
   *values* are never logged (they carry API tokens); argv is logged at debug.
 * ``as_user`` runs the command through ``sudo -n -u USER`` with
   ``--preserve-env=NAMES`` for the variables we set (sudo drops them
-  otherwise; ``SLURM_CONF`` included). The user name is validated first.
+  otherwise; ``SLURM_CONF`` included), except those sudo itself sets to the
+  target user's values (``HOME``, ``USER``, ``LOGNAME``, ``SHELL``): a service
+  account's sudoers rule would refuse them. The user name is validated first.
 * A non-zero exit raises :class:`SlurmCommandError`; a command that does not
   finish within ``timeout`` seconds is terminated (then killed) and raises
   :class:`SlurmTimeoutError`. Callers decide what a failure means; the watcher
@@ -67,6 +69,8 @@ MAX_TIME_LIMIT_MINUTES = 366 * 24 * 60
 HUB_ENV_ALLOWLIST: tuple[str, ...] = ("PATH", "LANG")
 # Variables that only the client sets (extra_env may not override them).
 RESERVED_ENV: frozenset[str] = frozenset({"PATH", "SLURM_CONF"})
+# What ``sudo -u USER`` sets to USER's own values (env_reset): never asked to preserve.
+SUDO_SETS_ENV: frozenset[str] = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL"})
 # The commands this client runs (a bare name; bin_dir decides where it lives).
 SLURM_COMMANDS: frozenset[str] = frozenset(
     {"sbatch", "scancel", "squeue", "sacct", "sinfo", "sacctmgr", "scontrol", "sshare", "sprio"}
@@ -289,7 +293,7 @@ class SlurmClient:
             return [binary, *args]
         validate_user_name(as_user)
         prefix = [self.sudo, "-n", "-u", as_user]
-        preserved = ",".join(sorted(name for name in env if name != "PATH"))
+        preserved = ",".join(sorted(name for name in env if name not in SUDO_SETS_ENV))
         if preserved:
             prefix.append(f"--preserve-env={preserved}")
         return [*prefix, binary, *args]

@@ -44,3 +44,15 @@ def test_bad_values_are_refused_naming_the_field(kwargs: dict, field: str) -> No
     with pytest.raises(ValueError) as caught:
         Deployment(**kwargs)
     assert str(caught.value).startswith(f"{field}: ")
+
+
+def test_the_proxy_terminates_tls_with_the_given_files_only_when_both_are_given() -> None:
+    d = Deployment(proxy_port=8443, tls_cert="/etc/hpchub/tls/hub.crt", tls_key="/etc/hpchub/tls/hub.key")
+    proxy = render_units(d)["hpchub-proxy.service"]
+    assert "--port 8443 " in proxy
+    assert proxy.count("--ssl-cert /etc/hpchub/tls/hub.crt --ssl-key /etc/hpchub/tls/hub.key\n") == 1
+    assert "--ssl-" not in render_units(Deployment())["hpchub-proxy.service"]
+    with pytest.raises(ValueError, match="^tls_cert: give both"):
+        Deployment(tls_cert="/etc/hpchub/tls/hub.crt")
+    with pytest.raises(ValueError, match="^tls_key: "):
+        Deployment(tls_cert="/etc/hpchub/hub.crt", tls_key="hub.key")

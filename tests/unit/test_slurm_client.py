@@ -272,6 +272,18 @@ async def test_sbatch_as_user_via_sudo_with_preserved_env(hub_env: None) -> None
     assert "JUPYTERHUB_CRYPT_KEY" not in call["env"]
 
 
+async def test_sudo_is_not_asked_to_preserve_what_it_sets_for_the_user(hub_env: None) -> None:
+    """batchspawner's HOME/USER/SHELL: sudo sets them to the target's own values; a service account's
+    sudoers rule (env_keep) would refuse to preserve them."""
+    runner = FakeRunner(ok("4242\n"))
+    client = SlurmClient(slurm_conf=SLURM_CONF, sudo="/usr/bin/sudo", runner=runner)
+    extra = {"HOME": "/home/alice", "USER": "alice", "SHELL": "/bin/bash", "LOGNAME": "alice", "JUPYTER_PATH": "/p"}
+    await client.sbatch("#!/bin/bash\n", as_user="alice", extra_env=extra)
+    argv = runner.calls[0]["argv"]
+    assert "--preserve-env=JUPYTER_PATH,LANG,SLURM_CONF" in argv
+    assert runner.calls[0]["env"]["HOME"] == "/home/alice"
+
+
 async def test_as_user_without_env_to_preserve(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LANG", raising=False)
     runner = FakeRunner(ok())
