@@ -866,7 +866,7 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, Proj
             project = self._project(session, name, lock=True)
             admission = self._admission(session, project, user, gpu_type, booked, now)
             # a core INSERT ... RETURNING (one round trip, no ORM unit of work on the hot path)
-            session_id = session.execute(_INSERT_SESSION, {
+            session_id = session.connection().execute(_INSERT_SESSION, {
                 "project_id": project.id, "user": user, "server_name": server_name, "cluster": self.cluster,
                 "job_id": None, "gpu_type": gpu_type if booked.gpus else None, "gpus": booked.gpus,
                 "reserved_seconds": booked.reserved_seconds, "weight_milli": booked.weight_milli,
