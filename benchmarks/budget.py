@@ -10,7 +10,7 @@ one, jobs of non-members; the portal jobs' ended sessions; two running sessions 
 project). It loads them in bulk (SQLAlchemy core ``insert()`` executemany), then measures
 on random (project, member) pairs, one after another, after a warm-up:
 
-- ``preview``: ``Ledger.preview`` (the spawn form's check: a read transaction);
+- ``preview``: ``Ledger.preview`` (the spawn form's check: reads only; autocommit on PostgreSQL);
 - ``admit``: ``Ledger.admit``, the real admission: row locks, the project's and the
   member's figures, the hold written and committed;
 - ``admit+end``: ``admit`` and then ``session_ended`` (the hold released, no job ran),
