@@ -6,13 +6,14 @@ database choice, exit codes and one-line errors); ``add_course_parsers`` adds th
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from ..cli import UsageError
 from . import arithmetic as arith
 from .course_records import REPORT_COLUMNS, report_csv, report_hours
 from .errors import LedgerError
-from .courses import make_rules, parse_roster_csv
+from .courses import make_rules, parse_roster_csv, ta_extension_mgs
 from .store import Ledger
 
 # Ledger field -> the argument the user typed (for error lines).
@@ -21,16 +22,23 @@ ARGUMENT_NAMES = {
         "gpu_hours": "--gpu-hours", "per_student": "--per-student", "gpu_types": "--gpu-types",
         "max_gpus": "--max-gpus", "max_hours": "--max-hours", "max_sessions": "--max-sessions",
         "reservation": "--reservation", "account": "--account", "start": "--start", "end": "--end",
+        "ta_extension_limit": "--ta-extension-limit",
     },  # fmt: skip
+    "course settings": {"ta_extension_limit": "--ta-extension-limit", "reason": "--reason"},
     "course roster": {"csv": "--csv"},
 }
 MAX_CSV_BYTES = 1_000_000
+TA_EXTENSION_HELP = (
+    "the most GPU-hours a TA may extend one student's cap by, over the per-student cap, in all (0: TAs may not "
+    "extend; default: none, the site's HPCHubAPI.ta_cap_limit_gpu_hours applies); instructors and admins are not "
+    "limited"
+)
 
 
 def _course_create(ledger: Ledger, args) -> None:
     rules = make_rules(
         per_student=args.per_student, gpu_types=args.gpu_types, max_gpus=args.max_gpus, max_hours=args.max_hours,
-        max_sessions=args.max_sessions, reservation=args.reservation,
+        max_sessions=args.max_sessions, reservation=args.reservation, ta_extension_limit=args.ta_extension_limit,
     )  # fmt: skip
     info = ledger.create_course(
         args.name, account=args.account, start=args.start, end=args.end, gpu_hours=args.gpu_hours, rules=rules,
@@ -41,6 +49,31 @@ def _course_create(ledger: Ledger, args) -> None:
           f"{info.period_start} to {info.period_end})")  # fmt: skip
     for line in rules.describe():
         print(f"  {line}")
+
+
+def _course_settings(ledger: Ledger, args) -> None:
+    """Show the instructor's settings, or change those given (one appended record each)."""
+    rules = ledger.course_rules(args.name)
+    if rules is None:
+        raise UsageError(f"NAME: {args.name} is not a course")
+    given = {"ta_extension_mgs": args.ta_extension_limit}
+    if any(value is not None for value in given.values()):
+        wanted = dataclasses.replace(rules, **{
+            "ta_extension_mgs": rules.ta_extension_mgs if args.ta_extension_limit is None
+            else ta_extension_mgs(args.ta_extension_limit),
+        })  # fmt: skip
+        rules, changed = ledger.set_course_settings(args.name, wanted, reason=args.reason, who=args.who)
+        print(f"{args.name}: {', '.join(changed) if changed else 'nothing'} changed")
+    for line in settings_lines(rules):
+        print(f"  {line}")
+
+
+def settings_lines(rules) -> list[str]:
+    """The instructor's settings in words, one line each."""
+    limit = rules.ta_extension_mgs
+    ta = ("none (the site-wide HPCHubAPI.ta_cap_limit_gpu_hours applies)" if limit is None
+          else f"{arith.format_gpu_hours(limit)} GPU-h over the per-student cap")  # fmt: skip
+    return [f"ta-extension-limit: {ta}"]
 
 
 def _read_csv(path: str) -> str:
@@ -144,6 +177,7 @@ class LabHoursFailed(LedgerError):
 
 COMMANDS = {
     "course create": _course_create,
+    "course settings": _course_settings,
     "course roster": _course_roster,
     "course report": _course_report,
     "course close": _course_close,
@@ -167,6 +201,13 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     create.add_argument("--max-hours", metavar="H", help="hours per student session, multiple of 0.25 (default: none)")
     create.add_argument("--max-sessions", metavar="N", help="sessions at once per student, 1-100 (default: none)")
     create.add_argument("--reservation", metavar="RES", help="the Slurm reservation of the lab hours")
+    create.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP)
+    settings = leaf(course_sub, "settings", "course settings",
+                    help="show or change the instructor's settings (each change an appended record)")
+    settings.add_argument("name", metavar="NAME")
+    settings.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP + "; 'none' removes it")
+    settings.add_argument("--reason", default="changed on the command line", metavar="TEXT",
+                          help="recorded with the change")
     roster = leaf(course_sub, "roster", "course roster", help="add principals from a CSV (pending until they log in)")
     roster.add_argument("name", metavar="NAME")
     roster.add_argument(

@@ -18,9 +18,9 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 
 from . import arithmetic as arith
-from .courses import PRINCIPAL_RE, CourseRules, RosterRow
+from .courses import PRINCIPAL_RE, SETTINGS, CourseRules, RosterRow
 from .errors import LedgerInputError, NotFound
-from .models import CapEntry, CourseRule, Member, PortalSession, Project, RosterEntry
+from .models import CapEntry, CourseRule, CourseSetting, Member, PortalSession, Project, RosterEntry
 from .types import ProjectInfo, ProjectKind, ProjectState, Role, SessionState, check_enum, check_text, check_user
 
 GROUP_SOURCE = "IdP group "  # added_by of a membership a group gave
@@ -80,14 +80,62 @@ class CourseRecords:
                 max_gpus=rules.max_gpus, max_seconds=rules.max_seconds, max_sessions=rules.max_sessions,
                 reservation=rules.reservation, updated_at=now, updated_by=check_text(who, "who"),
             ))  # fmt: skip
+            self._append_settings(session, project_id, CourseRules(rules.per_student_mgs).settings(), rules.settings(),
+                                  reason="set when created", who=who, now=now)  # fmt: skip
             return info
+
+    def set_course_settings(
+        self, name: str, rules: CourseRules, *, reason: str, who: str, now: datetime | None = None
+    ) -> tuple[CourseRules, list[str]]:
+        """Record the instructor's settings in ``rules`` (``CourseRules.settings``) that differ
+        from those in force: one appended row each. Returns the rules now and the names of the
+        settings that changed."""
+        reason, who = check_text(reason, "reason"), check_text(who, "who")
+        now = self._now(now)
+        with self._write() as session:
+            project = self._project(session, name, lock=True)
+            row = session.get(CourseRule, project.id)
+            if row is None:
+                raise LedgerInputError("project", f"{name} is a {project.kind.value} project, not a course")
+            current = rules_of(row).with_settings(self._course_settings(session, project.id))
+            changed = self._append_settings(session, project.id, current.settings(), rules.settings(), reason=reason,
+                                            who=who, now=now)  # fmt: skip
+            return current.with_settings(rules.settings()), changed
+
+    def _append_settings(self, session, project_id: int, current: Mapping[str, str], wanted: Mapping[str, str], *,
+                         reason: str, who: str, now: datetime) -> list[str]:  # fmt: skip
+        changed = [setting for setting in SETTINGS if wanted[setting] != current[setting]]
+        for setting in changed:
+            session.add(CourseSetting(
+                project_id=project_id, setting=setting, value=wanted[setting], reason=reason, set_by=who, set_at=now,
+            ))  # fmt: skip
+        return changed
+
+    def _course_settings(self, session, project_id: int) -> dict[str, str]:
+        """The settings in force: the latest row of each name."""
+        latest = (
+            select(func.max(CourseSetting.id)).where(CourseSetting.project_id == project_id)
+            .group_by(CourseSetting.setting)
+        )  # fmt: skip
+        rows = session.execute(select(CourseSetting.setting, CourseSetting.value).where(CourseSetting.id.in_(latest)))
+        return {setting: value for setting, value in rows if setting in SETTINGS}
+
+    def course_setting_history(self, name: str) -> list[tuple[str, str, str, str, datetime]]:
+        """Every recorded setting: (setting, value, reason, set_by, set_at), oldest first."""
+        with self._read() as session:
+            project = self._project(session, name)
+            rows = session.execute(
+                select(CourseSetting.setting, CourseSetting.value, CourseSetting.reason, CourseSetting.set_by,
+                       CourseSetting.set_at).where(CourseSetting.project_id == project.id).order_by(CourseSetting.id)
+            ).all()  # fmt: skip
+        return [tuple(row) for row in rows]
 
     def course_rules(self, name: str) -> CourseRules | None:
         """The course's rules; None for a project that is not a course."""
         with self._read() as session:
             project = self._project(session, name)
             row = session.get(CourseRule, project.id)
-            return None if row is None else rules_of(row)
+            return None if row is None else rules_of(row).with_settings(self._course_settings(session, project.id))
 
     def _course_rules_and_role(self, session, project: Project, user: str) -> tuple[CourseRules | None, Role | None]:
         """Inside a transaction: the course's rules and the user's active role (one statement)."""
@@ -99,7 +147,7 @@ class CourseRecords:
         found = session.execute(select(CourseRule, role).where(CourseRule.project_id == project.id)).first()
         if found is None:
             return None, None
-        return rules_of(found[0]), found[1]
+        return rules_of(found[0]).with_settings(self._course_settings(session, project.id)), found[1]
 
     def _default_student_cap(self, session, project: Project) -> int | None:
         row = session.get(CourseRule, project.id) if project.kind is ProjectKind.COURSE else None

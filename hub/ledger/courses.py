@@ -14,7 +14,8 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 
 from . import arithmetic as arith
 from .errors import LedgerInputError
@@ -37,6 +38,8 @@ class CourseRules:
     max_seconds: int | None = None
     max_sessions: int | None = None
     reservation: str | None = None
+    # the instructor's settings (append-only ``hpchub_course_settings`` rows; see ``SETTINGS``)
+    ta_extension_mgs: int | None = None  # a ta raises a student's cap to at most per-student + this; None: the site's rule
 
     def describe(self) -> list[str]:
         """The rules in words, one per line (the CLI, the form's help)."""
@@ -51,7 +54,52 @@ class CourseRules:
             lines.append(f"at most {self.max_sessions} session{'s' if self.max_sessions != 1 else ''} at once")
         if self.reservation:
             lines.append(f"lab hours: Slurm reservation {self.reservation}")
+        if self.ta_extension_mgs is not None:
+            lines.append(f"a TA may extend a student's cap by at most {arith.format_gpu_hours(self.ta_extension_mgs)} "
+                         "GPU-h in all")  # fmt: skip
         return lines
+
+    def settings(self) -> dict[str, str]:
+        """The instructor's settings as the ledger stores them (``SETTINGS``: name -> text)."""
+        return {SETTING_TA_EXTENSION: "" if self.ta_extension_mgs is None else str(self.ta_extension_mgs)}
+
+    def with_settings(self, stored: Mapping[str, str]) -> CourseRules:
+        """These rules with the stored settings (the latest of each) applied."""
+        changes: dict[str, object] = {}
+        if SETTING_TA_EXTENSION in stored:
+            text = stored[SETTING_TA_EXTENSION]
+            changes["ta_extension_mgs"] = int(text) if text else None
+        return replace(self, **changes)
+
+
+# The instructor's settings, recorded append-only (the latest row of each name wins).
+SETTING_TA_EXTENSION = "ta-extension-limit"
+SETTINGS = (SETTING_TA_EXTENSION,)
+NO_LIMIT_WORDS = ("none", "")
+
+
+def ta_extension_mgs(value: object, field: str = "ta_extension_limit") -> int | None:
+    """The TA extension limit in GPU-hours (0: TAs may not extend) -> mgs; None or "none": no
+    course limit (the site's ``c.HPCHubAPI.ta_cap_limit_gpu_hours`` applies)."""
+    if value is None or isinstance(value, str) and value.strip().lower() in NO_LIMIT_WORDS:
+        return None
+    return arith.gpu_hours_to_mgs(value, field)
+
+
+def ta_extension_refusal(course: str, rules: CourseRules, target: str, new_cap_mgs: int) -> str | None:
+    """Why a ta may not set ``target``'s cap to ``new_cap_mgs`` under the course's own limit
+    (course rule ta-extension-limit: at most per-student + the limit), or None."""
+    limit = rules.ta_extension_mgs
+    if limit is None or new_cap_mgs - rules.per_student_mgs <= limit:
+        return None
+    fmt = arith.format_gpu_hours
+    if limit == 0:
+        return f"{course} lets no ta extend a cap (course rule ta-extension-limit); ask an instructor"
+    return (
+        f"{course} lets a ta extend a student's cap by at most {fmt(limit)} GPU-h over the course's "
+        f"{fmt(rules.per_student_mgs)} GPU-h, to {fmt(rules.per_student_mgs + limit)} GPU-h (course rule "
+        f"ta-extension-limit); {target}'s cap would be {fmt(new_cap_mgs)} GPU-h; ask an instructor"
+    )
 
 
 def make_rules(
@@ -62,6 +110,7 @@ def make_rules(
     max_hours: object = None,
     max_sessions: object = None,
     reservation: str | None = None,
+    ta_extension_limit: object = None,
 ) -> CourseRules:
     """Validated rules from what an admin typed (the field names are the CLI's options)."""
     per_student_mgs = arith.gpu_hours_to_mgs(per_student, "per_student")
@@ -92,6 +141,7 @@ def make_rules(
     return CourseRules(
         per_student_mgs=per_student_mgs, gpu_types=types, max_gpus=whole(max_gpus, "max_gpus", 1, 64),
         max_seconds=max_seconds, max_sessions=whole(max_sessions, "max_sessions", 1, 100), reservation=reservation,
+        ta_extension_mgs=ta_extension_mgs(ta_extension_limit),
     )  # fmt: skip
 
 

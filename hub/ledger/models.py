@@ -269,6 +269,22 @@ class CourseRule(Base):
     updated_by: Mapped[str] = mapped_column(String(500))
 
 
+class CourseSetting(Base):
+    """Append-only: an instructor's setting of a course (``courses.SETTINGS``: the TA extension
+    limit, ...); the latest row of each (project, setting) is in force. An empty value: unset."""
+
+    __tablename__ = "hpchub_course_settings"
+    __table_args__ = (Index("ix_hpchub_course_settings_project_id_setting_id", "project_id", "setting", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("hpchub_projects.id"))
+    setting: Mapped[str] = mapped_column(String(40))
+    value: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500))
+    set_by: Mapped[str] = mapped_column(String(500))
+    set_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class RosterEntry(Base):
     """A principal on a course's roster (CSV upload) who has not logged in yet: a pending
     member. At the principal's first login the entry becomes a membership of the Unix user
@@ -332,7 +348,7 @@ def effective_charges():
     return _EFFECTIVE
 
 
-APPEND_ONLY = (Grant, CapEntry, Charge)
+APPEND_ONLY = (Grant, CapEntry, Charge, CourseSetting)
 
 
 class AppendOnlySession(Session):

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from hub.api.access import NOT_FOUND_MESSAGE, ProjectAccess, project_access
 from hub.ledger import Ledger
+from hub.ledger import arithmetic as arith
 from hub.ledger.course_records import ReportRow, report_csv
 from hub.ledger.courses import CourseRules
 from hub.ledger.errors import NotFound
@@ -42,6 +43,12 @@ class CoursePage:
     @property
     def rules_text(self) -> list[str]:
         return self.rules.describe()
+
+    @property
+    def settings_text(self) -> dict[str, str]:
+        """The settings as the page's form shows them (GPU-hours as typed)."""
+        limit = self.rules.ta_extension_mgs
+        return {"ta_extension": "" if limit is None else format(arith.round_gpu_hours(limit).normalize(), "f")}
 
     @property
     def term(self) -> str:

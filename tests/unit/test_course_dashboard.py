@@ -151,7 +151,10 @@ def test_pending_principals_only_for_the_staff() -> None:
     pytest.param(Role.STUDENT, STUDENT, False, False, False, id="student"),
 ])  # fmt: skip
 def test_actions_offered(role, access, admin, extend, switch) -> None:
-    assert course_tables.course_actions(role, access, is_admin=admin) == course_tables.CourseActions(extend, switch)
+    # the course's settings: whoever switches the lab hours (instructors, admins)
+    assert course_tables.course_actions(role, access, is_admin=admin) == course_tables.CourseActions(
+        extend, switch, change_settings=switch
+    )
 
 
 # --- lab hours in words ----------------------------------------------------------------------------------

@@ -295,3 +295,18 @@ def test_ledger_export_then_import_into_an_empty_ledger(demo, tmp_path, monkeypa
     assert json.loads(after) == json.loads(before)
     code, _out, err = demo("ledger", "import", str(dump))
     assert code == 2 and "not empty" in err
+
+
+def test_course_settings_show_and_change_the_ta_extension_limit(hpchub) -> None:
+    code, out, err = hpchub(*COURSE, "--ta-extension-limit", "2")
+    assert (code, err) == (0, "") and "  a TA may extend a student's cap by at most 2.0 GPU-h in all" in out.splitlines()
+    code, out, err = hpchub("course", "settings", "cs101")
+    assert (code, err) == (0, "") and out == "  ta-extension-limit: 2.0 GPU-h over the per-student cap\n"
+    code, out, err = hpchub("course", "settings", "cs101", "--ta-extension-limit", "none", "--reason", "no TAs")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "cs101: ta-extension-limit changed",
+        "  ta-extension-limit: none (the site-wide HPCHubAPI.ta_cap_limit_gpu_hours applies)",
+    ]
+    code, out, err = hpchub("course", "settings", "cs101", "--ta-extension-limit", "-1")
+    assert (code, out) == (2, "") and err.startswith("hpchub: --ta-extension-limit: must be >= 0 GPU-h")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime, timezone
 
 import pytest
@@ -246,3 +247,56 @@ def test_group_roles_must_be_roles(courses: Ledger) -> None:
     with pytest.raises(LedgerInputError) as caught:
         courses.sync_course_groups("zoe", {"cs101-students"}, {"{course}-students": "boss"}, now=NOW)
     assert caught.value.field == "group_roles"
+
+
+# --- the instructor's settings (append-only) -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        pytest.param("2", 2 * H, id="hours"),
+        pytest.param("0", 0, id="zero-no-extensions"),
+        pytest.param("none", None, id="none-site-rule"),
+        pytest.param(None, None, id="unset"),
+    ],
+)
+def test_ta_extension_limit_values(value, expected) -> None:
+    assert make_rules(per_student=5, ta_extension_limit=value).ta_extension_mgs == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "x", "0.00001"], ids=["negative", "text", "too-fine"])
+def test_a_bad_ta_extension_limit_names_the_field(value) -> None:
+    with pytest.raises(LedgerInputError) as caught:
+        make_rules(per_student=5, ta_extension_limit=value)
+    assert caught.value.field == "ta_extension_limit"
+
+
+def test_settings_are_appended_never_rewritten(courses: Ledger) -> None:
+    assert courses.course_rules("cs101").ta_extension_mgs is None
+    assert courses.course_setting_history("cs101") == []
+    wanted = replace(courses.course_rules("cs101"), ta_extension_mgs=2 * H)
+    rules, changed = courses.set_course_settings("cs101", wanted, reason="lab week", who="dave", now=NOW)
+    assert (rules.ta_extension_mgs, changed) == (2 * H, ["ta-extension-limit"])
+    assert courses.set_course_settings("cs101", wanted, reason="again", who="dave", now=NOW)[1] == []
+    courses.set_course_settings("cs101", replace(wanted, ta_extension_mgs=None), reason="off", who="dave", now=NOW)
+    assert courses.course_rules("cs101").ta_extension_mgs is None
+    assert [(s, v, r) for s, v, r, _who, _at in courses.course_setting_history("cs101")] == [
+        ("ta-extension-limit", str(2 * H), "lab week"), ("ta-extension-limit", "", "off"),
+    ]
+    assert "a TA may extend" not in " ".join(courses.course_rules("cs101").describe())
+
+
+def test_a_course_created_with_a_ta_limit_records_it(ledger_url: str) -> None:
+    upgrade(ledger_url)
+    with Ledger(ledger_url) as ledger:
+        rules = make_rules(per_student=5, ta_extension_limit="1.5")
+        ledger.create_course("cs102", account="cs102", start="2026-01-01", end="2026-06-30", gpu_hours=10,
+                             rules=rules, who="admin", now=NOW)  # fmt: skip
+        assert ledger.course_rules("cs102") == rules
+        assert [row[:3] for row in ledger.course_setting_history("cs102")] == [
+            ("ta-extension-limit", str(int(1.5 * H)), "set when created")
+        ]
+        with pytest.raises(LedgerInputError):
+            ledger.create_project("lab1", account="lab1", kind="research", gpu_hours=1, who="admin", now=NOW)
+            ledger.set_course_settings("lab1", rules, reason="x", who="admin", now=NOW)
