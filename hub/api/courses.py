@@ -28,14 +28,15 @@ from . import views
 from .config import MANAGE_SCOPE, READ_SCOPE
 from .handlers import API_PREFIX, _NAME, ProjectAPIHandler
 
-SETTINGS_KEYS = ("ta_extension_limit_gpu_hours", "reason")
+SETTINGS_KEYS = ("ta_extension_limit_gpu_hours", "lab_hours_only", "reason")
 SETTINGS_EXAMPLE = '{"ta_extension_limit_gpu_hours": 2, "reason": "lab week"}'
 DEFAULT_REASON = "changed on the course page"
 
 
 def parse_settings_body(body: object, rules: CourseRules) -> tuple[CourseRules, str]:
     """The rules with the settings the body gives (others unchanged), and the reason.
-    ``ta_extension_limit_gpu_hours``: GPU-hours (0: TAs may not extend) or null (no course limit)."""
+    ``ta_extension_limit_gpu_hours``: GPU-hours (0: TAs may not extend) or null (no course limit);
+    ``lab_hours_only``: true or false (true needs the course's reservation)."""
     body: Mapping[str, Any] = views.json_object(body, SETTINGS_KEYS, SETTINGS_EXAMPLE)
     changes: dict[str, object] = {}
     if "ta_extension_limit_gpu_hours" in body:
@@ -43,11 +44,15 @@ def parse_settings_body(body: object, rules: CourseRules) -> tuple[CourseRules, 
         if isinstance(value, bool):
             raise LedgerInputError("ta_extension_limit_gpu_hours", f"must be GPU-hours or null, got {value!r}")
         changes["ta_extension_mgs"] = ta_extension_mgs(value, "ta_extension_limit_gpu_hours")
+    if "lab_hours_only" in body:
+        if not isinstance(body["lab_hours_only"], bool):
+            raise LedgerInputError("lab_hours_only", f"must be true or false, got {str(body['lab_hours_only'])[:40]!r}")
+        changes["lab_hours_only"] = body["lab_hours_only"]
     if not changes:
         raise LedgerInputError("body", f"no setting given; e.g. {SETTINGS_EXAMPLE}")
     reason = body.get("reason")
     reason = DEFAULT_REASON if reason is None or reason == "" else check_text(reason, "reason")
-    return replace(rules, **changes), reason
+    return replace(rules, **changes).check(), reason
 
 
 def settings_json(project: str, rules: CourseRules) -> dict:
@@ -56,6 +61,8 @@ def settings_json(project: str, rules: CourseRules) -> dict:
         "project": project,
         "per_student_gpu_hours": arith.gpu_hours_json(rules.per_student_mgs),
         "ta_extension_limit_gpu_hours": None if limit is None else arith.gpu_hours_json(limit),
+        "lab_hours_only": rules.lab_hours_only,
+        "reservation": rules.reservation,
         "rules": rules.describe(),
     }
 

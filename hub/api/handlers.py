@@ -366,9 +366,13 @@ class PreviewHandler(LedgerAPIHandler):
             memberships = []
         projects = [project.name for project, _role in memberships]
         request, gpu_choices = await self.spawn_request(options, projects, ledger)
+        lab_hours_on = None  # a course whose students start sessions only in its lab hours: are they on?
+        spawner = self.current_user.spawners[""]
+        if hasattr(spawner, "course_lab_hours"):
+            _reservation, lab_hours_on = await spawner.course_lab_hours(request["project"])
         admission = await self.run(
             ledger.preview, request["project"], caller.name, request["gpu_type"], request["gpus"],
-            str(Decimal(str(request["hours"]))),
+            str(Decimal(str(request["hours"]))), lab_hours_on=lab_hours_on,
         )  # fmt: skip
         offers = budget_offers.refusal_offers(
             request["gpus"], arith.hours_to_seconds(request["hours"]), admission, gpu_choices, ledger.rates

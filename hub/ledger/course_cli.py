@@ -13,7 +13,7 @@ from ..cli import UsageError
 from . import arithmetic as arith
 from .course_records import REPORT_COLUMNS, report_csv, report_hours
 from .errors import LedgerError
-from .courses import make_rules, parse_roster_csv, ta_extension_mgs
+from .courses import make_rules, parse_roster_csv, ta_extension_mgs, yes_no
 from .store import Ledger
 
 # Ledger field -> the argument the user typed (for error lines).
@@ -22,12 +22,18 @@ ARGUMENT_NAMES = {
         "gpu_hours": "--gpu-hours", "per_student": "--per-student", "gpu_types": "--gpu-types",
         "max_gpus": "--max-gpus", "max_hours": "--max-hours", "max_sessions": "--max-sessions",
         "reservation": "--reservation", "account": "--account", "start": "--start", "end": "--end",
-        "ta_extension_limit": "--ta-extension-limit",
+        "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only",
     },  # fmt: skip
-    "course settings": {"ta_extension_limit": "--ta-extension-limit", "reason": "--reason"},
+    "course settings": {
+        "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "reason": "--reason",
+    },  # fmt: skip
     "course roster": {"csv": "--csv"},
 }
 MAX_CSV_BYTES = 1_000_000
+LAB_HOURS_ONLY_HELP = (
+    "students start sessions only while the course's lab-hours reservation (--reservation) is active; outside "
+    "it their spawns are refused naming course rule lab-hours-only (default: no, they queue normally)"
+)
 TA_EXTENSION_HELP = (
     "the most GPU-hours a TA may extend one student's cap by, over the per-student cap, in all (0: TAs may not "
     "extend; default: none, the site's HPCHubAPI.ta_cap_limit_gpu_hours applies); instructors and admins are not "
@@ -39,6 +45,7 @@ def _course_create(ledger: Ledger, args) -> None:
     rules = make_rules(
         per_student=args.per_student, gpu_types=args.gpu_types, max_gpus=args.max_gpus, max_hours=args.max_hours,
         max_sessions=args.max_sessions, reservation=args.reservation, ta_extension_limit=args.ta_extension_limit,
+        lab_hours_only=args.lab_hours_only,
     )  # fmt: skip
     info = ledger.create_course(
         args.name, account=args.account, start=args.start, end=args.end, gpu_hours=args.gpu_hours, rules=rules,
@@ -56,12 +63,13 @@ def _course_settings(ledger: Ledger, args) -> None:
     rules = ledger.course_rules(args.name)
     if rules is None:
         raise UsageError(f"NAME: {args.name} is not a course")
-    given = {"ta_extension_mgs": args.ta_extension_limit}
-    if any(value is not None for value in given.values()):
-        wanted = dataclasses.replace(rules, **{
-            "ta_extension_mgs": rules.ta_extension_mgs if args.ta_extension_limit is None
-            else ta_extension_mgs(args.ta_extension_limit),
-        })  # fmt: skip
+    changes: dict[str, object] = {}
+    if args.ta_extension_limit is not None:
+        changes["ta_extension_mgs"] = ta_extension_mgs(args.ta_extension_limit)
+    if args.lab_hours_only is not None:
+        changes["lab_hours_only"] = yes_no(args.lab_hours_only, "lab_hours_only")
+    if changes:
+        wanted = dataclasses.replace(rules, **changes)
         rules, changed = ledger.set_course_settings(args.name, wanted, reason=args.reason, who=args.who)
         print(f"{args.name}: {', '.join(changed) if changed else 'nothing'} changed")
     for line in settings_lines(rules):
@@ -73,7 +81,9 @@ def settings_lines(rules) -> list[str]:
     limit = rules.ta_extension_mgs
     ta = ("none (the site-wide HPCHubAPI.ta_cap_limit_gpu_hours applies)" if limit is None
           else f"{arith.format_gpu_hours(limit)} GPU-h over the per-student cap")  # fmt: skip
-    return [f"ta-extension-limit: {ta}"]
+    lab = ("yes: students start sessions only while the lab hours are on" if rules.lab_hours_only
+           else "no: outside the lab hours students' sessions queue normally")  # fmt: skip
+    return [f"ta-extension-limit: {ta}", f"lab-hours-only: {lab}"]
 
 
 def _read_csv(path: str) -> str:
@@ -202,10 +212,12 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     create.add_argument("--max-sessions", metavar="N", help="sessions at once per student, 1-100 (default: none)")
     create.add_argument("--reservation", metavar="RES", help="the Slurm reservation of the lab hours")
     create.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP)
+    create.add_argument("--lab-hours-only", action="store_true", help=LAB_HOURS_ONLY_HELP)
     settings = leaf(course_sub, "settings", "course settings",
                     help="show or change the instructor's settings (each change an appended record)")
     settings.add_argument("name", metavar="NAME")
     settings.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP + "; 'none' removes it")
+    settings.add_argument("--lab-hours-only", choices=("yes", "no"), help=LAB_HOURS_ONLY_HELP)
     settings.add_argument("--reason", default="changed on the command line", metavar="TEXT",
                           help="recorded with the change")
     roster = leaf(course_sub, "roster", "course roster", help="add principals from a CSV (pending until they log in)")

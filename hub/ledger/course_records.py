@@ -98,6 +98,7 @@ class CourseRecords:
             if row is None:
                 raise LedgerInputError("project", f"{name} is a {project.kind.value} project, not a course")
             current = rules_of(row).with_settings(self._course_settings(session, project.id))
+            current.with_settings(rules.settings()).check()
             changed = self._append_settings(session, project.id, current.settings(), rules.settings(), reason=reason,
                                             who=who, now=now)  # fmt: skip
             return current.with_settings(rules.settings()), changed

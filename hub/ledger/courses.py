@@ -40,6 +40,7 @@ class CourseRules:
     reservation: str | None = None
     # the instructor's settings (append-only ``hpchub_course_settings`` rows; see ``SETTINGS``)
     ta_extension_mgs: int | None = None  # a ta raises a student's cap to at most per-student + this; None: the site's rule
+    lab_hours_only: bool = False  # students start sessions only while the lab-hours reservation is active
 
     def describe(self) -> list[str]:
         """The rules in words, one per line (the CLI, the form's help)."""
@@ -57,11 +58,16 @@ class CourseRules:
         if self.ta_extension_mgs is not None:
             lines.append(f"a TA may extend a student's cap by at most {arith.format_gpu_hours(self.ta_extension_mgs)} "
                          "GPU-h in all")  # fmt: skip
+        if self.lab_hours_only:
+            lines.append("students start sessions only during the lab hours")
         return lines
 
     def settings(self) -> dict[str, str]:
         """The instructor's settings as the ledger stores them (``SETTINGS``: name -> text)."""
-        return {SETTING_TA_EXTENSION: "" if self.ta_extension_mgs is None else str(self.ta_extension_mgs)}
+        return {
+            SETTING_TA_EXTENSION: "" if self.ta_extension_mgs is None else str(self.ta_extension_mgs),
+            SETTING_LAB_HOURS_ONLY: "yes" if self.lab_hours_only else "no",
+        }
 
     def with_settings(self, stored: Mapping[str, str]) -> CourseRules:
         """These rules with the stored settings (the latest of each) applied."""
@@ -69,12 +75,21 @@ class CourseRules:
         if SETTING_TA_EXTENSION in stored:
             text = stored[SETTING_TA_EXTENSION]
             changes["ta_extension_mgs"] = int(text) if text else None
+        if SETTING_LAB_HOURS_ONLY in stored:
+            changes["lab_hours_only"] = stored[SETTING_LAB_HOURS_ONLY] == "yes"
         return replace(self, **changes)
+
+    def check(self) -> CourseRules:
+        """These rules if they fit together (else ``LedgerInputError`` naming the field)."""
+        if self.lab_hours_only and not self.reservation:
+            raise LedgerInputError("lab_hours_only", "needs the course's lab-hours reservation (--reservation RES)")
+        return self
 
 
 # The instructor's settings, recorded append-only (the latest row of each name wins).
 SETTING_TA_EXTENSION = "ta-extension-limit"
-SETTINGS = (SETTING_TA_EXTENSION,)
+SETTING_LAB_HOURS_ONLY = "lab-hours-only"
+SETTINGS = (SETTING_TA_EXTENSION, SETTING_LAB_HOURS_ONLY)
 NO_LIMIT_WORDS = ("none", "")
 
 
@@ -84,6 +99,15 @@ def ta_extension_mgs(value: object, field: str = "ta_extension_limit") -> int | 
     if value is None or isinstance(value, str) and value.strip().lower() in NO_LIMIT_WORDS:
         return None
     return arith.gpu_hours_to_mgs(value, field)
+
+
+def yes_no(value: object, field: str) -> bool:
+    """true/false, or the command line's yes/no."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("yes", "no"):
+        return value.strip().lower() == "yes"
+    raise LedgerInputError(field, f"must be yes or no (true or false), got {str(value)[:40]!r}")
 
 
 def ta_extension_refusal(course: str, rules: CourseRules, target: str, new_cap_mgs: int) -> str | None:
@@ -111,6 +135,7 @@ def make_rules(
     max_sessions: object = None,
     reservation: str | None = None,
     ta_extension_limit: object = None,
+    lab_hours_only: object = False,
 ) -> CourseRules:
     """Validated rules from what an admin typed (the field names are the CLI's options)."""
     per_student_mgs = arith.gpu_hours_to_mgs(per_student, "per_student")
@@ -141,8 +166,8 @@ def make_rules(
     return CourseRules(
         per_student_mgs=per_student_mgs, gpu_types=types, max_gpus=whole(max_gpus, "max_gpus", 1, 64),
         max_seconds=max_seconds, max_sessions=whole(max_sessions, "max_sessions", 1, 100), reservation=reservation,
-        ta_extension_mgs=ta_extension_mgs(ta_extension_limit),
-    )  # fmt: skip
+        ta_extension_mgs=ta_extension_mgs(ta_extension_limit), lab_hours_only=yes_no(lab_hours_only, "lab_hours_only"),
+    ).check()  # fmt: skip
 
 
 def course_refusal(
@@ -153,12 +178,17 @@ def course_refusal(
     gpus: int,
     total_seconds: int,
     sessions_held: int | None,
+    lab_hours_on: bool | None = None,
 ) -> str | None:
     """Why a student's request breaks a course rule (the message names the rule), or None.
 
     ``total_seconds`` is the session's whole reservation (for an extension: with the added
     hours); ``sessions_held`` the student's admitted or running sessions in the course
-    before this one (None: an extension, which starts no session)."""
+    before this one (None: an extension, which starts no session); ``lab_hours_on`` whether the
+    course's lab-hours reservation is active now (None: not known, e.g. Slurm did not answer)."""
+    if rules.lab_hours_only and sessions_held is not None and lab_hours_on is not True:
+        now = "they are off now" if lab_hours_on is False else "whether they are on is not known now; try again shortly"
+        return f"{course} lets students start sessions only during its lab hours (course rule lab-hours-only); {now}."
     if rules.gpu_types and gpus and gpu_type not in rules.gpu_types:
         allowed = " or ".join(rules.gpu_types)
         return f"{course} allows students only {allowed} GPUs (course rule gpu-types); this request asks for {gpu_type}."

@@ -53,3 +53,34 @@ def test_a_ta_extends_within_the_instructors_limit_and_is_refused_above_it(porta
     finally:
         staff["dave"].post(cap_url, json={"cap_gpu_hours": before, "reason": "test restores the cap"}, timeout=30)
         staff["dave"].post(settings_url, json={"ta_extension_limit_gpu_hours": None, "reason": "test"}, timeout=30)
+
+
+def test_outside_the_lab_hours_a_lab_hours_only_course_refuses_its_students(portal, staff, hpchub):
+    settings_url = f"{portal.url}{V1}/projects/cs101/course-settings"
+    on = staff["dave"].post(settings_url, json={"lab_hours_only": True, "reason": "integration test"}, timeout=30)
+    assert on.status_code == 200 and on.json()["lab_hours_only"] is True, on.text
+    before = set(portal.jobs())
+    env_args = ("--slurm-conf", portal.slurm_conf, "--db-url", portal.ledger_url)
+    try:
+        options = {"project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}
+        refused = portal.session().post(portal.spawn_path("carol"), json={"user_options": options}, timeout=120)
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["message"] == (
+            "cs101 lets students start sessions only during its lab hours (course rule lab-hours-only); they are off now."
+        )
+        assert set(portal.jobs()) == before
+        form = staff["carol"].get(f"{portal.url}/hub/spawn", timeout=60).text
+        assert "course rule lab-hours-only: its lab hours are off now" in form
+        preview = staff["carol"].post(f"{portal.url}{V1}/preview", json=options, timeout=60).json()
+        assert not preview["allowed"] and "(course rule lab-hours-only)" in preview["message"]
+        switched = hpchub("course", "lab-hours", "cs101", "--on", "--nodes", "gpu03", "--minutes", "30", *env_args,
+                          check=False)  # fmt: skip
+        assert switched.returncode == 0, switched.stderr
+        started = portal.session().post(portal.spawn_path("carol"), json={"user_options": options}, timeout=120)
+        assert started.status_code in (201, 202), started.text
+        portal.wait_ready("carol")
+    finally:
+        portal.session().delete(portal.spawn_path("carol"), timeout=60)
+        portal.wait_stopped("carol")
+        hpchub("course", "lab-hours", "cs101", "--off", *env_args, check=False)
+        staff["dave"].post(settings_url, json={"lab_hours_only": False, "reason": "test"}, timeout=30)

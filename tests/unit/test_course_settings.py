@@ -42,3 +42,22 @@ def test_settings_answer() -> None:
     answer = settings_json("cs101", CourseRules(per_student_mgs=5 * H, ta_extension_mgs=2 * H))
     assert answer["ta_extension_limit_gpu_hours"] == 2.0 and answer["per_student_gpu_hours"] == 5.0
     assert "a TA may extend a student's cap by at most 2.0 GPU-h in all" in answer["rules"]
+
+
+LAB = CourseRules(per_student_mgs=5 * H, reservation="cs101-lab")
+
+
+@pytest.mark.parametrize(("rules", "body", "expected"), [
+    pytest.param(LAB, {"lab_hours_only": True}, True, id="on"),
+    pytest.param(LAB, {"lab_hours_only": False}, False, id="off"),
+    pytest.param(LAB, {"lab_hours_only": "yes"}, "lab_hours_only: must be true or false", id="not-boolean"),
+    pytest.param(RULES, {"lab_hours_only": True}, "lab_hours_only: needs the course's lab-hours reservation",
+                 id="no-reservation"),
+])  # fmt: skip
+def test_lab_hours_only_body(rules, body, expected) -> None:
+    if isinstance(expected, str):
+        with pytest.raises(LedgerInputError) as caught:
+            parse_settings_body(body, rules)
+        assert caught.value.message.startswith(expected)
+    else:
+        assert parse_settings_body(body, rules)[0].lab_hours_only is expected

@@ -301,12 +301,22 @@ def test_course_settings_show_and_change_the_ta_extension_limit(hpchub) -> None:
     code, out, err = hpchub(*COURSE, "--ta-extension-limit", "2")
     assert (code, err) == (0, "") and "  a TA may extend a student's cap by at most 2.0 GPU-h in all" in out.splitlines()
     code, out, err = hpchub("course", "settings", "cs101")
-    assert (code, err) == (0, "") and out == "  ta-extension-limit: 2.0 GPU-h over the per-student cap\n"
+    assert (code, err) == (0, "") and out.splitlines()[0] == "  ta-extension-limit: 2.0 GPU-h over the per-student cap"
     code, out, err = hpchub("course", "settings", "cs101", "--ta-extension-limit", "none", "--reason", "no TAs")
     assert (code, err) == (0, "")
-    assert out.splitlines() == [
+    assert out.splitlines()[:2] == [
         "cs101: ta-extension-limit changed",
         "  ta-extension-limit: none (the site-wide HPCHubAPI.ta_cap_limit_gpu_hours applies)",
     ]
     code, out, err = hpchub("course", "settings", "cs101", "--ta-extension-limit", "-1")
     assert (code, out) == (2, "") and err.startswith("hpchub: --ta-extension-limit: must be >= 0 GPU-h")
+
+
+def test_course_settings_lab_hours_only(hpchub) -> None:
+    code, _out, err = hpchub(*COURSE, "--lab-hours-only")
+    assert code == 2 and err.startswith("hpchub: --lab-hours-only: needs the course's lab-hours reservation")
+    code, out, err = hpchub(*COURSE, "--reservation", "cs101-lab", "--lab-hours-only")
+    assert (code, err) == (0, "") and "  students start sessions only during the lab hours" in out.splitlines()
+    code, out, err = hpchub("course", "settings", "cs101", "--lab-hours-only", "no")
+    assert (code, err) == (0, "")
+    assert "  lab-hours-only: no: outside the lab hours students' sessions queue normally" in out.splitlines()

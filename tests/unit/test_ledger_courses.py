@@ -84,6 +84,59 @@ def test_course_refusal_names_the_rule(request_: tuple, expected: str | None) ->
     assert course_refusal("cs101", RULES, gpu_type=gpu_type, gpus=gpus, total_seconds=seconds, sessions_held=held) == expected
 
 
+LAB_ONLY = CourseRules(per_student_mgs=5 * H, reservation="cs101-lab", lab_hours_only=True)
+
+
+@pytest.mark.parametrize(
+    ("rules", "held", "on", "expected"),
+    [
+        pytest.param(LAB_ONLY, 0, True, None, id="lab-hours-on"),
+        pytest.param(
+            LAB_ONLY, 0, False,
+            "cs101 lets students start sessions only during its lab hours (course rule lab-hours-only); they are off now.",
+            id="lab-hours-off",
+        ),
+        pytest.param(
+            LAB_ONLY, 0, None,
+            "cs101 lets students start sessions only during its lab hours (course rule lab-hours-only); whether they "
+            "are on is not known now; try again shortly.",
+            id="lab-hours-unknown",
+        ),
+        pytest.param(LAB_ONLY, None, False, None, id="an-extension-outside-the-lab-hours"),
+        pytest.param(replace(LAB_ONLY, lab_hours_only=False), 0, False, None, id="queues-normally-without-the-rule"),
+    ],
+)
+def test_lab_hours_only(rules: CourseRules, held, on, expected) -> None:
+    assert course_refusal("cs101", rules, gpu_type="a100", gpus=1, total_seconds=3600, sessions_held=held,
+                          lab_hours_on=on) == expected  # fmt: skip
+
+
+def test_lab_hours_only_needs_a_reservation() -> None:
+    with pytest.raises(LedgerInputError) as caught:
+        make_rules(per_student=5, lab_hours_only=True)
+    assert caught.value.field == "lab_hours_only"
+    assert make_rules(per_student=5, reservation="cs101-lab", lab_hours_only="yes").lab_hours_only
+
+
+def test_lab_hours_only_binds_students_in_the_admission(courses: Ledger) -> None:
+    with pytest.raises(LedgerInputError) as caught:  # cs101 here has no reservation
+        courses.set_course_settings("cs101", replace(RULES, lab_hours_only=True), reason="x", who="dave", now=NOW)
+    assert caught.value.field == "lab_hours_only"
+    courses.create_course("cs102", account="cs102", start="2026-01-01", end="2026-06-30", gpu_hours=50,
+                          rules=replace(RULES, reservation="cs102-lab"), who="admin", now=NOW)  # fmt: skip
+    courses.add_member("cs102", "carol", role="student", who="admin", now=NOW)
+    courses.add_member("cs102", "dave", role="instructor", who="admin", now=NOW)
+    rules, changed = courses.set_course_settings(
+        "cs102", replace(courses.course_rules("cs102"), lab_hours_only=True), reason="labs only", who="dave", now=NOW
+    )
+    assert rules.lab_hours_only and changed == ["lab-hours-only"]
+    with pytest.raises(BudgetRefused, match=r"\(course rule lab-hours-only\); they are off now"):
+        courses.admit("cs102", "carol", "", "a100", 1, 1, now=NOW, lab_hours_on=False)
+    assert not courses.preview("cs102", "carol", "a100", 1, 1, now=NOW).allowed  # not known: refused
+    assert courses.admit("cs102", "carol", "", "a100", 1, 1, now=NOW, lab_hours_on=True)
+    assert courses.admit("cs102", "dave", "", "a100", 1, 1, now=NOW, lab_hours_on=False)  # staff are not bound
+
+
 @pytest.mark.parametrize(
     ("text", "principals", "problems"),
     [
