@@ -20,15 +20,15 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from hub.ledger import arithmetic as arith
-from hub.ledger.courses import CourseRules, ta_extension_mgs
+from hub.ledger.courses import CourseRules, OnDrop, ta_extension_mgs
 from hub.ledger.errors import LedgerInputError
-from hub.ledger.types import Role, check_project_name, check_text
+from hub.ledger.types import Role, check_enum, check_project_name, check_text
 
 from . import views
 from .config import MANAGE_SCOPE, READ_SCOPE
 from .handlers import API_PREFIX, _NAME, ProjectAPIHandler
 
-SETTINGS_KEYS = ("ta_extension_limit_gpu_hours", "lab_hours_only", "reason")
+SETTINGS_KEYS = ("ta_extension_limit_gpu_hours", "lab_hours_only", "on_drop", "reason")
 SETTINGS_EXAMPLE = '{"ta_extension_limit_gpu_hours": 2, "reason": "lab week"}'
 DEFAULT_REASON = "changed on the course page"
 
@@ -36,7 +36,8 @@ DEFAULT_REASON = "changed on the course page"
 def parse_settings_body(body: object, rules: CourseRules) -> tuple[CourseRules, str]:
     """The rules with the settings the body gives (others unchanged), and the reason.
     ``ta_extension_limit_gpu_hours``: GPU-hours (0: TAs may not extend) or null (no course limit);
-    ``lab_hours_only``: true or false (true needs the course's reservation)."""
+    ``lab_hours_only``: true or false (true needs the course's reservation); ``on_drop``:
+    finish or stop."""
     body: Mapping[str, Any] = views.json_object(body, SETTINGS_KEYS, SETTINGS_EXAMPLE)
     changes: dict[str, object] = {}
     if "ta_extension_limit_gpu_hours" in body:
@@ -48,6 +49,8 @@ def parse_settings_body(body: object, rules: CourseRules) -> tuple[CourseRules, 
         if not isinstance(body["lab_hours_only"], bool):
             raise LedgerInputError("lab_hours_only", f"must be true or false, got {str(body['lab_hours_only'])[:40]!r}")
         changes["lab_hours_only"] = body["lab_hours_only"]
+    if "on_drop" in body:
+        changes["on_drop"] = check_enum(OnDrop, body["on_drop"], "on_drop")
     if not changes:
         raise LedgerInputError("body", f"no setting given; e.g. {SETTINGS_EXAMPLE}")
     reason = body.get("reason")
@@ -62,6 +65,7 @@ def settings_json(project: str, rules: CourseRules) -> dict:
         "per_student_gpu_hours": arith.gpu_hours_json(rules.per_student_mgs),
         "ta_extension_limit_gpu_hours": None if limit is None else arith.gpu_hours_json(limit),
         "lab_hours_only": rules.lab_hours_only,
+        "on_drop": rules.on_drop.value,
         "reservation": rules.reservation,
         "rules": rules.describe(),
     }

@@ -13,7 +13,7 @@ from ..cli import UsageError
 from . import arithmetic as arith
 from .course_records import REPORT_COLUMNS, report_csv, report_hours
 from .errors import LedgerError
-from .courses import make_rules, parse_roster_csv, ta_extension_mgs, yes_no
+from .courses import OnDrop, make_rules, parse_roster_csv, ta_extension_mgs, yes_no
 from .store import Ledger
 
 # Ledger field -> the argument the user typed (for error lines).
@@ -22,14 +22,20 @@ ARGUMENT_NAMES = {
         "gpu_hours": "--gpu-hours", "per_student": "--per-student", "gpu_types": "--gpu-types",
         "max_gpus": "--max-gpus", "max_hours": "--max-hours", "max_sessions": "--max-sessions",
         "reservation": "--reservation", "account": "--account", "start": "--start", "end": "--end",
-        "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only",
+        "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "on_drop": "--on-drop",
     },  # fmt: skip
     "course settings": {
-        "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "reason": "--reason",
+        "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "on_drop": "--on-drop",
+        "reason": "--reason",
     },  # fmt: skip
     "course roster": {"csv": "--csv"},
 }
 MAX_CSV_BYTES = 1_000_000
+ON_DROP_HELP = (
+    "what happens to a student's running sessions when their membership ends (a roster or IdP-group sync, member "
+    "remove): finish (they run to their end) or stop (the budget watch, hpchub reconcile --stop-exhausted-after, "
+    "stops them after its grace with the reason shown); new sessions are refused either way"
+)
 LAB_HOURS_ONLY_HELP = (
     "students start sessions only while the course's lab-hours reservation (--reservation) is active; outside "
     "it their spawns are refused naming course rule lab-hours-only (default: no, they queue normally)"
@@ -45,7 +51,7 @@ def _course_create(ledger: Ledger, args) -> None:
     rules = make_rules(
         per_student=args.per_student, gpu_types=args.gpu_types, max_gpus=args.max_gpus, max_hours=args.max_hours,
         max_sessions=args.max_sessions, reservation=args.reservation, ta_extension_limit=args.ta_extension_limit,
-        lab_hours_only=args.lab_hours_only,
+        lab_hours_only=args.lab_hours_only, on_drop=args.on_drop,
     )  # fmt: skip
     info = ledger.create_course(
         args.name, account=args.account, start=args.start, end=args.end, gpu_hours=args.gpu_hours, rules=rules,
@@ -68,6 +74,8 @@ def _course_settings(ledger: Ledger, args) -> None:
         changes["ta_extension_mgs"] = ta_extension_mgs(args.ta_extension_limit)
     if args.lab_hours_only is not None:
         changes["lab_hours_only"] = yes_no(args.lab_hours_only, "lab_hours_only")
+    if args.on_drop is not None:
+        changes["on_drop"] = OnDrop(args.on_drop)
     if changes:
         wanted = dataclasses.replace(rules, **changes)
         rules, changed = ledger.set_course_settings(args.name, wanted, reason=args.reason, who=args.who)
@@ -83,7 +91,9 @@ def settings_lines(rules) -> list[str]:
           else f"{arith.format_gpu_hours(limit)} GPU-h over the per-student cap")  # fmt: skip
     lab = ("yes: students start sessions only while the lab hours are on" if rules.lab_hours_only
            else "no: outside the lab hours students' sessions queue normally")  # fmt: skip
-    return [f"ta-extension-limit: {ta}", f"lab-hours-only: {lab}"]
+    drop = ("stop: a dropped student's running sessions are stopped after the budget watch's grace"
+            if rules.on_drop is OnDrop.STOP else "finish: a dropped student's running sessions run to their end")
+    return [f"ta-extension-limit: {ta}", f"lab-hours-only: {lab}", f"on-drop: {drop}"]
 
 
 def _read_csv(path: str) -> str:
@@ -213,11 +223,13 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     create.add_argument("--reservation", metavar="RES", help="the Slurm reservation of the lab hours")
     create.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP)
     create.add_argument("--lab-hours-only", action="store_true", help=LAB_HOURS_ONLY_HELP)
+    create.add_argument("--on-drop", choices=[o.value for o in OnDrop], help=ON_DROP_HELP + " (default finish)")
     settings = leaf(course_sub, "settings", "course settings",
                     help="show or change the instructor's settings (each change an appended record)")
     settings.add_argument("name", metavar="NAME")
     settings.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP + "; 'none' removes it")
     settings.add_argument("--lab-hours-only", choices=("yes", "no"), help=LAB_HOURS_ONLY_HELP)
+    settings.add_argument("--on-drop", choices=[o.value for o in OnDrop], help=ON_DROP_HELP)
     settings.add_argument("--reason", default="changed on the command line", metavar="TEXT",
                           help="recorded with the change")
     roster = leaf(course_sub, "roster", "course roster", help="add principals from a CSV (pending until they log in)")

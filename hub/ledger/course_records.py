@@ -18,7 +18,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 
 from . import arithmetic as arith
-from .courses import PRINCIPAL_RE, SETTINGS, CourseRules, RosterRow
+from .courses import PRINCIPAL_RE, SETTINGS, STOP_REASON_DROPPED, CourseRules, OnDrop, RosterRow
 from .errors import LedgerInputError, NotFound
 from .models import CapEntry, CourseRule, CourseSetting, Member, PortalSession, Project, RosterEntry
 from .types import ProjectInfo, ProjectKind, ProjectState, Role, SessionState, check_enum, check_text, check_user
@@ -153,6 +153,34 @@ class CourseRecords:
     def _default_student_cap(self, session, project: Project) -> int | None:
         row = session.get(CourseRule, project.id) if project.kind is ProjectKind.COURSE else None
         return None if row is None else row.per_student_mgs
+
+    def dropped_students_to_stop(self) -> dict[tuple[str, str], str]:
+        """(course, user) -> the stop reason, for each running or starting session of a student
+        whose membership ended (a roster sync, an IdP group, ``member remove``) in a course whose
+        on-drop setting is stop. The budget watch stops them after its grace (``enforce``)."""
+        with self._read() as session:
+            holding = session.execute(
+                select(Project.id, Project.name, PortalSession.user).join(Project, Project.id == PortalSession.project_id)
+                .join(CourseRule, CourseRule.project_id == Project.id)
+                .where(PortalSession.state.in_((SessionState.ADMITTED, SessionState.RUNNING)))
+                .where(~select(Member.id).where(Member.project_id == Project.id, Member.user == PortalSession.user,
+                                                Member.active.is_(True)).exists())
+            ).all()  # fmt: skip
+            stops: dict[tuple[str, str], str] = {}
+            settings: dict[int, dict[str, str]] = {}
+            for project_id, course, user in holding:
+                if project_id not in settings:
+                    settings[project_id] = self._course_settings(session, project_id)
+                if settings[project_id].get("on-drop") != OnDrop.STOP.value or (course, user) in stops:
+                    continue
+                last = session.execute(
+                    select(Member.role, Member.ended_by).where(Member.project_id == project_id, Member.user == user)
+                    .order_by(Member.id.desc()).limit(1)
+                ).first()  # fmt: skip
+                if last is not None and last.role is Role.STUDENT:
+                    how = f"membership ended by {last.ended_by}" if last.ended_by else "membership ended"
+                    stops[(course, user)] = STOP_REASON_DROPPED.format(user=user, course=course, how=how)
+        return stops
 
     # --- the roster -------------------------------------------------------------------------------
 

@@ -16,16 +16,24 @@ import io
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import Enum
 
 from . import arithmetic as arith
 from .errors import LedgerInputError
-from .types import GPU_TYPE_RE, Role
+from .types import GPU_TYPE_RE, Role, check_enum
 
 ROSTER_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
 # A principal as the identity provider names it: user@institution.example (no spaces, one @).
 PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
 RESERVATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ROSTER_ROWS = 5000
+
+
+class OnDrop(Enum):
+    """What happens to a dropped student's running sessions (new ones are refused either way)."""
+
+    FINISH = "finish"  # they run to their time limit
+    STOP = "stop"  # the budget watch stops them after its grace, with the reason
 
 
 @dataclass(frozen=True)
@@ -41,6 +49,7 @@ class CourseRules:
     # the instructor's settings (append-only ``hpchub_course_settings`` rows; see ``SETTINGS``)
     ta_extension_mgs: int | None = None  # a ta raises a student's cap to at most per-student + this; None: the site's rule
     lab_hours_only: bool = False  # students start sessions only while the lab-hours reservation is active
+    on_drop: OnDrop = OnDrop.FINISH  # a dropped student's running sessions: finish, or stop
 
     def describe(self) -> list[str]:
         """The rules in words, one per line (the CLI, the form's help)."""
@@ -60,6 +69,8 @@ class CourseRules:
                          "GPU-h in all")  # fmt: skip
         if self.lab_hours_only:
             lines.append("students start sessions only during the lab hours")
+        if self.on_drop is OnDrop.STOP:
+            lines.append("a dropped student's running sessions are stopped")
         return lines
 
     def settings(self) -> dict[str, str]:
@@ -67,6 +78,7 @@ class CourseRules:
         return {
             SETTING_TA_EXTENSION: "" if self.ta_extension_mgs is None else str(self.ta_extension_mgs),
             SETTING_LAB_HOURS_ONLY: "yes" if self.lab_hours_only else "no",
+            SETTING_ON_DROP: self.on_drop.value,
         }
 
     def with_settings(self, stored: Mapping[str, str]) -> CourseRules:
@@ -77,6 +89,8 @@ class CourseRules:
             changes["ta_extension_mgs"] = int(text) if text else None
         if SETTING_LAB_HOURS_ONLY in stored:
             changes["lab_hours_only"] = stored[SETTING_LAB_HOURS_ONLY] == "yes"
+        if SETTING_ON_DROP in stored:
+            changes["on_drop"] = OnDrop(stored[SETTING_ON_DROP])
         return replace(self, **changes)
 
     def check(self) -> CourseRules:
@@ -89,7 +103,13 @@ class CourseRules:
 # The instructor's settings, recorded append-only (the latest row of each name wins).
 SETTING_TA_EXTENSION = "ta-extension-limit"
 SETTING_LAB_HOURS_ONLY = "lab-hours-only"
-SETTINGS = (SETTING_TA_EXTENSION, SETTING_LAB_HOURS_ONLY)
+SETTING_ON_DROP = "on-drop"
+SETTINGS = (SETTING_TA_EXTENSION, SETTING_LAB_HOURS_ONLY, SETTING_ON_DROP)
+STOP_REASON_DROPPED = (
+    "stopped: {user} was dropped from {course} ({how}); the course stops a dropped student's sessions "
+    "(course setting on-drop)"
+)
+
 NO_LIMIT_WORDS = ("none", "")
 
 
@@ -136,6 +156,7 @@ def make_rules(
     reservation: str | None = None,
     ta_extension_limit: object = None,
     lab_hours_only: object = False,
+    on_drop: object = None,
 ) -> CourseRules:
     """Validated rules from what an admin typed (the field names are the CLI's options)."""
     per_student_mgs = arith.gpu_hours_to_mgs(per_student, "per_student")
@@ -167,6 +188,7 @@ def make_rules(
         per_student_mgs=per_student_mgs, gpu_types=types, max_gpus=whole(max_gpus, "max_gpus", 1, 64),
         max_seconds=max_seconds, max_sessions=whole(max_sessions, "max_sessions", 1, 100), reservation=reservation,
         ta_extension_mgs=ta_extension_mgs(ta_extension_limit), lab_hours_only=yes_no(lab_hours_only, "lab_hours_only"),
+        on_drop=OnDrop.FINISH if on_drop is None else check_enum(OnDrop, on_drop, "on_drop"),
     ).check()  # fmt: skip
 
 

@@ -1,7 +1,11 @@
 """A course's settings through the real hub (issue 7): the instructor's TA extension limit
-binds a TA's extension (refused above it with the rule named), ..."""
+binds a TA's extension (refused above it with the rule named); a lab-hours-only course
+refuses its students outside the lab hours (spawn, form and preview); a course that stops
+a dropped student's sessions stops them with the reason on the student's page."""
 
 from __future__ import annotations
+
+import time
 
 import pytest
 import requests
@@ -84,3 +88,34 @@ def test_outside_the_lab_hours_a_lab_hours_only_course_refuses_its_students(port
         portal.wait_stopped("carol")
         hpchub("course", "lab-hours", "cs101", "--off", *env_args, check=False)
         staff["dave"].post(settings_url, json={"lab_hours_only": False, "reason": "test"}, timeout=30)
+
+
+def test_a_dropped_students_running_session_stops_when_the_course_says_so(portal, staff):
+    """A course of its own (dropping carol from cs101 would change it for the other tests):
+    carol runs a session, she is removed, the budget watch stops it (grace 3 s in the tests)
+    and her home page says why."""
+    course = "cs198"
+    portal.slurm("sacctmgr", "-i", "add", "account", course, "cluster=hpchubtest", "description=on-drop test",
+                 check=False)  # fmt: skip
+    portal.ledger_cli("course", "create", course, "--account", course, "--start", "2026-01-01", "--end", "2099-12-31",
+                      "--gpu-hours", "10", "--per-student", "2", "--gpu-types", "a100", "--on-drop", "stop")  # fmt: skip
+    portal.ledger_cli("member", "add", course, "carol", "--role", "student")
+    deadline = time.monotonic() + 60  # the reconciler makes carol's association on the account
+    while f"carol|{course}" not in portal.slurm("sacctmgr", "--noheader", "--parsable2", "show", "associations",
+                                                 f"account={course}", "format=User,Account"):  # fmt: skip
+        assert time.monotonic() < deadline, "carol's association on the course account was never made"
+        time.sleep(1)
+    response = portal.session().post(portal.spawn_path("carol", "drop"), json={"user_options": {
+        "project": course, "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=120)
+    assert response.status_code in (201, 202), response.text
+    try:
+        portal.wait_ready("carol", "drop")
+        portal.ledger_cli("member", "remove", course, "carol")
+        portal.wait_stopped("carol", "drop", timeout=60)
+        home = staff["carol"].get(f"{portal.url}/hub/home", timeout=30).text
+        assert f"Your server drop in {course} was stopped: carol was dropped from {course}" in home
+        assert "(course setting on-drop)" in home
+    finally:
+        if portal.server("carol", "drop") is not None:
+            portal.session().delete(portal.spawn_path("carol", "drop"), timeout=60)
+            portal.wait_stopped("carol", "drop", timeout=60)

@@ -6,7 +6,7 @@ import pytest
 
 from hub.api.courses import DEFAULT_REASON, parse_settings_body, settings_json
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
-from hub.ledger.courses import CourseRules
+from hub.ledger.courses import CourseRules, OnDrop
 from hub.ledger.errors import LedgerInputError
 
 pytestmark = pytest.mark.unit
@@ -61,3 +61,18 @@ def test_lab_hours_only_body(rules, body, expected) -> None:
         assert caught.value.message.startswith(expected)
     else:
         assert parse_settings_body(body, rules)[0].lab_hours_only is expected
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    pytest.param({"on_drop": "stop"}, OnDrop.STOP, id="stop"),
+    pytest.param({"on_drop": "finish"}, OnDrop.FINISH, id="finish"),
+    pytest.param({"on_drop": "kill"}, "on_drop: one of finish|stop", id="unknown"),
+])  # fmt: skip
+def test_on_drop_body(body, expected) -> None:
+    if isinstance(expected, str):
+        with pytest.raises(LedgerInputError) as caught:
+            parse_settings_body(body, RULES)
+        assert caught.value.message.startswith(expected)
+    else:
+        assert parse_settings_body(body, RULES)[0].on_drop is expected
+        assert settings_json("cs101", parse_settings_body(body, RULES)[0])["on_drop"] == expected.value

@@ -320,3 +320,13 @@ def test_course_settings_lab_hours_only(hpchub) -> None:
     code, out, err = hpchub("course", "settings", "cs101", "--lab-hours-only", "no")
     assert (code, err) == (0, "")
     assert "  lab-hours-only: no: outside the lab hours students' sessions queue normally" in out.splitlines()
+
+
+def test_course_on_drop(hpchub) -> None:
+    code, out, err = hpchub(*COURSE, "--on-drop", "stop")
+    assert (code, err) == (0, "") and "  a dropped student's running sessions are stopped" in out.splitlines()
+    code, out, err = hpchub("course", "settings", "cs101", "--on-drop", "finish", "--reason", "kinder")
+    assert (code, err) == (0, "") and out.splitlines()[0] == "cs101: on-drop changed"
+    assert "  on-drop: finish: a dropped student's running sessions run to their end" in out.splitlines()
+    code, _out, err = hpchub("course", "settings", "cs101", "--on-drop", "kill")
+    assert code == 2 and "invalid choice: 'kill'" in err

@@ -12,7 +12,7 @@ import pytest
 
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, upgrade
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
-from hub.ledger.courses import CourseRules, course_refusal, make_rules, parse_roster_csv
+from hub.ledger.courses import CourseRules, OnDrop, course_refusal, make_rules, parse_roster_csv
 from hub.ledger.types import ProjectKind, Role
 
 pytestmark = pytest.mark.unit
@@ -353,3 +353,64 @@ def test_a_course_created_with_a_ta_limit_records_it(ledger_url: str) -> None:
         with pytest.raises(LedgerInputError):
             ledger.create_project("lab1", account="lab1", kind="research", gpu_hours=1, who="admin", now=NOW)
             ledger.set_course_settings("lab1", rules, reason="x", who="admin", now=NOW)
+
+
+# --- a dropped student's running sessions -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("on_drop", "who", "expected"),
+    [
+        pytest.param("stop", "carol", {("cs101", "carol"): "stopped: carol was dropped from cs101 (membership ended "
+                                       "by IdP group cs101-students (left)); the course stops a dropped student's "
+                                       "sessions (course setting on-drop)"}, id="stop-a-student"),
+        pytest.param("finish", "carol", {}, id="finish"),
+        pytest.param("stop", "dave", {}, id="an-instructor-is-not-a-dropped-student"),
+    ],
+)
+def test_dropped_students_to_stop(courses: Ledger, on_drop, who, expected) -> None:
+    rules, _changed = courses.set_course_settings("cs101", replace(courses.course_rules("cs101"), on_drop=OnDrop(on_drop)),
+                                                  reason="test", who="dave", now=NOW)  # fmt: skip
+    assert rules.on_drop is OnDrop(on_drop)
+    session_id = courses.admit("cs101", who, "", "a100", 1, 1, now=NOW)
+    courses.record_job_id(session_id, "41")
+    courses.session_started(session_id, NOW)
+    assert courses.dropped_students_to_stop() == {}
+    courses.remove_member("cs101", who, who="IdP group cs101-students (left)", now=NOW)
+    assert courses.dropped_students_to_stop() == expected
+    courses.add_member("cs101", who, role="student", who="admin", now=NOW)  # back: nothing to stop
+    assert courses.dropped_students_to_stop() == {}
+
+
+def test_on_drop_values() -> None:
+    assert make_rules(per_student=5).on_drop is OnDrop.FINISH
+    assert make_rules(per_student=5, on_drop="stop").on_drop is OnDrop.STOP
+    with pytest.raises(LedgerInputError) as caught:
+        make_rules(per_student=5, on_drop="kill")
+    assert caught.value.field == "on_drop"
+
+
+def test_the_budget_watch_stops_a_dropped_students_session_and_notes_why(courses: Ledger) -> None:
+    from datetime import timedelta  # noqa: PLC0415
+
+    from hub.ledger.budget_watch import stop_exhausted_sessions  # noqa: PLC0415
+    from hub.ledger.enforce import ExhaustionTracker  # noqa: PLC0415
+
+    class Hub:
+        stopped: list[tuple[str, str]] = []
+
+        def stop_server(self, user: str, server_name: str) -> int:
+            self.stopped.append((user, server_name))
+            return 204
+
+    courses.set_course_settings("cs101", replace(courses.course_rules("cs101"), on_drop=OnDrop.STOP), reason="t",
+                                who="dave", now=NOW)  # fmt: skip
+    session_id = courses.admit("cs101", "carol", "lab", "a100", 1, 1, now=NOW)
+    courses.record_job_id(session_id, "43")
+    courses.session_started(session_id, NOW)
+    courses.remove_member("cs101", "carol", who="roster sync", now=NOW)
+    hub, tracker = Hub(), ExhaustionTracker(grace=timedelta(seconds=3))
+    assert stop_exhausted_sessions(courses, tracker, hub, now=NOW) == []  # the grace starts
+    (line,) = stop_exhausted_sessions(courses, tracker, hub, now=NOW + timedelta(seconds=3))
+    assert hub.stopped == [("carol", "lab")] and "carol was dropped from cs101 (membership ended by roster sync)" in line
+    assert courses.session(session_id).message.startswith("stopped: carol was dropped from cs101")
