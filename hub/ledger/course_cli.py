@@ -1,4 +1,4 @@
-"""``hpchub course create|roster|report|lab-hours|close``: courses on the admin command line.
+"""``hpchub course create|settings|roster|sync|report|lab-hours|close``: courses on the admin command line.
 
 The commands run through ``cli.cmd_ledger`` like the other ledger commands (the same
 database choice, exit codes and one-line errors); ``add_course_parsers`` adds them.
@@ -13,7 +13,7 @@ from ..cli import UsageError
 from . import arithmetic as arith
 from .course_records import REPORT_COLUMNS, report_csv, report_hours
 from .errors import LedgerError
-from .courses import OnDrop, make_rules, parse_roster_csv, ta_extension_mgs, yes_no
+from .courses import DEFAULT_GROUP_ROLES, OnDrop, make_rules, parse_roster_csv, ta_extension_mgs, yes_no
 from .store import Ledger
 
 # Ledger field -> the argument the user typed (for error lines).
@@ -29,6 +29,7 @@ ARGUMENT_NAMES = {
         "reason": "--reason",
     },  # fmt: skip
     "course roster": {"csv": "--csv"},
+    "course sync": {"group_roles": "--group-role"},
 }
 MAX_CSV_BYTES = 1_000_000
 ON_DROP_HELP = (
@@ -121,6 +122,26 @@ def _course_roster(ledger: Ledger, args) -> None:
           f"{len(result.unchanged)} already there")  # fmt: skip
 
 
+def _course_sync(ledger: Ledger, args) -> None:
+    """The course's roster from the IdP groups as each user's last login showed them."""
+    roles = dict(DEFAULT_GROUP_ROLES)
+    if args.group_role:
+        roles = {}
+        for item in args.group_role:
+            pattern, _, role = item.partition("=")
+            if "{course}" not in pattern or not role:
+                raise UsageError(f"--group-role: PATTERN=ROLE with {{course}} in the pattern, got {item!r}")
+            roles[pattern] = role
+    result = ledger.sync_course(args.name, roles, now=None)
+    for change in result.changes:
+        print(change)
+    print(f"{args.name}: {len(result.changes)} change(s) from the groups recorded at the last login of "
+          f"{result.users_read} user(s)")  # fmt: skip
+    if result.unrecorded:
+        print(f"{len(result.unrecorded)} member(s) a group added have no recorded groups and were left as they are "
+              f"(until their next login): {', '.join(result.unrecorded)}")  # fmt: skip
+
+
 def _course_report(ledger: Ledger, args) -> None:
     rows = ledger.course_report(args.name)
     if args.csv:
@@ -199,6 +220,7 @@ COMMANDS = {
     "course create": _course_create,
     "course settings": _course_settings,
     "course roster": _course_roster,
+    "course sync": _course_sync,
     "course report": _course_report,
     "course close": _course_close,
     "course lab-hours": _course_lab_hours,
@@ -238,6 +260,21 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
         "--csv", required=True, metavar="FILE",
         help="rows of principal[,role] (role student, ta or instructor; default student); a header row "
         "'principal,role' is optional. Any bad row: every one is reported and nothing is imported",
+    )  # fmt: skip
+    sync = leaf(
+        course_sub, "sync", "course sync", help="the roster from the IdP groups recorded at each user's last login",
+        description="Re-read the course's roster from the identity provider's groups as a login does "
+        "(c.HPCHubOIDCAuthenticator.course_group_roles): add members a group gives, end memberships a group gave "
+        "and no longer gives. The group claims reach the hub only when a user logs in (or at the refresh before a "
+        "spawn), so this reads the groups the ledger recorded at each user's last login, not the identity "
+        "provider now; users who never logged in are not seen (put them on the roster with course roster --csv).",
+    )  # fmt: skip
+    sync.add_argument("name", metavar="NAME")
+    sync.add_argument(
+        "--group-role", action="append", metavar="PATTERN=ROLE",
+        help="a group pattern and the role it gives, e.g. '{course}-students=student' (repeat; default: the "
+        "login's defaults {course}-students=student, {course}-tas=ta, {course}-instructors=instructor; give the "
+        "hub's course_group_roles if it sets others)",
     )  # fmt: skip
     report = leaf(course_sub, "report", "course report", help="per member: sessions, GPU-hours, cap, extensions")
     report.add_argument("name", metavar="NAME")

@@ -2,7 +2,8 @@
 
 ``create_course`` makes the project (kind course, with its period and budget) and its rules
 in one transaction; ``import_roster`` records principals (pending members) all or nothing;
-``join_roster`` turns a principal's pending entries into memberships at their login;
+``join_roster`` turns a principal's pending entries into memberships at their login (the IdP
+groups: ``course_groups``);
 ``course_report`` is the instructor's final report. The admission reads the rules through
 ``_course_rules_and_role`` inside its own locked transaction.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
@@ -19,12 +20,10 @@ from sqlalchemy import func, select
 
 from . import arithmetic as arith
 from .courses import PRINCIPAL_RE, SETTINGS, STOP_REASON_DROPPED, CourseRules, OnDrop, RosterRow
-from .errors import LedgerInputError, NotFound
+from .errors import LedgerInputError
 from .models import CapEntry, CourseRule, CourseSetting, Member, PortalSession, Project, RosterEntry
-from .types import ProjectInfo, ProjectKind, ProjectState, Role, SessionState, check_enum, check_text, check_user
+from .types import ProjectInfo, ProjectKind, Role, SessionState, check_text, check_user
 
-GROUP_SOURCE = "IdP group "  # added_by of a membership a group gave
-_GROUP_ROLE_ORDER = [Role.INSTRUCTOR, Role.TA, Role.STUDENT, Role.PI, Role.MANAGER, Role.MEMBER]
 
 
 @dataclass(frozen=True)
@@ -267,46 +266,6 @@ class CourseRecords:
                         ))  # fmt: skip
                 joined.append((course, entry.role.value))
         return joined
-
-    # --- rosters from the identity provider's groups ------------------------------------------------------
-
-    def sync_course_groups(
-        self, user: str, groups: Collection[str], group_roles: Mapping[str, str], *, now: datetime | None = None
-    ) -> list[str]:
-        """At a login (or a refresh before a spawn): the user's IdP groups decide their
-        memberships in active courses. ``group_roles`` maps a group pattern with ``{course}``
-        (e.g. ``{course}-students``) to a role. A member is added with the highest role a
-        group gives (instructor, ta, student); a membership a group gave ends when no group
-        gives it any more. Memberships added otherwise (an admin, the roster) are left alone.
-        Returns what changed, in words."""
-        check_user(user)
-        roles = {pattern: check_enum(Role, role, "group_roles") for pattern, role in group_roles.items()}
-        now = self._now(now)
-        groups = set(groups)
-        with self._read() as session:
-            courses = session.execute(
-                select(Project.name, Member.role, Member.added_by)
-                .outerjoin(Member, (Member.project_id == Project.id) & (Member.user == user) & Member.active.is_(True))
-                .where(Project.kind == ProjectKind.COURSE, Project.state == ProjectState.ACTIVE)
-            ).all()  # fmt: skip
-        changes = []
-        for course, role, added_by in courses:
-            given = [(pattern.format(course=course), roles[pattern]) for pattern in roles]
-            wanted = [(group, granted) for group, granted in given if group in groups]
-            if role is None and wanted:
-                group, granted = min(wanted, key=lambda pair: _GROUP_ROLE_ORDER.index(pair[1]))
-                try:
-                    self.add_member(course, user, role=granted, who=GROUP_SOURCE + group, now=now)
-                except LedgerInputError:
-                    continue  # added meanwhile (another login)
-                changes.append(f"{user} joined {course} as {granted.value} (IdP group {group})")
-            elif role is not None and not wanted and (added_by or "").startswith(GROUP_SOURCE):
-                try:
-                    self.remove_member(course, user, who=f"{GROUP_SOURCE}{added_by[len(GROUP_SOURCE):]} (left)", now=now)
-                except NotFound:
-                    continue
-                changes.append(f"{user} left {course} (no longer in {added_by[len(GROUP_SOURCE):]})")
-        return changes
 
     # --- the report ----------------------------------------------------------------------------------
 

@@ -27,6 +27,9 @@ ROSTER_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
 PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
 RESERVATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ROSTER_ROWS = 5000
+# IdP group patterns that make a user a course member, with the role each gives ('{course}': its name):
+# the login's default (HPCHubOIDCAuthenticator.course_group_roles) and hpchub course sync's.
+DEFAULT_GROUP_ROLES = {"{course}-students": "student", "{course}-tas": "ta", "{course}-instructors": "instructor"}
 
 
 class OnDrop(Enum):

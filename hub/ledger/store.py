@@ -39,6 +39,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import arithmetic as arith
 from .errors import BudgetRefused, LedgerInputError, NotFound
+from .course_groups import CourseGroups
 from .course_records import CourseRecords
 from .courses import course_refusal
 from .orphans import OrphanRecords
@@ -323,7 +324,7 @@ class MembershipState:
     ended: bool
 
 
-class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, ProjectHistory):
+class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, CourseGroups, ProjectHistory):
     """Projects, grants, members, caps, holds and charges in one database.
 
     ``db``: a URL (``sqlite:////path/ledger.sqlite``, ``postgresql+psycopg://...``) or an

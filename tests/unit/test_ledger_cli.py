@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -330,3 +331,21 @@ def test_course_on_drop(hpchub) -> None:
     assert "  on-drop: finish: a dropped student's running sessions run to their end" in out.splitlines()
     code, _out, err = hpchub("course", "settings", "cs101", "--on-drop", "kill")
     assert code == 2 and "invalid choice: 'kill'" in err
+
+
+def test_course_sync_reads_the_groups_recorded_at_logins(hpchub, monkeypatch) -> None:
+    hpchub(*COURSE)
+    with Ledger(os.environ[LEDGER_URL_ENV]) as ledger:
+        ledger.record_login_groups("carol", {"cs101-students"})
+    code, out, err = hpchub("course", "sync", "cs101")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "carol joined cs101 as student (IdP group cs101-students)",
+        "cs101: 1 change(s) from the groups recorded at the last login of 1 user(s)",
+    ]
+    code, out, err = hpchub("course", "sync", "cs101", "--group-role", "{course}-students=boss")
+    assert code == 2 and err.startswith("hpchub: --group-role: one of")
+    code, out, err = hpchub("course", "sync", "cs101", "--group-role", "students=student")
+    assert code == 2 and "with {course} in the pattern" in err
+    code, out, _err = hpchub("course", "sync", "--help")
+    assert "the groups the ledger recorded at each user's last login, not the identity provider now" in " ".join(out.split())

@@ -414,3 +414,49 @@ def test_the_budget_watch_stops_a_dropped_students_session_and_notes_why(courses
     (line,) = stop_exhausted_sessions(courses, tracker, hub, now=NOW + timedelta(seconds=3))
     assert hub.stopped == [("carol", "lab")] and "carol was dropped from cs101 (membership ended by roster sync)" in line
     assert courses.session(session_id).message.startswith("stopped: carol was dropped from cs101")
+
+
+# --- hpchub course sync: from the groups recorded at the last login -----------------------------------------
+
+
+def test_login_groups_are_appended_only_when_they_change(courses: Ledger) -> None:
+    assert courses.record_login_groups("zoe", {"hpc-users", "cs101-students"}, now=NOW)
+    assert not courses.record_login_groups("zoe", ["cs101-students", "hpc-users"], now=NOW)  # the same set
+    assert courses.record_login_groups("zoe", {"hpc-users"}, now=NOW)
+    assert courses.login_groups() == {"zoe": ({"hpc-users"}, NOW)}
+    assert not courses.record_login_groups("yan", {"x" * 201, "a\nb"}, now=NOW) or courses.login_groups()["yan"][0] == set()
+
+
+def test_course_sync_applies_each_users_recorded_groups_to_one_course(courses: Ledger) -> None:
+    courses.create_course("cs102", account="cs102", start="2026-01-01", end="2026-06-30", gpu_hours=50, rules=RULES,
+                          who="admin", now=NOW)  # fmt: skip
+    courses.record_login_groups("zoe", {"cs101-students", "cs102-students"}, now=NOW)
+    courses.record_login_groups("yan", {"cs101-tas"}, now=NOW)
+    courses.sync_course_groups("wes", {"cs101-students"}, GROUP_ROLES, now=NOW)  # a member from before recording
+    result = courses.sync_course("cs101", GROUP_ROLES, now=NOW)
+    assert result.changes == ("yan joined cs101 as ta (IdP group cs101-tas)",
+                              "zoe joined cs101 as student (IdP group cs101-students)")
+    assert (result.users_read, result.unrecorded) == (2, ("wes",))
+    assert "zoe" not in {m["user"] for m in courses.usage("cs102", now=NOW)["members"]}  # one course only
+    assert courses.sync_course("cs101", GROUP_ROLES, now=NOW).changes == ()  # idempotent
+    courses.record_login_groups("zoe", {"hpc-users"}, now=NOW)  # zoe left the group (seen at her next login)
+    assert courses.sync_course("cs101", GROUP_ROLES, now=NOW).changes == ("zoe left cs101 (no longer in cs101-students)",)
+    assert {m["user"] for m in courses.usage("cs101", now=NOW)["members"]} == {"dave", "carol", "yan", "wes"}
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        pytest.param("research", "lab1 is a research project, not a course", id="not-a-course"),
+        pytest.param("closed", "lab1 is closed: its roster is no longer synced", id="closed"),
+    ],
+)
+def test_course_sync_refuses(courses: Ledger, setup, message) -> None:
+    if setup == "research":
+        courses.create_project("lab1", account="lab1", kind="research", gpu_hours=1, who="admin", now=NOW)
+    else:
+        courses.create_course("lab1", account="lab1", start="2026-01-01", end="2026-06-30", gpu_hours=5, rules=RULES,
+                              who="admin", now=NOW)  # fmt: skip
+        courses.close_project("lab1", reason="term end", who="admin", now=NOW)
+    with pytest.raises(LedgerInputError, match=message):
+        courses.sync_course("lab1", GROUP_ROLES, now=NOW)

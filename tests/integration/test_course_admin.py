@@ -1,7 +1,8 @@
 """A course's settings through the real hub (issue 7): the instructor's TA extension limit
 binds a TA's extension (refused above it with the rule named); a lab-hours-only course
 refuses its students outside the lab hours (spawn, form and preview); a course that stops
-a dropped student's sessions stops them with the reason on the student's page."""
+a dropped student's sessions stops them with the reason on the student's page; hpchub course sync
+reads the groups recorded at the last login."""
 
 from __future__ import annotations
 
@@ -119,3 +120,25 @@ def test_a_dropped_students_running_session_stops_when_the_course_says_so(portal
         if portal.server("carol", "drop") is not None:
             portal.session().delete(portal.spawn_path("carol", "drop"), timeout=60)
             portal.wait_stopped("carol", "drop", timeout=60)
+
+
+def test_course_sync_reads_the_groups_recorded_at_the_last_login(portal):
+    original = ["hpc-users", "hpc-admins"]
+    try:
+        portal.set_idp_groups("admin@uni.example", [*original, "cs101-tas"])
+        _session, response = portal.login("admin@uni.example", "admin-demo")
+        assert response.status_code == 200, response.url
+        assert "admin" in {m["user"] for m in portal.usage("cs101")["members"]}
+        portal.ledger_cli("member", "remove", "cs101", "admin")
+        synced = portal.ledger_cli("course", "sync", "cs101").stdout
+        assert "admin joined cs101 as ta (IdP group cs101-tas)" in synced.splitlines()
+        # the IdP drops the group: the sync sees it only after the next login (which applies it itself)
+        portal.set_idp_groups("admin@uni.example", original)
+        assert "admin left" not in portal.ledger_cli("course", "sync", "cs101").stdout
+        _session, response = portal.login("admin@uni.example", "admin-demo")
+        assert "admin" not in {m["user"] for m in portal.usage("cs101")["members"]}
+        assert "0 change(s)" in portal.ledger_cli("course", "sync", "cs101").stdout
+    finally:
+        portal.set_idp_groups("admin@uni.example", original)
+        if "admin" in {m["user"] for m in portal.usage("cs101")["members"]}:
+            portal.ledger_cli("member", "remove", "cs101", "admin")
