@@ -151,6 +151,28 @@ def check_member_change(
     return None
 
 
+def check_course_creation(
+    *, caller: str | None, is_admin: bool, instructs_a_course: bool, max_mgs: int | None, gpu_hours_mgs: int,
+    instructor: str | None,
+) -> Refusal | None:
+    """May the caller create a course with this budget? Admins: any. An instructor of a course:
+    up to the site's ``HPCHubAPI.instructor_course_max_gpu_hours`` (unset: no), and only as its
+    instructor themself. Anyone else: no."""
+    if is_admin:
+        return None
+    if caller is None or not instructs_a_course:
+        return Refusal(403, "only the portal's admins and the instructors of a course may create courses")
+    if max_mgs is None:
+        return Refusal(403, "instructors may not create courses on this hub (HPCHubAPI.instructor_course_max_gpu_hours "
+                            "is not set); ask the portal's admins")  # fmt: skip
+    if instructor not in (None, "", caller):
+        return Refusal(403, f"instructor: an instructor creates a course for themself ({caller}), not for {instructor}")
+    if gpu_hours_mgs > max_mgs:
+        return Refusal(403, f"gpu_hours: an instructor may give a new course at most {format_gpu_hours(max_mgs)} GPU-h; "
+                            "ask the portal's admins for more")  # fmt: skip
+    return None
+
+
 def check_cap_change(
     *,
     project: str,

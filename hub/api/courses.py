@@ -1,4 +1,11 @@
-"""``GET|POST /hub/api/hpchub/v1/projects/{p}/course-settings``: a course's settings (issue 7).
+"""``POST /hub/api/hpchub/v1/courses`` creates a course; ``GET|POST .../projects/{p}/course-settings``
+are a course's settings (issue 7).
+
+Creating: the fields of ``hpchub course create`` (``course_records.COURSE_FIELDS``), checked by
+the same ``new_course``; admins any, an instructor of a course up to
+``c.HPCHubAPI.instructor_course_max_gpu_hours`` and as the new course's instructor
+(``access.check_course_creation``). A bad field answers 400 with ``field`` naming it (the
+page shows the message next to that field); nothing is created.
 
 The instructor's settings of a course (``hub.ledger.courses.SETTINGS``): ``GET`` answers them
 (anyone who sees the course); ``POST`` changes those given, with a reason, each change an
@@ -12,21 +19,26 @@ the project is not a course.
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from jupyterhub.scopes import needs_scope
+from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 
 from hub.ledger import arithmetic as arith
+from hub.ledger.course_records import COURSE_FIELDS, new_course
 from hub.ledger.courses import CourseRules, OnDrop, ta_extension_mgs
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import Role, check_enum, check_project_name, check_text
 
 from . import views
+from .access import check_course_creation
 from .config import MANAGE_SCOPE, READ_SCOPE
-from .handlers import API_PREFIX, _NAME, ProjectAPIHandler
+from .handlers import API_PREFIX, _NAME, LedgerAPIHandler, ProjectAPIHandler
 
 SETTINGS_KEYS = ("ta_extension_limit_gpu_hours", "lab_hours_only", "on_drop", "reason")
 SETTINGS_EXAMPLE = '{"ta_extension_limit_gpu_hours": 2, "reason": "lab week"}'
@@ -99,4 +111,74 @@ class CourseSettingsHandler(ProjectAPIHandler):
         self.send_json({**settings_json(project, rules), "changed": changed})
 
 
-ROUTES = [(rf"{API_PREFIX}/projects/{_NAME}/course-settings", CourseSettingsHandler)]
+COURSE_EXAMPLE = ('{"name": "cs102", "account": "cs102", "start": "2026-09-01", "end": "2027-01-31", '
+                  '"gpu_hours": 200, "per_student": 5}')
+FIELD_OF = {"project": "name"}  # the ledger's field -> the form's
+
+
+def field_error(exc: LedgerInputError) -> tuple[str, str]:
+    """(the form's field, the message naming it) of a refused course."""
+    field = FIELD_OF.get(exc.field, exc.field)
+    return field, f"{field}: {exc.rule}"
+
+
+def course_fields(body: object) -> dict[str, Any]:
+    """The body's fields (only ``COURSE_FIELDS``; JSON numbers, strings, booleans, null)."""
+    return dict(views.json_object(body, COURSE_FIELDS, COURSE_EXAMPLE))
+
+
+def created_json(info, rules: CourseRules, base_url: str) -> dict:
+    return {
+        "project": info.name, "account": info.slurm_account, "start": info.period_start.isoformat(),
+        "end": info.period_end.isoformat(), "rules": rules.describe(),
+        "dashboard": f"{base_url}hpchub/courses/{info.name}",
+    }  # fmt: skip
+
+
+class CourseCreateHandler(LedgerAPIHandler):
+    def refuse_field(self, status: int, field: str | None, message: str) -> None:
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"status": status, "message": message, "field": field}))
+
+    @needs_scope(MANAGE_SCOPE)
+    async def post(self) -> None:
+        caller = self.caller()
+        ledger = await self.ledger()
+        try:
+            fields = course_fields(self.get_json_body())
+            gpu_hours = arith.gpu_hours_to_mgs(fields.get("gpu_hours", 0) or 0, "gpu_hours")
+        except LedgerInputError as exc:
+            self.refuse_field(400, *field_error(exc))
+            return
+        instructs = False
+        if caller.name is not None and not caller.is_admin:
+            memberships = await self.run(ledger.memberships, caller.name)
+            instructs = any(role is Role.INSTRUCTOR for _project, role in memberships)
+        refusal = check_course_creation(
+            caller=caller.name, is_admin=caller.is_admin, instructs_a_course=instructs,
+            max_mgs=self.api_settings.instructor_course_max_mgs, gpu_hours_mgs=gpu_hours,
+            instructor=fields.get("instructor"),
+        )  # fmt: skip
+        if refusal is not None:
+            field = refusal.message.split(":")[0] if refusal.message.startswith(("instructor:", "gpu_hours:")) else None
+            self.refuse_field(refusal.status, field, refusal.message)
+            return
+        if not caller.is_admin:
+            fields["instructor"] = caller.name
+        try:
+            info, rules = await asyncio.to_thread(new_course, ledger, fields, who=caller.who)
+        except LedgerInputError as exc:
+            self.refuse_field(400, *field_error(exc))
+            return
+        except SQLAlchemyError as exc:
+            self.log.error("create course: ledger database error: %s", str(getattr(exc, "orig", None) or exc)[:500])
+            raise web.HTTPError(503, "the GPU-hour ledger is not answering; try again shortly") from None
+        self.log.info("%s created course %s (%s GPU-h)", caller.who, info.name, arith.format_gpu_hours(gpu_hours))
+        self.send_json(created_json(info, rules, self.hub.base_url), 201)
+
+
+ROUTES = [
+    (rf"{API_PREFIX}/courses", CourseCreateHandler),
+    (rf"{API_PREFIX}/projects/{_NAME}/course-settings", CourseSettingsHandler),
+]

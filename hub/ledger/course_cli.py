@@ -11,9 +11,9 @@ import sys
 
 from ..cli import UsageError
 from . import arithmetic as arith
-from .course_records import REPORT_COLUMNS, report_csv, report_hours
+from .course_records import COURSE_FIELDS, REPORT_COLUMNS, new_course, report_csv, report_hours
 from .errors import LedgerError
-from .courses import DEFAULT_GROUP_ROLES, OnDrop, make_rules, parse_roster_csv, ta_extension_mgs, yes_no
+from .courses import DEFAULT_GROUP_ROLES, OnDrop, parse_roster_csv, ta_extension_mgs, yes_no
 from .store import Ledger
 
 # Ledger field -> the argument the user typed (for error lines).
@@ -23,6 +23,7 @@ ARGUMENT_NAMES = {
         "max_gpus": "--max-gpus", "max_hours": "--max-hours", "max_sessions": "--max-sessions",
         "reservation": "--reservation", "account": "--account", "start": "--start", "end": "--end",
         "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "on_drop": "--on-drop",
+        "instructor": "--instructor", "name": "NAME",
     },  # fmt: skip
     "course settings": {
         "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "on_drop": "--on-drop",
@@ -49,15 +50,7 @@ TA_EXTENSION_HELP = (
 
 
 def _course_create(ledger: Ledger, args) -> None:
-    rules = make_rules(
-        per_student=args.per_student, gpu_types=args.gpu_types, max_gpus=args.max_gpus, max_hours=args.max_hours,
-        max_sessions=args.max_sessions, reservation=args.reservation, ta_extension_limit=args.ta_extension_limit,
-        lab_hours_only=args.lab_hours_only, on_drop=args.on_drop,
-    )  # fmt: skip
-    info = ledger.create_course(
-        args.name, account=args.account, start=args.start, end=args.end, gpu_hours=args.gpu_hours, rules=rules,
-        who=args.who,
-    )  # fmt: skip
+    info, rules = new_course(ledger, {field: getattr(args, field) for field in COURSE_FIELDS}, who=args.who)
     budget = arith.format_gpu_hours(ledger.figures(info.name).grants_mgs)
     print(f"created course {info.name} (account {info.slurm_account}, {budget} GPU-h, "
           f"{info.period_start} to {info.period_end})")  # fmt: skip
@@ -246,6 +239,7 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     create.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP)
     create.add_argument("--lab-hours-only", action="store_true", help=LAB_HOURS_ONLY_HELP)
     create.add_argument("--on-drop", choices=[o.value for o in OnDrop], help=ON_DROP_HELP + " (default finish)")
+    create.add_argument("--instructor", metavar="USER", help="a Unix user to make the course's instructor")
     settings = leaf(course_sub, "settings", "course settings",
                     help="show or change the instructor's settings (each change an appended record)")
     settings.add_argument("name", metavar="NAME")

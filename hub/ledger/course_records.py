@@ -19,10 +19,10 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 
 from . import arithmetic as arith
-from .courses import PRINCIPAL_RE, SETTINGS, STOP_REASON_DROPPED, CourseRules, OnDrop, RosterRow
+from .courses import PRINCIPAL_RE, SETTINGS, STOP_REASON_DROPPED, CourseRules, OnDrop, RosterRow, make_rules
 from .errors import LedgerInputError
 from .models import CapEntry, CourseRule, CourseSetting, Member, PortalSession, Project, RosterEntry
-from .types import ProjectInfo, ProjectKind, Role, SessionState, check_text, check_user
+from .types import ProjectInfo, ProjectKind, Role, SessionState, check_project_name, check_text, check_user
 
 
 
@@ -61,8 +61,12 @@ class CourseRecords:
         rules: CourseRules,
         who: str,
         now: datetime | None = None,
+        instructor: str | None = None,
     ) -> ProjectInfo:
-        """A course: a project of kind course over [start, end] with its budget, and its rules."""
+        """A course: a project of kind course over [start, end] with its budget, and its rules
+        (and ``instructor`` as its instructor), in one transaction."""
+        if instructor is not None:
+            check_user(instructor, "instructor")
         if start is None:
             raise LedgerInputError("start", "a course needs a start date")
         if end is None:
@@ -81,6 +85,9 @@ class CourseRecords:
             ))  # fmt: skip
             self._append_settings(session, project_id, CourseRules(rules.per_student_mgs).settings(), rules.settings(),
                                   reason="set when created", who=who, now=now)  # fmt: skip
+            if instructor is not None:
+                session.add(Member(project_id=project_id, user=instructor, role=Role.INSTRUCTOR, active=True,
+                                   added_at=now, added_by=who))  # fmt: skip
             return info
 
     def set_course_settings(
@@ -290,6 +297,39 @@ class CourseRecords:
             )  # fmt: skip
             for member in usage.members
         ]
+
+
+# What a new course is made of, as the command line and the page name it (``new_course``).
+COURSE_FIELDS = (
+    "name", "account", "start", "end", "gpu_hours", "per_student", "gpu_types", "max_gpus", "max_hours",
+    "max_sessions", "reservation", "ta_extension_limit", "lab_hours_only", "on_drop", "instructor",
+)  # fmt: skip
+REQUIRED_COURSE_FIELDS = ("name", "account", "start", "end", "gpu_hours", "per_student")
+
+
+def new_course(ledger, fields: Mapping[str, object], *, who: str) -> tuple[ProjectInfo, CourseRules]:
+    """Create a course from ``COURSE_FIELDS`` (``hpchub course create`` and ``POST /courses``:
+    one validation for both). Every field is checked before anything is written; bad input
+    raises ``LedgerInputError`` naming the field (``name`` for the course's name)."""
+    unknown = [key for key in fields if key not in COURSE_FIELDS]
+    if unknown:
+        raise LedgerInputError(str(unknown[0])[:64], f"unknown field; allowed: {', '.join(COURSE_FIELDS)}")
+    for key in REQUIRED_COURSE_FIELDS:
+        if fields.get(key) in (None, ""):
+            raise LedgerInputError(key, "required")
+    optional = {key: (None if fields.get(key) == "" else fields.get(key)) for key in COURSE_FIELDS}
+    check_project_name(fields["name"], "name")
+    rules = make_rules(
+        per_student=fields["per_student"], gpu_types=optional["gpu_types"], max_gpus=optional["max_gpus"],
+        max_hours=optional["max_hours"], max_sessions=optional["max_sessions"], reservation=optional["reservation"],
+        ta_extension_limit=optional["ta_extension_limit"], lab_hours_only=optional["lab_hours_only"] or False,
+        on_drop=optional["on_drop"],
+    )  # fmt: skip
+    info = ledger.create_course(
+        fields["name"], account=fields["account"], start=fields["start"], end=fields["end"],
+        gpu_hours=fields["gpu_hours"], rules=rules, who=who, instructor=optional["instructor"],
+    )  # fmt: skip
+    return info, rules
 
 
 REPORT_COLUMNS = ("user", "role", "sessions", "gpu_hours", "cap_gpu_hours", "extensions")

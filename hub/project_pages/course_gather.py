@@ -105,6 +105,27 @@ def course_report_csv(ledger: Ledger, project: str, viewer: Viewer) -> str:
     return report_csv(rows)
 
 
+@dataclass(frozen=True)
+class CourseCreator:
+    """Who opens the new-course form: an admin (any budget, names the instructor) or an
+    instructor of a course (up to the site's limit, as the new course's instructor)."""
+
+    is_admin: bool
+    user: str | None
+    max_gpu_hours: str | None  # the limit in words for an instructor; None: an admin (none)
+
+
+def course_creator(ledger: Ledger, viewer: Viewer, max_mgs: int | None) -> CourseCreator | None:
+    """The form's viewer, or None if they may not create courses (the API decides again)."""
+    if viewer.is_admin:
+        return CourseCreator(True, viewer.ledger_name, None)
+    if viewer.ledger_name is None or max_mgs is None:
+        return None
+    if not any(role is Role.INSTRUCTOR for _p, role in ledger.memberships(viewer.ledger_name)):
+        return None
+    return CourseCreator(False, viewer.ledger_name, arith.format_gpu_hours(max_mgs))
+
+
 def is_course(ledger: Ledger, project: str) -> bool:
     """For links: is ``project`` a course (with rules)?"""
     return ledger.course_rules(project) is not None

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.unit
 ROUTE_SUFFIXES = {
     "/projects", "/projects/([^/]+)", "/projects/([^/]+)/charges", "/projects/([^/]+)/members/([^/]+)",
     "/projects/([^/]+)/members/([^/]+)/cap", "/projects/([^/]+)/lab-hours", "/projects/([^/]+)/course-settings",
-    "/preview",
+    "/courses", "/preview",
     "/users/([^/]+)/servers/([^/]*)/session", "/users/([^/]+)/server/session", "/users/([^/]+)/session",
     "/users/([^/]+)/servers/([^/]*)/extend", "/users/([^/]+)/server/extend", "/users/([^/]+)/extend",
     "/projects/([^/]+)/environments", "/projects/([^/]+)/environments/([^/]+)",

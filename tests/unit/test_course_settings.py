@@ -76,3 +76,83 @@ def test_on_drop_body(body, expected) -> None:
     else:
         assert parse_settings_body(body, RULES)[0].on_drop is expected
         assert settings_json("cs101", parse_settings_body(body, RULES)[0])["on_drop"] == expected.value
+
+
+# --- creating a course (the page's POST /courses and the CLI: one validation) ----------------------------------
+
+GOOD = {"name": "cs102", "account": "cs102", "start": "2026-09-01", "end": "2027-01-31", "gpu_hours": 200,
+        "per_student": "5"}  # fmt: skip
+
+
+@pytest.fixture
+def ledger(ledger_url: str):
+    from hub.ledger import Ledger, upgrade  # noqa: PLC0415
+
+    upgrade(ledger_url)
+    with Ledger(ledger_url) as ledger:
+        ledger.create_project("vision-lab", account="vision-lab", kind="research", gpu_hours=1, who="admin")
+        yield ledger
+
+
+@pytest.mark.parametrize(("change", "field", "message"), [
+    pytest.param({"name": "CS 102"}, "name", "name: 2 to 40 characters", id="bad-name"),
+    pytest.param({"name": "vision-lab"}, "name", "name: vision-lab already exists", id="name-taken"),
+    pytest.param({"account": "vision-lab"}, "account", "account: vision-lab is already the account", id="account-taken"),
+    pytest.param({"start": "2026-13-01"}, "start", "start: an ISO date", id="bad-start"),
+    pytest.param({"end": "2026-08-01"}, "end", "end: 2026-08-01 is before the start", id="end-before-start"),
+    pytest.param({"gpu_hours": -1}, "gpu_hours", "gpu_hours: must be >= 0", id="negative-budget"),
+    pytest.param({"per_student": 0}, "per_student", "per_student: must be more than 0", id="per-student-zero"),
+    pytest.param({"per_student": None}, "per_student", "per_student: required", id="per-student-missing"),
+    pytest.param({"max_gpus": "0"}, "max_gpus", "max_gpus: must be from 1 to 64", id="max-gpus"),
+    pytest.param({"max_hours": "0.1"}, "max_hours", "max_hours:", id="max-hours"),
+    pytest.param({"gpu_types": "a100;rm"}, "gpu_types", "gpu_types:", id="gpu-types"),
+    pytest.param({"lab_hours_only": True}, "lab_hours_only", "lab_hours_only: needs", id="lab-only-without-reservation"),
+    pytest.param({"on_drop": "kill"}, "on_drop", "on_drop: one of finish|stop", id="on-drop"),
+    pytest.param({"instructor": "Dave!"}, "instructor", "instructor: a Unix user name", id="instructor"),
+    pytest.param({"budget": 5}, "budget", "budget: unknown field", id="unknown-field"),
+])  # fmt: skip
+def test_a_bad_course_names_the_field_and_creates_nothing(ledger, change, field, message) -> None:
+    from hub.api.courses import course_fields, field_error  # noqa: PLC0415
+    from hub.ledger.course_records import new_course  # noqa: PLC0415
+
+    with pytest.raises(LedgerInputError) as caught:
+        new_course(ledger, course_fields({**GOOD, **change}), who="admin")
+    assert field_error(caught.value)[0] == field and field_error(caught.value)[1].startswith(message)
+    assert [p.name for p in ledger.projects()] == ["vision-lab"]
+
+
+def test_a_course_from_the_page_with_its_instructor(ledger) -> None:
+    from hub.api.courses import course_fields, created_json  # noqa: PLC0415
+    from hub.ledger.course_records import new_course  # noqa: PLC0415
+
+    body = {**GOOD, "gpu_types": "a100", "max_gpus": "1", "reservation": "cs102-lab", "lab_hours_only": True,
+            "on_drop": "stop", "ta_extension_limit": "2", "instructor": "dave"}  # fmt: skip
+    info, rules = new_course(ledger, course_fields(body), who="dave (hpchub API)")
+    assert ledger.course_rules("cs102") == rules and rules.lab_hours_only and rules.on_drop is OnDrop.STOP
+    assert [(m.user, m.role.value) for m in ledger.figures("cs102").members] == [("dave", "instructor")]
+    answer = created_json(info, rules, "/hub/")
+    assert answer["dashboard"] == "/hub/hpchub/courses/cs102" and answer["start"] == "2026-09-01"
+
+
+@pytest.mark.parametrize(("who", "max_h", "budget", "instructor", "refused"), [
+    pytest.param("admin", None, 10_000, "dave", None, id="admin-anything"),
+    pytest.param("instructor", 500, 500, None, None, id="instructor-within"),
+    pytest.param("instructor", 500, 500, "dave", None, id="instructor-self"),
+    pytest.param("instructor", 500, 501, None, "gpu_hours: an instructor may give a new course at most 500.0 GPU-h",
+                 id="instructor-over"),
+    pytest.param("instructor", None, 5, None, "instructors may not create courses on this hub", id="site-disallows"),
+    pytest.param("instructor", 500, 5, "erin", "instructor: an instructor creates a course for themself",
+                 id="instructor-for-another"),
+    pytest.param("student", 500, 5, None, "only the portal's admins and the instructors of a course", id="student"),
+])  # fmt: skip
+def test_who_may_create_a_course(who, max_h, budget, instructor, refused) -> None:
+    from hub.api.access import check_course_creation  # noqa: PLC0415
+
+    refusal = check_course_creation(
+        caller="dave", is_admin=who == "admin", instructs_a_course=who == "instructor",
+        max_mgs=None if max_h is None else max_h * H, gpu_hours_mgs=budget * H, instructor=instructor,
+    )  # fmt: skip
+    if refused is None:
+        assert refusal is None
+    else:
+        assert refusal.status == 403 and refusal.message.startswith(refused)
