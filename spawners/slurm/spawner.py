@@ -67,14 +67,15 @@ SERVER_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{0,40}")
 LAB_HOURS_TTL_SECONDS = 10.0  # how long a read of a course's reservation is reused
 
 
-def _students_reservation(ledger, project: str, user: str) -> str | None:
-    """The lab-hours reservation of ``project`` if it is a course and ``user`` one of its students."""
+def _students_reservation(ledger, project: str, user: str) -> tuple[str | None, bool]:
+    """The lab-hours reservation of ``project`` if it is a course and ``user`` one of its
+    students, and whether the course lets them start sessions only during the lab hours."""
     from hub.ledger.types import Role  # noqa: PLC0415
 
     if not any(info.name == project and role is Role.STUDENT for info, role in ledger.memberships(user)):
-        return None
+        return None, False
     rules = ledger.course_rules(project)
-    return rules.reservation if rules is not None else None
+    return (rules.reservation, rules.lab_hours_only) if rules is not None else (None, False)
 
 
 def _user_error(status: int, message: str) -> web.HTTPError:
@@ -484,15 +485,20 @@ class SlurmGPUSpawner(SlurmSpawner):
         ledger = self.ledger
         if ledger is None:
             return None, None
-        name = await asyncio.to_thread(_students_reservation, ledger, project, self.user.name)
+        name, only_then = await asyncio.to_thread(_students_reservation, ledger, project, self.user.name)
         if not name:
             return None, None
         try:
             found = await cached_reservation(self.client, name, LAB_HOURS_TTL_SECONDS)
+            on = bool(found and found.active_at(datetime.now(timezone.utc)))
+            if not on and only_then:  # a refusal: not on a cached read (the lab hours may have just begun)
+                forget_reservation(self.client, name)
+                found = await cached_reservation(self.client, name, LAB_HOURS_TTL_SECONDS)
+                on = bool(found and found.active_at(datetime.now(timezone.utc)))
         except (SlurmCommandError, ValueError) as exc:
             self.log.warning("lab hours of %s: cannot read reservation %s: %s", project, name, exc)
             return name, None
-        return name, bool(found and found.active_at(datetime.now(timezone.utc)))
+        return name, on
 
     async def _ledger_call(self, what: str, *args) -> None:
         """Tell the ledger; a ledger failure is logged (the reconciler's sacct import settles the
