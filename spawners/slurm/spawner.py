@@ -382,6 +382,8 @@ class SlurmGPUSpawner(SlurmSpawner):
             request = dataclasses.replace(request, account=accounts[request.project])
         reservation, lab_hours_on = await self.course_lab_hours(request.project)
         await self.admit(request, lab_hours_on=lab_hours_on)
+        if reservation and lab_hours_on is None:  # a course that queues students outside its lab hours
+            lab_hours_on = await self.lab_hours_active(request.project, reservation)
         if reservation and lab_hours_on:
             self.log.info("%s: in the lab hours of %s (reservation %s)", self._log_name, request.project, reservation)
             request = dataclasses.replace(request, reservation=reservation)
@@ -433,7 +435,7 @@ class SlurmGPUSpawner(SlurmSpawner):
             if retry["error"]:
                 error = FormError(*retry["error"])
         catalogue = self.catalogue()
-        lab_hours = {project: (await self.course_lab_hours(project))[1] for project in projects}
+        lab_hours = {project: (await self.course_lab_hours(project))[1] for project in projects}  # the rule's
         budgets, preview = await asyncio.to_thread(self._form_budget, cluster, projects, catalogue, previous,
                                                    lab_hours)  # fmt: skip
         ready = await asyncio.to_thread(project_envs.ready_environments, project_envs.settings(self.config), projects)
@@ -477,28 +479,33 @@ class SlurmGPUSpawner(SlurmSpawner):
         self._save_state_now()
 
     async def course_lab_hours(self, project: str) -> tuple[str | None, bool | None]:
-        """(the course's lab-hours reservation if the user is one of its students, whether it is
-        active now). While it is, their sessions run in it (``--reservation``) and start at once
-        on the reserved nodes; otherwise they queue normally, or a course whose students start
-        sessions only in the lab hours refuses them. A failure to read it is logged: (name, None).
-        (None, None) for anyone else."""
+        """(the course's lab-hours reservation if the user is one of its students, and for a
+        course whose students start sessions only in its lab hours whether they are on now,
+        else None). The admission refuses such a student while they are off (None: not known,
+        e.g. Slurm did not answer); a refusal is never decided on a cached read. Anyone else:
+        (None, None)."""
         ledger = self.ledger
         if ledger is None:
             return None, None
         name, only_then = await asyncio.to_thread(_students_reservation, ledger, project, self.user.name)
-        if not name:
-            return None, None
+        if not name or not only_then:
+            return name, None
+        on = await self.lab_hours_active(project, name)
+        if on is False:  # the lab hours may have begun since the cached read
+            forget_reservation(self.client, name)
+            on = await self.lab_hours_active(project, name)
+        return name, on
+
+    async def lab_hours_active(self, project: str, name: str) -> bool | None:
+        """Is the course's reservation active now (a read cached 10 s)? While it is, its students'
+        sessions run in it (``--reservation``) and start at once on the reserved nodes. A failure
+        to read it is logged: None (the session then queues normally)."""
         try:
             found = await cached_reservation(self.client, name, LAB_HOURS_TTL_SECONDS)
-            on = bool(found and found.active_at(datetime.now(timezone.utc)))
-            if not on and only_then:  # a refusal: not on a cached read (the lab hours may have just begun)
-                forget_reservation(self.client, name)
-                found = await cached_reservation(self.client, name, LAB_HOURS_TTL_SECONDS)
-                on = bool(found and found.active_at(datetime.now(timezone.utc)))
         except (SlurmCommandError, ValueError) as exc:
             self.log.warning("lab hours of %s: cannot read reservation %s: %s", project, name, exc)
-            return name, None
-        return name, on
+            return None
+        return bool(found and found.active_at(datetime.now(timezone.utc)))
 
     async def _ledger_call(self, what: str, *args) -> None:
         """Tell the ledger; a ledger failure is logged (the reconciler's sacct import settles the
