@@ -1,7 +1,8 @@
 """Creating a course from its page (issue 7) in a real browser (Playwright, Debian's chromium),
 through the real login: dave (an instructor; the demo lets instructors give up to 500 GPU-h)
 sees a refused field's message under that field, then creates the course and becomes its
-instructor; a student gets 403 from the page and the API. Screenshot test-artifacts/course-new.png."""
+instructor; a student gets 403 from the page and the API; the dashboard's Course settings form
+shows a refused value under its field. Screenshots test-artifacts/course-new.png, course-settings.png."""
 
 from __future__ import annotations
 
@@ -58,3 +59,27 @@ def test_a_student_may_not_create_a_course(portal, log_in):
         return [r.status, (await r.json()).message];
     }""", f"{portal.url}/hub/api/hpchub/v1/courses")
     assert answer == [403, "only the portal's admins and the instructors of a course may create courses"]
+
+
+def test_the_instructor_changes_the_course_settings_on_the_dashboard(portal, log_in):
+    page = log_in("dave")
+    page.goto(f"{portal.url}/hub/hpchub/courses/cs101")
+    try:
+        page.fill("#hpchub-ta-limit", "-1")
+        page.click("#hpchub-settings-save")
+        error = page.locator("#hpchub-ta-limit-error")
+        error.wait_for(state="visible")
+        assert error.inner_text() == "ta_extension_limit_gpu_hours: must be >= 0 GPU-h, got -1"
+        page.fill("#hpchub-ta-limit", "2")
+        page.fill("#hpchub-settings-reason", "lab week")
+        page.click("#hpchub-settings-save")
+        page.locator("#hpchub-settings-answer.alert-success").wait_for(state="visible")
+        assert page.locator("#hpchub-settings-answer").inner_text() == "Saved: ta-extension-limit."
+        assert page.locator("#hpchub-ta-limit-error").inner_text() == ""
+        assert "a TA may extend a student's cap by at most 2.0 GPU-h in all" in page.locator("#hpchub-rules").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "course-settings.png"), full_page=True)
+    finally:
+        page.evaluate("""async (url) => fetch(url, {method: "POST", credentials: "same-origin",
+            headers: {"Content-Type": "application/json", "X-XSRFToken": window.jhdata.xsrf_token},
+            body: JSON.stringify({ta_extension_limit_gpu_hours: null, reason: "test puts it back"})})""",
+                      f"{portal.url}/hub/api/hpchub/v1/projects/cs101/course-settings")  # fmt: skip
