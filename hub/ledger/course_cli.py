@@ -117,7 +117,7 @@ def _course_roster(ledger: Ledger, args) -> None:
 
 def _course_sync(ledger: Ledger, args) -> None:
     """The course's roster from the IdP groups as each user's last login showed them."""
-    roles = dict(DEFAULT_GROUP_ROLES)
+    roles = _configured_group_roles(getattr(args, "config", None))
     if args.group_role:
         roles = {}
         for item in args.group_role:
@@ -133,6 +133,20 @@ def _course_sync(ledger: Ledger, args) -> None:
     if result.unrecorded:
         print(f"{len(result.unrecorded)} member(s) a group added have no recorded groups and were left as they are "
               f"(until their next login): {', '.join(result.unrecorded)}")  # fmt: skip
+
+
+def _configured_group_roles(config_file: str | None) -> dict[str, str]:
+    """``c.HPCHubOIDCAuthenticator.course_group_roles`` of the hub's configuration file (``hpchub
+    --config``, if it exists), else the login's default."""
+    import os  # noqa: PLC0415
+
+    from .cli import load_hub_config  # noqa: PLC0415
+
+    if config_file and os.path.isfile(config_file):
+        section = load_hub_config(config_file).get("HPCHubOIDCAuthenticator") or {}
+        if "course_group_roles" in section:
+            return dict(section["course_group_roles"])
+    return dict(DEFAULT_GROUP_ROLES)
 
 
 def _course_report(ledger: Ledger, args) -> None:
@@ -266,9 +280,9 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     sync.add_argument("name", metavar="NAME")
     sync.add_argument(
         "--group-role", action="append", metavar="PATTERN=ROLE",
-        help="a group pattern and the role it gives, e.g. '{course}-students=student' (repeat; default: the "
-        "login's defaults {course}-students=student, {course}-tas=ta, {course}-instructors=instructor; give the "
-        "hub's course_group_roles if it sets others)",
+        help="a group pattern and the role it gives, e.g. '{course}-students=student' (repeat; default: "
+        "c.HPCHubOIDCAuthenticator.course_group_roles of hpchub --config FILE if it sets them, else the login's "
+        "defaults {course}-students=student, {course}-tas=ta, {course}-instructors=instructor)",
     )  # fmt: skip
     report = leaf(course_sub, "report", "course report", help="per member: sessions, GPU-hours, cap, extensions")
     report.add_argument("name", metavar="NAME")

@@ -349,3 +349,15 @@ def test_course_sync_reads_the_groups_recorded_at_logins(hpchub, monkeypatch) ->
     assert code == 2 and "with {course} in the pattern" in err
     code, out, _err = hpchub("course", "sync", "--help")
     assert "the groups the ledger recorded at each user's last login, not the identity provider now" in " ".join(out.split())
+
+
+def test_course_sync_takes_the_group_patterns_of_the_hubs_configuration(hpchub, tmp_path) -> None:
+    hpchub(*COURSE)
+    config = tmp_path / "hpchub_config.py"
+    config.write_text('c.HPCHubOIDCAuthenticator.course_group_roles = {"course-{course}": "student"}\n')
+    with Ledger(os.environ[LEDGER_URL_ENV]) as ledger:
+        ledger.record_login_groups("carol", {"course-cs101"})
+    code, out, _err = hpchub("course", "sync", "cs101")  # the default patterns: no group gives carol cs101
+    assert code == 0 and out.startswith("cs101: 0 change(s)")
+    code, out, err = hpchub("--config", str(config), "course", "sync", "cs101")
+    assert (code, err) == (0, "") and out.splitlines()[0] == "carol joined cs101 as student (IdP group course-cs101)"
