@@ -460,3 +460,18 @@ def test_course_sync_refuses(courses: Ledger, setup, message) -> None:
         courses.close_project("lab1", reason="term end", who="admin", now=NOW)
     with pytest.raises(LedgerInputError, match=message):
         courses.sync_course("lab1", GROUP_ROLES, now=NOW)
+
+
+def test_settings_and_login_groups_cannot_be_rewritten(courses: Ledger) -> None:
+    from sqlalchemy import select  # noqa: PLC0415
+
+    from hub.ledger.models import CourseSetting, LoginGroups  # noqa: PLC0415
+
+    courses.set_course_settings("cs101", replace(RULES, ta_extension_mgs=H), reason="t", who="dave", now=NOW)
+    courses.record_login_groups("carol", {"cs101-students"}, now=NOW)
+    for model, column in ((CourseSetting, "value"), (LoginGroups, "groups")):
+        with courses._sessions() as session:
+            row = session.scalars(select(model)).first()
+            setattr(row, column, "rewritten")
+            with pytest.raises(RuntimeError, match=f"{model.__name__} rows are append-only"):
+                session.flush()
