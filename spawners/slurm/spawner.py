@@ -490,18 +490,20 @@ class SlurmGPUSpawner(SlurmSpawner):
         name, only_then = await asyncio.to_thread(_students_reservation, ledger, project, self.user.name)
         if not name or not only_then:
             return name, None
-        on = await self.lab_hours_active(project, name)
-        if on is False:  # the lab hours may have begun since the cached read
-            forget_reservation(self.client, name)
-            on = await self.lab_hours_active(project, name)
-        return name, on
+        return name, await self.lab_hours_active(project, name)
 
     async def lab_hours_active(self, project: str, name: str) -> bool | None:
-        """Is the course's reservation active now (a read cached 10 s)? While it is, its students'
-        sessions run in it (``--reservation``) and start at once on the reserved nodes. A failure
-        to read it is logged: None (the session then queues normally)."""
+        """Is the course's reservation active now? While it is, its students' sessions run in it
+        (``--reservation``) and start at once on the reserved nodes. An active answer is reused
+        for 10 s (if it ended meanwhile, sbatch says so and the job is submitted without it); an
+        "off" answer is read again (the lab hours may have just begun: a job submitted without
+        the reservation would wait behind it on its own course's nodes). A failure to read it is
+        logged: None (the session then queues normally)."""
         try:
             found = await cached_reservation(self.client, name, LAB_HOURS_TTL_SECONDS)
+            if not (found and found.active_at(datetime.now(timezone.utc))):
+                forget_reservation(self.client, name)
+                found = await cached_reservation(self.client, name, LAB_HOURS_TTL_SECONDS)
         except (SlurmCommandError, ValueError) as exc:
             self.log.warning("lab hours of %s: cannot read reservation %s: %s", project, name, exc)
             return None
