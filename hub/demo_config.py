@@ -78,6 +78,8 @@ def configure_demo(c, settings_path: str) -> None:
     # Lab hours switched on from the course page reserve the a100 node (the hub runs scontrol
     # create reservation: here as root; at a site its service account must be a Slurm operator).
     c.HPCHubCourses.lab_hours_nodes = ["gpu03"]
+    # An instructor of a course (dave) may create another one from the page, with up to 500 GPU-h.
+    c.HPCHubAPI.instructor_course_max_gpu_hours = 500
 
     # Project spaces and environments (issue 8): the demo runs as root, so it makes the
     # projects' Unix groups itself; build jobs install only from the demo's wheelhouse.

@@ -22,10 +22,12 @@ anyone else                no: 404  -             -               -
 only members whose role ranks no higher than their own, and gives only such roles
 (rank: pi = instructor > manager > ta > member = student). So a manager cannot
 remove the pi or make anyone pi.
-[2] Only when the site sets a limit (``HPCHubAPI.ta_cap_limit_gpu_hours``): a ta may
-raise a student's or member's cap up to that limit, never lower or remove one. The
-instructor's own per-course limit for TAs comes with the course rules (issue 7);
-until a limit is set, TA cap changes are refused with a message saying so.
+[2] Only when a limit is set: a ta may raise a student's or member's cap within it, never
+lower or remove one. A course's own limit (``hpchub course settings NAME
+--ta-extension-limit H``, set by its instructors) wins: a ta may raise a cap to at most the
+course's per-student cap + H (course rule ta-extension-limit). Otherwise the site's
+``HPCHubAPI.ta_cap_limit_gpu_hours`` is the highest cap a ta may give; with neither,
+TA cap changes are refused with a message saying so.
 
 A project the caller may not see answers 404 exactly as an unknown one does, so
 project names do not leak.
@@ -36,6 +38,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hub.ledger.arithmetic import format_gpu_hours
+from hub.ledger.courses import CourseRules, ta_extension_refusal
 from hub.ledger.types import Role
 
 # Who may do what, as ranks: a caller acts on (and gives) roles of rank <= their own.
@@ -53,8 +56,8 @@ TA_RAISABLE_ROLES = frozenset({Role.STUDENT, Role.MEMBER})
 
 NOT_FOUND_MESSAGE = "no project {project!r}"  # the same for unknown and invisible projects
 TA_CAPS_NOT_YET = (
-    "a ta may not change caps yet: the limit an instructor sets for TAs comes with the course rules; "
-    "ask an instructor of {project}"
+    "a ta may not change caps in {project}: no limit is set for TAs (an instructor sets one with the course's "
+    "TA extension limit); ask an instructor of {project}"
 )
 
 
@@ -148,6 +151,28 @@ def check_member_change(
     return None
 
 
+def check_course_creation(
+    *, caller: str | None, is_admin: bool, instructs_a_course: bool, max_mgs: int | None, gpu_hours_mgs: int,
+    instructor: str | None,
+) -> Refusal | None:
+    """May the caller create a course with this budget? Admins: any. An instructor of a course:
+    up to the site's ``HPCHubAPI.instructor_course_max_gpu_hours`` (unset: no), and only as its
+    instructor themself. Anyone else: no."""
+    if is_admin:
+        return None
+    if caller is None or not instructs_a_course:
+        return Refusal(403, "only the portal's admins and the instructors of a course may create courses")
+    if max_mgs is None:
+        return Refusal(403, "instructors may not create courses on this hub (HPCHubAPI.instructor_course_max_gpu_hours "
+                            "is not set); ask the portal's admins")  # fmt: skip
+    if instructor not in (None, "", caller):
+        return Refusal(403, f"instructor: an instructor creates a course for themself ({caller}), not for {instructor}")
+    if gpu_hours_mgs > max_mgs:
+        return Refusal(403, f"gpu_hours: an instructor may give a new course at most {format_gpu_hours(max_mgs)} GPU-h; "
+                            "ask the portal's admins for more")  # fmt: skip
+    return None
+
+
 def check_cap_change(
     *,
     project: str,
@@ -159,8 +184,11 @@ def check_cap_change(
     current_cap_mgs: int | None,
     new_cap_mgs: int | None,
     ta_limit_mgs: int | None,
+    course_rules: CourseRules | None = None,
 ) -> Refusal | None:
-    """May ``actor`` set ``target``'s cap to ``new_cap_mgs`` (None: no cap)?"""
+    """May ``actor`` set ``target``'s cap to ``new_cap_mgs`` (None: no cap)? ``ta_limit_mgs``:
+    the site's highest cap a ta may give; ``course_rules``: the course's, whose own TA
+    extension limit (if set) replaces it."""
     if is_admin:
         return None
     refusal = refuse_cap_changes(project, actor_role, is_admin=False)
@@ -174,7 +202,8 @@ def check_cap_change(
             return Refusal(403, f"{_role_name(actor_role)} may not change the cap of {_role_name(target_role)}")
         return None
     # a ta
-    if ta_limit_mgs is None:
+    course_limit = course_rules is not None and course_rules.ta_extension_mgs is not None
+    if ta_limit_mgs is None and not course_limit:
         return Refusal(403, TA_CAPS_NOT_YET.format(project=project))
     if target_role not in TA_RAISABLE_ROLES:
         return Refusal(403, f"a ta may raise only the caps of students and members, not of {_role_name(target_role)}")
@@ -184,6 +213,9 @@ def check_cap_change(
         return Refusal(403, "a ta may not remove a cap; ask an instructor")
     if new_cap_mgs <= current_cap_mgs:
         return Refusal(403, f"a ta may only raise caps: {target}'s cap is {format_gpu_hours(current_cap_mgs)} GPU-h")
+    if course_limit:
+        refusal = ta_extension_refusal(project, course_rules, target, new_cap_mgs)
+        return None if refusal is None else Refusal(403, refusal)
     if new_cap_mgs > ta_limit_mgs:
         return Refusal(403, f"a ta may raise caps up to {format_gpu_hours(ta_limit_mgs)} GPU-h; ask an instructor")
     return None

@@ -70,9 +70,31 @@ class HPCHubAPI(Configurable):
         [Unicode(), Float(), Integer()],
         default_value=None,
         allow_none=True,
-        help="Highest cap (GPU-hours) a ta may raise a student's or member's cap to. Default None: TAs may "
-        "not change caps (the instructor's per-course limit comes with the course rules). Example: 10.",
+        help="Highest cap (GPU-hours) a ta may raise a student's or member's cap to, in projects and in "
+        "courses whose instructors set no TA extension limit of their own (hpchub course settings "
+        "--ta-extension-limit, which wins). Default None: TAs may not change caps there. Example: 10.",
     ).tag(config=True)
+
+    instructor_course_max_gpu_hours = Union(
+        [Unicode(), Float(), Integer()],
+        default_value=None,
+        allow_none=True,
+        help="Largest budget (GPU-hours) an instructor of a course may give a new course they create from the "
+        "course page or POST /courses (they become its instructor). Default None: only the portal's admins "
+        "create courses. Example: 500.",
+    ).tag(config=True)
+
+    @validate("instructor_course_max_gpu_hours")
+    def _check_instructor_max(self, proposal):
+        value = proposal["value"]
+        if value is not None:
+            arith.gpu_hours_to_mgs(value, "HPCHubAPI.instructor_course_max_gpu_hours")
+        return value
+
+    @property
+    def instructor_course_max_mgs(self) -> int | None:
+        value = self.instructor_course_max_gpu_hours
+        return None if value is None else arith.gpu_hours_to_mgs(value, "HPCHubAPI.instructor_course_max_gpu_hours")
 
     @validate("ta_cap_limit_gpu_hours")
     def _check_ta_limit(self, proposal):
@@ -120,12 +142,13 @@ def _grant_server_token_scope(c) -> None:
 def configure_api(c) -> None:
     """Add the ledger API's handlers, scopes and user-role grants to a hub configuration
     (idempotent)."""
+    from .courses import ROUTES as COURSE_ROUTES  # noqa: PLC0415
     from .environments import ROUTES as ENVIRONMENT_ROUTES  # noqa: PLC0415
     from .handlers import ROUTES  # noqa: PLC0415  (imports JupyterHub: only when configuring a hub)
     from .lab_hours import ROUTES as LAB_HOURS_ROUTES  # noqa: PLC0415
 
     handlers = list(c.JupyterHub.extra_handlers) if "extra_handlers" in c.JupyterHub else []
-    handlers += [route for route in [*ROUTES, *LAB_HOURS_ROUTES, *ENVIRONMENT_ROUTES] if route not in handlers]
+    handlers += [route for route in [*ROUTES, *LAB_HOURS_ROUTES, *COURSE_ROUTES, *ENVIRONMENT_ROUTES] if route not in handlers]
     c.JupyterHub.extra_handlers = handlers
 
     scopes = dict(c.JupyterHub.custom_scopes) if "custom_scopes" in c.JupyterHub else {}

@@ -168,6 +168,10 @@ class ProjectAPIHandler(LedgerAPIHandler):
         role = members[caller.name].role if caller.name in members else None
         return members, role, self.visible(project, role, caller)
 
+    async def ta_course_rules(self, ledger: Ledger, project: str, role: Role | None):
+        """A course's rules when the caller is its ta (its own TA extension limit applies), else None."""
+        return await self.run(ledger.course_rules, project) if role is Role.TA else None
+
     async def member_answer(self, ledger: Ledger, project: str, user: str, status: int = 200) -> None:
         usage = await self.run(ledger.usage, project)
         self.send_json(views.member_row(usage, user), status)
@@ -265,6 +269,7 @@ class MemberHandler(ProjectAPIHandler):
                 project=project, actor=caller.name or "", actor_role=role, is_admin=caller.is_admin,
                 target=member, target_role=current.role, current_cap_mgs=current.cap_mgs,
                 new_cap_mgs=change.cap_mgs, ta_limit_mgs=self.api_settings.ta_cap_limit_mgs,
+                course_rules=await self.ta_course_rules(ledger, project, role),
             ))  # fmt: skip
         created = await self.run(_put_member, ledger, project, member, change, current, caller.who)
         await self.member_answer(ledger, project, member, 201 if created else 200)
@@ -332,6 +337,7 @@ class CapHandler(ProjectAPIHandler):
             project=project, actor=caller.name or "", actor_role=role, is_admin=caller.is_admin,
             target=member, target_role=current.role, current_cap_mgs=current.cap_mgs,
             new_cap_mgs=change.cap_mgs, ta_limit_mgs=self.api_settings.ta_cap_limit_mgs,
+            course_rules=await self.ta_course_rules(ledger, project, role),
         ))  # fmt: skip
         await self.run(ledger.set_cap, project, member, change.cap, reason=change.reason, who=caller.who)
         await self.member_answer(ledger, project, member)
@@ -360,9 +366,13 @@ class PreviewHandler(LedgerAPIHandler):
             memberships = []
         projects = [project.name for project, _role in memberships]
         request, gpu_choices = await self.spawn_request(options, projects, ledger)
+        lab_hours_on = None  # a course whose students start sessions only in its lab hours: are they on?
+        spawner = self.current_user.spawners[""]
+        if hasattr(spawner, "course_lab_hours"):
+            _reservation, lab_hours_on = await spawner.course_lab_hours(request["project"])
         admission = await self.run(
             ledger.preview, request["project"], caller.name, request["gpu_type"], request["gpus"],
-            str(Decimal(str(request["hours"]))),
+            str(Decimal(str(request["hours"]))), lab_hours_on=lab_hours_on,
         )  # fmt: skip
         offers = budget_offers.refusal_offers(
             request["gpus"], arith.hours_to_seconds(request["hours"]), admission, gpu_choices, ledger.rates

@@ -26,6 +26,7 @@ from tornado import web
 from traitlets import Any, Bool, Dict, Unicode, default
 
 from hub.auth.mapping import MappingRefused, MappingRules, load_account_table, map_principal
+from hub.ledger.courses import DEFAULT_GROUP_ROLES
 from hub.site_secrets import check_hub_secrets
 
 NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"
@@ -134,10 +135,11 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         "Example: 'https://hpc.uni.example/apply'.",
     ).tag(config=True)
     course_group_roles = Dict(
-        {"{course}-students": "student", "{course}-tas": "ta", "{course}-instructors": "instructor"},
+        dict(DEFAULT_GROUP_ROLES),
         help="IdP group patterns that make a user a member of a course at login (and at the refresh before "
         "a spawn), with the role each gives; '{course}' is the course's name. A membership a group gave ends "
-        "when the group is gone. Default {'{course}-students': 'student', '{course}-tas': 'ta', "
+        "when the group is gone. The groups are recorded in the ledger when they change, for hpchub course "
+        "sync (the claims reach the hub only at logins). Default {'{course}-students': 'student', '{course}-tas': 'ta', "
         "'{course}-instructors': 'instructor'}; {} turns it off.",
     ).tag(config=True)
 
@@ -245,6 +247,8 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         try:
             joined = await asyncio.to_thread(ledger.join_roster, principal, account)
             changes = [f"{account} joined {course} as {role} (on its roster)" for course, role in joined]
+            # what the IdP said, for hpchub course sync (which cannot ask it for another user's groups)
+            await asyncio.to_thread(ledger.record_login_groups, account, groups - {NO_CLUSTER_ACCOUNT_GROUP})
             if self.course_group_roles:
                 changes += await asyncio.to_thread(ledger.sync_course_groups, account, groups, self.course_group_roles)
         except (LedgerError, SQLAlchemyError) as exc:

@@ -1,5 +1,6 @@
 """Stop running sessions whose budget is used up, or whose project closed or ended (a
-course's term end), after the grace; say why.
+course's term end), or of students dropped from a course that stops them (its on-drop
+setting), after the grace; say why.
 
 Runs after each reconcile pass (``hpchub reconcile --every 60 --stop-exhausted-after 300``,
 a JupyterHub managed service): late-imported outside usage or a reduced grant is what
@@ -62,8 +63,9 @@ def stop_exhausted_sessions(ledger: Ledger, tracker: ExhaustionTracker, hub: Hub
     usages = {p.name: ledger.figures(p.name, now) for p in projects if p.state is ProjectState.ACTIVE}
     closed = {p.name: reason for p in projects if (reason := ledger.closed_reason(p, now))}
     running = [s for s in ledger.active_sessions() if s.state is SessionState.RUNNING]
+    dropped = ledger.dropped_students_to_stop()
     lines = []
-    for session, reason in tracker.sessions_to_stop(usages, running, now, closed):
+    for session, reason in tracker.sessions_to_stop(usages, running, now, closed, dropped):
         ledger.note_stop_reason(session.id, reason)
         status = hub.stop_server(session.user, session.server_name)
         lines.append(f"{session.project}: stopped {session.user}/{session.server_name} (job {session.job_id}, "

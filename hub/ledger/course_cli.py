@@ -1,4 +1,4 @@
-"""``hpchub course create|roster|report|lab-hours|close``: courses on the admin command line.
+"""``hpchub course create|settings|roster|sync|report|lab-hours|close``: courses on the admin command line.
 
 The commands run through ``cli.cmd_ledger`` like the other ledger commands (the same
 database choice, exit codes and one-line errors); ``add_course_parsers`` adds them.
@@ -6,13 +6,14 @@ database choice, exit codes and one-line errors); ``add_course_parsers`` adds th
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 
 from ..cli import UsageError
 from . import arithmetic as arith
-from .course_records import REPORT_COLUMNS, report_csv, report_hours
+from .course_records import COURSE_FIELDS, REPORT_COLUMNS, new_course, report_csv, report_hours
 from .errors import LedgerError
-from .courses import make_rules, parse_roster_csv
+from .courses import DEFAULT_GROUP_ROLES, OnDrop, parse_roster_csv, ta_extension_mgs, yes_no
 from .store import Ledger
 
 # Ledger field -> the argument the user typed (for error lines).
@@ -21,26 +22,72 @@ ARGUMENT_NAMES = {
         "gpu_hours": "--gpu-hours", "per_student": "--per-student", "gpu_types": "--gpu-types",
         "max_gpus": "--max-gpus", "max_hours": "--max-hours", "max_sessions": "--max-sessions",
         "reservation": "--reservation", "account": "--account", "start": "--start", "end": "--end",
+        "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "on_drop": "--on-drop",
+        "instructor": "--instructor", "name": "NAME",
+    },  # fmt: skip
+    "course settings": {
+        "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "on_drop": "--on-drop",
+        "reason": "--reason",
     },  # fmt: skip
     "course roster": {"csv": "--csv"},
+    "course sync": {"group_roles": "--group-role"},
 }
 MAX_CSV_BYTES = 1_000_000
+ON_DROP_HELP = (
+    "what happens to a student's running sessions when their membership ends (a roster or IdP-group sync, member "
+    "remove): finish (they run to their end) or stop (the budget watch, hpchub reconcile --stop-exhausted-after, "
+    "stops them after its grace with the reason shown); new sessions are refused either way"
+)
+LAB_HOURS_ONLY_HELP = (
+    "students start sessions only while the course's lab-hours reservation (--reservation) is active; outside "
+    "it their spawns are refused naming course rule lab-hours-only (default: no, they queue normally)"
+)
+TA_EXTENSION_HELP = (
+    "the most GPU-hours a TA may extend one student's cap by, over the per-student cap, in all (0: TAs may not "
+    "extend; default: none, the site's HPCHubAPI.ta_cap_limit_gpu_hours applies); instructors and admins are not "
+    "limited"
+)
 
 
 def _course_create(ledger: Ledger, args) -> None:
-    rules = make_rules(
-        per_student=args.per_student, gpu_types=args.gpu_types, max_gpus=args.max_gpus, max_hours=args.max_hours,
-        max_sessions=args.max_sessions, reservation=args.reservation,
-    )  # fmt: skip
-    info = ledger.create_course(
-        args.name, account=args.account, start=args.start, end=args.end, gpu_hours=args.gpu_hours, rules=rules,
-        who=args.who,
-    )  # fmt: skip
+    info, rules = new_course(ledger, {field: getattr(args, field) for field in COURSE_FIELDS}, who=args.who)
     budget = arith.format_gpu_hours(ledger.figures(info.name).grants_mgs)
     print(f"created course {info.name} (account {info.slurm_account}, {budget} GPU-h, "
           f"{info.period_start} to {info.period_end})")  # fmt: skip
     for line in rules.describe():
         print(f"  {line}")
+
+
+def _course_settings(ledger: Ledger, args) -> None:
+    """Show the instructor's settings, or change those given (one appended record each)."""
+    rules = ledger.course_rules(args.name)
+    if rules is None:
+        raise UsageError(f"NAME: {args.name} is not a course")
+    changes: dict[str, object] = {}
+    if args.ta_extension_limit is not None:
+        changes["ta_extension_mgs"] = ta_extension_mgs(args.ta_extension_limit)
+    if args.lab_hours_only is not None:
+        changes["lab_hours_only"] = yes_no(args.lab_hours_only, "lab_hours_only")
+    if args.on_drop is not None:
+        changes["on_drop"] = OnDrop(args.on_drop)
+    if changes:
+        wanted = dataclasses.replace(rules, **changes)
+        rules, changed = ledger.set_course_settings(args.name, wanted, reason=args.reason, who=args.who)
+        print(f"{args.name}: {', '.join(changed) if changed else 'nothing'} changed")
+    for line in settings_lines(rules):
+        print(f"  {line}")
+
+
+def settings_lines(rules) -> list[str]:
+    """The instructor's settings in words, one line each."""
+    limit = rules.ta_extension_mgs
+    ta = ("none (the site-wide HPCHubAPI.ta_cap_limit_gpu_hours applies)" if limit is None
+          else f"{arith.format_gpu_hours(limit)} GPU-h over the per-student cap")  # fmt: skip
+    lab = ("yes: students start sessions only while the lab hours are on" if rules.lab_hours_only
+           else "no: outside the lab hours students' sessions queue normally")  # fmt: skip
+    drop = ("stop: a dropped student's running sessions are stopped after the budget watch's grace"
+            if rules.on_drop is OnDrop.STOP else "finish: a dropped student's running sessions run to their end")
+    return [f"ta-extension-limit: {ta}", f"lab-hours-only: {lab}", f"on-drop: {drop}"]
 
 
 def _read_csv(path: str) -> str:
@@ -66,6 +113,40 @@ def _course_roster(ledger: Ledger, args) -> None:
     result = ledger.import_roster(args.name, rows, who=args.who)
     print(f"{args.name}: {len(result.added)} added to the roster (pending until their first login), "
           f"{len(result.unchanged)} already there")  # fmt: skip
+
+
+def _course_sync(ledger: Ledger, args) -> None:
+    """The course's roster from the IdP groups as each user's last login showed them."""
+    roles = _configured_group_roles(getattr(args, "config", None))
+    if args.group_role:
+        roles = {}
+        for item in args.group_role:
+            pattern, _, role = item.partition("=")
+            if "{course}" not in pattern or not role:
+                raise UsageError(f"--group-role: PATTERN=ROLE with {{course}} in the pattern, got {item!r}")
+            roles[pattern] = role
+    result = ledger.sync_course(args.name, roles, now=None)
+    for change in result.changes:
+        print(change)
+    print(f"{args.name}: {len(result.changes)} change(s) from the groups recorded at the last login of "
+          f"{result.users_read} user(s)")  # fmt: skip
+    if result.unrecorded:
+        print(f"{len(result.unrecorded)} member(s) a group added have no recorded groups and were left as they are "
+              f"(until their next login): {', '.join(result.unrecorded)}")  # fmt: skip
+
+
+def _configured_group_roles(config_file: str | None) -> dict[str, str]:
+    """``c.HPCHubOIDCAuthenticator.course_group_roles`` of the hub's configuration file (``hpchub
+    --config``, if it exists), else the login's default."""
+    import os  # noqa: PLC0415
+
+    from .cli import load_hub_config  # noqa: PLC0415
+
+    if config_file and os.path.isfile(config_file):
+        section = load_hub_config(config_file).get("HPCHubOIDCAuthenticator") or {}
+        if "course_group_roles" in section:
+            return dict(section["course_group_roles"])
+    return dict(DEFAULT_GROUP_ROLES)
 
 
 def _course_report(ledger: Ledger, args) -> None:
@@ -144,7 +225,9 @@ class LabHoursFailed(LedgerError):
 
 COMMANDS = {
     "course create": _course_create,
+    "course settings": _course_settings,
     "course roster": _course_roster,
+    "course sync": _course_sync,
     "course report": _course_report,
     "course close": _course_close,
     "course lab-hours": _course_lab_hours,
@@ -167,12 +250,39 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     create.add_argument("--max-hours", metavar="H", help="hours per student session, multiple of 0.25 (default: none)")
     create.add_argument("--max-sessions", metavar="N", help="sessions at once per student, 1-100 (default: none)")
     create.add_argument("--reservation", metavar="RES", help="the Slurm reservation of the lab hours")
+    create.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP)
+    create.add_argument("--lab-hours-only", action="store_true", help=LAB_HOURS_ONLY_HELP)
+    create.add_argument("--on-drop", choices=[o.value for o in OnDrop], help=ON_DROP_HELP + " (default finish)")
+    create.add_argument("--instructor", metavar="USER", help="a Unix user to make the course's instructor")
+    settings = leaf(course_sub, "settings", "course settings",
+                    help="show or change the instructor's settings (each change an appended record)")
+    settings.add_argument("name", metavar="NAME")
+    settings.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP + "; 'none' removes it")
+    settings.add_argument("--lab-hours-only", choices=("yes", "no"), help=LAB_HOURS_ONLY_HELP)
+    settings.add_argument("--on-drop", choices=[o.value for o in OnDrop], help=ON_DROP_HELP)
+    settings.add_argument("--reason", default="changed on the command line", metavar="TEXT",
+                          help="recorded with the change")
     roster = leaf(course_sub, "roster", "course roster", help="add principals from a CSV (pending until they log in)")
     roster.add_argument("name", metavar="NAME")
     roster.add_argument(
         "--csv", required=True, metavar="FILE",
         help="rows of principal[,role] (role student, ta or instructor; default student); a header row "
         "'principal,role' is optional. Any bad row: every one is reported and nothing is imported",
+    )  # fmt: skip
+    sync = leaf(
+        course_sub, "sync", "course sync", help="the roster from the IdP groups recorded at each user's last login",
+        description="Re-read the course's roster from the identity provider's groups as a login does "
+        "(c.HPCHubOIDCAuthenticator.course_group_roles): add members a group gives, end memberships a group gave "
+        "and no longer gives. The group claims reach the hub only when a user logs in (or at the refresh before a "
+        "spawn), so this reads the groups the ledger recorded at each user's last login, not the identity "
+        "provider now; users who never logged in are not seen (put them on the roster with course roster --csv).",
+    )  # fmt: skip
+    sync.add_argument("name", metavar="NAME")
+    sync.add_argument(
+        "--group-role", action="append", metavar="PATTERN=ROLE",
+        help="a group pattern and the role it gives, e.g. '{course}-students=student' (repeat; default: "
+        "c.HPCHubOIDCAuthenticator.course_group_roles of hpchub --config FILE if it sets them, else the login's "
+        "defaults {course}-students=student, {course}-tas=ta, {course}-instructors=instructor)",
     )  # fmt: skip
     report = leaf(course_sub, "report", "course report", help="per member: sessions, GPU-hours, cap, extensions")
     report.add_argument("name", metavar="NAME")

@@ -2,7 +2,8 @@
 
 ``create_course`` makes the project (kind course, with its period and budget) and its rules
 in one transaction; ``import_roster`` records principals (pending members) all or nothing;
-``join_roster`` turns a principal's pending entries into memberships at their login;
+``join_roster`` turns a principal's pending entries into memberships at their login (the IdP
+groups: ``course_groups``);
 ``course_report`` is the instructor's final report. The admission reads the rules through
 ``_course_rules_and_role`` inside its own locked transaction.
 """
@@ -11,20 +12,18 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
 from sqlalchemy import func, select
 
 from . import arithmetic as arith
-from .courses import PRINCIPAL_RE, CourseRules, RosterRow
-from .errors import LedgerInputError, NotFound
-from .models import CapEntry, CourseRule, Member, PortalSession, Project, RosterEntry
-from .types import ProjectInfo, ProjectKind, ProjectState, Role, SessionState, check_enum, check_text, check_user
+from .courses import PRINCIPAL_RE, SETTINGS, STOP_REASON_DROPPED, CourseRules, OnDrop, RosterRow, make_rules
+from .errors import LedgerInputError
+from .models import CapEntry, CourseRule, CourseSetting, Member, PortalSession, Project, RosterEntry
+from .types import ProjectInfo, ProjectKind, Role, SessionState, check_project_name, check_text, check_user
 
-GROUP_SOURCE = "IdP group "  # added_by of a membership a group gave
-_GROUP_ROLE_ORDER = [Role.INSTRUCTOR, Role.TA, Role.STUDENT, Role.PI, Role.MANAGER, Role.MEMBER]
 
 
 @dataclass(frozen=True)
@@ -62,8 +61,12 @@ class CourseRecords:
         rules: CourseRules,
         who: str,
         now: datetime | None = None,
+        instructor: str | None = None,
     ) -> ProjectInfo:
-        """A course: a project of kind course over [start, end] with its budget, and its rules."""
+        """A course: a project of kind course over [start, end] with its budget, and its rules
+        (and ``instructor`` as its instructor), in one transaction."""
+        if instructor is not None:
+            check_user(instructor, "instructor")
         if start is None:
             raise LedgerInputError("start", "a course needs a start date")
         if end is None:
@@ -80,14 +83,66 @@ class CourseRecords:
                 max_gpus=rules.max_gpus, max_seconds=rules.max_seconds, max_sessions=rules.max_sessions,
                 reservation=rules.reservation, updated_at=now, updated_by=check_text(who, "who"),
             ))  # fmt: skip
+            self._append_settings(session, project_id, CourseRules(rules.per_student_mgs).settings(), rules.settings(),
+                                  reason="set when created", who=who, now=now)  # fmt: skip
+            if instructor is not None:
+                session.add(Member(project_id=project_id, user=instructor, role=Role.INSTRUCTOR, active=True,
+                                   added_at=now, added_by=who))  # fmt: skip
             return info
+
+    def set_course_settings(
+        self, name: str, rules: CourseRules, *, reason: str, who: str, now: datetime | None = None
+    ) -> tuple[CourseRules, list[str]]:
+        """Record the instructor's settings in ``rules`` (``CourseRules.settings``) that differ
+        from those in force: one appended row each. Returns the rules now and the names of the
+        settings that changed."""
+        reason, who = check_text(reason, "reason"), check_text(who, "who")
+        now = self._now(now)
+        with self._write() as session:
+            project = self._project(session, name, lock=True)
+            row = session.get(CourseRule, project.id)
+            if row is None:
+                raise LedgerInputError("project", f"{name} is a {project.kind.value} project, not a course")
+            current = rules_of(row).with_settings(self._course_settings(session, project.id))
+            current.with_settings(rules.settings()).check()
+            changed = self._append_settings(session, project.id, current.settings(), rules.settings(), reason=reason,
+                                            who=who, now=now)  # fmt: skip
+            return current.with_settings(rules.settings()), changed
+
+    def _append_settings(self, session, project_id: int, current: Mapping[str, str], wanted: Mapping[str, str], *,
+                         reason: str, who: str, now: datetime) -> list[str]:  # fmt: skip
+        changed = [setting for setting in SETTINGS if wanted[setting] != current[setting]]
+        for setting in changed:
+            session.add(CourseSetting(
+                project_id=project_id, setting=setting, value=wanted[setting], reason=reason, set_by=who, set_at=now,
+            ))  # fmt: skip
+        return changed
+
+    def _course_settings(self, session, project_id: int) -> dict[str, str]:
+        """The settings in force: the latest row of each name."""
+        latest = (
+            select(func.max(CourseSetting.id)).where(CourseSetting.project_id == project_id)
+            .group_by(CourseSetting.setting)
+        )  # fmt: skip
+        rows = session.execute(select(CourseSetting.setting, CourseSetting.value).where(CourseSetting.id.in_(latest)))
+        return {setting: value for setting, value in rows if setting in SETTINGS}
+
+    def course_setting_history(self, name: str) -> list[tuple[str, str, str, str, datetime]]:
+        """Every recorded setting: (setting, value, reason, set_by, set_at), oldest first."""
+        with self._read() as session:
+            project = self._project(session, name)
+            rows = session.execute(
+                select(CourseSetting.setting, CourseSetting.value, CourseSetting.reason, CourseSetting.set_by,
+                       CourseSetting.set_at).where(CourseSetting.project_id == project.id).order_by(CourseSetting.id)
+            ).all()  # fmt: skip
+        return [tuple(row) for row in rows]
 
     def course_rules(self, name: str) -> CourseRules | None:
         """The course's rules; None for a project that is not a course."""
         with self._read() as session:
             project = self._project(session, name)
             row = session.get(CourseRule, project.id)
-            return None if row is None else rules_of(row)
+            return None if row is None else rules_of(row).with_settings(self._course_settings(session, project.id))
 
     def _course_rules_and_role(self, session, project: Project, user: str) -> tuple[CourseRules | None, Role | None]:
         """Inside a transaction: the course's rules and the user's active role (one statement)."""
@@ -99,11 +154,39 @@ class CourseRecords:
         found = session.execute(select(CourseRule, role).where(CourseRule.project_id == project.id)).first()
         if found is None:
             return None, None
-        return rules_of(found[0]), found[1]
+        return rules_of(found[0]).with_settings(self._course_settings(session, project.id)), found[1]
 
     def _default_student_cap(self, session, project: Project) -> int | None:
         row = session.get(CourseRule, project.id) if project.kind is ProjectKind.COURSE else None
         return None if row is None else row.per_student_mgs
+
+    def dropped_students_to_stop(self) -> dict[tuple[str, str], str]:
+        """(course, user) -> the stop reason, for each running or starting session of a student
+        whose membership ended (a roster sync, an IdP group, ``member remove``) in a course whose
+        on-drop setting is stop. The budget watch stops them after its grace (``enforce``)."""
+        with self._read() as session:
+            holding = session.execute(
+                select(Project.id, Project.name, PortalSession.user).join(Project, Project.id == PortalSession.project_id)
+                .join(CourseRule, CourseRule.project_id == Project.id)
+                .where(PortalSession.state.in_((SessionState.ADMITTED, SessionState.RUNNING)))
+                .where(~select(Member.id).where(Member.project_id == Project.id, Member.user == PortalSession.user,
+                                                Member.active.is_(True)).exists())
+            ).all()  # fmt: skip
+            stops: dict[tuple[str, str], str] = {}
+            settings: dict[int, dict[str, str]] = {}
+            for project_id, course, user in holding:
+                if project_id not in settings:
+                    settings[project_id] = self._course_settings(session, project_id)
+                if settings[project_id].get("on-drop") != OnDrop.STOP.value or (course, user) in stops:
+                    continue
+                last = session.execute(
+                    select(Member.role, Member.ended_by).where(Member.project_id == project_id, Member.user == user)
+                    .order_by(Member.id.desc()).limit(1)
+                ).first()  # fmt: skip
+                if last is not None and last.role is Role.STUDENT:
+                    how = f"membership ended by {last.ended_by}" if last.ended_by else "membership ended"
+                    stops[(course, user)] = STOP_REASON_DROPPED.format(user=user, course=course, how=how)
+        return stops
 
     # --- the roster -------------------------------------------------------------------------------
 
@@ -191,46 +274,6 @@ class CourseRecords:
                 joined.append((course, entry.role.value))
         return joined
 
-    # --- rosters from the identity provider's groups ------------------------------------------------------
-
-    def sync_course_groups(
-        self, user: str, groups: Collection[str], group_roles: Mapping[str, str], *, now: datetime | None = None
-    ) -> list[str]:
-        """At a login (or a refresh before a spawn): the user's IdP groups decide their
-        memberships in active courses. ``group_roles`` maps a group pattern with ``{course}``
-        (e.g. ``{course}-students``) to a role. A member is added with the highest role a
-        group gives (instructor, ta, student); a membership a group gave ends when no group
-        gives it any more. Memberships added otherwise (an admin, the roster) are left alone.
-        Returns what changed, in words."""
-        check_user(user)
-        roles = {pattern: check_enum(Role, role, "group_roles") for pattern, role in group_roles.items()}
-        now = self._now(now)
-        groups = set(groups)
-        with self._read() as session:
-            courses = session.execute(
-                select(Project.name, Member.role, Member.added_by)
-                .outerjoin(Member, (Member.project_id == Project.id) & (Member.user == user) & Member.active.is_(True))
-                .where(Project.kind == ProjectKind.COURSE, Project.state == ProjectState.ACTIVE)
-            ).all()  # fmt: skip
-        changes = []
-        for course, role, added_by in courses:
-            given = [(pattern.format(course=course), roles[pattern]) for pattern in roles]
-            wanted = [(group, granted) for group, granted in given if group in groups]
-            if role is None and wanted:
-                group, granted = min(wanted, key=lambda pair: _GROUP_ROLE_ORDER.index(pair[1]))
-                try:
-                    self.add_member(course, user, role=granted, who=GROUP_SOURCE + group, now=now)
-                except LedgerInputError:
-                    continue  # added meanwhile (another login)
-                changes.append(f"{user} joined {course} as {granted.value} (IdP group {group})")
-            elif role is not None and not wanted and (added_by or "").startswith(GROUP_SOURCE):
-                try:
-                    self.remove_member(course, user, who=f"{GROUP_SOURCE}{added_by[len(GROUP_SOURCE):]} (left)", now=now)
-                except NotFound:
-                    continue
-                changes.append(f"{user} left {course} (no longer in {added_by[len(GROUP_SOURCE):]})")
-        return changes
-
     # --- the report ----------------------------------------------------------------------------------
 
     def course_report(self, name: str, now: datetime | None = None) -> list[ReportRow]:
@@ -254,6 +297,39 @@ class CourseRecords:
             )  # fmt: skip
             for member in usage.members
         ]
+
+
+# What a new course is made of, as the command line and the page name it (``new_course``).
+COURSE_FIELDS = (
+    "name", "account", "start", "end", "gpu_hours", "per_student", "gpu_types", "max_gpus", "max_hours",
+    "max_sessions", "reservation", "ta_extension_limit", "lab_hours_only", "on_drop", "instructor",
+)  # fmt: skip
+REQUIRED_COURSE_FIELDS = ("name", "account", "start", "end", "gpu_hours", "per_student")
+
+
+def new_course(ledger, fields: Mapping[str, object], *, who: str) -> tuple[ProjectInfo, CourseRules]:
+    """Create a course from ``COURSE_FIELDS`` (``hpchub course create`` and ``POST /courses``:
+    one validation for both). Every field is checked before anything is written; bad input
+    raises ``LedgerInputError`` naming the field (``name`` for the course's name)."""
+    unknown = [key for key in fields if key not in COURSE_FIELDS]
+    if unknown:
+        raise LedgerInputError(str(unknown[0])[:64], f"unknown field; allowed: {', '.join(COURSE_FIELDS)}")
+    for key in REQUIRED_COURSE_FIELDS:
+        if fields.get(key) in (None, ""):
+            raise LedgerInputError(key, "required")
+    optional = {key: (None if fields.get(key) == "" else fields.get(key)) for key in COURSE_FIELDS}
+    check_project_name(fields["name"], "name")
+    rules = make_rules(
+        per_student=fields["per_student"], gpu_types=optional["gpu_types"], max_gpus=optional["max_gpus"],
+        max_hours=optional["max_hours"], max_sessions=optional["max_sessions"], reservation=optional["reservation"],
+        ta_extension_limit=optional["ta_extension_limit"], lab_hours_only=optional["lab_hours_only"] or False,
+        on_drop=optional["on_drop"],
+    )  # fmt: skip
+    info = ledger.create_course(
+        fields["name"], account=fields["account"], start=fields["start"], end=fields["end"],
+        gpu_hours=fields["gpu_hours"], rules=rules, who=who, instructor=optional["instructor"],
+    )  # fmt: skip
+    return info, rules
 
 
 REPORT_COLUMNS = ("user", "role", "sessions", "gpu_hours", "cap_gpu_hours", "extensions")

@@ -14,17 +14,29 @@ from __future__ import annotations
 import csv
 import io
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from enum import Enum
 
 from . import arithmetic as arith
 from .errors import LedgerInputError
-from .types import GPU_TYPE_RE, Role
+from .types import GPU_TYPE_RE, Role, check_enum
 
 ROSTER_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
 # A principal as the identity provider names it: user@institution.example (no spaces, one @).
 PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
 RESERVATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 MAX_ROSTER_ROWS = 5000
+# IdP group patterns that make a user a course member, with the role each gives ('{course}': its name):
+# the login's default (HPCHubOIDCAuthenticator.course_group_roles) and hpchub course sync's.
+DEFAULT_GROUP_ROLES = {"{course}-students": "student", "{course}-tas": "ta", "{course}-instructors": "instructor"}
+
+
+class OnDrop(Enum):
+    """What happens to a dropped student's running sessions (new ones are refused either way)."""
+
+    FINISH = "finish"  # they run to their time limit
+    STOP = "stop"  # the budget watch stops them after its grace, with the reason
 
 
 @dataclass(frozen=True)
@@ -37,6 +49,10 @@ class CourseRules:
     max_seconds: int | None = None
     max_sessions: int | None = None
     reservation: str | None = None
+    # the instructor's settings (append-only ``hpchub_course_settings`` rows; see ``SETTINGS``)
+    ta_extension_mgs: int | None = None  # a ta raises a student's cap to at most per-student + this; None: the site's rule
+    lab_hours_only: bool = False  # students start sessions only while the lab-hours reservation is active
+    on_drop: OnDrop = OnDrop.FINISH  # a dropped student's running sessions: finish, or stop
 
     def describe(self) -> list[str]:
         """The rules in words, one per line (the CLI, the form's help)."""
@@ -51,7 +67,86 @@ class CourseRules:
             lines.append(f"at most {self.max_sessions} session{'s' if self.max_sessions != 1 else ''} at once")
         if self.reservation:
             lines.append(f"lab hours: Slurm reservation {self.reservation}")
+        if self.ta_extension_mgs is not None:
+            lines.append(f"a TA may extend a student's cap by at most {arith.format_gpu_hours(self.ta_extension_mgs)} "
+                         "GPU-h in all")  # fmt: skip
+        if self.lab_hours_only:
+            lines.append("students start sessions only during the lab hours")
+        if self.on_drop is OnDrop.STOP:
+            lines.append("a dropped student's running sessions are stopped")
         return lines
+
+    def settings(self) -> dict[str, str]:
+        """The instructor's settings as the ledger stores them (``SETTINGS``: name -> text)."""
+        return {
+            SETTING_TA_EXTENSION: "" if self.ta_extension_mgs is None else str(self.ta_extension_mgs),
+            SETTING_LAB_HOURS_ONLY: "yes" if self.lab_hours_only else "no",
+            SETTING_ON_DROP: self.on_drop.value,
+        }
+
+    def with_settings(self, stored: Mapping[str, str]) -> CourseRules:
+        """These rules with the stored settings (the latest of each) applied."""
+        changes: dict[str, object] = {}
+        if SETTING_TA_EXTENSION in stored:
+            text = stored[SETTING_TA_EXTENSION]
+            changes["ta_extension_mgs"] = int(text) if text else None
+        if SETTING_LAB_HOURS_ONLY in stored:
+            changes["lab_hours_only"] = stored[SETTING_LAB_HOURS_ONLY] == "yes"
+        if SETTING_ON_DROP in stored:
+            changes["on_drop"] = OnDrop(stored[SETTING_ON_DROP])
+        return replace(self, **changes)
+
+    def check(self) -> CourseRules:
+        """These rules if they fit together (else ``LedgerInputError`` naming the field)."""
+        if self.lab_hours_only and not self.reservation:
+            raise LedgerInputError("lab_hours_only", "needs the course's lab-hours reservation (--reservation RES)")
+        return self
+
+
+# The instructor's settings, recorded append-only (the latest row of each name wins).
+SETTING_TA_EXTENSION = "ta-extension-limit"
+SETTING_LAB_HOURS_ONLY = "lab-hours-only"
+SETTING_ON_DROP = "on-drop"
+SETTINGS = (SETTING_TA_EXTENSION, SETTING_LAB_HOURS_ONLY, SETTING_ON_DROP)
+STOP_REASON_DROPPED = (
+    "stopped: {user} was dropped from {course} ({how}); the course stops a dropped student's sessions "
+    "(course setting on-drop)"
+)
+
+NO_LIMIT_WORDS = ("none", "")
+
+
+def ta_extension_mgs(value: object, field: str = "ta_extension_limit") -> int | None:
+    """The TA extension limit in GPU-hours (0: TAs may not extend) -> mgs; None or "none": no
+    course limit (the site's ``c.HPCHubAPI.ta_cap_limit_gpu_hours`` applies)."""
+    if value is None or isinstance(value, str) and value.strip().lower() in NO_LIMIT_WORDS:
+        return None
+    return arith.gpu_hours_to_mgs(value, field)
+
+
+def yes_no(value: object, field: str) -> bool:
+    """true/false, or the command line's yes/no."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("yes", "no"):
+        return value.strip().lower() == "yes"
+    raise LedgerInputError(field, f"must be yes or no (true or false), got {str(value)[:40]!r}")
+
+
+def ta_extension_refusal(course: str, rules: CourseRules, target: str, new_cap_mgs: int) -> str | None:
+    """Why a ta may not set ``target``'s cap to ``new_cap_mgs`` under the course's own limit
+    (course rule ta-extension-limit: at most per-student + the limit), or None."""
+    limit = rules.ta_extension_mgs
+    if limit is None or new_cap_mgs - rules.per_student_mgs <= limit:
+        return None
+    fmt = arith.format_gpu_hours
+    if limit == 0:
+        return f"{course} lets no ta extend a cap (course rule ta-extension-limit); ask an instructor"
+    return (
+        f"{course} lets a ta extend a student's cap by at most {fmt(limit)} GPU-h over the course's "
+        f"{fmt(rules.per_student_mgs)} GPU-h, to {fmt(rules.per_student_mgs + limit)} GPU-h (course rule "
+        f"ta-extension-limit); {target}'s cap would be {fmt(new_cap_mgs)} GPU-h; ask an instructor"
+    )
 
 
 def make_rules(
@@ -62,6 +157,9 @@ def make_rules(
     max_hours: object = None,
     max_sessions: object = None,
     reservation: str | None = None,
+    ta_extension_limit: object = None,
+    lab_hours_only: object = False,
+    on_drop: object = None,
 ) -> CourseRules:
     """Validated rules from what an admin typed (the field names are the CLI's options)."""
     per_student_mgs = arith.gpu_hours_to_mgs(per_student, "per_student")
@@ -92,7 +190,9 @@ def make_rules(
     return CourseRules(
         per_student_mgs=per_student_mgs, gpu_types=types, max_gpus=whole(max_gpus, "max_gpus", 1, 64),
         max_seconds=max_seconds, max_sessions=whole(max_sessions, "max_sessions", 1, 100), reservation=reservation,
-    )  # fmt: skip
+        ta_extension_mgs=ta_extension_mgs(ta_extension_limit), lab_hours_only=yes_no(lab_hours_only, "lab_hours_only"),
+        on_drop=OnDrop.FINISH if on_drop is None else check_enum(OnDrop, on_drop, "on_drop"),
+    ).check()  # fmt: skip
 
 
 def course_refusal(
@@ -103,12 +203,17 @@ def course_refusal(
     gpus: int,
     total_seconds: int,
     sessions_held: int | None,
+    lab_hours_on: bool | None = None,
 ) -> str | None:
     """Why a student's request breaks a course rule (the message names the rule), or None.
 
     ``total_seconds`` is the session's whole reservation (for an extension: with the added
     hours); ``sessions_held`` the student's admitted or running sessions in the course
-    before this one (None: an extension, which starts no session)."""
+    before this one (None: an extension, which starts no session); ``lab_hours_on`` whether the
+    course's lab-hours reservation is active now (None: not known, e.g. Slurm did not answer)."""
+    if rules.lab_hours_only and sessions_held is not None and lab_hours_on is not True:
+        now = "they are off now" if lab_hours_on is False else "whether they are on is not known now; try again shortly"
+        return f"{course} lets students start sessions only during its lab hours (course rule lab-hours-only); {now}."
     if rules.gpu_types and gpus and gpu_type not in rules.gpu_types:
         allowed = " or ".join(rules.gpu_types)
         return f"{course} allows students only {allowed} GPUs (course rule gpu-types); this request asks for {gpu_type}."

@@ -97,12 +97,16 @@ class ExhaustionTracker:
         running: Iterable[SessionInfo],
         now: datetime,
         closed: Mapping[str, str] | None = None,
+        dropped: Mapping[tuple[str, str], str] | None = None,
     ) -> list[tuple[SessionInfo, str]]:
         """``closed``: project -> why it takes no sessions now (closed, or its period, e.g. a
-        course's term, has ended): its running sessions stop after the same grace."""
+        course's term, has ended): its running sessions stop after the same grace.
+        ``dropped``: (course, user) -> the reason, for students dropped from a course that
+        stops their sessions (``Ledger.dropped_students_to_stop``): after the same grace."""
         current: dict[tuple[str, str], str] = {
             (project, ""): STOP_NOTE + reason for project, reason in (closed or {}).items()
         }
+        current.update(dropped or {})
         for project, usage in usages.items():
             project_reason, member_reasons = exhaustion_reasons(usage)
             if project_reason and (project, "") not in current:

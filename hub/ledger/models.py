@@ -269,6 +269,36 @@ class CourseRule(Base):
     updated_by: Mapped[str] = mapped_column(String(500))
 
 
+class CourseSetting(Base):
+    """Append-only: an instructor's setting of a course (``courses.SETTINGS``: the TA extension
+    limit, ...); the latest row of each (project, setting) is in force. An empty value: unset."""
+
+    __tablename__ = "hpchub_course_settings"
+    __table_args__ = (Index("ix_hpchub_course_settings_project_id_setting_id", "project_id", "setting", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(ForeignKey("hpchub_projects.id"))
+    setting: Mapped[str] = mapped_column(String(40))
+    value: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(String(500))
+    set_by: Mapped[str] = mapped_column(String(500))
+    set_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
+class LoginGroups(Base):
+    """Append-only: the identity provider's groups of a user as a login (or the refresh before a
+    spawn) showed them, one row each time they changed (newline-separated, sorted). The
+    claims reach the hub only at logins: ``hpchub course sync`` reads the latest row."""
+
+    __tablename__ = "hpchub_login_groups"
+    __table_args__ = (Index("ix_hpchub_login_groups_user_id", "user", "id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user: Mapped[str] = mapped_column(String(32))
+    groups: Mapped[str] = mapped_column(Text)
+    seen_at: Mapped[datetime] = mapped_column(UtcDateTime)
+
+
 class RosterEntry(Base):
     """A principal on a course's roster (CSV upload) who has not logged in yet: a pending
     member. At the principal's first login the entry becomes a membership of the Unix user
@@ -332,7 +362,7 @@ def effective_charges():
     return _EFFECTIVE
 
 
-APPEND_ONLY = (Grant, CapEntry, Charge)
+APPEND_ONLY = (Grant, CapEntry, Charge, CourseSetting, LoginGroups)
 
 
 class AppendOnlySession(Session):

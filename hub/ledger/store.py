@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from . import arithmetic as arith
 from .errors import BudgetRefused, LedgerInputError, NotFound
+from .course_groups import CourseGroups
 from .course_records import CourseRecords
 from .courses import course_refusal
 from .orphans import OrphanRecords
@@ -347,7 +348,7 @@ class MembershipState:
     ended: bool
 
 
-class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, ProjectHistory):
+class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, CourseGroups, ProjectHistory):
     """Projects, grants, members, caps, holds and charges in one database.
 
     ``db``: a URL (``sqlite:////path/ledger.sqlite``, ``postgresql+psycopg://...``) or an
@@ -784,6 +785,7 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, Proj
         *,
         what: str = "request",
         extending_seconds: int = 0,
+        lab_hours_on: bool | None = None,
     ) -> arith.Admission:
         """The one admission check, shared by admit, extend and preview.
 
@@ -828,21 +830,23 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, Proj
             refusal = rules and role is Role.STUDENT and course_refusal(
                 project.name, rules, gpu_type=gpu_type, gpus=booked.gpus,
                 total_seconds=booked.reserved_seconds + extending_seconds,
-                sessions_held=None if what == "extension" else member_sessions,
+                sessions_held=None if what == "extension" else member_sessions, lab_hours_on=lab_hours_on,
             )  # fmt: skip
             if refusal:  # a course rule first: it says what to change
                 return replace(admission, allowed=False, message=refusal)
         return admission
 
     def preview(
-        self, name: str, user: str, gpu_type: str | None, gpus: int, hours: object, now: datetime | None = None
-    ) -> arith.Admission:
+        self, name: str, user: str, gpu_type: str | None, gpus: int, hours: object, now: datetime | None = None,
+        *, lab_hours_on: bool | None = None,
+    ) -> arith.Admission:  # fmt: skip
         """What admission would answer now, without holding anything (the spawn form's preview)."""
         check_user(user)
         booked = self._booking(gpu_type, gpus, hours)
         now = self._now(now)
         with self._advisory_read() as session:  # admit checks again, under the project's lock
-            return self._admission(session, self._project(session, name), user, gpu_type, booked, now)
+            project = self._project(session, name)
+            return self._admission(session, project, user, gpu_type, booked, now, lab_hours_on=lab_hours_on)
 
     def admit(
         self,
@@ -853,10 +857,14 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, Proj
         gpus: int,
         hours: object,
         now: datetime | None = None,
+        *,
+        lab_hours_on: bool | None = None,
     ) -> int:
         """One atomic check-and-hold; returns the session id or raises ``BudgetRefused``.
 
         A refusal is recorded (state refused, with its message) and then raised.
+        ``lab_hours_on``: whether the course's lab hours are on now (the caller read Slurm;
+        None: not known), for a course whose students start sessions only then.
         """
         check_user(user)
         check_server_name(server_name)
@@ -864,7 +872,7 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, Proj
         now = self._now(now)
         with self._write() as session:
             project = self._project(session, name, lock=True)
-            admission = self._admission(session, project, user, gpu_type, booked, now)
+            admission = self._admission(session, project, user, gpu_type, booked, now, lab_hours_on=lab_hours_on)
             # a core INSERT ... RETURNING (one round trip, no ORM unit of work on the hot path)
             session_id = session.connection().execute(_INSERT_SESSION, {
                 "project_id": project.id, "user": user, "server_name": server_name, "cluster": self.cluster,

@@ -14,6 +14,7 @@ from datetime import datetime
 
 from hub.api.access import NOT_FOUND_MESSAGE, ProjectAccess, project_access
 from hub.ledger import Ledger
+from hub.ledger import arithmetic as arith
 from hub.ledger.course_records import ReportRow, report_csv
 from hub.ledger.courses import CourseRules
 from hub.ledger.errors import NotFound
@@ -42,6 +43,12 @@ class CoursePage:
     @property
     def rules_text(self) -> list[str]:
         return self.rules.describe()
+
+    @property
+    def settings_text(self) -> dict[str, str]:
+        """The settings as the page's form shows them (GPU-hours as typed)."""
+        limit = self.rules.ta_extension_mgs
+        return {"ta_extension": "" if limit is None else format(arith.round_gpu_hours(limit).normalize(), "f")}
 
     @property
     def term(self) -> str:
@@ -96,6 +103,27 @@ def course_report_csv(ledger: Ledger, project: str, viewer: Viewer) -> str:
     if not access.read_all_members:
         rows = [row for row in rows if row.user == viewer.ledger_name]
     return report_csv(rows)
+
+
+@dataclass(frozen=True)
+class CourseCreator:
+    """Who opens the new-course form: an admin (any budget, names the instructor) or an
+    instructor of a course (up to the site's limit, as the new course's instructor)."""
+
+    is_admin: bool
+    user: str | None
+    max_gpu_hours: str | None  # the limit in words for an instructor; None: an admin (none)
+
+
+def course_creator(ledger: Ledger, viewer: Viewer, max_mgs: int | None) -> CourseCreator | None:
+    """The form's viewer, or None if they may not create courses (the API decides again)."""
+    if viewer.is_admin:
+        return CourseCreator(True, viewer.ledger_name, None)
+    if viewer.ledger_name is None or max_mgs is None:
+        return None
+    if not any(role is Role.INSTRUCTOR for _p, role in ledger.memberships(viewer.ledger_name)):
+        return None
+    return CourseCreator(False, viewer.ledger_name, arith.format_gpu_hours(max_mgs))
 
 
 def is_course(ledger: Ledger, project: str) -> bool:

@@ -208,12 +208,13 @@ class CourseActions:
 
     extend_caps: bool  # instructor, admin (any cap); ta (raise within the site's limit)
     switch_lab_hours: bool  # instructor, admin
+    change_settings: bool = False  # instructor, admin: the course's settings (TA extension limit, ...)
 
 
 def course_actions(role: Role | None, access: ProjectAccess, *, is_admin: bool) -> CourseActions:
+    instructor = is_admin or role is Role.INSTRUCTOR
     return CourseActions(
-        extend_caps=access.set_caps or access.raise_caps,
-        switch_lab_hours=is_admin or role is Role.INSTRUCTOR,
+        extend_caps=access.set_caps or access.raise_caps, switch_lab_hours=instructor, change_settings=instructor,
     )
 
 

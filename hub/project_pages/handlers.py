@@ -9,6 +9,8 @@
   use against their cap, flags, pending roster entries, the lab hours, extend and switch controls;
   ``.../live``: its live part alone (the page's script fetches it every 30 s);
   ``.../report.csv``: the course report as ``hpchub course report --csv``.
+- ``GET /hub/hpchub/new-course``: the form that creates a course through ``POST
+  /hub/api/hpchub/v1/courses`` (admins; instructors of a course when the site allows).
 
 Ledger reads run in a worker thread (``asyncio.to_thread``), the chart is drawn in one and
 cached briefly (``HPCHubPages.chart_cache_seconds``). An unknown project and one the viewer
@@ -24,11 +26,12 @@ from typing import Any, TypeVar
 from jupyterhub.handlers import BaseHandler
 from tornado import web
 
-from hub.api.config import READ_SCOPE
+from hub.api.config import READ_SCOPE, HPCHubAPI
 from hub.api.handlers import ledger_call
 from hub.envs.config import HPCHubEnvironments
 from hub.ledger import Ledger
 from hub.ledger.errors import LedgerInputError
+from hub.ledger.types import Role
 from hub.ledger.runtime import ledger_from_config
 
 from . import course_gather, gather, tables
@@ -128,7 +131,11 @@ class CoursePageHandler(LedgerPageHandler):
         lab = await read_lab_hours(
             hub_slurm_client(self.settings["config"]), page.rules.reservation, datetime.now(timezone.utc)
         )
-        return {"page": page, "lab": lab, "courses": HPCHubCourses(config=self.settings["config"])}
+        # the link to the new-course form (the form and the API decide again)
+        can_create = viewer.is_admin or (page.role is Role.INSTRUCTOR and
+                                         HPCHubAPI(config=self.settings["config"]).instructor_course_max_mgs is not None)
+        return {"page": page, "lab": lab, "courses": HPCHubCourses(config=self.settings["config"]),
+                "can_create_course": can_create}  # fmt: skip
 
     @web.authenticated
     async def get(self, project: str) -> None:
@@ -141,6 +148,21 @@ class CoursePageHandler(LedgerPageHandler):
 
 class CourseLiveHandler(CoursePageHandler):
     live = True
+
+
+class NewCoursePageHandler(LedgerPageHandler):
+    """The form that creates a course (it posts to ``POST /courses``, which decides)."""
+
+    @web.authenticated
+    async def get(self) -> None:
+        viewer = self.viewer()
+        ledger = await self.ledger()
+        creator = await self.run(course_gather.course_creator, ledger, viewer,
+                                 HPCHubAPI(config=self.settings["config"]).instructor_course_max_mgs)  # fmt: skip
+        if creator is None:
+            raise web.HTTPError(403, "creating a course is for the portal's admins and the instructors of a course")
+        html = await self.render_template("hpchub_course_new.html", creator=creator)
+        self.finish(html)
 
 
 class CourseReportCSVHandler(LedgerPageHandler):
@@ -156,6 +178,7 @@ class CourseReportCSVHandler(LedgerPageHandler):
 
 # Relative to the hub's prefix (JupyterHub adds /hub).
 ROUTES: list[tuple[str, type[BaseHandler]]] = [
+    (rf"{PAGES_PREFIX}/new-course/?", NewCoursePageHandler),
     (rf"{PAGES_PREFIX}/courses/{_NAME}/report\.csv", CourseReportCSVHandler),
     (rf"{PAGES_PREFIX}/courses/{_NAME}/live", CourseLiveHandler),
     (rf"{PAGES_PREFIX}/courses/{_NAME}/?", CoursePageHandler),

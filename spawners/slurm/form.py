@@ -47,6 +47,7 @@ class CourseLimits:
     gpu_types: tuple[str, ...] = ()  # empty: any
     max_gpus: int | None = None
     max_quarters: int | None = None
+    lab_hours_only: bool = False  # sessions start only during the course's lab hours (the project's reason says)
 
     def to_json(self) -> dict:
         return {"gpu_types": list(self.gpu_types), "max_gpus": self.max_gpus, "max_quarters": self.max_quarters}

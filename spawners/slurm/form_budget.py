@@ -24,9 +24,18 @@ from spawners.slurm.options import OptionsError, validate_user_options
 from spawners.slurm.types import ClusterInfo
 
 
-def project_budgets(ledger: Ledger, user: str, cluster: ClusterInfo, projects: Sequence[str]) -> dict[str, ProjectBudget]:
+LAB_HOURS_OFF = "course rule lab-hours-only: its lab hours are off now"
+LAB_HOURS_UNKNOWN = "course rule lab-hours-only: whether its lab hours are on is not known now"
+
+
+def project_budgets(
+    ledger: Ledger, user: str, cluster: ClusterInfo, projects: Sequence[str],
+    lab_hours: Mapping[str, bool | None] | None = None,
+) -> dict[str, ProjectBudget]:  # fmt: skip
     """``{"vision-lab": ProjectBudget("96.0 GPU-h left; your cap: 16.0 left")}``; a project
-    whose figures cannot be read is left out (the form then shows its bare name)."""
+    whose figures cannot be read is left out (the form then shows its bare name).
+    ``lab_hours``: per course whether its lab hours are on now (None: not known); a course
+    whose students start sessions only then cannot be chosen outside them."""
     gpu_types = sorted({t for p in cluster.partitions.values() for t, n in p.gpus_per_node.items() if n > 0})
     cheapest = cheapest_session_mgs(gpu_types, ledger.rates)
     courses = course_limits(ledger, user, projects)
@@ -43,7 +52,10 @@ def project_budgets(ledger: Ledger, user: str, cluster: ClusterInfo, projects: S
             note += f"; your cap: {format_gpu_hours(max(0, member.cap_remaining_mgs), Rounding.FLOOR)} left"
             left = min(left, member.cap_remaining_mgs)
         reason = ""
-        if cheapest is not None and left < cheapest:
+        course = courses.get(project)
+        if course is not None and course.lab_hours_only and (lab_hours or {}).get(project) is not True:
+            reason = LAB_HOURS_OFF if (lab_hours or {}).get(project) is False else LAB_HOURS_UNKNOWN
+        elif cheapest is not None and left < cheapest:
             reason = (f"cannot pay for the smallest session, 1 GPU for 0.25 h = "
                       f"{format_gpu_hours(cheapest, Rounding.CEILING)} GPU-h")  # fmt: skip
         budgets[project] = ProjectBudget(note, reason, courses.get(project))
@@ -59,7 +71,7 @@ def course_limits(ledger: Ledger, user: str, projects: Sequence[str]) -> dict[st
         rules = ledger.course_rules(info.name)
         if rules is not None:
             quarters = None if rules.max_seconds is None else rules.max_seconds // 900
-            limits[info.name] = CourseLimits(rules.gpu_types, rules.max_gpus, quarters)
+            limits[info.name] = CourseLimits(rules.gpu_types, rules.max_gpus, quarters, rules.lab_hours_only)
     return limits
 
 
@@ -72,6 +84,7 @@ def initial_preview(
     previous: Mapping,
     budgets: Mapping[str, ProjectBudget],
     default_hours: Decimal,
+    lab_hours: Mapping[str, bool | None] | None = None,
 ) -> FormPreview:
     """The preview of what the form shows selected (an answer of ``POST /preview``, or its error)."""
     chosen = form_choices(cluster, projects, catalogue, previous, budgets)
@@ -80,7 +93,8 @@ def initial_preview(
             chosen.to_options(), cluster=cluster, projects=list(projects), catalogue_ids=catalogue.ids(),
             default_environment=catalogue.default.id, default_hours=default_hours,
         )  # fmt: skip
-        admission = ledger.preview(request.project, user, request.gpu_type, request.gpus, str(request.hours))
+        admission = ledger.preview(request.project, user, request.gpu_type, request.gpus, str(request.hours),
+                                   lab_hours_on=(lab_hours or {}).get(request.project))  # fmt: skip
     except (OptionsError, LedgerError) as exc:
         return FormPreview(error=str(exc))
     choices = gpu_choices(cluster.partitions[request.partition].gpus_per_node, request.gpu_type)

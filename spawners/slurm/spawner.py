@@ -67,14 +67,15 @@ SERVER_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{0,40}")
 LAB_HOURS_TTL_SECONDS = 10.0  # how long a read of a course's reservation is reused
 
 
-def _students_reservation(ledger, project: str, user: str) -> str | None:
-    """The lab-hours reservation of ``project`` if it is a course and ``user`` one of its students."""
+def _students_reservation(ledger, project: str, user: str) -> tuple[str | None, bool]:
+    """The lab-hours reservation of ``project`` if it is a course and ``user`` one of its
+    students, and whether the course lets them start sessions only during the lab hours."""
     from hub.ledger.types import Role  # noqa: PLC0415
 
     if not any(info.name == project and role is Role.STUDENT for info, role in ledger.memberships(user)):
-        return None
+        return None, False
     rules = ledger.course_rules(project)
-    return rules.reservation if rules is not None else None
+    return (rules.reservation, rules.lab_hours_only) if rules is not None else (None, False)
 
 
 def _user_error(status: int, message: str) -> web.HTTPError:
@@ -382,9 +383,12 @@ class SlurmGPUSpawner(SlurmSpawner):
         )
         if accounts[request.project] != request.project:
             request = dataclasses.replace(request, account=accounts[request.project])
-        await self.admit(request)
-        reservation = await self.lab_hours_reservation(request)
-        if reservation:
+        reservation, lab_hours_on = await self.course_lab_hours(request.project)
+        await self.admit(request, lab_hours_on=lab_hours_on)
+        if reservation and lab_hours_on is None:  # a course that queues students outside its lab hours
+            lab_hours_on = await self.lab_hours_active(request.project, reservation)
+        if reservation and lab_hours_on:
+            self.log.info("%s: in the lab hours of %s (reservation %s)", self._log_name, request.project, reservation)
             request = dataclasses.replace(request, reservation=reservation)
         self.job_request = request
         # What a spawn without options re-uses: the validated set, marked as ours.
@@ -434,7 +438,9 @@ class SlurmGPUSpawner(SlurmSpawner):
             if retry["error"]:
                 error = FormError(*retry["error"])
         catalogue = self.catalogue()
-        budgets, preview = await asyncio.to_thread(self._form_budget, cluster, projects, catalogue, previous)
+        lab_hours = {project: (await self.course_lab_hours(project))[1] for project in projects}  # the rule's
+        budgets, preview = await asyncio.to_thread(self._form_budget, cluster, projects, catalogue, previous,
+                                                   lab_hours)  # fmt: skip
         ready = await asyncio.to_thread(project_envs.ready_environments, project_envs.settings(self.config), projects)
         return render_options_form(
             cluster, projects, catalogue, previous, budgets, error=error, preview=preview,
@@ -442,53 +448,69 @@ class SlurmGPUSpawner(SlurmSpawner):
             project_environments=ready,
         )  # fmt: skip
 
-    def _form_budget(self, cluster: ClusterInfo, projects: list[str], catalogue: Catalogue, previous: dict):
-        """What each project has left and the preview of the initial choices (in a worker thread)."""
+    def _form_budget(
+        self, cluster: ClusterInfo, projects: list[str], catalogue: Catalogue, previous: dict,
+        lab_hours: dict[str, bool | None] | None = None,
+    ):  # fmt: skip
+        """What each project has left and the preview of the initial choices (in a worker thread);
+        ``lab_hours``: per course project whether its lab hours are on now."""
         from spawners.slurm.form_budget import initial_preview, project_budgets  # noqa: PLC0415
 
         ledger = self.ledger
         if ledger is None:
             return {}, None
-        budgets = project_budgets(ledger, self.user.name, cluster, projects)
+        budgets = project_budgets(ledger, self.user.name, cluster, projects, lab_hours)
         preview = initial_preview(ledger, self.user.name, cluster, projects, catalogue, previous, budgets,
-                                  Decimal(str(self.default_hours)))  # fmt: skip
+                                  Decimal(str(self.default_hours)), lab_hours)  # fmt: skip
         return budgets, preview
 
     # ----- the ledger -----
-    async def admit(self, request: JobRequest) -> None:
-        """One atomic check-and-hold of gpus x hours x weight (raises BudgetRefused)."""
+    async def admit(self, request: JobRequest, *, lab_hours_on: bool | None = None) -> None:
+        """One atomic check-and-hold of gpus x hours x weight (raises BudgetRefused).
+        ``lab_hours_on``: for a course whose students start sessions only in its lab hours."""
         ledger = self.ledger
         self.ledger_session = None
         if ledger is None:
             return
         self.ledger_session = await asyncio.to_thread(
             ledger.admit, request.project, self.user.name, self.name or "", request.gpu_type, request.gpus,
-            request.hours,
+            request.hours, lab_hours_on=lab_hours_on,
         )
         # The hold is in the server's saved state before any job exists: a hub that dies from
         # here on releases it at restart (poll), whether sbatch returned or not.
         self._starting = True
         self._save_state_now()
 
-    async def lab_hours_reservation(self, request: JobRequest) -> str | None:
-        """A course's Slurm reservation while its lab hours are on, for its students' sessions
-        (they then start at once on the reserved nodes); otherwise None: they queue normally.
-        A failure to read it is logged and the session queues normally."""
+    async def course_lab_hours(self, project: str) -> tuple[str | None, bool | None]:
+        """(the course's lab-hours reservation if the user is one of its students, and for a
+        course whose students start sessions only in its lab hours whether they are on now,
+        else None). The admission refuses such a student while they are off (None: not known,
+        e.g. Slurm did not answer); a refusal is never decided on a cached read. Anyone else:
+        (None, None)."""
         ledger = self.ledger
         if ledger is None:
-            return None
-        name = await asyncio.to_thread(_students_reservation, ledger, request.project, self.user.name)
-        if not name:
-            return None
+            return None, None
+        name, only_then = await asyncio.to_thread(_students_reservation, ledger, project, self.user.name)
+        if not name or not only_then:
+            return name, None
+        return name, await self.lab_hours_active(project, name)
+
+    async def lab_hours_active(self, project: str, name: str) -> bool | None:
+        """Is the course's reservation active now? While it is, its students' sessions run in it
+        (``--reservation``) and start at once on the reserved nodes. An active answer is reused
+        for 10 s (if it ended meanwhile, sbatch says so and the job is submitted without it); an
+        "off" answer is read again (the lab hours may have just begun: a job submitted without
+        the reservation would wait behind it on its own course's nodes). A failure to read it is
+        logged: None (the session then queues normally)."""
         try:
             found = await cached_reservation(self.client, name, LAB_HOURS_TTL_SECONDS)
+            if not (found and found.active_at(datetime.now(timezone.utc))):
+                forget_reservation(self.client, name)
+                found = await cached_reservation(self.client, name, LAB_HOURS_TTL_SECONDS)
         except (SlurmCommandError, ValueError) as exc:
-            self.log.warning("lab hours of %s: cannot read reservation %s: %s", request.project, name, exc)
+            self.log.warning("lab hours of %s: cannot read reservation %s: %s", project, name, exc)
             return None
-        if found and found.active_at(datetime.now(timezone.utc)):
-            self.log.info("%s: in the lab hours of %s (reservation %s)", self._log_name, request.project, name)
-            return name
-        return None
+        return bool(found and found.active_at(datetime.now(timezone.utc)))
 
     async def _ledger_call(self, what: str, *args) -> None:
         """Tell the ledger; a ledger failure is logged (the reconciler's sacct import settles the

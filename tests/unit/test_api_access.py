@@ -14,6 +14,7 @@ from hub.api.access import (
     refuse_member_changes,
 )
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
+from hub.ledger.courses import CourseRules
 from hub.ledger.types import Role
 
 pytestmark = pytest.mark.unit
@@ -150,3 +151,42 @@ def test_nobody_but_an_admin_changes_their_own_cap(role) -> None:
     assert refusal is not None
     assert check_cap_change(project="p", actor="ann", actor_role=None, is_admin=True, target="ann",
                             target_role=role, current_cap_mgs=H, new_cap_mgs=None, ta_limit_mgs=None) is None
+
+
+# --- a course's own TA extension limit (issue 7) --------------------------------------------------------
+
+COURSE_RULES = CourseRules(per_student_mgs=5 * H, ta_extension_mgs=2 * H)
+# actor, current cap, new cap, the course's TA extension (None: unset), site limit -> refused message part
+COURSE_TA_CHANGES = [
+    pytest.param(TA, 5 * H, 7 * H, 2 * H, None, None, id="ta-to-the-course-limit"),
+    pytest.param(TA, 6 * H, 7 * H, 2 * H, None, None, id="ta-second-extension-within"),
+    pytest.param(
+        TA, 5 * H, 7 * H + 360, 2 * H, None,
+        "p lets a ta extend a student's cap by at most 2.0 GPU-h over the course's 5.0 GPU-h, to 7.0 GPU-h "
+        "(course rule ta-extension-limit); tim's cap would be 7.0001 GPU-h; ask an instructor",
+        id="ta-over-the-course-limit",
+    ),
+    pytest.param(TA, 5 * H, 6 * H, 0, None, "p lets no ta extend a cap (course rule ta-extension-limit)", id="ta-zero"),
+    pytest.param(TA, 5 * H, 9 * H, 2 * H, LIMIT, "course rule ta-extension-limit", id="course-limit-wins-over-site"),
+    pytest.param(TA, 5 * H, 9 * H, None, LIMIT, None, id="unset-course-limit-site-applies"),
+    pytest.param(TA, 5 * H, 4 * H, 2 * H, None, "may only raise caps", id="ta-lowers-under-course-limit"),
+    pytest.param(INSTRUCTOR, 5 * H, 50 * H, 2 * H, None, None, id="instructor-unlimited"),
+]
+
+
+@pytest.mark.parametrize(("actor_role", "current", "new", "extension", "site", "refused"), COURSE_TA_CHANGES)
+def test_a_courses_ta_extension_limit(actor_role, current, new, extension, site, refused) -> None:
+    rules = CourseRules(per_student_mgs=5 * H, ta_extension_mgs=extension)
+    refusal = check_cap_change(project="p", actor="ann", actor_role=actor_role, is_admin=False, target="tim",
+                               target_role=STUDENT, current_cap_mgs=current, new_cap_mgs=new, ta_limit_mgs=site,
+                               course_rules=rules)  # fmt: skip
+    if refused is None:
+        assert refusal is None
+    else:
+        assert refusal is not None and refusal.status == 403 and refused in refusal.message
+
+
+def test_an_admin_is_not_bound_by_the_course_limit() -> None:
+    assert check_cap_change(project="p", actor="root", actor_role=None, is_admin=True, target="tim",
+                            target_role=STUDENT, current_cap_mgs=5 * H, new_cap_mgs=500 * H, ta_limit_mgs=None,
+                            course_rules=COURSE_RULES) is None  # fmt: skip

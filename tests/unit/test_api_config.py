@@ -24,7 +24,8 @@ pytestmark = pytest.mark.unit
 
 ROUTE_SUFFIXES = {
     "/projects", "/projects/([^/]+)", "/projects/([^/]+)/charges", "/projects/([^/]+)/members/([^/]+)",
-    "/projects/([^/]+)/members/([^/]+)/cap", "/projects/([^/]+)/lab-hours", "/preview",
+    "/projects/([^/]+)/members/([^/]+)/cap", "/projects/([^/]+)/lab-hours", "/projects/([^/]+)/course-settings",
+    "/courses", "/preview",
     "/users/([^/]+)/servers/([^/]*)/session", "/users/([^/]+)/server/session", "/users/([^/]+)/session",
     "/users/([^/]+)/servers/([^/]*)/extend", "/users/([^/]+)/server/extend", "/users/([^/]+)/extend",
     "/projects/([^/]+)/environments", "/projects/([^/]+)/environments/([^/]+)",

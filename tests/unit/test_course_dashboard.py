@@ -151,7 +151,10 @@ def test_pending_principals_only_for_the_staff() -> None:
     pytest.param(Role.STUDENT, STUDENT, False, False, False, id="student"),
 ])  # fmt: skip
 def test_actions_offered(role, access, admin, extend, switch) -> None:
-    assert course_tables.course_actions(role, access, is_admin=admin) == course_tables.CourseActions(extend, switch)
+    # the course's settings: whoever switches the lab hours (instructors, admins)
+    assert course_tables.course_actions(role, access, is_admin=admin) == course_tables.CourseActions(
+        extend, switch, change_settings=switch
+    )
 
 
 # --- lab hours in words ----------------------------------------------------------------------------------
@@ -329,3 +332,32 @@ def test_the_live_template_renders_bars_flags_and_controls(ledger: Ledger) -> No
     student = template.render(page=course_gather.course_page(ledger, "cs101", Viewer("carol", False)), lab=lab,
                               base_url="/hub/")  # fmt: skip
     assert "zoe" not in student and "tom" not in student and "Extend" not in student and "Course budget" not in student
+
+
+def test_the_new_course_form_renders_a_field_and_an_error_slot_each() -> None:
+    from hub.project_pages.course_gather import CourseCreator
+
+    import jinja2
+
+    templates = Path(__file__).resolve().parents[2] / "templates"
+    env = jinja2.Environment(autoescape=True)
+    env.loader = jinja2.DictLoader({"page.html": "{% block main %}{% endblock %}{% block script %}{% endblock %}"
+                                                 "{% block stylesheet %}{% endblock %}",
+                                    "hpchub_course_new.html": (templates / "hpchub_course_new.html").read_text()})
+    for creator, instructor_field in ((CourseCreator(True, "admin", None), True),
+                                      (CourseCreator(False, "dave", "500.0"), False)):
+        html = env.get_template("hpchub_course_new.html").render(creator=creator, base_url="/hub/")
+        for field in ("name", "account", "start", "end", "gpu_hours", "per_student", "gpu_types", "max_gpus",
+                      "max_hours", "max_sessions", "reservation", "ta_extension_limit", "lab_hours_only", "on_drop"):
+            assert f'data-field="{field}"' in html and f'id="hpchub-new-{field}"' in html
+        assert ('id="hpchub-new-instructor"' in html) is instructor_field
+    assert "at most 500.0 GPU-h; you become its instructor" in html
+
+
+def test_who_gets_the_new_course_form(ledger: Ledger) -> None:
+    from hub.project_pages.course_gather import CourseCreator, course_creator
+
+    assert course_creator(ledger, Viewer("root", True), None) == CourseCreator(True, "root", None)
+    assert course_creator(ledger, Viewer("dave", False), None) is None  # the site allows no instructor
+    assert course_creator(ledger, Viewer("dave", False), 500 * H) == CourseCreator(False, "dave", "500.0")
+    assert course_creator(ledger, Viewer("carol", False), 500 * H) is None  # a student

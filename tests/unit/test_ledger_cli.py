@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -295,3 +296,68 @@ def test_ledger_export_then_import_into_an_empty_ledger(demo, tmp_path, monkeypa
     assert json.loads(after) == json.loads(before)
     code, _out, err = demo("ledger", "import", str(dump))
     assert code == 2 and "not empty" in err
+
+
+def test_course_settings_show_and_change_the_ta_extension_limit(hpchub) -> None:
+    code, out, err = hpchub(*COURSE, "--ta-extension-limit", "2")
+    assert (code, err) == (0, "") and "  a TA may extend a student's cap by at most 2.0 GPU-h in all" in out.splitlines()
+    code, out, err = hpchub("course", "settings", "cs101")
+    assert (code, err) == (0, "") and out.splitlines()[0] == "  ta-extension-limit: 2.0 GPU-h over the per-student cap"
+    code, out, err = hpchub("course", "settings", "cs101", "--ta-extension-limit", "none", "--reason", "no TAs")
+    assert (code, err) == (0, "")
+    assert out.splitlines()[:2] == [
+        "cs101: ta-extension-limit changed",
+        "  ta-extension-limit: none (the site-wide HPCHubAPI.ta_cap_limit_gpu_hours applies)",
+    ]
+    code, out, err = hpchub("course", "settings", "cs101", "--ta-extension-limit", "-1")
+    assert (code, out) == (2, "") and err.startswith("hpchub: --ta-extension-limit: must be >= 0 GPU-h")
+
+
+def test_course_settings_lab_hours_only(hpchub) -> None:
+    code, _out, err = hpchub(*COURSE, "--lab-hours-only")
+    assert code == 2 and err.startswith("hpchub: --lab-hours-only: needs the course's lab-hours reservation")
+    code, out, err = hpchub(*COURSE, "--reservation", "cs101-lab", "--lab-hours-only")
+    assert (code, err) == (0, "") and "  students start sessions only during the lab hours" in out.splitlines()
+    code, out, err = hpchub("course", "settings", "cs101", "--lab-hours-only", "no")
+    assert (code, err) == (0, "")
+    assert "  lab-hours-only: no: outside the lab hours students' sessions queue normally" in out.splitlines()
+
+
+def test_course_on_drop(hpchub) -> None:
+    code, out, err = hpchub(*COURSE, "--on-drop", "stop")
+    assert (code, err) == (0, "") and "  a dropped student's running sessions are stopped" in out.splitlines()
+    code, out, err = hpchub("course", "settings", "cs101", "--on-drop", "finish", "--reason", "kinder")
+    assert (code, err) == (0, "") and out.splitlines()[0] == "cs101: on-drop changed"
+    assert "  on-drop: finish: a dropped student's running sessions run to their end" in out.splitlines()
+    code, _out, err = hpchub("course", "settings", "cs101", "--on-drop", "kill")
+    assert code == 2 and "invalid choice: 'kill'" in err
+
+
+def test_course_sync_reads_the_groups_recorded_at_logins(hpchub, monkeypatch) -> None:
+    hpchub(*COURSE)
+    with Ledger(os.environ[LEDGER_URL_ENV]) as ledger:
+        ledger.record_login_groups("carol", {"cs101-students"})
+    code, out, err = hpchub("course", "sync", "cs101")
+    assert (code, err) == (0, "")
+    assert out.splitlines() == [
+        "carol joined cs101 as student (IdP group cs101-students)",
+        "cs101: 1 change(s) from the groups recorded at the last login of 1 user(s)",
+    ]
+    code, out, err = hpchub("course", "sync", "cs101", "--group-role", "{course}-students=boss")
+    assert code == 2 and err.startswith("hpchub: --group-role: one of")
+    code, out, err = hpchub("course", "sync", "cs101", "--group-role", "students=student")
+    assert code == 2 and "with {course} in the pattern" in err
+    code, out, _err = hpchub("course", "sync", "--help")
+    assert "the groups the ledger recorded at each user's last login, not the identity provider now" in " ".join(out.split())
+
+
+def test_course_sync_takes_the_group_patterns_of_the_hubs_configuration(hpchub, tmp_path) -> None:
+    hpchub(*COURSE)
+    config = tmp_path / "hpchub_config.py"
+    config.write_text('c.HPCHubOIDCAuthenticator.course_group_roles = {"course-{course}": "student"}\n')
+    with Ledger(os.environ[LEDGER_URL_ENV]) as ledger:
+        ledger.record_login_groups("carol", {"course-cs101"})
+    code, out, _err = hpchub("course", "sync", "cs101")  # the default patterns: no group gives carol cs101
+    assert code == 0 and out.startswith("cs101: 0 change(s)")
+    code, out, err = hpchub("--config", str(config), "course", "sync", "cs101")
+    assert (code, err) == (0, "") and out.splitlines()[0] == "carol joined cs101 as student (IdP group course-cs101)"

@@ -86,3 +86,15 @@ def test_a_course_past_its_term_stops_its_sessions_after_the_grace_with_the_reas
     assert tracker.sessions_to_stop({"vision-lab": usage()}, running, T0, closed) == []
     ((stopped, reason),) = tracker.sessions_to_stop({"vision-lab": usage()}, running, T0 + timedelta(minutes=5), closed)
     assert (stopped.user, reason) == ("carol", "stopped: cs101's period ended on 2026-06-30.")
+
+
+def test_a_dropped_students_session_stops_after_the_grace_with_the_reason():
+    tracker = ExhaustionTracker(grace=timedelta(minutes=5))
+    running = [session("carol", project="cs101"), session("dan", project="cs101", session_id=2)]
+    dropped = {("cs101", "carol"): "stopped: carol was dropped from cs101 (membership ended)"}
+    assert tracker.sessions_to_stop({}, running, T0, None, dropped) == []
+    ((stopped, reason),) = tracker.sessions_to_stop({}, running, T0 + timedelta(minutes=5), None, dropped)
+    assert (stopped.user, reason) == ("carol", "stopped: carol was dropped from cs101 (membership ended)")
+    # back on the roster before the grace ran out: nothing stops
+    tracker.sessions_to_stop({}, running, T0 + timedelta(minutes=6), None, {})
+    assert tracker.sessions_to_stop({}, running, T0 + timedelta(minutes=20), None, {}) == []

@@ -24,7 +24,8 @@ T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
 ADVICE = "Ask for fewer GPUs or hours."
 LEDGER_TABLES = (
     "hpchub_projects", "hpchub_grants", "hpchub_members", "hpchub_cap_entries", "hpchub_sessions", "hpchub_charges",
-    "hpchub_outside_jobs", "hpchub_orphan_jobs", "hpchub_course_rules", "hpchub_roster",
+    "hpchub_outside_jobs", "hpchub_orphan_jobs", "hpchub_course_rules", "hpchub_roster", "hpchub_course_settings",
+    "hpchub_login_groups",
 )  # fmt: skip
 
 

@@ -269,7 +269,7 @@ def test_configure_pages_adds_the_handlers_once_and_the_template_variables() -> 
         r"/hpchub/projects/([^/]+)/environments/?", r"/hpchub/projects/([^/]+)/environments/([^/]+)/([^/]+)/?"]
     assert {"hpchub_budget_banners", "hpchub_sessions", "hpchub_projects"} <= set(c.JupyterHub.template_vars)
     assert [route for route, _handler in ROUTES] == [
-        r"/hpchub/courses/([^/]+)/report\.csv", r"/hpchub/courses/([^/]+)/live", r"/hpchub/courses/([^/]+)/?",
+        r"/hpchub/new-course/?", r"/hpchub/courses/([^/]+)/report\.csv", r"/hpchub/courses/([^/]+)/live", r"/hpchub/courses/([^/]+)/?",
         r"/hpchub/projects/([^/]+)/charges\.csv", r"/hpchub/projects/([^/]+)/?", r"/hpchub/admin/projects/?"]
 
 

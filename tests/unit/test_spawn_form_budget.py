@@ -78,3 +78,29 @@ def test_initial_preview_of_a_bad_choice_is_its_error(ledger) -> None:
     previous = {"project": "vision-lab", "gpu_type": "h200", "gpus": "1", "hours": "0.3"}
     preview = initial_preview(ledger, "bob", DEMO, ["vision-lab"], CATALOGUE, previous, {}, Decimal(1))
     assert preview.error.startswith("hours: must be a multiple of 0.25") and not preview.answer
+
+
+@pytest.mark.parametrize(
+    ("lab_hours", "reason"),
+    [
+        pytest.param({"cs101": True}, "", id="on"),
+        pytest.param({"cs101": False}, "course rule lab-hours-only: its lab hours are off now", id="off"),
+        pytest.param({}, "course rule lab-hours-only: whether its lab hours are on is not known now", id="unknown"),
+    ],
+)
+def test_a_lab_hours_only_course_cannot_be_chosen_outside_its_lab_hours(ledger, lab_hours, reason) -> None:
+    from hub.ledger.courses import make_rules  # noqa: PLC0415
+
+    rules = make_rules(per_student=5, reservation="cs101-lab", lab_hours_only=True)
+    ledger.create_course("cs101", account="cs101", start="2026-01-01", end="2026-06-30", gpu_hours=50, rules=rules,
+                         who="admin")  # fmt: skip
+    ledger.add_member("cs101", "carol", role="student", who="admin")
+    ledger.add_member("cs101", "dave", role="instructor", who="admin")
+    budgets = project_budgets(ledger, "carol", DEMO, ["cs101"], lab_hours)
+    assert budgets["cs101"].reason == reason and budgets["cs101"].course.lab_hours_only
+    assert project_budgets(ledger, "dave", DEMO, ["cs101"], {"cs101": False})["cs101"].reason == ""  # staff: unbound
+    preview = initial_preview(ledger, "carol", DEMO, ["cs101"], CATALOGUE, {"gpu_type": "a100", "gpus": "1"},
+                              budgets, Decimal("1"), lab_hours)  # fmt: skip
+    assert preview.answer["allowed"] is (reason == "")
+    if reason:
+        assert "(course rule lab-hours-only)" in preview.answer["message"]
