@@ -19,48 +19,33 @@ bad input raises ``LedgerInputError`` naming the field and nothing changes.
 
 from __future__ import annotations
 
-import pathlib
-import time
 from collections import defaultdict
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import date, datetime, timezone, tzinfo
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from sqlalchemy import (
-    Engine, String, bindparam, case, cast, create_engine, event, exists, func, insert, literal_column, null, select,
-    union_all,
-)  # fmt: skip
-from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DisconnectionError, IntegrityError
+from sqlalchemy import Engine, func, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from . import arithmetic as arith
 from .errors import BudgetRefused, LedgerInputError, NotFound
+from .admission_sql import _ADMISSION_FIGURES, _CHARGES_SUM, _HOLDING, _INSERT_SESSION, _MEMBER_CHARGES_SUM
 from .course_groups import CourseGroups
 from .course_records import CourseRecords
 from .courses import course_refusal
+from .engine import _WRITE, alembic_config, make_engine, schema_revision, upgrade  # noqa: F401  (re-exported)
 from .orphans import OrphanRecords
 from .outside_jobs import OutsideJobRecords, outside_cost
 from .history import ProjectHistory
+from .records import (  # noqa: F401  (MembershipState and usage_json: re-exported)
+    MembershipState, _charge_record, _elapsed_seconds, _project_info, _session_cost, _session_info, usage_json,
+)  # fmt: skip
 from .session_notes import SessionNotes
 from .models import (
-    UNREPLACED_PROVISIONAL_CHARGES,
-    VERSION_TABLE,
-    AppendOnlySession,
-    CapEntry,
-    Charge,
-    Grant,
-    Member,
-    OutsideJob,
-    PortalSession,
-    Project,
-    UtcDateTime,
-    effective_charges,
-)
+    AppendOnlySession, CapEntry, Charge, Grant, Member, OutsideJob, PortalSession, Project, effective_charges,
+)  # fmt: skip
 from .types import (
     ChargeKind,
     ChargeRecord,
@@ -90,262 +75,6 @@ from .types import (
 )
 
 DEFAULT_CLUSTER = "hpchub"
-MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent / "migrations"
-SQLITE_BUSY_TIMEOUT_SECONDS = 30
-_WRITE = "hpchub_ledger_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)
-_HOLDING = (SessionState.ADMITTED, SessionState.RUNNING)
-
-
-def _charges_sum(by_user: bool):
-    def part(condition):
-        query = select(func.coalesce(func.sum(Charge.weighted_mgs), 0))
-        query = query.where(Charge.project_id == bindparam("project_id"), condition)
-        return (query.where(Charge.user == bindparam("user")) if by_user else query).scalar_subquery()
-
-    return select(part(Charge.kind == ChargeKind.FINAL) + part(UNREPLACED_PROVISIONAL_CHARGES))
-
-
-_CHARGES_SUM, _MEMBER_CHARGES_SUM = _charges_sum(False), _charges_sum(True)
-
-
-def _admission_figures():
-    """Everything the admission check reads, in one statement (built once) of three kinds of
-    rows, told apart by the first column:
-
-    - ``s``: each holding session of the project (user, gpus, reserved_seconds,
-      weight_milli, running 1/0, started_at);
-    - ``o``: each running outside job of the project (user, 1, time_limit_seconds,
-      weighted_gpus_milli, running 1, started_at), held like a session of one "GPU";
-    - ``f``: one row: grants, effective charges (the two sums of ``_charges_sum``), the
-      member's effective charges, the member's latest cap (null: none) and whether the
-      member is active (1/0).
-
-    The member's sessions and outside jobs are the project's of that user (in Python).
-    """
-    project_id, user = bindparam("project_id"), bindparam("user")
-
-    def charges(condition, by_user: bool):
-        query = select(func.coalesce(func.sum(Charge.weighted_mgs), 0))
-        query = query.where(Charge.project_id == project_id, condition)
-        return (query.where(Charge.user == user) if by_user else query).scalar_subquery()
-
-    grants = select(func.coalesce(func.sum(Grant.amount_mgs), 0)).where(Grant.project_id == project_id)
-    cap = (
-        select(CapEntry.cap_mgs)
-        .where(CapEntry.project_id == project_id, CapEntry.user == user)
-        .order_by(CapEntry.id.desc())
-        .limit(1)
-    )
-    member = exists().where(Member.project_id == project_id, Member.user == user, Member.active.is_(True))
-    # the figures row first: its column types are the statement's (PostgreSQL resolves the
-    # nulls of the later rows against them; SQLAlchemy reads started_at as UtcDateTime)
-    figures = select(
-        literal_column("'f'"), cast(null(), String), grants.scalar_subquery(),
-        charges(Charge.kind == ChargeKind.FINAL, False) + charges(UNREPLACED_PROVISIONAL_CHARGES, False),
-        charges(Charge.kind == ChargeKind.FINAL, True) + charges(UNREPLACED_PROVISIONAL_CHARGES, True),
-        cap.scalar_subquery(), case((member, 1), else_=0), cast(null(), UtcDateTime),
-    )  # fmt: skip
-    sessions = select(
-        literal_column("'s'"), PortalSession.user, PortalSession.gpus, PortalSession.reserved_seconds,
-        PortalSession.weight_milli, case((PortalSession.state == SessionState.RUNNING, 1), else_=0), null(),
-        PortalSession.started_at,
-    ).where(PortalSession.project_id == project_id, PortalSession.state.in_(_HOLDING))  # fmt: skip
-    outside = select(
-        literal_column("'o'"), OutsideJob.user, literal_column("1"), OutsideJob.time_limit_seconds,
-        OutsideJob.weighted_gpus_milli, literal_column("1"), null(), OutsideJob.started_at,
-    ).where(OutsideJob.project_id == project_id, OutsideJob.state == OutsideJobState.RUNNING)  # fmt: skip
-    return union_all(figures, sessions, outside)
-
-
-_ADMISSION_FIGURES = _admission_figures()
-_INSERT_SESSION = insert(PortalSession).returning(PortalSession.id)
-
-
-# --- engine and migrations ------------------------------------------------------------------------
-
-
-def _sqlite_connect(busy_timeout_seconds: float):
-    def connect(dbapi_connection, _record) -> None:
-        dbapi_connection.isolation_level = None  # pysqlite emits no BEGIN of its own: we do
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_seconds * 1000)}")
-        cursor.close()
-
-    return connect
-
-
-def _sqlite_begin(connection) -> None:
-    mode = "IMMEDIATE" if connection.get_execution_options().get(_WRITE) else "DEFERRED"
-    connection.exec_driver_sql(f"BEGIN {mode}")
-
-
-def make_engine(db_url: str, *, sqlite_busy_timeout: float = SQLITE_BUSY_TIMEOUT_SECONDS) -> Engine:
-    """An engine for the ledger: on SQLite with our own BEGIN (IMMEDIATE for writes), waiting
-    up to ``sqlite_busy_timeout`` seconds for another writer's lock."""
-    url = make_url(db_url)
-    if url.get_backend_name() == "sqlite":
-        if not 0 < sqlite_busy_timeout <= 3600:
-            raise LedgerInputError("sqlite_busy_timeout", f"from 0 to 3600 seconds, got {sqlite_busy_timeout!r}")
-        engine = create_engine(url, connect_args={"timeout": sqlite_busy_timeout, "check_same_thread": False})
-        event.listen(engine, "connect", _sqlite_connect(sqlite_busy_timeout))
-        event.listen(engine, "begin", _sqlite_begin)
-        return engine
-    engine = create_engine(url)
-    event.listen(engine, "connect", _generic_plans)
-    event.listen(engine, "checkin", _note_checkin)
-    event.listen(engine, "checkout", _ping_if_idle)
-    return engine
-
-
-# A pooled server connection is pinged before use only after it sat idle this long: a server
-# restart is still noticed before a transaction fails on a dead connection, but a busy hub does
-# not pay SQLAlchemy's ``pool_pre_ping`` (a BEGIN and a SELECT 1: two round trips) on every
-# admission. A connection used within the window had its last statement answered moments ago.
-POOL_PING_AFTER_IDLE_SECONDS = 5.0
-
-
-def _generic_plans(dbapi_connection, _record) -> None:
-    """Once per new PostgreSQL connection: plan each prepared statement once.
-
-    The driver prepares a statement after a few executions, but the planner still plans
-    each execution again for its parameters (a "custom plan") when it guesses that is
-    cheaper. For the admission's figures statement that planning took 0.6 ms of 1.3 ms
-    (``EXPLAIN ANALYZE``: execution 0.5 ms) with 1,000 charges per project
-    (benchmarks/budget.py). The ledger's statements filter on indexed keys (project,
-    user, job), where the one generic plan is the custom plan. PostgreSQL before 12 has no
-    such setting: it keeps its default there."""
-    cursor = dbapi_connection.cursor()
-    try:
-        cursor.execute("SET plan_cache_mode = force_generic_plan")
-    except Exception:  # noqa: BLE001  (PostgreSQL < 12: unknown setting)
-        dbapi_connection.rollback()
-    else:
-        dbapi_connection.commit()
-    finally:
-        cursor.close()
-
-
-def _note_checkin(_dbapi_connection, record) -> None:
-    record.info["hpchub_idle_since"] = time.monotonic()
-
-
-def _ping_if_idle(dbapi_connection, record, _proxy) -> None:
-    idle_since = record.info.get("hpchub_idle_since")
-    if idle_since is None or time.monotonic() - idle_since < POOL_PING_AFTER_IDLE_SECONDS:
-        return  # a fresh connection, or one used moments ago
-    try:
-        cursor = dbapi_connection.cursor()
-        try:
-            cursor.execute("SELECT 1")
-        finally:
-            cursor.close()
-        dbapi_connection.rollback()  # leave no transaction open: the caller begins its own
-    except Exception as exc:  # noqa: BLE001  (any failure: the pool replaces the connection)
-        raise DisconnectionError(f"pooled ledger connection is dead: {exc}") from exc
-
-
-def alembic_config() -> Config:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return config
-
-
-def upgrade(db: str | Engine, revision: str = "head") -> None:
-    """Create or migrate the ledger's tables (idempotent). SQLite files switch to WAL."""
-    engine = make_engine(db) if isinstance(db, str) else db
-    try:
-        if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-            with engine.connect() as connection:  # on the driver: WAL cannot be set inside a transaction
-                connection.connection.driver_connection.execute("PRAGMA journal_mode=WAL")
-        with engine.begin() as connection:
-            config = alembic_config()
-            config.attributes["connection"] = connection
-            command.upgrade(config, revision)
-    finally:
-        if isinstance(db, str):
-            engine.dispose()
-
-
-def schema_revision(db: str | Engine) -> str | None:
-    """The ledger's migration revision in this database (None: never migrated)."""
-    engine = make_engine(db) if isinstance(db, str) else db
-    try:
-        with engine.connect() as connection:
-            return MigrationContext.configure(connection, opts={"version_table": VERSION_TABLE}).get_current_revision()
-    finally:
-        if isinstance(db, str):
-            engine.dispose()
-
-
-# --- records --------------------------------------------------------------------------------------
-
-
-def _project_info(row: Project) -> ProjectInfo:
-    return ProjectInfo(
-        row.name, row.slurm_account, row.kind, row.state, row.state_reason, row.period_start, row.period_end,
-        row.created_at,
-    )  # fmt: skip
-
-
-def _session_info(row: PortalSession, project: str) -> SessionInfo:
-    return SessionInfo(
-        id=row.id, project=project, user=row.user, server_name=row.server_name, job_id=row.job_id,
-        gpu_type=row.gpu_type, gpus=row.gpus, reserved_seconds=row.reserved_seconds,
-        weight_milli=row.weight_milli, state=row.state, message=row.message, admitted_at=row.admitted_at,
-        started_at=row.started_at, ended_at=row.ended_at,
-    )  # fmt: skip
-
-
-def _charge_record(row: Charge, project: str) -> ChargeRecord:
-    return ChargeRecord(
-        cluster=row.cluster, job_id=row.job_id, user=row.user, project=project, gpu_type=row.gpu_type,
-        gpus=row.gpus, start=row.start_at, end=row.end_at, elapsed_seconds=row.elapsed_seconds,
-        weighted_mgs=row.weighted_mgs, source=row.source, kind=row.kind,
-    )  # fmt: skip
-
-
-def _elapsed_seconds(since: datetime | None, now: datetime) -> int:
-    if since is None:
-        return 0
-    return max(0, int((now - since).total_seconds()))
-
-
-def _session_cost(row: PortalSession, now: datetime) -> arith.SessionCost:
-    booked = arith.Reservation(row.gpus, row.reserved_seconds, row.weight_milli)
-    elapsed = _elapsed_seconds(row.started_at, now) if row.state is SessionState.RUNNING else 0
-    return arith.SessionCost(booked.mgs, booked.cost_so_far_mgs(elapsed))
-
-
-def usage_json(figures: ProjectUsage) -> dict:
-    """A project's figures in the ``hpchub usage --json`` shape (GPU-hours, 4 decimals): what
-    ``Ledger.usage`` answers, for callers that already hold the figures (the pages)."""
-    hours = arith.gpu_hours_json
-    return {
-        "project": figures.project,
-        "budget_gpu_hours": hours(figures.grants_mgs),
-        "used_gpu_hours": hours(figures.used_mgs),
-        "held_gpu_hours": hours(figures.held_mgs),
-        "remaining_gpu_hours": hours(figures.remaining_mgs),
-        "members": [
-            {
-                "user": member.user,
-                "role": member.role.value,
-                "cap_gpu_hours": None if member.cap_mgs is None else hours(member.cap_mgs),
-                "used_gpu_hours": hours(member.used_mgs),
-                "held_gpu_hours": hours(member.held_mgs),
-            }
-            for member in figures.members
-        ],
-    }
-
-
-@dataclass(frozen=True)
-class MembershipState:
-    """A user's memberships in one project: one is active; one (an earlier period) ended."""
-
-    active: bool
-    ended: bool
 
 
 class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, CourseGroups, ProjectHistory):

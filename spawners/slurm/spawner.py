@@ -12,13 +12,15 @@ its place in the ecosystem), but with none of its unsafe paths:
   never "job gone".
 * The single-user server reports its port through :mod:`.api`, which accepts
   only ``{"port": N}`` from the server's own token while it is starting.
+* The ledger link (admission, job id, the session's end, a course's lab hours) and the
+  spawn form's hooks are mixins (:mod:`.ledger_link`, :mod:`.form_hooks`); every
+  configurable trait is on this class.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-import html
 import os
 import pwd
 import re
@@ -40,8 +42,10 @@ from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchs
 from spawners.slurm import project_envs
 from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, subprocess_runner
 from spawners.slurm.errors import LedgerUnavailable, SlurmNotAnswering, SpawnError, database_detail, slurm_not_answering
+from spawners.slurm.form_hooks import (  # noqa: F401  (FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP: re-exported)
+    _FORM_RETRY, FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP, FormHooks,
+)  # fmt: skip
 from spawners.slurm.options import (
-    ALLOWED_KEYS,
     OptionsError,
     drop_stale_keys,
     parse_sinfo,
@@ -50,32 +54,20 @@ from spawners.slurm.options import (
 )
 from spawners.slurm import progress as words
 from spawners.slurm.launch import LaunchError, launch_for
+from spawners.slurm.ledger_link import LedgerLink
 from spawners.slurm.parsers import parse_node_addresses
-from spawners.slurm.reservations import cached_reservation, forget_reservation
+from spawners.slurm.reservations import forget_reservation
 from spawners.slurm.progress import ProgressEvent, parse_slurm_time
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
+from spawners.slurm.ttl_cache import _TTLCache
 from spawners.slurm.types import ClusterInfo, JobRequest, JobState, JobStatus
 from spawners.slurm.watcher import JobWatcher, get_shared_watcher
 
 STATE_VERSION = 1
-NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"  # set at login by hub.auth.oidc
 # Marks options that this portal validated and stored; anything else came from a request.
 OPTIONS_SCHEMA_KEY = "_hpchub_schema"
 OPTIONS_SCHEMA_VERSION = 1
 SERVER_NAME_PATTERN = re.compile(r"[A-Za-z0-9._-]{0,40}")
-
-LAB_HOURS_TTL_SECONDS = 10.0  # how long a read of a course's reservation is reused
-
-
-def _students_reservation(ledger, project: str, user: str) -> tuple[str | None, bool]:
-    """The lab-hours reservation of ``project`` if it is a course and ``user`` one of its
-    students, and whether the course lets them start sessions only during the lab hours."""
-    from hub.ledger.types import Role  # noqa: PLC0415
-
-    if not any(info.name == project and role is Role.STUDENT for info, role in ledger.memberships(user)):
-        return None, False
-    rules = ledger.course_rules(project)
-    return (rules.reservation, rules.lab_hours_only) if rules is not None else (None, False)
 
 
 def _user_error(status: int, message: str) -> web.HTTPError:
@@ -86,32 +78,7 @@ def _user_error(status: int, message: str) -> web.HTTPError:
     return error
 
 
-class _TTLCache:
-    """A tiny shared cache: key -> (expiry, value)."""
-
-    def __init__(self) -> None:
-        self._entries: dict[object, tuple[float, object]] = {}
-
-    def get(self, key: object) -> object | None:
-        entry = self._entries.get(key)
-        if entry and entry[0] > time.monotonic():
-            return entry[1]
-        return None
-
-    def put(self, key: object, value: object, ttl: float) -> None:
-        self._entries[key] = (time.monotonic() + ttl, value)
-
-    def pop(self, key: object) -> object | None:
-        value = self.get(key)
-        self._entries.pop(key, None)
-        return value
-
-
 _CACHE = _TTLCache()  # shared by every spawner in the hub process
-# A form post's values (and its refusal) by user name, for the form JupyterHub renders
-# again when the spawn is refused (it renders the user's default server's form).
-_FORM_RETRY = _TTLCache()
-FORM_RETRY_SECONDS = 60
 
 
 async def metered_runner(argv, *, input=None, env=None, timeout=30.0):
@@ -135,7 +102,7 @@ def _count_spawn(outcome: str) -> None:
     SPAWN_OUTCOMES.labels(outcome=outcome).inc()
 
 
-class SlurmGPUSpawner(SlurmSpawner):
+class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
     """Launch each notebook server as a Slurm job on a GPU node."""
 
     # ----- configuration -----
@@ -397,160 +364,9 @@ class SlurmGPUSpawner(SlurmSpawner):
             self.orm_spawner.user_options = self.user_options
         return request
 
-    def options_from_form(self, formdata: dict) -> dict:
-        """Form fields are lists of strings; keep one value per allowed key (validated later).
-
-        The posted values are kept for a moment so that, if the spawn is refused, the form
-        JupyterHub renders again shows what the user chose, with the error under its field.
-        """
-        options = {key: values[0] for key, values in formdata.items() if key in ALLOWED_KEYS and values and values[0] != ""}
-        _FORM_RETRY.put(self.user.name, {"values": dict(options), "error": None}, FORM_RETRY_SECONDS)
-        return options
-
-    def _note_form_error(self, field: str, message: str) -> None:
-        """A refused spawn from the form: remember the field and the message for the re-render."""
-        retry = _FORM_RETRY.get(self.user.name)
-        if isinstance(retry, dict):
-            retry["error"] = (field, message)
-
     @default("options_form")
     def _options_form_default(self):
         return self._render_options_form
-
-    async def _render_options_form(self, spawner) -> str:
-        from spawners.slurm.form import FormError, render_options_form  # noqa: PLC0415
-
-        if any(group.name == NO_CLUSTER_ACCOUNT_GROUP for group in self.user.groups):
-            return (
-                f"<p class='alert alert-warning' id='hpchub-no-cluster-account'>Your login worked, but the cluster "
-                f"account <code>{html.escape(self.user.name)}</code> does not exist yet, so no server can start.</p>"
-            )
-        try:
-            cluster = await self.cluster_info()
-            projects = list(await self.project_accounts())
-        except SlurmCommandError as exc:
-            return f"<p class='alert alert-danger'>Slurm is not answering: {html.escape(exc.summary)}</p>"
-        retry = _FORM_RETRY.pop(self.user.name)
-        previous = dict(self.user_options or {})
-        error = None
-        if isinstance(retry, dict):  # a refused post: show what was chosen and why it was refused
-            previous = retry["values"]
-            if retry["error"]:
-                error = FormError(*retry["error"])
-        catalogue = self.catalogue()
-        lab_hours = {project: (await self.course_lab_hours(project))[1] for project in projects}  # the rule's
-        budgets, preview = await asyncio.to_thread(self._form_budget, cluster, projects, catalogue, previous,
-                                                   lab_hours)  # fmt: skip
-        ready = await asyncio.to_thread(project_envs.ready_environments, project_envs.settings(self.config), projects)
-        return render_options_form(
-            cluster, projects, catalogue, previous, budgets, error=error, preview=preview,
-            preview_url=f"{self.hub.base_url}api/hpchub/v1/preview" if self.ledger is not None else "",
-            project_environments=ready,
-        )  # fmt: skip
-
-    def _form_budget(
-        self, cluster: ClusterInfo, projects: list[str], catalogue: Catalogue, previous: dict,
-        lab_hours: dict[str, bool | None] | None = None,
-    ):  # fmt: skip
-        """What each project has left and the preview of the initial choices (in a worker thread);
-        ``lab_hours``: per course project whether its lab hours are on now."""
-        from spawners.slurm.form_budget import initial_preview, project_budgets  # noqa: PLC0415
-
-        ledger = self.ledger
-        if ledger is None:
-            return {}, None
-        budgets = project_budgets(ledger, self.user.name, cluster, projects, lab_hours)
-        preview = initial_preview(ledger, self.user.name, cluster, projects, catalogue, previous, budgets,
-                                  Decimal(str(self.default_hours)), lab_hours)  # fmt: skip
-        return budgets, preview
-
-    # ----- the ledger -----
-    async def admit(self, request: JobRequest, *, lab_hours_on: bool | None = None) -> None:
-        """One atomic check-and-hold of gpus x hours x weight (raises BudgetRefused).
-        ``lab_hours_on``: for a course whose students start sessions only in its lab hours."""
-        ledger = self.ledger
-        self.ledger_session = None
-        if ledger is None:
-            return
-        self.ledger_session = await asyncio.to_thread(
-            ledger.admit, request.project, self.user.name, self.name or "", request.gpu_type, request.gpus,
-            request.hours, lab_hours_on=lab_hours_on,
-        )
-        # The hold is in the server's saved state before any job exists: a hub that dies from
-        # here on releases it at restart (poll), whether sbatch returned or not.
-        self._starting = True
-        self._save_state_now()
-
-    async def course_lab_hours(self, project: str) -> tuple[str | None, bool | None]:
-        """(the course's lab-hours reservation if the user is one of its students, and for a
-        course whose students start sessions only in its lab hours whether they are on now,
-        else None). The admission refuses such a student while they are off (None: not known,
-        e.g. Slurm did not answer); a refusal is never decided on a cached read. Anyone else:
-        (None, None)."""
-        ledger = self.ledger
-        if ledger is None:
-            return None, None
-        name, only_then = await asyncio.to_thread(_students_reservation, ledger, project, self.user.name)
-        if not name or not only_then:
-            return name, None
-        return name, await self.lab_hours_active(project, name)
-
-    async def lab_hours_active(self, project: str, name: str) -> bool | None:
-        """Is the course's reservation active now? While it is, its students' sessions run in it
-        (``--reservation``) and start at once on the reserved nodes. An active answer is reused
-        for 10 s (if it ended meanwhile, sbatch says so and the job is submitted without it); an
-        "off" answer is read again (the lab hours may have just begun: a job submitted without
-        the reservation would wait behind it on its own course's nodes). A failure to read it is
-        logged: None (the session then queues normally)."""
-        try:
-            found = await cached_reservation(self.client, name, LAB_HOURS_TTL_SECONDS)
-            if not (found and found.active_at(datetime.now(timezone.utc))):
-                forget_reservation(self.client, name)
-                found = await cached_reservation(self.client, name, LAB_HOURS_TTL_SECONDS)
-        except (SlurmCommandError, ValueError) as exc:
-            self.log.warning("lab hours of %s: cannot read reservation %s: %s", project, name, exc)
-            return None
-        return bool(found and found.active_at(datetime.now(timezone.utc)))
-
-    async def _ledger_call(self, what: str, *args) -> None:
-        """Tell the ledger; a ledger failure is logged (the reconciler's sacct import settles the
-        charge). Recording the job id is not done here: see ``_record_job_id``."""
-        ledger = self.ledger
-        if ledger is None or self.ledger_session is None:
-            return
-        try:
-            await asyncio.to_thread(getattr(ledger, what), self.ledger_session, *args)
-        except LedgerError as exc:
-            self.log.error("%s: ledger %s failed for session %s: %s", self._log_name, what, self.ledger_session, exc)
-        except SQLAlchemyError as exc:
-            self.log.error("%s: ledger %s failed for session %s: database: %s", self._log_name, what,
-                           self.ledger_session, database_detail(exc))  # fmt: skip
-
-    async def _record_job_id(self) -> None:
-        """The ledger records the job id the moment sbatch returns, or the start fails (and
-        start() cancels the job): no job runs that the ledger does not know."""
-        ledger = self.ledger
-        if ledger is None or self.ledger_session is None:
-            return
-        try:
-            await asyncio.to_thread(ledger.record_job_id, self.ledger_session, self.job_id)
-        except (LedgerError, SQLAlchemyError) as exc:
-            detail = database_detail(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
-            self.log.error("%s: ledger could not record job %s: %s", self._log_name, self.job_id, detail)
-            raise SpawnError(f"The GPU-hour ledger could not record Slurm job {self.job_id} ({detail}); the job is "
-                             "cancelled and nothing is charged. Try again shortly.", reason="ledger") from None
-
-    async def _ledger_session_ended(self, status: JobStatus | None) -> None:
-        """Release the hold and record the observed cost (provisional until sacct's final charge)."""
-        if self.ledger_session is None:
-            return
-        now = datetime.now(timezone.utc)
-        started = parse_slurm_time(status.start_time) if status and status.state is not JobState.PENDING else None
-        ended = parse_slurm_time(status.end_time) if status and status.state is JobState.ENDED else None
-        ended = min(ended or now, now)
-        elapsed = max(0, int((ended - started).total_seconds())) if started and self.job_id else 0
-        await self._ledger_call("session_ended", ended, elapsed)
-        self.ledger_session = None
 
     # ----- the job -----
     def job_env(self) -> dict[str, str]:

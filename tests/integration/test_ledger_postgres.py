@@ -486,7 +486,7 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_after_idling(ledger_
     """No ping on every checkout (a round trip per admission), but a connection that sat idle
     is pinged first: one the server dropped meanwhile (a restart, an idle timeout) is replaced
     and the caller never sees it."""
-    import hub.ledger.store as store
+    import hub.ledger.engine as engine_module
 
     _seed_race_lab(ledger_url, budget=5)
     with Ledger(ledger_url) as ledger:
@@ -497,7 +497,7 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_after_idling(ledger_
                 "WHERE datname = current_database() AND pid <> pg_backend_pid()"
             )).scalar_one()  # fmt: skip
         assert dropped >= 1
-        monkeypatch.setattr(store, "POOL_PING_AFTER_IDLE_SECONDS", 0.0)
+        monkeypatch.setattr(engine_module, "POOL_PING_AFTER_IDLE_SECONDS", 0.0)
         ledger.admit("race-lab", "alice", "two", "h200", 1, 1, now=T0)
         assert ledger.usage("race-lab", now=T0)["held_gpu_hours"] == 2.0
 

@@ -1,4 +1,4 @@
-"""Alembic environment of the ledger, configured in code by ``hub.ledger.store``.
+"""Alembic environment of the ledger, configured in code by ``hub.ledger.engine``.
 
 Only tables prefixed ``hpchub_`` are the ledger's: in a database shared with JupyterHub
 its tables (and its ``alembic_version``) are ignored. SQLite runs in batch mode so

@@ -1,0 +1,95 @@
+"""The spawn form's side of ``SlurmGPUSpawner``: ``FormHooks``, a mixin with the form's
+post (``options_from_form``), its re-render after a refusal (``_note_form_error``,
+``_FORM_RETRY``) and its rendering with each project's budget (``_render_options_form``,
+``_form_budget``). The HTML itself is the pure :mod:`.form`. Moved out of ``spawner`` to
+keep it under the house limit; the ``options_form`` default stays on the spawner class
+(a traitlets ``@default``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from decimal import Decimal
+
+from spawners.catalog import Catalogue
+from spawners.slurm import project_envs
+from spawners.slurm.client import SlurmCommandError
+from spawners.slurm.options import ALLOWED_KEYS
+from spawners.slurm.ttl_cache import _TTLCache
+from spawners.slurm.types import ClusterInfo
+
+
+NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"  # set at login by hub.auth.oidc
+# A form post's values (and its refusal) by user name, for the form JupyterHub renders
+# again when the spawn is refused (it renders the user's default server's form).
+_FORM_RETRY = _TTLCache()
+FORM_RETRY_SECONDS = 60
+
+
+class FormHooks:
+    """The spawn form's hooks. Mixed into ``SlurmGPUSpawner`` (which gives ``user``, ``ledger``,
+    ``catalogue``, ``cluster_info``, ``project_accounts``, ``course_lab_hours`` and ``default_hours``)."""
+
+    def options_from_form(self, formdata: dict) -> dict:
+        """Form fields are lists of strings; keep one value per allowed key (validated later).
+
+        The posted values are kept for a moment so that, if the spawn is refused, the form
+        JupyterHub renders again shows what the user chose, with the error under its field.
+        """
+        options = {key: values[0] for key, values in formdata.items() if key in ALLOWED_KEYS and values and values[0] != ""}
+        _FORM_RETRY.put(self.user.name, {"values": dict(options), "error": None}, FORM_RETRY_SECONDS)
+        return options
+
+    def _note_form_error(self, field: str, message: str) -> None:
+        """A refused spawn from the form: remember the field and the message for the re-render."""
+        retry = _FORM_RETRY.get(self.user.name)
+        if isinstance(retry, dict):
+            retry["error"] = (field, message)
+
+    async def _render_options_form(self, spawner) -> str:
+        from spawners.slurm.form import FormError, render_options_form  # noqa: PLC0415
+
+        if any(group.name == NO_CLUSTER_ACCOUNT_GROUP for group in self.user.groups):
+            return (
+                f"<p class='alert alert-warning' id='hpchub-no-cluster-account'>Your login worked, but the cluster "
+                f"account <code>{html.escape(self.user.name)}</code> does not exist yet, so no server can start.</p>"
+            )
+        try:
+            cluster = await self.cluster_info()
+            projects = list(await self.project_accounts())
+        except SlurmCommandError as exc:
+            return f"<p class='alert alert-danger'>Slurm is not answering: {html.escape(exc.summary)}</p>"
+        retry = _FORM_RETRY.pop(self.user.name)
+        previous = dict(self.user_options or {})
+        error = None
+        if isinstance(retry, dict):  # a refused post: show what was chosen and why it was refused
+            previous = retry["values"]
+            if retry["error"]:
+                error = FormError(*retry["error"])
+        catalogue = self.catalogue()
+        lab_hours = {project: (await self.course_lab_hours(project))[1] for project in projects}  # the rule's
+        budgets, preview = await asyncio.to_thread(self._form_budget, cluster, projects, catalogue, previous,
+                                                   lab_hours)  # fmt: skip
+        ready = await asyncio.to_thread(project_envs.ready_environments, project_envs.settings(self.config), projects)
+        return render_options_form(
+            cluster, projects, catalogue, previous, budgets, error=error, preview=preview,
+            preview_url=f"{self.hub.base_url}api/hpchub/v1/preview" if self.ledger is not None else "",
+            project_environments=ready,
+        )  # fmt: skip
+
+    def _form_budget(
+        self, cluster: ClusterInfo, projects: list[str], catalogue: Catalogue, previous: dict,
+        lab_hours: dict[str, bool | None] | None = None,
+    ):  # fmt: skip
+        """What each project has left and the preview of the initial choices (in a worker thread);
+        ``lab_hours``: per course project whether its lab hours are on now."""
+        from spawners.slurm.form_budget import initial_preview, project_budgets  # noqa: PLC0415
+
+        ledger = self.ledger
+        if ledger is None:
+            return {}, None
+        budgets = project_budgets(ledger, self.user.name, cluster, projects, lab_hours)
+        preview = initial_preview(ledger, self.user.name, cluster, projects, catalogue, previous, budgets,
+                                  Decimal(str(self.default_hours)), lab_hours)  # fmt: skip
+        return budgets, preview
