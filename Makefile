@@ -10,6 +10,7 @@ PROXY_DIR       ?= $(HPCHUB_HOME)/proxy
 SYSTEM_PYTHON   ?= /usr/bin/python3.11
 HPCHUB_DEMO_DIR ?= /var/lib/hpchub-demo
 HPCHUB_TEST_DIR ?= /var/lib/hpchub-test
+DEMO_ARGS       ?=
 CHP_VERSION     := 5.3.0
 PYTEST_ARGS     ?=
 BENCH_ARGS      ?=
@@ -70,7 +71,7 @@ install: deps $(DEPS_STAMP) $(PROXY_STAMP) $(IDP_STAMP)
 	@chmod -R a+rX $(HPCHUB_HOME)
 
 demo: install
-	$(HPCHUB) demo up --state-dir $(HPCHUB_DEMO_DIR)
+	$(HPCHUB) demo up --state-dir $(HPCHUB_DEMO_DIR) $(DEMO_ARGS)
 
 demo-stop:
 	@if [ -x $(HPCHUB) ]; then $(HPCHUB) demo down --state-dir $(HPCHUB_DEMO_DIR); else echo "nothing installed"; fi

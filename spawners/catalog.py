@@ -207,7 +207,8 @@ def _parse_entry(raw_entry: object, position: int, variables: Mapping[str, str],
     template = _require_text(raw_entry, location_key, label)
     unset = sorted({name for name in _placeholder_names(template) if not variables.get(name)})
     if unset and not is_default:
-        reason = f"not built on this site ({{{unset[0]}}} is not set; the centre builds it from images/)"
+        reason = (f"not built on this site (its catalogue_variables entry {unset[0]!r} is not set; "
+                  "the centre builds it from images/)")
         return Environment(
             id=environment_id, name=name, description=description, kind=kind, path=None, image=None, gpu=gpu,
             default=False, unavailable_reason=reason,

@@ -190,7 +190,7 @@ def test_shipped_pytorch_entries_are_unavailable_until_the_site_sets_them() -> N
     catalogue = load_catalogue(REPO_ROOT / "images" / "catalog.toml", unset)
     torch, image = catalogue.get("pytorch"), catalogue.get("pytorch-apptainer")
     assert torch is not None and image is not None
-    assert not torch.available and "{pytorch_venv} is not set" in torch.unavailable_reason
+    assert not torch.available and "catalogue_variables entry 'pytorch_venv' is not set" in torch.unavailable_reason
     assert image.kind == "apptainer" and not image.available and torch.gpu and image.gpu
     built = load_catalogue(REPO_ROOT / "images" / "catalog.toml",
                            {**unset, "pytorch_venv": "/sw/pytorch", "pytorch_image": "/sw/pytorch.sif"})
@@ -216,7 +216,7 @@ def test_default_entry_must_be_available() -> None:
 def test_a_site_that_sets_only_demo_venv_still_loads_the_shipped_catalogue() -> None:
     catalogue = load_catalogue(REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/opt/demo/venv"})
     assert catalogue.default.path == "/opt/demo/venv"
-    assert not catalogue.get("pytorch").available and "{pytorch_venv} is not set" in catalogue.get("pytorch").unavailable_reason
+    assert not catalogue.get("pytorch").available and "catalogue_variables entry 'pytorch_venv' is not set" in catalogue.get("pytorch").unavailable_reason
 
 
 def test_unknown_placeholder_in_the_default_entry_is_still_an_error() -> None:

@@ -77,7 +77,7 @@ def test_apptainer_uses_nv_only_with_gpus_and_binds_the_project_spaces() -> None
 
 
 def test_an_entry_the_site_has_not_built_is_not_started() -> None:
-    with pytest.raises(LaunchError, match=r"'pytorch' is not available: not built on this site \(\{pytorch_venv\}"):
+    with pytest.raises(LaunchError, match=r"'pytorch' is not available: not built on this site \(its catalogue_variables entry 'pytorch_venv' is not set"):
         session_script("pytorch", catalogue_variables=UNBUILT)
 
 
@@ -131,6 +131,7 @@ def test_spawn_form_lists_catalogue_and_project_environments() -> None:
     assert " selected" in option(html, "default")
     assert " disabled" in option(html, "pytorch") and "PyTorch (GPU): " in option(html, "pytorch")
     assert "not built on this site" in option(html, "pytorch")
+    assert "catalogue_variables entry" in option(html, "pytorch") and "{pytorch_venv}" not in html  # names the setting
     assert " disabled" in option(html, "pytorch-apptainer")
     assert option(html, "project:tiny").endswith(">vision-lab: tiny (project environment, kernel vision-lab-tiny)</option>")
     chosen = render_options_form(cluster, ["vision-lab"], catalogue, {"environment": "project:tiny"},
