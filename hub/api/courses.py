@@ -33,7 +33,9 @@ from hub.ledger import arithmetic as arith
 from hub.ledger.course_records import COURSE_FIELDS, new_course
 from hub.ledger.courses import CourseRules, OnDrop, ta_extension_mgs
 from hub.ledger.errors import LedgerInputError
-from hub.ledger.types import Role, check_enum, check_project_name, check_text
+from hub.ledger.types import Role, check_account, check_enum, check_project_name, check_text
+from hub.project_pages.lab_hours import hub_slurm_client
+from spawners.slurm.client import SlurmCommandError
 
 from . import views
 from .access import check_course_creation
@@ -141,6 +143,26 @@ class CourseCreateHandler(LedgerAPIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"status": status, "message": message, "field": field}))
 
+    async def slurm_account_known(self, account: object) -> bool:
+        """Refuse (and say so) a course on a Slurm account that Slurm does not have: its
+        budget could not be spent, and every student's spawn would fail in sbatch. A
+        malformed name is left to the ledger's own check, which names the rule."""
+        try:
+            name = check_account(account)
+        except LedgerInputError:
+            return True
+        try:
+            known = await hub_slurm_client(self.settings["config"]).account_exists(name)
+        except (SlurmCommandError, ValueError) as exc:
+            detail = exc.summary if isinstance(exc, SlurmCommandError) else str(exc)
+            self.log.warning("create course: cannot check Slurm account %s: %s", name, detail)
+            self.refuse_field(503, "account", f"account: cannot check the Slurm account {name!r} now ({detail}); try again")
+            return False
+        if not known:
+            self.refuse_field(400, "account", f"account: Slurm has no account {name!r}; an administrator creates it "
+                                              f"first (sacctmgr add account {name}), then the course")  # fmt: skip
+        return known
+
     @needs_scope(MANAGE_SCOPE)
     async def post(self) -> None:
         caller = self.caller()
@@ -166,6 +188,8 @@ class CourseCreateHandler(LedgerAPIHandler):
             return
         if not caller.is_admin:
             fields["instructor"] = caller.name
+        if not await self.slurm_account_known(fields.get("account")):
+            return
         try:
             info, rules = await asyncio.to_thread(new_course, ledger, fields, who=caller.who)
         except LedgerInputError as exc:

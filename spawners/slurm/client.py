@@ -578,6 +578,16 @@ class SlurmClient:
             ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"user={user}", "format=Account"]
         )
 
+    async def account_exists(self, account: str) -> bool:
+        """Whether Slurm's accounting database has ``account`` with an association (what
+        ``sbatch --account`` needs): a project on an account Slurm does not know takes a
+        budget no job can spend."""
+        validate_account_name(account)
+        listed = await self.run(
+            ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"account={account}", "format=Account"]
+        )
+        return account in {line.strip() for line in listed.splitlines()}
+
     async def scontrol_show_node_addresses(self) -> str:
         """Node name and NodeAddr of every node (see ``parsers.parse_node_addresses``)."""
         return await self.run(["sinfo", "--noheader", "--Node", f"--format={NODE_ADDRESS_FORMAT}"])

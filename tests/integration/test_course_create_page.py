@@ -31,6 +31,13 @@ def test_an_instructor_creates_a_course_from_the_page_with_errors_next_to_fields
     assert page.get_attribute("#hpchub-new-gpu_hours", "aria-invalid") == "true"
     page.fill("#hpchub-new-gpu_hours", "200")
     page.click("#hpchub-new-submit")
+    error = page.locator("#hpchub-new-account-error")
+    error.wait_for(state="visible")
+    assert error.inner_text() == (f"account: Slurm has no account '{name}'; an administrator creates it first "
+                                  f"(sacctmgr add account {name}), then the course")
+    portal.slurm("sacctmgr", "-i", "add", "account", name, "cluster=hpchubtest", "description=course page test",
+                 "organization=hpchub-test")  # fmt: skip
+    page.click("#hpchub-new-submit")
     error = page.locator("#hpchub-new-per_student-error")
     error.wait_for(state="visible")
     assert error.inner_text() == "per_student: must be more than 0 GPU-hours"

@@ -249,6 +249,29 @@ async def test_sacct_sinfo_sacctmgr_squeue_start_argv(hub_env: None) -> None:
         await client.user_accounts("alice smith")
 
 
+@pytest.mark.parametrize(
+    ("listed", "known"),
+    [
+        pytest.param("cs101\ncs101\n", True, id="listed-per-association"),
+        pytest.param("", False, id="no-association"),
+        pytest.param("cs1011\n", False, id="another-account-only"),
+    ],
+)
+async def test_account_exists_reads_the_associations(hub_env: None, listed: str, known: bool) -> None:
+    runner = FakeRunner(ok(listed))
+    assert await SlurmClient(runner=runner).account_exists("cs101") is known
+    assert runner.calls[0]["argv"] == [
+        "sacctmgr", "--noheader", "--parsable2", "show", "associations", "account=cs101", "format=Account",
+    ]  # fmt: skip
+
+
+async def test_account_exists_refuses_an_unsafe_name_before_running_anything(hub_env: None) -> None:
+    runner = FakeRunner()
+    with pytest.raises(ValueError):
+        await SlurmClient(runner=runner).account_exists("cs101 where name=x")
+    assert runner.calls == []
+
+
 async def test_sbatch_as_user_via_sudo_with_preserved_env(hub_env: None) -> None:
     runner = FakeRunner(ok("4242;cluster\n"))
     client = SlurmClient(slurm_conf=SLURM_CONF, sudo="/usr/bin/sudo", runner=runner)
