@@ -13,6 +13,7 @@ from __future__ import annotations
 import concurrent.futures
 import csv
 import io
+import json
 import os
 import signal
 import sqlite3
@@ -67,6 +68,19 @@ def _ledger(portal):
 def _record(portal, job_id):
     with _ledger(portal) as ledger:
         return ledger.portal_records(CLUSTER, [job_id]).get(job_id)
+
+
+def _saved_job_id(portal, user, name):
+    """The job id in the server's state as the hub committed it to its own database."""
+    database = sqlite3.connect(f"file:{portal.state_dir / 'hub' / 'jupyterhub.sqlite'}?mode=ro", uri=True, timeout=5)
+    try:
+        row = database.execute(
+            "SELECT spawners.state FROM spawners JOIN users ON users.id = spawners.user_id "
+            "WHERE users.name = ? AND spawners.name = ?", (user, name),
+        ).fetchone()
+    finally:
+        database.close()
+    return json.loads(row[0] or "{}").get("job_id") if row else None
 
 
 def _held(portal):
@@ -180,6 +194,11 @@ def test_hub_killed_between_sbatch_and_the_ledgers_record_loses_nothing(portal, 
             holder.execute("BEGIN IMMEDIATE")
             [job_id] = _wait(lambda: list(_tagged(portal, "bob", "norecord")), 30, "bob/norecord's job submitted",
                              interval=0.05)
+            # the hub saves the job id in the server's state right after sbatch, then records it in
+            # the ledger (which waits for our lock): kill it only once the state has it, or this is
+            # the unrecorded-job case (the orphan rule, tested below), not this one
+            _wait(lambda: _saved_job_id(portal, "bob", "norecord") == job_id, 30, "the job id in the hub's state",
+                  interval=0.05)
             assert _record(portal, job_id) is None  # sbatch returned; the ledger has not recorded it
             _kill_hub(portal)
         finally:

@@ -133,7 +133,9 @@ def test_bob_previews_starts_and_watches_his_session_to_jupyterlab(portal, brows
         assert f"Submitted as Slurm job {job_id}" in log, log
         assert f"Running on {job['node']}" in log and f"Starting Jupyter on {job['node']}" in log, log
         assert (job["gres"], job["time_limit"], job["account"]) == ("gres:gpu:h200:1", "1:00:00", "vision-lab")
-        assert _member(portal, "vision-lab", "bob")["held_gpu_hours"] == pytest.approx(1.0, abs=0.01)
+        # the hold is the unspent part of the 1.0 reserved: it shrinks while the session runs
+        # (1 GPU-minute is 0.0167; a slow JupyterLab start on a loaded machine takes a minute)
+        assert 0.9 < _member(portal, "vision-lab", "bob")["held_gpu_hours"] <= 1.0
     finally:
         page.context.close()
         _stop(portal, "bob")
