@@ -179,6 +179,21 @@ class Portal:
             assert ledger.figures(project).remaining_mgs == target_mgs
         assert self.usage(project)["remaining_gpu_hours"] == gpu_hours
 
+    def course_with_student(self, course: str, description: str, *create_options: str, student: str = "carol") -> None:
+        """A course of a test's own (changing cs101 would change it for the other tests): its
+        Slurm account, the course (10 GPU-h, 2 per student, a100 only, plus ``create_options``)
+        and ``student`` on it, once the reconciler made the student's association."""
+        self.slurm("sacctmgr", "-i", "add", "account", course, "cluster=hpchubtest", f"description={description}",
+                   check=False)  # fmt: skip
+        self.ledger_cli("course", "create", course, "--account", course, "--start", "2026-01-01", "--end", "2099-12-31",
+                        "--gpu-hours", "10", "--per-student", "2", "--gpu-types", "a100", *create_options)  # fmt: skip
+        self.ledger_cli("member", "add", course, student, "--role", "student")
+        deadline = time.monotonic() + 60
+        while f"{student}|{course}" not in self.slurm("sacctmgr", "--noheader", "--parsable2", "show", "associations",
+                                                      f"account={course}", "format=User,Account"):  # fmt: skip
+            assert time.monotonic() < deadline, f"{student}'s association on the course account was never made"
+            time.sleep(1)
+
     def set_idp_groups(self, principal: str, groups: list[str]) -> None:
         """Change a principal's groups at the identity provider (read again at each login)."""
         data = json.loads(self.accounts_file.read_text())

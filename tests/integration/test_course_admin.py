@@ -6,8 +6,6 @@ reads the groups recorded at the last login."""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import requests
 
@@ -96,16 +94,7 @@ def test_a_dropped_students_running_session_stops_when_the_course_says_so(portal
     carol runs a session, she is removed, the budget watch stops it (grace 3 s in the tests)
     and her home page says why."""
     course = "cs198"
-    portal.slurm("sacctmgr", "-i", "add", "account", course, "cluster=hpchubtest", "description=on-drop test",
-                 check=False)  # fmt: skip
-    portal.ledger_cli("course", "create", course, "--account", course, "--start", "2026-01-01", "--end", "2099-12-31",
-                      "--gpu-hours", "10", "--per-student", "2", "--gpu-types", "a100", "--on-drop", "stop")  # fmt: skip
-    portal.ledger_cli("member", "add", course, "carol", "--role", "student")
-    deadline = time.monotonic() + 60  # the reconciler makes carol's association on the account
-    while f"carol|{course}" not in portal.slurm("sacctmgr", "--noheader", "--parsable2", "show", "associations",
-                                                 f"account={course}", "format=User,Account"):  # fmt: skip
-        assert time.monotonic() < deadline, "carol's association on the course account was never made"
-        time.sleep(1)
+    portal.course_with_student(course, "on-drop test", "--on-drop", "stop")
     response = portal.session().post(portal.spawn_path("carol", "drop"), json={"user_options": {
         "project": course, "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=120)
     assert response.status_code in (201, 202), response.text

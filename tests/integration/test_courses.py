@@ -3,9 +3,6 @@ principal on the roster becomes a member at the first login."""
 
 from __future__ import annotations
 
-
-import time
-
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -114,16 +111,7 @@ def test_at_term_end_a_running_session_stops_after_the_grace_with_the_reason(por
     """A course of its own (closing cs101 would change it for the other tests): carol runs a
     session, the course is closed, the budget watch stops it (grace 3 s in the tests)."""
     course = "cs199"
-    portal.slurm("sacctmgr", "-i", "add", "account", course, "cluster=hpchubtest", "description=term end test",
-                 check=False)  # fmt: skip
-    portal.ledger_cli("course", "create", course, "--account", course, "--start", "2026-01-01", "--end", "2099-12-31",
-                      "--gpu-hours", "10", "--per-student", "2", "--gpu-types", "a100")  # fmt: skip
-    portal.ledger_cli("member", "add", course, "carol", "--role", "student")
-    deadline = time.monotonic() + 60  # the reconciler makes carol's association on the account
-    while f"carol|{course}" not in portal.slurm("sacctmgr", "--noheader", "--parsable2", "show", "associations",
-                                                 f"account={course}", "format=User,Account"):  # fmt: skip
-        assert time.monotonic() < deadline, "carol's association on the course account was never made"
-        time.sleep(1)
+    portal.course_with_student(course, "term end test")
     response = portal.session().post(portal.spawn_path("carol", "term"), json={"user_options": {
         "project": course, "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=120)
     assert response.status_code in (201, 202), response.text
