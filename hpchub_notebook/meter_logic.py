@@ -31,6 +31,7 @@ class Figures:
     project_budget_gpu_hours: float | None
     seconds_left: int | None  # at the time of the answer; None while the job pends
     end: str | None
+    idle_notice: str | None = None  # the idle stop's warning ("idle: this session stops at ...")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -59,6 +60,7 @@ def figures_from_session(answer: Mapping[str, Any]) -> Figures:
         project_budget_gpu_hours=_number(answer.get("project_budget_gpu_hours")),
         seconds_left=None if seconds is None else int(seconds),
         end=answer.get("end"),
+        idle_notice=str(answer["idle_notice"]) if answer.get("idle_notice") else None,
     )
 
 

@@ -193,6 +193,8 @@ class BudgetMeter(widgets.VBox):
             shown["seconds_left"] = seconds
             shown["time_left"] = logic.format_time_left(seconds, figures.state)
             reasons = logic.warnings(seconds, figures.project_remaining_gpu_hours, figures.project_budget_gpu_hours)
+            if figures.idle_notice:
+                reasons.append(figures.idle_notice)
             shown["warning"] = bool(reasons)
             shown["warnings"] = reasons
         shown.update(error=error, refreshes=refreshes, failures=failures)

@@ -53,6 +53,7 @@ class DemoSettings:
     named_server_limit: int = 2
     reconcile_interval: float = 60.0  # seconds between reconcile passes (sacct, mirror, budget stops)
     exhaustion_grace: float = 300.0  # seconds a session may run on after its budget is used up
+    idle_timeout: float = 30.0  # minutes a session may sit idle before the reconciler stops it (0: off)
     status_interval: float = 30.0  # seconds between the job watcher's squeue calls while all jobs run
     orphan_grace: float = 120.0  # seconds before a tagged job no session records is cancelled (orphan rule)
     ledger_busy_timeout: float = 30.0  # seconds a ledger write waits for SQLite's lock (tests shorten it)
@@ -170,6 +171,7 @@ class Demo:
             f"{s.venv}/bin/hpchub", "reconcile", "--every", str(s.reconcile_interval),
             "--db-url", self.ledger_url, "--slurm-conf", str(cluster.slurm_conf), "--cluster", cluster.cluster_name,
             "--stop-exhausted-after", str(s.exhaustion_grace), "--orphan-grace", str(s.orphan_grace),
+            "--stop-idle-after", str(s.idle_timeout),
             "--pause-file", str(s.hub_dir / "reconcile.pause"), "--pid-file", str(self.reconciler.pid_file),
         ]  # fmt: skip
         spawn_foreground(
@@ -177,6 +179,7 @@ class Demo:
             pid_file=s.root / "run" / "reconcile.launch.pid",  # the process writes and locks reconcile.pid itself
             log_file=s.root / "log" / "reconcile.log",
             env={**env, "JUPYTERHUB_API_URL": f"http://127.0.0.1:{s.ports.hub_api}/hub/api",
+                 "JUPYTERHUB_PUBLIC_URL": s.url,  # the proxy: the idle stop asks the sessions there
                  "JUPYTERHUB_API_TOKEN": _secret_file(s.hub_dir / "reconcile_token")},
         )
         wait_for(self.reconciler.running, timeout=30, what="the reconciler's pid file")
@@ -477,6 +480,8 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
         raise SystemExit("hpchub: --reconcile-every: from 1 to 3600 seconds")
     if not 0 <= args.exhaustion_grace <= 86400:
         raise SystemExit("hpchub: --exhaustion-grace: from 0 to 86400 seconds")
+    if not 0 <= args.idle_timeout <= 10080:
+        raise SystemExit("hpchub: --idle-timeout: from 0 (off) to 10080 minutes")
     if not 1 <= args.status_interval <= 3600:
         raise SystemExit("hpchub: --status-interval: from 1 to 3600 seconds")
     if not 1 <= args.named_server_limit <= 100:
@@ -489,6 +494,7 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
                         run_as=args.run_as or demo_service.ROOT,
                         named_server_limit=args.named_server_limit, reconcile_interval=args.reconcile_every,
                         exhaustion_grace=args.exhaustion_grace, status_interval=args.status_interval,
+                        idle_timeout=args.idle_timeout,
                         orphan_grace=args.orphan_grace, ledger_busy_timeout=args.ledger_busy_timeout)
 
 
@@ -557,6 +563,9 @@ def add_parser(sub, add_state_dir) -> None:
                     help="seconds between reconcile passes: sacct charges, the Slurm mirror, budget stops (default 60)")
     up.add_argument("--exhaustion-grace", type=float, default=300.0, metavar="SECONDS",
                     help="seconds a session runs on after its budget is used up, to save work (default 300)")
+    up.add_argument("--idle-timeout", type=float, default=30.0, metavar="MINUTES",
+                    help="minutes a session may sit idle (no cell or terminal command running, no user activity, "
+                    "GPUs idle or unknown) before the reconciler stops it; warned at half; 0 = off (default 30)")
     up.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS",
                     help="seconds between the job watcher's squeue calls for all running jobs (default 30)")
     up.add_argument("--orphan-grace", type=float, default=120.0, metavar="SECONDS",

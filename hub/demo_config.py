@@ -92,7 +92,7 @@ def configure_demo(c, settings_path: str) -> None:
     c.Spawner.environment = {"LANG": "C.UTF-8"}
 
     # The reconciler (`hpchub reconcile`: final charges from sacct, outside jobs, the Slurm
-    # mirror, stopping sessions whose budget is used up) runs as its own daemon started by
+    # mirror, stopping sessions whose budget is used up or that sit idle) runs as its own daemon started by
     # `hpchub demo up` (pid file), like the proxy: it outlives hub restarts and is never
     # started twice. The hub knows it as an external service with this token and scope.
     c.JupyterHub.services.append(
@@ -112,8 +112,9 @@ def configure_demo(c, settings_path: str) -> None:
         },
         {
             "name": "hpchub-reconcile",
-            "description": "stops servers whose project budget or member cap is used up",
-            "scopes": ["servers", "read:users:name"],
+            "description": "stops servers whose project budget or member cap is used up, or that sit idle "
+            "(asks them what they are doing: access:servers)",
+            "scopes": ["servers", "read:users:name", "access:servers"],
             "services": ["hpchub-reconcile"],
         },
     ]

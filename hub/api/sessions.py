@@ -18,6 +18,7 @@ from typing import Any
 
 from hub.ledger import arithmetic as arith
 from hub.ledger.errors import LedgerInputError
+from hub.ledger.session_notes import IDLE_NOTE_PREFIX
 from hub.ledger.types import ProjectUsage, SessionInfo, SessionState
 
 from .views import json_object
@@ -121,6 +122,8 @@ def session_json(
         "held_gpu_hours": arith.gpu_hours_json(booked.mgs - cost),
         "extend_hours": extend_hours,
         "extend_cost_gpu_hours": arith.gpu_hours_json(extension_cost_mgs(info.gpus, info.weight_milli, added)),
+        # the idle stop's warning (hub/ledger/idle.py): "idle: this session stops at HH:MM UTC unless used ..."
+        "idle_notice": info.message if running and (info.message or "").startswith(IDLE_NOTE_PREFIX) else None,
     }
     if project is not None:
         answer["project_budget_gpu_hours"] = arith.gpu_hours_json(project.grants_mgs)

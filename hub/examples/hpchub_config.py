@@ -95,6 +95,10 @@ c.HPCHubCourses.lab_hours_max_minutes = 240
 c.HPCHubLedger.gpu_weights = {"h200": "1.0", "a100": "0.5"}  # SITE: every GPU type of the cluster
 c.HPCHubLedger.billing_units_per_weighted_gpu_minute = 2
 c.HPCHubLedger.orphan_grace = 120  # seconds before an untracked hpchub: job is cancelled by the reconciler
+# Stop sessions idle this many minutes (no cell or terminal command running, no user activity, GPUs
+# below idle_gpu_busy_percent or unknown); warned at half; the project pays only until the stop. 0 = off.
+c.HPCHubLedger.idle_timeout_minutes = 30
+c.HPCHubLedger.idle_gpu_busy_percent = 5
 
 # --- Identity provider (OpenID Connect) ------------------------------------------------------
 c.JupyterHub.authenticator_class = "hpchub-oidc"
@@ -143,8 +147,8 @@ c.HPCHubPages.recent_sessions = 20
 c.JupyterHub.services = [{"name": "hpchub-reconcile", "api_token": read_secret_file(ETC / "reconcile_token")}]
 c.JupyterHub.load_roles = [{
     "name": "hpchub-reconcile",
-    "description": "stops servers whose project budget or member cap is used up",
-    "scopes": ["servers", "read:users:name"],
+    "description": "stops servers whose project budget or member cap is used up, or that sit idle",
+    "scopes": ["servers", "read:users:name", "access:servers"],  # access:servers: the idle stop asks them
     "services": ["hpchub-reconcile"],
 }]  # fmt: skip
 

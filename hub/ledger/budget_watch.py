@@ -7,12 +7,18 @@ a JupyterHub managed service): late-imported outside usage or a reduced grant is
 can push a project to 100 %. The stop goes through the hub's REST API, so the hub's
 own state (the spawner's stop, the hold's release, the provisional charge) stays right;
 the reason is noted on the ledger session first and shown on the user's pages.
+
+The idle stop (``--stop-idle-after MINUTES``, hub/ledger/idle.py) runs in the same pass: it
+asks each running session what it is doing, through the proxy (``$JUPYTERHUB_PUBLIC_URL``;
+the token needs ``access:servers``), warns at half the timeout and stops at the timeout,
+the same way.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -20,8 +26,13 @@ from datetime import datetime, timezone
 from urllib.parse import quote
 
 from .enforce import ExhaustionTracker
+from .idle import ActivityAnswerError, IdleState, IdleTracker, idle_notice, parse_activity, stop_reason
 from .store import Ledger
-from .types import ProjectState, SessionState
+from .types import ProjectState, SessionInfo, SessionState
+
+ACTIVITY_PATH = "api/hpchub/activity"
+ACTIVITY_TIMEOUT = 15.0  # seconds per session; no answer in time: UNKNOWN, never stopped
+ACTIVITY_WORKERS = 8  # sessions asked at once
 
 
 class HubUnavailable(RuntimeError):
@@ -34,11 +45,30 @@ class HubAPI:
 
     url: str
     token: str
+    public_url: str | None = None  # the proxy, where /user/NAME/ is served ($JUPYTERHUB_PUBLIC_URL)
 
     @classmethod
     def from_environment(cls) -> "HubAPI | None":
         url, token = os.environ.get("JUPYTERHUB_API_URL"), os.environ.get("JUPYTERHUB_API_TOKEN")
-        return cls(url.rstrip("/"), token) if url and token else None
+        public = (os.environ.get("JUPYTERHUB_PUBLIC_URL") or "").rstrip("/") or None
+        return cls(url.rstrip("/"), token, public) if url and token else None
+
+    def activity(self, user: str, server_name: str) -> dict | None:
+        """The session's activity answer (hpchub_notebook/activity.py); None when it does not
+        answer it (not reachable, not ready, an environment without the extension)."""
+        if not self.public_url:
+            return None
+        server = f"{quote(server_name, safe='')}/" if server_name else ""
+        url = f"{self.public_url}/user/{quote(user, safe='')}/{server}{ACTIVITY_PATH}"
+        request = urllib.request.Request(url, headers={"Authorization": f"token {self.token}",
+                                                       "Accept": "application/json"})  # fmt: skip
+        try:
+            with urllib.request.urlopen(request, timeout=ACTIVITY_TIMEOUT) as response:  # noqa: S310 (our proxy)
+                if response.status != 200 or "json" not in response.headers.get("Content-Type", ""):
+                    return None
+                return json.loads(response.read().decode())
+        except (urllib.error.URLError, OSError, ValueError):
+            return None
 
     def stop_server(self, user: str, server_name: str) -> int:
         path = f"/users/{quote(user)}/servers/{quote(server_name)}" if server_name else f"/users/{quote(user)}/server"
@@ -70,4 +100,38 @@ def stop_exhausted_sessions(ledger: Ledger, tracker: ExhaustionTracker, hub: Hub
         status = hub.stop_server(session.user, session.server_name)
         lines.append(f"{session.project}: stopped {session.user}/{session.server_name} (job {session.job_id}, "
                      f"HTTP {status}): {reason}")
+    return lines
+
+
+def _ask(hub: HubAPI, session: SessionInfo):
+    try:
+        return parse_activity(hub.activity(session.user, session.server_name))
+    except ActivityAnswerError:
+        return None  # no answer, or not the extension's: UNKNOWN
+
+
+def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: datetime | None = None) -> list[str]:
+    """One pass of the idle stop: ask each running session, warn at half the timeout (a note
+    on the session, cleared when it is used again), stop at the timeout. Lines for the log."""
+    running = [s for s in ledger.active_sessions() if s.state is SessionState.RUNNING and s.job_id]
+    if not running:
+        tracker.verdicts({}, now or datetime.now(timezone.utc))
+        return []
+    with ThreadPoolExecutor(max_workers=min(ACTIVITY_WORKERS, len(running))) as pool:
+        answers = dict(zip((s.id for s in running), pool.map(lambda s: _ask(hub, s), running), strict=True))
+    now = now or datetime.now(timezone.utc)
+    verdicts = tracker.verdicts(answers, now)
+    lines = []
+    for session in running:
+        verdict = verdicts[session.id]
+        if verdict.state is IdleState.STOP:
+            reason = stop_reason(tracker.timeout)
+            ledger.note_stop_reason(session.id, reason)
+            status = hub.stop_server(session.user, session.server_name)
+            lines.append(f"{session.project}: stopped {session.user}/{session.server_name} (job {session.job_id}, "
+                         f"HTTP {status}): {reason}")
+        elif verdict.state is not IdleState.UNKNOWN:
+            notice = idle_notice(verdict)
+            if ledger.note_idle(session.id, notice) and notice:
+                lines.append(f"{session.project}: {session.user}/{session.server_name} (job {session.job_id}) {notice}")
     return lines

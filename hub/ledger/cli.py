@@ -364,9 +364,16 @@ def cmd_reconcile(args) -> int:
     orphan_grace = _orphan_grace(args)
     slurm_conf = args.slurm_conf or os.environ.get("SLURM_CONF") or None
     client = SlurmClient(slurm_conf=slurm_conf, timeout=SLURM_TIMEOUT_SECONDS)
-    after_pass = None
+    watches = []
     if args.stop_exhausted_after is not None:
-        after_pass = _budget_watch(args.stop_exhausted_after)
+        watches.append(_budget_watch(args.stop_exhausted_after))
+    idle_watch = _idle_watch(args)
+    if idle_watch is not None:
+        watches.append(idle_watch)
+    after_pass = None
+    if watches:
+        def after_pass(ledger) -> list[str]:
+            return [line for watch in watches for line in watch(ledger)]
     pid_lock = _take_pid_file(args.pid_file) if args.pid_file else None
     try:
         upgrade(url)
@@ -425,6 +432,70 @@ def _budget_watch(grace_seconds: float):
             return stop_exhausted_sessions(ledger, tracker, hub)
         except HubUnavailable as exc:
             return [f"budget watch: the hub did not answer, nothing stopped this pass: {exc}"]
+
+    return after_pass
+
+
+def _config_settings(args):
+    """``HPCHubLedger`` of the --config file if it exists, else the traitlets' defaults."""
+    from .runtime import HPCHubLedger  # noqa: PLC0415
+
+    config_file = getattr(args, "config", None)
+    settings = _settings_from_config(config_file) if config_file and os.path.isfile(config_file) else None
+    return settings or HPCHubLedger()
+
+
+def _public_url(args) -> str | None:
+    """Where the proxy serves /user/NAME/: $JUPYTERHUB_PUBLIC_URL, else c.JupyterHub.public_url,
+    else c.JupyterHub.bind_url of the --config file."""
+    if os.environ.get("JUPYTERHUB_PUBLIC_URL"):
+        return os.environ["JUPYTERHUB_PUBLIC_URL"].rstrip("/")
+    config_file = getattr(args, "config", None)
+    config = load_hub_config(config_file) if config_file and os.path.isfile(config_file) else None
+    if config is None:
+        return None
+    hub_config = config.get("JupyterHub", {})
+    url = hub_config.get("public_url") or hub_config.get("bind_url")
+    return str(url).rstrip("/") if url else None
+
+
+def _idle_watch(args):
+    """The idle stop after each pass (``--stop-idle-after``, else c.HPCHubLedger.idle_timeout_minutes;
+    None when off): see hub/ledger/idle.py."""
+    from dataclasses import replace  # noqa: PLC0415
+    from datetime import timedelta  # noqa: PLC0415
+
+    from .budget_watch import HubAPI, HubUnavailable, stop_idle_sessions  # noqa: PLC0415
+    from .idle import IdleTracker  # noqa: PLC0415
+
+    settings = None
+    minutes = args.stop_idle_after
+    if minutes is None:
+        settings = _config_settings(args)
+        minutes = settings.idle_timeout_minutes
+    if not 0 <= minutes <= 10080:
+        raise UsageError(f"--stop-idle-after: from 0 (off) to 10080 minutes, got {minutes:g}")
+    if minutes == 0:
+        return None
+    percent = args.idle_gpu_busy
+    if percent is None:
+        percent = (settings or _config_settings(args)).idle_gpu_busy_percent
+    if not 1 <= percent <= 100:
+        raise UsageError(f"--idle-gpu-busy: from 1 to 100 percent, got {percent}")
+    hub = HubAPI.from_environment()
+    public_url = _public_url(args)
+    if hub is None or not public_url:
+        raise UsageError("--stop-idle-after: needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (a token with the "
+                         "servers and access:servers scopes) and the proxy's URL ($JUPYTERHUB_PUBLIC_URL, or "
+                         "c.JupyterHub.public_url of --config)")
+    hub = replace(hub, public_url=public_url)
+    tracker = IdleTracker(timeout=timedelta(minutes=minutes), gpu_busy_percent=percent)
+
+    def after_pass(ledger) -> list[str]:
+        try:
+            return stop_idle_sessions(ledger, tracker, hub)
+        except HubUnavailable as exc:
+            return [f"idle stop: the hub did not answer, nothing stopped this pass: {exc}"]
 
     return after_pass
 
@@ -533,4 +604,18 @@ def add_parsers(subparsers) -> None:
         help="after each pass, stop running sessions whose project budget or member cap has been used up "
         "for SECONDS (the grace, e.g. 300); stops them through the hub's API: needs JUPYTERHUB_API_URL "
         "and JUPYTERHUB_API_TOKEN (a token with the servers scope)",
+    )  # fmt: skip
+    reconcile.add_argument(
+        "--stop-idle-after", type=float, metavar="MINUTES",
+        help="after each pass, stop running sessions idle for MINUTES: no cell or terminal command running, no "
+        "user activity (an open browser tab is none), GPUs below --idle-gpu-busy or unknown; warned at half; a "
+        "session that does not answer is never stopped. The project pays only until the stop. 0 = off (default "
+        "c.HPCHubLedger.idle_timeout_minutes of --config, else 0; example 30). Needs the hub's API as "
+        "--stop-exhausted-after does, a token with access:servers too, and the proxy's URL "
+        "($JUPYTERHUB_PUBLIC_URL, else c.JupyterHub.public_url or bind_url of --config)",
+    )  # fmt: skip
+    reconcile.add_argument(
+        "--idle-gpu-busy", type=int, metavar="PERCENT",
+        help="with --stop-idle-after: GPU utilization at which a session is computing, never idle "
+        "(default c.HPCHubLedger.idle_gpu_busy_percent of --config, else 5)",
     )  # fmt: skip

@@ -47,6 +47,19 @@ class HPCHubLedger(Configurable):
         "its still active job counts as one. Longer than the hub ever takes between sbatch returning and the "
         "record being committed. Default 120. Example: 300. `hpchub reconcile --orphan-grace` overrides it.",
     ).tag(config=True)
+    idle_timeout_minutes = Float(
+        0.0,
+        help="Minutes a running session may stay idle (no cell or terminal command running, no user activity, "
+        "its GPUs below idle_gpu_busy_percent or unknown) before the reconciler stops it through the hub's API, "
+        "with the reason on the user's pages; users are warned at half that. The project pays only until the "
+        "stop (sacct's elapsed time). 0 = off. Default 0. Example: 30. `hpchub reconcile --stop-idle-after` "
+        "overrides it.",
+    ).tag(config=True)
+    idle_gpu_busy_percent = Integer(
+        5,
+        help="A session whose GPUs (the most used one, nvidia-smi) are at this utilization or more is computing "
+        "and never idle. Percent, 1 to 100. Default 5. Example: 10. `hpchub reconcile --idle-gpu-busy` overrides it.",
+    ).tag(config=True)
     sqlite_busy_timeout = Float(
         30.0,
         help="Seconds a write to a SQLite ledger waits for another writer's lock before it fails (the spawn then "

@@ -2,7 +2,9 @@
 
 The budget watcher notes the reason on a running session (``stopped: ...``) before it
 asks the hub to stop the server; the note stays on the ended session, and the user's
-pages show it for a day.
+pages show it for a day. The idle stop notes a warning on a running session that has been
+idle for half its timeout (``idle: this session stops at ...``) and clears it once the session
+is used again; the home page and the budget meter show it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from .models import PortalSession, Project
 from .types import SessionState, check_text, check_user
 
 STOP_NOTE_PREFIX = "stopped: "
+IDLE_NOTE_PREFIX = "idle: "
 
 
 class SessionNotes:
@@ -31,6 +34,25 @@ class SessionNotes:
             if row.state is SessionState.REFUSED:
                 raise LedgerInputError("session_id", f"session {session_id} was refused")
             row.message = reason
+
+    def note_idle(self, session_id: int, notice: str | None) -> bool:
+        """Set (``idle: ...``) or clear (None) the idle warning of a running session; any other
+        note is left alone. True when something changed (so a pass writes only changes)."""
+        if notice is not None:
+            notice = check_text(notice, "notice")
+            if not notice.startswith(IDLE_NOTE_PREFIX):
+                raise LedgerInputError("notice", f"must start with {IDLE_NOTE_PREFIX!r}")
+        with self._write() as session:
+            row = session.get(PortalSession, session_id)
+            if row is None:
+                raise NotFound("session_id", f"no session {session_id}")
+            current = row.message
+            if row.state is not SessionState.RUNNING or current == notice:
+                return False
+            if current is not None and not current.startswith(IDLE_NOTE_PREFIX):
+                return False  # a refusal or stop reason wins
+            row.message = notice
+            return True
 
     def recently_stopped(self, user: str, now: datetime, within: timedelta = timedelta(days=1)) -> list[tuple[str, str, str]]:
         """(project, server name, reason) of the user's sessions stopped by the budget watcher lately."""

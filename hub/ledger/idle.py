@@ -1,0 +1,143 @@
+"""Idle GPU sessions: which to warn about and which to stop (pure: no I/O, no clock).
+
+A running session is asked what it is doing (``GET /user/NAME/SERVER/api/hpchub/activity``,
+answered by ``hpchub_notebook/activity.py`` inside the job). It is *idle* when no kernel runs
+a request (a long cell with no output is busy), no terminal runs a command, its GPUs'
+utilization is below the threshold or unknown, and there has been no user activity (a
+request to a kernel, terminal input or output, a saved file) for the whole timeout. An open
+browser tab is not activity. A session that does not answer, or answers something else
+(an environment without hpchub), is UNKNOWN and never stopped: missing information never
+stops anyone's work.
+
+Stopping at the timeout is the fair charging: the job ends then, and the project pays
+sacct's elapsed time up to the stop, not the walltime the user booked.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+IDLE_REASON = "stopped: idle for {minutes} min (no cell, terminal or GPU use)"
+IDLE_NOTICE_PREFIX = "idle: "
+IDLE_NOTICE = IDLE_NOTICE_PREFIX + "this session stops at {when} unless used (idle since {since})"
+DEFAULT_GPU_BUSY_PERCENT = 5
+
+
+class IdleState(enum.Enum):
+    UNKNOWN = "unknown"  # no answer, or not one we read: never stopped
+    ACTIVE = "active"  # computing now (a busy kernel or terminal, a busy GPU)
+    IDLE = "idle"  # idle, less than half the timeout
+    WARN = "warn"  # idle for half the timeout or more: the user is told when it stops
+    STOP = "stop"  # idle for the whole timeout
+
+
+@dataclass(frozen=True)
+class Activity:
+    """The extension's answer, read."""
+
+    kernels_busy: int
+    terminals_busy: int
+    last_activity: datetime
+    gpu_percent: int | None  # None: unknown (no nvidia-smi, as on emulated GPUs)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    state: IdleState
+    idle_since: datetime | None = None
+    stop_at: datetime | None = None
+
+
+class ActivityAnswerError(ValueError):
+    """An answer that is not the extension's (the session is then UNKNOWN)."""
+
+
+def _count(answer: Mapping[str, Any], name: str) -> int:
+    value = answer.get(name)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ActivityAnswerError(f"{name}: a whole number >= 0 expected, got {value!r}")
+    return value
+
+
+def parse_activity(answer: object) -> Activity:
+    """The extension's JSON answer as :class:`Activity`; :class:`ActivityAnswerError` naming the field."""
+    if not isinstance(answer, Mapping):
+        raise ActivityAnswerError(f"an object expected, got {type(answer).__name__}")
+    kernels_busy, terminals_busy = _count(answer, "kernels_busy"), _count(answer, "terminals_busy")
+    raw = answer.get("last_activity")
+    try:
+        last = datetime.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        last = None
+    if last is None or last.tzinfo is None:
+        raise ActivityAnswerError(f"last_activity: an ISO 8601 time with its zone expected, got {raw!r}")
+    gpu = answer.get("gpu_utilization_percent")
+    if gpu is not None and (isinstance(gpu, bool) or not isinstance(gpu, int | float) or not 0 <= gpu <= 100):
+        raise ActivityAnswerError(f"gpu_utilization_percent: null or 0 to 100 expected, got {gpu!r}")
+    return Activity(kernels_busy, terminals_busy, last.astimezone(timezone.utc), None if gpu is None else round(gpu))
+
+
+def idle_verdict(
+    activity: Activity | None,
+    now: datetime,
+    timeout: timedelta,
+    *,
+    gpu_busy_percent: int = DEFAULT_GPU_BUSY_PERCENT,
+    gpu_idle_since: datetime | None = None,
+) -> Verdict:
+    """What to do with one session. ``gpu_idle_since``: since when this watcher has seen its
+    GPUs below ``gpu_busy_percent`` without a break (None: not seen, or unknown); the idle
+    clock starts at the later of that and the last user activity."""
+    if activity is None:
+        return Verdict(IdleState.UNKNOWN)
+    gpu_busy = activity.gpu_percent is not None and activity.gpu_percent >= gpu_busy_percent
+    if activity.kernels_busy or activity.terminals_busy or gpu_busy:
+        return Verdict(IdleState.ACTIVE)
+    since = min(activity.last_activity, now)  # a node clock ahead of ours: no earlier than now
+    if activity.gpu_percent is not None:
+        since = max(since, gpu_idle_since or now)
+    stop_at = since + timeout
+    if now >= stop_at:
+        state = IdleState.STOP
+    elif now >= since + timeout / 2:
+        state = IdleState.WARN
+    else:
+        state = IdleState.IDLE
+    return Verdict(state, since, stop_at)
+
+
+def stop_reason(timeout: timedelta) -> str:
+    return IDLE_REASON.format(minutes=f"{timeout.total_seconds() / 60:g}")
+
+
+def idle_notice(verdict: Verdict) -> str | None:
+    """The line a warned session's user sees (home page, budget meter); None otherwise."""
+    if verdict.state is not IdleState.WARN or verdict.stop_at is None or verdict.idle_since is None:
+        return None
+    return IDLE_NOTICE.format(when=verdict.stop_at.strftime("%H:%M UTC"), since=verdict.idle_since.strftime("%H:%M UTC"))
+
+
+@dataclass
+class IdleTracker:
+    """Remembers, per running session, since when its GPUs are seen idle (between passes)."""
+
+    timeout: timedelta
+    gpu_busy_percent: int = DEFAULT_GPU_BUSY_PERCENT
+    gpu_idle_since: dict[int, datetime] = field(default_factory=dict)
+
+    def verdicts(self, answers: Mapping[int, Activity | None], now: datetime) -> dict[int, Verdict]:
+        """``answers``: session id -> its activity (None: no answer). Sessions not in it are forgotten."""
+        seen: dict[int, datetime] = {}
+        for session_id, activity in answers.items():
+            if activity is not None and activity.gpu_percent is not None and activity.gpu_percent < self.gpu_busy_percent:
+                seen[session_id] = self.gpu_idle_since.get(session_id, now)
+        self.gpu_idle_since = seen
+        return {
+            session_id: idle_verdict(activity, now, self.timeout, gpu_busy_percent=self.gpu_busy_percent,
+                                     gpu_idle_since=seen.get(session_id))
+            for session_id, activity in answers.items()
+        }  # fmt: skip

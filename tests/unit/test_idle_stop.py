@@ -1,0 +1,196 @@
+"""The idle stop (hub/ledger/idle.py): reading a session's activity answer, the decision
+table, the GPU-idle memory between passes, the warning note and the pass itself (with a
+fake hub)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from hub.api.sessions import session_json
+from hub.ledger import Ledger
+from hub.ledger.budget_watch import stop_idle_sessions
+from hub.ledger.errors import LedgerInputError
+from hub.ledger.idle import (
+    Activity,
+    ActivityAnswerError,
+    IdleState,
+    IdleTracker,
+    idle_notice,
+    idle_verdict,
+    parse_activity,
+    stop_reason,
+)
+from hub.ledger.store import upgrade
+
+pytestmark = pytest.mark.unit
+
+NOW = datetime(2026, 3, 2, 12, 0, tzinfo=timezone.utc)
+TIMEOUT = timedelta(minutes=30)
+
+
+def ago(minutes: float) -> datetime:
+    return NOW - timedelta(minutes=minutes)
+
+
+def answer(**changes) -> dict:
+    base = {"kernels": 1, "kernels_busy": 0, "terminals": 0, "terminals_busy": 0,
+            "last_activity": "2026-03-02T11:00:00+00:00", "last_save": None, "gpu_utilization_percent": None}
+    return {**base, **changes}
+
+
+# --- the answer --------------------------------------------------------------------------------
+
+
+def test_an_answer_is_read_with_its_times_in_utc():
+    activity = parse_activity(answer(last_activity="2026-03-02T12:00:00+01:00", gpu_utilization_percent=37))
+    assert activity == Activity(kernels_busy=0, terminals_busy=0, last_activity=ago(60), gpu_percent=37)
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        pytest.param(None, "an object", id="null"),
+        pytest.param(["kernels_busy"], "an object", id="a-list"),
+        pytest.param(answer(kernels_busy=None), "kernels_busy", id="busy-missing"),
+        pytest.param(answer(kernels_busy=True), "kernels_busy", id="busy-a-boolean"),
+        pytest.param(answer(kernels_busy=-1), "kernels_busy", id="busy-negative"),
+        pytest.param(answer(terminals_busy="1"), "terminals_busy", id="terminals-a-string"),
+        pytest.param(answer(last_activity=None), "last_activity", id="no-time"),
+        pytest.param(answer(last_activity="yesterday"), "last_activity", id="not-a-time"),
+        pytest.param(answer(last_activity="2026-03-02T11:00:00"), "last_activity", id="no-zone"),
+        pytest.param(answer(gpu_utilization_percent=101), "gpu_utilization_percent", id="gpu-over-100"),
+        pytest.param(answer(gpu_utilization_percent="5"), "gpu_utilization_percent", id="gpu-a-string"),
+        pytest.param(answer(gpu_utilization_percent=False), "gpu_utilization_percent", id="gpu-a-boolean"),
+    ],
+)
+def test_an_answer_that_is_not_the_extensions_names_the_field(bad, field):
+    with pytest.raises(ActivityAnswerError, match=field):
+        parse_activity(bad)
+
+
+# --- the decision --------------------------------------------------------------------------------
+
+
+def activity(busy=0, terminals=0, last=60.0, gpu=None) -> Activity:
+    return Activity(kernels_busy=busy, terminals_busy=terminals, last_activity=ago(last), gpu_percent=gpu)
+
+
+@pytest.mark.parametrize(
+    ("seen", "gpu_idle_minutes", "state"),
+    [
+        pytest.param(None, None, IdleState.UNKNOWN, id="no-answer-is-never-idle"),
+        pytest.param(activity(busy=1, last=600), None, IdleState.ACTIVE, id="a-long-silent-cell-runs"),
+        pytest.param(activity(terminals=1, last=600), None, IdleState.ACTIVE, id="a-terminal-command-runs"),
+        pytest.param(activity(last=600, gpu=80), None, IdleState.ACTIVE, id="gpu-busy"),
+        pytest.param(activity(last=600, gpu=5), 600, IdleState.ACTIVE, id="gpu-at-the-threshold-is-busy"),
+        pytest.param(activity(last=5), None, IdleState.IDLE, id="used-five-minutes-ago"),
+        pytest.param(activity(last=14.9), None, IdleState.IDLE, id="just-under-half"),
+        pytest.param(activity(last=15), None, IdleState.WARN, id="half-the-timeout-warns"),
+        pytest.param(activity(last=29.9), None, IdleState.WARN, id="just-under-the-timeout"),
+        pytest.param(activity(last=30), None, IdleState.STOP, id="the-timeout-stops"),
+        pytest.param(activity(last=600), None, IdleState.STOP, id="gpu-unknown-idle-long"),
+        pytest.param(activity(last=600, gpu=0), 600, IdleState.STOP, id="gpu-idle-as-long"),
+        pytest.param(activity(last=600, gpu=0), 10, IdleState.IDLE, id="gpu-idle-only-lately"),
+        pytest.param(activity(last=600, gpu=0), None, IdleState.IDLE, id="gpu-idle-first-seen-now"),
+        pytest.param(activity(last=-10), None, IdleState.IDLE, id="node-clock-ahead"),
+    ],
+)
+def test_the_decision(seen, gpu_idle_minutes, state):
+    gpu_idle_since = None if gpu_idle_minutes is None else ago(gpu_idle_minutes)
+    assert idle_verdict(seen, NOW, TIMEOUT, gpu_busy_percent=5, gpu_idle_since=gpu_idle_since).state is state
+
+
+def test_the_verdict_says_since_when_and_until_when():
+    verdict = idle_verdict(activity(last=20), NOW, TIMEOUT)
+    assert (verdict.idle_since, verdict.stop_at) == (ago(20), ago(20) + TIMEOUT)
+    assert idle_notice(verdict) == "idle: this session stops at 12:10 UTC unless used (idle since 11:40 UTC)"
+    assert idle_notice(idle_verdict(activity(last=5), NOW, TIMEOUT)) is None
+    assert stop_reason(TIMEOUT) == "stopped: idle for 30 min (no cell, terminal or GPU use)"
+    assert stop_reason(timedelta(seconds=15)) == "stopped: idle for 0.25 min (no cell, terminal or GPU use)"
+
+
+def test_the_tracker_remembers_since_when_the_gpus_are_idle_and_forgets_a_busy_one():
+    tracker = IdleTracker(timeout=TIMEOUT, gpu_busy_percent=5)
+    idle_gpu = Activity(0, 0, ago(600), 0)
+    assert tracker.verdicts({1: idle_gpu}, ago(40))[1].state is IdleState.IDLE  # first seen idle: the clock starts
+    assert tracker.verdicts({1: idle_gpu}, ago(20))[1].state is IdleState.WARN  # 20 of 30 min
+    assert tracker.verdicts({1: idle_gpu}, NOW)[1].state is IdleState.STOP  # idle 40 min as seen by us
+    tracker.verdicts({1: Activity(0, 0, ago(600), 90)}, NOW)  # busy again
+    assert tracker.verdicts({1: idle_gpu}, NOW + timedelta(minutes=1))[1].state is IdleState.IDLE
+    tracker.verdicts({}, NOW)  # the session ended: forgotten
+    assert tracker.gpu_idle_since == {}
+
+
+# --- the pass, with the ledger and a fake hub -----------------------------------------------------
+
+
+class FakeHub:
+    """What the pass uses of :class:`HubAPI`: the sessions' answers by server name, and the stops."""
+
+    def __init__(self, answers: dict) -> None:
+        self.answers = answers
+        self.stopped: list[tuple[str, str]] = []
+
+    def activity(self, user: str, server_name: str):
+        return self.answers.get(server_name)
+
+    def stop_server(self, user: str, server_name: str) -> int:
+        self.stopped.append((user, server_name))
+        return 204
+
+
+@pytest.fixture
+def ledger(ledger_url: str):
+    upgrade(ledger_url)
+    with Ledger(ledger_url) as ledger:
+        ledger.create_project("vision-lab", account="vision-lab", kind="research", gpu_hours=100, who="admin")
+        ledger.add_member("vision-lab", "bob", role="member", who="admin")
+        yield ledger
+
+
+def running(ledger, server: str, job_id: str) -> int:
+    session_id = ledger.admit("vision-lab", "bob", server, "h200", 1, 4)
+    ledger.record_job_id(session_id, job_id)
+    ledger.session_started(session_id, ago(120))
+    return session_id
+
+
+def test_one_pass_stops_the_idle_warns_the_half_idle_and_leaves_the_rest(ledger):
+    ids = {name: running(ledger, name, str(job)) for job, name in enumerate(
+        ("idle", "half", "busy", "silent", "gone"), start=100)}  # fmt: skip
+    hub = FakeHub({
+        "idle": answer(last_activity=ago(45).isoformat()),
+        "half": answer(last_activity=ago(20).isoformat()),
+        "busy": answer(kernels_busy=1, last_activity=ago(90).isoformat()),
+        "silent": {"message": "not found"},  # an environment without the extension
+    })  # fmt: skip
+    tracker = IdleTracker(timeout=TIMEOUT)
+    lines = stop_idle_sessions(ledger, tracker, hub, now=NOW)
+    assert hub.stopped == [("bob", "idle")]
+    assert ledger.session(ids["idle"]).message == "stopped: idle for 30 min (no cell, terminal or GPU use)"
+    assert ledger.session(ids["half"]).message.startswith("idle: this session stops at 12:10 UTC unless used")
+    assert [ledger.session(ids[name]).message for name in ("busy", "silent", "gone")] == [None, None, None]
+    assert len(lines) == 2 and "stopped bob/idle (job 100, HTTP 204)" in lines[0] and "bob/half" in lines[1]
+    # the stopped one ends (the spawner's stop); the warned one is used again: its warning goes
+    ledger.session_ended(ids["idle"], NOW, 7200)
+    hub.answers["half"] = answer(last_activity=ago(1).isoformat())
+    assert stop_idle_sessions(ledger, tracker, hub, now=NOW) == []
+    assert ledger.session(ids["half"]).message is None
+    assert ledger.session(ids["idle"]).message.startswith("stopped: idle")
+
+
+def test_the_warning_note_never_hides_another_note_and_is_checked(ledger):
+    session_id = running(ledger, "", "200")
+    assert ledger.note_idle(session_id, "idle: this session stops at 12:10 UTC unless used") is True
+    assert ledger.note_idle(session_id, "idle: this session stops at 12:10 UTC unless used") is False  # unchanged
+    info = ledger.session(session_id)
+    assert session_json(info, NOW)["idle_notice"] == "idle: this session stops at 12:10 UTC unless used"
+    ledger.note_stop_reason(session_id, "stopped: the budget is used up")
+    assert ledger.note_idle(session_id, None) is False  # the stop reason stays
+    assert ledger.session(session_id).message == "stopped: the budget is used up"
+    assert session_json(ledger.session(session_id), NOW)["idle_notice"] is None
+    with pytest.raises(LedgerInputError) as caught:
+        ledger.note_idle(session_id, "stops soon")
+    assert caught.value.field == "notice"
