@@ -9,6 +9,7 @@ checkout, so a template or migration added without packaging it fails here."""
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -85,3 +86,9 @@ def test_the_wheel_declares_the_command_and_the_plugins(wheel):
     for line in ("hpchub = hub.cli:main", "slurm-gpu = spawners.slurm.spawner:SlurmGPUSpawner",
                  "hpchub-oidc = hub.auth.oidc:HPCHubOIDCAuthenticator"):  # fmt: skip
         assert line in text
+
+
+def test_the_wheel_switches_on_the_notebook_servers_activity_extension(wheel):
+    """Installed into a notebook environment, every server started from it answers the idle stop."""
+    config = f"hpchub-{_version(wheel)}.data/data/etc/jupyter/jupyter_server_config.d/hpchub_notebook.json"
+    assert json.loads(wheel.read(config)) == {"ServerApp": {"jpserver_extensions": {"hpchub_notebook": True}}}

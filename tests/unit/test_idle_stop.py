@@ -194,3 +194,56 @@ def test_the_warning_note_never_hides_another_note_and_is_checked(ledger):
     with pytest.raises(LedgerInputError) as caught:
         ledger.note_idle(session_id, "stops soon")
     assert caught.value.field == "notice"
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def reconcile(ledger_url, monkeypatch, capsys):
+    from hub import cli  # noqa: PLC0415
+
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    def run(*args: str) -> tuple[int, str]:
+        code = cli.main(["reconcile", "--db-url", ledger_url, *args])
+        return code, capsys.readouterr().err
+
+    return run
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        pytest.param(("--stop-idle-after", "-1"), "--stop-idle-after: from 0 (off) to 10080 minutes, got -1",
+                     id="negative"),
+        pytest.param(("--stop-idle-after", "20000"), "--stop-idle-after: from 0 (off) to 10080 minutes, got 20000",
+                     id="over-a-week"),
+        pytest.param(("--stop-idle-after", "30", "--idle-gpu-busy", "0"), "--idle-gpu-busy: from 1 to 100 percent, got 0",
+                     id="gpu-threshold-zero"),
+        pytest.param(("--stop-idle-after", "30"), "--stop-idle-after: needs JUPYTERHUB_API_URL", id="no-hub"),
+    ],
+)
+def test_bad_idle_options_exit_2_with_one_line_naming_the_option(reconcile, args, error):
+    code, err = reconcile(*args)
+    assert code == 2 and error in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_the_idle_stop_takes_its_timeout_and_the_proxy_from_the_sites_configuration(tmp_path, monkeypatch):
+    from argparse import Namespace  # noqa: PLC0415
+
+    from hub.ledger.cli import _idle_watch, _public_url  # noqa: PLC0415
+
+    config = tmp_path / "hpchub_config.py"
+    config.write_text("c.HPCHubLedger.idle_timeout_minutes = 20\nc.JupyterHub.bind_url = 'http://127.0.0.1:8000/'\n")
+    monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+    monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "x")
+    monkeypatch.delenv("JUPYTERHUB_PUBLIC_URL", raising=False)
+    args = Namespace(config=str(config), stop_idle_after=None, idle_gpu_busy=None)
+    assert _public_url(args) == "http://127.0.0.1:8000"
+    assert _idle_watch(args) is not None
+    assert _idle_watch(Namespace(config=str(config), stop_idle_after=0.0, idle_gpu_busy=None)) is None  # off
+    assert _idle_watch(Namespace(config=None, stop_idle_after=None, idle_gpu_busy=None)) is None  # default: off
+    monkeypatch.setenv("JUPYTERHUB_PUBLIC_URL", "https://hub.uni.example/")
+    assert _public_url(args) == "https://hub.uni.example"
