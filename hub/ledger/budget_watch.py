@@ -124,10 +124,14 @@ def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: d
     lines = []
     for session in running:
         verdict = verdicts[session.id]
-        if verdict.state is IdleState.STOP:
+        if verdict.state is IdleState.STOP and tracker.still_idle(session.id, _ask(hub, session), now):
             reason = stop_reason(tracker.timeout)
             ledger.note_stop_reason(session.id, reason)
-            status = hub.stop_server(session.user, session.server_name)
+            try:
+                status = hub.stop_server(session.user, session.server_name)
+            except HubUnavailable:
+                ledger.withdraw_stop_reason(session.id, reason)  # not stopped: the page must not say it was
+                raise
             lines.append(f"{session.project}: stopped {session.user}/{session.server_name} (job {session.job_id}, "
                          f"HTTP {status}): {reason}")
         elif verdict.state is not IdleState.UNKNOWN:

@@ -129,6 +129,13 @@ class IdleTracker:
     gpu_busy_percent: int = DEFAULT_GPU_BUSY_PERCENT
     gpu_idle_since: dict[int, datetime] = field(default_factory=dict)
 
+    def still_idle(self, session_id: int, activity: Activity | None, now: datetime | None = None) -> bool:
+        """Asked again just before the stop: is it still to stop? (A cell started since the first
+        question keeps it.) Not recorded."""
+        now = now or datetime.now(timezone.utc)
+        return idle_verdict(activity, now, self.timeout, gpu_busy_percent=self.gpu_busy_percent,
+                            gpu_idle_since=self.gpu_idle_since.get(session_id)).state is IdleState.STOP
+
     def verdicts(self, answers: Mapping[int, Activity | None], now: datetime) -> dict[int, Verdict]:
         """``answers``: session id -> its activity (None: no answer). Sessions not in it are forgotten."""
         seen: dict[int, datetime] = {}

@@ -35,6 +35,13 @@ class SessionNotes:
                 raise LedgerInputError("session_id", f"session {session_id} was refused")
             row.message = reason
 
+    def withdraw_stop_reason(self, session_id: int, reason: str) -> None:
+        """Undo :meth:`note_stop_reason` when the stop did not happen (the hub did not answer)."""
+        with self._write() as session:
+            row = session.get(PortalSession, session_id)
+            if row is not None and row.state is SessionState.RUNNING and row.message == reason:
+                row.message = None
+
     def note_idle(self, session_id: int, notice: str | None) -> bool:
         """Set (``idle: ...``) or clear (None) the idle warning of a running session; any other
         note is left alone. True when something changed (so a pass writes only changes)."""

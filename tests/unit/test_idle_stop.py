@@ -10,7 +10,7 @@ import pytest
 
 from hub.api.sessions import session_json
 from hub.ledger import Ledger
-from hub.ledger.budget_watch import stop_idle_sessions
+from hub.ledger.budget_watch import HubUnavailable, stop_idle_sessions
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.idle import (
     Activity,
@@ -179,6 +179,41 @@ def test_one_pass_stops_the_idle_warns_the_half_idle_and_leaves_the_rest(ledger)
     assert stop_idle_sessions(ledger, tracker, hub, now=NOW) == []
     assert ledger.session(ids["half"]).message is None
     assert ledger.session(ids["idle"]).message.startswith("stopped: idle")
+
+
+class AnswersOnce(FakeHub):
+    """A session that starts a cell right after the pass first asked it."""
+
+    def __init__(self, answers: dict, then: dict) -> None:
+        super().__init__(answers)
+        self.then = then
+        self.asked: set[str] = set()
+
+    def activity(self, user: str, server_name: str):
+        first = server_name not in self.asked
+        self.asked.add(server_name)
+        return self.answers.get(server_name) if first else self.then.get(server_name)
+
+
+class HubDown(FakeHub):
+    def stop_server(self, user: str, server_name: str) -> int:
+        raise HubUnavailable("DELETE /users/bob/servers/idle: HTTP 503: ")
+
+
+def test_a_session_used_between_the_question_and_the_stop_runs_on(ledger):
+    session_id = running(ledger, "idle", "300")
+    hub = AnswersOnce({"idle": answer(last_activity=ago(45).isoformat())},
+                      then={"idle": answer(kernels_busy=1, last_activity=ago(0).isoformat())})
+    assert stop_idle_sessions(ledger, IdleTracker(timeout=TIMEOUT), hub, now=NOW) == []
+    assert (hub.stopped, ledger.session(session_id).message) == ([], None)
+
+
+def test_a_stop_the_hub_did_not_make_leaves_no_stop_reason(ledger):
+    session_id = running(ledger, "idle", "301")
+    hub = HubDown({"idle": answer(last_activity=ago(45).isoformat())})
+    with pytest.raises(HubUnavailable):
+        stop_idle_sessions(ledger, IdleTracker(timeout=TIMEOUT), hub, now=NOW)
+    assert ledger.session(session_id).message is None
 
 
 def test_the_warning_note_never_hides_another_note_and_is_checked(ledger):
