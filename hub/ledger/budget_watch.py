@@ -27,6 +27,7 @@ from urllib.parse import quote
 
 from .enforce import ExhaustionTracker
 from .idle import ActivityAnswerError, IdleState, IdleTracker, idle_notice, parse_activity, stop_reason
+from .session_notes import IDLE_NOTE_PREFIX
 from .store import Ledger
 from .types import ProjectState, SessionInfo, SessionState
 
@@ -136,6 +137,9 @@ def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: d
                          f"HTTP {status}): {reason}")
         elif verdict.state is not IdleState.UNKNOWN:
             notice = idle_notice(verdict)
+            noted = session.message if (session.message or "").startswith(IDLE_NOTE_PREFIX) else None
+            if notice == noted:
+                continue  # nothing to write (a pass writes only changes: SQLite's lock is shared with spawns)
             if ledger.note_idle(session.id, notice) and notice:
                 lines.append(f"{session.project}: {session.user}/{session.server_name} (job {session.job_id}) {notice}")
     return lines

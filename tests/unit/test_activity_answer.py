@@ -83,3 +83,20 @@ def test_the_budget_meter_reads_the_idle_warning():
     assert meter_logic.figures_from_session(session).idle_notice is None
     notice = "idle: this session stops at 12:10 UTC unless used (idle since 11:40 UTC)"
     assert meter_logic.figures_from_session({**session, "idle_notice": notice}).idle_notice == notice
+
+
+def test_the_budget_meter_shows_the_idle_warning_and_clears_it() -> None:
+    from hpchub_notebook import BudgetMeter  # noqa: PLC0415
+    from hpchub_notebook.widget import NORMAL_BORDER, WARNING_BORDER  # noqa: PLC0415
+
+    notice = "idle: this session stops at 12:10 UTC unless used (idle since 11:40 UTC)"
+    answers = [{"project": "vision-lab", "job_id": "42", "state": "running", "cost_so_far_gpu_hours": 0.5,
+                "project_remaining_gpu_hours": 50.0, "project_budget_gpu_hours": 100.0, "seconds_left": 3000,
+                "end": None, "idle_notice": notice}]  # fmt: skip
+    meter = BudgetMeter(fetch=lambda: answers[-1], start=False)
+    assert meter.refresh() is True
+    assert meter.figures["warnings"] == [notice] and meter.layout.border == WARNING_BORDER
+    assert "unless used" in meter._status.value
+    answers.append({**answers[0], "idle_notice": None})  # used again
+    assert meter.refresh() is True
+    assert meter.figures["warning"] is False and meter.layout.border == NORMAL_BORDER
