@@ -18,7 +18,7 @@ from typing import Any
 
 from hub.ledger import arithmetic as arith
 from hub.ledger.errors import LedgerInputError
-from hub.ledger.session_notes import IDLE_NOTE_PREFIX
+from hub.ledger.idle import IDLE_NOTE_PREFIX
 from hub.ledger.types import ProjectUsage, SessionInfo, SessionState
 
 from .views import json_object

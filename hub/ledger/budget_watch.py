@@ -18,16 +18,23 @@ from __future__ import annotations
 
 import json
 import os
-from concurrent.futures import ThreadPoolExecutor
 import urllib.error
 import urllib.request
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from urllib.parse import quote
 
 from .enforce import ExhaustionTracker
-from .idle import ActivityAnswerError, IdleState, IdleTracker, idle_notice, parse_activity, stop_reason
-from .session_notes import IDLE_NOTE_PREFIX
+from .idle import (
+    IDLE_NOTE_PREFIX,
+    ActivityAnswerError,
+    IdleState,
+    IdleTracker,
+    idle_notice,
+    parse_activity,
+    stop_reason,
+)
 from .store import Ledger
 from .types import ProjectState, SessionInfo, SessionState
 

@@ -22,8 +22,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 IDLE_REASON = "stopped: idle for {minutes} min (no cell, terminal or GPU use)"
-IDLE_NOTICE_PREFIX = "idle: "
-IDLE_NOTICE = IDLE_NOTICE_PREFIX + "this session stops at {when} unless used (idle since {since})"
+IDLE_NOTE_PREFIX = "idle: "  # the warning noted on the session (session_notes.py)
+IDLE_NOTICE = IDLE_NOTE_PREFIX + "this session stops at {when} unless used (idle since {since})"
 DEFAULT_GPU_BUSY_PERCENT = 5
 
 
@@ -118,7 +118,8 @@ def idle_notice(verdict: Verdict) -> str | None:
     """The line a warned session's user sees (home page, budget meter); None otherwise."""
     if verdict.state is not IdleState.WARN or verdict.stop_at is None or verdict.idle_since is None:
         return None
-    return IDLE_NOTICE.format(when=verdict.stop_at.strftime("%H:%M UTC"), since=verdict.idle_since.strftime("%H:%M UTC"))
+    when, since = verdict.stop_at.strftime("%H:%M UTC"), verdict.idle_since.strftime("%H:%M UTC")
+    return IDLE_NOTICE.format(when=when, since=since)
 
 
 @dataclass
@@ -140,7 +141,8 @@ class IdleTracker:
         """``answers``: session id -> its activity (None: no answer). Sessions not in it are forgotten."""
         seen: dict[int, datetime] = {}
         for session_id, activity in answers.items():
-            if activity is not None and activity.gpu_percent is not None and activity.gpu_percent < self.gpu_busy_percent:
+            gpu = None if activity is None else activity.gpu_percent
+            if gpu is not None and gpu < self.gpu_busy_percent:
                 seen[session_id] = self.gpu_idle_since.get(session_id, now)
         self.gpu_idle_since = seen
         return {

@@ -14,11 +14,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 
 from .errors import LedgerInputError, NotFound
+from .idle import IDLE_NOTE_PREFIX
 from .models import PortalSession, Project
 from .types import SessionState, check_text, check_user
 
 STOP_NOTE_PREFIX = "stopped: "
-IDLE_NOTE_PREFIX = "idle: "
 
 
 class SessionNotes:

@@ -255,8 +255,8 @@ def reconcile(ledger_url, monkeypatch, capsys):
                      id="negative"),
         pytest.param(("--stop-idle-after", "20000"), "--stop-idle-after: from 0 (off) to 10080 minutes, got 20000",
                      id="over-a-week"),
-        pytest.param(("--stop-idle-after", "30", "--idle-gpu-busy", "0"), "--idle-gpu-busy: from 1 to 100 percent, got 0",
-                     id="gpu-threshold-zero"),
+        pytest.param(("--stop-idle-after", "30", "--idle-gpu-busy", "0"),
+                     "--idle-gpu-busy: from 1 to 100 percent, got 0", id="gpu-threshold-zero"),
         pytest.param(("--stop-idle-after", "30"), "--stop-idle-after: needs JUPYTERHUB_API_URL", id="no-hub"),
     ],
 )
