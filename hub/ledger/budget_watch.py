@@ -142,7 +142,11 @@ def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: d
                 raise
             lines.append(f"{session.project}: stopped {session.user}/{session.server_name} (job {session.job_id}, "
                          f"HTTP {status}): {reason}")
-        elif verdict.state is not IdleState.UNKNOWN:
+        elif verdict.state is IdleState.UNKNOWN:
+            if tracker.say_unanswered(session.id, session.started_at, now):
+                lines.append(f"{session.project}: {session.user}/{session.server_name} (job {session.job_id}) does "
+                             "not say what it does (no hpchub activity answer): the idle stop leaves it alone")
+        else:
             notice = idle_notice(verdict)
             noted = session.message if (session.message or "").startswith(IDLE_NOTE_PREFIX) else None
             if notice == noted:

@@ -129,6 +129,15 @@ class IdleTracker:
     timeout: timedelta
     gpu_busy_percent: int = DEFAULT_GPU_BUSY_PERCENT
     gpu_idle_since: dict[int, datetime] = field(default_factory=dict)
+    unanswered_said: set[int] = field(default_factory=set)  # sessions the log already named as not answering
+
+    def say_unanswered(self, session_id: int, started_at: datetime | None, now: datetime) -> bool:
+        """Once per session, for the log: it has run for a timeout and still does not answer
+        (an environment without hpchub, or not reachable), so the idle stop never stops it."""
+        if session_id in self.unanswered_said or started_at is None or now - started_at < self.timeout:
+            return False
+        self.unanswered_said.add(session_id)
+        return True
 
     def still_idle(self, session_id: int, activity: Activity | None, now: datetime | None = None) -> bool:
         """Asked again just before the stop: is it still to stop? (A cell started since the first
@@ -145,6 +154,7 @@ class IdleTracker:
             if gpu is not None and gpu < self.gpu_busy_percent:
                 seen[session_id] = self.gpu_idle_since.get(session_id, now)
         self.gpu_idle_since = seen
+        self.unanswered_said &= set(answers)
         return {
             session_id: idle_verdict(activity, now, self.timeout, gpu_busy_percent=self.gpu_busy_percent,
                                      gpu_idle_since=seen.get(session_id))

@@ -95,7 +95,7 @@ def idle_pass(portal, hpchub, minutes: float) -> list[str]:
     result = hpchub("reconcile", "--db-url", portal.ledger_url, "--slurm-conf", portal.slurm_conf,
                     "--stop-idle-after", f"{minutes:.4f}", check=False)  # fmt: skip
     assert result.returncode == 0 and "--stop-idle-after" not in result.stderr, result
-    return [line for line in result.stdout.splitlines() if "bob/" in line]
+    return [line for line in result.stdout.splitlines() if f"bob/{IDLE} " in line or f"bob/{BUSY} " in line]
 
 
 def home_page(portal) -> str:
