@@ -1,7 +1,8 @@
 """The idle stop through the real hub, proxy and cluster: the session's own extension answers
 what it does (hpchub_notebook/activity.py), the reconciler's pass (``--stop-idle-after``) warns
-at half the timeout and stops at the timeout with the reason on the user's home page, and a
-session whose kernel runs a long silent cell is never stopped.
+at half the timeout and stops at the timeout with the reason on the user's home page (while
+an open tab's polls reach it: not use), and a session whose kernel runs a long silent cell
+is never stopped.
 
 The hub's reconcile service is paused; the test runs its own passes with the service's
 token (it has ``access:servers``, as the demo grants it) and a timeout of seconds.
@@ -61,6 +62,12 @@ def activity(portal, name: str) -> dict:
     return response.json()
 
 
+def open_tab_polls(portal, name: str) -> None:
+    """What JupyterLab in an open tab asks every few seconds."""
+    for path in ("api/kernels", "api/sessions", "api/terminals", "api/contents?content=1"):
+        assert portal.session().get(portal.server_url("bob", name) + path, timeout=30).status_code == 200, path
+
+
 def idle_seconds(answer: dict) -> float:
     return (datetime.now(timezone.utc) - datetime.fromisoformat(answer["last_activity"])).total_seconds()
 
@@ -109,8 +116,10 @@ def test_an_idle_session_is_warned_then_stopped_and_a_long_silent_cell_is_not(po
     asyncio.run(_run_long_cell(portal, BUSY))
     busy = activity(portal, BUSY)
     assert (busy["kernels"], busy["kernels_busy"], busy["gpu_utilization_percent"]) == (1, 1, None)  # emulated GPU
-    # both sit without user activity for longer than the stop's timeout (the busy one's cell runs on)
+    # both sit without user activity for longer than the stop's timeout (the busy one's cell runs on),
+    # while an open JupyterLab tab polls the idle one: that is not use
     while min(idle_seconds(activity(portal, IDLE)), idle_seconds(activity(portal, BUSY))) <= STOP_AFTER_SECONDS:
+        open_tab_polls(portal, IDLE)
         time.sleep(1)
     quiet = activity(portal, IDLE)
     assert (quiet["kernels"], quiet["kernels_busy"], quiet["terminals_busy"]) == (0, 0, 0)
