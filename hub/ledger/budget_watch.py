@@ -145,7 +145,8 @@ def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: d
         elif verdict.state is IdleState.UNKNOWN:
             if tracker.say_unanswered(session.id, session.started_at, now):
                 lines.append(f"{session.project}: {session.user}/{session.server_name} (job {session.job_id}) does "
-                             "not say what it does (no hpchub activity answer): the idle stop leaves it alone")
+                             "not say what it does (no activity answer: an environment without hpchub, or a token "
+                             "without access:servers): the idle stop leaves it alone")
         else:
             notice = idle_notice(verdict)
             noted = session.message if (session.message or "").startswith(IDLE_NOTE_PREFIX) else None

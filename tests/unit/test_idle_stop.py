@@ -174,7 +174,8 @@ def test_one_pass_stops_the_idle_warns_the_half_idle_and_leaves_the_rest(ledger)
     assert [ledger.session(ids[name]).message for name in ("busy", "silent", "gone")] == [None, None, None]
     assert len(lines) == 4 and "stopped bob/idle (job 100, HTTP 204)" in lines[0] and "bob/half" in lines[1]
     assert [line.split(" (job")[0] for line in lines[2:]] == ["vision-lab: bob/silent", "vision-lab: bob/gone"]
-    assert lines[2].endswith("does not say what it does (no hpchub activity answer): the idle stop leaves it alone")
+    assert lines[2].endswith("does not say what it does (no activity answer: an environment without hpchub, or a "
+                             "token without access:servers): the idle stop leaves it alone")
     # the stopped one ends (the spawner's stop); the warned one is used again: its warning goes
     ledger.session_ended(ids["idle"], NOW, 7200)
     hub.answers["half"] = answer(last_activity=ago(1).isoformat())
