@@ -191,7 +191,8 @@ def test_must_show_bob_previews_starts_extends_reads_his_project_and_stops(porta
         log = _recorded_progress(page, "Starting Jupyter")
         job_id, job = _job_of(portal, "bob")
         assert f"Submitted as Slurm job {job_id}" in log, log
-        assert f"Running on {job['node']}" in log and f"Starting Jupyter on {job['node']}" in log, log
+        assert f"Running on {job['node']} (Slurm job {job_id})" in log, log
+        assert f"Starting Jupyter on {job['node']} (Slurm job {job_id})" in log, log
         assert (job["gres"], job["time_limit"], job["account"]) == ("gres:gpu:h200:1", "1:00:00", "vision-lab")
         # the hold is the unspent part of the 1.0 reserved: it shrinks while the session runs
         # (1 GPU-minute is 0.0167; a slow JupyterLab start on a loaded machine takes a minute)
