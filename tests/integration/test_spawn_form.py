@@ -282,7 +282,14 @@ def test_impossible_choices_are_disabled_with_the_reason(portal, browser) -> Non
         assert (page.input_value("#hpchub-gpu_type"), page.input_value("#hpchub-gpus")) == ("", "0")
         assert page.inner_text("#hpchub-gpus option[value='1']") == "1 (partition cpu has no GPUs)"
         page.screenshot(path=str(ARTIFACTS / "form-disabled-choices.png"), full_page=True)
-        # keyboard: the fields are reachable with Tab, in order
+        # keyboard: every control in the top bar shows where the focus is (JupyterHub's dark-mode
+        # toggle had no ring), then the fields are reachable with Tab, in order
+        page.goto(f"{portal.url}/hub/spawn")
+        for _ in range(10):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "dark-theme-toggle":
+                break
+        assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
         page.focus("#hpchub-project")
         order = []
         for _ in range(6):
