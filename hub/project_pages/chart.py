@@ -4,8 +4,12 @@
 object API (a ``Figure`` and its own SVG canvas: no pyplot, no display, no global figure
 state). Matplotlib's settings are process-global, so one render runs at a time (a lock);
 the hub reads the chart's data and draws it in a worker thread (``project_chart``) and keeps
-each project's chart for a short while (``ChartCache``), so a busy project page neither reads
-every charge nor redraws on every view.
+each project's drawing for a short while (``ChartCache``), so a busy project page neither reads
+every charge nor redraws on every view. A kept drawing is reused only while it still shows the
+page's budget and remaining (a start, stop, extension, grant or final charge moves them: the
+chart is drawn again); its words (the caption and the SVG's title) always state the page's own
+figures, so a running session's used and held, which move every second while remaining stays,
+are never older than the figures above the chart.
 
 The SVG is made fit for inlining into a page: no XML prolog, no fixed size (it scales to
 its container: readable at 390 px), ``role="img"`` with a ``<title>`` saying what it shows.
@@ -23,9 +27,12 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR
+
+from hub.ledger.types import ProjectUsage
 
 from .burndown import BurnDown
 from .tables import chart_summary
@@ -98,11 +105,15 @@ def inline_svg(svg: str, title: str) -> str:
     return f'{root}><title id="{TITLE_ID}">{html.escape(title)}</title>{svg[end + 1:]}'
 
 
+def draw_svg(data: BurnDown) -> str:
+    """matplotlib's SVG document of the chart (blocking: call it in a worker thread)."""
+    with _RENDER_LOCK:
+        return _draw(data)
+
+
 def render_svg(data: BurnDown) -> str:
     """The chart as an inline SVG element (blocking: call it in a worker thread)."""
-    with _RENDER_LOCK:
-        svg = _draw(data)
-    return inline_svg(svg, chart_summary(data))
+    return inline_svg(draw_svg(data), chart_summary(data))
 
 
 class ChartCache:
@@ -142,19 +153,49 @@ class Chart:
     summary: str  # what it shows, in words (its caption)
 
 
+@dataclass(frozen=True)
+class Drawing:
+    """What the cache keeps: matplotlib's SVG document and the data it was drawn from."""
+
+    svg: str
+    data: BurnDown
+
+
 def draw(data: BurnDown) -> Chart:
     """Render ``data`` (blocking)."""
-    return Chart(render_svg(data), chart_summary(data))
+    return chart_of(Drawing(draw_svg(data), data))
+
+
+def chart_of(drawing: Drawing, figures: ProjectUsage | None = None, now: datetime | None = None) -> Chart:
+    """The drawing with its words; with ``figures`` (and ``now``), the words state those."""
+    data = drawing.data
+    if figures is not None:
+        data = replace(data, now=now or data.now, budget_mgs=figures.grants_mgs, used_mgs=figures.used_mgs,
+                       held_mgs=figures.held_mgs, remaining_mgs=figures.remaining_mgs)  # fmt: skip
+    summary = chart_summary(data)
+    return Chart(inline_svg(drawing.svg, summary), summary)
+
+
+def _read_and_draw(data: Callable[[], BurnDown]) -> Drawing:
+    read = data()
+    return Drawing(draw_svg(read), read)
+
+
+def shows(drawing: Drawing, figures: ProjectUsage) -> bool:
+    """Does the drawing still show these figures' budget and remaining (its last step)?"""
+    return (drawing.data.budget_mgs, drawing.data.remaining_mgs) == (figures.grants_mgs, figures.remaining_mgs)
 
 
 async def project_chart(
-    project: str, data: Callable[[], BurnDown], ttl_seconds: float, cache: ChartCache = CACHE
+    project: str, data: Callable[[], BurnDown], ttl_seconds: float, cache: ChartCache = CACHE,
+    figures: ProjectUsage | None = None, now: datetime | None = None,
 ) -> Chart:
-    """The project's chart: from the cache if drawn less than ``ttl_seconds`` ago, else its data
-    read (``data()``) and drawn in a worker thread (the hub's event loop never waits for the
-    ledger or matplotlib)."""
-    chart = cache.get(project)
-    if chart is None:
-        chart = await asyncio.to_thread(lambda: draw(data()))
-        cache.put(project, chart, ttl_seconds)
-    return chart
+    """The project's chart: the drawing from the cache if made less than ``ttl_seconds`` ago and
+    (given the page's ``figures``) it still shows their budget and remaining, else its data read
+    (``data()``) and drawn in a worker thread (the hub's event loop never waits for the ledger
+    or matplotlib). Its words state ``figures`` at ``now`` when given."""
+    drawing = cache.get(project)
+    if drawing is None or (figures is not None and not shows(drawing, figures)):
+        drawing = await asyncio.to_thread(_read_and_draw, data)
+        cache.put(project, drawing, ttl_seconds)
+    return chart_of(drawing, figures, now)

@@ -76,7 +76,8 @@ class ProjectPageHandler(LedgerPageHandler):
         page = await self.run(gather.project_page, ledger, project, viewer, recent=settings.recent_sessions)
         try:
             chart = await project_chart(
-                page.info.name, lambda: gather.chart_data(ledger, page), settings.chart_cache_seconds
+                page.info.name, lambda: gather.chart_data(ledger, page), settings.chart_cache_seconds,
+                figures=page.project_figures, now=page.now,
             )
         except Exception as exc:  # noqa: BLE001  (the page without its chart rather than no page)
             self.log.warning("hpchub pages: the chart of %s: %s", page.info.name, exc, exc_info=True)

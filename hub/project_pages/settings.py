@@ -13,8 +13,9 @@ class HPCHubPages(Configurable):
 
     chart_cache_seconds = Float(
         30.0,
-        help="How long (seconds) a project's burn-down chart is reused before it is drawn again; 0 draws it on "
-        "every view. The figures and tables are always read fresh. Default 30. Example: 120.",
+        help="How long (seconds) a project's burn-down chart is reused before it is drawn again, as long as it "
+        "still shows the project's budget and remaining (else it is drawn at once); 0 draws it on every view. "
+        "The figures, tables and the chart's caption are always read fresh. Default 30. Example: 120.",
     ).tag(config=True)
     recent_sessions = Integer(
         20,

@@ -2,8 +2,8 @@
 
 The spawner emits JupyterHub progress events from these sentences: "Submitted as Slurm
 job N", "Job N pending: waiting for 2 free h200 GPUs. Slurm estimates a start at 14:05
-UTC (in about 12 min).", "Running on gpu02", "Starting Jupyter on gpu02", and JupyterHub's
-own "ready". The pending reason and the estimate come from the shared watcher's one
+UTC (in about 12 min).", "Running on gpu02 (Slurm job N)", "Starting Jupyter on gpu02
+(Slurm job N)", and JupyterHub's own "ready" (the job id stays in view once the job runs). The pending reason and the estimate come from the shared watcher's one
 ``squeue`` per interval for all jobs (``%r`` and ``%S``: for a pending job ``%S`` is
 Slurm's expected start, the figure ``squeue --start`` prints), never from a call per spawn.
 """
@@ -100,6 +100,12 @@ def pending_message(job_id: str, reason: str, start_time: str, request: JobReque
     message = f"Job {job_id} pending: {reason_in_words(reason, request)}."
     estimate = start_estimate_text(start_time, now)
     return f"{message} {estimate}" if estimate else message
+
+
+def on_node_message(step: str, node: str, job_id: str) -> str:
+    """``Running on gpu02 (Slurm job 12)``: a step on the job's node, with the job id, so the page
+    still shows which job it is once the job has left the queue (a quick start skips "pending")."""
+    return f"{step} on {node} (Slurm job {job_id})"
 
 
 @dataclass(frozen=True)

@@ -470,12 +470,14 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         await self._ledger_call("session_started", parse_slurm_time(status.start_time) or datetime.now(timezone.utc))
         self.job_node = status.node
         self.ip = await self.node_address(status.node)
-        self._note_progress(words.PROGRESS_RUNNING, f"Running on {status.node}")
-        self._note_progress(words.PROGRESS_STARTING_JUPYTER, f"Starting Jupyter on {status.node}")
+        self._note_progress(words.PROGRESS_RUNNING, words.on_node_message("Running", status.node, self.job_id))
+        self._note_progress(words.PROGRESS_STARTING_JUPYTER,
+                            words.on_node_message("Starting Jupyter", status.node, self.job_id))
         await self._wait_for_port(watcher)
         self._starting = False
         self._save_state_now()
-        self._note_progress(words.PROGRESS_JUPYTER_STARTED, f"Jupyter started on {status.node}")
+        self._note_progress(words.PROGRESS_JUPYTER_STARTED,
+                            words.on_node_message("Jupyter started", status.node, self.job_id))
         return (self.ip, self.port)
 
     def _save_state_now(self) -> None:

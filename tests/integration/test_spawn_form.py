@@ -94,9 +94,67 @@ def _member(portal, project: str, user: str) -> dict:
     return next(m for m in portal.usage(project)["members"] if m["user"] == user)
 
 
+def _bob(usage: dict) -> dict:
+    return next(m for m in usage["members"] if m["user"] == "bob")
+
+
+def _gpu_hours(text: str) -> float:
+    """``0.0797 GPU-h`` -> 0.0797."""
+    match = re.fullmatch(r"([0-9]+\.[0-9]+) GPU-h", text.strip())
+    assert match, text
+    return float(match.group(1))
+
+
+def _check_home(page, portal, reserved: float) -> None:
+    """bob's home page against ``hpchub usage vision-lab --json`` read just before and just after:
+    his session's held lies between his two helds (it shrinks as the session runs), cost so far +
+    held is the reservation, and vision-lab's remaining (constant while a session runs) is the
+    ledger's."""
+    before = portal.usage("vision-lab")
+    page.goto(f"{portal.url}/hub/home")
+    row = page.locator('tr.hpchub-session-row[data-server-name=""]')
+    cost, held = (_gpu_hours(row.locator(f'[data-label="{label}"]').inner_text()) for label in ("Cost so far", "Held"))
+    remaining = page.get_attribute('#hpchub-projects li[data-project="vision-lab"] .hpchub-project-remaining',
+                                   "data-value")  # fmt: skip
+    after = portal.usage("vision-lab")
+    assert _bob(after)["held_gpu_hours"] - 1e-4 <= held <= _bob(before)["held_gpu_hours"] + 1e-4, (held, before, after)
+    assert cost + held == pytest.approx(reserved, abs=2e-4)
+    assert float(remaining) == before["remaining_gpu_hours"] == after["remaining_gpu_hours"]
+    assert page.inner_text('#hpchub-projects li[data-project="vision-lab"] .hpchub-project-remaining') == \
+        str(after["remaining_gpu_hours"])
+
+
+def _check_project_page(page, portal) -> None:
+    """vision-lab's page against usage read just before and after: remaining and budget equal,
+    used and held between; the chart's caption states the page's own figures."""
+    for _attempt in range(3):  # equal remaining unless a final charge was imported in between
+        before = portal.usage("vision-lab")
+        assert page.goto(f"{portal.url}/hub/hpchub/projects/vision-lab").status == 200
+        after = portal.usage("vision-lab")
+        if before["remaining_gpu_hours"] == after["remaining_gpu_hours"]:
+            break
+    shown = {key: float(page.get_attribute(f'#hpchub-figures dd[data-figure="{key}"]', "data-value"))
+             for key in ("budget", "used", "held", "remaining")}  # fmt: skip
+    assert (shown["budget"], shown["remaining"]) == (after["budget_gpu_hours"], after["remaining_gpu_hours"])
+    assert before["used_gpu_hours"] <= shown["used"] <= after["used_gpu_hours"], (shown, before, after)
+    assert after["held_gpu_hours"] <= shown["held"] <= before["held_gpu_hours"], (shown, before, after)
+    caption = page.inner_text("#hpchub-chart figcaption")
+    words = re.search(r"budget ([0-9.]+), ([0-9.]+) remaining on \S+ \(([0-9.]+) used, ([0-9.]+) held", caption)
+    assert words, caption
+    assert tuple(map(float, words.groups())) == (shown["budget"], shown["remaining"], shown["used"], shown["held"])
+    assert page.locator("#hpchub-chart svg #hpchub-budget-line path").count() >= 1
+    assert page.locator("#hpchub-chart svg #hpchub-remaining-line").count() == 1
+    bob_held = float(page.get_attribute('#hpchub-members tr[data-user="bob"] td:nth-of-type(3)', "data-value"))
+    assert _bob(after)["held_gpu_hours"] <= bob_held <= _bob(before)["held_gpu_hours"]
+
+
 @pytest.mark.browser
-def test_bob_previews_starts_and_watches_his_session_to_jupyterlab(portal, browser) -> None:
+def test_must_show_bob_previews_starts_extends_reads_his_project_and_stops(portal, browser) -> None:
+    """Issue 5's must-show, end to end in one browser as bob: the form's preview, the progress page
+    (job id, node), JupyterLab, the home page (cost so far, held, extend cost), Extend by 1 h,
+    the project page with its chart, Stop; every figure against ``hpchub usage vision-lab --json``."""
     assert portal.server("bob") is None
+    portal.wait_final_charges("vision-lab")  # no late import moves remaining while this test reads it
     page = _page(browser, portal, "bob")
     try:
         page.goto(f"{portal.url}/hub/spawn")
@@ -133,14 +191,51 @@ def test_bob_previews_starts_and_watches_his_session_to_jupyterlab(portal, brows
         log = _recorded_progress(page, "Starting Jupyter")
         job_id, job = _job_of(portal, "bob")
         assert f"Submitted as Slurm job {job_id}" in log, log
-        assert f"Running on {job['node']}" in log and f"Starting Jupyter on {job['node']}" in log, log
+        assert f"Running on {job['node']} (Slurm job {job_id})" in log, log
+        assert f"Starting Jupyter on {job['node']} (Slurm job {job_id})" in log, log
         assert (job["gres"], job["time_limit"], job["account"]) == ("gres:gpu:h200:1", "1:00:00", "vision-lab")
         # the hold is the unspent part of the 1.0 reserved: it shrinks while the session runs
         # (1 GPU-minute is 0.0167; a slow JupyterLab start on a loaded machine takes a minute)
         assert 0.9 < _member(portal, "vision-lab", "bob")["held_gpu_hours"] <= 1.0
+
+        # home: the session with its cost so far, held, node and what an hour more costs
+        _check_home(page, portal, reserved=1.0)
+        row = page.locator('tr.hpchub-session-row[data-server-name=""]')
+        assert row.locator('[data-label="Node"]').inner_text() == job["node"]
+        assert row.locator(".hpchub-extend").inner_text().strip() == "Extend by 1 h (costs 1.0 GPU-h)"
+        # Extend by 1 h: Slurm's time limit, the row and "Your projects" follow without a reload
+        remaining_before = portal.usage("vision-lab")["remaining_gpu_hours"]
+        row.locator(".hpchub-extend").click()
+        page.wait_for_function("() => document.querySelector('.hpchub-extend-answer').textContent.startsWith('Extended')",
+                               timeout=60000)  # fmt: skip
+        assert portal.jobs()[job_id]["time_limit"] == "2:00:00"
+        usage = portal.usage("vision-lab")
+        assert usage["remaining_gpu_hours"] == pytest.approx(remaining_before - 1.0, abs=1e-9)
+        assert float(page.get_attribute('#hpchub-projects li[data-project="vision-lab"] .hpchub-project-remaining',
+                                        "data-value")) == usage["remaining_gpu_hours"]  # fmt: skip
+        assert "(ends " in row.locator('[data-label="Time left"]').inner_text()
+        assert _gpu_hours(row.locator('[data-label="Held"]').inner_text()) >= _bob(usage)["held_gpu_hours"] - 1e-4
+        page.screenshot(path=str(ARTIFACTS / "home-bob-extended.png"), full_page=True)
+        _check_home(page, portal, reserved=2.0)
+
+        # the project page and its chart, twice: the second view's chart may be the kept drawing
+        _check_project_page(page, portal)
+        time.sleep(1.5)  # bob's session spends 0.0004 GPU-h meanwhile: used and held move
+        _check_project_page(page, portal)
+        page.screenshot(path=str(ARTIFACTS / "project-bob-running.png"), full_page=True)
+
+        # Stop from the home page: no job left, no hold, the figures still the ledger's
+        page.goto(f"{portal.url}/hub/home")
+        page.locator('tr.hpchub-session-row[data-server-name=""] .hpchub-stop').click()
+        portal.wait_stopped("bob")
+        page.wait_for_function("() => !document.querySelector('tr.hpchub-session-row')", timeout=60000)
+        assert _job_of(portal, "bob") is None
+        assert _bob(portal.usage("vision-lab"))["held_gpu_hours"] == 0
+        _check_project_page(page, portal)
     finally:
         page.context.close()
-        _stop(portal, "bob")
+        if portal.server("bob") is not None:
+            _stop(portal, "bob")
 
 
 @pytest.mark.browser
@@ -187,7 +282,14 @@ def test_impossible_choices_are_disabled_with_the_reason(portal, browser) -> Non
         assert (page.input_value("#hpchub-gpu_type"), page.input_value("#hpchub-gpus")) == ("", "0")
         assert page.inner_text("#hpchub-gpus option[value='1']") == "1 (partition cpu has no GPUs)"
         page.screenshot(path=str(ARTIFACTS / "form-disabled-choices.png"), full_page=True)
-        # keyboard: the fields are reachable with Tab, in order
+        # keyboard: every control in the top bar shows where the focus is (JupyterHub's dark-mode
+        # toggle had no ring), then the fields are reachable with Tab, in order
+        page.goto(f"{portal.url}/hub/spawn")
+        for _ in range(10):
+            page.keyboard.press("Tab")
+            if page.evaluate("document.activeElement.id") == "dark-theme-toggle":
+                break
+        assert page.evaluate("getComputedStyle(document.activeElement).outlineStyle") == "solid"
         page.focus("#hpchub-project")
         order = []
         for _ in range(6):

@@ -7,7 +7,13 @@ from decimal import Decimal
 
 import pytest
 
-from spawners.slurm.progress import cancelled_is_not_ready, pending_message, reason_in_words, start_estimate_text
+from spawners.slurm.progress import (
+    cancelled_is_not_ready,
+    on_node_message,
+    pending_message,
+    reason_in_words,
+    start_estimate_text,
+)
 from spawners.slurm.types import JobRequest
 
 pytestmark = pytest.mark.unit
@@ -97,3 +103,10 @@ def test_a_cancelled_start_is_not_reported_ready(cancelled, ready) -> None:
     if cancelled:
         assert answer == {"progress": 100, "failed": True,
                           "message": "Start cancelled: Slurm job 12 is cancelled and its GPU-hour hold released."}
+
+
+def test_the_steps_on_the_node_keep_the_job_id_in_view() -> None:
+    """A quick start goes from "Submitted as Slurm job 12" to the node in a second: the later steps
+    name the job too (QA: the page showed "Starting Jupyter on gpu01" and no job id)."""
+    assert on_node_message("Running", "gpu02", "12") == "Running on gpu02 (Slurm job 12)"
+    assert on_node_message("Starting Jupyter", "gpu02", "12") == "Starting Jupyter on gpu02 (Slurm job 12)"

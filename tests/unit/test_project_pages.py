@@ -240,14 +240,43 @@ async def test_project_chart_reads_and_draws_once_then_reuses(monkeypatch) -> No
     from hub.ledger.types import ProjectUsage
 
     drawn, read = [], []
-    monkeypatch.setattr(chart, "render_svg", lambda data: drawn.append(data) or f"<svg {len(drawn)}>")
+    monkeypatch.setattr(chart, "draw_svg", lambda data: drawn.append(data) or f"<svg {len(drawn)}>")
     data = burndown(figures=ProjectUsage("lab", 0, 0, 0, ()), grants=[], charges=[], now=T0)
     cache = chart.ChartCache()
     first = await chart.project_chart("lab", lambda: read.append(1) or data, 30, cache)
     again = await chart.project_chart("lab", lambda: read.append(1) or data, 30, cache)
-    assert first == again == chart.Chart("<svg 1>", first.summary)
-    assert first.summary.startswith("GPU-hours remaining in lab")
+    assert first == again
+    assert first.svg.startswith("<svg 1 ") and first.summary.startswith("GPU-hours remaining in lab")
     assert len(drawn) == len(read) == 1
+
+
+async def test_a_kept_chart_states_the_pages_figures_and_is_redrawn_when_remaining_moves(monkeypatch) -> None:
+    """While a session runs, used grows and held shrinks by as much: the drawing (budget and
+    remaining) still holds, but its words must be the page's, not those of 30 s ago (QA: the
+    caption said 0.0856 used under figures saying 0.0883). A stop or an extension moves
+    remaining: the chart is drawn again."""
+    from hub.ledger.types import ProjectUsage
+
+    drawn = []
+    monkeypatch.setattr(chart, "draw_svg", lambda data: drawn.append(data) or f"<svg {len(drawn)}>")
+    cache = chart.ChartCache()
+
+    def figures(used_mgs: int, held_mgs: int) -> ProjectUsage:
+        return ProjectUsage("lab", 100 * H, used_mgs, held_mgs, ())
+
+    def view(now: datetime, usage: ProjectUsage):
+        data = lambda: burndown(figures=usage, grants=[], charges=[], now=now)  # noqa: E731
+        return chart.project_chart("lab", data, 30, cache, figures=usage, now=now)
+
+    first = await view(T0, figures(H // 10, 9 * H // 10))
+    later = await view(T0 + timedelta(seconds=20), figures(H // 5, 4 * H // 5))  # 0.1 GPU-h more ran
+    assert len(drawn) == 1 and later.svg.startswith("<svg 1 ")
+    assert "99.0 remaining on 2026-03-02 (0.2 used, 0.8 held by running sessions)" in later.summary
+    assert f'<title id="{chart.TITLE_ID}">{later.summary}</title>' in later.svg
+    assert first.summary != later.summary
+    extended = await view(T0 + timedelta(seconds=25), figures(H // 5, 9 * H // 5))  # one hour more held
+    assert len(drawn) == 2 and extended.svg.startswith("<svg 2 ")
+    assert "98.0 remaining on 2026-03-02 (0.2 used, 1.8 held" in extended.summary
 
 
 # --- wiring and settings --------------------------------------------------------------------------------
