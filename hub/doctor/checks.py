@@ -241,5 +241,21 @@ def check_hub_from_node(ok: bool | None, detail: str) -> Finding:
                   "nodes are this host) and open the firewall for it")  # fmt: skip
 
 
+def check_idle_stop(idle_minutes: float, reconcile_scopes: Sequence[str] | None) -> Finding:
+    """The idle stop asks each session through the proxy: the reconciler's role needs ``access:servers``.
+    ``reconcile_scopes``: the scopes of the roles given to the ``hpchub-reconcile`` service (None: no such service)."""
+    state = f"on after {idle_minutes:g} min" if idle_minutes > 0 else "off (c.HPCHubLedger.idle_timeout_minutes = 0)"
+    if reconcile_scopes is None:
+        return warned("idle-stop", f"{state}; no hpchub-reconcile service: no budget or idle stops",
+                      "add the hpchub-reconcile service and its role (hpchub deploy config has them)")  # fmt: skip
+    can_ask = any(scope == "access:servers" or scope.startswith("access:servers!") for scope in reconcile_scopes)
+    if can_ask:
+        return passed("idle-stop", f"{state}; the reconciler's role may ask the sessions (access:servers)")
+    if idle_minutes > 0:
+        return failed("idle-stop", f"{state}, but the hpchub-reconcile role lacks access:servers: it cannot ask any "
+                      "session, so it stops none", "add access:servers to the hpchub-reconcile role's scopes")  # fmt: skip
+    return passed("idle-stop", f"{state}; turning it on needs access:servers in the hpchub-reconcile role")
+
+
 def exit_code(findings: Sequence[Finding]) -> int:
     return 1 if any(finding.status is Status.FAIL for finding in findings) else 0

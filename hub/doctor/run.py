@@ -21,6 +21,7 @@ from .checks import Finding
 
 COMMAND_TIMEOUT = 30
 TEST_JOB_TIMEOUT = 120
+RECONCILE_SERVICE = "hpchub-reconcile"  # the reconciler's service name (hpchub deploy config, the demo)
 
 
 def load_hub_config(path: str) -> Config:
@@ -202,10 +203,19 @@ class Site:
         lines = (job.stderr or job.stdout).strip().splitlines()
         return checks.check_hub_from_node(False, f"a job could not fetch {url}/hub/api/: {lines[-1] if lines else job.returncode}")
 
+    def idle_stop_finding(self) -> Finding:
+        services = _setting(self.config, "JupyterHub", "services", []) or []
+        if not any(isinstance(s, dict) and s.get("name") == RECONCILE_SERVICE for s in services):
+            return checks.check_idle_stop(self.ledger_settings.idle_timeout_minutes, None)
+        roles = _setting(self.config, "JupyterHub", "load_roles", []) or []
+        scopes = [scope for role in roles if isinstance(role, dict) and RECONCILE_SERVICE in (role.get("services") or [])
+                  for scope in role.get("scopes") or []]  # fmt: skip
+        return checks.check_idle_stop(self.ledger_settings.idle_timeout_minutes, scopes)
+
     def findings(self, *, run_job: bool) -> list[Finding]:
         return [
             *self.slurm_findings(), self.environment_finding(), self.database_finding(), self.discovery_finding(),
-            self.tls_finding(), self.sudo_finding(), self.hub_from_node_finding(run_job),
+            self.tls_finding(), self.sudo_finding(), self.hub_from_node_finding(run_job), self.idle_stop_finding(),
         ]  # fmt: skip
 
 

@@ -129,6 +129,10 @@ def test_tls(args, status: Status, says: str) -> None:
         pytest.param(checks.check_discovery(""), Status.FAIL, id="no-issuer"),
         pytest.param(checks.check_hub_from_node(None, "not tested"), Status.WARN, id="node-untested"),
         pytest.param(checks.check_hub_from_node(False, "refused"), Status.FAIL, id="node-unreachable"),
+        pytest.param(checks.check_idle_stop(30, ["servers", "access:servers"]), Status.PASS, id="idle-on-can-ask"),
+        pytest.param(checks.check_idle_stop(30, ["servers", "read:users:name"]), Status.FAIL, id="idle-on-cannot-ask"),
+        pytest.param(checks.check_idle_stop(0, ["servers"]), Status.PASS, id="idle-off"),
+        pytest.param(checks.check_idle_stop(30, None), Status.WARN, id="idle-no-reconcile-service"),
     ],
 )  # fmt: skip
 def test_the_other_checks(finding, status: Status) -> None:
