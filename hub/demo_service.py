@@ -14,8 +14,8 @@ What a centre installs (docs/operations.md), done on the demo machine:
   ``demo up`` as root before the hub starts, since a process's groups are fixed at its start),
   so the hub lists the projects' environments; taken out again by ``--run-as root``;
 - ACCOUNT a Slurm operator (``AdminLevel=Operator``, what Extend's ``scontrol update``, the
-  lab-hours reservations and the reconciler's mirror need; docs/api.md), with an association to the ``root`` account that
-  sacctmgr requires of a user; removed again with the sudoers file.
+  lab-hours reservations and the reconciler's mirror need; docs/api.md), with an association to
+  the ``root`` account that sacctmgr requires of a user; removed again with the sudoers file.
 
 The proxy, the hub and the reconciler are then started from those unit files (hub/units.py:
 ``ExecStart``, ``User``, ``Group``, ``WorkingDirectory``, ``EnvironmentFile``, ``Environment``),

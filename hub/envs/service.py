@@ -30,7 +30,8 @@ LOCK_FILE = ".lock"
 
 
 class EnvError(Exception):
-    """Refused (``status`` 400 bad input, 404 unknown, 409 conflict) or failed (500, 502 Slurm, 503 unreadable space)."""
+    """Refused (``status`` 400 bad input, 404 unknown, 409 conflict) or failed (500, 502 Slurm, 503 a space
+    the hub may not read or write)."""
 
     def __init__(self, field: str, message: str, status: int = 400) -> None:
         super().__init__(f"{field}: {message}" if field else message)

@@ -5,9 +5,10 @@ In production the site's identity management provides the groups; with
 ``groupadd`` when the group is missing and ``gpasswd -M`` with the project's active
 members that have a Unix account, plus the hub's service account
 (``c.HPCHubEnvironments.hub_account``: the hub reads the spaces' environment lists through
-the group; ``gpasswd -M`` sets the exact list, so dropping the setting drops the account). It runs at ``demo up``, ``hpchub env sync``, ``env create``
-and before each spawn of a member, so a membership change reaches the member's next
-session (Slurm resolves a job's groups when it starts). Ownership and modes follow the
+the group; ``gpasswd -M`` sets the exact list, so dropping the setting drops the account).
+It runs at ``demo up``, ``hpchub env sync``, ``env create`` and before each spawn of a
+member, so a membership change reaches the member's next session (Slurm resolves a job's
+groups when it starts). Ownership and modes follow the
 contract: see :mod:`.space`.
 """
 

@@ -84,7 +84,7 @@ def _wait_association(portal, account: str, user: str, *, present: bool, timeout
         rows = [line.split("|") for line in out.splitlines() if line.startswith(f"{user}|")]
         if bool(rows) == present:
             return rows[0][1] if rows else ""
-        assert time.monotonic() < deadline, f"{account}/{user}: association {'still missing' if present else 'still there'}"
+        assert time.monotonic() < deadline, f"{account}/{user}: association {'missing' if present else 'still there'}"
         time.sleep(1)
 
 
@@ -199,9 +199,12 @@ def test_bob_spawns_through_the_sudo_rules_and_the_job_is_bobs(hub_as_service):
 
 
 @pytest.mark.parametrize(("account", "status"), [(ACCOUNT, "PASS"), ("nobody", "FAIL")])
-def test_doctor_checks_the_accounts_sudo_rules(hub_as_service, account, status):
+def test_doctor_checks_the_accounts_sudo_rules_and_groups(hub_as_service, account, status):
     config = hub_as_service.state_dir / "service" / "hpchub_config.py"
     done = hpchub("doctor", "--config", str(config), "--service-user", account, "--json", check=False)
     findings = {f["name"]: f for f in json.loads(done.stdout)["findings"]}
     assert findings["sudo"]["status"] == status and account in findings["sudo"]["detail"], findings["sudo"]
+    if account == "nobody":  # in no project group (ACCOUNT's are the host's: another demo here may resync them)
+        groups = findings["project-groups"]
+        assert groups["status"] == "WARN" and "nobody is not in hpc-" in groups["detail"], groups
     assert done.returncode == (0 if status == "PASS" else 1), done.stdout
