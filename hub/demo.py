@@ -6,6 +6,7 @@ loopback. A private instance (the tests) uses ``--state-dir`` and ``--ports auto
 
 from __future__ import annotations
 
+import grp
 import json
 import os
 import shutil
@@ -158,13 +159,25 @@ class Demo:
 
     @property
     def reconciler(self) -> Daemon:
-        return Daemon("reconcile", "hpchub", self.settings.root / "run" / "reconcile.pid")
+        """The process writes and locks its pid file: as the account, the one hpchub-reconcile.service names."""
+        s = self.settings
+        return Daemon("reconcile", "hpchub", s.root / "run" / "reconcile.pid" if s.run_as == demo_service.ROOT
+                      else s.hub_dir / "reconcile.pid")  # fmt: skip
 
     def start_reconciler(self, env: dict) -> None:
         """`hpchub reconcile --every N` with the hub's API for stopping used-up sessions."""
         s = self.settings
         if self.reconciler.running():
             self.say("reconciler: already running")
+            return
+        if s.run_as != demo_service.ROOT:  # its unit: as the account, a Slurm operator (docs/operations.md)
+            from .units import start_unit  # noqa: PLC0415
+
+            start_unit(demo_service.unit(s.state_dir, "hpchub-reconcile.service"),
+                       pid_file=s.root / "run" / "reconcile.launch.pid", log_file=s.root / "log" / "reconcile.log")
+            wait_for(self.reconciler.running, timeout=30, what="the reconciler's pid file")
+            self.say(f"reconciler: started from hpchub-reconcile.service as {s.run_as} "
+                     f"(every {s.reconcile_interval:g} s)")  # fmt: skip
             return
         cluster = load_settings(s.state_dir)
         argv = [
@@ -288,7 +301,8 @@ class Demo:
         return config_path
 
     def prepare_project_spaces(self) -> None:
-        """The site wheelhouse and each project's space with its Unix group (the demo is root)."""
+        """The site wheelhouse and each project's space with its Unix group (the demo is root); with
+        ``--run-as ACCOUNT`` the account is in each group (the hub reads the environments), with root not."""
         from .envs.config import HPCHubEnvironments  # noqa: PLC0415
         from .envs.space import ProjectSpace  # noqa: PLC0415
         from .envs.unix import ensure_space  # noqa: PLC0415
@@ -305,7 +319,8 @@ class Demo:
             for project in ledger.projects():
                 if project.state is ProjectState.ACTIVE:
                     members = [member.user for member in ledger.figures(project.name).members]
-                    ensure_space(ProjectSpace(s.project_root, project.name), members, manage_groups=True)
+                    ensure_space(ProjectSpace(s.project_root, project.name), members, manage_groups=True,
+                                 hub_account="" if s.run_as == demo_service.ROOT else s.run_as)
         self.say(f"project spaces: {s.project_root}")
 
     def up(self) -> None:
@@ -323,9 +338,11 @@ class Demo:
         from .demo_seed import seed_ledger  # noqa: PLC0415
 
         seed_ledger(self.ledger_url, load_settings(s.state_dir).cluster_name, say=self.say)
+        if s.run_as != demo_service.ROOT:
+            self.prepare_service(config_path)  # first: the account joins the project groups next
         self.prepare_project_spaces()
         if s.run_as != demo_service.ROOT:
-            self.prepare_service(config_path)
+            self.restart_hub_for_new_groups()
         base_env = self.base_env()
         self.start_idp(base_env)
         self.start_proxy(base_env)
@@ -338,13 +355,30 @@ class Demo:
         token = _secret_file(s.hub_dir / "proxy_token")
         cluster = load_settings(s.state_dir)
         demo_service.prepare(
-            demo_service.deployment(state_dir=s.state_dir, venv=s.venv, account=s.run_as, ports=s.ports),
+            demo_service.deployment(state_dir=s.state_dir, venv=s.venv, account=s.run_as, ports=s.ports,
+                                    reconcile_every=s.reconcile_interval, exhaustion_grace=s.exhaustion_grace),
             state_dir=s.state_dir, hub_config=config_path.read_text(),
             hub_env={"CONFIGPROXY_AUTH_TOKEN": token, "JUPYTERHUB_CRYPT_KEY": _secret_file(s.hub_dir / "crypt_key"),
                      "LANG": "C.UTF-8"},
-            proxy_env={"CONFIGPROXY_AUTH_TOKEN": token}, slurm_conf=str(cluster.slurm_conf),
+            proxy_env={"CONFIGPROXY_AUTH_TOKEN": token},
+            reconcile_env={"JUPYTERHUB_API_URL": f"http://127.0.0.1:{s.ports.hub_api}/hub/api",
+                           "JUPYTERHUB_API_TOKEN": _secret_file(s.hub_dir / "reconcile_token"),
+                           "SLURM_CONF": str(cluster.slurm_conf), "LANG": "C.UTF-8"},
+            slurm_conf=str(cluster.slurm_conf),
             cluster=cluster.cluster_name, say=self.say,
         )  # fmt: skip
+
+    def restart_hub_for_new_groups(self) -> None:
+        """A process keeps the groups it started with: a hub running as the account since before the
+        account joined a project group (a project made since) is stopped here, and started again by ``up``."""
+        from .units import missing_groups  # noqa: PLC0415
+
+        pid = self.hub.pid()
+        missing = missing_groups(pid, self.settings.run_as) if pid else set()
+        if missing:
+            names = ", ".join(sorted(grp.getgrgid(gid).gr_name for gid in missing))
+            stop_daemon(self.hub)
+            self.say(f"jupyterhub: stopped (its account joined {names} since it started)")
 
     def _start_unit(self, name: str, daemon: Daemon, log_name: str) -> None:
         from .units import start_unit  # noqa: PLC0415
@@ -429,9 +463,9 @@ class Demo:
             demo_service.retire(s.state_dir, s.run_as, self.say, slurm_conf=str(cluster.slurm_conf) if cluster else "")
 
     def switch_account(self, run_as: str) -> "Demo":
-        """``--run-as`` changed: stop the proxy and the hub (routes come back at the hub's start), undo the
-        old account's sudoers file; the caller's ``up`` starts them as ``run_as``."""
-        for daemon in (self.hub, self.proxy):
+        """``--run-as`` changed: stop the reconciler, the proxy and the hub (routes come back at the hub's
+        start), undo the old account's sudoers file; the caller's ``up`` starts them as ``run_as``."""
+        for daemon in (self.reconciler, self.hub, self.proxy):
             self.say(f"{daemon.name}: {'stopped' if stop_daemon(daemon) else 'not running'} (now as {run_as})")
         self.retire_service()
         return Demo(replace(self.settings, run_as=run_as), say=self.say)
@@ -540,10 +574,12 @@ def cmd_demo(args) -> int:
     if args.command_name == "status":
         from .units import process_owner  # noqa: PLC0415
 
-        hub_pid, proxy_pid = demo.hub.pid(), demo.proxy.pid()
-        status = {"url": settings.url, "hub": hub_pid, "proxy": proxy_pid, "run_as": settings.run_as,
-                  "hub_account": hub_pid and process_owner(hub_pid),
-                  "proxy_account": proxy_pid and process_owner(proxy_pid), "answers": hub_answers(settings.url)}
+        hub_pid, proxy_pid, reconcile_pid = demo.hub.pid(), demo.proxy.pid(), demo.reconciler.pid()
+        status = {"url": settings.url, "hub": hub_pid, "proxy": proxy_pid, "reconciler": reconcile_pid,
+                  "run_as": settings.run_as, "hub_account": hub_pid and process_owner(hub_pid),
+                  "proxy_account": proxy_pid and process_owner(proxy_pid),
+                  "reconcile_account": reconcile_pid and process_owner(reconcile_pid),
+                  "answers": hub_answers(settings.url)}
         print(json.dumps(status, indent=2))
         return 0 if status["answers"] else 1
     raise UsageError(f"unknown demo command {args.command_name!r}")

@@ -122,6 +122,8 @@ def configure_demo(c, settings_path: str) -> None:
 
     if settings.get("run_as", "root") != "root":
         # `hpchub demo up --run-as ACCOUNT` (hub/demo_service.py): the hub is a service account. Its pid file
-        # lives beside its state; a site makes the projects' Unix groups itself (the account cannot).
+        # lives beside its state. The account cannot make the projects' Unix groups: `demo up` (root) makes
+        # them, with the account in each (hub_account), before the hub starts with those groups.
         c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.real.pid")
         c.HPCHubEnvironments.manage_unix_groups = False
+        c.HPCHubEnvironments.hub_account = settings["run_as"]

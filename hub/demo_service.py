@@ -10,15 +10,19 @@ What a centre installs (docs/operations.md), done on the demo machine:
   ``hpchub_config.py`` (root:ACCOUNT 0640), the ``EnvironmentFile``s (root 0600) and the units
   ``hpchub deploy units`` renders (``STATE/service/units``);
 - the hub's state (``STATE/hub``: its database, the ledger, the secrets it reads) owned by ACCOUNT;
-- ACCOUNT a Slurm operator (``AdminLevel=Operator``, what Extend's ``scontrol update`` and the
-  lab-hours reservations need; docs/api.md), with an association to the ``root`` account that
-  sacctmgr requires of a user; removed again with the sudoers file.
+- ACCOUNT a member of every project group ``hpc-P`` (``c.HPCHubEnvironments.hub_account``; made by
+  ``demo up`` as root before the hub starts, since a process's groups are fixed at its start),
+  so the hub lists the projects' environments; taken out again by ``--run-as root``;
+- ACCOUNT a Slurm operator (``AdminLevel=Operator``, what Extend's ``scontrol update``, the
+  lab-hours reservations and the reconciler's mirror need; docs/api.md), with an association to
+  the ``root`` account that sacctmgr requires of a user; removed again with the sudoers file.
 
-The proxy and the hub are then started from those unit files (hub/units.py: ``ExecStart``,
-``User``, ``Group``, ``WorkingDirectory``, ``EnvironmentFile``, ``Environment``), with pid files.
-The identity provider (demo only) and the reconciler stay the demo's own root daemons: the
-reconciler's budget mirror needs Slurm administrator rights a site grants its account with
-``sacctmgr`` (docs/operations.md).
+The proxy, the hub and the reconciler are then started from those unit files (hub/units.py:
+``ExecStart``, ``User``, ``Group``, ``WorkingDirectory``, ``EnvironmentFile``, ``Environment``),
+with pid files. The reconciler needs no right beyond the operator level: it reads every job
+with ``sacct``, sets the mirror's limits and the members' associations with ``sacctmgr`` and
+cancels orphans with ``scancel`` as an operator may (docs/operations.md). Only the identity
+provider (demo only) stays a root daemon.
 """
 
 from __future__ import annotations
@@ -34,6 +38,7 @@ from typing import Callable
 
 from .cluster.demo_data import DEMO_USERS
 from .deploy import NAME_RE, Deployment, render_sudoers, render_units
+from .envs.space import GROUP_PREFIX
 from .units import parse_unit
 
 USERS_GROUP = "hpc-users"
@@ -64,7 +69,8 @@ def sudoers_path(state_dir: str, account: str) -> Path:
     return SUDOERS_DIR / f"hpchub-demo-{account}-{digest}"
 
 
-def deployment(*, state_dir: str, venv: str, account: str, ports) -> Deployment:
+def deployment(*, state_dir: str, venv: str, account: str, ports, reconcile_every: float = 60,
+               exhaustion_grace: float = 300) -> Deployment:  # fmt: skip
     """The demo's values for ``hpchub deploy``: its venv and ports, ``STATE/service`` as /etc/hpchub."""
     if Path(venv).name != "venv":
         raise ValueError(f"--run-as: the units expect the venv at PREFIX/venv (make install), not {venv}")
@@ -73,7 +79,8 @@ def deployment(*, state_dir: str, venv: str, account: str, ports) -> Deployment:
         service_user=account, users_group=USERS_GROUP, prefix=str(Path(venv).parent),
         config_dir=str(config_dir(state_dir)), state_dir=str(Path(state_dir) / "hub"),
         slurm_bin=os.path.dirname(sbatch), proxy_ip="127.0.0.1", proxy_port=ports.hub_public,
-        proxy_api_port=ports.proxy_api, hub_port=ports.hub_api,
+        proxy_api_port=ports.proxy_api, hub_port=ports.hub_api, reconcile_every=reconcile_every,
+        exhaustion_grace=exhaustion_grace,
     )  # fmt: skip
 
 
@@ -149,7 +156,12 @@ def _write(path: Path, text: str, mode: int, gid: int = 0) -> None:
     os.chmod(path, mode)
 
 
-def write_site_files(d: Deployment, *, hub_config: str, hub_env: dict[str, str], proxy_env: dict[str, str]) -> None:
+def _env_file(values: dict[str, str]) -> str:
+    return "".join(f"{name}={value}\n" for name, value in values.items())
+
+
+def write_site_files(d: Deployment, *, hub_config: str, hub_env: dict[str, str], proxy_env: dict[str, str],
+                     reconcile_env: dict[str, str]) -> None:  # fmt: skip
     """``STATE/service`` laid out like /etc/hpchub: the config, the environment files, the units."""
     gid = grp.getgrnam(d.service_user).gr_gid
     etc = Path(d.config_dir)
@@ -157,9 +169,9 @@ def write_site_files(d: Deployment, *, hub_config: str, hub_env: dict[str, str],
     os.chown(etc, 0, gid)
     os.chmod(etc, 0o750)
     _write(etc / "hpchub_config.py", hub_config, 0o640, gid)
-    _write(etc / "hub.env", "".join(f"{name}={value}\n" for name, value in hub_env.items()), 0o600)
-    _write(etc / "proxy.env", "".join(f"{name}={value}\n" for name, value in proxy_env.items()), 0o600)
-    _write(etc / "reconcile.env", "# the demo's reconciler is its own root daemon (hub/demo_service.py)\n", 0o600)
+    _write(etc / "hub.env", _env_file(hub_env), 0o600)
+    _write(etc / "proxy.env", _env_file(proxy_env), 0o600)
+    _write(etc / "reconcile.env", _env_file(reconcile_env), 0o600)
     units = etc / "units"
     units.mkdir(mode=0o755, exist_ok=True)
     for name, text in render_units(d).items():
@@ -175,22 +187,32 @@ def own_tree(path: Path, account: str) -> None:
     os.chown(path, entry.pw_uid, entry.pw_gid)
 
 
-def prepare(d: Deployment, *, state_dir: str, hub_config: str, hub_env: dict[str, str],
-            proxy_env: dict[str, str], slurm_conf: str, cluster: str, say: Callable[[str], None]) -> None:  # fmt: skip
+def prepare(d: Deployment, *, state_dir: str, hub_config: str, hub_env: dict[str, str], proxy_env: dict[str, str],
+            reconcile_env: dict[str, str], slurm_conf: str, cluster: str, say: Callable[[str], None]) -> None:  # fmt: skip
     """Everything before the units start (idempotent)."""
     ensure_account(d.service_user, say)
     ensure_users_group(say)
     ensure_slurm_operator(d.service_user, slurm_conf=slurm_conf, cluster=cluster)
     install_sudoers(render_sudoers(d), sudoers_path(state_dir, d.service_user))
-    write_site_files(d, hub_config=hub_config, hub_env=hub_env, proxy_env=proxy_env)
+    write_site_files(d, hub_config=hub_config, hub_env=hub_env, proxy_env=proxy_env, reconcile_env=reconcile_env)
     own_tree(Path(d.state_dir), d.service_user)
     say(f"service account {d.service_user}: sudoers {sudoers_path(state_dir, d.service_user)}, "
         f"units in {units_dir(state_dir)}")  # fmt: skip
 
 
+def leave_project_groups(account: str, say: Callable[[str], None]) -> None:
+    """Take ``account`` out of every project group ``hpc-P`` (``demo up`` put it there: hub_account)."""
+    for group in grp.getgrall():
+        if group.gr_name.startswith(GROUP_PREFIX) and group.gr_name != USERS_GROUP and account in group.gr_mem:
+            _run("gpasswd", "--delete", account, group.gr_name)
+            say(f"group {group.gr_name}: {account} removed")
+
+
 def retire(state_dir: str, account: str, say: Callable[[str], None], *, slurm_conf: str = "") -> None:
-    """Back to the plain demo: the sudoers file and the Slurm operator removed, the hub's state
-    root's again. The account and the group stay (``userdel ACCOUNT`` removes the account)."""
+    """Back to the plain demo: the sudoers file, the Slurm operator and the account's project-group
+    memberships removed, the hub's state root's again. The account and the group stay
+    (``userdel ACCOUNT`` removes the account)."""
+    leave_project_groups(account, say)
     if slurm_conf:
         _sacctmgr(slurm_conf, "-i", "delete", "user", account, check=False)
     path = sudoers_path(state_dir, account)

@@ -44,8 +44,8 @@ class Deployment:
     hub_port: int = 8081  # the hub's own port on loopback (the proxy's default target)
     tls_cert: str = ""  # the proxy terminates TLS with these (the same files as c.JupyterHub.ssl_cert/ssl_key)
     tls_key: str = ""
-    reconcile_every: int = 60
-    exhaustion_grace: int = 300
+    reconcile_every: float = 60  # seconds between reconcile passes
+    exhaustion_grace: float = 300  # seconds a session runs on after its budget is used up
 
     def __post_init__(self) -> None:
         for field in ("service_user", "users_group"):
@@ -64,8 +64,8 @@ class Deployment:
                 raise ValueError(f"{field}: 1 to 65535, got {getattr(self, field)}")
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ValueError("tls_cert: give both the certificate and the key, or neither")
-        if not 5 <= self.reconcile_every <= 3600 or not 0 <= self.exhaustion_grace <= 86400:
-            raise ValueError("reconcile_every: 5 to 3600 s; exhaustion_grace: 0 to 86400 s")
+        if not 1 <= self.reconcile_every <= 3600 or not 0 <= self.exhaustion_grace <= 86400:
+            raise ValueError("reconcile_every: 1 to 3600 s; exhaustion_grace: 0 to 86400 s")
 
     @property
     def venv(self) -> str:
@@ -136,7 +136,7 @@ def render_units(d: Deployment) -> dict[str, str]:
             f"{common_service}"
             f"EnvironmentFile={d.config_dir}/reconcile.env\n"
             f"ExecStart={d.venv}/bin/hpchub --config {d.config_dir}/hpchub_config.py reconcile "
-            f"--every {d.reconcile_every} --stop-exhausted-after {d.exhaustion_grace} "
+            f"--every {d.reconcile_every:g} --stop-exhausted-after {d.exhaustion_grace:g} "
             f"--pid-file {d.state_dir}/reconcile.pid --pause-file {d.state_dir}/reconcile.pause\n"
             f"{_hardening(d)}\n"
             "[Install]\n"

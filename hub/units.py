@@ -140,3 +140,25 @@ def process_owner(pid: int) -> str | None:
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return str(uid)
+
+
+def process_groups(pid: int) -> set[int]:
+    """The gids a running process has (its ``Groups:`` and its gid), empty if it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return set()
+    gids = set()
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key == "Groups":
+            gids |= {int(gid) for gid in value.split()}
+        elif key == "Gid":
+            gids.add(int(value.split()[0]))
+    return gids
+
+
+def missing_groups(pid: int, account: str) -> set[int]:
+    """The account's groups a running process of it started without (joined since: it needs a restart)."""
+    entry = pwd.getpwnam(account)
+    return set(os.getgrouplist(account, entry.pw_gid)) - process_groups(pid)

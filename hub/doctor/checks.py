@@ -231,6 +231,24 @@ def check_sudo(running_as_root: bool, rules: str | None, commands: Sequence[str]
     return passed("sudo", f"sudo rules allow {', '.join(commands)} as the users ({account})")
 
 
+def check_project_groups(account: str, project_root: str, outside: Sequence[str]) -> Finding:
+    """The hub's account is in the group of every project space (else it lists none of its environments).
+
+    ``outside``: the spaces' groups the account is not in (``hpc-P``). A WARN, not a FAIL: sessions
+    still get the project kernels; only the spawn form's choices and the environments page lack them.
+    """
+    if not project_root:
+        return passed("project-groups", "no project spaces (c.HPCHubEnvironments.project_root is unset)")
+    if account == "root":
+        return passed("project-groups", "the hub runs as root (the demo): it reads every project space")
+    if outside:
+        return warned("project-groups", f"{account} is not in {', '.join(sorted(outside))}: the hub does not list "
+                      "those projects' environments",
+                      f"add {account} to those groups (with manage_unix_groups: c.HPCHubEnvironments.hub_account = "
+                      f"'{account}' and `hpchub env sync` as root), then restart the hub (docs/operations.md)")  # fmt: skip
+    return passed("project-groups", f"{account} is in the group of every project space under {project_root}")
+
+
 def check_hub_from_node(ok: bool | None, detail: str) -> Finding:
     if ok is None:
         return warned("hub-from-node", detail, "run `hpchub doctor --test-job` where a job may be submitted")

@@ -185,6 +185,38 @@ class Site:
             return checks.check_sudo(False, None, account=account)
         return checks.check_sudo(False, listed.stdout if listed.returncode == 0 else None, account=account)
 
+    def project_groups_finding(self) -> Finding:
+        """Each space's group (its directory's gid) among the hub account's groups: --service-user, else
+        c.HPCHubEnvironments.hub_account, else the account running doctor."""
+        import grp  # noqa: PLC0415
+        import pwd  # noqa: PLC0415
+
+        from ..envs.config import HPCHubEnvironments  # noqa: PLC0415
+        from ..ledger.types import PROJECT_NAME_RE  # noqa: PLC0415
+
+        environments = HPCHubEnvironments(config=self.config)
+        account = self.service_user or environments.hub_account or pwd.getpwuid(os.geteuid()).pw_name
+        root = environments.project_root
+        if not root or account == "root":
+            return checks.check_project_groups(account, root, [])
+        try:
+            entry = pwd.getpwnam(account)
+            spaces = [item for item in os.scandir(root) if PROJECT_NAME_RE.fullmatch(item.name) and item.is_dir()]
+        except KeyError:
+            return checks.failed("project-groups", f"no account {account}", "create the hub's service account")
+        except OSError as exc:
+            return checks.failed("project-groups", f"{root}: {exc.strerror}", "fix c.HPCHubEnvironments.project_root")
+        groups = set(os.getgrouplist(account, entry.pw_gid))
+        outside = []
+        for space in spaces:
+            gid = space.stat().st_gid
+            if gid not in groups:
+                try:
+                    outside.append(grp.getgrgid(gid).gr_name)
+                except KeyError:
+                    outside.append(str(gid))
+        return checks.check_project_groups(account, root, outside)
+
     def hub_from_node_finding(self, run_job: bool) -> Finding:
         url = (_setting(self.config, "JupyterHub", "hub_connect_url", "") or "").rstrip("/")
         if not url:
@@ -215,7 +247,8 @@ class Site:
     def findings(self, *, run_job: bool) -> list[Finding]:
         return [
             *self.slurm_findings(), self.environment_finding(), self.database_finding(), self.discovery_finding(),
-            self.tls_finding(), self.sudo_finding(), self.hub_from_node_finding(run_job), self.idle_stop_finding(),
+            self.tls_finding(), self.sudo_finding(), self.project_groups_finding(), self.hub_from_node_finding(run_job),
+            self.idle_stop_finding(),
         ]  # fmt: skip
 
 

@@ -170,7 +170,7 @@ def cmd_sync(args) -> int:
     try:
         for project in projects:
             ensure_space(sp.ProjectSpace(Path(settings.project_root), project), members[project],
-                         manage_groups=settings.manage_unix_groups)
+                         manage_groups=settings.manage_unix_groups, hub_account=settings.hub_account)
             print(f"{project}: {Path(settings.project_root) / project} (group {sp.group_name(project)}: "
                   f"{', '.join(sorted(members[project])) or 'no members'})")
     except SpaceError as exc:

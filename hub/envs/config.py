@@ -6,8 +6,10 @@ API, from the hub's configuration file (``c.HPCHubEnvironments.project_root = ..
 
 from __future__ import annotations
 
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
+
+from ..deploy import NAME_RE
 
 
 class HPCHubEnvironments(Configurable):
@@ -55,3 +57,19 @@ class HPCHubEnvironments(Configurable):
         help="Create each project's Unix group hpc-P and set its members from the ledger (needs root; "
         "the demo). Default False: the site's identity management provides the groups.",
     ).tag(config=True)
+    hub_account = Unicode(
+        "",
+        help="The hub's service account (User= of hpchub.service): with manage_unix_groups it is made a member "
+        "of every project's group hpc-P, so the hub reads the spaces' envs/ and kernels/ (the spawn form's and "
+        "the environments page's project environments). A site whose identity management makes the groups adds "
+        "the account there instead. A process's groups are fixed when it starts: restart the hub after its account "
+        "joins a new project's group. Default '' (none: the hub runs as root, the plain demo). Example: 'hpchub'.",
+    ).tag(config=True)
+
+    @validate("hub_account")
+    def _valid_hub_account(self, proposal):
+        value = proposal["value"]
+        if value and (value == "root" or not NAME_RE.fullmatch(value)):
+            raise TraitError(f"c.HPCHubEnvironments.hub_account: '' or a service account name "
+                             f"({NAME_RE.pattern}, not root), got {value!r}")
+        return value

@@ -30,7 +30,8 @@ LOCK_FILE = ".lock"
 
 
 class EnvError(Exception):
-    """Refused (``status`` 400 bad input, 404 unknown, 409 conflict) or failed (500, 502 Slurm)."""
+    """Refused (``status`` 400 bad input, 404 unknown, 409 conflict) or failed (500, 502 Slurm, 503 a space
+    the hub may not read or write)."""
 
     def __init__(self, field: str, message: str, status: int = 400) -> None:
         super().__init__(f"{field}: {message}" if field else message)
@@ -143,7 +144,7 @@ def create(
     requirements = checked_spec(settings, spec_text)
     space = sp.ProjectSpace(Path(settings.project_root), project)
     try:
-        ensure_space(space, members, manage_groups=settings.manage_unix_groups)
+        ensure_space(space, members, manage_groups=settings.manage_unix_groups, hub_account=settings.hub_account)
         with env_lock(space, name):
             gid = os.stat(space.path).st_gid
             os.chown(space.env_dir(name), 0, gid)
@@ -186,12 +187,17 @@ def create(
             _write(version_dir / sp.BUILD_FILE, json.dumps(record, indent=1) + "\n", gid=gid)
     except SpaceError as exc:
         raise EnvError("", str(exc), 500) from None
+    except PermissionError as exc:
+        raise write_refused(project, exc) from None
     return Submitted(project, name, version, job_id, builder, plan.partition, str(version_dir / sp.LOG_FILE))
 
 
 def describe(settings: HPCHubEnvironments, project: str, tail_lines: int = 15) -> list[dict]:
     """Every environment of ``project`` with its versions' states (the ``env list --json`` shape)."""
     space = sp.ProjectSpace(Path(settings.project_root), project)
+    problem = sp.unreadable(space)
+    if problem:  # not "no environments yet": the list is there, the hub may not read it
+        raise EnvError("", problem, 503)
     jobs = active_jobs(settings, sp.building_job_ids(space))
     result = []
     for name in sp.environment_names(space):
@@ -214,8 +220,21 @@ def describe(settings: HPCHubEnvironments, project: str, tail_lines: int = 15) -
     return result
 
 
+def write_refused(project: str, exc: PermissionError) -> EnvError:
+    """The hub as its service account reads the spaces through the group; only root writes them."""
+    return EnvError("", f"the hub may not change {project}'s space ({exc.filename or exc.strerror}): creating and "
+                        "removing environments needs root, e.g. an admin's `hpchub env create|remove`", 503)
+
+
 def remove(settings: HPCHubEnvironments, project: str, name: str, version: int | None) -> str:
     """Remove one version (never the default while it is the only ready one) or the whole environment."""
+    try:
+        return _remove(settings, project, name, version)
+    except PermissionError as exc:
+        raise write_refused(project, exc) from None
+
+
+def _remove(settings: HPCHubEnvironments, project: str, name: str, version: int | None) -> str:
     name = checked_name(name)
     space = sp.ProjectSpace(Path(settings.project_root), project)
     if not space.env_dir(name).is_dir():

@@ -177,6 +177,22 @@ def read_build_record(version_dir: Path) -> dict:
     return record if isinstance(record, dict) else {}
 
 
+def unreadable(space: ProjectSpace) -> str:
+    """Why this process cannot list the space's environments ('' if it can, or the space is not made yet).
+
+    The hub reads a space through the project's group (its service account is a member,
+    ``c.HPCHubEnvironments.hub_account``); a process's groups are fixed when it starts.
+    """
+    try:
+        os.listdir(space.envs)
+    except PermissionError:
+        return (f"the hub cannot read {space.envs}: its account is not in the group {group_name(space.project)}, "
+                "or joined it after the hub started (restart the hub)")
+    except OSError:
+        return ""
+    return ""
+
+
 def environment_names(space: ProjectSpace) -> list[str]:
     """The environments that have a directory in the space, by name."""
     try:

@@ -3,9 +3,12 @@
 In production the site's identity management provides the groups; with
 ``c.HPCHubEnvironments.manage_unix_groups = True`` (the demo) the portal does it itself:
 ``groupadd`` when the group is missing and ``gpasswd -M`` with the project's active
-members that have a Unix account. It runs at ``demo up``, ``hpchub env sync``, ``env create``
-and before each spawn of a member, so a membership change reaches the member's next
-session (Slurm resolves a job's groups when it starts). Ownership and modes follow the
+members that have a Unix account, plus the hub's service account
+(``c.HPCHubEnvironments.hub_account``: the hub reads the spaces' environment lists through
+the group; ``gpasswd -M`` sets the exact list, so dropping the setting drops the account).
+It runs at ``demo up``, ``hpchub env sync``, ``env create`` and before each spawn of a
+member, so a membership change reaches the member's next session (Slurm resolves a job's
+groups when it starts). Ownership and modes follow the
 contract: see :mod:`.space`.
 """
 
@@ -15,7 +18,7 @@ import grp
 import os
 import pwd
 import subprocess
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from .space import CLOSED_DIR_MODE, PROJECT_DIR_MODE, SHARED_DIR_MODE, ProjectSpace, group_name
@@ -43,20 +46,29 @@ def group_id(project: str) -> int | None:
         return None
 
 
-def ensure_group(project: str, members: Iterable[str], *, manage: bool) -> int:
+def has_account(user: str) -> bool:
+    try:
+        pwd.getpwnam(user)
+        return True
+    except KeyError:
+        return False
+
+
+def group_members(members: Iterable[str], hub_account: str = "", *,
+                  exists: Callable[[str], bool] = has_account) -> list[str]:  # fmt: skip
+    """The exact member list of ``hpc-P``: the project's members with a Unix account and the hub's account."""
+    wanted = set(members) | ({hub_account} if hub_account else set())
+    return sorted(user for user in wanted if exists(user))
+
+
+def ensure_group(project: str, members: Iterable[str], *, manage: bool, hub_account: str = "") -> int:
     """The gid of ``hpc-P``; with ``manage``, create it and make its member list exactly ``members``
-    (those with a Unix account)."""
+    (those with a Unix account) and ``hub_account`` (the hub's service account, '' for none)."""
     name = group_name(project)
     if manage:
         if group_id(project) is None:
             _run(["groupadd", name])
-        known = []
-        for user in sorted(set(members)):
-            try:
-                pwd.getpwnam(user)
-                known.append(user)
-            except KeyError:
-                continue
+        known = group_members(members, hub_account)
         if sorted(grp.getgrnam(name).gr_mem) != known:
             _run(["gpasswd", "-M", ",".join(known), name])
     gid = group_id(project)
@@ -72,9 +84,9 @@ def _directory(path: Path, uid: int, gid: int, mode: int) -> None:
     os.chmod(path, mode)  # after chown, and explicit: mkdir's mode is masked by the umask
 
 
-def ensure_space(space: ProjectSpace, members: Iterable[str], *, manage_groups: bool) -> None:
+def ensure_space(space: ProjectSpace, members: Iterable[str], *, manage_groups: bool, hub_account: str = "") -> None:
     """PROJECT_ROOT/P with shared/, envs/ and kernels/, owned and moded per the contract."""
-    gid = ensure_group(space.project, members, manage=manage_groups)
+    gid = ensure_group(space.project, members, manage=manage_groups, hub_account=hub_account)
     space.root.mkdir(parents=True, exist_ok=True)
     if space.root.stat().st_mode & 0o005 != 0o005:
         os.chmod(space.root, 0o755)  # everyone may pass through PROJECT_ROOT; each space is closed

@@ -132,6 +132,8 @@ c.HPCHubEnvironments.project_root = "/shared/projects"  # SITE: the environments
 c.HPCHubEnvironments.wheelhouse = "/shared/hpchub/wheelhouse"  # SITE: the only package source of builds
 c.HPCHubEnvironments.base_python = "/usr/bin/python3.11"
 c.HPCHubEnvironments.manage_unix_groups = False  # the site's identity management makes the hpc-P groups
+c.HPCHubEnvironments.hub_account = "hpchub"  # SITE: the hub's account; make it a member of each hpc-P
+# group too (it reads envs/ there) and restart the hub after it joins a new project's group
 c.Spawner.default_url = "/lab"
 c.Spawner.environment = {"LANG": "C.UTF-8"}
 

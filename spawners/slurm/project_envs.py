@@ -12,7 +12,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from hub.envs.config import HPCHubEnvironments
-from hub.envs.space import PROJECT_ENVIRONMENT_PREFIX, ProjectSpace, jupyter_path, kernel_name, ready_environment_names
+from hub.envs.space import (
+    PROJECT_ENVIRONMENT_PREFIX, ProjectSpace, jupyter_path, kernel_name, ready_environment_names, unreadable,
+)
 from spawners.catalog import Catalogue, Environment
 from spawners.slurm.types import JobRequest
 
@@ -28,6 +30,10 @@ def ready_environments(environments: HPCHubEnvironments, projects: Sequence[str]
     if not environments.project_root:
         return {}
     root = Path(environments.project_root)
+    for project in projects:
+        problem = unreadable(ProjectSpace(root, project))
+        if problem:
+            log.warning("project environments of %s not offered: %s", project, problem)
     return {project: ready_environment_names(root, project) for project in projects}
 
 
@@ -111,6 +117,7 @@ def sync_spaces(environments: HPCHubEnvironments, ledger, projects: Sequence[str
     for project in projects:
         try:
             members = ledger.active_members(project)
-            ensure_space(ProjectSpace(Path(environments.project_root), project), members, manage_groups=True)
+            ensure_space(ProjectSpace(Path(environments.project_root), project), members, manage_groups=True,
+                         hub_account=environments.hub_account)
         except (SpaceError, LedgerError, OSError) as exc:
             log.warning("project space of %s not synced: %s", project, exc)

@@ -137,3 +137,20 @@ def test_tls(args, status: Status, says: str) -> None:
 )  # fmt: skip
 def test_the_other_checks(finding, status: Status) -> None:
     assert finding.status is status
+
+
+@pytest.mark.parametrize(
+    ("account", "root", "outside", "status", "says"),
+    [
+        pytest.param("hpchub", "", [], Status.PASS, "no project spaces", id="no-spaces"),
+        pytest.param("root", "/p", [], Status.PASS, "runs as root", id="root"),
+        pytest.param("hpchub", "/p", [], Status.PASS, "every project space", id="in-every-group"),
+        pytest.param("hpchub", "/p", ["hpc-vision-lab", "hpc-cs101"], Status.WARN,
+                     "hpchub is not in hpc-cs101, hpc-vision-lab", id="outside-two"),
+    ],
+)  # fmt: skip
+def test_project_groups(account, root, outside, status, says) -> None:
+    finding = checks.check_project_groups(account, root, outside)
+    assert finding.status is status and says in finding.detail
+    if status is Status.WARN:
+        assert "restart the hub" in finding.fix and "hub_account" in finding.fix

@@ -116,3 +116,17 @@ def test_names_paths_and_kernelspec() -> None:
 def test_a_project_space_never_leaves_the_root(project: str) -> None:
     with pytest.raises(ValueError, match="not a project name"):
         ProjectSpace(Path("/p"), project)
+
+
+def test_the_hub_reads_a_space_only_through_its_group(space: ProjectSpace, tmp_path: Path, monkeypatch) -> None:
+    from hub.envs import space as sp
+
+    assert sp.unreadable(ProjectSpace(tmp_path, "not-made-yet")) == ""
+    assert sp.unreadable(space) == ""
+
+    def refused(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(sp.os, "listdir", refused)
+    problem = sp.unreadable(space)
+    assert f"group {group_name(space.project)}" in problem and "restart the hub" in problem

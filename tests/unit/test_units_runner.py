@@ -3,13 +3,14 @@ WorkingDirectory and environment), and what it refuses rather than guesses."""
 
 from __future__ import annotations
 
+import os
 import pwd
 
 import pytest
 
 from hub import demo_service
 from hub.deploy import Deployment, render_sudoers, render_units
-from hub.units import UnitError, parse_unit, read_environment_file, service_environment
+from hub.units import UnitError, parse_unit, process_groups, read_environment_file, service_environment
 
 pytestmark = pytest.mark.unit
 
@@ -92,3 +93,8 @@ def test_a_sudoers_file_visudo_refuses_is_never_installed(tmp_path) -> None:
     assert list(tmp_path.iterdir()) == []  # neither the file nor its candidate
     demo_service.install_sudoers(render_sudoers(Deployment(service_user="svc")), target)
     assert oct(target.stat().st_mode & 0o777) == "0o440"
+
+
+def test_a_processs_groups_are_read_from_proc() -> None:
+    assert process_groups(os.getpid()) == set(os.getgroups()) | {os.getgid()}
+    assert process_groups(2**22 + 12345) == set()  # above pid_max: no such process
