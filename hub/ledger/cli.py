@@ -416,7 +416,7 @@ def _budget_watch(grace_seconds: float):
     """The stop of used-up sessions after each pass (needs the hub's API: a managed service)."""
     from datetime import timedelta  # noqa: PLC0415
 
-    from .budget_watch import HubAPI, HubUnavailable, stop_exhausted_sessions  # noqa: PLC0415
+    from .budget_watch import HubAPI, stop_exhausted_sessions  # noqa: PLC0415
     from .enforce import ExhaustionTracker  # noqa: PLC0415
 
     if not 0 <= grace_seconds <= 86400:
@@ -426,12 +426,18 @@ def _budget_watch(grace_seconds: float):
         raise UsageError("--stop-exhausted-after: needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN "
                          "(the hub's API and a token with the servers scope)")
     tracker = ExhaustionTracker(grace=timedelta(seconds=grace_seconds))
+    return _unless_hub_unavailable("budget watch", lambda ledger: stop_exhausted_sessions(ledger, tracker, hub))
+
+
+def _unless_hub_unavailable(what: str, watch):
+    """``watch`` after each pass; a hub that does not answer stops nothing and says so in the log."""
+    from .budget_watch import HubUnavailable  # noqa: PLC0415
 
     def after_pass(ledger) -> list[str]:
         try:
-            return stop_exhausted_sessions(ledger, tracker, hub)
+            return watch(ledger)
         except HubUnavailable as exc:
-            return [f"budget watch: the hub did not answer, nothing stopped this pass: {exc}"]
+            return [f"{what}: the hub did not answer, nothing stopped this pass: {exc}"]
 
     return after_pass
 
@@ -465,7 +471,7 @@ def _idle_watch(args):
     from dataclasses import replace  # noqa: PLC0415
     from datetime import timedelta  # noqa: PLC0415
 
-    from .budget_watch import HubAPI, HubUnavailable, stop_idle_sessions  # noqa: PLC0415
+    from .budget_watch import HubAPI, stop_idle_sessions  # noqa: PLC0415
     from .idle import IdleTracker  # noqa: PLC0415
 
     settings = None
@@ -490,14 +496,7 @@ def _idle_watch(args):
                          "c.JupyterHub.public_url of --config)")
     hub = replace(hub, public_url=public_url)
     tracker = IdleTracker(timeout=timedelta(minutes=minutes), gpu_busy_percent=percent)
-
-    def after_pass(ledger) -> list[str]:
-        try:
-            return stop_idle_sessions(ledger, tracker, hub)
-        except HubUnavailable as exc:
-            return [f"idle stop: the hub did not answer, nothing stopped this pass: {exc}"]
-
-    return after_pass
+    return _unless_hub_unavailable("idle stop", lambda ledger: stop_idle_sessions(ledger, tracker, hub))
 
 
 # --- parsers ------------------------------------------------------------------------------------

@@ -7,10 +7,8 @@ import pytest
 
 @pytest.fixture
 def ledger_url(tmp_path) -> str:
-    """The ledger database the store and race tests run against.
-
-    SQLite only for now. When the tests can start a PostgreSQL server, parametrize this
-    fixture (params=["sqlite", "postgresql"]) and return a fresh database URL per test for
-    the second; every test that takes ``ledger_url`` then runs on both.
+    """The ledger database the store and race tests run against: SQLite here. Every test
+    that takes ``ledger_url`` runs again on a fresh PostgreSQL database in
+    ``tests/integration/test_ledger_postgres.py``.
     """
     return f"sqlite:///{tmp_path / 'ledger.sqlite'}"
