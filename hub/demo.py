@@ -285,6 +285,7 @@ class Demo:
             "exhaustion_grace": s.exhaustion_grace,
             "status_interval": s.status_interval,
             "orphan_grace": s.orphan_grace,
+            "idle_timeout": s.idle_timeout,
             "ledger_busy_timeout": s.ledger_busy_timeout,
             "cluster_name": cluster_settings.cluster_name,
             "project_root": str(s.project_root),
