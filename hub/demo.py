@@ -285,6 +285,7 @@ class Demo:
             "exhaustion_grace": s.exhaustion_grace,
             "status_interval": s.status_interval,
             "orphan_grace": s.orphan_grace,
+            "idle_timeout": s.idle_timeout,
             "ledger_busy_timeout": s.ledger_busy_timeout,
             "cluster_name": cluster_settings.cluster_name,
             "project_root": str(s.project_root),
@@ -500,36 +501,60 @@ alice@other.example / alice-demo (institution not allowed).
 """
 
 
+# `demo up` flags -> (DemoSettings field, allowed, the limit as the error names it); unset (None): the
+# demo's saved value, or DemoSettings' default for a new demo
+TUNABLES = {
+    "named_server_limit": ("named_server_limit", lambda v: 1 <= v <= 100, "from 1 to 100"),
+    "reconcile_every": ("reconcile_interval", lambda v: 1 <= v <= 3600, "from 1 to 3600 seconds"),
+    "exhaustion_grace": ("exhaustion_grace", lambda v: 0 <= v <= 86400, "from 0 to 86400 seconds"),
+    "idle_timeout": ("idle_timeout", lambda v: 0 <= v <= 10080, "from 0 (off) to 10080 minutes"),
+    "status_interval": ("status_interval", lambda v: 1 <= v <= 3600, "from 1 to 3600 seconds"),
+    "orphan_grace": ("orphan_grace", lambda v: 0 <= v <= 86400, "from 0 to 86400 seconds"),
+    "ledger_busy_timeout": ("ledger_busy_timeout", lambda v: 0 < v <= 3600, "more than 0, at most 3600 seconds"),
+}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _given_tunables(args) -> dict[str, float | int]:
+    """The tunable flags given on the command line, checked: {DemoSettings field: value}."""
+    given = {}
+    for name, (field, allowed, limit) in TUNABLES.items():
+        value = getattr(args, name, None)
+        if value is None:
+            continue
+        if not allowed(value):
+            raise SystemExit(f"hpchub: {_flag(name)}: {limit}, got {value:g}")
+        given[field] = value
+    return given
+
+
 def _demo_settings(args, *, creating: bool) -> DemoSettings:
+    given = _given_tunables(args)
     existing = DemoSettings.load(args.state_dir)
     if existing is not None:
-        return existing
+        changed = {field: value for field, value in given.items() if getattr(existing, field) != value}
+        if not changed:
+            return existing
+        demo = Demo(existing)
+        if demo.hub.running() or demo.proxy.running() or demo.reconciler.running():
+            flags = {field: name for name, (field, _allowed, _limit) in TUNABLES.items()}
+            said = ", ".join(f"{_flag(flags[field])} {value:g} (running: {getattr(existing, field):g})"
+                             for field, value in changed.items())  # fmt: skip
+            raise SystemExit(f"hpchub: {said}: the demo in {args.state_dir} runs with its saved values; "
+                             f"`hpchub demo down --state-dir {args.state_dir}` first, then `demo up` with the "
+                             "new values (the ledger and the cluster's state stay)")
+        return replace(existing, **changed)  # saved by Demo.up
     if not creating:
         raise SystemExit(f"hpchub: no demo in {args.state_dir}")
     if getattr(args, "ports", "default") == "auto":
         ports = DemoPorts(hub_public=free_port(), hub_api=free_port(), proxy_api=free_port(), idp=free_port())
     else:
         ports = DemoPorts()
-    if not 1 <= args.reconcile_every <= 3600:
-        raise SystemExit("hpchub: --reconcile-every: from 1 to 3600 seconds")
-    if not 0 <= args.exhaustion_grace <= 86400:
-        raise SystemExit("hpchub: --exhaustion-grace: from 0 to 86400 seconds")
-    if not 0 <= args.idle_timeout <= 10080:
-        raise SystemExit("hpchub: --idle-timeout: from 0 (off) to 10080 minutes")
-    if not 1 <= args.status_interval <= 3600:
-        raise SystemExit("hpchub: --status-interval: from 1 to 3600 seconds")
-    if not 1 <= args.named_server_limit <= 100:
-        raise SystemExit("hpchub: --named-server-limit: from 1 to 100")
-    if not 0 <= args.orphan_grace <= 86400:
-        raise SystemExit("hpchub: --orphan-grace: from 0 to 86400 seconds")
-    if not 0 < args.ledger_busy_timeout <= 3600:
-        raise SystemExit("hpchub: --ledger-busy-timeout: more than 0, at most 3600 seconds")
     return DemoSettings(state_dir=args.state_dir, venv=sys.prefix, proxy_cmd=default_proxy_cmd(), ports=ports,
-                        run_as=args.run_as or demo_service.ROOT,
-                        named_server_limit=args.named_server_limit, reconcile_interval=args.reconcile_every,
-                        exhaustion_grace=args.exhaustion_grace, status_interval=args.status_interval,
-                        idle_timeout=args.idle_timeout,
-                        orphan_grace=args.orphan_grace, ledger_busy_timeout=args.ledger_busy_timeout)
+                        run_as=args.run_as or demo_service.ROOT, **given)
 
 
 def cmd_demo(args) -> int:
@@ -588,31 +613,33 @@ def cmd_demo(args) -> int:
 def add_parser(sub, add_state_dir) -> None:
     demo = sub.add_parser("demo", help="the whole demo: cluster, proxy and hub (demo mode)")
     dsub = demo.add_subparsers(dest="command_name", required=True)
-    up = dsub.add_parser("up", help="start whatever is not running; returns once the hub answers")
+    up = dsub.add_parser("up", help="start whatever is not running; returns once the hub answers. A demo "
+                         "keeps the values it was made with; to change one (say --idle-timeout), `demo down` first")
     add_state_dir(up)
     up.add_argument("--ports", choices=("default", "auto"), default="default",
                     help="default: hub 8000 (proxy), 8081 (hub), 8001 (proxy API); auto: free ports")
     up.add_argument("--cluster-name", default="hpchub", help="Slurm ClusterName (default hpchub)")
-    up.add_argument("--named-server-limit", type=int, default=2,
+    up.add_argument("--named-server-limit", type=int, default=None,
                     help="named servers per user (default 2; the tests raise it), from 1 to 100")
-    up.add_argument("--reconcile-every", type=float, default=60.0, metavar="SECONDS",
+    up.add_argument("--reconcile-every", type=float, default=None, metavar="SECONDS",
                     help="seconds between reconcile passes: sacct charges, the Slurm mirror, budget stops (default 60)")
-    up.add_argument("--exhaustion-grace", type=float, default=300.0, metavar="SECONDS",
+    up.add_argument("--exhaustion-grace", type=float, default=None, metavar="SECONDS",
                     help="seconds a session runs on after its budget is used up, to save work (default 300)")
-    up.add_argument("--idle-timeout", type=float, default=30.0, metavar="MINUTES",
+    up.add_argument("--idle-timeout", type=float, default=None, metavar="MINUTES",
                     help="minutes a session may sit idle (no cell or terminal command running, no user activity, "
                     "GPUs idle or unknown) before the reconciler stops it; warned at half; 0 = off (default 30)")
-    up.add_argument("--status-interval", type=float, default=30.0, metavar="SECONDS",
+    up.add_argument("--status-interval", type=float, default=None, metavar="SECONDS",
                     help="seconds between the job watcher's squeue calls for all running jobs (default 30)")
-    up.add_argument("--orphan-grace", type=float, default=120.0, metavar="SECONDS",
+    up.add_argument("--orphan-grace", type=float, default=None, metavar="SECONDS",
                     help="seconds before the reconciler cancels a job tagged hpchub: that no portal session "
                     "records (default 120)")
-    up.add_argument("--ledger-busy-timeout", type=float, default=30.0, metavar="SECONDS",
+    up.add_argument("--ledger-busy-timeout", type=float, default=None, metavar="SECONDS",
                     help="seconds a ledger write in the hub waits for SQLite's lock before the spawn fails "
                     "with 503 (default 30; the tests shorten it)")
     up.add_argument("--run-as", metavar="ACCOUNT",
-                    help="root (the plain demo) or a service account such as hpchub: start the proxy and the hub "
-                    "from the units `hpchub deploy units` writes, as that account, spawning through the sudoers "
+                    help="root (the plain demo) or a service account such as hpchub: start the proxy, the hub and "
+                    "the reconciler from the units `hpchub deploy units` writes, as that account (and add it to the "
+                    "project groups), spawning through the sudoers "
                     "file `hpchub deploy sudoers` writes (installed after `visudo -cf`; creates the account and "
                     "the group hpc-users). Default: as the demo last ran (root for a new one). See "
                     "docs/operations.md")

@@ -64,6 +64,9 @@ def configure_demo(c, settings_path: str) -> None:
     c.HPCHubLedger.cluster = settings["cluster_name"]
     c.HPCHubLedger.orphan_grace = float(settings.get("orphan_grace", 120))
     c.HPCHubLedger.sqlite_busy_timeout = float(settings.get("ledger_busy_timeout", 30))
+    # The idle stop (`demo up --idle-timeout`): in the configuration, not only on the root reconciler's
+    # command line, so the reconciler of `--run-as` (its unit reads this file) and `hpchub doctor` see it.
+    c.HPCHubLedger.idle_timeout_minutes = float(settings.get("idle_timeout", 30))
     register_ledger_metrics(c)  # per-project GPU-hours and sessions on /hub/metrics
 
     c.JupyterHub.services = []

@@ -36,10 +36,7 @@ def _budget_banners(ledger, user) -> list[Banner]:
     """The user's budget warnings and the sessions the budget watch or Slurm stopped lately."""
     usages = [ledger.figures(project.name) for project, _role in ledger.memberships(user.name)]
     stopped = ledger.recently_stopped(user.name, datetime.now(timezone.utc))
-    stopped_banners = [
-        Banner(project, 100, f"Your server {server or '(default)'} in {project} was {reason}.")
-        for project, server, reason in stopped
-    ]
+    stopped_banners = [Banner(stop.project, 100, stop.banner_text()) for stop in stopped]
     return stopped_banners + warnings_for(user.name, usages)
 
 

@@ -9,7 +9,8 @@ is used again; the home page and the budget meter show it.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
@@ -19,6 +20,26 @@ from .models import PortalSession, Project
 from .types import SessionState, check_text, check_user
 
 STOP_NOTE_PREFIX = "stopped: "
+
+
+@dataclass(frozen=True)
+class StoppedSession:
+    """A session stopped with a reason (``stopped: ...``), for the user's banner."""
+
+    project: str
+    server_name: str
+    reason: str
+    job_id: str | None
+    ended_at: datetime
+
+    def banner_text(self) -> str:
+        """``Your server (default) in vision-lab was stopped: REASON. Slurm job 2 ended
+        2026-11-29 12:03 UTC.``: which job and when, so a stop is not taken for the server
+        running now."""
+        text = f"Your server {self.server_name or '(default)'} in {self.project} was {self.reason}."
+        when = self.ended_at.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        job = f"Slurm job {self.job_id}" if self.job_id else "It"
+        return f"{text} {job} ended {when}."
 
 
 class SessionNotes:
@@ -61,16 +82,24 @@ class SessionNotes:
             row.message = notice
             return True
 
-    def recently_stopped(self, user: str, now: datetime, within: timedelta = timedelta(days=1)) -> list[tuple[str, str, str]]:
-        """(project, server name, reason) of the user's sessions stopped by the budget watcher lately."""
+    def recently_stopped(self, user: str, now: datetime, within: timedelta = timedelta(days=1)) -> list[StoppedSession]:
+        """The user's sessions stopped with a reason lately (the budget watcher, the idle stop,
+        Slurm), newest first: only the latest of each server, so a server stopped twice in a
+        day is one banner, not two alike."""
         check_user(user)
         since = now - within
         with self._read() as session:
             rows = session.execute(
-                select(Project.name, PortalSession.server_name, PortalSession.message)
+                select(Project.name, PortalSession.server_name, PortalSession.message, PortalSession.job_id,
+                       PortalSession.ended_at)
                 .join(Project, Project.id == PortalSession.project_id)
                 .where(PortalSession.user == user, PortalSession.state == SessionState.ENDED,
                        PortalSession.message.like(STOP_NOTE_PREFIX + "%"), PortalSession.ended_at >= since)
-                .order_by(PortalSession.ended_at.desc())
+                .order_by(PortalSession.ended_at.desc(), PortalSession.id.desc())
             ).all()  # fmt: skip
-        return [(project, server, message) for project, server, message in rows]
+        answer, seen = [], set()
+        for project, server, message, job_id, ended_at in rows:
+            if (project, server) not in seen:
+                seen.add((project, server))
+                answer.append(StoppedSession(project, server, message, job_id, ended_at))
+        return answer

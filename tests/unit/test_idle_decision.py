@@ -234,6 +234,25 @@ def test_the_warning_note_never_hides_another_note_and_is_checked(ledger):
     assert caught.value.field == "notice"
 
 
+def test_the_banner_names_the_stopped_job_and_when_once_per_server(ledger):
+    first = running(ledger, "", "400")
+    ledger.note_stop_reason(first, "stopped: idle for 30 min (no cell, terminal or GPU use)")
+    ledger.session_ended(first, ago(30), 5400)
+    second = running(ledger, "", "401")  # the same server started again, idle again
+    ledger.note_stop_reason(second, "stopped: idle for 30 min (no cell, terminal or GPU use)")
+    ledger.session_ended(second, ago(5), 6900)
+    other = running(ledger, "train", "402")
+    ledger.note_stop_reason(other, "stopped: vision-lab's GPU-hour budget is used up")
+    ledger.session_ended(other, ago(10), 6600)
+    texts = [stop.banner_text() for stop in ledger.recently_stopped("bob", NOW)]
+    assert texts == [
+        "Your server (default) in vision-lab was stopped: idle for 30 min (no cell, terminal or GPU use). "
+        "Slurm job 401 ended 2026-03-02 11:55 UTC.",
+        "Your server train in vision-lab was stopped: vision-lab's GPU-hour budget is used up. "
+        "Slurm job 402 ended 2026-03-02 11:50 UTC.",
+    ]
+
+
 # --- the command line ----------------------------------------------------------------------------
 
 
