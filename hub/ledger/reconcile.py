@@ -61,7 +61,7 @@ import sys
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, time, timedelta, tzinfo
+from datetime import datetime, time, timedelta, timezone, tzinfo
 from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -638,11 +638,18 @@ def _sync_outside(
 # --- the command ----------------------------------------------------------------------------------
 
 
-def _print_report(report: PassReport) -> None:
+def _say(line: str, *, stamped: bool = False, stream=None) -> None:
+    """One log line; the daemon's lines carry the UTC time (its log file has no other clock)."""
+    if stamped:
+        line = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S}Z {line}"
+    print(line, file=stream or sys.stdout, flush=True)
+
+
+def _print_report(report: PassReport, *, stamped: bool = False) -> None:
     for line in report.lines:
-        print(line, flush=True)
+        _say(line, stamped=stamped)
     for problem in report.problems:
-        print(f"hpchub reconcile: {problem.message}", file=sys.stderr, flush=True)
+        _say(f"hpchub reconcile: {problem.message}", stamped=stamped, stream=sys.stderr)
 
 
 async def run_reconcile(
@@ -684,7 +691,7 @@ async def run_reconcile(
         while not stop.is_set():
             if pause_file and os.path.exists(pause_file):
                 if not paused:
-                    print(f"hpchub reconcile: paused while {pause_file} exists", flush=True)
+                    _say(f"hpchub reconcile: paused while {pause_file} exists", stamped=True)
                 paused = True
                 try:
                     await asyncio.wait_for(stop.wait(), min(every, 1.0))
@@ -692,20 +699,20 @@ async def run_reconcile(
                     pass
                 continue
             if paused:
-                print("hpchub reconcile: resumed", flush=True)
+                _say("hpchub reconcile: resumed", stamped=True)
                 paused = False
             try:
                 _print_report(await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run,
                                                    prune_unknown_associations=prune_unknown_associations,
-                                                   orphan_grace=orphan_grace))
+                                                   orphan_grace=orphan_grace), stamped=True)
                 if after_pass is not None and not dry_run:
                     for line in await asyncio.to_thread(after_pass):
-                        print(line, flush=True)
+                        _say(line, stamped=True)
             except (ReconcileError, LedgerError) as exc:
-                print(f"hpchub reconcile: {exc}", file=sys.stderr, flush=True)
+                _say(f"hpchub reconcile: {exc}", stamped=True, stream=sys.stderr)
             except SQLAlchemyError as exc:  # e.g. the database is briefly unreachable: the next pass retries
                 detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-                print(f"hpchub reconcile: ledger database: {detail}", file=sys.stderr, flush=True)
+                _say(f"hpchub reconcile: ledger database: {detail}", stamped=True, stream=sys.stderr)
             try:
                 await asyncio.wait_for(stop.wait(), every)
             except TimeoutError:

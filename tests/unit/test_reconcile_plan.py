@@ -594,6 +594,6 @@ async def test_every_runs_passes_until_sigterm_and_survives_a_failed_pass(ledger
     os.kill(os.getpid(), signal.SIGTERM)
     assert await asyncio.wait_for(task, 5) == 0
     out, err = capsys.readouterr()
-    assert err.splitlines()[0] == "hpchub reconcile: sacct exited with 1: sacct: error: slurmdbd down"
+    assert err.splitlines()[0].endswith("Z hpchub reconcile: sacct exited with 1: sacct: error: slurmdbd down")  # stamped
     assert out.count("charged job 12") == 1  # the next pass imported it, later passes nothing
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
