@@ -10,7 +10,7 @@ from __future__ import annotations
 import threading
 from decimal import Decimal
 
-from traitlets import Dict, Float, Integer, Unicode
+from traitlets import Dict, Float, Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .arithmetic import ChargeRates
@@ -65,6 +65,18 @@ class HPCHubLedger(Configurable):
         help="Seconds a write to a SQLite ledger waits for another writer's lock before it fails (the spawn then "
         "gets HTTP 503 and nothing is written). Default 30. Example: 10. Not used with PostgreSQL.",
     ).tag(config=True)
+
+    @validate("idle_timeout_minutes")
+    def _valid_idle_timeout(self, proposal):
+        if not 0 <= proposal["value"] <= 10080:
+            raise TraitError(f"c.HPCHubLedger.idle_timeout_minutes: from 0 (off) to 10080 minutes, got {proposal['value']:g}")
+        return proposal["value"]
+
+    @validate("idle_gpu_busy_percent")
+    def _valid_idle_gpu_busy(self, proposal):
+        if not 1 <= proposal["value"] <= 100:
+            raise TraitError(f"c.HPCHubLedger.idle_gpu_busy_percent: from 1 to 100 percent, got {proposal['value']}")
+        return proposal["value"]
 
     def rates(self) -> ChargeRates:
         return ChargeRates(

@@ -4,6 +4,7 @@ fake hub)."""
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -304,3 +305,25 @@ def test_the_idle_stop_takes_its_timeout_and_the_proxy_from_the_sites_configurat
     assert _idle_watch(Namespace(config=None, stop_idle_after=None, idle_gpu_busy=None)) is None  # default: off
     monkeypatch.setenv("JUPYTERHUB_PUBLIC_URL", "https://hub.uni.example/")
     assert _public_url(args) == "https://hub.uni.example"
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        pytest.param("idle_timeout_minutes", -1.0, "c.HPCHubLedger.idle_timeout_minutes: from 0 (off) to 10080 minutes, got -1",
+                     id="timeout-negative"),
+        pytest.param("idle_timeout_minutes", 20000.0, "to 10080 minutes, got 20000", id="timeout-over-a-week"),
+        pytest.param("idle_gpu_busy_percent", 0, "c.HPCHubLedger.idle_gpu_busy_percent: from 1 to 100 percent, got 0",
+                     id="gpu-threshold-zero"),
+    ],
+)  # fmt: skip
+def test_site_settings_out_of_range_name_the_setting(setting, value, says) -> None:
+    from traitlets import TraitError
+    from traitlets.config import Config
+
+    from hub.ledger.runtime import HPCHubLedger
+
+    config = Config()
+    setattr(config.HPCHubLedger, setting, value)
+    with pytest.raises(TraitError, match=re.escape(says)):
+        HPCHubLedger(config=config)
