@@ -188,8 +188,9 @@ def test_jobs_ended_from_outside_are_noticed_charged_and_explained(portal):
     portal.wait_ready("bob", "timeout")
     cancelled_job = _job_of(portal, "bob", "cancelled")
     timeout_job = _job_of(portal, "bob", "timeout")
-    # TIMEOUT: a one-minute limit (the job ends about a minute after it started)
-    portal.slurm("scontrol", "update", f"JobId={timeout_job}", "TimeLimit=1")
+    # TIMEOUT: the job's end time set to now (Slurm recomputes its time limit; slurmctld's time-limit
+    # check, every 30 s, ends it as TIMEOUT), not a one-minute limit the test would wait out
+    portal.slurm("scontrol", "update", f"JobId={timeout_job}", "EndTime=now")
 
     portal.slurm("scancel", cancelled_job)  # as root, outside the portal
     noticed = _wait_gone(portal, "bob", "cancelled", timeout=30)
