@@ -22,6 +22,7 @@ from .cluster import config as cfg
 from .cluster.manager import Cluster, free_port, load_settings
 from . import demo_service
 from .cluster.procs import Daemon, spawn_foreground, stop_daemon, wait_for
+from .ledger.idle import IDLE_TIMEOUT_LIMIT, idle_timeout_allowed
 from .site_secrets import write_demo_secret
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -507,7 +508,7 @@ TUNABLES = {
     "named_server_limit": ("named_server_limit", lambda v: 1 <= v <= 100, "from 1 to 100"),
     "reconcile_every": ("reconcile_interval", lambda v: 1 <= v <= 3600, "from 1 to 3600 seconds"),
     "exhaustion_grace": ("exhaustion_grace", lambda v: 0 <= v <= 86400, "from 0 to 86400 seconds"),
-    "idle_timeout": ("idle_timeout", lambda v: 0 <= v <= 10080, "from 0 (off) to 10080 minutes"),
+    "idle_timeout": ("idle_timeout", idle_timeout_allowed, IDLE_TIMEOUT_LIMIT),
     "status_interval": ("status_interval", lambda v: 1 <= v <= 3600, "from 1 to 3600 seconds"),
     "orphan_grace": ("orphan_grace", lambda v: 0 <= v <= 86400, "from 0 to 86400 seconds"),
     "ledger_busy_timeout": ("ledger_busy_timeout", lambda v: 0 < v <= 3600, "more than 0, at most 3600 seconds"),

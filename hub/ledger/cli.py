@@ -472,15 +472,15 @@ def _idle_watch(args):
     from datetime import timedelta  # noqa: PLC0415
 
     from .budget_watch import HubAPI, stop_idle_sessions  # noqa: PLC0415
-    from .idle import IdleTracker  # noqa: PLC0415
+    from .idle import IDLE_TIMEOUT_LIMIT, IdleTracker, idle_timeout_allowed  # noqa: PLC0415
 
     settings = None
     minutes = args.stop_idle_after
     if minutes is None:
         settings = _config_settings(args)
         minutes = settings.idle_timeout_minutes
-    if not 0 <= minutes <= 10080:
-        raise UsageError(f"--stop-idle-after: from 0 (off) to 10080 minutes, got {minutes:g}")
+    if not idle_timeout_allowed(minutes):
+        raise UsageError(f"--stop-idle-after: {IDLE_TIMEOUT_LIMIT}, got {minutes:g}")
     if minutes == 0:
         return None
     percent = args.idle_gpu_busy

@@ -25,6 +25,11 @@ IDLE_REASON = "stopped: idle for {minutes} min (no cell, terminal or GPU use)"
 IDLE_NOTE_PREFIX = "idle: "  # the warning noted on the session (session_notes.py)
 IDLE_NOTICE = IDLE_NOTE_PREFIX + "this session stops at {when} unless used (idle since {since})"
 DEFAULT_GPU_BUSY_PERCENT = 5
+IDLE_TIMEOUT_LIMIT = "from 0 (off) to 10080 minutes"  # a week: every setting of the timeout says this
+
+
+def idle_timeout_allowed(minutes: float) -> bool:
+    return 0 <= minutes <= 10080
 
 
 class IdleState(enum.Enum):

@@ -14,6 +14,7 @@ from traitlets import Dict, Float, Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .arithmetic import ChargeRates
+from .idle import IDLE_TIMEOUT_LIMIT, idle_timeout_allowed
 from .store import Ledger, make_engine, upgrade
 
 
@@ -68,8 +69,8 @@ class HPCHubLedger(Configurable):
 
     @validate("idle_timeout_minutes")
     def _valid_idle_timeout(self, proposal):
-        if not 0 <= proposal["value"] <= 10080:
-            raise TraitError(f"c.HPCHubLedger.idle_timeout_minutes: from 0 (off) to 10080 minutes, got {proposal['value']:g}")
+        if not idle_timeout_allowed(proposal["value"]):
+            raise TraitError(f"c.HPCHubLedger.idle_timeout_minutes: {IDLE_TIMEOUT_LIMIT}, got {proposal['value']:g}")
         return proposal["value"]
 
     @validate("idle_gpu_busy_percent")
