@@ -668,7 +668,11 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, Cour
         return row
 
     def record_job_id(self, session_id: int, job_id: str | int) -> None:
-        """Record the job id the moment sbatch returns (idempotent for the same id)."""
+        """Record the job id the moment sbatch returns (idempotent for the same id).
+
+        If the reconciler met the job running before it was recorded (the hub died between
+        sbatch and this record, or this write waited out a long lock), it holds as an outside
+        job too: that record ends here, in the same transaction, so the job never holds twice."""
         job_id = check_job_id(job_id)
         with self._write() as session:
             row = self._session_row(session, session_id)
@@ -684,6 +688,14 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, Cour
             if taken is not None:
                 raise LedgerInputError("job_id", f"job {job_id} already belongs to session {taken}")
             row.job_id = job_id
+            outside = session.scalars(
+                select(OutsideJob).where(
+                    OutsideJob.cluster == row.cluster, OutsideJob.job_id == job_id,
+                    OutsideJob.state == OutsideJobState.RUNNING,
+                )
+            ).first()  # fmt: skip
+            if outside is not None:
+                outside.state, outside.ended_at = OutsideJobState.ENDED, self._now(None)
 
     def session_started(self, session_id: int, started_at: datetime) -> None:
         """admitted -> running from ``started_at`` (the job's start). Idempotent."""

@@ -91,6 +91,23 @@ def test_portal_jobs_final_charged_jobs_and_cpu_jobs_are_not_outside_jobs(ledger
     assert ledger.final_charge_job_ids("other", ["51"]) == set()
 
 
+def test_recording_the_job_id_ends_its_outside_record_so_it_never_holds_twice(ledger: Ledger, clock: Clock) -> None:
+    """The hub died between sbatch and recording the job id; the reconciler met the job
+    running and recorded it as an outside job; the restarted hub records it: one hold."""
+    session_id = ledger.admit("vision-lab", "bob", "", "h200", 2, 1)
+    ledger.sync_outside_jobs(CLUSTER, ACCOUNTS, [seen("41")])
+    assert ledger.usage("vision-lab")["held_gpu_hours"] == 4.0  # both, until the record
+    clock.now = T0 + timedelta(minutes=1)
+    ledger.record_job_id(session_id, "41")
+    assert ledger.outside_jobs() == []
+    [job] = ledger.outside_jobs(running_only=False)
+    assert (job.state, job.ended_at) == (OutsideJobState.ENDED, clock.now)
+    assert ledger.usage("vision-lab")["held_gpu_hours"] == 2.0  # the session's hold only
+    assert ledger.sync_outside_jobs(CLUSTER, ACCOUNTS, [seen("41")]).started == ()  # the portal's now
+    ledger.record_job_id(session_id, "41")  # idempotent
+    assert ledger.usage("vision-lab")["held_gpu_hours"] == 2.0
+
+
 def test_the_final_charge_ends_the_outside_job(ledger: Ledger, clock: Clock) -> None:
     ledger.sync_outside_jobs(CLUSTER, ACCOUNTS, [seen("41")])
     clock.now = T0 + timedelta(minutes=30)
