@@ -108,6 +108,13 @@ def warnings(seconds_left: int | None, remaining: float | None, budget: float | 
     return reasons
 
 
+def warning_line(reasons: list[str]) -> str:
+    """The meter's status line: ``Warning: <reasons>. Save your work.``; the idle stop's notice
+    ("idle: this session stops at ...") without its "idle: " (it says "idle since")."""
+    shown = [reason.removeprefix("idle: ") for reason in reasons]
+    return "Warning: " + "; ".join(shown) + ". Save your work."
+
+
 def is_warning(seconds_left: int | None, remaining: float | None, budget: float | None) -> bool:
     return bool(warnings(seconds_left, remaining, budget))
 

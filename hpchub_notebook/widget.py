@@ -228,7 +228,7 @@ class BudgetMeter(widgets.VBox):
         if shown.get("error"):
             status = self._status_html(shown["error"], warn=True)
         elif warn:
-            status = self._status_html("Warning: " + "; ".join(shown["warnings"]) + ". Save your work.", warn=True)
+            status = self._status_html(logic.warning_line(shown["warnings"]), warn=True)
         else:
             status = ""
         self._status.value = status

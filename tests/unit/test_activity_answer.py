@@ -96,7 +96,7 @@ def test_the_budget_meter_shows_the_idle_warning_and_clears_it() -> None:
     meter = BudgetMeter(fetch=lambda: answers[-1], start=False)
     assert meter.refresh() is True
     assert meter.figures["warnings"] == [notice] and meter.layout.border == WARNING_BORDER
-    assert "unless used" in meter._status.value
+    assert ">Warning: this session stops at 12:10 UTC unless used (idle since 11:40 UTC). Save your work.<" in meter._status.value
     answers.append({**answers[0], "idle_notice": None})  # used again
     assert meter.refresh() is True
     assert meter.figures["warning"] is False and meter.layout.border == NORMAL_BORDER
