@@ -256,10 +256,26 @@ def hub_reconciler_paused(portal):
     """For a module whose tests run their own ``hpchub reconcile`` passes and read their lines:
     pause the hub's reconcile service for the module (``pytest.mark.usefixtures``)."""
     pause = portal.state_dir / "hub" / "reconcile.pause"
+    log = portal.state_dir / "log" / "reconcile.log"
+    seen = log.stat().st_size if log.exists() else 0
     pause.touch()
-    time.sleep(5)  # a pass under way finishes (the test instance's interval is 3 s)
+    # a pass under way finishes first: the service says "paused while ... exists" once it skips
+    deadline = time.monotonic() + 120
+    while True:
+        text = log.read_bytes() if log.exists() else b""
+        if b"paused while" in text[seen if len(text) >= seen else 0 :]:  # (a restarted service's log starts anew)
+            break
+        assert time.monotonic() < deadline, f"the hub's reconciler did not pause within 120 s ({log})"
+        time.sleep(0.5)
     yield
+    seen = log.stat().st_size if log.exists() else 0
     pause.unlink(missing_ok=True)
+    # ... and resumes before the next module may pause it again (a pause file gone for less than
+    # the loop's 1 s check is never seen gone: no "resumed", and then no second "paused")
+    deadline = time.monotonic() + 60
+    while b"resumed" not in (log.read_bytes() if log.exists() else b"")[seen:]:
+        assert time.monotonic() < deadline, f"the hub's reconciler did not resume within 60 s ({log})"
+        time.sleep(0.5)
 
 
 BOB_H200_ONE_HOUR = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 1,

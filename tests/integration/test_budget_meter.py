@@ -20,7 +20,9 @@ CODE = """\
 import json, time
 from hpchub_notebook import BudgetMeter
 m = BudgetMeter(refresh_seconds=1)
-time.sleep(3)
+deadline = time.monotonic() + 30  # two refreshes from the thread: ~2 s, longer on a loaded machine
+while m.figures["refreshes"] < 2 and time.monotonic() < deadline:
+    time.sleep(0.2)
 print("FIGURES=" + json.dumps(m.figures))
 m.stop()
 print("RUNNING=" + json.dumps(m.running))

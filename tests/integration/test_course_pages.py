@@ -98,7 +98,12 @@ def test_dave_sees_carols_use_and_the_30_pending_principals_and_extends_her_cap(
         assert "carol's cap is now" in page.locator("#hpchub-course-status").inner_text()
         after = _member(portal, "carol")
         assert Decimal(str(after["cap_gpu_hours"])) == before + 2
-        row = page.locator('#hpchub-students tr[data-user="carol"]')  # the live part was fetched again
+        # the live part is fetched again after the answer is shown: wait for the new row
+        page.wait_for_function(
+            "n => { const r = document.querySelector('#hpchub-students tr[data-user=\"carol\"]');"
+            " return r !== null && Number(r.dataset.extensions) === n; }", arg=extensions + 1, timeout=30000,
+        )
+        row = page.locator('#hpchub-students tr[data-user="carol"]')
         assert Decimal(row.get_attribute("data-cap")) == before + 2
         assert int(row.get_attribute("data-extensions")) == extensions + 1
         assert float(row.locator("meter").get_attribute("max")) == after["cap_gpu_hours"]

@@ -193,9 +193,10 @@ def test_jobs_ended_from_outside_are_noticed_charged_and_explained(portal):
     portal.slurm("scontrol", "update", f"JobId={timeout_job}", "EndTime=now")
 
     portal.slurm("scancel", cancelled_job)  # as root, outside the portal
-    noticed = _wait_gone(portal, "bob", "cancelled", timeout=30)
-    # the watcher's refresh (<= 1 interval) and the hub's poll (<= 1 interval), plus slack
-    assert noticed <= 2 * INTERVAL + 3, f"noticed after {noticed:.1f} s"
+    # noticed after the watcher's refresh (<= 1 interval) and the hub's poll (<= 1 interval): about
+    # 10 s; the wait's bound leaves room for a loaded machine (a timing is no test: benchmarks/)
+    noticed = _wait_gone(portal, "bob", "cancelled", timeout=6 * INTERVAL)
+    print(f"scancel noticed after {noticed:.1f} s")
     _assert_charged_once(portal, cancelled_job)
     assert any(f"was stopped: Slurm job {cancelled_job} was cancelled outside the portal" in b
                for b in _stopped_banners(portal, "bob")), _stopped_banners(portal, "bob")

@@ -183,11 +183,12 @@ def test_hub_killed_between_sbatch_and_the_ledgers_record_loses_nothing(portal, 
     path = portal.ledger_url.removeprefix("sqlite:///")
 
     def admitted():
-        with _ledger(portal) as ledger:
-            return [s for s in ledger.active_sessions("bob") if s.server_name == "norecord"]
+        return [s for s in watching.active_sessions("bob") if s.server_name == "norecord"]
 
+    # one ledger for the polls (not one engine per poll): the window between admission and the
+    # record of the job id (sbatch) is a few hundred ms, and the lock must be taken within it
     holder = sqlite3.connect(path, isolation_level=None, timeout=30)
-    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+    with concurrent.futures.ThreadPoolExecutor(1) as pool, _ledger(portal) as watching:
         request = pool.submit(_spawn, portal, "bob", "norecord")
         try:
             [session] = _wait(admitted, 30, "bob/norecord admitted", interval=0.02)

