@@ -12,6 +12,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,10 +35,26 @@ default = false
 """
 
 
+def _no_site_configuration() -> str:
+    """An empty configuration file for the command line (``$HPCHUB_CONFIG``): without it, a
+    command that reads the hub's configuration falls back to /etc/hpchub/hpchub_config.py, else
+    to the demo's (/var/lib/hpchub-demo): ``make demo`` beside ``make test``, or a real install,
+    would change what the tests run. A test that wants a configuration passes ``--config``."""
+    path = Path(tempfile.gettempdir()) / "hpchub-tests-empty-config.py"
+    if not path.exists():
+        path.write_text("# the integration tests' command line: no site configuration\n")
+    return str(path)
+
+
+def cli_env(**extra: str) -> dict[str, str]:
+    return {**os.environ, "HPCHUB_CONFIG": _no_site_configuration(), **extra}
+
+
 def hpchub(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
         [*HPCHUB, *args], capture_output=True, text=True, timeout=timeout, check=check,
         cwd="/",  # import the installed package, not the checkout
+        env=cli_env(),
     )
 
 
@@ -134,7 +151,7 @@ class Portal:
 
     def ledger_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run([*HPCHUB, *args], capture_output=True, text=True, timeout=120, check=check, cwd="/",
-                              env=dict(os.environ, HPCHUB_LEDGER_URL=self.ledger_url))
+                              env=cli_env(HPCHUB_LEDGER_URL=self.ledger_url))
 
     def usage(self, project: str) -> dict:
         return json.loads(self.ledger_cli("usage", project, "--json").stdout)
