@@ -31,7 +31,7 @@ from tornado import web
 
 from hub.ledger import arithmetic as arith
 from hub.ledger.course_records import COURSE_FIELDS, new_course
-from hub.ledger.courses import CourseRules, OnDrop, ta_extension_mgs
+from hub.ledger.courses import CourseRules, OnDrop, idle_stop_minutes, ta_extension_mgs
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import Role, check_account, check_enum, check_project_name, check_text
 from hub.project_pages.lab_hours import hub_slurm_client
@@ -42,7 +42,7 @@ from .access import check_course_creation
 from .config import MANAGE_SCOPE, READ_SCOPE
 from .handlers import API_PREFIX, _NAME, LedgerAPIHandler, ProjectAPIHandler
 
-SETTINGS_KEYS = ("ta_extension_limit_gpu_hours", "lab_hours_only", "on_drop", "reason")
+SETTINGS_KEYS = ("ta_extension_limit_gpu_hours", "lab_hours_only", "on_drop", "idle_stop_after_minutes", "reason")
 SETTINGS_EXAMPLE = '{"ta_extension_limit_gpu_hours": 2, "reason": "lab week"}'
 DEFAULT_REASON = "changed on the course page"
 
@@ -51,7 +51,7 @@ def parse_settings_body(body: object, rules: CourseRules) -> tuple[CourseRules, 
     """The rules with the settings the body gives (others unchanged), and the reason.
     ``ta_extension_limit_gpu_hours``: GPU-hours (0: TAs may not extend) or null (no course limit);
     ``lab_hours_only``: true or false (true needs the course's reservation); ``on_drop``:
-    finish or stop."""
+    finish or stop; ``idle_stop_after_minutes``: 1 to 10080 or null (the site's idle stop)."""
     body: Mapping[str, Any] = views.json_object(body, SETTINGS_KEYS, SETTINGS_EXAMPLE)
     changes: dict[str, object] = {}
     if "ta_extension_limit_gpu_hours" in body:
@@ -65,6 +65,8 @@ def parse_settings_body(body: object, rules: CourseRules) -> tuple[CourseRules, 
         changes["lab_hours_only"] = body["lab_hours_only"]
     if "on_drop" in body:
         changes["on_drop"] = check_enum(OnDrop, body["on_drop"], "on_drop")
+    if "idle_stop_after_minutes" in body:
+        changes["idle_stop_minutes"] = idle_stop_minutes(body["idle_stop_after_minutes"], "idle_stop_after_minutes")
     if not changes:
         raise LedgerInputError("body", f"no setting given; e.g. {SETTINGS_EXAMPLE}")
     reason = body.get("reason")
@@ -80,6 +82,7 @@ def settings_json(project: str, rules: CourseRules) -> dict:
         "ta_extension_limit_gpu_hours": None if limit is None else arith.gpu_hours_json(limit),
         "lab_hours_only": rules.lab_hours_only,
         "on_drop": rules.on_drop.value,
+        "idle_stop_after_minutes": rules.idle_stop_minutes,
         "reservation": rules.reservation,
         "rules": rules.describe(),
     }

@@ -13,7 +13,7 @@ from ..cli import UsageError
 from . import arithmetic as arith
 from .course_records import COURSE_FIELDS, REPORT_COLUMNS, new_course, report_csv, report_hours
 from .errors import LedgerError
-from .courses import DEFAULT_GROUP_ROLES, OnDrop, parse_roster_csv, ta_extension_mgs, yes_no
+from .courses import DEFAULT_GROUP_ROLES, OnDrop, idle_stop_minutes, parse_roster_csv, ta_extension_mgs, yes_no
 from .store import Ledger
 
 # Ledger field -> the argument the user typed (for error lines).
@@ -23,11 +23,11 @@ ARGUMENT_NAMES = {
         "max_gpus": "--max-gpus", "max_hours": "--max-hours", "max_sessions": "--max-sessions",
         "reservation": "--reservation", "account": "--account", "start": "--start", "end": "--end",
         "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "on_drop": "--on-drop",
-        "instructor": "--instructor", "name": "NAME",
+        "idle_stop_after": "--idle-stop-after", "instructor": "--instructor", "name": "NAME",
     },  # fmt: skip
     "course settings": {
         "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "on_drop": "--on-drop",
-        "reason": "--reason",
+        "idle_stop_after": "--idle-stop-after", "reason": "--reason",
     },  # fmt: skip
     "course roster": {"csv": "--csv"},
     "course sync": {"group_roles": "--group-role"},
@@ -41,6 +41,11 @@ ON_DROP_HELP = (
 LAB_HOURS_ONLY_HELP = (
     "students start sessions only while the course's lab-hours reservation (--reservation) is active; outside "
     "it their spawns are refused naming course rule lab-hours-only (default: no, they queue normally)"
+)
+IDLE_STOP_HELP = (
+    "stop the course's sessions after this many minutes idle (no cell, terminal or GPU use; warned at half), "
+    "1 to 10080; only shorter than the site's idle stop counts (the site's applies when it is shorter), and it "
+    "applies even when the site's is off (default: none, the site's idle stop; hpchub reconcile --stop-idle-after)"
 )
 TA_EXTENSION_HELP = (
     "the most GPU-hours a TA may extend one student's cap by, over the per-student cap, in all (0: TAs may not "
@@ -70,6 +75,8 @@ def _course_settings(ledger: Ledger, args) -> None:
         changes["lab_hours_only"] = yes_no(args.lab_hours_only, "lab_hours_only")
     if args.on_drop is not None:
         changes["on_drop"] = OnDrop(args.on_drop)
+    if args.idle_stop_after is not None:
+        changes["idle_stop_minutes"] = idle_stop_minutes(args.idle_stop_after)
     if changes:
         wanted = dataclasses.replace(rules, **changes)
         rules, changed = ledger.set_course_settings(args.name, wanted, reason=args.reason, who=args.who)
@@ -87,7 +94,10 @@ def settings_lines(rules) -> list[str]:
            else "no: outside the lab hours students' sessions queue normally")  # fmt: skip
     drop = ("stop: a dropped student's running sessions are stopped after the budget watch's grace"
             if rules.on_drop is OnDrop.STOP else "finish: a dropped student's running sessions run to their end")
-    return [f"ta-extension-limit: {ta}", f"lab-hours-only: {lab}", f"on-drop: {drop}"]
+    idle = ("none: the site's idle stop applies" if rules.idle_stop_minutes is None
+            else f"{rules.idle_stop_minutes} min: the course's sessions stop when idle that long (the site's idle "
+                 "stop if shorter)")  # fmt: skip
+    return [f"ta-extension-limit: {ta}", f"lab-hours-only: {lab}", f"on-drop: {drop}", f"idle-stop-after: {idle}"]
 
 
 def _read_csv(path: str) -> str:
@@ -253,6 +263,7 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     create.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP)
     create.add_argument("--lab-hours-only", action="store_true", help=LAB_HOURS_ONLY_HELP)
     create.add_argument("--on-drop", choices=[o.value for o in OnDrop], help=ON_DROP_HELP + " (default finish)")
+    create.add_argument("--idle-stop-after", metavar="MIN", help=IDLE_STOP_HELP)
     create.add_argument("--instructor", metavar="USER", help="a Unix user to make the course's instructor")
     settings = leaf(course_sub, "settings", "course settings",
                     help="show or change the instructor's settings (each change an appended record)")
@@ -260,6 +271,7 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     settings.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP + "; 'none' removes it")
     settings.add_argument("--lab-hours-only", choices=("yes", "no"), help=LAB_HOURS_ONLY_HELP)
     settings.add_argument("--on-drop", choices=[o.value for o in OnDrop], help=ON_DROP_HELP)
+    settings.add_argument("--idle-stop-after", metavar="MIN", help=IDLE_STOP_HELP + "; 'none' removes it")
     settings.add_argument("--reason", default="changed on the command line", metavar="TEXT",
                           help="recorded with the change")
     roster = leaf(course_sub, "roster", "course roster", help="add principals from a CSV (pending until they log in)")

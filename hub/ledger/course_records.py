@@ -19,7 +19,7 @@ from datetime import date, datetime
 from sqlalchemy import func, select
 
 from . import arithmetic as arith
-from .courses import PRINCIPAL_RE, SETTINGS, STOP_REASON_DROPPED, CourseRules, OnDrop, RosterRow, make_rules
+from .courses import PRINCIPAL_RE, SETTING_IDLE_STOP, SETTINGS, STOP_REASON_DROPPED, CourseRules, OnDrop, RosterRow, make_rules
 from .errors import LedgerInputError
 from .models import CapEntry, CourseRule, CourseSetting, Member, PortalSession, Project, RosterEntry
 from .types import ProjectInfo, ProjectKind, Role, SessionState, check_project_name, check_text, check_user
@@ -188,6 +188,20 @@ class CourseRecords:
                     stops[(course, user)] = STOP_REASON_DROPPED.format(user=user, course=course, how=how)
         return stops
 
+    def course_idle_timeouts(self) -> dict[str, int]:
+        """course -> its own idle stop in minutes, for each course that sets one (idle-stop-after;
+        the idle watch's per-session timeout: ``idle.effective_idle_timeout``)."""
+        with self._read() as session:
+            latest = (
+                select(func.max(CourseSetting.id)).where(CourseSetting.setting == SETTING_IDLE_STOP)
+                .group_by(CourseSetting.project_id)
+            )  # fmt: skip
+            rows = session.execute(
+                select(Project.name, CourseSetting.value).join(Project, Project.id == CourseSetting.project_id)
+                .where(CourseSetting.id.in_(latest), CourseSetting.value != "")
+            ).all()  # fmt: skip
+        return {name: int(value) for name, value in rows}
+
     # --- the roster -------------------------------------------------------------------------------
 
     def import_roster(self, name: str, rows: list[RosterRow], *, who: str, now: datetime | None = None) -> RosterImport:
@@ -302,7 +316,7 @@ class CourseRecords:
 # What a new course is made of, as the command line and the page name it (``new_course``).
 COURSE_FIELDS = (
     "name", "account", "start", "end", "gpu_hours", "per_student", "gpu_types", "max_gpus", "max_hours",
-    "max_sessions", "reservation", "ta_extension_limit", "lab_hours_only", "on_drop", "instructor",
+    "max_sessions", "reservation", "ta_extension_limit", "lab_hours_only", "on_drop", "idle_stop_after", "instructor",
 )  # fmt: skip
 REQUIRED_COURSE_FIELDS = ("name", "account", "start", "end", "gpu_hours", "per_student")
 
@@ -323,7 +337,7 @@ def new_course(ledger, fields: Mapping[str, object], *, who: str) -> tuple[Proje
         per_student=fields["per_student"], gpu_types=optional["gpu_types"], max_gpus=optional["max_gpus"],
         max_hours=optional["max_hours"], max_sessions=optional["max_sessions"], reservation=optional["reservation"],
         ta_extension_limit=optional["ta_extension_limit"], lab_hours_only=optional["lab_hours_only"] or False,
-        on_drop=optional["on_drop"],
+        on_drop=optional["on_drop"], idle_stop_after=optional["idle_stop_after"],
     )  # fmt: skip
     info = ledger.create_course(
         fields["name"], account=fields["account"], start=fields["start"], end=fields["end"],

@@ -20,6 +20,7 @@ from enum import Enum
 
 from . import arithmetic as arith
 from .errors import LedgerInputError
+from .idle import COURSE_IDLE_LIMIT, idle_timeout_allowed
 from .types import GPU_TYPE_RE, Role, check_enum
 
 ROSTER_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
@@ -53,6 +54,7 @@ class CourseRules:
     ta_extension_mgs: int | None = None  # a ta raises a student's cap to at most per-student + this; None: the site's rule
     lab_hours_only: bool = False  # students start sessions only while the lab-hours reservation is active
     on_drop: OnDrop = OnDrop.FINISH  # a dropped student's running sessions: finish, or stop
+    idle_stop_minutes: int | None = None  # the course's sessions stop idle after this (if shorter than the site's)
 
     def describe(self) -> list[str]:
         """The rules in words, one per line (the CLI, the form's help)."""
@@ -74,6 +76,9 @@ class CourseRules:
             lines.append("students start sessions only during the lab hours")
         if self.on_drop is OnDrop.STOP:
             lines.append("a dropped student's running sessions are stopped")
+        if self.idle_stop_minutes is not None:
+            lines.append(f"sessions idle for {self.idle_stop_minutes} min are stopped (unless the site's idle stop is "
+                         "shorter)")  # fmt: skip
         return lines
 
     def settings(self) -> dict[str, str]:
@@ -82,6 +87,7 @@ class CourseRules:
             SETTING_TA_EXTENSION: "" if self.ta_extension_mgs is None else str(self.ta_extension_mgs),
             SETTING_LAB_HOURS_ONLY: "yes" if self.lab_hours_only else "no",
             SETTING_ON_DROP: self.on_drop.value,
+            SETTING_IDLE_STOP: "" if self.idle_stop_minutes is None else str(self.idle_stop_minutes),
         }
 
     def with_settings(self, stored: Mapping[str, str]) -> CourseRules:
@@ -94,6 +100,8 @@ class CourseRules:
             changes["lab_hours_only"] = stored[SETTING_LAB_HOURS_ONLY] == "yes"
         if SETTING_ON_DROP in stored:
             changes["on_drop"] = OnDrop(stored[SETTING_ON_DROP])
+        if SETTING_IDLE_STOP in stored:
+            changes["idle_stop_minutes"] = int(stored[SETTING_IDLE_STOP]) if stored[SETTING_IDLE_STOP] else None
         return replace(self, **changes)
 
     def check(self) -> CourseRules:
@@ -107,7 +115,8 @@ class CourseRules:
 SETTING_TA_EXTENSION = "ta-extension-limit"
 SETTING_LAB_HOURS_ONLY = "lab-hours-only"
 SETTING_ON_DROP = "on-drop"
-SETTINGS = (SETTING_TA_EXTENSION, SETTING_LAB_HOURS_ONLY, SETTING_ON_DROP)
+SETTING_IDLE_STOP = "idle-stop-after"  # minutes; "": the site's idle stop (hub/ledger/idle.py effective_idle_timeout)
+SETTINGS = (SETTING_TA_EXTENSION, SETTING_LAB_HOURS_ONLY, SETTING_ON_DROP, SETTING_IDLE_STOP)
 STOP_REASON_DROPPED = (
     "stopped: {user} was dropped from {course} ({how}); the course stops a dropped student's sessions "
     "(course setting on-drop)"
@@ -122,6 +131,19 @@ def ta_extension_mgs(value: object, field: str = "ta_extension_limit") -> int | 
     if value is None or isinstance(value, str) and value.strip().lower() in NO_LIMIT_WORDS:
         return None
     return arith.gpu_hours_to_mgs(value, field)
+
+
+def idle_stop_minutes(value: object, field: str = "idle_stop_after") -> int | None:
+    """The course's idle stop in whole minutes, 1 to the site's limit; None or "none": not set
+    (the site's applies). 0 is refused: a course cannot switch the site's stop off."""
+    if value is None or isinstance(value, str) and value.strip().lower() in NO_LIMIT_WORDS:
+        return None
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.isdigit():
+        text = int(text)
+    if isinstance(text, bool) or not isinstance(text, int) or text < 1 or not idle_timeout_allowed(text):
+        raise LedgerInputError(field, f"must be {COURSE_IDLE_LIMIT}, got {str(value)[:40]!r}")
+    return text
 
 
 def yes_no(value: object, field: str) -> bool:
@@ -160,6 +182,7 @@ def make_rules(
     ta_extension_limit: object = None,
     lab_hours_only: object = False,
     on_drop: object = None,
+    idle_stop_after: object = None,
 ) -> CourseRules:
     """Validated rules from what an admin typed (the field names are the CLI's options)."""
     per_student_mgs = arith.gpu_hours_to_mgs(per_student, "per_student")
@@ -192,6 +215,7 @@ def make_rules(
         max_seconds=max_seconds, max_sessions=whole(max_sessions, "max_sessions", 1, 100), reservation=reservation,
         ta_extension_mgs=ta_extension_mgs(ta_extension_limit), lab_hours_only=yes_no(lab_hours_only, "lab_hours_only"),
         on_drop=OnDrop.FINISH if on_drop is None else check_enum(OnDrop, on_drop, "on_drop"),
+        idle_stop_minutes=idle_stop_minutes(idle_stop_after),
     ).check()  # fmt: skip
 
 

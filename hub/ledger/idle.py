@@ -9,6 +9,9 @@ browser tab is not activity. A session that does not answer, or answers somethin
 (an environment without hpchub), is UNKNOWN and never stopped: missing information never
 stops anyone's work.
 
+A course may set its own, shorter timeout (the instructor's setting idle-stop-after,
+``effective_idle_timeout``): GPUs held by idle students are GPUs other students wait for.
+
 Stopping at the timeout is the fair charging: the job ends then, and the project pays
 sacct's elapsed time up to the stop, not the walltime the user booked.
 """
@@ -22,14 +25,35 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 IDLE_REASON = "stopped: idle for {minutes} min (no cell, terminal or GPU use)"
+IDLE_REASON_COURSE = "stopped: idle for {minutes} min (the course's idle stop; no cell, terminal or GPU use)"
 IDLE_NOTE_PREFIX = "idle: "  # the warning noted on the session (session_notes.py)
 IDLE_NOTICE = IDLE_NOTE_PREFIX + "this session stops at {when} unless used (idle since {since})"
 DEFAULT_GPU_BUSY_PERCENT = 5
 IDLE_TIMEOUT_LIMIT = "from 0 (off) to 10080 minutes"  # a week: every setting of the timeout says this
 
 
+COURSE_IDLE_LIMIT = "a whole number of minutes from 1 to 10080, or none (the site's idle stop)"
+
+
 def idle_timeout_allowed(minutes: float) -> bool:
     return 0 <= minutes <= 10080
+
+
+def effective_idle_timeout(site_minutes: float, course_minutes: int | None) -> float | None:
+    """A session's idle timeout in minutes; None: it is never stopped for being idle.
+
+    ``site_minutes``: the site's timeout (0: off); ``course_minutes``: its course's own
+    (idle-stop-after; None: not set, or not a course). A course may only make the stop
+    shorter, never longer or off, so the site's promise to other projects stands; with the
+    site's stop off, a course's own still applies to the course's sessions."""
+    if course_minutes is None:
+        return site_minutes or None
+    return min(site_minutes, course_minutes) if site_minutes else course_minutes
+
+
+def course_decides(site_minutes: float, course_minutes: int | None) -> bool:
+    """Whether the course's setting (not the site's) sets the session's timeout: the stop reason names it."""
+    return course_minutes is not None and (not site_minutes or course_minutes < site_minutes)
 
 
 class IdleState(enum.Enum):
@@ -115,8 +139,9 @@ def idle_verdict(
     return Verdict(state, since, stop_at)
 
 
-def stop_reason(timeout: timedelta) -> str:
-    return IDLE_REASON.format(minutes=f"{timeout.total_seconds() / 60:g}")
+def stop_reason(timeout: timedelta, *, course: bool = False) -> str:
+    """Why the session stopped, as its user reads it; ``course``: the course's idle stop set the timeout."""
+    return (IDLE_REASON_COURSE if course else IDLE_REASON).format(minutes=f"{timeout.total_seconds() / 60:g}")
 
 
 def idle_notice(verdict: Verdict) -> str | None:
@@ -129,17 +154,22 @@ def idle_notice(verdict: Verdict) -> str | None:
 
 @dataclass
 class IdleTracker:
-    """Remembers, per running session, since when its GPUs are seen idle (between passes)."""
+    """Remembers, per running session, since when its GPUs are seen idle (between passes).
+    ``timeout``: the site's; ``timeouts``: this pass's per-session ones that differ (a course's)."""
 
     timeout: timedelta
     gpu_busy_percent: int = DEFAULT_GPU_BUSY_PERCENT
     gpu_idle_since: dict[int, datetime] = field(default_factory=dict)
     unanswered_said: set[int] = field(default_factory=set)  # sessions the log already named as not answering
+    timeouts: dict[int, timedelta] = field(default_factory=dict)
+
+    def timeout_of(self, session_id: int) -> timedelta:
+        return self.timeouts.get(session_id, self.timeout)
 
     def say_unanswered(self, session_id: int, started_at: datetime | None, now: datetime) -> bool:
         """Once per session, for the log: it has run for a timeout and still does not answer
         (an environment without hpchub, or not reachable), so the idle stop never stops it."""
-        if session_id in self.unanswered_said or started_at is None or now - started_at < self.timeout:
+        if session_id in self.unanswered_said or started_at is None or now - started_at < self.timeout_of(session_id):
             return False
         self.unanswered_said.add(session_id)
         return True
@@ -148,11 +178,14 @@ class IdleTracker:
         """Asked again just before the stop: is it still to stop? (A cell started since the first
         question keeps it.) Not recorded."""
         now = now or datetime.now(timezone.utc)
-        return idle_verdict(activity, now, self.timeout, gpu_busy_percent=self.gpu_busy_percent,
+        return idle_verdict(activity, now, self.timeout_of(session_id), gpu_busy_percent=self.gpu_busy_percent,
                             gpu_idle_since=self.gpu_idle_since.get(session_id)).state is IdleState.STOP
 
-    def verdicts(self, answers: Mapping[int, Activity | None], now: datetime) -> dict[int, Verdict]:
-        """``answers``: session id -> its activity (None: no answer). Sessions not in it are forgotten."""
+    def verdicts(self, answers: Mapping[int, Activity | None], now: datetime,
+                 timeouts: Mapping[int, timedelta] | None = None) -> dict[int, Verdict]:  # fmt: skip
+        """``answers``: session id -> its activity (None: no answer). Sessions not in it are forgotten.
+        ``timeouts``: session id -> its timeout where it is not the site's (a course's own)."""
+        self.timeouts = dict(timeouts or {})
         seen: dict[int, datetime] = {}
         for session_id, activity in answers.items():
             gpu = None if activity is None else activity.gpu_percent
@@ -161,7 +194,7 @@ class IdleTracker:
         self.gpu_idle_since = seen
         self.unanswered_said &= set(answers)
         return {
-            session_id: idle_verdict(activity, now, self.timeout, gpu_busy_percent=self.gpu_busy_percent,
+            session_id: idle_verdict(activity, now, self.timeout_of(session_id), gpu_busy_percent=self.gpu_busy_percent,
                                      gpu_idle_since=seen.get(session_id))
             for session_id, activity in answers.items()
         }  # fmt: skip
