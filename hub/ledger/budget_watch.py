@@ -11,7 +11,9 @@ the reason is noted on the ledger session first and shown on the user's pages.
 The idle stop (``--stop-idle-after MINUTES``, hub/ledger/idle.py) runs in the same pass: it
 asks each running session what it is doing, through the proxy (``$JUPYTERHUB_PUBLIC_URL``;
 the token needs ``access:servers``), warns at half the timeout and stops at the timeout,
-the same way.
+the same way. Each session's timeout is the site's unless its course sets a shorter one
+(idle-stop-after: ``idle.effective_idle_timeout``); with the site's stop off, only those
+courses' sessions are asked.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
 from .enforce import ExhaustionTracker
@@ -31,6 +33,8 @@ from .idle import (
     ActivityAnswerError,
     IdleState,
     IdleTracker,
+    course_decides,
+    effective_idle_timeout,
     idle_notice,
     parse_activity,
     stop_reason,
@@ -119,21 +123,36 @@ def _ask(hub: HubAPI, session: SessionInfo):
 
 
 def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: datetime | None = None) -> list[str]:
-    """One pass of the idle stop: ask each running session, warn at half the timeout (a note
+    """One pass of the idle stop: ask each running session that has a timeout (the site's
+    ``tracker.timeout``, 0: off, or its course's shorter one), warn at half its timeout (a note
     on the session, cleared when it is used again), stop at the timeout. Lines for the log."""
-    running = [s for s in ledger.active_sessions() if s.state is SessionState.RUNNING and s.job_id]
+    site = tracker.timeout.total_seconds() / 60
+    courses = ledger.course_idle_timeouts()
+    running, timeouts, by_course = [], {}, set()
+    for session in ledger.active_sessions():
+        if session.state is not SessionState.RUNNING or not session.job_id:
+            continue
+        minutes = effective_idle_timeout(site, courses.get(session.project))
+        if minutes is None:
+            if (session.message or "").startswith(IDLE_NOTE_PREFIX):
+                ledger.note_idle(session.id, None)  # warned under a course setting since removed
+            continue
+        running.append(session)
+        timeouts[session.id] = timedelta(minutes=minutes)
+        if course_decides(site, courses.get(session.project)):
+            by_course.add(session.id)
     if not running:
         tracker.verdicts({}, now or datetime.now(timezone.utc))
         return []
     with ThreadPoolExecutor(max_workers=min(ACTIVITY_WORKERS, len(running))) as pool:
         answers = dict(zip((s.id for s in running), pool.map(lambda s: _ask(hub, s), running), strict=True))
     now = now or datetime.now(timezone.utc)
-    verdicts = tracker.verdicts(answers, now)
+    verdicts = tracker.verdicts(answers, now, timeouts)
     lines = []
     for session in running:
         verdict = verdicts[session.id]
         if verdict.state is IdleState.STOP and tracker.still_idle(session.id, _ask(hub, session), now):
-            reason = stop_reason(tracker.timeout)
+            reason = stop_reason(timeouts[session.id], course=session.id in by_course)
             ledger.note_stop_reason(session.id, reason)
             try:
                 status = hub.stop_server(session.user, session.server_name)

@@ -467,7 +467,7 @@ def _public_url(args) -> str | None:
 
 def _idle_watch(args):
     """The idle stop after each pass (``--stop-idle-after``, else c.HPCHubLedger.idle_timeout_minutes;
-    None when off): see hub/ledger/idle.py."""
+    0: off, but courses' own idle-stop-after still applies to their sessions): see hub/ledger/idle.py."""
     from dataclasses import replace  # noqa: PLC0415
     from datetime import timedelta  # noqa: PLC0415
 
@@ -481,8 +481,6 @@ def _idle_watch(args):
         minutes = settings.idle_timeout_minutes
     if not idle_timeout_allowed(minutes):
         raise UsageError(f"--stop-idle-after: {IDLE_TIMEOUT_LIMIT}, got {minutes:g}")
-    if minutes == 0:
-        return None
     percent = args.idle_gpu_busy
     if percent is None:
         percent = (settings or _config_settings(args)).idle_gpu_busy_percent
@@ -491,12 +489,32 @@ def _idle_watch(args):
     hub = HubAPI.from_environment()
     public_url = _public_url(args)
     if hub is None or not public_url:
-        raise UsageError("--stop-idle-after: needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (a token with the "
-                         "servers and access:servers scopes) and the proxy's URL ($JUPYTERHUB_PUBLIC_URL, or "
-                         "c.JupyterHub.public_url of --config)")
+        if minutes:
+            raise UsageError(f"--stop-idle-after: {IDLE_NEEDS}")
+        return _courses_idle_unwatched()
     hub = replace(hub, public_url=public_url)
     tracker = IdleTracker(timeout=timedelta(minutes=minutes), gpu_busy_percent=percent)
     return _unless_hub_unavailable("idle stop", lambda ledger: stop_idle_sessions(ledger, tracker, hub))
+
+
+IDLE_NEEDS = ("needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (a token with the servers and access:servers "
+              "scopes) and the proxy's URL ($JUPYTERHUB_PUBLIC_URL, or c.JupyterHub.public_url of --config)")
+
+
+def _courses_idle_unwatched():
+    """The site's idle stop is off and the reconciler has no hub API: a course's own idle stop
+    cannot run; said once in the log (when some course sets one), never a crash."""
+    said = []
+
+    def after_pass(ledger) -> list[str]:
+        courses = sorted(ledger.course_idle_timeouts()) if not said else []
+        if not courses:
+            return []
+        said.append(True)
+        return [f"idle stop: {', '.join(courses)} set their own idle stop (course setting idle-stop-after), "
+                f"but it is not applied: the reconciler {IDLE_NEEDS}"]
+
+    return after_pass
 
 
 # --- parsers ------------------------------------------------------------------------------------
@@ -609,9 +627,11 @@ def add_parsers(subparsers) -> None:
         help="after each pass, stop running sessions idle for MINUTES: no cell or terminal command running, no "
         "user activity (an open browser tab is none), GPUs below --idle-gpu-busy or unknown; warned at half; a "
         "session that does not answer is never stopped. The project pays only until the stop. 0 = off (default "
-        "c.HPCHubLedger.idle_timeout_minutes of --config, else 0; example 30). Needs the hub's API as "
-        "--stop-exhausted-after does, a token with access:servers too, and the proxy's URL "
-        "($JUPYTERHUB_PUBLIC_URL, else c.JupyterHub.public_url or bind_url of --config)",
+        "c.HPCHubLedger.idle_timeout_minutes of --config, else 0; example 30). A course's own idle stop "
+        "(hpchub course settings --idle-stop-after) is used for its sessions when shorter, and even when this is "
+        "0. Needs the hub's API as --stop-exhausted-after does, a token with access:servers too, and the proxy's "
+        "URL ($JUPYTERHUB_PUBLIC_URL, else c.JupyterHub.public_url or bind_url of --config); at 0 without them a "
+        "course's idle stop is not applied and the log says so once",
     )  # fmt: skip
     reconcile.add_argument(
         "--idle-gpu-busy", type=int, metavar="PERCENT",

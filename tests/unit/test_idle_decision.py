@@ -5,6 +5,7 @@ fake hub)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -185,6 +186,62 @@ def test_one_pass_stops_the_idle_warns_the_half_idle_and_leaves_the_rest(ledger)
     assert ledger.session(ids["idle"]).message.startswith("stopped: idle")
 
 
+def course_session(ledger, course: str, idle_stop: int | None, server: str, job_id: str) -> int:
+    from hub.ledger.courses import make_rules  # noqa: PLC0415
+
+    ledger.create_course(course, account=course, start="2026-01-01", end="2026-06-30", gpu_hours=100, who="admin",
+                         rules=make_rules(per_student=50, idle_stop_after=idle_stop), now=ago(600))  # fmt: skip
+    ledger.add_member(course, "bob", role="student", who="admin", now=ago(600))
+    session_id = ledger.admit(course, "bob", server, "h200", 1, 4, now=ago(120))
+    ledger.record_job_id(session_id, job_id)
+    ledger.session_started(session_id, ago(120))
+    return session_id
+
+
+@pytest.mark.parametrize(("site", "warned", "asked"), [
+    pytest.param(TIMEOUT, ["cs-long", "cs-site", "research"], ["cs-long", "cs-short", "cs-site", "research"],
+                 id="site-30-a-course-shortens-never-lengthens"),
+    pytest.param(timedelta(0), [], ["cs-long", "cs-short"], id="site-off-only-a-courses-own-applies"),
+])  # fmt: skip
+def test_each_session_gets_its_courses_timeout(ledger, site, warned, asked):
+    ids = {"research": running(ledger, "research", "500"),
+           "cs-short": course_session(ledger, "cs-short", 15, "cs-short", "501"),
+           "cs-site": course_session(ledger, "cs-site", None, "cs-site", "502"),
+           "cs-long": course_session(ledger, "cs-long", 60, "cs-long", "503")}  # fmt: skip
+    hub = Asked({name: answer(last_activity=ago(20).isoformat()) for name in ids})  # idle for 20 min
+    lines = stop_idle_sessions(ledger, IdleTracker(timeout=site), hub, now=NOW)
+    assert hub.stopped == [("bob", "cs-short")] and sorted(set(hub.asked)) == asked
+    assert ledger.session(ids["cs-short"]).message == (
+        "stopped: idle for 15 min (the course's idle stop; no cell, terminal or GPU use)")
+    # the site's 30 min: past half at 20 min; a course's 60 does not lengthen it
+    assert sorted(name for name, session_id in ids.items() if (ledger.session(session_id).message or "").startswith(
+        "idle: this session stops at 12:10 UTC")) == warned  # fmt: skip
+    assert len(lines) == 1 + len(warned)
+
+
+class Asked(FakeHub):
+    """Remembers which sessions were asked."""
+
+    def __init__(self, answers: dict) -> None:
+        super().__init__(answers)
+        self.asked: list[str] = []
+
+    def activity(self, user: str, server_name: str):
+        self.asked.append(server_name)
+        return super().activity(user, server_name)
+
+
+def test_a_course_setting_removed_takes_its_warning_away(ledger):
+    session_id = course_session(ledger, "cs-short", 30, "cs", "600")
+    hub = FakeHub({"cs": answer(last_activity=ago(20).isoformat())})
+    tracker = IdleTracker(timeout=timedelta(0))
+    stop_idle_sessions(ledger, tracker, hub, now=NOW)
+    assert ledger.session(session_id).message.startswith("idle: this session stops at 12:10 UTC")
+    ledger.set_course_settings("cs-short", replace(ledger.course_rules("cs-short"), idle_stop_minutes=None),
+                               reason="off", who="dave")
+    assert stop_idle_sessions(ledger, tracker, hub, now=NOW) == [] and ledger.session(session_id).message is None
+
+
 class AnswersOnce(FakeHub):
     """A session that starts a cell right after the pass first asked it."""
 
@@ -301,10 +358,26 @@ def test_the_idle_stop_takes_its_timeout_and_the_proxy_from_the_sites_configurat
     args = Namespace(config=str(config), stop_idle_after=None, idle_gpu_busy=None)
     assert _public_url(args) == "http://127.0.0.1:8000"
     assert _idle_watch(args) is not None
-    assert _idle_watch(Namespace(config=str(config), stop_idle_after=0.0, idle_gpu_busy=None)) is None  # off
-    assert _idle_watch(Namespace(config=None, stop_idle_after=None, idle_gpu_busy=None)) is None  # default: off
+    assert _idle_watch(Namespace(config=str(config), stop_idle_after=0.0, idle_gpu_busy=None)) is not None  # courses'
     monkeypatch.setenv("JUPYTERHUB_PUBLIC_URL", "https://hub.uni.example/")
     assert _public_url(args) == "https://hub.uni.example"
+
+
+def test_site_off_without_the_hub_says_once_that_a_courses_idle_stop_is_not_applied(ledger, monkeypatch):
+    from argparse import Namespace  # noqa: PLC0415
+
+    from hub.ledger.cli import _idle_watch  # noqa: PLC0415
+
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_PUBLIC_URL"):
+        monkeypatch.delenv(name, raising=False)
+    watch = _idle_watch(Namespace(config=None, stop_idle_after=None, idle_gpu_busy=None))  # the site's: off
+    assert watch(ledger) == []  # no course sets one: nothing to say
+    course_session(ledger, "cs-short", 15, "cs", "700")
+    assert watch(ledger) == ["idle stop: cs-short set their own idle stop (course setting idle-stop-after), but it "
+                             "is not applied: the reconciler needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (a "
+                             "token with the servers and access:servers scopes) and the proxy's URL "
+                             "($JUPYTERHUB_PUBLIC_URL, or c.JupyterHub.public_url of --config)"]
+    assert watch(ledger) == []  # once
 
 
 @pytest.mark.parametrize(
