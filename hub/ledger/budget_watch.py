@@ -129,7 +129,8 @@ def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: d
     site = tracker.timeout.total_seconds() / 60
     courses = ledger.course_idle_timeouts()
     running, timeouts, by_course = [], {}, set()
-    for session in ledger.active_sessions():
+    watched_before = bool(tracker.timeouts)  # a warning to take back when the last course setting went
+    for session in ledger.active_sessions() if site or courses or watched_before else ():  # all off: no read
         if session.state is not SessionState.RUNNING or not session.job_id:
             continue
         minutes = effective_idle_timeout(site, courses.get(session.project))

@@ -2,7 +2,7 @@
 through the real login: dave (an instructor; the demo lets instructors give up to 500 GPU-h)
 sees a refused field's message under that field, then creates the course and becomes its
 instructor; a student gets 403 from the page and the API; the dashboard's Course settings form
-shows a refused value under its field. Screenshots test-artifacts/course-new.png, course-settings.png."""
+shows a refused value under its field (the TA extension limit, the course's idle stop). Screenshots test-artifacts/course-new.png, course-settings.png."""
 
 from __future__ import annotations
 
@@ -89,4 +89,26 @@ def test_the_instructor_changes_the_course_settings_on_the_dashboard(portal, log
         page.evaluate("""async (url) => fetch(url, {method: "POST", credentials: "same-origin",
             headers: {"Content-Type": "application/json", "X-XSRFToken": window.jhdata.xsrf_token},
             body: JSON.stringify({ta_extension_limit_gpu_hours: null, reason: "test puts it back"})})""",
+                      f"{portal.url}/hub/api/hpchub/v1/projects/cs101/course-settings")  # fmt: skip
+
+
+def test_the_instructor_sets_the_courses_idle_stop_on_the_dashboard(portal, log_in):
+    page = log_in("dave")
+    page.goto(f"{portal.url}/hub/hpchub/courses/cs101")
+    try:
+        page.fill("#hpchub-idle-stop", "0")  # a course cannot switch the site's idle stop off
+        page.click("#hpchub-settings-save")
+        error = page.locator("#hpchub-idle-stop-error")
+        error.wait_for(state="visible")
+        assert error.inner_text() == ("idle_stop_after_minutes: must be a whole number of minutes from 1 to 10080, "
+                                      "or none (the site's idle stop), got '0'")
+        page.fill("#hpchub-idle-stop", "15")
+        page.click("#hpchub-settings-save")
+        page.locator("#hpchub-settings-answer.alert-success").wait_for(state="visible")
+        assert page.locator("#hpchub-settings-answer").inner_text() == "Saved: idle-stop-after."
+        assert "sessions idle for 15 min are stopped" in page.locator("#hpchub-rules").inner_text()
+    finally:
+        page.evaluate("""async (url) => fetch(url, {method: "POST", credentials: "same-origin",
+            headers: {"Content-Type": "application/json", "X-XSRFToken": window.jhdata.xsrf_token},
+            body: JSON.stringify({idle_stop_after_minutes: null, reason: "test puts it back"})})""",
                       f"{portal.url}/hub/api/hpchub/v1/projects/cs101/course-settings")  # fmt: skip
