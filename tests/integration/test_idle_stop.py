@@ -131,6 +131,9 @@ def test_an_idle_session_is_warned_then_stopped_and_a_long_silent_cell_is_not(po
     page = home_page(portal)
     assert "hpchub-idle-notice" in page and "unless used (idle since" in page
 
+    # the site's stop off (0) and no course setting of vision-lab's: this pass asks, warns and stops no one
+    assert idle_pass(portal, hpchub, minutes=0) == []
+
     lines = idle_pass(portal, hpchub, minutes=STOP_AFTER_SECONDS / 60)
     assert len(lines) == 1 and f"stopped bob/{IDLE}" in lines[0], lines
     portal.wait_stopped("bob", IDLE)
