@@ -272,7 +272,8 @@ def check_idle_stop(idle_minutes: float, reconcile_scopes: Sequence[str] | None)
     if idle_minutes > 0:
         return failed("idle-stop", f"{state}, but the hpchub-reconcile role lacks access:servers: it cannot ask any "
                       "session, so it stops none", "add access:servers to the hpchub-reconcile role's scopes")  # fmt: skip
-    return passed("idle-stop", f"{state}; turning it on needs access:servers in the hpchub-reconcile role")
+    return passed("idle-stop", f"{state}; turning it on, or a course's own idle stop (course setting "
+                  "idle-stop-after), needs access:servers in the hpchub-reconcile role")  # fmt: skip
 
 
 def exit_code(findings: Sequence[Finding]) -> int:

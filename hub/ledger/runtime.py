@@ -54,7 +54,8 @@ class HPCHubLedger(Configurable):
         "its GPUs below idle_gpu_busy_percent or unknown) before the reconciler stops it through the hub's API, "
         "with the reason on the user's pages; users are warned at half that. The project pays only until the "
         "stop (sacct's elapsed time). 0 = off. Default 0. Example: 30. `hpchub reconcile --stop-idle-after` "
-        "overrides it.",
+        "overrides it. A course's own shorter idle stop (course setting idle-stop-after) applies to its sessions, "
+        "even at 0.",
     ).tag(config=True)
     idle_gpu_busy_percent = Integer(
         5,
