@@ -108,6 +108,8 @@ def ledger(ledger_url: str):
     pytest.param({"gpu_types": "a100;rm"}, "gpu_types", "gpu_types:", id="gpu-types"),
     pytest.param({"lab_hours_only": True}, "lab_hours_only", "lab_hours_only: needs", id="lab-only-without-reservation"),
     pytest.param({"on_drop": "kill"}, "on_drop", "on_drop: one of finish|stop", id="on-drop"),
+    pytest.param({"idle_stop_after": "0"}, "idle_stop_after", "idle_stop_after: must be a whole number of minutes "
+                 "from 1 to 10080", id="idle-stop-zero"),
     pytest.param({"instructor": "Dave!"}, "instructor", "instructor: a Unix user name", id="instructor"),
     pytest.param({"budget": 5}, "budget", "budget: unknown field", id="unknown-field"),
 ])  # fmt: skip
@@ -126,9 +128,10 @@ def test_a_course_from_the_page_with_its_instructor(ledger) -> None:
     from hub.ledger.course_records import new_course  # noqa: PLC0415
 
     body = {**GOOD, "gpu_types": "a100", "max_gpus": "1", "reservation": "cs102-lab", "lab_hours_only": True,
-            "on_drop": "stop", "ta_extension_limit": "2", "instructor": "dave"}  # fmt: skip
+            "on_drop": "stop", "ta_extension_limit": "2", "idle_stop_after": "15", "instructor": "dave"}  # fmt: skip
     info, rules = new_course(ledger, course_fields(body), who="dave (hpchub API)")
     assert ledger.course_rules("cs102") == rules and rules.lab_hours_only and rules.on_drop is OnDrop.STOP
+    assert rules.idle_stop_minutes == 15
     assert [(m.user, m.role.value) for m in ledger.figures("cs102").members] == [("dave", "instructor")]
     answer = created_json(info, rules, "/hub/")
     assert answer["dashboard"] == "/hub/hpchub/courses/cs102" and answer["start"] == "2026-09-01"
