@@ -223,7 +223,7 @@ def test_hub_killed_between_sbatch_and_the_ledgers_record_loses_nothing(portal, 
     # (tests/unit/test_ledger_outside_jobs.py), or the job held twice until the next pass
     with _ledger(portal) as ledger:
         [outside] = [job for job in ledger.outside_jobs("vision-lab", running_only=False) if job.job_id == job_id] or [None]
-    assert outside is None or (outside.ended_at is not None and outside.ended_at <= info.ended_at), (outside, info)
+    assert outside is None or outside.ended_at is not None, (outside, info)  # (the session's end is the job's)
     assert _held(portal) <= held + 1e-4
     if _sacct(portal, job_id)[1] > 0:  # it ran a moment: sacct's charge, once
         _assert_final_charge_matches_sacct(portal, job_id)
