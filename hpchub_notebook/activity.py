@@ -1,11 +1,18 @@
-"""The Jupyter server extension the idle stop asks: ``GET .../api/hpchub/activity``.
+"""The Jupyter server extension that reports the session's activity to the idle stop.
 
 Enabled wherever hpchub is installed (``etc/jupyter/jupyter_server_config.d/hpchub_notebook.json``
-in the environment's prefix), so every session started from it answers. The answer (see
+in the environment's prefix), so every session started from it reports. The report (see
 ``activity_logic.py``) says how many kernels run a request now, how many terminals run a
 command, the latest user activity and the job's GPU utilization (``nvidia-smi``; null where
-there is none, as on emulated GPUs). Asking is not activity: the handler does not touch the
-server's own ``last_activity``.
+there is none, as on emulated GPUs).
+
+It is *pushed*: :class:`Reporter` posts it to the hub with the server's own token
+(``$JUPYTERHUB_API_TOKEN``, which may report for this server only), every
+``$HPCHUB_ACTIVITY_REPORT_SECONDS`` and at once when a kernel starts a request. Nothing is
+ever asked of the session from outside: a user controls their own server, so no credential
+but their own may ever be sent to it. ``GET .../api/hpchub/activity`` answers the same for
+the user (their own token or cookie); being asked is not activity (the handler does not
+touch the server's own ``last_activity``).
 
 What the server tracks for it: each kernel's latest request (a ``status: busy`` on its IOPub
 channel in answer to a frontend's request; output from a kernel's own threads, such as the
@@ -15,8 +22,10 @@ budget meter's updates, is not a request), and the latest file save (a pre-save 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import shutil
+import time
 from datetime import datetime, timezone
 from typing import Any
 
@@ -24,6 +33,8 @@ from jupyter_client.session import Session
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler
 from tornado import web
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+from tornado.ioloop import IOLoop, PeriodicCallback
 
 from . import activity_logic as logic
 
@@ -42,6 +53,7 @@ class ActivityState:
         self.kernel_requests: dict[str, datetime] = {}
         self.last_save: datetime | None = None
         self._streams: dict[str, Any] = {}
+        self.on_request = lambda: None  # the reporter's nudge: a kernel started a request
 
     # --- kernels ------------------------------------------------------------------------------
     def watch(self, kernel_id: str) -> None:
@@ -64,6 +76,7 @@ class ActivityState:
                 parent = (message.get("parent_header") or {}).get("msg_type")
                 if parent and manager.track_message_type(parent):
                     self.kernel_requests[kernel_id] = _now()
+                    self.on_request()
             except Exception:  # noqa: BLE001 (a malformed message never breaks the server)
                 return
 
@@ -119,6 +132,13 @@ class ActivityState:
         started = self.serverapp.web_app.settings.get("started") or _now()
         return started if started.tzinfo else started.replace(tzinfo=timezone.utc)
 
+    async def answer(self) -> dict[str, Any]:
+        """The report (and the GET answer): what the session does now."""
+        return logic.activity_answer(
+            started=self.started(), kernels=self.kernels(), terminals=self.terminals(),
+            last_save=self.last_save, gpu_percent=await gpu_percent(),
+        )  # fmt: skip
+
 
 async def gpu_percent(environ=os.environ) -> int | None:
     """The job's GPUs' highest utilization now; None without nvidia-smi or an answer in time."""
@@ -153,11 +173,73 @@ class ActivityHandler(APIHandler):
     @authorized
     async def get(self) -> None:
         state: ActivityState = self.settings["hpchub_activity"]
-        answer = logic.activity_answer(
-            started=state.started(), kernels=state.kernels(), terminals=state.terminals(),
-            last_save=state.last_save, gpu_percent=await gpu_percent(),
-        )  # fmt: skip
-        self.finish(answer)
+        self.finish(await state.answer())
+
+
+class Reporter:
+    """Posts the session's activity to the hub with the server's own token: every ``interval``
+    seconds, and soon after a kernel starts a request (at most every EAGER_REPORT_GAP s), so
+    that the idle stop's last look before a stop sees a cell just started. A report that
+    fails is logged (once until one succeeds again) and the next one tries again: a session
+    that cannot report is never stopped as idle (its last report ages out)."""
+
+    def __init__(self, serverapp, state: ActivityState, environ=os.environ) -> None:
+        self.log = serverapp.log
+        self.state = state
+        self.url = logic.report_url(environ.get("JUPYTERHUB_API_URL"), environ.get("JUPYTERHUB_USER"),
+                                    environ.get("JUPYTERHUB_SERVER_NAME"))  # fmt: skip
+        self.token = environ.get("JUPYTERHUB_API_TOKEN") or ""
+        self.interval = logic.report_interval(environ.get(logic.REPORT_INTERVAL_VARIABLE))
+        self._last_sent = 0.0
+        self._scheduled = False
+        self._failing = False
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url and self.token and self.interval)
+
+    def start(self) -> None:
+        if not self.enabled:
+            self.log.info("hpchub: no activity reports (not under a hub, or %s=0)", logic.REPORT_INTERVAL_VARIABLE)
+            return
+        PeriodicCallback(self.report, self.interval * 1000, jitter=0.1).start()
+        IOLoop.current().call_later(1.0, self.report)  # the first report right after the start
+        self.log.info("hpchub: the session reports its activity to the hub every %d s", self.interval)
+
+    def nudge(self) -> None:
+        """A kernel started a request: report it soon (not more often than EAGER_REPORT_GAP)."""
+        if not self.enabled or self._scheduled:
+            return
+        self._scheduled = True
+        delay = max(0.0, self._last_sent + logic.EAGER_REPORT_GAP - time.monotonic())
+        IOLoop.current().call_later(delay, self._eager)
+
+    async def _eager(self) -> None:
+        self._scheduled = False
+        await self.report()
+
+    async def report(self) -> None:
+        self._last_sent = time.monotonic()
+        try:
+            body = json.dumps(await self.state.answer())
+            request = HTTPRequest(self.url, method="POST", body=body, request_timeout=logic.REPORT_TIMEOUT,
+                                  headers={"Authorization": f"token {self.token}",
+                                           "Content-Type": "application/json"})  # fmt: skip
+            await AsyncHTTPClient().fetch(request)
+        except (HTTPClientError, OSError, TimeoutError) as exc:
+            if not self._failing:
+                code = getattr(exc, "code", None)
+                self.log.warning("hpchub: the activity report did not reach the hub (%s); the idle stop leaves "
+                                 "this session alone until one does", f"HTTP {code}" if code else type(exc).__name__)
+            self._failing = True
+            return
+        except Exception as exc:  # noqa: BLE001 (a report never breaks the server)
+            self.log.warning("hpchub: the activity report failed: %s", type(exc).__name__)
+            self._failing = True
+            return
+        if self._failing:
+            self.log.info("hpchub: activity reports reach the hub again")
+        self._failing = False
 
 
 def _load_jupyter_server_extension(serverapp) -> None:
@@ -180,4 +262,6 @@ def _load_jupyter_server_extension(serverapp) -> None:
     web_app.settings["hpchub_activity"] = state
     base_url = web_app.settings.get("base_url", "/")
     web_app.add_handlers(".*$", [(base_url.rstrip("/") + ROUTE, ActivityHandler)])
-    serverapp.log.info("hpchub: the session's activity answers at %s", base_url.rstrip("/") + ROUTE)
+    reporter = Reporter(serverapp, state)
+    state.on_request = reporter.nudge
+    reporter.start()

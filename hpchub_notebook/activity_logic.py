@@ -1,7 +1,9 @@
-"""What the session is doing, as the idle stop asks it (pure: no server, no subprocess, no clock).
+"""What the session is doing, as it reports it to the idle stop (pure: no server, no subprocess, no clock).
 
-The server extension (``activity.py``) answers ``GET /user/NAME/SERVER/api/hpchub/activity``
-with :func:`activity_answer`. *User activity* counts what a person or their code does, not an
+The server extension (``activity.py``) posts :func:`activity_answer` to the hub's
+``POST /hub/api/hpchub/v1/users/NAME/servers/SERVER/activity`` (:func:`report_url`) with the
+server's own token, every :func:`report_interval` seconds and when a kernel starts a
+request, and answers the same for the user at ``GET /user/NAME/SERVER/api/hpchub/activity``. *User activity* counts what a person or their code does, not an
 open browser tab: a request handled by a kernel (a cell run, a completion, a widget moved),
 a terminal's input or output, a file saved (JupyterLab autosaves an edited notebook every
 2 minutes). JupyterLab's polls of an open tab (kernel and file lists) and the budget meter's
@@ -10,13 +12,39 @@ updates from its thread are not activity: they come without anyone there.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote
 
 NVIDIA_SMI_QUERY = ("--query-gpu=index,uuid,utilization.gpu", "--format=csv,noheader,nounits")
 NVIDIA_SMI_TIMEOUT = 10.0  # seconds
+REPORT_INTERVAL_VARIABLE = "HPCHUB_ACTIVITY_REPORT_SECONDS"  # set by the spawner (activity_report_seconds)
+DEFAULT_REPORT_INTERVAL = 60  # seconds
+MAX_REPORT_INTERVAL = 3600
+EAGER_REPORT_GAP = 5.0  # seconds: a kernel's new request is reported at once, at most this often
+REPORT_TIMEOUT = 20.0  # seconds for one report to reach the hub
+
+
+def report_interval(text: str | None) -> int:
+    """Seconds between reports from ``$HPCHUB_ACTIVITY_REPORT_SECONDS``: 0 (never) to 3600;
+    unset, empty or anything else (it is the spawner's, never the user's to break): the default."""
+    if text is None or not re.fullmatch(r"[0-9]{1,4}", text.strip()):
+        return DEFAULT_REPORT_INTERVAL
+    value = int(text.strip())
+    return value if value <= MAX_REPORT_INTERVAL else DEFAULT_REPORT_INTERVAL
+
+
+def report_url(api_url: str | None, user: str | None, server_name: str | None) -> str | None:
+    """Where the session reports: the hub's API (``$JUPYTERHUB_API_URL``, ``.../hub/api``) for this
+    user's (``$JUPYTERHUB_USER``) server (``$JUPYTERHUB_SERVER_NAME``, '' for the default); None
+    outside a hub."""
+    if not api_url or not user:
+        return None
+    server = quote(server_name or "", safe="")
+    return f"{api_url.rstrip('/')}/hpchub/v1/users/{quote(user, safe='')}/servers/{server}/activity"
 
 
 @dataclass(frozen=True)

@@ -193,7 +193,6 @@ class Demo:
             pid_file=s.root / "run" / "reconcile.launch.pid",  # the process writes and locks reconcile.pid itself
             log_file=s.root / "log" / "reconcile.log",
             env={**env, "JUPYTERHUB_API_URL": f"http://127.0.0.1:{s.ports.hub_api}/hub/api",
-                 "JUPYTERHUB_PUBLIC_URL": s.url,  # the proxy: the idle stop asks the sessions there
                  "JUPYTERHUB_API_TOKEN": _secret_file(s.hub_dir / "reconcile_token")},
         )
         wait_for(self.reconciler.running, timeout=30, what="the reconciler's pid file")

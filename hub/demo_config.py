@@ -115,9 +115,9 @@ def configure_demo(c, settings_path: str) -> None:
         },
         {
             "name": "hpchub-reconcile",
-            "description": "stops servers whose project budget or member cap is used up, or that sit idle "
-            "(asks them what they are doing: access:servers)",
-            "scopes": ["servers", "read:users:name", "access:servers"],
+            "description": "stops servers whose project budget or member cap is used up, or that sit idle (it reads "
+            "the activity the sessions report themselves: it never reaches into a user's server)",
+            "scopes": ["delete:servers"],
             "services": ["hpchub-reconcile"],
         },
     ]

@@ -20,10 +20,13 @@ It adds, without touching anything else in ``c``:
 What each project role may do beyond the scopes is in :mod:`hub.api.access`.
 - ``custom:hpchub:session`` (read a notebook server's session) and ``custom:hpchub:extend``
   (extend it; implies session) for every user, through the same grant;
+- ``custom:hpchub:report-activity`` (report what a server is doing, for the idle stop) for
+  every user, through the same grant;
 - ``Spawner.server_token_scopes``: JupyterHub's default for server tokens (the ``server``
   role's ``users:activity!user`` and ``access:servers!server``) plus
-  ``custom:hpchub:session!server``, so a job's ``$JUPYTERHUB_API_TOKEN`` reads its own
-  session and nothing else of the ledger (no read, manage or extend).
+  ``custom:hpchub:session!server`` and ``custom:hpchub:report-activity!server``, so a job's
+  ``$JUPYTERHUB_API_TOKEN`` reads its own session and reports its own activity, and nothing
+  else of the ledger (no read, manage or extend).
 """
 
 from __future__ import annotations
@@ -56,11 +59,18 @@ HPCHUB_SCOPES[EXTEND_SCOPE] = {
     "description": "Extend your running notebook servers' time limits, charged to the project's GPU-hour budget.",
     "subscopes": [SESSION_SCOPE],
 }
-USER_SCOPES = (READ_SCOPE, MANAGE_SCOPE, SESSION_SCOPE, EXTEND_SCOPE)
+ACTIVITY_SCOPE = "custom:hpchub:report-activity"
+HPCHUB_SCOPES[ACTIVITY_SCOPE] = {
+    "description": "Report what your notebook servers are doing (kernels and terminals at work, your last "
+    "activity, GPU use) for the idle stop. A server's own token gets it for that server only.",
+}
+USER_SCOPES = (READ_SCOPE, MANAGE_SCOPE, SESSION_SCOPE, EXTEND_SCOPE, ACTIVITY_SCOPE)
 # JupyterHub 6's default for the server token ($JUPYTERHUB_API_TOKEN): the built-in
-# ``server`` role's scopes. Ours adds reading the server's own session (never extending).
+# ``server`` role's scopes. Ours adds reading the server's own session (never extending) and
+# reporting its own activity.
 DEFAULT_SERVER_TOKEN_SCOPES = ("users:activity!user", "access:servers!server")
-SERVER_TOKEN_SCOPES = (*DEFAULT_SERVER_TOKEN_SCOPES, f"{SESSION_SCOPE}!server")
+OWN_SERVER_SCOPES = (f"{SESSION_SCOPE}!server", f"{ACTIVITY_SCOPE}!server")
+SERVER_TOKEN_SCOPES = (*DEFAULT_SERVER_TOKEN_SCOPES, *OWN_SERVER_SCOPES)
 
 
 class HPCHubAPI(Configurable):
@@ -123,18 +133,19 @@ def _grant_user_scopes(c) -> None:
 
 
 def _grant_server_token_scope(c) -> None:
-    """The server's own token may read its session: ``custom:hpchub:session!server`` added to
+    """The server's own token may read its session and report its activity:
+    ``custom:hpchub:session!server`` and ``custom:hpchub:report-activity!server`` added to
     ``Spawner.server_token_scopes`` (JupyterHub's default, the ``server`` role's scopes, kept).
     A site's own list (on ``Spawner`` or ``SlurmGPUSpawner``) is extended; a callable is left
     alone (the site then adds the scope itself). JupyterHub gives the token only the scopes
-    its user holds: users hold the session scope through the ``user`` role."""
+    its user holds: users hold both scopes through the ``user`` role."""
     for section in ("SlurmGPUSpawner", "Spawner"):
         if section in c and "server_token_scopes" in c[section]:
             current = c[section].server_token_scopes
             if callable(current):
                 return
             scopes = list(current)
-            c[section].server_token_scopes = scopes + [s for s in SERVER_TOKEN_SCOPES[-1:] if s not in scopes]
+            c[section].server_token_scopes = scopes + [s for s in OWN_SERVER_SCOPES if s not in scopes]
             return
     c.Spawner.server_token_scopes = list(SERVER_TOKEN_SCOPES)
 
@@ -142,13 +153,15 @@ def _grant_server_token_scope(c) -> None:
 def configure_api(c) -> None:
     """Add the ledger API's handlers, scopes and user-role grants to a hub configuration
     (idempotent)."""
+    from .activity import ROUTES as ACTIVITY_ROUTES  # noqa: PLC0415
     from .courses import ROUTES as COURSE_ROUTES  # noqa: PLC0415
     from .environments import ROUTES as ENVIRONMENT_ROUTES  # noqa: PLC0415
     from .handlers import ROUTES  # noqa: PLC0415  (imports JupyterHub: only when configuring a hub)
     from .lab_hours import ROUTES as LAB_HOURS_ROUTES  # noqa: PLC0415
 
     handlers = list(c.JupyterHub.extra_handlers) if "extra_handlers" in c.JupyterHub else []
-    handlers += [route for route in [*ROUTES, *LAB_HOURS_ROUTES, *COURSE_ROUTES, *ENVIRONMENT_ROUTES] if route not in handlers]
+    handlers += [route for route in [*ROUTES, *ACTIVITY_ROUTES, *LAB_HOURS_ROUTES, *COURSE_ROUTES,
+                                              *ENVIRONMENT_ROUTES] if route not in handlers]
     c.JupyterHub.extra_handlers = handlers
 
     scopes = dict(c.JupyterHub.custom_scopes) if "custom_scopes" in c.JupyterHub else {}

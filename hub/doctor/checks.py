@@ -259,21 +259,35 @@ def check_hub_from_node(ok: bool | None, detail: str) -> Finding:
                   "nodes are this host) and open the firewall for it")  # fmt: skip
 
 
-def check_idle_stop(idle_minutes: float, reconcile_scopes: Sequence[str] | None) -> Finding:
-    """The idle stop asks each session through the proxy: the reconciler's role needs ``access:servers``.
-    ``reconcile_scopes``: the scopes of the roles given to the ``hpchub-reconcile`` service (None: no such service)."""
-    state = f"on after {idle_minutes:g} min" if idle_minutes > 0 else "off (c.HPCHubLedger.idle_timeout_minutes = 0)"
+# Scopes that let their holder act as a user or read a user's credentials: the reconciler must
+# hold none of them (it never talks to a session; the sessions report to the hub themselves).
+RECONCILER_FORBIDDEN_SCOPES = ("access:servers", "tokens", "read:tokens", "admin:users")
+
+
+def check_reconciler_role(idle_minutes: float, reconcile_scopes: Sequence[str] | None, *,
+                          admin: bool = False) -> Finding:  # fmt: skip
+    """The reconciler's role (the roles given to the ``hpchub-reconcile`` service): enough to stop
+    servers (``delete:servers``), nothing that reaches into users' servers or tokens.
+    ``reconcile_scopes``: the roles' scopes *expanded* (``jupyterhub.scopes.expand_scopes``; None:
+    no such service); ``admin``: the service is an admin (``admin: True`` or the ``admin`` role)."""
+    state = f"idle stop on after {idle_minutes:g} min" if idle_minutes > 0 else "idle stop off"
     if reconcile_scopes is None:
-        return warned("idle-stop", f"{state}; no hpchub-reconcile service: no budget or idle stops",
+        return warned("reconciler-role", f"{state}; no hpchub-reconcile service: no budget or idle stops",
                       "add the hpchub-reconcile service and its role (hpchub deploy config has them)")  # fmt: skip
-    can_ask = any(scope == "access:servers" or scope.startswith("access:servers!") for scope in reconcile_scopes)
-    if can_ask:
-        return passed("idle-stop", f"{state}; the reconciler's role may ask the sessions (access:servers)")
-    if idle_minutes > 0:
-        return failed("idle-stop", f"{state}, but the hpchub-reconcile role lacks access:servers: it cannot ask any "
-                      "session, so it stops none", "add access:servers to the hpchub-reconcile role's scopes")  # fmt: skip
-    return passed("idle-stop", f"{state}; turning it on, or a course's own idle stop (course setting "
-                  "idle-stop-after), needs access:servers in the hpchub-reconcile role")  # fmt: skip
+    forbidden = sorted({scope for scope in reconcile_scopes
+                        if scope.split("!", 1)[0] in RECONCILER_FORBIDDEN_SCOPES})  # fmt: skip
+    if admin or forbidden:
+        what = "is an admin" if admin else f"holds {', '.join(forbidden)}"
+        return failed("reconciler-role", f"the hpchub-reconcile service {what}: whoever reads its token (the "
+                      "reconciler's host, its logs, its environment) can open or impersonate every user's server",
+                      'give the hpchub-reconcile role only "delete:servers" (sessions report their own activity; '
+                      "the reconciler never asks them)")  # fmt: skip
+    if "delete:servers" not in reconcile_scopes:
+        return failed("reconciler-role", f"{state}, but the hpchub-reconcile role cannot stop servers (no "
+                      "delete:servers): used-up budgets, ended terms and idle sessions are never stopped",
+                      'add "delete:servers" to the hpchub-reconcile role\'s scopes')  # fmt: skip
+    return passed("reconciler-role", f"{state}; the reconciler may stop servers and nothing more (delete:servers); "
+                  "sessions report their activity themselves")  # fmt: skip
 
 
 def exit_code(findings: Sequence[Finding]) -> int:

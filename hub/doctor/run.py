@@ -235,20 +235,25 @@ class Site:
         lines = (job.stderr or job.stdout).strip().splitlines()
         return checks.check_hub_from_node(False, f"a job could not fetch {url}/hub/api/: {lines[-1] if lines else job.returncode}")
 
-    def idle_stop_finding(self) -> Finding:
+    def reconciler_role_finding(self) -> Finding:
+        from jupyterhub.scopes import expand_scopes  # noqa: PLC0415
+
         services = _setting(self.config, "JupyterHub", "services", []) or []
-        if not any(isinstance(s, dict) and s.get("name") == RECONCILE_SERVICE for s in services):
-            return checks.check_idle_stop(self.ledger_settings.idle_timeout_minutes, None)
-        roles = _setting(self.config, "JupyterHub", "load_roles", []) or []
-        scopes = [scope for role in roles if isinstance(role, dict) and RECONCILE_SERVICE in (role.get("services") or [])
-                  for scope in role.get("scopes") or []]  # fmt: skip
-        return checks.check_idle_stop(self.ledger_settings.idle_timeout_minutes, scopes)
+        service = next((s for s in services if isinstance(s, dict) and s.get("name") == RECONCILE_SERVICE), None)
+        if service is None:
+            return checks.check_reconciler_role(self.ledger_settings.idle_timeout_minutes, None)
+        roles = [role for role in _setting(self.config, "JupyterHub", "load_roles", []) or []
+                 if isinstance(role, dict) and RECONCILE_SERVICE in (role.get("services") or [])]  # fmt: skip
+        scopes = [scope for role in roles for scope in role.get("scopes") or []]
+        admin = bool(service.get("admin")) or any(role.get("name") == "admin" for role in roles)
+        return checks.check_reconciler_role(self.ledger_settings.idle_timeout_minutes,
+                                            sorted(expand_scopes(scopes)), admin=admin)  # fmt: skip
 
     def findings(self, *, run_job: bool) -> list[Finding]:
         return [
             *self.slurm_findings(), self.environment_finding(), self.database_finding(), self.discovery_finding(),
             self.tls_finding(), self.sudo_finding(), self.project_groups_finding(), self.hub_from_node_finding(run_job),
-            self.idle_stop_finding(),
+            self.reconciler_role_finding(),
         ]  # fmt: skip
 
 

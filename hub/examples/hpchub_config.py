@@ -150,7 +150,9 @@ c.JupyterHub.services = [{"name": "hpchub-reconcile", "api_token": read_secret_f
 c.JupyterHub.load_roles = [{
     "name": "hpchub-reconcile",
     "description": "stops servers whose project budget or member cap is used up, or that sit idle",
-    "scopes": ["servers", "read:users:name", "access:servers"],  # access:servers: the idle stop asks them
+    # Only stopping servers: the sessions report their own activity to the hub (never give this
+    # role access:servers, tokens or admin:users: `hpchub doctor` fails on them).
+    "scopes": ["delete:servers"],
     "services": ["hpchub-reconcile"],
 }]  # fmt: skip
 

@@ -9,9 +9,10 @@ own state (the spawner's stop, the hold's release, the provisional charge) stays
 the reason is noted on the ledger session first and shown on the user's pages.
 
 The idle stop (``--stop-idle-after MINUTES``, hub/ledger/idle.py) runs in the same pass: it
-asks each running session what it is doing, through the proxy (``$JUPYTERHUB_PUBLIC_URL``;
-the token needs ``access:servers``), warns at half the timeout and stops at the timeout,
-the same way. Each session's timeout is the site's unless its course sets a shorter one
+reads each running session's latest activity report (the session pushes it to the hub with
+its own server token; the reconciler never sends a request to a session, so its token, which
+may stop anyone's server, never reaches a process a user controls), warns at half the
+timeout and stops at the timeout, the same way. The token needs only ``delete:servers``. Each session's timeout is the site's unless its course sets a shorter one
 (idle-stop-after: ``idle.effective_idle_timeout``); with the site's stop off, only those
 courses' sessions are asked.
 """
@@ -22,7 +23,6 @@ import json
 import os
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
@@ -30,22 +30,16 @@ from urllib.parse import quote
 from .enforce import ExhaustionTracker
 from .idle import (
     IDLE_NOTE_PREFIX,
-    ActivityAnswerError,
     IdleState,
     IdleTracker,
     course_decides,
+    current_activity,
     effective_idle_timeout,
     idle_notice,
-    parse_activity,
     stop_reason,
 )
 from .store import Ledger
 from .types import ProjectState, SessionInfo, SessionState
-
-ACTIVITY_PATH = "api/hpchub/activity"
-ACTIVITY_TIMEOUT = 15.0  # seconds per session; no answer in time: UNKNOWN, never stopped
-ACTIVITY_WORKERS = 8  # sessions asked at once
-
 
 class HubUnavailable(RuntimeError):
     """The hub's API did not answer: nothing is stopped this pass."""
@@ -53,34 +47,16 @@ class HubUnavailable(RuntimeError):
 
 @dataclass(frozen=True)
 class HubAPI:
-    """The hub's REST API as a managed service sees it (JUPYTERHUB_API_URL / _TOKEN)."""
+    """The hub's REST API as a managed service sees it (JUPYTERHUB_API_URL / _TOKEN). Only ever
+    sent to the hub itself: never to a user's server (the proxy's /user/ routes)."""
 
     url: str
     token: str
-    public_url: str | None = None  # the proxy, where /user/NAME/ is served ($JUPYTERHUB_PUBLIC_URL)
 
     @classmethod
     def from_environment(cls) -> "HubAPI | None":
         url, token = os.environ.get("JUPYTERHUB_API_URL"), os.environ.get("JUPYTERHUB_API_TOKEN")
-        public = (os.environ.get("JUPYTERHUB_PUBLIC_URL") or "").rstrip("/") or None
-        return cls(url.rstrip("/"), token, public) if url and token else None
-
-    def activity(self, user: str, server_name: str) -> dict | None:
-        """The session's activity answer (hpchub_notebook/activity.py); None when it does not
-        answer it (not reachable, not ready, an environment without the extension)."""
-        if not self.public_url:
-            return None
-        server = f"{quote(server_name, safe='')}/" if server_name else ""
-        url = f"{self.public_url}/user/{quote(user, safe='')}/{server}{ACTIVITY_PATH}"
-        request = urllib.request.Request(url, headers={"Authorization": f"token {self.token}",
-                                                       "Accept": "application/json"})  # fmt: skip
-        try:
-            with urllib.request.urlopen(request, timeout=ACTIVITY_TIMEOUT) as response:  # noqa: S310 (our proxy)
-                if response.status != 200 or "json" not in response.headers.get("Content-Type", ""):
-                    return None
-                return json.loads(response.read().decode())
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
+        return cls(url.rstrip("/"), token) if url and token else None
 
     def stop_server(self, user: str, server_name: str) -> int:
         path = f"/users/{quote(user)}/servers/{quote(server_name)}" if server_name else f"/users/{quote(user)}/server"
@@ -115,17 +91,17 @@ def stop_exhausted_sessions(ledger: Ledger, tracker: ExhaustionTracker, hub: Hub
     return lines
 
 
-def _ask(hub: HubAPI, session: SessionInfo):
-    try:
-        return parse_activity(hub.activity(session.user, session.server_name))
-    except ActivityAnswerError:
-        return None  # no answer, or not the extension's: UNKNOWN
+def _reported(ledger: Ledger, tracker: IdleTracker, session_ids, now: datetime):
+    """session id -> its activity from its latest report while fresh, else None (UNKNOWN)."""
+    reports = ledger.activity_reports(session_ids)
+    return {sid: current_activity(reports.get(sid), now, tracker.report_max_age) for sid in session_ids}
 
 
 def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: datetime | None = None) -> list[str]:
-    """One pass of the idle stop: ask each running session that has a timeout (the site's
-    ``tracker.timeout``, 0: off, or its course's shorter one), warn at half its timeout (a note
-    on the session, cleared when it is used again), stop at the timeout. Lines for the log."""
+    """One pass of the idle stop: read the latest activity report of each running session that
+    has a timeout (the site's ``tracker.timeout``, 0: off, or its course's shorter one), warn at
+    half its timeout (a note on the session, cleared when it is used again), stop at the
+    timeout (read again just before: a cell started since counts). Lines for the log."""
     site = tracker.timeout.total_seconds() / 60
     courses = ledger.course_idle_timeouts()
     running, timeouts, by_course = [], {}, set()
@@ -145,14 +121,14 @@ def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: d
     if not running:
         tracker.verdicts({}, now or datetime.now(timezone.utc))
         return []
-    with ThreadPoolExecutor(max_workers=min(ACTIVITY_WORKERS, len(running))) as pool:
-        answers = dict(zip((s.id for s in running), pool.map(lambda s: _ask(hub, s), running), strict=True))
     now = now or datetime.now(timezone.utc)
+    answers = _reported(ledger, tracker, [session.id for session in running], now)
     verdicts = tracker.verdicts(answers, now, timeouts)
     lines = []
     for session in running:
         verdict = verdicts[session.id]
-        if verdict.state is IdleState.STOP and tracker.still_idle(session.id, _ask(hub, session), now):
+        if verdict.state is IdleState.STOP and tracker.still_idle(
+                session.id, _reported(ledger, tracker, [session.id], now)[session.id], now):
             reason = stop_reason(timeouts[session.id], course=session.id in by_course)
             ledger.note_stop_reason(session.id, reason)
             try:
@@ -165,8 +141,9 @@ def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: d
         elif verdict.state is IdleState.UNKNOWN:
             if tracker.say_unanswered(session.id, session.started_at, now):
                 lines.append(f"{session.project}: {session.user}/{session.server_name} (job {session.job_id}) does "
-                             "not say what it does (no activity answer: an environment without hpchub, or a token "
-                             "without access:servers): the idle stop leaves it alone")
+                             "not report what it does (no activity report for "
+                             f"{tracker.report_max_age.total_seconds():g} s: an environment without hpchub, or a "
+                             "node that cannot reach the hub): the idle stop leaves it alone")
         else:
             notice = idle_notice(verdict)
             noted = session.message if (session.message or "").startswith(IDLE_NOTE_PREFIX) else None

@@ -424,7 +424,7 @@ def _budget_watch(grace_seconds: float):
     hub = HubAPI.from_environment()
     if hub is None:
         raise UsageError("--stop-exhausted-after: needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN "
-                         "(the hub's API and a token with the servers scope)")
+                         "(the hub's API and a token with delete:servers)")
     tracker = ExhaustionTracker(grace=timedelta(seconds=grace_seconds))
     return _unless_hub_unavailable("budget watch", lambda ledger: stop_exhausted_sessions(ledger, tracker, hub))
 
@@ -451,28 +451,20 @@ def _config_settings(args):
     return settings or HPCHubLedger()
 
 
-def _public_url(args) -> str | None:
-    """Where the proxy serves /user/NAME/: $JUPYTERHUB_PUBLIC_URL, else c.JupyterHub.public_url,
-    else c.JupyterHub.bind_url of the --config file."""
-    if os.environ.get("JUPYTERHUB_PUBLIC_URL"):
-        return os.environ["JUPYTERHUB_PUBLIC_URL"].rstrip("/")
-    config_file = getattr(args, "config", None)
-    config = load_hub_config(config_file) if config_file and os.path.isfile(config_file) else None
-    if config is None:
-        return None
-    hub_config = config.get("JupyterHub", {})
-    url = hub_config.get("public_url") or hub_config.get("bind_url")
-    return str(url).rstrip("/") if url else None
-
-
 def _idle_watch(args):
     """The idle stop after each pass (``--stop-idle-after``, else c.HPCHubLedger.idle_timeout_minutes;
-    0: off, but courses' own idle-stop-after still applies to their sessions): see hub/ledger/idle.py."""
-    from dataclasses import replace  # noqa: PLC0415
+    0: off, but courses' own idle-stop-after still applies to their sessions): see hub/ledger/idle.py.
+    It reads the sessions' own activity reports from the ledger and stops through the hub's API."""
     from datetime import timedelta  # noqa: PLC0415
 
     from .budget_watch import HubAPI, stop_idle_sessions  # noqa: PLC0415
-    from .idle import IDLE_TIMEOUT_LIMIT, IdleTracker, idle_timeout_allowed  # noqa: PLC0415
+    from .idle import (  # noqa: PLC0415
+        IDLE_TIMEOUT_LIMIT,
+        REPORT_MAX_AGE_LIMIT,
+        IdleTracker,
+        idle_timeout_allowed,
+        report_max_age_allowed,
+    )
 
     settings = None
     minutes = args.stop_idle_after
@@ -486,19 +478,22 @@ def _idle_watch(args):
         percent = (settings or _config_settings(args)).idle_gpu_busy_percent
     if not 1 <= percent <= 100:
         raise UsageError(f"--idle-gpu-busy: from 1 to 100 percent, got {percent}")
+    max_age = args.idle_report_max_age
+    if max_age is None:
+        max_age = (settings or _config_settings(args)).idle_report_max_age_seconds
+    if not report_max_age_allowed(max_age):
+        raise UsageError(f"--idle-report-max-age: {REPORT_MAX_AGE_LIMIT}, got {max_age:g}")
     hub = HubAPI.from_environment()
-    public_url = _public_url(args)
-    if hub is None or not public_url:
+    if hub is None:
         if minutes:
             raise UsageError(f"--stop-idle-after: {IDLE_NEEDS}")
         return _courses_idle_unwatched()
-    hub = replace(hub, public_url=public_url)
-    tracker = IdleTracker(timeout=timedelta(minutes=minutes), gpu_busy_percent=percent)
+    tracker = IdleTracker(timeout=timedelta(minutes=minutes), gpu_busy_percent=percent,
+                          report_max_age=timedelta(seconds=max_age))  # fmt: skip
     return _unless_hub_unavailable("idle stop", lambda ledger: stop_idle_sessions(ledger, tracker, hub))
 
 
-IDLE_NEEDS = ("needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (a token with the servers and access:servers "
-              "scopes) and the proxy's URL ($JUPYTERHUB_PUBLIC_URL, or c.JupyterHub.public_url of --config)")
+IDLE_NEEDS = "needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (the hub's API and a token with delete:servers)"
 
 
 def _courses_idle_unwatched():
@@ -620,7 +615,7 @@ def add_parsers(subparsers) -> None:
         "--stop-exhausted-after", type=float, metavar="SECONDS",
         help="after each pass, stop running sessions whose project budget or member cap has been used up "
         "for SECONDS (the grace, e.g. 300); stops them through the hub's API: needs JUPYTERHUB_API_URL "
-        "and JUPYTERHUB_API_TOKEN (a token with the servers scope)",
+        "and JUPYTERHUB_API_TOKEN (a token with delete:servers)",
     )  # fmt: skip
     reconcile.add_argument(
         "--stop-idle-after", type=float, metavar="MINUTES",
@@ -629,9 +624,14 @@ def add_parsers(subparsers) -> None:
         "session that does not answer is never stopped. The project pays only until the stop. 0 = off (default "
         "c.HPCHubLedger.idle_timeout_minutes of --config, else 0; example 30). A course's own idle stop "
         "(hpchub course settings --idle-stop-after) is used for its sessions when shorter, and even when this is "
-        "0. Needs the hub's API as --stop-exhausted-after does, a token with access:servers too, and the proxy's "
-        "URL ($JUPYTERHUB_PUBLIC_URL, else c.JupyterHub.public_url or bind_url of --config); at 0 without them a "
-        "course's idle stop is not applied and the log says so once",
+        "0. It reads the activity the sessions report to the hub themselves (it never asks a session) and stops "
+        "through the hub's API as --stop-exhausted-after does; at 0 without the API a course's idle stop is not "
+        "applied and the log says so once",
+    )  # fmt: skip
+    reconcile.add_argument(
+        "--idle-report-max-age", type=float, metavar="SECONDS",
+        help="with --stop-idle-after: a session whose latest activity report is older than this is 'unknown' and "
+        "never stopped (default c.HPCHubLedger.idle_report_max_age_seconds of --config, else 180; from 10 to 86400)",
     )  # fmt: skip
     reconcile.add_argument(
         "--idle-gpu-busy", type=int, metavar="PERCENT",

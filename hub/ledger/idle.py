@@ -1,13 +1,21 @@
 """Idle GPU sessions: which to warn about and which to stop (pure: no I/O, no clock).
 
-A running session is asked what it is doing (``GET /user/NAME/SERVER/api/hpchub/activity``,
-answered by ``hpchub_notebook/activity.py`` inside the job). It is *idle* when no kernel runs
-a request (a long cell with no output is busy), no terminal runs a command, its GPUs'
-utilization is below the threshold or unknown, and there has been no user activity (a
-request to a kernel, terminal input or output, a saved file) for the whole timeout. An open
-browser tab is not activity. A session that does not answer, or answers something else
-(an environment without hpchub), is UNKNOWN and never stopped: missing information never
-stops anyone's work.
+A running session *reports* what it is doing: its own Jupyter server extension
+(``hpchub_notebook/activity.py``) posts its activity to the hub with the server's own token
+(``POST /hub/api/hpchub/v1/users/NAME/servers/SERVER/activity``), every report interval and
+at once when a kernel starts a request; the hub keeps the latest report per session in the
+ledger (:class:`ActivityReport`, ``reported_at`` on the hub's clock). The reconciler reads
+those reports: it never sends a request, let alone a credential, to a process the user
+controls. A session is *idle* when no kernel runs a request (a long cell with no output is
+busy), no terminal runs a command, its GPUs' utilization is below the threshold or unknown,
+and there has been no user activity (a request to a kernel, terminal input or output, a
+saved file) for the whole timeout. An open browser tab is not activity. A session without a
+report, or whose latest report is older than the report's maximum age (it stopped
+reporting: an environment without hpchub, a hub it cannot reach), is UNKNOWN and never
+stopped: missing information never stops anyone's work.
+
+A report is the user's own word about the user's own session: it can keep that session
+from being stopped as idle (as a running cell would), never touch another's.
 
 A course may set its own, shorter timeout (the instructor's setting idle-stop-after,
 ``effective_idle_timeout``): GPUs held by idle students are GPUs other students wait for.
@@ -30,6 +38,16 @@ IDLE_NOTE_PREFIX = "idle: "  # the warning noted on the session (session_notes.p
 IDLE_NOTICE = IDLE_NOTE_PREFIX + "this session stops at {when} unless used (idle since {since})"
 DEFAULT_GPU_BUSY_PERCENT = 5
 IDLE_TIMEOUT_LIMIT = "from 0 (off) to 10080 minutes"  # a week: every setting of the timeout says this
+
+
+# A session reports every 60 s by default (c.SlurmGPUSpawner.activity_report_seconds); a report
+# older than three intervals means it stopped reporting: UNKNOWN, never stopped.
+DEFAULT_REPORT_MAX_AGE_SECONDS = 180
+REPORT_MAX_AGE_LIMIT = "from 10 to 86400 seconds"
+
+
+def report_max_age_allowed(seconds: float) -> bool:
+    return 10 <= seconds <= 86400
 
 
 COURSE_IDLE_LIMIT = "a whole number of minutes from 1 to 10080, or none (the site's idle stop)"
@@ -81,8 +99,24 @@ class Verdict:
     stop_at: datetime | None = None
 
 
+@dataclass(frozen=True)
+class ActivityReport:
+    """A session's latest report, as the hub received it (``reported_at``: the hub's clock, not the node's)."""
+
+    activity: Activity
+    reported_at: datetime
+
+
+def current_activity(report: ActivityReport | None, now: datetime, max_age: timedelta) -> Activity | None:
+    """What the session last said it does while that is fresh; None (UNKNOWN: never stopped)
+    without a report, or when the latest is older than ``max_age``."""
+    if report is None or now - report.reported_at > max_age:
+        return None
+    return report.activity
+
+
 class ActivityAnswerError(ValueError):
-    """An answer that is not the extension's (the session is then UNKNOWN)."""
+    """A report that is not the extension's (refused with 400 naming the field; the session stays UNKNOWN)."""
 
 
 def _count(answer: Mapping[str, Any], name: str) -> int:
@@ -93,7 +127,7 @@ def _count(answer: Mapping[str, Any], name: str) -> int:
 
 
 def parse_activity(answer: object) -> Activity:
-    """The extension's JSON answer as :class:`Activity`; :class:`ActivityAnswerError` naming the field."""
+    """The extension's JSON report as :class:`Activity`; :class:`ActivityAnswerError` naming the field."""
     if not isinstance(answer, Mapping):
         raise ActivityAnswerError(f"an object expected, got {type(answer).__name__}")
     kernels_busy, terminals_busy = _count(answer, "kernels_busy"), _count(answer, "terminals_busy")
@@ -155,10 +189,12 @@ def idle_notice(verdict: Verdict) -> str | None:
 @dataclass
 class IdleTracker:
     """Remembers, per running session, since when its GPUs are seen idle (between passes).
-    ``timeout``: the site's; ``timeouts``: this pass's per-session ones that differ (a course's)."""
+    ``timeout``: the site's; ``timeouts``: this pass's per-session ones that differ (a course's);
+    ``report_max_age``: a report older than this is no answer (UNKNOWN)."""
 
     timeout: timedelta
     gpu_busy_percent: int = DEFAULT_GPU_BUSY_PERCENT
+    report_max_age: timedelta = timedelta(seconds=DEFAULT_REPORT_MAX_AGE_SECONDS)
     gpu_idle_since: dict[int, datetime] = field(default_factory=dict)
     unanswered_said: set[int] = field(default_factory=set)  # sessions the log already named as not answering
     timeouts: dict[int, timedelta] = field(default_factory=dict)
@@ -167,8 +203,8 @@ class IdleTracker:
         return self.timeouts.get(session_id, self.timeout)
 
     def say_unanswered(self, session_id: int, started_at: datetime | None, now: datetime) -> bool:
-        """Once per session, for the log: it has run for a timeout and still does not answer
-        (an environment without hpchub, or not reachable), so the idle stop never stops it."""
+        """Once per session, for the log: it has run for a timeout and still does not report
+        (an environment without hpchub, or a node that cannot reach the hub), so the idle stop never stops it."""
         if session_id in self.unanswered_said or started_at is None or now - started_at < self.timeout_of(session_id):
             return False
         self.unanswered_said.add(session_id)

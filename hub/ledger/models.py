@@ -337,6 +337,21 @@ class OrphanJob(Base):
     cancelled_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
+class SessionActivity(Base):
+    """A session's latest activity report (its own server's push, ``hub/api/activity.py``): one row
+    per session, replaced by a newer report. What the idle stop reads; no money or hours
+    depend on it (the charge is sacct's elapsed time), so it is not append-only."""
+
+    __tablename__ = "hpchub_session_activity"
+
+    session_id: Mapped[int] = mapped_column(ForeignKey("hpchub_sessions.id"), primary_key=True)
+    reported_at: Mapped[datetime] = mapped_column(UtcDateTime)
+    kernels_busy: Mapped[int] = mapped_column(Integer)
+    terminals_busy: Mapped[int] = mapped_column(Integer)
+    last_activity: Mapped[datetime] = mapped_column(UtcDateTime)
+    gpu_percent: Mapped[int | None] = mapped_column(Integer)
+
+
 def _replaced_by_a_final_charge():
     final = aliased(Charge)
     return exists(

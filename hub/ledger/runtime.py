@@ -14,7 +14,13 @@ from traitlets import Dict, Float, Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from .arithmetic import ChargeRates
-from .idle import IDLE_TIMEOUT_LIMIT, idle_timeout_allowed
+from .idle import (
+    DEFAULT_REPORT_MAX_AGE_SECONDS,
+    IDLE_TIMEOUT_LIMIT,
+    REPORT_MAX_AGE_LIMIT,
+    idle_timeout_allowed,
+    report_max_age_allowed,
+)
 from .store import Ledger, make_engine, upgrade
 
 
@@ -62,6 +68,13 @@ class HPCHubLedger(Configurable):
         help="A session whose GPUs (the most used one, nvidia-smi) are at this utilization or more is computing "
         "and never idle. Percent, 1 to 100. Default 5. Example: 10. `hpchub reconcile --idle-gpu-busy` overrides it.",
     ).tag(config=True)
+    idle_report_max_age_seconds = Float(
+        float(DEFAULT_REPORT_MAX_AGE_SECONDS),
+        help="Seconds after which a session's latest activity report (pushed by the session every "
+        "c.SlurmGPUSpawner.activity_report_seconds) no longer counts: the session is then 'unknown' and the idle "
+        "stop never stops it. Keep it at least twice the report interval plus 30 s. From 10 to 86400. Default 180. "
+        "Example: 300. `hpchub reconcile --idle-report-max-age` overrides it.",
+    ).tag(config=True)
     sqlite_busy_timeout = Float(
         30.0,
         help="Seconds a write to a SQLite ledger waits for another writer's lock before it fails (the spawn then "
@@ -72,6 +85,13 @@ class HPCHubLedger(Configurable):
     def _valid_idle_timeout(self, proposal):
         if not idle_timeout_allowed(proposal["value"]):
             raise TraitError(f"c.HPCHubLedger.idle_timeout_minutes: {IDLE_TIMEOUT_LIMIT}, got {proposal['value']:g}")
+        return proposal["value"]
+
+    @validate("idle_report_max_age_seconds")
+    def _valid_report_max_age(self, proposal):
+        if not report_max_age_allowed(proposal["value"]):
+            raise TraitError(f"c.HPCHubLedger.idle_report_max_age_seconds: {REPORT_MAX_AGE_LIMIT}, "
+                             f"got {proposal['value']:g}")
         return proposal["value"]
 
     @validate("idle_gpu_busy_percent")

@@ -43,6 +43,7 @@ from .records import (  # noqa: F401  (MembershipState and usage_json: re-export
     MembershipState, _charge_record, _elapsed_seconds, _project_info, _session_cost, _session_info, usage_json,
 )  # fmt: skip
 from .session_notes import SessionNotes
+from .activity_reports import ActivityReports
 from .models import (
     AppendOnlySession, CapEntry, Charge, Grant, Member, OutsideJob, PortalSession, Project, effective_charges,
 )  # fmt: skip
@@ -77,7 +78,8 @@ from .types import (
 DEFAULT_CLUSTER = "hpchub"
 
 
-class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, CourseRecords, CourseGroups, ProjectHistory):
+class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, ActivityReports, CourseRecords, CourseGroups,
+             ProjectHistory):
     """Projects, grants, members, caps, holds and charges in one database.
 
     ``db``: a URL (``sqlite:////path/ledger.sqlite``, ``postgresql+psycopg://...``) or an

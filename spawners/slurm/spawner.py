@@ -36,6 +36,7 @@ from tornado import web
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
 from hub.ledger import BudgetRefused, Ledger, LedgerError
+from hpchub_notebook.activity_logic import REPORT_INTERVAL_VARIABLE as ACTIVITY_REPORT_VARIABLE
 from hub.ledger.runtime import ledger_from_config
 from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
@@ -161,6 +162,14 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         "{home}/.hpchub-jupyter-%j.log",
         help="The job's log file; {home} is the user's home, %j the job id (Slurm). "
         "Default '{home}/.hpchub-jupyter-%j.log'.",
+    ).tag(config=True)
+    activity_report_seconds = Integer(
+        60,
+        help="Seconds between a session's reports of what it is doing (kernels and terminals at work, the last "
+        "user activity, GPU use), which it posts to the hub with its own server token for the idle stop; a "
+        "kernel's new request is reported at once as well. 0 = never (the idle stop then never stops it). From 0 "
+        "to 3600. Default 60. Example: 30. Keep c.HPCHubLedger.idle_report_max_age_seconds at least twice this "
+        "plus 30.",
     ).tag(config=True)
     log_tail_lines = Integer(
         15, help="Lines of the job's log shown to the user when a job fails before Jupyter answers. Default 15."
@@ -373,6 +382,7 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         env = self.get_env()
         env.pop("PATH", None)  # the script sets PATH from the environment's venv
         env.update(project_envs.job_variables(project_envs.settings(self.config), self.user_project_names))
+        env[ACTIVITY_REPORT_VARIABLE] = str(self.activity_report_seconds)  # hpchub_notebook/activity.py reads it
         return env
 
     def render_script(self, request: JobRequest) -> str:

@@ -22,6 +22,18 @@ import pytest
 import requests
 
 TEST_DIR = Path(os.environ.get("HPCHUB_TEST_DIR", "/var/lib/hpchub-test"))
+SECURITY_DIR = Path(__file__).parent / "security"
+
+
+def pytest_collection_modifyitems(config, items):
+    """The attack suite (``security/``): each test there performs an attack as a hostile user
+    would, with that user's own files, tokens and sessions, and asserts that it fails. Marked
+    ``security`` and ``integration`` (``pytest -m security``). No conftest.py of its own there:
+    the integration tests import this one as ``conftest``."""
+    for item in items:
+        if SECURITY_DIR in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.security)
+            item.add_marker(pytest.mark.integration)
 HPCHUB = [sys.executable, "-m", "hub.cli"]
 BROKEN_ENVIRONMENT = """
 [[environment]]
@@ -152,6 +164,26 @@ class Portal:
     def ledger_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         return subprocess.run([*HPCHUB, *args], capture_output=True, text=True, timeout=120, check=check, cwd="/",
                               env=cli_env(HPCHUB_LEDGER_URL=self.ledger_url))
+
+    def activity_report(self, user: str, server: str = ""):
+        """The latest activity report the hub stored for the user's running server (None: none yet):
+        what the session itself pushed, and what the idle stop reads."""
+        from hub.ledger import Ledger  # noqa: PLC0415
+
+        with Ledger(self.ledger_url) as ledger:
+            sessions = [s for s in ledger.active_sessions(user) if s.server_name == server]
+            return ledger.activity_reports([sessions[0].id]).get(sessions[0].id) if sessions else None
+
+    def wait_activity_report(self, user: str, server: str = "", accept=lambda report: True, timeout: float = 90):
+        """Until the hub holds a report of the server that ``accept`` takes (reports come every interval
+        and within 5 s of a kernel's new request)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            report = self.activity_report(user, server)
+            if report is not None and accept(report):
+                return report
+            assert time.monotonic() < deadline, f"no such activity report of {user}/{server} in {timeout} s: {report}"
+            time.sleep(0.5)
 
     def usage(self, project: str) -> dict:
         return json.loads(self.ledger_cli("usage", project, "--json").stdout)

@@ -33,7 +33,7 @@ def test_the_demo_passes_with_a_test_job_from_a_node(portal, doctor):
     findings = {f["name"]: f for f in json.loads(done.stdout)["findings"]}
     assert {name for name, f in findings.items() if f["status"] == "FAIL"} == set()
     for name in ("slurm", "accounting", "gpu-tres", "enforce", "billing-weights", "munge", "environment", "database",
-                 "identity-provider", "sudo", "hub-from-node", "idle-stop"):
+                 "identity-provider", "sudo", "hub-from-node", "reconciler-role"):
         assert findings[name]["status"] == "PASS", findings[name]
     assert findings["tls"]["status"] == "WARN" and findings["tls"]["fix"]  # plain http on loopback: the demo
 
@@ -49,6 +49,9 @@ def test_the_demo_passes_with_a_test_job_from_a_node(portal, doctor):
                      "cannot read", id="issuer-down"),
         pytest.param("c.JupyterHub.hub_connect_url = 'http://127.0.0.1:9'", "hub-from-node",
                      "could not fetch", id="hub-unreachable-from-node"),
+        pytest.param("c.JupyterHub.load_roles = [dict(r, scopes=[*r['scopes'], 'access:servers']) "
+                     "if r['name'] == 'hpchub-reconcile' else r for r in c.JupyterHub.load_roles]",
+                     "reconciler-role", "holds access:servers", id="reconciler-may-open-servers"),
     ],
 )  # fmt: skip
 def test_a_broken_setting_fails_by_name_with_the_fix(portal, doctor, tmp_path, lines, name, says):

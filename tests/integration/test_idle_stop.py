@@ -1,11 +1,12 @@
-"""The idle stop through the real hub, proxy and cluster: the session's own extension answers
-what it does (hpchub_notebook/activity.py), the reconciler's pass (``--stop-idle-after``) warns
+"""The idle stop through the real hub, proxy and cluster: the session's own extension reports
+what it does to the hub (hpchub_notebook/activity.py), the reconciler's pass (``--stop-idle-after``) reads
+the reports, warns
 at half the timeout and stops at the timeout with the reason on the user's home page (while
 an open tab's polls reach it: not use), and a session whose kernel runs a long silent cell
 is never stopped.
 
 The hub's reconcile service is paused; the test runs its own passes with the service's
-token (it has ``access:servers``, as the demo grants it) and a timeout of seconds.
+token (``delete:servers`` only, as the demo grants it) and a timeout of seconds.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ def reconcile_env(portal, monkeypatch):
     demo = json.loads((portal.state_dir / "demo.json").read_text())
     monkeypatch.setenv("JUPYTERHUB_API_URL", f"http://127.0.0.1:{demo['ports']['hub_api']}/hub/api")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", (portal.state_dir / "hub" / "reconcile_token").read_text().strip())
-    monkeypatch.setenv("JUPYTERHUB_PUBLIC_URL", portal.url)
 
 
 @pytest.fixture
@@ -114,6 +114,8 @@ def home_page(portal) -> str:
 def test_an_idle_session_is_warned_then_stopped_and_a_long_silent_cell_is_not(portal, hpchub, reconcile_env,
                                                                                two_sessions):
     asyncio.run(_run_long_cell(portal, BUSY))
+    # the session pushed it to the hub itself (within seconds of the cell's start)
+    portal.wait_activity_report("bob", BUSY, accept=lambda report: report.activity.kernels_busy == 1, timeout=30)
     busy = activity(portal, BUSY)
     assert (busy["kernels"], busy["kernels_busy"], busy["gpu_utilization_percent"]) == (1, 1, None)  # emulated GPU
     # both sit without user activity for longer than the stop's timeout (the busy one's cell runs on),

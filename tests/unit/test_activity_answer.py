@@ -1,5 +1,6 @@
-"""The session's activity answer (hpchub_notebook/activity_logic.py): the job's GPUs from
-$CUDA_VISIBLE_DEVICES, nvidia-smi's figures, the answer the idle stop reads."""
+"""The session's activity report (hpchub_notebook/activity_logic.py): the job's GPUs from
+$CUDA_VISIBLE_DEVICES, nvidia-smi's figures, the report the idle stop reads, where and how
+often it is sent."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from hpchub_notebook.activity_logic import (
     TerminalActivity,
     activity_answer,
     gpu_utilization,
+    report_interval,
+    report_url,
     visible_gpus,
 )
 from hub.ledger.idle import parse_activity
@@ -100,3 +103,39 @@ def test_the_budget_meter_shows_the_idle_warning_and_clears_it() -> None:
     answers.append({**answers[0], "idle_notice": None})  # used again
     assert meter.refresh() is True
     assert meter.figures["warning"] is False and meter.layout.border == NORMAL_BORDER
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        pytest.param(None, 60, id="unset-default"),
+        pytest.param("30", 30, id="thirty"),
+        pytest.param(" 30 ", 30, id="spaces"),
+        pytest.param("0", 0, id="off"),
+        pytest.param("3600", 3600, id="an-hour"),
+        pytest.param("3601", 60, id="over-an-hour-default"),
+        pytest.param("²", 60, id="superscript-two-default"),
+        pytest.param("-5", 60, id="negative-default"),
+        pytest.param("1e3", 60, id="exponent-default"),
+        pytest.param("", 60, id="empty-default"),
+    ],
+)
+def test_the_report_interval(text, seconds):
+    assert report_interval(text) == seconds
+
+
+@pytest.mark.parametrize(
+    ("api", "user", "server", "url"),
+    [
+        pytest.param("http://10.0.0.1:8081/hub/api", "bob", "", "http://10.0.0.1:8081/hub/api/hpchub/v1/users/bob/"
+                     "servers//activity", id="default-server"),
+        pytest.param("https://hub/hub/api/", "bob", "train 1", "https://hub/hub/api/hpchub/v1/users/bob/servers/"
+                     "train%201/activity", id="named-quoted"),
+        pytest.param("https://hub/hub/api", "b/../ob", "x", "https://hub/hub/api/hpchub/v1/users/b%2F..%2Fob/servers/x"
+                     "/activity", id="a-slash-never-leaves-its-segment"),
+        pytest.param(None, "bob", "", None, id="not-under-a-hub"),
+        pytest.param("https://hub/hub/api", None, "", None, id="no-user"),
+    ],
+)  # fmt: skip
+def test_where_the_session_reports(api, user, server, url):
+    assert report_url(api, user, server) == url

@@ -14,6 +14,7 @@ from hub.api.config import (
     MANAGE_SCOPE,
     READ_SCOPE,
     SESSION_SCOPE,
+    ACTIVITY_SCOPE,
     USER_SCOPES,
     HPCHubAPI,
     configure_api,
@@ -28,10 +29,12 @@ ROUTE_SUFFIXES = {
     "/courses", "/preview",
     "/users/([^/]+)/servers/([^/]*)/session", "/users/([^/]+)/server/session", "/users/([^/]+)/session",
     "/users/([^/]+)/servers/([^/]*)/extend", "/users/([^/]+)/server/extend", "/users/([^/]+)/extend",
+    "/users/([^/]+)/servers/([^/]*)/activity", "/users/([^/]+)/server/activity",
     "/projects/([^/]+)/environments", "/projects/([^/]+)/environments/([^/]+)",
     "/projects/([^/]+)/environments/([^/]+)/log", "/catalogue/published", "/catalogue/published/([^/]+)",
 }  # fmt: skip
-SERVER_SCOPES = ["users:activity!user", "access:servers!server", f"{SESSION_SCOPE}!server"]
+OWN = [f"{SESSION_SCOPE}!server", f"{ACTIVITY_SCOPE}!server"]
+SERVER_SCOPES = ["users:activity!user", "access:servers!server", *OWN]
 
 
 def test_adds_routes_scopes_and_extra_user_scopes() -> None:
@@ -96,15 +99,14 @@ def test_server_token_scopes_are_jupyterhubs_default_plus_reading_the_own_sessio
     c = Config()
     configure_api(c)
     assert set(default_server["scopes"]) <= set(c.Spawner.server_token_scopes)
-    assert set(c.Spawner.server_token_scopes) - set(default_server["scopes"]) == {f"{SESSION_SCOPE}!server"}
+    assert set(c.Spawner.server_token_scopes) - set(default_server["scopes"]) == set(OWN)
 
 
 @pytest.mark.parametrize(
     ("section", "given", "expected"),
     [
-        pytest.param("Spawner", ["access:servers!server"], ["access:servers!server", f"{SESSION_SCOPE}!server"],
-                     id="site-list-on-spawner"),
-        pytest.param("SlurmGPUSpawner", ["users:activity!user"], ["users:activity!user", f"{SESSION_SCOPE}!server"],
+        pytest.param("Spawner", ["access:servers!server"], ["access:servers!server", *OWN], id="site-list-on-spawner"),
+        pytest.param("SlurmGPUSpawner", ["users:activity!user"], ["users:activity!user", *OWN],
                      id="site-list-on-slurm-spawner"),
         pytest.param("Spawner", SERVER_SCOPES, SERVER_SCOPES, id="already-there"),
     ],

@@ -129,14 +129,35 @@ def test_tls(args, status: Status, says: str) -> None:
         pytest.param(checks.check_discovery(""), Status.FAIL, id="no-issuer"),
         pytest.param(checks.check_hub_from_node(None, "not tested"), Status.WARN, id="node-untested"),
         pytest.param(checks.check_hub_from_node(False, "refused"), Status.FAIL, id="node-unreachable"),
-        pytest.param(checks.check_idle_stop(30, ["servers", "access:servers"]), Status.PASS, id="idle-on-can-ask"),
-        pytest.param(checks.check_idle_stop(30, ["servers", "read:users:name"]), Status.FAIL, id="idle-on-cannot-ask"),
-        pytest.param(checks.check_idle_stop(0, ["servers"]), Status.PASS, id="idle-off"),
-        pytest.param(checks.check_idle_stop(30, None), Status.WARN, id="idle-no-reconcile-service"),
     ],
 )  # fmt: skip
 def test_the_other_checks(finding, status: Status) -> None:
     assert finding.status is status
+
+
+@pytest.mark.parametrize(
+    ("scopes", "admin", "status", "says"),
+    [
+        pytest.param(["delete:servers"], False, Status.PASS, "may stop servers and nothing more", id="only-stops"),
+        pytest.param(["servers"], False, Status.PASS, "may stop servers", id="servers-includes-delete"),
+        pytest.param(["servers", "read:users:name", "access:servers"], False, Status.FAIL, "holds access:servers",
+                     id="the-old-role-access-servers"),
+        pytest.param(["delete:servers", "access:servers!user=bob"], False, Status.FAIL, "holds access:servers!user=bob",
+                     id="filtered-access-servers"),
+        pytest.param(["delete:servers", "tokens"], False, Status.FAIL, "holds read:tokens, tokens", id="tokens"),
+        pytest.param(["admin:users"], False, Status.FAIL, "admin:users", id="admin-users-reads-login-tokens"),
+        pytest.param(["delete:servers"], True, Status.FAIL, "is an admin", id="admin-service"),
+        pytest.param(["read:users:name"], False, Status.FAIL, "cannot stop servers", id="cannot-stop"),
+        pytest.param(None, False, Status.WARN, "no hpchub-reconcile service", id="no-reconcile-service"),
+    ],
+)  # fmt: skip
+def test_the_reconcilers_role_may_stop_servers_and_never_reach_into_them(scopes, admin, status, says) -> None:
+    from jupyterhub.scopes import expand_scopes  # noqa: PLC0415  (as the doctor expands them)
+
+    expanded = None if scopes is None else sorted(expand_scopes(scopes))
+    finding = checks.check_reconciler_role(30, expanded, admin=admin)
+    assert finding.status is status and says in finding.detail, finding
+    assert (finding.fix != "") is (status is not Status.PASS)
 
 
 @pytest.mark.parametrize(

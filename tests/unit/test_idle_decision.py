@@ -1,6 +1,6 @@
-"""The idle stop (hub/ledger/idle.py): reading a session's activity answer, the decision
-table, the GPU-idle memory between passes, the warning note and the pass itself (with a
-fake hub)."""
+"""The idle stop (hub/ledger/idle.py): reading a session's activity report, the decision
+table, the GPU-idle memory between passes, the reports' freshness, the warning note and
+the pass itself (over the ledger's stored reports, with a fake hub that only stops)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ import pytest
 from hub.api.sessions import session_json
 from hub.ledger import Ledger
 from hub.ledger.budget_watch import HubUnavailable, stop_idle_sessions
-from hub.ledger.errors import LedgerInputError
+from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.idle import (
     Activity,
     ActivityAnswerError,
+    ActivityReport,
     IdleState,
     IdleTracker,
+    current_activity,
     idle_notice,
     idle_verdict,
     parse_activity,
@@ -125,18 +127,14 @@ def test_the_tracker_remembers_since_when_the_gpus_are_idle_and_forgets_a_busy_o
     assert tracker.gpu_idle_since == {}
 
 
-# --- the pass, with the ledger and a fake hub -----------------------------------------------------
+# --- the pass, with the ledger's activity reports and a fake hub -----------------------------------
 
 
 class FakeHub:
-    """What the pass uses of :class:`HubAPI`: the sessions' answers by server name, and the stops."""
+    """What the pass uses of :class:`HubAPI`: the stops (it never asks a session anything)."""
 
-    def __init__(self, answers: dict) -> None:
-        self.answers = answers
+    def __init__(self) -> None:
         self.stopped: list[tuple[str, str]] = []
-
-    def activity(self, user: str, server_name: str):
-        return self.answers.get(server_name)
 
     def stop_server(self, user: str, server_name: str) -> int:
         self.stopped.append((user, server_name))
@@ -159,31 +157,63 @@ def running(ledger, server: str, job_id: str) -> int:
     return session_id
 
 
+def report(ledger, session_id: int, received_minutes_ago: float = 0.5, **changes) -> None:
+    """The session's own report (the hub's handler stores it), received that long before NOW."""
+    ledger.record_activity(session_id, parse_activity(answer(**changes)), now=ago(received_minutes_ago))
+
+
 def test_one_pass_stops_the_idle_warns_the_half_idle_and_leaves_the_rest(ledger):
     ids = {name: running(ledger, name, str(job)) for job, name in enumerate(
-        ("idle", "half", "busy", "silent", "gone"), start=100)}  # fmt: skip
-    hub = FakeHub({
-        "idle": answer(last_activity=ago(45).isoformat()),
-        "half": answer(last_activity=ago(20).isoformat()),
-        "busy": answer(kernels_busy=1, last_activity=ago(90).isoformat()),
-        "silent": {"message": "not found"},  # an environment without the extension
-    })  # fmt: skip
-    tracker = IdleTracker(timeout=TIMEOUT)
+        ("idle", "half", "busy", "silent", "stale"), start=100)}  # fmt: skip
+    report(ledger, ids["idle"], last_activity=ago(45).isoformat())
+    report(ledger, ids["half"], last_activity=ago(20).isoformat())
+    report(ledger, ids["busy"], kernels_busy=1, last_activity=ago(90).isoformat())
+    # "silent" never reported (an environment without the extension); "stale" stopped reporting
+    report(ledger, ids["stale"], received_minutes_ago=4, last_activity=ago(60).isoformat())
+    hub = FakeHub()
+    tracker = IdleTracker(timeout=TIMEOUT)  # reports count for 180 s
     lines = stop_idle_sessions(ledger, tracker, hub, now=NOW)
     assert hub.stopped == [("bob", "idle")]
     assert ledger.session(ids["idle"]).message == "stopped: idle for 30 min (no cell, terminal or GPU use)"
     assert ledger.session(ids["half"]).message.startswith("idle: this session stops at 12:10 UTC unless used")
-    assert [ledger.session(ids[name]).message for name in ("busy", "silent", "gone")] == [None, None, None]
+    assert [ledger.session(ids[name]).message for name in ("busy", "silent", "stale")] == [None, None, None]
     assert len(lines) == 4 and "stopped bob/idle (job 100, HTTP 204)" in lines[0] and "bob/half" in lines[1]
-    assert [line.split(" (job")[0] for line in lines[2:]] == ["vision-lab: bob/silent", "vision-lab: bob/gone"]
-    assert lines[2].endswith("does not say what it does (no activity answer: an environment without hpchub, or a "
-                             "token without access:servers): the idle stop leaves it alone")
+    assert [line.split(" (job")[0] for line in lines[2:]] == ["vision-lab: bob/silent", "vision-lab: bob/stale"]
+    assert lines[2].endswith("does not report what it does (no activity report for 180 s: an environment without "
+                             "hpchub, or a node that cannot reach the hub): the idle stop leaves it alone")
     # the stopped one ends (the spawner's stop); the warned one is used again: its warning goes
     ledger.session_ended(ids["idle"], NOW, 7200)
-    hub.answers["half"] = answer(last_activity=ago(1).isoformat())
+    report(ledger, ids["half"], received_minutes_ago=0.1, last_activity=ago(1).isoformat())
     assert stop_idle_sessions(ledger, tracker, hub, now=NOW) == []
     assert ledger.session(ids["half"]).message is None
     assert ledger.session(ids["idle"]).message.startswith("stopped: idle")
+
+
+@pytest.mark.parametrize(("received", "max_age", "fresh"), [
+    pytest.param(timedelta(seconds=0), timedelta(seconds=180), True, id="just-now"),
+    pytest.param(timedelta(seconds=180), timedelta(seconds=180), True, id="at-the-limit"),
+    pytest.param(timedelta(seconds=181), timedelta(seconds=180), False, id="past-the-limit"),
+    pytest.param(timedelta(minutes=9), timedelta(minutes=10), True, id="a-longer-limit"),
+])  # fmt: skip
+def test_a_report_counts_while_it_is_fresh(received, max_age, fresh):
+    seen = Activity(0, 0, ago(60), None)
+    assert (current_activity(ActivityReport(seen, NOW - received), NOW, max_age) is seen) is fresh
+    assert current_activity(None, NOW, max_age) is None
+
+
+def test_the_ledger_keeps_the_latest_report_and_writes_an_unchanged_one_only_now_and_then(ledger):
+    session_id = running(ledger, "", "150")
+    same = parse_activity(answer())
+    assert ledger.record_activity(session_id, same, now=ago(10)) is True
+    assert ledger.record_activity(session_id, same, now=ago(10) + timedelta(seconds=20)) is False  # coalesced
+    assert ledger.activity_reports([session_id])[session_id].reported_at == ago(10)
+    assert ledger.record_activity(session_id, same, now=ago(9)) is True  # 60 s on: refreshed
+    busy = parse_activity(answer(kernels_busy=1))
+    assert ledger.record_activity(session_id, busy, now=ago(9) + timedelta(seconds=1)) is True  # changed: at once
+    assert ledger.activity_reports([session_id, 999]) == {session_id: ActivityReport(busy, ago(9) + timedelta(seconds=1))}
+    ledger.session_ended(session_id, ago(1), 600)
+    with pytest.raises(NotFound):
+        ledger.record_activity(session_id, parse_activity(answer(kernels_busy=2)), now=NOW)
 
 
 def course_session(ledger, course: str, idle_stop: int | None, server: str, job_id: str) -> int:
@@ -198,19 +228,36 @@ def course_session(ledger, course: str, idle_stop: int | None, server: str, job_
     return session_id
 
 
+def read_reports(ledger, monkeypatch) -> list[int]:
+    """The session ids whose reports the pass read, in order."""
+    read: list[int] = []
+    reports = ledger.activity_reports
+
+    def recorded(session_ids):
+        read.extend(session_ids)
+        return reports(session_ids)
+
+    monkeypatch.setattr(ledger, "activity_reports", recorded)
+    return read
+
+
 @pytest.mark.parametrize(("site", "warned", "asked"), [
     pytest.param(TIMEOUT, ["cs-long", "cs-site", "research"], ["cs-long", "cs-short", "cs-site", "research"],
                  id="site-30-a-course-shortens-never-lengthens"),
     pytest.param(timedelta(0), [], ["cs-long", "cs-short"], id="site-off-only-a-courses-own-applies"),
 ])  # fmt: skip
-def test_each_session_gets_its_courses_timeout(ledger, site, warned, asked):
+def test_each_session_gets_its_courses_timeout(ledger, monkeypatch, site, warned, asked):
     ids = {"research": running(ledger, "research", "500"),
            "cs-short": course_session(ledger, "cs-short", 15, "cs-short", "501"),
            "cs-site": course_session(ledger, "cs-site", None, "cs-site", "502"),
            "cs-long": course_session(ledger, "cs-long", 60, "cs-long", "503")}  # fmt: skip
-    hub = Asked({name: answer(last_activity=ago(20).isoformat()) for name in ids})  # idle for 20 min
+    for session_id in ids.values():
+        report(ledger, session_id, last_activity=ago(20).isoformat())  # idle for 20 min
+    read = read_reports(ledger, monkeypatch)
+    hub = FakeHub()
     lines = stop_idle_sessions(ledger, IdleTracker(timeout=site), hub, now=NOW)
-    assert hub.stopped == [("bob", "cs-short")] and sorted(set(hub.asked)) == asked
+    names = {session_id: name for name, session_id in ids.items()}
+    assert hub.stopped == [("bob", "cs-short")] and sorted({names[i] for i in read}) == asked
     assert ledger.session(ids["cs-short"]).message == (
         "stopped: idle for 15 min (the course's idle stop; no cell, terminal or GPU use)")
     # the site's 30 min: past half at 20 min; a course's 60 does not lengthen it
@@ -219,21 +266,10 @@ def test_each_session_gets_its_courses_timeout(ledger, site, warned, asked):
     assert len(lines) == 1 + len(warned)
 
 
-class Asked(FakeHub):
-    """Remembers which sessions were asked."""
-
-    def __init__(self, answers: dict) -> None:
-        super().__init__(answers)
-        self.asked: list[str] = []
-
-    def activity(self, user: str, server_name: str):
-        self.asked.append(server_name)
-        return super().activity(user, server_name)
-
-
 def test_a_course_setting_removed_takes_its_warning_away(ledger):
     session_id = course_session(ledger, "cs-short", 30, "cs", "600")
-    hub = FakeHub({"cs": answer(last_activity=ago(20).isoformat())})
+    report(ledger, session_id, last_activity=ago(20).isoformat())
+    hub = FakeHub()
     tracker = IdleTracker(timeout=timedelta(0))
     stop_idle_sessions(ledger, tracker, hub, now=NOW)
     assert ledger.session(session_id).message.startswith("idle: this session stops at 12:10 UTC")
@@ -242,38 +278,32 @@ def test_a_course_setting_removed_takes_its_warning_away(ledger):
     assert stop_idle_sessions(ledger, tracker, hub, now=NOW) == [] and ledger.session(session_id).message is None
 
 
-class AnswersOnce(FakeHub):
-    """A session that starts a cell right after the pass first asked it."""
-
-    def __init__(self, answers: dict, then: dict) -> None:
-        super().__init__(answers)
-        self.then = then
-        self.asked: set[str] = set()
-
-    def activity(self, user: str, server_name: str):
-        first = server_name not in self.asked
-        self.asked.add(server_name)
-        return self.answers.get(server_name) if first else self.then.get(server_name)
-
-
 class HubDown(FakeHub):
     def stop_server(self, user: str, server_name: str) -> int:
         raise HubUnavailable("DELETE /users/bob/servers/idle: HTTP 503: ")
 
 
-def test_a_session_used_between_the_question_and_the_stop_runs_on(ledger):
+def test_a_session_that_reports_a_cell_between_the_first_read_and_the_stop_runs_on(ledger, monkeypatch):
     session_id = running(ledger, "idle", "300")
-    hub = AnswersOnce({"idle": answer(last_activity=ago(45).isoformat())},
-                      then={"idle": answer(kernels_busy=1, last_activity=ago(0).isoformat())})
+    report(ledger, session_id, last_activity=ago(45).isoformat())
+    reports = ledger.activity_reports
+
+    def a_cell_starts_after_the_first_read(session_ids):
+        answer_now = reports(session_ids)
+        report(ledger, session_id, received_minutes_ago=0, kernels_busy=1, last_activity=NOW.isoformat())
+        return answer_now
+
+    monkeypatch.setattr(ledger, "activity_reports", a_cell_starts_after_the_first_read)
+    hub = FakeHub()
     assert stop_idle_sessions(ledger, IdleTracker(timeout=TIMEOUT), hub, now=NOW) == []
     assert (hub.stopped, ledger.session(session_id).message) == ([], None)
 
 
 def test_a_stop_the_hub_did_not_make_leaves_no_stop_reason(ledger):
     session_id = running(ledger, "idle", "301")
-    hub = HubDown({"idle": answer(last_activity=ago(45).isoformat())})
+    report(ledger, session_id, last_activity=ago(45).isoformat())
     with pytest.raises(HubUnavailable):
-        stop_idle_sessions(ledger, IdleTracker(timeout=TIMEOUT), hub, now=NOW)
+        stop_idle_sessions(ledger, IdleTracker(timeout=TIMEOUT), HubDown(), now=NOW)
     assert ledger.session(session_id).message is None
 
 
@@ -318,7 +348,7 @@ def test_the_banner_names_the_stopped_job_and_when_once_per_server(ledger):
 def reconcile(ledger_url, monkeypatch, capsys):
     from hub import cli  # noqa: PLC0415
 
-    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_PUBLIC_URL"):
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
 
     def run(*args: str) -> tuple[int, str]:
@@ -338,6 +368,8 @@ def reconcile(ledger_url, monkeypatch, capsys):
         pytest.param(("--stop-idle-after", "30", "--idle-gpu-busy", "0"),
                      "--idle-gpu-busy: from 1 to 100 percent, got 0", id="gpu-threshold-zero"),
         pytest.param(("--stop-idle-after", "30"), "--stop-idle-after: needs JUPYTERHUB_API_URL", id="no-hub"),
+        pytest.param(("--stop-idle-after", "30", "--idle-report-max-age", "5"),
+                     "--idle-report-max-age: from 10 to 86400 seconds, got 5", id="report-age-too-short"),
     ],
 )
 def test_bad_idle_options_exit_2_with_one_line_naming_the_option(reconcile, args, error):
@@ -345,22 +377,20 @@ def test_bad_idle_options_exit_2_with_one_line_naming_the_option(reconcile, args
     assert code == 2 and error in err and len(err.strip().splitlines()) == 1, err
 
 
-def test_the_idle_stop_takes_its_timeout_and_the_proxy_from_the_sites_configuration(tmp_path, monkeypatch):
+def test_the_idle_stop_takes_its_settings_from_the_sites_configuration_and_needs_no_proxy(tmp_path, monkeypatch):
     from argparse import Namespace  # noqa: PLC0415
 
-    from hub.ledger.cli import _idle_watch, _public_url  # noqa: PLC0415
+    from hub.ledger.cli import _idle_watch  # noqa: PLC0415
 
     config = tmp_path / "hpchub_config.py"
-    config.write_text("c.HPCHubLedger.idle_timeout_minutes = 20\nc.JupyterHub.bind_url = 'http://127.0.0.1:8000/'\n")
+    config.write_text("c.HPCHubLedger.idle_timeout_minutes = 20\nc.HPCHubLedger.idle_report_max_age_seconds = 300\n")
     monkeypatch.setenv("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", "x")
-    monkeypatch.delenv("JUPYTERHUB_PUBLIC_URL", raising=False)
-    args = Namespace(config=str(config), stop_idle_after=None, idle_gpu_busy=None)
-    assert _public_url(args) == "http://127.0.0.1:8000"
+    monkeypatch.delenv("JUPYTERHUB_PUBLIC_URL", raising=False)  # the sessions are never asked: no proxy URL
+    args = Namespace(config=str(config), stop_idle_after=None, idle_gpu_busy=None, idle_report_max_age=None)
     assert _idle_watch(args) is not None
-    assert _idle_watch(Namespace(config=str(config), stop_idle_after=0.0, idle_gpu_busy=None)) is not None  # courses'
-    monkeypatch.setenv("JUPYTERHUB_PUBLIC_URL", "https://hub.uni.example/")
-    assert _public_url(args) == "https://hub.uni.example"
+    assert _idle_watch(Namespace(config=str(config), stop_idle_after=0.0, idle_gpu_busy=None,
+                                 idle_report_max_age=60.0)) is not None  # courses'  # fmt: skip
 
 
 def test_site_off_without_the_hub_says_once_that_a_courses_idle_stop_is_not_applied(ledger, monkeypatch):
@@ -368,15 +398,15 @@ def test_site_off_without_the_hub_says_once_that_a_courses_idle_stop_is_not_appl
 
     from hub.ledger.cli import _idle_watch  # noqa: PLC0415
 
-    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN", "JUPYTERHUB_PUBLIC_URL"):
+    for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)
-    watch = _idle_watch(Namespace(config=None, stop_idle_after=None, idle_gpu_busy=None))  # the site's: off
+    watch = _idle_watch(Namespace(config=None, stop_idle_after=None, idle_gpu_busy=None,
+                                  idle_report_max_age=None))  # the site's: off  # fmt: skip
     assert watch(ledger) == []  # no course sets one: nothing to say
     course_session(ledger, "cs-short", 15, "cs", "700")
     assert watch(ledger) == ["idle stop: cs-short set their own idle stop (course setting idle-stop-after), but it "
-                             "is not applied: the reconciler needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (a "
-                             "token with the servers and access:servers scopes) and the proxy's URL "
-                             "($JUPYTERHUB_PUBLIC_URL, or c.JupyterHub.public_url of --config)"]
+                             "is not applied: the reconciler needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (the "
+                             "hub's API and a token with delete:servers)"]
     assert watch(ledger) == []  # once
 
 
@@ -388,6 +418,9 @@ def test_site_off_without_the_hub_says_once_that_a_courses_idle_stop_is_not_appl
         pytest.param("idle_timeout_minutes", 20000.0, "to 10080 minutes, got 20000", id="timeout-over-a-week"),
         pytest.param("idle_gpu_busy_percent", 0, "c.HPCHubLedger.idle_gpu_busy_percent: from 1 to 100 percent, got 0",
                      id="gpu-threshold-zero"),
+        pytest.param("idle_report_max_age_seconds", 1.0,
+                     "c.HPCHubLedger.idle_report_max_age_seconds: from 10 to 86400 seconds, got 1",
+                     id="report-age-too-short"),
     ],
 )  # fmt: skip
 def test_site_settings_out_of_range_name_the_setting(setting, value, says) -> None:

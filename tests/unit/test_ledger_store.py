@@ -26,6 +26,7 @@ LEDGER_TABLES = (
     "hpchub_projects", "hpchub_grants", "hpchub_members", "hpchub_cap_entries", "hpchub_sessions", "hpchub_charges",
     "hpchub_outside_jobs", "hpchub_orphan_jobs", "hpchub_course_rules", "hpchub_roster", "hpchub_course_settings",
     "hpchub_login_groups",
+    "hpchub_session_activity",
 )  # fmt: skip
 
 
