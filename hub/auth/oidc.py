@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 from traitlets import Any, Bool, Dict, Unicode, default
 
+from hub.auth import log_redaction
 from hub.auth.account_rules import AccountDenied, HPCHubAccountRules
 from hub.auth.mapping import MappingRefused, MappingRules, load_account_table, map_principal, map_subject
 from hub.ledger.courses import DEFAULT_GROUP_ROLES
@@ -184,6 +185,8 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        # No OAuth code or state in the hub's log, whoever logs the callback's URL (tornado, oauthenticator).
+        log_redaction.install(self.log)
         # Before anything else: outside demo mode, no demo secret and a site crypt key.
         check_hub_secrets(self)
         if not self.issuer:
