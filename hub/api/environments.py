@@ -125,7 +125,7 @@ class EnvironmentLogHandler(EnvironmentAPIHandler):
         name = await self.service_call(service.checked_name, name)
         wanted = self.version_argument()
         try:
-            offset = parse_whole(self.get_argument("offset", "0"), "offset (bytes)", low=0)
+            offset = parse_whole(self.get_argument("offset", "0"), "offset", low=0)  # bytes
         except NumberError as exc:
             raise web.HTTPError(400, str(exc)) from None
         space = sp.ProjectSpace(Path(settings.project_root), project)

@@ -70,7 +70,7 @@ def test_a_principal_mapped_to_a_privileged_account_is_refused_at_login(portal, 
     text = _text(response.text)
     assert "Your login worked" in text and rule in text and account in text, text[:600]
     assert "/hub/home" not in response.url
-    assert session.get(f"{portal.url}/hub/home", timeout=30).url.endswith("/hub/login")
+    assert "/hub/login" in session.get(f"{portal.url}/hub/home", timeout=30).url  # no session
     assert before is None and _hub_user(portal, account) is None, f"a hub user {account} exists"
 
 
