@@ -287,7 +287,8 @@ def cmd_doctor(args) -> int:
 def add_parser(subparsers) -> None:
     doctor = subparsers.add_parser(
         "doctor",
-        help="check a site: Slurm, accounting, billing weights, munge, environment, database, login, TLS, sudo",
+        help="check a site: Slurm, accounting, billing weights, munge, environment, database, login and its "
+        "identity deny rules, TLS, sudo",
         description="One line per check: PASS|WARN|FAIL name: detail, with a fix for each non-pass. Exit 1 if "
         "any check fails. Reads the hub's configuration (--config).",
     )
