@@ -101,3 +101,28 @@ def test_course_numbers_are_read_as_ascii(value):
     with pytest.raises(LedgerInputError) as excinfo:
         idle_stop_minutes(value)
     assert excinfo.value.field == "idle_stop_after"
+
+
+@pytest.mark.parametrize(
+    ("text", "ok"),
+    [
+        pytest.param("1.5", True, id="ascii-decimal"),
+        pytest.param(" 2 ", True, id="spaces-around-are-stripped-as-before"),
+        pytest.param("-5", True, id="signed-grant"),
+        pytest.param("1e3", True, id="exponent"),
+        pytest.param("١.٥", False, id="arabic-indic-decimal-accepted-by-decimal"),
+        pytest.param("1_0", False, id="underscore-accepted-by-decimal"),
+        pytest.param("²", False, id="superscript"),
+        pytest.param("9" * 5000, False, id="huge"),
+    ],
+)
+def test_hours_and_grants_from_text_are_ascii(text, ok):
+    from hub.ledger.arithmetic import to_decimal
+    from hub.ledger.errors import LedgerInputError
+
+    if ok:
+        assert to_decimal(text, "hours") == Decimal(text.strip())
+    else:
+        with pytest.raises(LedgerInputError) as excinfo:
+            to_decimal(text, "hours")
+        assert excinfo.value.field == "hours"
