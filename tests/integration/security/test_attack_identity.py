@@ -79,29 +79,42 @@ def _free_uid(low: int, high: int) -> int:
     return next(uid for uid in range(low, high) if uid not in used)
 
 
+UID_TEST_USER = "hpchubuidtest"
+UID_TEST_OPTIONS = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 0.25,
+                    "environment": "default"}
+
+
 @pytest.fixture
 def uid_changing_user(portal):
-    """A Unix account with a UID above the minimum, known to the provider, logged in; the test then
-    moves its UID below the minimum (``usermod``), as a site's identity management might."""
-    name = "hpchubuidtest"
+    """A complete portal user: a Unix account with a UID above the minimum, a Slurm association and a
+    vision-lab membership, known to the provider and logged in (so without the rule a spawn runs); the
+    test then moves its UID below the minimum (``usermod``), as a site's identity management might."""
+    name = UID_TEST_USER
     subprocess.run(["userdel", name], capture_output=True, check=False, timeout=60)
-    subprocess.run(["useradd", "--uid", str(_free_uid(1900, 2900)), "--no-create-home", "--shell",
-                    "/usr/sbin/nologin", name], check=True, capture_output=True, timeout=60)  # fmt: skip
+    subprocess.run(["useradd", "--uid", str(_free_uid(1900, 2900)), "--create-home", "--shell", "/bin/bash", name],
+                   check=True, capture_output=True, timeout=60)  # fmt: skip
+    portal.slurm("sacctmgr", "-i", "add", "user", name, "account=vision-lab", "cluster=hpchubtest", check=False)
+    portal.ledger_cli("member", "add", "vision-lab", name, "--role", "member", "--cap", "1")
     original = _add_idp_accounts(portal, [f"{name}@uni.example"])
     try:
         _session, response = portal.login(f"{name}@uni.example", "attack-demo")
         assert response.status_code == 200 and response.url.endswith("/hub/home"), (response.status_code, response.url)
+        assert "does not exist yet" not in _text(response.text)
         yield name
     finally:
         _restore_idp_accounts(portal, original)
         portal.session().delete(portal.spawn_path(name), timeout=60)
-        subprocess.run(["userdel", name], capture_output=True, check=False, timeout=60)
+        portal.ledger_cli("member", "remove", "vision-lab", name, check=False)
+        portal.slurm("scancel", "--user", name, check=False)
+        portal.slurm("sacctmgr", "-i", "delete", "user", name, check=False)
+        subprocess.run(["userdel", "--remove", name], capture_output=True, check=False, timeout=60)
 
 
 def test_a_user_whose_uid_fell_below_the_minimum_after_login_cannot_spawn(portal, uid_changing_user):
     low = _free_uid(900, 1000)
     subprocess.run(["usermod", "--uid", str(low), uid_changing_user], check=True, capture_output=True, timeout=60)
-    spawn = portal.session().post(portal.spawn_path(uid_changing_user), json={"user_options": {}}, timeout=60)
+    spawn = portal.session().post(portal.spawn_path(uid_changing_user), json={"user_options": UID_TEST_OPTIONS},
+                                  timeout=60)  # fmt: skip
     assert spawn.status_code == 403, spawn.text
     message = spawn.json()["message"]
     assert "minimum UID" in message and str(low) in message, message
