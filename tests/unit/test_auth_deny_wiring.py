@@ -71,3 +71,23 @@ def test_a_spawn_of_a_denied_user_is_a_403_before_anything_else(authenticator, n
     with pytest.raises(web.HTTPError) as excinfo:
         asyncio.run(authenticator().pre_spawn_start(user, None))
     assert excinfo.value.status_code == 403 and f"No server can start for {name}" in excinfo.value.log_message
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [pytest.param("root", "deny-list", id="root"), pytest.param("daemon", "minimum UID", id="daemon")],
+)
+def test_the_spawner_refuses_a_denied_user_whatever_the_authenticator(name, rule):
+    """The spawner's own gate (a site with another authenticator, an admin-made hub user): 403 naming
+    the rule before any option is read, Slurm asked or budget held."""
+    from spawners.slurm.spawner import SlurmGPUSpawner
+
+    spawner = SlurmGPUSpawner(user=SimpleNamespace(name=name, url=f"/user/{name}/", groups=[]), config=Config())
+
+    async def never(*_args, **_kwargs):
+        raise AssertionError("validated options for a denied account")
+
+    spawner.validate_options = never
+    with pytest.raises(web.HTTPError) as excinfo:
+        asyncio.run(spawner._run_apply_user_options({"project": "vision-lab"}))
+    assert excinfo.value.status_code == 403 and rule in excinfo.value.log_message
