@@ -23,6 +23,7 @@ from .cluster.manager import Cluster, free_port, load_settings
 from . import demo_service
 from .cluster.procs import Daemon, spawn_foreground, stop_daemon, wait_for
 from .ledger.idle import IDLE_TIMEOUT_LIMIT, idle_timeout_allowed
+from .numbers import whole_number_argument
 from .site_secrets import write_demo_secret
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
@@ -619,7 +620,7 @@ def add_parser(sub, add_state_dir) -> None:
     up.add_argument("--ports", choices=("default", "auto"), default="default",
                     help="default: hub 8000 (proxy), 8081 (hub), 8001 (proxy API); auto: free ports")
     up.add_argument("--cluster-name", default="hpchub", help="Slurm ClusterName (default hpchub)")
-    up.add_argument("--named-server-limit", type=int, default=None,
+    up.add_argument("--named-server-limit", type=whole_number_argument(), default=None,
                     help="named servers per user (default 2; the tests raise it), from 1 to 100")
     up.add_argument("--reconcile-every", type=float, default=None, metavar="SECONDS",
                     help="seconds between reconcile passes: sacct charges, the Slurm mirror, budget stops (default 60)")

@@ -22,6 +22,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .numbers import whole_number_argument
+
+PORT_ARGUMENT = whole_number_argument(1, 65535)
+
 NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
 SUDO_COMMANDS = ("sbatch", "scancel", "squeue")
@@ -235,8 +239,8 @@ def add_parser(subparsers) -> None:
     deploy.add_argument("--slurm-bin", default="/usr/bin", help="where sbatch, scancel and squeue live (default /usr/bin)")
     deploy.add_argument("--proxy-ip", default="0.0.0.0", help="the proxy's public address (default 0.0.0.0; "
                         "127.0.0.1 behind a TLS reverse proxy such as nginx)")  # fmt: skip
-    deploy.add_argument("--proxy-port", type=int, default=8000, help="the proxy's public port (default 8000)")
-    deploy.add_argument("--hub-port", type=int, default=8081,
+    deploy.add_argument("--proxy-port", type=PORT_ARGUMENT, default=8000, help="the proxy's public port (default 8000)")
+    deploy.add_argument("--hub-port", type=PORT_ARGUMENT, default=8081,
                         help="the hub's port (c.JupyterHub.hub_bind_url; default 8081): the proxy's default target")
     deploy.add_argument("--tls-cert", default="", metavar="PEM",
                         help="the proxy terminates TLS with this certificate chain (with --tls-key; the same files "

@@ -34,7 +34,7 @@ SCHEDULER_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )  # fmt: skip
 SPAWN_OUTCOMES = Counter(
-    "hpchub_spawn_outcomes", "Spawn requests by outcome (started, budget, validation, slurm, ledger, failed)", ["outcome"]
+    "hpchub_spawn_outcomes", "Spawn requests by outcome (started, budget, validation, denied, slurm, ledger, failed)", ["outcome"]
 )
 
 

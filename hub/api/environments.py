@@ -32,6 +32,7 @@ from hub.envs import service
 from hub.envs import space as sp
 from hub.envs.config import HPCHubEnvironments
 from hub.ledger.types import Role, check_project_name
+from hub.numbers import NumberError, parse_whole
 
 from .access import MANAGING_ROLES
 from .config import MANAGE_SCOPE, READ_SCOPE
@@ -73,9 +74,10 @@ class EnvironmentAPIHandler(ProjectAPIHandler):
         raw = self.get_argument("version", None)
         if raw is None:
             return None
-        if not raw.isdigit() or not 1 <= int(raw) <= 1_000_000:
-            raise web.HTTPError(400, f"version: a whole number from 1; got {raw[:20]!r}")
-        return int(raw)
+        try:
+            return parse_whole(raw, "version", low=1, high=sp.MAX_VERSION)
+        except NumberError as exc:
+            raise web.HTTPError(400, str(exc)) from None
 
 
 class EnvironmentListHandler(EnvironmentAPIHandler):
@@ -122,9 +124,10 @@ class EnvironmentLogHandler(EnvironmentAPIHandler):
         settings = self.environments
         name = await self.service_call(service.checked_name, name)
         wanted = self.version_argument()
-        offset_text = self.get_argument("offset", "0")
-        if not offset_text.isdigit():
-            raise web.HTTPError(400, f"offset: a whole number of bytes from 0; got {offset_text[:20]!r}")
+        try:
+            offset = parse_whole(self.get_argument("offset", "0"), "offset", low=0)  # bytes
+        except NumberError as exc:
+            raise web.HTTPError(400, str(exc)) from None
         space = sp.ProjectSpace(Path(settings.project_root), project)
 
         def read() -> dict:
@@ -139,12 +142,12 @@ class EnvironmentLogHandler(EnvironmentAPIHandler):
                 version = sp.read_environment(space, name, jobs).version(version.version)
             try:
                 with open(version.log_file, "rb") as handle:
-                    handle.seek(int(offset_text))
+                    handle.seek(offset)
                     chunk = handle.read(MAX_LOG_CHUNK)
             except FileNotFoundError:
                 chunk = b""
             return {"version": version.version, "state": version.state.value, "detail": version.detail,
-                    "log": chunk.decode("utf-8", errors="replace"), "next_offset": int(offset_text) + len(chunk)}
+                    "log": chunk.decode("utf-8", errors="replace"), "next_offset": offset + len(chunk)}
 
         self.send_json(await self.service_call(read))
 

@@ -19,6 +19,7 @@ from hub.ledger import arithmetic as arith
 from hub.ledger import offers as budget_offers
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import ChargeRecord, Role, check_enum, check_gpu_type, check_text
+from hub.numbers import NumberError, parse_whole
 
 from .access import ProjectAccess
 
@@ -254,8 +255,11 @@ def basic_spawn_request(
     if project not in projects:
         raise LedgerInputError("project", f"{project!r} is not one of your projects ({', '.join(projects) or 'none'})")
     gpus = present.get("gpus", default_gpus)
-    if isinstance(gpus, str) and gpus.isdigit():
-        gpus = int(gpus)
+    if isinstance(gpus, str):
+        try:
+            gpus = parse_whole(gpus, "gpus", low=0, high=arith.MAX_GPUS)
+        except NumberError as exc:
+            raise LedgerInputError("gpus", exc.rule) from None
     gpus = arith.check_gpus(gpus)
     gpu_type = present.get("gpu_type")
     if gpus and gpu_type is None:

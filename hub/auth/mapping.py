@@ -93,3 +93,22 @@ def map_principal(principal: object, rules: MappingRules) -> str:
     if not UNIX_NAME.fullmatch(account):
         raise MappingRefused(f"{principal} maps to {account!r}, which is not a valid cluster account name")
     return account
+
+
+MAX_SUBJECT = 255  # OpenID Connect: sub is at most 255 ASCII characters
+
+
+def map_subject(subject: object, table: Mapping[str, str]) -> str:
+    """The cluster account registered for the provider's ``sub`` claim, or :class:`MappingRefused`.
+
+    ``sub`` is the provider's immutable identifier of a person (never re-assigned, not editable
+    by the user, compared exactly); only the admin's table maps it, nothing is derived from it."""
+    if not isinstance(subject, str) or not subject or len(subject) > MAX_SUBJECT:
+        raise MappingRefused("the identity provider sent no subject (sub)")
+    account = table.get(subject)
+    if account is None:
+        raise MappingRefused(f"your identity ({subject[:64]}) is not registered for a cluster account; "
+                             "ask the centre to add it")  # fmt: skip
+    if not UNIX_NAME.fullmatch(account):
+        raise MappingRefused(f"the account registered for {subject[:64]}, {account!r}, is not a valid cluster account name")
+    return account

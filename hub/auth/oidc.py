@@ -4,9 +4,11 @@
 URL alone: it reads ``/.well-known/openid-configuration`` at start
 (oauthenticator 17 has no discovery) and refuses to start when the issuer is
 unreachable, inconsistent, or plain http off loopback. The principal claim is
-mapped to a cluster account by :mod:`hub.auth.mapping`; a login whose account
-does not exist on the cluster gets a clear page (group
-``hpchub-no-cluster-account``) and cannot spawn.
+mapped to a cluster account by :mod:`hub.auth.mapping` (or, with ``map_by_subject``, the
+provider's immutable ``sub`` through the admin's table) and checked against the identity deny
+rules (:mod:`hub.auth.account_rules`: never root, the service account or a system account), at
+login and before every spawn; a login whose account does not exist on the cluster gets a clear
+page (group ``hpchub-no-cluster-account``) and cannot spawn.
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 from traitlets import Any, Bool, Dict, Unicode, default
 
-from hub.auth.mapping import MappingRefused, MappingRules, load_account_table, map_principal
+from hub.auth import log_redaction
+from hub.auth.account_rules import AccountDenied, HPCHubAccountRules
+from hub.auth.mapping import MappingRefused, MappingRules, load_account_table, map_principal, map_subject
 from hub.ledger.courses import DEFAULT_GROUP_ROLES
 from hub.site_secrets import check_hub_secrets
 
@@ -104,8 +108,16 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
     ).tag(config=True)
     principal_claim = Unicode(
         "preferred_username",
-        help="Claim holding the scoped principal (user@institution). Default 'preferred_username'. "
+        help="Claim holding the scoped principal (user@institution). Default 'preferred_username', which "
+        "many identity providers let users edit: prefer an attribute the institution controls. "
         "Example: 'eduPersonPrincipalName'.",
+    ).tag(config=True)
+    map_by_subject = Bool(
+        False,
+        help="Map logins by the provider's immutable 'sub' claim through account_map_file ({sub: account}) "
+        "only; scoped_domains and account_mapper are then not used, and a sub not in the table is refused. "
+        "Default False (map the principal_claim). Example: True with account_map_file = "
+        "'/etc/hpchub/subjects.json'.",
     ).tag(config=True)
     scoped_domains = Dict(
         {},
@@ -173,6 +185,8 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
+        # No OAuth code or state in the hub's log, whoever logs the callback's URL (tornado, oauthenticator).
+        log_redaction.install(self.log)
         # Before anything else: outside demo mode, no demo secret and a site crypt key.
         check_hub_secrets(self)
         if not self.issuer:
@@ -184,19 +198,31 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         self.authorize_url = endpoints["authorization_endpoint"]
         self.token_url = endpoints["token_endpoint"]
         self.userdata_url = endpoints["userinfo_endpoint"]
+        table = load_account_table(self.account_map_file)
+        self.subject_table = dict(table) if self.map_by_subject else {}  # sub is compared exactly
         self.mapping_rules = MappingRules.from_config(
-            self.scoped_domains, load_account_table(self.account_map_file), self.account_mapper
+            {} if self.map_by_subject else self.scoped_domains, {} if self.map_by_subject else table,
+            None if self.map_by_subject else self.account_mapper,
         )
+        self.account_rules = HPCHubAccountRules(parent=self)
         self.log.info("OpenID Connect issuer %s: endpoints read from its discovery document", self.issuer)
 
     # ----- identity -> account -----
     def user_info_to_username(self, user_info: dict) -> str:
-        principal = user_info.get(self.principal_claim)
         try:
-            return map_principal(principal, self.mapping_rules)
+            if self.map_by_subject:
+                account = map_subject(user_info.get("sub"), self.subject_table)
+            else:
+                account = map_principal(user_info.get(self.principal_claim), self.mapping_rules)
         except MappingRefused as exc:
-            self.log.warning("login refused for a principal of another institution: %s", exc)
+            self.log.warning("login refused: %s", exc)
             raise web.HTTPError(403, f"Your login worked, but {exc}.") from None
+        try:
+            self.account_rules.check(account)
+        except AccountDenied as exc:
+            self.log.warning("login refused by the %s rule: %s", exc.rule.value, exc)
+            raise web.HTTPError(403, f"Your login worked, but {exc}. Ask your centre for a personal account.") from None
+        return account
 
     def cluster_account_exists(self, account: str) -> bool:
         try:
@@ -292,7 +318,14 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         return refreshed
 
     async def pre_spawn_start(self, user, spawner) -> None:
-        """Every spawn, whoever asks for it (JupyterHub skips its own refresh for cross-user requests)."""
+        """Every spawn, whoever asks for it (JupyterHub skips its own refresh for cross-user requests).
+        The deny rules first: a user who logged in before the rules changed, or whose account's UID
+        changed since, is refused by the rule's name."""
+        try:
+            self.account_rules.check(user.name)
+        except AccountDenied as exc:
+            self.log.warning("spawn refused by the %s rule: %s", exc.rule.value, exc)
+            raise web.HTTPError(403, f"No server can start for {user.name}: {exc}.") from None
         if any(group.name == NO_CLUSTER_ACCOUNT_GROUP for group in user.groups):
             raise web.HTTPError(
                 403,

@@ -96,7 +96,9 @@ class ClusterSettings:
     profile: str = "demo"
     ports: Ports = field(default_factory=Ports)
     db_name: str = "slurm_acct_db"
-    db_password: str = "hpchub-demo-only"
+    # The accounting database's password is not a setting: generated per install, it lives in
+    # db_password_file (0600), never in the world-readable cluster.json (any local user could
+    # otherwise rewrite the sacct records that charges come from).
 
     # --- paths (all under state_dir) ---
     @property
@@ -143,12 +145,17 @@ class ClusterSettings:
     def settings_file(self) -> Path:
         return self.root / "cluster.json"
 
+    @property
+    def db_password_file(self) -> Path:
+        return self.root / "slurmdbd-storage.password"
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> "ClusterSettings":
         data = json.loads(text)
+        data.pop("db_password", None)  # written by earlier versions; the password now has its own file
         data["ports"] = Ports(**data["ports"])
         return cls(**data)
 
@@ -267,7 +274,8 @@ def render_gres_conf(settings: ClusterSettings) -> str:
     return "\n".join(lines) + "\n"
 
 
-def render_slurmdbd_conf(settings: ClusterSettings) -> str:
+def render_slurmdbd_conf(settings: ClusterSettings, *, db_password: str) -> str:
+    """slurmdbd.conf (mode 0600, owned by its SlurmUser root: it holds the database password)."""
     run, log = settings.run, settings.log
     return "\n".join(
         [
@@ -284,7 +292,7 @@ def render_slurmdbd_conf(settings: ClusterSettings) -> str:
             "StorageHost=127.0.0.1",
             f"StoragePort={settings.ports.mariadb}",
             "StorageUser=slurm",
-            f"StoragePass={settings.db_password}",
+            f"StoragePass={db_password}",
             f"StorageLoc={settings.db_name}",
             "",
         ]

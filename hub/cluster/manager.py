@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import shutil
 import socket
 import stat
@@ -131,7 +132,9 @@ class Cluster:
             directory.mkdir(parents=True, exist_ok=True)
         os.chmod(s.root, 0o755)
         s.settings_file.write_text(s.to_json() + "\n")
-        self._write_configs()
+        changed = self._write_configs()
+        if s.etc / "slurmdbd.conf" in changed and stop_daemon(self.slurmdbd):
+            self.say("slurmdbd: stopped (its configuration changed)")  # e.g. the database password
         self._make_gpu_devices()
         self._start_munge()
         self._start_mariadb()
@@ -143,20 +146,41 @@ class Cluster:
         self._start_slurmds()
         self._wait_nodes_idle()
 
-    def _write_configs(self) -> None:
+    def db_password(self) -> str:
+        """The accounting database's password: generated once per install, kept in a file only root
+        reads (slurmdbd and MariaDB's setup run as root)."""
+        path = self.settings.db_password_file
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        except FileExistsError:
+            os.chmod(path, 0o600)
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(secrets.token_urlsafe(32) + "\n")
+        return path.read_text().strip()
+
+    def _write_configs(self) -> set[Path]:
+        """Write the configuration files that differ; the set of those written."""
         s = self.settings
         host = socket.gethostname().split(".")[0]
         files = {
             s.slurm_conf: (cfg.render_slurm_conf(s, controller_host=host), 0o644),
             s.etc / "gres.conf": (cfg.render_gres_conf(s), 0o644),
-            s.etc / "slurmdbd.conf": (cfg.render_slurmdbd_conf(s), 0o600),
+            s.etc / "slurmdbd.conf": (cfg.render_slurmdbd_conf(s, db_password=self.db_password()), 0o600),
         }
+        changed = set()
         for path, (text, mode) in files.items():
             if not path.exists() or path.read_text() != text:
-                path.write_text(text)
+                # created with its mode: slurmdbd.conf is never readable by others, not even for a moment
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, mode)
+                with os.fdopen(fd, "w") as handle:
+                    handle.write(text)
+                changed.add(path)
+            os.chown(path, 0, 0)  # SlurmUser=root: slurmdbd wants its file owned by it, 0600
             os.chmod(path, mode)
         for parent in (s.etc, s.etc.parent):
             os.chmod(parent, 0o755)
+        return changed
 
     def _make_gpu_devices(self) -> None:
         for node in self.settings.profile_spec.nodes:
@@ -200,16 +224,32 @@ class Cluster:
         self.say(f"munged: started (socket {s.munge_socket})")
 
     def _mariadb(self, sql: str) -> None:
+        """Run ``sql`` as MariaDB's root (socket authentication), on stdin: a password in it would be
+        visible to every local user in the command line (/proc/PID/cmdline)."""
         subprocess.run(
-            [which("mariadb"), f"--socket={self.settings.mariadb_socket}", "-uroot", "-e", sql],
+            [which("mariadb"), f"--socket={self.settings.mariadb_socket}", "-uroot"],
+            input=sql,
             check=True,
             capture_output=True,
             text=True,
+            timeout=60,
         )
+
+    def _ensure_db_account(self) -> None:
+        """slurmdbd's database and account, with this install's password (also after an upgrade from
+        the constant password of earlier versions: ALTER USER sets it again)."""
+        s, pw = self.settings, self.db_password()
+        statements = [f"CREATE DATABASE IF NOT EXISTS `{s.db_name}`;"]
+        for host in ("127.0.0.1", "localhost"):
+            statements += [f"CREATE USER IF NOT EXISTS 'slurm'@'{host}' IDENTIFIED BY '{pw}';",
+                           f"ALTER USER 'slurm'@'{host}' IDENTIFIED BY '{pw}';",
+                           f"GRANT ALL ON `{s.db_name}`.* TO 'slurm'@'{host}';"]  # fmt: skip
+        self._mariadb("\n".join([*statements, "FLUSH PRIVILEGES;"]) + "\n")
 
     def _start_mariadb(self) -> None:
         s = self.settings
         if self.mariadbd.running():
+            self._ensure_db_account()
             self.say("mariadbd: already running")
             return
         if not (s.mariadb_dir / "mysql").exists():
@@ -246,14 +286,7 @@ class Cluster:
             log_file=s.log / "mariadbd.log",
         )
         wait_for(lambda: s.mariadb_socket.exists(), timeout=60, what="MariaDB socket")
-        pw = s.db_password
-        self._mariadb(
-            f"CREATE DATABASE IF NOT EXISTS `{s.db_name}`; "
-            f"CREATE USER IF NOT EXISTS 'slurm'@'127.0.0.1' IDENTIFIED BY '{pw}'; "
-            f"CREATE USER IF NOT EXISTS 'slurm'@'localhost' IDENTIFIED BY '{pw}'; "
-            f"GRANT ALL ON `{s.db_name}`.* TO 'slurm'@'127.0.0.1'; "
-            f"GRANT ALL ON `{s.db_name}`.* TO 'slurm'@'localhost'; FLUSH PRIVILEGES;"
-        )
+        self._ensure_db_account()
         self.say(f"mariadbd: started (port {s.ports.mariadb})")
 
     def _start_slurmdbd(self) -> None:

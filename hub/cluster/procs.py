@@ -6,6 +6,7 @@ program we started (pids are reused).
 
 from __future__ import annotations
 
+import grp
 import os
 import signal
 import subprocess
@@ -80,9 +81,10 @@ def spawn_foreground(
 ) -> int:
     """Start a program that stays in the foreground, detached, and write its pid file.
 
-    ``user``/``group``/``extra_groups``: drop to that uid, gid and supplementary groups (root only)."""
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(log_file, "ab") as log:
+    ``user``/``group``/``extra_groups``: drop to that uid, gid and supplementary groups (root only).
+    The log is opened here (by root) and kept private (:func:`open_private_log`): the daemons' logs
+    hold user names, job details and requests, and every demo user has a shell on this host."""
+    with open_private_log(log_file) as log:
         proc = subprocess.Popen(
             argv,
             stdin=subprocess.DEVNULL,
@@ -99,6 +101,30 @@ def spawn_foreground(
     pid_file.parent.mkdir(parents=True, exist_ok=True)
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
+
+
+LOG_MODE = 0o640  # the owner writes, the adm group (Debian's log readers) reads, nobody else
+LOG_GROUP = "adm"
+
+
+def open_private_log(path: Path):
+    """``path`` opened for appending, created 0640 root:adm (0600 where there is no adm group); a log
+    left readable by an earlier version is closed to other users again."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+    try:
+        mode = 0o600
+        if os.geteuid() == 0:
+            try:
+                os.fchown(fd, 0, grp.getgrnam(LOG_GROUP).gr_gid)
+                mode = LOG_MODE
+            except KeyError:
+                os.fchown(fd, 0, 0)
+        os.fchmod(fd, mode)
+    except OSError:
+        os.close(fd)
+        raise
+    return os.fdopen(fd, "ab")
 
 
 def wait_for(predicate, *, timeout: float, interval: float = 0.2, what: str = "condition"):

@@ -216,6 +216,27 @@ def check_discovery(issuer: str, error: str = "") -> Finding:
     return passed("identity-provider", f"{issuer} publishes a valid discovery document")
 
 
+def check_identity_deny(denied: Sequence[str] | set[str], minimum_uid: int, *, usual_minimum: int = 1000) -> Finding:
+    """The identity deny rules (hub/auth/account_rules.py) must each refuse root on their own: root on
+    the deny-list and a minimum UID above 0. A minimum below the usual 1000 lets system accounts in: WARN."""
+    setting, minimum_setting = "c.HPCHubAccountRules.denied_accounts", "c.HPCHubAccountRules.minimum_uid"
+    if "root" not in denied:
+        listed = ", ".join(sorted(denied)) or "empty"
+        return failed("identity-deny", f"root is not on {setting} ({listed}): a principal mapped to root (a user "
+                      "who edits preferred_username at the identity provider) logs in as root if the UID rule fails",
+                      f"add root back, e.g. {setting} = {{'root', 'hpchub', 'nobody'}}, or remove the setting for that "
+                      "default (docs/login.md)")  # fmt: skip
+    if minimum_uid <= 0:
+        return failed("identity-deny", f"minimum UID {minimum_uid} ({minimum_setting}) lets root (UID 0) and every "
+                      "system account through the UID rule", f"set {minimum_setting} = {usual_minimum} (the default) "
+                      "or the lowest UID of the site's users")  # fmt: skip
+    if minimum_uid < usual_minimum:
+        return warned("identity-deny", f"minimum UID {minimum_uid} ({minimum_setting}) lets system accounts from UID "
+                      f"{minimum_uid} up log in", f"set {minimum_setting} = {usual_minimum} unless the site's users "
+                      "have lower UIDs")  # fmt: skip
+    return passed("identity-deny", f"logins and spawns refuse {', '.join(sorted(denied))} and UIDs below {minimum_uid}")
+
+
 def check_sudo(running_as_root: bool, rules: str | None, commands: Sequence[str] = ("sbatch", "scancel", "squeue"),
                account: str = "the hub's account") -> Finding:
     """The hub acts as the users only through sudo for these commands."""

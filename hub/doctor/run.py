@@ -172,6 +172,14 @@ class Site:
             return checks.check_discovery(issuer, str(exc))
         return checks.check_discovery(issuer)
 
+    def identity_deny_finding(self) -> Finding:
+        from ..auth.account_rules import HPCHubAccountRules  # noqa: PLC0415
+
+        # The configured list, without the account running doctor (which the hub adds for its own account:
+        # doctor may run as root for a hub that runs as its service account).
+        configured = HPCHubAccountRules(config=self.config)
+        return checks.check_identity_deny(set(configured.denied_accounts), configured.minimum_uid)
+
     def sudo_finding(self) -> Finding:
         """The rules of the hub's account: ``--service-user`` (listed with ``sudo -l -U``, as root), else
         of the account running doctor (root: the demo, which needs none)."""
@@ -252,8 +260,8 @@ class Site:
     def findings(self, *, run_job: bool) -> list[Finding]:
         return [
             *self.slurm_findings(), self.environment_finding(), self.database_finding(), self.discovery_finding(),
-            self.tls_finding(), self.sudo_finding(), self.project_groups_finding(), self.hub_from_node_finding(run_job),
-            self.reconciler_role_finding(),
+            self.identity_deny_finding(), self.tls_finding(), self.sudo_finding(), self.project_groups_finding(),
+            self.hub_from_node_finding(run_job), self.reconciler_role_finding(),
         ]  # fmt: skip
 
 
@@ -284,7 +292,8 @@ def cmd_doctor(args) -> int:
 def add_parser(subparsers) -> None:
     doctor = subparsers.add_parser(
         "doctor",
-        help="check a site: Slurm, accounting, billing weights, munge, environment, database, login, TLS, sudo",
+        help="check a site: Slurm, accounting, billing weights, munge, environment, database, login and its "
+        "identity deny rules, TLS, sudo",
         description="One line per check: PASS|WARN|FAIL name: detail, with a fix for each non-pass. Exit 1 if "
         "any check fails. Reads the hub's configuration (--config).",
     )

@@ -19,6 +19,9 @@ from ..cli import UsageError
 from . import service
 from . import space as sp
 from .config import HPCHubEnvironments
+from ..numbers import whole_number_argument
+
+VERSION_ARGUMENT = whole_number_argument(1, sp.MAX_VERSION)
 
 
 def _settings(args) -> HPCHubEnvironments:
@@ -280,19 +283,19 @@ def add_parsers(subparsers, one_line, commands) -> None:
     remove = leaf("remove", cmd_remove, help="remove one version, or the whole environment and its kernel")
     remove.add_argument("project", metavar="PROJECT")
     remove.add_argument("name", metavar="NAME")
-    remove.add_argument("--version", type=int, metavar="V",
+    remove.add_argument("--version", type=VERSION_ARGUMENT, metavar="V",
                         help="only this version (never the default while it is the only ready one)")
     log = leaf("log", cmd_log, help="a version's build log (default: the newest version)")
     log.add_argument("project", metavar="PROJECT")
     log.add_argument("name", metavar="NAME")
-    log.add_argument("--version", type=int, metavar="V")
+    log.add_argument("--version", type=VERSION_ARGUMENT, metavar="V")
     log.add_argument("--follow", action="store_true", help="follow the log until the build ends")
     log.add_argument("--timeout", type=float, default=1800, metavar="SECONDS")
     pub = leaf("publish", cmd_publish, help="(admins) copy a ready version to PUBLISHED_ROOT and offer it to "
                "everyone as an images catalogue entry (its kernel the default; Jupyter from the default entry)")
     pub.add_argument("project", metavar="PROJECT")
     pub.add_argument("name", metavar="NAME")
-    pub.add_argument("--version", type=int, metavar="V", help="a ready version (default: the default version)")
+    pub.add_argument("--version", type=VERSION_ARGUMENT, metavar="V", help="a ready version (default: the default version)")
     pub.add_argument("--as", dest="catalogue_id", required=True, metavar="CATALOGUE_NAME",
                      help="the catalogue id users choose: 1-40 characters a-z, 0-9, '-', starting with a letter, "
                      "not an id of catalog.toml")

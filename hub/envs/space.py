@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hub.ledger.types import PROJECT_NAME_RE
+from hub.numbers import WHOLE_NUMBER
 
 from .spec import ENV_NAME_PATTERN
 
@@ -45,6 +46,7 @@ PROJECT_DIR_MODE = 0o2770
 SHARED_DIR_MODE = 0o2770
 CLOSED_DIR_MODE = 0o2750  # envs/, kernels/ and what is in them: group-readable, never group-writable
 PROJECT_ENVIRONMENT_PREFIX = "project:"
+MAX_VERSION = 1_000_000  # the highest version number a request may name
 
 
 class VersionState(enum.Enum):
@@ -131,7 +133,8 @@ class ProjectSpace:
 
 def version_numbers(entries: Iterable[str]) -> list[int]:
     """The version numbers among directory entries (``1``, ``2``, ...), ascending."""
-    return sorted(int(entry) for entry in entries if entry.isdigit() and not entry.startswith("0"))
+    return sorted(int(entry) for entry in entries if WHOLE_NUMBER.fullmatch(entry) and entry != "0"
+                  and len(entry) <= len(str(MAX_VERSION)))
 
 
 def next_version(existing: Iterable[int]) -> int:

@@ -106,7 +106,9 @@ c.HPCHubOIDCAuthenticator.issuer = "https://login.uni.example/realms/staff"  # S
 c.HPCHubOIDCAuthenticator.client_id = "hpchub"  # SITE
 c.HPCHubOIDCAuthenticator.client_secret = read_secret_file(ETC / "oidc_client_secret")
 c.HPCHubOIDCAuthenticator.oauth_callback_url = f"{PUBLIC_URL}/hub/oauth_callback"
-c.HPCHubOIDCAuthenticator.principal_claim = "preferred_username"  # SITE: the claim holding user@institution
+# SITE: the claim holding user@institution. preferred_username is user-editable at many providers: prefer an
+# attribute the institution controls (eduPersonPrincipalName), or map_by_subject = True (docs/login.md).
+c.HPCHubOIDCAuthenticator.principal_claim = "preferred_username"
 
 # --- Mapping rules: who may log in, and as which Unix account --------------------------------
 # alice@uni.example -> alice; b-carol for carol@partner.example; exceptions in accounts.json.
@@ -119,6 +121,10 @@ c.HPCHubOIDCAuthenticator.course_group_roles = {  # IdP groups that make course 
 }  # fmt: skip
 c.HPCHubOIDCAuthenticator.cluster_account_check = True  # a Unix user and a Slurm association, or the apply page
 c.HPCHubOIDCAuthenticator.apply_url = "https://hpc.uni.example/apply"  # SITE
+# Never root, the service account or a system account, whatever the mapping gives (login and every spawn);
+# the account the hub runs as is always added. Keep root in the list (hpchub doctor fails without).
+c.HPCHubAccountRules.denied_accounts = {"root", "hpchub", "nobody"}
+c.HPCHubAccountRules.minimum_uid = 1000  # SITE: the lowest UID of the site's users
 c.HPCHubAPI.ta_cap_limit_gpu_hours = 10  # highest cap (GPU-hours) a TA may give a student
 
 # --- Notebook environments and project spaces --------------------------------------------------

@@ -36,6 +36,7 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 
+from ..numbers import DECIMAL_TEXT, MAX_DECIMAL_TEXT
 from .errors import LedgerInputError
 from .types import check_gpu_type
 
@@ -71,10 +72,13 @@ def to_decimal(value: object, field_name: str) -> Decimal:
     elif isinstance(value, float):
         number = Decimal(repr(value))
     elif isinstance(value, str):
+        text = value.strip()
+        if len(text) > MAX_DECIMAL_TEXT or not DECIMAL_TEXT.fullmatch(text):
+            raise LedgerInputError(field_name, f"must be a number, got {value[:40]!r}")
         try:
-            number = Decimal(value.strip())
+            number = Decimal(text)
         except InvalidOperation:
-            raise LedgerInputError(field_name, f"must be a number, got {value!r}") from None
+            raise LedgerInputError(field_name, f"must be a number, got {value[:40]!r}") from None
     else:
         raise LedgerInputError(field_name, f"must be a number, got {type(value).__name__}")
     if not number.is_finite():

@@ -26,6 +26,7 @@ from .course_cli import add_course_parsers
 from .errors import LedgerError, LedgerInputError
 from .store import Ledger, upgrade
 from .types import ProjectKind, Role
+from ..numbers import whole_number_argument
 
 LEDGER_URL_ENV = "HPCHUB_LEDGER_URL"
 DEFAULT_LEDGER_URL = "sqlite:////var/lib/hpchub-demo/hub/ledger.sqlite"  # later: the hub's config decides
@@ -634,7 +635,7 @@ def add_parsers(subparsers) -> None:
         "never stopped (default c.HPCHubLedger.idle_report_max_age_seconds of --config, else 180; from 10 to 86400)",
     )  # fmt: skip
     reconcile.add_argument(
-        "--idle-gpu-busy", type=int, metavar="PERCENT",
+        "--idle-gpu-busy", type=whole_number_argument(), metavar="PERCENT",
         help="with --stop-idle-after: GPU utilization at which a session is computing, never idle "
         "(default c.HPCHubLedger.idle_gpu_busy_percent of --config, else 5)",
     )  # fmt: skip

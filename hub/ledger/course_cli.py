@@ -15,6 +15,7 @@ from .course_records import COURSE_FIELDS, REPORT_COLUMNS, new_course, report_cs
 from .errors import LedgerError
 from .courses import DEFAULT_GROUP_ROLES, OnDrop, idle_stop_minutes, parse_roster_csv, ta_extension_mgs, yes_no
 from .store import Ledger
+from ..numbers import whole_number_argument
 
 # Ledger field -> the argument the user typed (for error lines).
 ARGUMENT_NAMES = {
@@ -304,7 +305,7 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     switch = lab.add_mutually_exclusive_group()
     switch.add_argument("--on", action="store_true", help="reserve --nodes for the course from now for --minutes")
     switch.add_argument("--off", action="store_true", help="end the lab hours (delete the reservation)")
-    lab.add_argument("--minutes", type=int, default=60, metavar="N", help="how long, with --on (default 60)")
+    lab.add_argument("--minutes", type=whole_number_argument(1), default=60, metavar="N", help="how long, with --on (default 60)")
     lab.add_argument("--nodes", metavar="NODE,NODE", help="the nodes to reserve, with --on, e.g. gpu03")
     lab.add_argument("--slurm-conf", metavar="PATH", help="Slurm's configuration (default $SLURM_CONF)")
     close = leaf(course_sub, "close", "course close", help="close the course: no new sessions")

@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from ..numbers import NumberError, parse_whole
 from . import arithmetic as arith
 from .errors import LedgerInputError
 from .idle import COURSE_IDLE_LIMIT, idle_timeout_allowed
@@ -139,8 +140,11 @@ def idle_stop_minutes(value: object, field: str = "idle_stop_after") -> int | No
     if value is None or isinstance(value, str) and value.strip().lower() in NO_LIMIT_WORDS:
         return None
     text = value.strip() if isinstance(value, str) else value
-    if isinstance(text, str) and text.isdigit():
-        text = int(text)
+    if isinstance(text, str):
+        try:
+            text = parse_whole(text, field, low=1)
+        except NumberError:
+            raise LedgerInputError(field, f"must be {COURSE_IDLE_LIMIT}, got {str(value)[:40]!r}") from None
     if isinstance(text, bool) or not isinstance(text, int) or text < 1 or not idle_timeout_allowed(text):
         raise LedgerInputError(field, f"must be {COURSE_IDLE_LIMIT}, got {str(value)[:40]!r}")
     return text
@@ -200,9 +204,14 @@ def make_rules(
     def whole(value: object, field: str, low: int, high: int) -> int | None:
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, int) and not (isinstance(value, str) and value.isdigit()):
-            raise LedgerInputError(field, f"must be a whole number from {low} to {high}, got {value!r}")
-        number = int(value)
+        number = value
+        if isinstance(value, str):
+            try:
+                number = parse_whole(value.strip(), field)
+            except NumberError:
+                number = None
+        if isinstance(number, bool) or not isinstance(number, int):
+            raise LedgerInputError(field, f"must be a whole number from {low} to {high}, got {str(value)[:40]!r}")
         if not low <= number <= high:
             raise LedgerInputError(field, f"must be from {low} to {high}, got {number}")
         return number

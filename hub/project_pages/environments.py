@@ -34,6 +34,7 @@ from hub.envs.spec import ENV_NAME_PATTERN, ENV_NAME_RULE, MAX_SPEC_BYTES, SpecE
 from hub.ledger import Ledger
 from hub.ledger.errors import NotFound
 from hub.ledger.types import Role, check_project_name
+from hub.numbers import NumberError, parse_whole
 
 from .gather import Viewer, _visible
 from .handlers import LedgerPageHandler
@@ -210,9 +211,10 @@ class EnvironmentBuildPage(EnvironmentPageHandler):
         settings = self.environments
         access = await self.access(project)
         name = await self.service_call(service.checked_name, name)
-        if not version_text.isdigit() or not 1 <= int(version_text) <= 1_000_000:
-            raise web.HTTPError(400, f"version: a whole number from 1; got {version_text[:20]!r}")
-        number = int(version_text)
+        try:
+            number = parse_whole(version_text, "version", low=1, high=sp.MAX_VERSION)
+        except NumberError as exc:
+            raise web.HTTPError(400, str(exc)) from None
         space = sp.ProjectSpace(Path(settings.project_root), project)
 
         def read() -> tuple[sp.EnvironmentInfo, sp.VersionInfo]:

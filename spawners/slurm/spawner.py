@@ -35,6 +35,7 @@ from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
+from hub.auth.account_rules import AccountDenied, HPCHubAccountRules
 from hub.ledger import BudgetRefused, Ledger, LedgerError
 from hpchub_notebook.activity_logic import REPORT_INTERVAL_VARIABLE as ACTIVITY_REPORT_VARIABLE
 from hub.ledger.runtime import ledger_from_config
@@ -307,7 +308,13 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
 
     # ----- user options -----
     async def _run_apply_user_options(self, user_options: dict) -> None:
-        """Validate into a JobRequest: HTTP 400 naming the field, no traceback for user errors."""
+        """Validate into a JobRequest: HTTP 400 naming the field, no traceback for user errors.
+        First the identity deny rules (whatever the authenticator): HTTP 403 naming the rule."""
+        try:
+            self.check_account_rules()
+        except AccountDenied as exc:
+            _count_spawn("denied")
+            raise _user_error(403, f"No server can start for {self.user.name}: {exc}.") from None
         try:
             await self.validate_options(user_options or {})
         except OptionsError as exc:
@@ -329,6 +336,14 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
             self.log.error("ledger database failed while admitting %s: %s", self._log_name, database_detail(exc))
             raise LedgerUnavailable(exc) from None
         _FORM_RETRY.pop(self.user.name)  # accepted: the next form shows the last options again
+
+    def check_account_rules(self) -> None:
+        """:class:`AccountDenied` if the user's account is on the deny-list or below the minimum UID now."""
+        try:
+            HPCHubAccountRules(parent=self).check(self.user.name)
+        except AccountDenied as exc:
+            self.log.warning("spawn refused for %s by the %s rule: %s", self._log_name, exc.rule.value, exc)
+            raise
 
     async def validate_options(self, user_options: dict) -> JobRequest:
         if not SERVER_NAME_PATTERN.fullmatch(self.name or ""):
@@ -442,6 +457,10 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         # The demo makes the projects' Unix groups: a membership change reaches this job.
         await asyncio.to_thread(project_envs.sync_spaces, project_envs.settings(self.config), self.ledger,
                                 self.user_project_names)
+        try:
+            self.check_account_rules()  # the last gate before sudo -u USER sbatch
+        except AccountDenied as exc:
+            raise SpawnError(f"No server can start for {self.user.name}: {exc}.", reason="denied") from None
         try:
             script = self.render_script(request)
         except ScriptError as exc:

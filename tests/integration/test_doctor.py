@@ -33,7 +33,7 @@ def test_the_demo_passes_with_a_test_job_from_a_node(portal, doctor):
     findings = {f["name"]: f for f in json.loads(done.stdout)["findings"]}
     assert {name for name, f in findings.items() if f["status"] == "FAIL"} == set()
     for name in ("slurm", "accounting", "gpu-tres", "enforce", "billing-weights", "munge", "environment", "database",
-                 "identity-provider", "sudo", "hub-from-node", "reconciler-role"):
+                 "identity-provider", "identity-deny", "sudo", "hub-from-node", "reconciler-role"):
         assert findings[name]["status"] == "PASS", findings[name]
     assert findings["tls"]["status"] == "WARN" and findings["tls"]["fix"]  # plain http on loopback: the demo
 
@@ -74,3 +74,21 @@ def test_an_environment_other_users_cannot_read_fails(portal, doctor, tmp_path):
     assert done.returncode == 1
     assert f"FAIL environment: {closed} is not searchable by other users" in done.stdout
     assert f"     fix: chmod o+x {closed}" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        pytest.param("c.HPCHubAccountRules.denied_accounts = set()", "root is not on", id="deny-list-emptied"),
+        pytest.param("c.HPCHubAccountRules.denied_accounts = {'hpchub', 'nobody'}", "root is not on",
+                     id="deny-list-without-root"),
+        pytest.param("c.HPCHubAccountRules.minimum_uid = 0", "minimum UID 0", id="minimum-uid-0"),
+    ],
+)  # fmt: skip
+def test_a_mapping_that_would_let_root_in_fails_with_the_fix(portal, doctor, tmp_path, lines, says):
+    done = doctor("--config", str(_broken_copy(portal, tmp_path, lines)))
+    assert done.returncode == 1, done.stdout
+    out = done.stdout.splitlines()
+    failing = [line for line in out if line.startswith("FAIL identity-deny: ")]
+    assert failing and says in failing[0], done.stdout
+    assert out[out.index(failing[0]) + 1].startswith("     fix: ")

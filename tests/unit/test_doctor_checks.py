@@ -175,3 +175,23 @@ def test_project_groups(account, root, outside, status, says) -> None:
     assert finding.status is status and says in finding.detail
     if status is Status.WARN:
         assert "restart the hub" in finding.fix and "hub_account" in finding.fix
+
+
+@pytest.mark.parametrize(
+    ("denied", "minimum_uid", "status", "says"),
+    [
+        pytest.param({"root", "hpchub", "nobody"}, 1000, Status.PASS, "refuse hpchub, nobody, root and UIDs below 1000",
+                     id="default"),
+        pytest.param(set(), 1000, Status.FAIL, "root is not on c.HPCHubAccountRules.denied_accounts (empty)",
+                     id="deny-list-emptied"),
+        pytest.param({"hpchub"}, 1000, Status.FAIL, "root is not on", id="deny-list-without-root"),
+        pytest.param({"root"}, 0, Status.FAIL, "minimum UID 0", id="minimum-uid-0"),
+        pytest.param({"root"}, -1, Status.FAIL, "minimum UID -1", id="minimum-uid-negative"),
+        pytest.param({"root"}, 500, Status.WARN, "system accounts from UID 500", id="minimum-uid-500"),
+    ],
+)  # fmt: skip
+def test_identity_deny(denied, minimum_uid, status, says) -> None:
+    finding = checks.check_identity_deny(denied, minimum_uid)
+    assert finding.status is status and finding.name == "identity-deny"
+    assert says in finding.detail
+    assert (status is Status.PASS) or finding.fix

@@ -16,6 +16,7 @@ from jupyterhub.spawner import Spawner
 from traitlets.config.loader import PyFileConfigLoader
 
 from hub.api.config import HPCHubAPI
+from hub.auth.account_rules import HPCHubAccountRules
 from hub.auth.oidc import HPCHubOIDCAuthenticator
 from hub.deploy import example_config, write_example_config
 from hub.envs.config import HPCHubEnvironments
@@ -29,7 +30,7 @@ pytestmark = pytest.mark.unit
 
 CLASSES = {cls.__name__: cls for cls in (
     JupyterHub, ConfigurableHTTPProxy, Spawner, Authenticator, HPCHubOIDCAuthenticator, SlurmGPUSpawner,
-    HPCHubLedger, HPCHubEnvironments, HPCHubCourses, HPCHubPages, HPCHubAPI, HPCHubSite,
+    HPCHubLedger, HPCHubEnvironments, HPCHubCourses, HPCHubPages, HPCHubAPI, HPCHubSite, HPCHubAccountRules,
 )}  # fmt: skip
 # The list: what the example must cover (a name of each part).
 COVERED = {
@@ -38,6 +39,8 @@ COVERED = {
     "identity provider": ("HPCHubOIDCAuthenticator", "issuer"),
     "mapping rules": ("HPCHubOIDCAuthenticator", "scoped_domains"),
     "account exceptions": ("HPCHubOIDCAuthenticator", "account_map_file"),
+    "identity deny-list": ("HPCHubAccountRules", "denied_accounts"),
+    "identity minimum uid": ("HPCHubAccountRules", "minimum_uid"),
     "projects database": ("HPCHubLedger", "db_url"), "environments root": ("HPCHubEnvironments", "project_root"),
     "catalogue": ("SlurmGPUSpawner", "catalogue_file"), "nodes reach the hub": ("JupyterHub", "hub_connect_url"),
 }  # fmt: skip
