@@ -31,7 +31,7 @@ PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
 SUDO_COMMANDS = ("sbatch", "scancel", "squeue")
 # What the spawner passes to sbatch as the user (sudo sets HOME, USER, LOGNAME, SHELL itself):
 # JupyterHub's variables (and its older JPY_API_TOKEN), the project kernels' JUPYTER_PATH.
-ENV_KEPT = ("SLURM_CONF", "LANG", "JUPYTERHUB_*", "JPY_API_TOKEN", "JUPYTER_PATH")
+ENV_KEPT = ("SLURM_CONF", "LANG", "JUPYTERHUB_*", "JPY_API_TOKEN", "JUPYTER_PATH", "HPCHUB_ACTIVITY_REPORT_SECONDS")
 
 
 @dataclass(frozen=True)

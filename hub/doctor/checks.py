@@ -238,8 +238,11 @@ def check_identity_deny(denied: Sequence[str] | set[str], minimum_uid: int, *, u
 
 
 def check_sudo(running_as_root: bool, rules: str | None, commands: Sequence[str] = ("sbatch", "scancel", "squeue"),
-               account: str = "the hub's account") -> Finding:
-    """The hub acts as the users only through sudo for these commands."""
+               account: str = "the hub's account", kept: Sequence[str] = ()) -> Finding:
+    """The hub acts as the users only through sudo for these commands, and sudo keeps the variables the
+    spawner passes to sbatch (``kept``, hub/deploy.py's ENV_KEPT): a rule from an older release that
+    lacks one refuses every spawn ("sudo: sorry, you are not allowed to set the following environment
+    variables"). ``sudo -l`` lists the env_keep entries with the rules, so the names are looked up there."""
     if running_as_root:
         return passed("sudo", "the hub runs as root (the demo): sudo -u USER needs no rule")
     if rules is None:
@@ -249,6 +252,11 @@ def check_sudo(running_as_root: bool, rules: str | None, commands: Sequence[str]
     if missing:
         return failed("sudo", f"no sudo rule for {', '.join(missing)} ({account})",
                       "add them to the hub's sudoers file: `hpchub deploy sudoers` (docs/operations.md)")
+    unkept = [name for name in kept if not re.search(rf"(?<![A-Za-z0-9_*]){re.escape(name)}(?![A-Za-z0-9_*])", rules)]
+    if unkept:
+        return failed("sudo", f"sudo does not keep {', '.join(unkept)} for {account}: every spawn is refused "
+                      "('not allowed to set the following environment variables')",
+                      "install the file `hpchub deploy sudoers` renders (its env_keep line lists them)")  # fmt: skip
     return passed("sudo", f"sudo rules allow {', '.join(commands)} as the users ({account})")
 
 
@@ -268,6 +276,31 @@ def check_project_groups(account: str, project_root: str, outside: Sequence[str]
                       f"add {account} to those groups (with manage_unix_groups: c.HPCHubEnvironments.hub_account = "
                       f"'{account}' and `hpchub env sync` as root), then restart the hub (docs/operations.md)")  # fmt: skip
     return passed("project-groups", f"{account} is in the group of every project space under {project_root}")
+
+
+def check_project_spaces(project_root: str, problems: Mapping[str, Sequence[str]],
+                         notes: Mapping[str, Sequence[str]] | None = None) -> Finding:
+    """Every project space as the contract has it (``problems``: project -> what is unsafe, read without
+    following a link): ``P/`` 2750, ``shared/`` 3770 the only group-writable place, ``envs/`` and
+    ``kernels/`` root's, nothing a member swapped or planted. ``notes`` (moved aside, waiting to be
+    sealed) only warn."""
+    if not project_root:
+        return passed("project-spaces", "no project spaces (c.HPCHubEnvironments.project_root is unset)")
+    unsafe = {project: found for project, found in problems.items() if found}
+    if unsafe:
+        shown = "; ".join(f"{project}: {', '.join(found[:3])}{' ...' if len(found) > 3 else ''}"
+                          for project, found in sorted(unsafe.items()))  # fmt: skip
+        return failed("project-spaces", f"members can restructure or have planted entries in {len(unsafe)} "
+                      f"project space(s) under {project_root}: {shown}",
+                      "run `hpchub env sync` as root: it sets the modes (P/ 2750, shared/ 3770), moves what a member "
+                      "swapped or planted aside without following it, and seals finished builds (docs/environments.md)")  # fmt: skip
+    noted = {project: found for project, found in (notes or {}).items() if found}
+    if noted:
+        shown = "; ".join(f"{project}: {', '.join(found[:3])}" for project, found in sorted(noted.items()))
+        return warned("project-spaces", f"the project spaces under {project_root} are safe; {shown}",
+                      "delete what was moved aside once reviewed; `hpchub env sync` as root seals finished builds")
+    return passed("project-spaces", f"every project space under {project_root} is root's with only shared/ "
+                  "group-writable")
 
 
 def check_hub_from_node(ok: bool | None, detail: str) -> Finding:

@@ -114,6 +114,20 @@ def test_tls(args, status: Status, says: str) -> None:
     assert finding.status is status and says in finding.detail
 
 
+# `sudo -n -l -U hpchub` as sudo 1.9 prints it (it wraps long env_keep lines), before and after the
+# activity report's variable joined ENV_KEPT.
+SUDO_LIST_NOW = """Runas and Command-specific defaults for hpchub:
+    Defaults!/usr/bin/sbatch, /usr/bin/scancel, /usr/bin/squeue
+    env_keep+="SLURM_CONF LANG JUPYTERHUB_* JPY_API_TOKEN JUPYTER_PATH
+    HPCHUB_ACTIVITY_REPORT_SECONDS"
+
+User hpchub may run the following commands on vm:
+    (%hpc-users) NOPASSWD: /usr/bin/sbatch, /usr/bin/scancel, /usr/bin/squeue
+"""
+SUDO_LIST_OLD = SUDO_LIST_NOW.replace("\n    HPCHUB_ACTIVITY_REPORT_SECONDS", "")
+KEPT = ("SLURM_CONF", "LANG", "JUPYTERHUB_*", "JPY_API_TOKEN", "JUPYTER_PATH", "HPCHUB_ACTIVITY_REPORT_SECONDS")
+
+
 @pytest.mark.parametrize(
     ("finding", "status"),
     [
@@ -126,6 +140,8 @@ def test_tls(args, status: Status, says: str) -> None:
                      id="sudo-no-scancel"),
         pytest.param(checks.check_sudo(False, "(ALL) NOPASSWD: /usr/bin/sbatch, /usr/bin/squeue, /usr/bin/scancel"),
                      Status.PASS, id="sudo-all"),
+        pytest.param(checks.check_sudo(False, SUDO_LIST_OLD, kept=KEPT), Status.FAIL, id="sudo-older-env-keep"),
+        pytest.param(checks.check_sudo(False, SUDO_LIST_NOW, kept=KEPT), Status.PASS, id="sudo-env-keep"),
         pytest.param(checks.check_discovery(""), Status.FAIL, id="no-issuer"),
         pytest.param(checks.check_hub_from_node(None, "not tested"), Status.WARN, id="node-untested"),
         pytest.param(checks.check_hub_from_node(False, "refused"), Status.FAIL, id="node-unreachable"),
