@@ -317,12 +317,16 @@ class Demo:
             ensure_demo_wheelhouse(s.wheelhouse, HPCHubEnvironments().ipykernel_requirement, say=self.say)
         except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:  # the portal works without it
             self.say(f"wheelhouse: not filled ({exc}); `hpchub env create` will name what is missing")
+        environments = HPCHubEnvironments(slurm_conf=str(load_settings(s.state_dir).slurm_conf))
         with Ledger(self.ledger_url) as ledger:
             for project in ledger.projects():
                 if project.state is ProjectState.ACTIVE:
                     members = [member.user for member in ledger.figures(project.name).members]
-                    ensure_space(ProjectSpace(s.project_root, project.name), members, manage_groups=True,
-                                 hub_account="" if s.run_as == demo_service.ROOT else s.run_as)
+                    report = ensure_space(ProjectSpace(s.project_root, project.name), members, manage_groups=True,
+                                          hub_account="" if s.run_as == demo_service.ROOT else s.run_as,
+                                          settings=environments)
+                    for line in report.lines():  # a space made by an older version, or a member's swapped entry
+                        self.say(f"project space {project.name}: {line}")
         self.say(f"project spaces: {s.project_root}")
 
     def up(self) -> None:

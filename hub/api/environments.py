@@ -137,17 +137,14 @@ class EnvironmentLogHandler(EnvironmentAPIHandler):
             version = info.versions[-1] if wanted is None else info.version(wanted)
             if version is None:
                 raise service.EnvError("version", f"{project}/{name} has no version {wanted}", 404)
-            if version.state is sp.VersionState.BUILDING and version.job_id:
-                jobs = service.active_jobs(settings, [version.job_id])
-                version = sp.read_environment(space, name, jobs).version(version.version)
-            try:
-                with open(version.log_file, "rb") as handle:
-                    handle.seek(offset)
-                    chunk = handle.read(MAX_LOG_CHUNK)
-            except FileNotFoundError:
-                chunk = b""
-            return {"version": version.version, "state": version.state.value, "detail": version.detail,
-                    "log": chunk.decode("utf-8", errors="replace"), "next_offset": offset + len(chunk)}
+            if version.state is sp.VersionState.BUILDING:
+                version = sp.read_environment(space, name, service.refreshed(settings, space)).version(version.version)
+            log = sp.read_log(space, name, version.version, offset=offset, limit=MAX_LOG_CHUNK)
+            answer = {"version": version.version, "state": version.state.value, "detail": version.detail,
+                      "log": log.data.decode("utf-8", errors="replace"), "next_offset": offset + len(log.data)}
+            if log.problem:  # a symlink, a hard link or someone else's file: never its content
+                answer["log_problem"] = log.text
+            return answer
 
         self.send_json(await self.service_call(read))
 

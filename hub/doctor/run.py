@@ -191,7 +191,10 @@ class Site:
             listed = _run(argv)
         except (OSError, subprocess.TimeoutExpired):
             return checks.check_sudo(False, None, account=account)
-        return checks.check_sudo(False, listed.stdout if listed.returncode == 0 else None, account=account)
+        from ..deploy import ENV_KEPT  # noqa: PLC0415
+
+        return checks.check_sudo(False, listed.stdout if listed.returncode == 0 else None, account=account,
+                                 kept=ENV_KEPT)
 
     def project_groups_finding(self) -> Finding:
         """Each space's group (its directory's gid) among the hub account's groups: --service-user, else
@@ -224,6 +227,24 @@ class Site:
                 except KeyError:
                     outside.append(str(gid))
         return checks.check_project_groups(account, root, outside)
+
+    def project_spaces_finding(self) -> Finding:
+        """Each space under PROJECT_ROOT audited without following a link (hub/envs/audit.py)."""
+        from ..envs.audit import audit_space  # noqa: PLC0415
+        from ..envs.config import HPCHubEnvironments  # noqa: PLC0415
+        from ..envs.space import ProjectSpace  # noqa: PLC0415
+        from ..ledger.types import PROJECT_NAME_RE  # noqa: PLC0415
+
+        root = HPCHubEnvironments(config=self.config).project_root
+        if not root or not os.path.isdir(root):
+            return checks.check_project_spaces("", {})
+        try:
+            names = sorted(name for name in os.listdir(root) if PROJECT_NAME_RE.fullmatch(name))
+        except OSError as exc:
+            return checks.failed("project-spaces", f"{root}: {exc.strerror}", "fix c.HPCHubEnvironments.project_root")
+        audits = [audit_space(ProjectSpace(Path(root), name)) for name in names]
+        return checks.check_project_spaces(root, {a.project: a.problems for a in audits},
+                                           {a.project: a.notes for a in audits})  # fmt: skip
 
     def hub_from_node_finding(self, run_job: bool) -> Finding:
         url = (_setting(self.config, "JupyterHub", "hub_connect_url", "") or "").rstrip("/")
@@ -261,7 +282,7 @@ class Site:
         return [
             *self.slurm_findings(), self.environment_finding(), self.database_finding(), self.discovery_finding(),
             self.identity_deny_finding(), self.tls_finding(), self.sudo_finding(), self.project_groups_finding(),
-            self.hub_from_node_finding(run_job), self.reconciler_role_finding(),
+            self.project_spaces_finding(), self.hub_from_node_finding(run_job), self.reconciler_role_finding(),
         ]  # fmt: skip
 
 
@@ -293,7 +314,7 @@ def add_parser(subparsers) -> None:
     doctor = subparsers.add_parser(
         "doctor",
         help="check a site: Slurm, accounting, billing weights, munge, environment, database, login and its "
-        "identity deny rules, TLS, sudo",
+        "identity deny rules, TLS, sudo, project spaces, the reconciler's role",
         description="One line per check: PASS|WARN|FAIL name: detail, with a fix for each non-pass. Exit 1 if "
         "any check fails. Reads the hub's configuration (--config).",
     )

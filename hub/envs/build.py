@@ -4,14 +4,14 @@ The job runs as the requesting PI or manager (``sudo -u USER sbatch``, the porta
 privilege path) on the project's Slurm account in the build partition (``cpu``, no GPUs:
 billed 0 GPU-hours). It creates a venv in ``envs/NAME/VERSION``, installs the spec and
 ipykernel from the site's wheelhouse only (``pip --no-index --find-links``: compute
-nodes are often offline), checks that Python starts, points the kernelspec at the new
-venv and writes ``status`` = ``ready`` as its last step. Any failure writes ``failed``
-instead (an EXIT trap) and leaves the kernelspec, and so the default version, alone.
+nodes are often offline), checks that Python starts and writes ``status`` = ``ready`` as
+its last step. Any failure writes ``failed`` instead (an EXIT trap). The job never touches
+``kernels/``: once it has ended, root seals the version (:mod:`.seal`: the builder keeps
+nothing in it) and writes the kernelspec, so the default version changes only then.
 """
 
 from __future__ import annotations
 
-import json
 import shlex
 from dataclasses import dataclass
 from decimal import Decimal
@@ -19,7 +19,7 @@ from decimal import Decimal
 from spawners.slurm.script import render_batch_script
 from spawners.slurm.types import JobRequest
 
-from .space import KERNEL_FILE, LOG_FILE, SPEC_FILE, STATUS_FILE, kernel_spec
+from .space import LOG_FILE, SPEC_FILE, STATUS_FILE
 
 BUILD_COMMENT_PREFIX = "hpchub-env:"
 
@@ -33,7 +33,6 @@ class BuildPlan:
     name: str
     version: int
     version_dir: str
-    kernel_dir: str
     wheelhouse: str
     base_python: str
     ipykernel_requirement: str  # e.g. "ipykernel==7.4.0"
@@ -55,8 +54,6 @@ def build_lines(plan: BuildPlan) -> list[str]:
     prefix = plan.version_dir
     python = f"{prefix}/bin/python"
     status, status_tmp = f"{prefix}/{STATUS_FILE}", f"{prefix}/{STATUS_FILE}.tmp"
-    kernel, kernel_tmp = f"{plan.kernel_dir}/{KERNEL_FILE}", f"{plan.kernel_dir}/{KERNEL_FILE}.tmp"
-    spec = json.dumps(kernel_spec(plan.project, plan.name, plan.version, python), indent=1, sort_keys=True)
     return [
         "umask 027",
         "export PATH=/usr/local/bin:/usr/bin:/bin PYTHONNOUSERSITE=1 PIP_CONFIG_FILE=/dev/null "
@@ -71,8 +68,6 @@ def build_lines(plan: BuildPlan) -> list[str]:
         f"--requirement {_q(f'{prefix}/{SPEC_FILE}')} {_q(plan.ipykernel_requirement)}",
         f"{_q(python)} -c 'import ipykernel, sys; print(\"hpchub: python\", sys.version.split()[0], \"ok\")'",
         f"chmod -R a-w {_q(prefix)}/bin {_q(prefix)}/lib {_q(prefix)}/pyvenv.cfg",
-        f"printf '%s\\n' {_q(spec)} > {_q(kernel_tmp)}",
-        f"mv -f {_q(kernel_tmp)} {_q(kernel)}",
         f"printf 'ready\\n' > {_q(status_tmp)}",
         f"mv -f {_q(status_tmp)} {_q(status)}",
         "trap - EXIT",

@@ -88,12 +88,9 @@ def _wait_for_build(settings, space: sp.ProjectSpace, name: str, version: int, j
     deadline = time.monotonic() + timeout
     shown = 0
     while True:
-        state = sp.read_environment(space, name, service.active_jobs(settings, [job_id])).version(version)
-        log_path = space.version_dir(name, version) / sp.LOG_FILE
-        try:
-            lines = log_path.read_text(errors="replace").splitlines()
-        except OSError:
-            lines = []
+        state = sp.read_environment(space, name, service.refreshed(settings, space)).version(version)
+        log = sp.read_log(space, name, version, limit=16 << 20)
+        lines = log.text.splitlines()
         for line in lines[shown:]:
             print(f"  | {line}")
         shown = max(shown, len(lines))
@@ -102,7 +99,8 @@ def _wait_for_build(settings, space: sp.ProjectSpace, name: str, version: int, j
                   + (f" ({state.detail})" if state.detail else ""))
             return 0 if state.state is sp.VersionState.READY else 1
         if time.monotonic() > deadline:
-            print(f"{space.project}/{name} version {version}: still building after {timeout:g} s", file=sys.stderr)
+            print(f"{space.project}/{name} version {version}: still building after {timeout:g} s"
+                  + (f" ({state.detail})" if state is not None and state.detail else ""), file=sys.stderr)
             return 1
         time.sleep(1)
 
@@ -144,7 +142,7 @@ def cmd_log(args) -> int:
     settings = _settings(args)
     project_members(_ledger_url(args), args.project)
     space = sp.ProjectSpace(Path(settings.project_root), args.project)
-    info = sp.read_environment(space, service.checked_name(args.name))
+    info = sp.read_environment(space, service.checked_name(args.name), service.refreshed(settings, space))
     if not info.versions:
         raise UsageError(f"NAME: {args.project} has no environment {args.name}")
     version = info.version(args.version) if args.version else info.versions[-1]
@@ -152,12 +150,13 @@ def cmd_log(args) -> int:
         raise UsageError(f"--version: no version {args.version}")
     if args.follow and version.job_id:
         return _wait_for_build(settings, space, info.name, version.version, version.job_id, args.timeout)
-    sys.stdout.write(sp.log_tail(version.log_file, 10_000) + "\n")
+    sys.stdout.write(sp.read_log(space, info.name, version.version, limit=16 << 20, tail=True).text + "\n")
     return 0
 
 
 def cmd_sync(args) -> int:
-    """Make each project's space and (with manage_unix_groups) its group with the ledger's members."""
+    """Put each project's space right (and with manage_unix_groups make its group with the ledger's members):
+    modes, swapped entries moved aside, finished builds sealed; each change is reported."""
     from ..ledger import Ledger  # noqa: PLC0415
     from ..ledger.types import ProjectState  # noqa: PLC0415
     from .unix import SpaceError, ensure_space  # noqa: PLC0415
@@ -170,16 +169,21 @@ def cmd_sync(args) -> int:
                 raise UsageError(f"PROJECT: no active project {args.project}")
             projects = [args.project]
         members = {p: [m.user for m in ledger.figures(p).members] for p in projects}
-    try:
-        for project in projects:
-            ensure_space(sp.ProjectSpace(Path(settings.project_root), project), members[project],
-                         manage_groups=settings.manage_unix_groups, hub_account=settings.hub_account)
-            print(f"{project}: {Path(settings.project_root) / project} (group {sp.group_name(project)}: "
-                  f"{', '.join(sorted(members[project])) or 'no members'})")
-    except SpaceError as exc:
-        print(f"hpchub: {exc}", file=sys.stderr)
-        return 1
-    return 0
+    failed = False
+    for project in projects:
+        try:
+            report = ensure_space(sp.ProjectSpace(Path(settings.project_root), project), members[project],
+                                  manage_groups=settings.manage_unix_groups, hub_account=settings.hub_account,
+                                  settings=settings)  # fmt: skip
+        except SpaceError as exc:
+            print(f"hpchub: {exc}", file=sys.stderr)
+            failed = True
+            continue
+        print(f"{project}: {Path(settings.project_root) / project} (group {sp.group_name(project)}: "
+              f"{', '.join(sorted(members[project])) or 'no members'})")
+        for line in report.lines():
+            print(f"  {line}")
+    return 1 if failed else 0
 
 
 def cmd_publish(args) -> int:
@@ -312,6 +316,8 @@ def add_parsers(subparsers, one_line, commands) -> None:
     shown = leaf("published", cmd_published, help="the published environments")
     shown.add_argument("--json", action="store_true", help="machine-readable")
     shown.add_argument("--published-root", default=None, help="PUBLISHED_ROOT (default from --config)")
-    sync = leaf("sync", cmd_sync, help="create each active project's space (and, with manage_unix_groups, its "
-                "Unix group hpc-P with the ledger's members)")
+    sync = leaf("sync", cmd_sync, help="(as root) create or put right each active project's space: the "
+                "contract's owners and modes, whatever a member swapped moved aside and reported (never followed), "
+                "finished builds sealed (handed to root) and their kernels written; with manage_unix_groups also "
+                "its Unix group hpc-P with the ledger's members")
     sync.add_argument("project", metavar="PROJECT", nargs="?", help="only this project")

@@ -155,6 +155,22 @@ def _open_for_everyone(top: Path) -> None:
                 os.chmod(path, 0o755 if info.st_mode & 0o111 else 0o644)
 
 
+def _check_closed(space: sp.ProjectSpace) -> None:
+    """Copy only out of a space no member can restructure: ``P/`` root's and closed (so nothing on the path
+    to a sealed version, itself root's, can be swapped for a link while root copies it)."""
+    from spawners import safe_fs  # noqa: PLC0415
+
+    try:
+        fd = space.open()
+    except OSError as exc:
+        raise EnvError("", f"{space.path}: {exc.strerror or exc}", 409) from None
+    with safe_fs.closing(fd):
+        info = os.fstat(fd)
+    if info.st_uid != os.geteuid() or info.st_mode & safe_fs.WRITE_BITS:
+        raise EnvError("", f"{space.path} is {safe_fs.describe(info)}: members could swap what is copied; run "
+                       f"`hpchub env sync {space.project}` as root first", 409)
+
+
 def publish(
     settings: HPCHubEnvironments, *, project: str, name: str, version: int | None, catalogue_id: str,
     description: str, title: str | None, gpu: bool, reserved_ids: Iterable[str], who: str,
@@ -176,6 +192,7 @@ def publish(
         ready = ", ".join(f"v{v.version}" for v in info.versions if v.state is sp.VersionState.READY) or "none"
         what = "no ready version" if number is None else f"version {number} is not ready"
         raise EnvError("--version", f"{project}/{name}: {what}; ready versions: {ready}", 409)
+    _check_closed(space)
     title = check_text(title, "--title") if title is not None else f"{project}: {name} (v{chosen.version})"
     entry = Published(
         id=catalogue_id, name=title, description=description, gpu=gpu, project=project, environment=name,

@@ -11,15 +11,18 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import json
+import logging
 import os
 import pwd
-import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
+from spawners import safe_fs
+
+from . import seal
 from . import space as sp
 from .build import BuildPlan, render_build_script
 from .config import HPCHubEnvironments
@@ -27,6 +30,7 @@ from .spec import SpecError, check_against_wheelhouse, check_env_name, parse_spe
 
 CHANGING_ROLES = ("pi", "manager", "instructor")
 LOCK_FILE = ".lock"
+log = logging.getLogger(__name__)
 
 
 class EnvError(Exception):
@@ -110,22 +114,34 @@ def _client(settings: HPCHubEnvironments):
     return SlurmClient(slurm_conf=settings.slurm_conf or os.environ.get("SLURM_CONF") or None, timeout=60)
 
 
+def refreshed(settings: HPCHubEnvironments, space: sp.ProjectSpace) -> Mapping[str, bool] | None:
+    """Slurm's answer for the versions whose state needs it; as root, finished builds are sealed first
+    (the ready state is read only after root had its chance to hand them over)."""
+    jobs = active_jobs(settings, sp.building_job_ids(space))
+    if os.geteuid() == 0:
+        try:
+            for line in seal.seal_finished(space, jobs).lines():
+                log.info("%s", line)
+        except (OSError, safe_fs.UnsafeEntry) as exc:  # the versions stay unsealed (not offered); the read goes on
+            log.warning("%s: finished builds not sealed: %s", space.path, exc)
+    return jobs
+
+
 @contextmanager
-def env_lock(space: sp.ProjectSpace, name: str):
-    """One change at a time per environment (two creates must not pick the same version)."""
-    directory = space.env_dir(name)
-    directory.mkdir(exist_ok=True)
-    with open(directory / LOCK_FILE, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        yield
-
-
-def _write(path: Path, text: str, *, uid: int = 0, gid: int = 0, mode: int = 0o640) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.chown(tmp, uid, gid)
-    os.chmod(tmp, mode)
-    os.replace(tmp, path)
+def env_lock(space: sp.ProjectSpace, name: str, gid: int | None = None):
+    """One change at a time per environment (two creates must not pick the same version): yields the
+    descriptor of root's envs/NAME (made with ``gid`` if missing), locked through its .lock file."""
+    envs = space.open("envs")
+    with safe_fs.closing(envs):
+        if gid is not None:
+            env_fd = safe_fs.make_dir(envs, name, uid=0, gid=gid, mode=sp.CLOSED_DIR_MODE)
+        else:
+            env_fd = safe_fs.open_dir(name, envs)
+    with safe_fs.closing(env_fd):
+        lock = os.open(LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600, dir_fd=env_fd)
+        with safe_fs.closing(lock):
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            yield env_fd
 
 
 def create(
@@ -136,60 +152,72 @@ def create(
 
     ``members``: the project's active members (the Unix group's members in the demo).
     """
-    from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
-
     from .unix import SpaceError, ensure_space, make_builder_directory  # noqa: PLC0415
 
     name = checked_name(name)
     requirements = checked_spec(settings, spec_text)
     space = sp.ProjectSpace(Path(settings.project_root), project)
     try:
-        ensure_space(space, members, manage_groups=settings.manage_unix_groups, hub_account=settings.hub_account)
-        with env_lock(space, name):
-            gid = os.stat(space.path).st_gid
-            os.chown(space.env_dir(name), 0, gid)
-            os.chmod(space.env_dir(name), sp.CLOSED_DIR_MODE)
+        for line in ensure_space(space, members, manage_groups=settings.manage_unix_groups,
+                                 hub_account=settings.hub_account, settings=settings).lines():
+            log.warning("%s", line)
+        gid = os.stat(space.path, follow_symlinks=False).st_gid
+        with env_lock(space, name, gid) as env_fd:
             current = sp.read_environment(space, name)
             if any(info.state is sp.VersionState.BUILDING for info in current.versions):
-                current = sp.read_environment(space, name, active_jobs(settings, sp.building_job_ids(space)))
+                current = sp.read_environment(space, name, refreshed(settings, space))
                 still = [info for info in current.versions if info.state is sp.VersionState.BUILDING]
                 if still:
                     raise EnvError("NAME", f"version {still[-1].version} of {project}/{name} is still building "
                                    f"(Slurm job {still[-1].job_id}); wait for it to end", 409)
             version = sp.next_version(info.version for info in current.versions)
             version_dir = space.version_dir(name, version)
-            make_builder_directory(version_dir, builder, project)
-            make_builder_directory(space.kernel_dir(name), builder, project)
-            _write(version_dir / sp.SPEC_FILE, render_spec(requirements), uid=pwd.getpwnam(builder).pw_uid, gid=gid)
-            record = {"project": project, "environment": name, "version": version, "requested_by": builder,
-                      "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "job_id": None}
-            plan = BuildPlan(
-                project=project, account=account, name=name, version=version, version_dir=str(version_dir),
-                kernel_dir=str(space.kernel_dir(name)), wheelhouse=settings.wheelhouse,
-                base_python=settings.base_python, ipykernel_requirement=settings.ipykernel_requirement,
-                partition=settings.build_partition, time_minutes=settings.build_time_minutes,
-                job_name=settings.build_job_name,
-            )  # fmt: skip
-            try:
-                script = render_build_script(plan)
-            except ValueError as exc:
-                raise EnvError("build", str(exc), 500) from None
-            try:
-                job_id = asyncio.run(_client(settings).sbatch(script, as_user=builder))
-            except SlurmCommandError as exc:
-                detail = exc.first_stderr_line or exc.summary
-                _write(version_dir / sp.LOG_FILE, f"hpchub: Slurm refused the build job: {detail}\n", gid=gid)
-                _write(version_dir / sp.STATUS_FILE, "failed\n", gid=gid)
-                _write(version_dir / sp.BUILD_FILE, json.dumps(record, indent=1) + "\n", gid=gid)
-                raise EnvError("", f"Slurm refused the build job of {project}/{name} version {version}: {detail}",
-                               502) from None
-            record["job_id"] = job_id
-            _write(version_dir / sp.BUILD_FILE, json.dumps(record, indent=1) + "\n", gid=gid)
+            builder_uid = pwd.getpwnam(builder).pw_uid
+            version_fd = make_builder_directory(env_fd, version, builder, project)
+            with safe_fs.closing(version_fd):
+                job_id = _submit(settings, version_fd, builder, builder_uid, gid, BuildPlan(
+                    project=project, account=account, name=name, version=version, version_dir=str(version_dir),
+                    wheelhouse=settings.wheelhouse, base_python=settings.base_python,
+                    ipykernel_requirement=settings.ipykernel_requirement, partition=settings.build_partition,
+                    time_minutes=settings.build_time_minutes, job_name=settings.build_job_name,
+                ), render_spec(requirements))  # fmt: skip
     except SpaceError as exc:
         raise EnvError("", str(exc), 500) from None
     except PermissionError as exc:
         raise write_refused(project, exc) from None
-    return Submitted(project, name, version, job_id, builder, plan.partition, str(version_dir / sp.LOG_FILE))
+    except safe_fs.UnsafeEntry as exc:
+        raise EnvError("", f"{project}'s space: {exc}; run `hpchub env sync {project}` as root", 500) from None
+    return Submitted(project, name, version, job_id, builder, settings.build_partition, str(version_dir / sp.LOG_FILE))
+
+
+def _submit(settings: HPCHubEnvironments, version_fd: int, builder: str, builder_uid: int, gid: int,
+            plan: BuildPlan, spec: str) -> str:  # fmt: skip
+    """Write the version's spec and record (in the builder's fresh directory ``version_fd``), submit its job."""
+    from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
+
+    safe_fs.write_file(version_fd, sp.SPEC_FILE, spec.encode(), uid=builder_uid, gid=gid, mode=0o640)
+    record = {"project": plan.project, "environment": plan.name, "version": plan.version, "requested_by": builder,
+              "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "job_id": None}
+    try:
+        script = render_build_script(plan)
+    except ValueError as exc:
+        raise EnvError("build", str(exc), 500) from None
+    try:
+        job_id = asyncio.run(_client(settings).sbatch(script, as_user=builder))
+    except SlurmCommandError as exc:
+        detail = exc.first_stderr_line or exc.summary
+        # The log is the builder's like a job's own (a log is shown only if its version directory's owner owns it).
+        safe_fs.write_file(version_fd, sp.LOG_FILE, f"hpchub: Slurm refused the build job: {detail}\n".encode(),
+                           uid=builder_uid, gid=gid, mode=0o640)  # fmt: skip
+        safe_fs.write_file(version_fd, sp.STATUS_FILE, b"failed\n", uid=0, gid=gid, mode=0o640)
+        safe_fs.write_file(version_fd, sp.BUILD_FILE, (json.dumps(record, indent=1) + "\n").encode(), uid=0, gid=gid,
+                           mode=0o640)  # fmt: skip
+        raise EnvError("", f"Slurm refused the build job of {plan.project}/{plan.name} version {plan.version}: "
+                       f"{detail}", 502) from None
+    record["job_id"] = job_id
+    safe_fs.write_file(version_fd, sp.BUILD_FILE, (json.dumps(record, indent=1) + "\n").encode(), uid=0, gid=gid,
+                       mode=0o640)  # fmt: skip
+    return job_id
 
 
 def describe(settings: HPCHubEnvironments, project: str, tail_lines: int = 15) -> list[dict]:
@@ -198,7 +226,7 @@ def describe(settings: HPCHubEnvironments, project: str, tail_lines: int = 15) -
     problem = sp.unreadable(space)
     if problem:  # not "no environments yet": the list is there, the hub may not read it
         raise EnvError("", problem, 503)
-    jobs = active_jobs(settings, sp.building_job_ids(space))
+    jobs = refreshed(settings, space)
     result = []
     for name in sp.environment_names(space):
         info = sp.read_environment(space, name, jobs)
@@ -213,7 +241,7 @@ def describe(settings: HPCHubEnvironments, project: str, tail_lines: int = 15) -
             if version.detail:
                 entry["detail"] = version.detail
             if version.state is not sp.VersionState.READY:
-                entry["log_tail"] = sp.log_tail(version.log_file, tail_lines)
+                entry["log_tail"] = sp.log_tail(space, name, version.version, tail_lines)
             versions.append(entry)
         result.append({"project": project, "name": name, "kernel": info.kernel_name,
                        "default_version": info.default_version, "versions": versions})
@@ -237,39 +265,36 @@ def remove(settings: HPCHubEnvironments, project: str, name: str, version: int |
 def _remove(settings: HPCHubEnvironments, project: str, name: str, version: int | None) -> str:
     name = checked_name(name)
     space = sp.ProjectSpace(Path(settings.project_root), project)
-    if not space.env_dir(name).is_dir():
+    if name not in sp.environment_names(space):
         raise EnvError("NAME", f"{project} has no environment {name}", 404)
-    with env_lock(space, name):
-        info = sp.read_environment(space, name, active_jobs(settings, sp.building_job_ids(space)))
+    with env_lock(space, name) as env_fd:
+        info = sp.read_environment(space, name, refreshed(settings, space))
         building = [v for v in info.versions if v.state is sp.VersionState.BUILDING]
-        if version is None:
-            if building:
-                raise EnvError("NAME", f"version {building[0].version} is still building (Slurm job "
-                               f"{building[0].job_id}); wait for it to end", 409)
-            shutil.rmtree(space.kernel_dir(name), ignore_errors=True)
-            shutil.rmtree(space.env_dir(name))
-            return f"removed {project}/{name} (all {len(info.versions)} versions and kernel {info.kernel_name})"
-        target = info.version(version)
-        if target is None:
-            known = ", ".join(str(v.version) for v in info.versions) or "none"
-            raise EnvError("--version", f"{project}/{name} has no version {version}; versions: {known}", 404)
-        if target.state is sp.VersionState.BUILDING:
-            raise EnvError("--version", f"version {version} is still building (Slurm job {target.job_id})", 409)
-        if version == info.default_version:
-            others = [v.version for v in info.versions if v.state is sp.VersionState.READY and v.version != version]
-            if not others:
-                raise EnvError("--version", f"version {version} is the default and the only ready version of "
-                               f"{project}/{name}; remove the whole environment instead", 409)
-            point_kernel(space, name, max(others))
-        shutil.rmtree(space.version_dir(name, version))
+        space_fd = space.open()
+        with safe_fs.closing(space_fd):
+            if version is None:
+                if building:
+                    raise EnvError("NAME", f"version {building[0].version} is still building (Slurm job "
+                                   f"{building[0].job_id}); wait for it to end", 409)
+                kernels = safe_fs.open_dir("kernels", space_fd)
+                with safe_fs.closing(kernels):
+                    safe_fs.remove_tree(kernels, info.kernel_name)
+                envs = safe_fs.open_dir("envs", space_fd)
+                with safe_fs.closing(envs):
+                    safe_fs.remove_tree(envs, name)
+                return f"removed {project}/{name} (all {len(info.versions)} versions and kernel {info.kernel_name})"
+            target = info.version(version)
+            if target is None:
+                known = ", ".join(str(v.version) for v in info.versions) or "none"
+                raise EnvError("--version", f"{project}/{name} has no version {version}; versions: {known}", 404)
+            if target.state is sp.VersionState.BUILDING:
+                raise EnvError("--version", f"version {version} is still building (Slurm job {target.job_id})", 409)
+            if version == info.default_version:
+                others = [v.version for v in info.versions if v.state is sp.VersionState.READY and v.version != version]
+                if not others:
+                    raise EnvError("--version", f"version {version} is the default and the only ready version of "
+                                   f"{project}/{name}; remove the whole environment instead", 409)
+            safe_fs.remove_tree(env_fd, str(version))
+            seal.write_kernel(space, space_fd, name, os.fstat(space_fd).st_gid)  # the newest ready one left
         after = sp.read_environment(space, name)
         return f"removed {project}/{name} version {version}; default is v{after.default_version}"
-
-
-def point_kernel(space: sp.ProjectSpace, name: str, version: int) -> None:
-    """Rewrite the kernelspec for ``version`` (kept owned like its directory)."""
-    kernel_dir = space.kernel_dir(name)
-    owner = os.stat(kernel_dir)
-    python = str(space.version_dir(name, version) / "bin" / "python")
-    spec = json.dumps(sp.kernel_spec(space.project, name, version, python), indent=1, sort_keys=True) + "\n"
-    _write(kernel_dir / sp.KERNEL_FILE, spec, uid=owner.st_uid, gid=owner.st_gid)

@@ -15,13 +15,14 @@ contract: see :mod:`.space`.
 from __future__ import annotations
 
 import grp
-import os
 import pwd
 import subprocess
-from collections.abc import Callable, Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable, Mapping
 
-from .space import CLOSED_DIR_MODE, PROJECT_DIR_MODE, SHARED_DIR_MODE, ProjectSpace, group_name
+from spawners import safe_fs
+
+from . import seal
+from .space import CLOSED_DIR_MODE, ProjectSpace, group_name
 
 COMMAND_TIMEOUT = 30
 
@@ -78,28 +79,38 @@ def ensure_group(project: str, members: Iterable[str], *, manage: bool, hub_acco
     return gid
 
 
-def _directory(path: Path, uid: int, gid: int, mode: int) -> None:
-    path.mkdir(exist_ok=True)
-    os.chown(path, uid, gid)
-    os.chmod(path, mode)  # after chown, and explicit: mkdir's mode is masked by the umask
-
-
-def ensure_space(space: ProjectSpace, members: Iterable[str], *, manage_groups: bool, hub_account: str = "") -> None:
-    """PROJECT_ROOT/P with shared/, envs/ and kernels/, owned and moded per the contract."""
+def ensure_space(space: ProjectSpace, members: Iterable[str], *, manage_groups: bool, hub_account: str = "",
+                 settings=None) -> seal.SpaceReport:  # fmt: skip
+    """PROJECT_ROOT/P with shared/, envs/ and kernels/, owned and moded per the contract; what a member
+    swapped is moved aside; finished builds whose jobs have ended (Slurm asked with ``settings``, a
+    :class:`~.config.HPCHubEnvironments`, for its slurm_conf) are sealed. The report says what changed."""
     gid = ensure_group(space.project, members, manage=manage_groups, hub_account=hub_account)
-    space.root.mkdir(parents=True, exist_ok=True)
-    if space.root.stat().st_mode & 0o005 != 0o005:
-        os.chmod(space.root, 0o755)  # everyone may pass through PROJECT_ROOT; each space is closed
-    _directory(space.path, 0, gid, PROJECT_DIR_MODE)
-    _directory(space.shared, 0, gid, SHARED_DIR_MODE)
-    _directory(space.envs, 0, gid, CLOSED_DIR_MODE)
-    _directory(space.kernels, 0, gid, CLOSED_DIR_MODE)
+    try:
+        report = seal.repair_layout(space, gid)
+        report.extend(seal.seal_finished(space, _active_jobs(space, settings), gid))
+    except (OSError, safe_fs.UnsafeEntry) as exc:
+        raise SpaceError(f"project space {space.path}: {exc}") from None
+    return report
 
 
-def make_builder_directory(path: Path, builder: str, project: str) -> None:
-    """A directory the build job (running as ``builder``) writes into: builder:hpc-P 2750."""
+def _active_jobs(space: ProjectSpace, settings) -> Mapping[str, bool] | None:
+    """One squeue for the versions waiting to be sealed (none asked when there are none)."""
+    from .space import building_job_ids  # noqa: PLC0415
+
+    job_ids = building_job_ids(space)
+    if not job_ids:
+        return {}
+    from .config import HPCHubEnvironments  # noqa: PLC0415
+    from .service import active_jobs  # noqa: PLC0415
+
+    return active_jobs(settings if settings is not None else HPCHubEnvironments(), job_ids)
+
+
+def make_builder_directory(env_fd: int, version: int, builder: str, project: str) -> int:
+    """The version directory the build job (running as ``builder``) writes into, builder:hpc-P 2750, in
+    ``env_fd`` (root's envs/NAME): its descriptor."""
     uid = pwd.getpwnam(builder).pw_uid
     gid = group_id(project)
     if gid is None:
         raise SpaceError(f"Unix group {group_name(project)} does not exist")
-    _directory(path, uid, gid, CLOSED_DIR_MODE)
+    return safe_fs.make_dir(env_fd, str(version), uid=uid, gid=gid, mode=CLOSED_DIR_MODE)

@@ -101,18 +101,14 @@ def version_rows(environment: dict) -> list[dict]:
     return rows
 
 
-def read_log_tail(path: str, limit: int = LOG_PAGE_BYTES) -> tuple[str, int, bool]:
-    """The last ``limit`` bytes of a build log, the offset after them and whether the start was cut."""
-    try:
-        with open(path, "rb") as handle:
-            handle.seek(0, 2)
-            size = handle.tell()
-            start = max(0, size - limit)
-            handle.seek(start)
-            data = handle.read(size - start)
-    except FileNotFoundError:
-        return "", 0, False
-    return data.decode("utf-8", errors="replace"), start + len(data), start > 0
+def read_log_tail(space: sp.ProjectSpace, name: str, version: int, limit: int = LOG_PAGE_BYTES) -> tuple[str, int, bool]:
+    """The last ``limit`` bytes of a build log, the offset after them and whether the start was cut (a log
+    that is not the builder's regular file: the one-line reason instead, :func:`hub.envs.space.read_log`)."""
+    log = sp.read_log(space, name, version, limit=limit, tail=True)
+    if log.problem:
+        return log.text, 0, False
+    start = max(0, log.size - limit)
+    return log.data.decode("utf-8", errors="replace"), start + len(log.data), start > 0
 
 
 class EnvironmentPageHandler(LedgerPageHandler):
@@ -222,13 +218,13 @@ class EnvironmentBuildPage(EnvironmentPageHandler):
             version = info.version(number)
             if version is None:
                 raise service.EnvError("version", f"{project}/{name} has no version {number}", 404)
-            if version.state is sp.VersionState.BUILDING and version.job_id:
-                info = sp.read_environment(space, name, service.active_jobs(settings, [version.job_id]))
+            if version.state is sp.VersionState.BUILDING:
+                info = sp.read_environment(space, name, service.refreshed(settings, space))
                 version = info.version(number)
             return info, version
 
         info, version = await self.service_call(read)
-        log, offset, cut = await asyncio.to_thread(read_log_tail, version.log_file)
+        log, offset, cut = await asyncio.to_thread(read_log_tail, space, name, number)
         html = await self.render_template(
             "hpchub_environment_build.html", access=access, info=info, version=version, log=log, offset=offset,
             cut=cut, log_url=f"{self.hub.base_url}api/hpchub/v1/projects/{project}/environments/{name}/log"

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from hub.envs.config import HPCHubEnvironments
 from hub.envs.space import (
-    PROJECT_ENVIRONMENT_PREFIX, ProjectSpace, jupyter_path, kernel_name, ready_environment_names, unreadable,
+    PROJECT_ENVIRONMENT_PREFIX, ProjectSpace, jupyter_path, jupyter_problem, kernel_name, ready_environment_names,
+    unreadable,
 )
 from spawners.catalog import Catalogue, Environment
 from spawners.slurm.types import JobRequest
@@ -37,12 +38,30 @@ def ready_environments(environments: HPCHubEnvironments, projects: Sequence[str]
     return {project: ready_environment_names(root, project) for project in projects}
 
 
+def safe_projects(environments: HPCHubEnvironments, projects: Sequence[str]) -> list[str]:
+    """The projects whose space may be on a session's JUPYTER_PATH: ``P/`` and everything Jupyter would read
+    in it are root's and writable by no member (a space still in the old modes, or with a member's entry
+    left in it, is left off with a log line until root puts it right: ``hpchub env sync``)."""
+    root = Path(environments.project_root)
+    safe = []
+    for project in sorted(set(projects)):
+        problem = jupyter_problem(ProjectSpace(root, project))
+        if problem:
+            log.warning("project space of %s left off JUPYTER_PATH: %s", project, problem)
+        else:
+            safe.append(project)
+    return safe
+
+
 def job_variables(environments: HPCHubEnvironments, projects: Sequence[str]) -> dict[str, str]:
-    """``JUPYTER_PATH`` with the user's project spaces (their kernels/ hold the kernelspecs P-NAME),
-    then PUBLISHED_ROOT (its kernels/ holds the published environments' ``published-ID``) for everyone."""
+    """``JUPYTER_PATH`` with the user's project spaces that no member can write (their kernels/ hold the
+    kernelspecs P-NAME), then PUBLISHED_ROOT (its kernels/ holds the published environments'
+    ``published-ID``) for everyone."""
     paths = []
     if environments.project_root and projects:
-        paths.append(jupyter_path(environments.project_root, projects))
+        safe = safe_projects(environments, projects)
+        if safe:
+            paths.append(jupyter_path(environments.project_root, safe))
     if environments.published_root:
         paths.append(environments.published_root)
     return {"JUPYTER_PATH": ":".join(paths)} if paths else {}
@@ -117,7 +136,10 @@ def sync_spaces(environments: HPCHubEnvironments, ledger, projects: Sequence[str
     for project in projects:
         try:
             members = ledger.active_members(project)
-            ensure_space(ProjectSpace(Path(environments.project_root), project), members, manage_groups=True,
-                         hub_account=environments.hub_account)
+            report = ensure_space(ProjectSpace(Path(environments.project_root), project), members,
+                                  manage_groups=True, hub_account=environments.hub_account, settings=environments)
         except (SpaceError, LedgerError, OSError) as exc:
             log.warning("project space of %s not synced: %s", project, exc)
+            continue
+        for line in report.lines():
+            log.warning("project space of %s: %s", project, line)

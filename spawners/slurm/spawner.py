@@ -27,7 +27,6 @@ import re
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
-from pathlib import Path
 
 from batchspawner import SlurmSpawner
 from sqlalchemy.exc import SQLAlchemyError
@@ -39,6 +38,7 @@ from hub.auth.account_rules import AccountDenied, HPCHubAccountRules
 from hub.ledger import BudgetRefused, Ledger, LedgerError
 from hpchub_notebook.activity_logic import REPORT_INTERVAL_VARIABLE as ACTIVITY_REPORT_VARIABLE
 from hub.ledger.runtime import ledger_from_config
+from spawners import safe_fs
 from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
 from spawners.slurm import project_envs
@@ -576,13 +576,27 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         return message
 
     def job_log_tail(self) -> str:
+        """The job log's last lines, read only if it is a regular file with one link owned by the user: the
+        user may have made ``~/.hpchub-jupyter-N.log`` a link to a file only the hub may read. Every
+        directory below the home (or below / for a path outside it) is opened with O_NOFOLLOW."""
         try:
-            home = pwd.getpwnam(self.user.name).pw_dir
-            path = Path(self.job_output.replace("{home}", home).replace("%j", str(self.job_id)))
-            lines = path.read_text(errors="replace").splitlines()
-        except (OSError, KeyError):
+            entry = pwd.getpwnam(self.user.name)
+        except KeyError:
             return ""
-        return "\n".join(lines[-self.log_tail_lines :])
+        template = self.job_output.replace("%j", str(self.job_id))
+        if template.startswith("{home}/"):
+            base, relative = entry.pw_dir, template[len("{home}/"):]
+        else:
+            base, relative = "/", template.replace("{home}", entry.pw_dir).lstrip("/")
+        parts = [part for part in relative.split("/") if part]
+        if not parts or any(part in (".", "..") for part in parts):
+            return ""
+        read = safe_fs.read_beneath(base, parts, owners={entry.pw_uid}, limit=64 * 1024, tail=True)
+        if read.problem:
+            self.log.warning("%s: job log %s not shown: %s", self._log_name, "/".join([base.rstrip("/"), *parts]),
+                             read.problem)  # fmt: skip
+            return f"(the job's log is not shown: {read.problem})"
+        return safe_fs.tail_lines(read.data, self.log_tail_lines)
 
     async def poll(self):
         """None while the job is pending, running or UNKNOWN; 1 once Slurm says it ended."""

@@ -58,13 +58,15 @@ def built(portal, env_cli, spec_file, space) -> dict:
 
 
 def test_project_space_is_the_groups_and_shared_is_closed_to_others(space) -> None:
-    for path, mode in ((space, 0o2770), (space / "shared", 0o2770), (space / "envs", 0o2750),
+    for path, mode in ((space, 0o2750), (space / "shared", 0o3770), (space / "envs", 0o2750),
                        (space / "kernels", 0o2750)):  # fmt: skip
         info = path.stat()
         assert (stat.S_IMODE(info.st_mode), info.st_uid) == (mode, 0), path
         assert info.st_gid == space.stat().st_gid
     assert _as("bob", "touch", str(space / "shared" / "from-bob")).returncode == 0
     assert (space / "shared" / "from-bob").stat().st_gid == space.stat().st_gid  # setgid: the group's file
+    assert _as("bob", "touch", str(space / "from-bob")).returncode != 0  # only shared/ is the members'
+    assert _as("alice", "rm", "-f", str(space / "shared" / "from-bob")).returncode != 0  # sticky: bob's own
     refused = _as("carol", "ls", str(space / "shared"))
     assert refused.returncode != 0 and "Permission denied" in refused.stderr
     assert _as("carol", "touch", str(space / "shared" / "from-carol")).returncode != 0
@@ -115,6 +117,10 @@ def test_build_runs_as_a_cpu_job_on_the_projects_account(portal, built, space) -
     assert (partition, account, user) == ("cpu", "vision-lab", "alice") and "gres/gpu" not in tres
     kernel = json.loads((space / "kernels" / KERNEL / "kernel.json").read_text())
     assert kernel["argv"][0] == str(space / "envs" / ENV / "1" / "bin" / "python")
+    # Sealed: the builder (alice) owns nothing of the version or the kernel any more.
+    for path in (space / "envs" / ENV / "1", space / "envs" / ENV / "1" / "lib", space / "kernels" / KERNEL,
+                 space / "kernels" / KERNEL / "kernel.json"):  # fmt: skip
+        assert path.lstat().st_uid == 0 and not path.lstat().st_mode & 0o022, path
     # Members read the log and use the environment; nobody but the build writes it.
     assert "is ready" in _as("bob", "cat", version["log_file"]).stdout
     assert _as("bob", "touch", str(space / "envs" / ENV / "1" / "x")).returncode != 0

@@ -79,8 +79,16 @@ def test_version_rows_newest_first_with_the_default_marked() -> None:
 
 
 def test_log_tail_and_the_offset_the_script_follows_from(tmp_path) -> None:
-    log = tmp_path / "build.log"
-    assert pages.read_log_tail(str(log)) == ("", 0, False)  # no log yet: follow from 0
+    from hub.envs.space import ProjectSpace
+
+    space = ProjectSpace(tmp_path, "vision-lab")
+    space.version_dir("tiny", 1).mkdir(parents=True)
+    log = space.version_dir("tiny", 1) / "build.log"
+    assert pages.read_log_tail(space, "tiny", 1) == ("", 0, False)  # no log yet: follow from 0
     log.write_bytes(b"line 1\nline 2\n")
-    assert pages.read_log_tail(str(log)) == ("line 1\nline 2\n", 14, False)
-    assert pages.read_log_tail(str(log), limit=7) == ("line 2\n", 14, True)
+    assert pages.read_log_tail(space, "tiny", 1) == ("line 1\nline 2\n", 14, False)
+    assert pages.read_log_tail(space, "tiny", 1, limit=7) == ("line 2\n", 14, True)
+    log.unlink()
+    log.symlink_to(tmp_path / "elsewhere")
+    text, offset, cut = pages.read_log_tail(space, "tiny", 1)
+    assert text.startswith("hpchub: the log is not shown:") and "symbolic link" in text and (offset, cut) == (0, False)

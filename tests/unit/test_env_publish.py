@@ -42,6 +42,7 @@ def _version(space: ProjectSpace, name: str, number: int, status: str | None) ->
     (directory / "build.json").write_text(json.dumps({"job_id": str(number), "requested_by": "alice"}))
     if status:
         (directory / "status").write_text(status)
+        (directory / ".sealed").write_text("{}\n")  # handed to root (as root; a user's run is its own owner)
     return directory
 
 

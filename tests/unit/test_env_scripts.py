@@ -45,7 +45,7 @@ def session_script(environment_id: str, gpus: int = 1, catalogue_variables: dict
 
 PLAN = BuildPlan(
     project="vision-lab", account="vision-lab", name="tiny", version=2,
-    version_dir=f"{PROJECT_ROOT}/vision-lab/envs/tiny/2", kernel_dir=f"{PROJECT_ROOT}/vision-lab/kernels/vision-lab-tiny",
+    version_dir=f"{PROJECT_ROOT}/vision-lab/envs/tiny/2",
     wheelhouse="/var/lib/hpchub-demo/wheelhouse", base_python="/usr/bin/python3.11",
     ipykernel_requirement="ipykernel==7.4.0",
 )  # fmt: skip
@@ -87,16 +87,17 @@ def test_project_environment_runs_the_default_server_with_its_kernel_as_default(
     assert last.endswith("--MappingKernelManager.default_kernel_name=vision-lab-tiny")
 
 
-def test_build_job_is_cpu_only_and_marks_failure_without_touching_the_kernel() -> None:
+def test_build_job_is_cpu_only_and_never_writes_the_kernel() -> None:
+    """The job runs as the builder: it writes only its version; root seals it and writes the kernelspec."""
     script = render_build_script(PLAN)
     assert "#SBATCH --partition=cpu\n" in script and "--gres" not in script and "#SBATCH --export=NONE\n" in script
     assert "#SBATCH --comment=hpchub-env:project=vision-lab,env=tiny,version=2\n" in script
     lines = build_lines(PLAN)
     install = next(i for i, line in enumerate(lines) if " -m pip install " in line)
-    kernel = next(i for i, line in enumerate(lines) if line.startswith("mv -f") and "kernel.json" in line)
     ready = next(i for i, line in enumerate(lines) if line.startswith("printf 'ready") )
     assert "--no-index" in lines[install] and "--find-links /var/lib/hpchub-demo/wheelhouse" in lines[install]
-    assert install < kernel < ready and lines[-1] == "trap - EXIT"  # the kernel moves only after the install
+    assert install < ready and lines[-1] == "trap - EXIT"
+    assert "kernel" not in script.replace("ipykernel", "")
     assert lines.index("trap finish EXIT") < install
 
 

@@ -64,6 +64,7 @@ def _version(space: ProjectSpace, name: str, number: int, status: str | None, jo
                                                       "submitted_at": "2026-11-29T05:00:00+00:00"}))
     if status is not None:
         (directory / "status").write_text(status + "\n")
+        (directory / ".sealed").write_text("{}\n")  # finished and handed to root (the tests run as root)
 
 
 @pytest.fixture
