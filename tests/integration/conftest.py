@@ -134,9 +134,9 @@ class Portal:
         suffix = f"{user}/{name}/" if name else f"{user}/"
         return f"{self.url}/user/{suffix}"
 
-    def server_token(self, user: str) -> str:
-        """What a user can read inside their own job: the API token of their single-user server
-        of *this* hub (matched by the hub API port, so a demo beside the tests is not picked)."""
+    def session_environ(self, user: str) -> dict[str, str]:
+        """The environment of a user's single-user server of *this* hub (matched by the hub API
+        port, so a demo beside the tests is not picked): what the user can read inside their job."""
         hub_api_port = json.loads((self.state_dir / "demo.json").read_text())["ports"]["hub_api"]
         pids = subprocess.run(["pgrep", "-u", user, "-f", "jupyterhub-singleuser"], capture_output=True,
                               text=True, check=False).stdout.split()
@@ -147,8 +147,12 @@ class Portal:
                 continue
             environ = dict(entry.split("=", 1) for entry in raw.split("\0") if "=" in entry)
             if f":{hub_api_port}/" in environ.get("JUPYTERHUB_API_URL", "") and "JUPYTERHUB_API_TOKEN" in environ:
-                return environ["JUPYTERHUB_API_TOKEN"]
+                return environ
         raise AssertionError(f"no single-user server of {user} for this hub")
+
+    def server_token(self, user: str) -> str:
+        """The API token of the user's single-user server of this hub (see session_environ)."""
+        return self.session_environ(user)["JUPYTERHUB_API_TOKEN"]
 
     def ensure_broken_environment(self) -> None:
         """A catalogue entry whose venv is missing (for the early-failure test); `demo up` rewrites the file."""

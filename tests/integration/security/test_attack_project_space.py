@@ -185,18 +185,7 @@ def _space_entries_safe(directory: Path) -> list[str]:
 
 
 def _session_jupyter_path(portal, user: str) -> list[str]:
-    hub_api_port = json.loads((portal.state_dir / "demo.json").read_text())["ports"]["hub_api"]
-    pids = subprocess.run(["pgrep", "-u", user, "-f", "jupyterhub-singleuser"], capture_output=True, text=True,
-                          check=False).stdout.split()  # fmt: skip
-    for pid in pids:
-        try:
-            raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
-        except OSError:
-            continue
-        environ = dict(entry.split("=", 1) for entry in raw.split("\0") if "=" in entry)
-        if f":{hub_api_port}/" in environ.get("JUPYTERHUB_API_URL", ""):
-            return [part for part in environ.get("JUPYTER_PATH", "").split(":") if part]
-    raise AssertionError(f"no single-user server of {user} for this hub")
+    return [part for part in portal.session_environ(user).get("JUPYTER_PATH", "").split(":") if part]
 
 
 def test_a_members_planted_kernel_and_labextension_do_not_reach_another_members_session(
