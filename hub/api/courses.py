@@ -5,7 +5,10 @@ Creating: the fields of ``hpchub course create`` (``course_records.COURSE_FIELDS
 the same ``new_course``; admins any, an instructor of a course up to
 ``c.HPCHubAPI.instructor_course_max_gpu_hours`` and as the new course's instructor
 (``access.check_course_creation``). A bad field answers 400 with ``field`` naming it (the
-page shows the message next to that field); nothing is created.
+page shows the message next to that field); nothing is created. The account must be a leaf
+account of Slurm's tree that no other project has (never root, never a parent of other
+accounts), read from Slurm at each request (503 if Slurm cannot be asked); a reservation must be
+the course's own ``COURSE-lab`` (``hub.ledger.course_accounts``).
 
 The instructor's settings of a course (``hub.ledger.courses.SETTINGS``): ``GET`` answers them
 (anyone who sees the course); ``POST`` changes those given, with a reason, each change an
@@ -33,8 +36,9 @@ from hub.ledger import arithmetic as arith
 from hub.ledger.course_records import COURSE_FIELDS, new_course
 from hub.ledger.courses import CourseRules, OnDrop, idle_stop_minutes, ta_extension_mgs
 from hub.ledger.errors import LedgerInputError
-from hub.ledger.types import Role, check_account, check_enum, check_project_name, check_text
+from hub.ledger.types import Role, check_enum, check_project_name, check_text
 from hub.project_pages.lab_hours import hub_slurm_client
+from spawners.slurm.accounts import AccountTree, read_account_tree
 from spawners.slurm.client import SlurmCommandError
 
 from . import views
@@ -146,25 +150,17 @@ class CourseCreateHandler(LedgerAPIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps({"status": status, "message": message, "field": field}))
 
-    async def slurm_account_known(self, account: object) -> bool:
-        """Refuse (and say so) a course on a Slurm account that Slurm does not have: its
-        budget could not be spent, and every student's spawn would fail in sbatch. A
-        malformed name is left to the ledger's own check, which names the rule."""
+    async def slurm_accounts(self) -> AccountTree | None:
+        """Slurm's account tree, read now: ``new_course`` refuses a course on an account Slurm
+        does not have (its budget could not be spent), on root or on a parent of other accounts
+        (its limits would cap them all). None (and a 503 sent) if Slurm cannot be asked."""
         try:
-            name = check_account(account)
-        except LedgerInputError:
-            return True
-        try:
-            known = await hub_slurm_client(self.settings["config"]).account_exists(name)
+            return await read_account_tree(hub_slurm_client(self.settings["config"]))
         except (SlurmCommandError, ValueError) as exc:
             detail = exc.summary if isinstance(exc, SlurmCommandError) else str(exc)
-            self.log.warning("create course: cannot check Slurm account %s: %s", name, detail)
-            self.refuse_field(503, "account", f"account: cannot check the Slurm account {name!r} now ({detail}); try again")
-            return False
-        if not known:
-            self.refuse_field(400, "account", f"account: Slurm has no account {name!r}; an administrator creates it "
-                                              f"first (sacctmgr add account {name}), then the course")  # fmt: skip
-        return known
+            self.log.warning("create course: cannot read Slurm's accounts: %s", detail)
+            self.refuse_field(503, "account", f"account: cannot check Slurm's accounts now ({detail}); try again")
+            return None
 
     @needs_scope(MANAGE_SCOPE)
     async def post(self) -> None:
@@ -191,10 +187,11 @@ class CourseCreateHandler(LedgerAPIHandler):
             return
         if not caller.is_admin:
             fields["instructor"] = caller.name
-        if not await self.slurm_account_known(fields.get("account")):
+        tree = await self.slurm_accounts()
+        if tree is None:
             return
         try:
-            info, rules = await asyncio.to_thread(new_course, ledger, fields, who=caller.who)
+            info, rules = await asyncio.to_thread(new_course, ledger, fields, who=caller.who, slurm_accounts=tree)
         except LedgerInputError as exc:
             self.refuse_field(400, *field_error(exc))
             return

@@ -8,7 +8,9 @@ the course's students' new sessions into it (``--reservation``).
 
 Answers: 400 naming the field for a bad body; 403 for other roles; 404 as for an unknown
 project; 409 if the project is not a course, has no reservation name, or the lab hours are
-on already (or the reservation exists for a later time); 503 when no nodes are configured
+on already (or the reservation exists for a later time), or the reservation is not the course's
+own (named other than ``COURSE-lab``, or Slurm's record of it is for other accounts or users:
+the hub never deletes a reservation someone else made, ``course_accounts.foreign_reservation``); 503 when no nodes are configured
 or Slurm does not answer; 502 when Slurm refuses (e.g. the hub is not a Slurm operator).
 """
 
@@ -20,6 +22,7 @@ from datetime import datetime, timezone
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
+from hub.ledger.course_accounts import foreign_reservation
 from hub.ledger.types import Role, check_project_name
 from hub.project_pages.course_tables import lab_hours, lab_hours_json
 from hub.project_pages.lab_hours import HPCHubCourses, hub_slurm_client
@@ -105,6 +108,10 @@ class LabHoursHandler(ProjectAPIHandler):
                 found = await show_reservation(client, reservation)
             except (SlurmCommandError, ValueError) as exc:
                 raise self.slurm_failure(exc, f"read reservation {reservation}") from None
+            refusal = foreign_reservation(project, account, reservation, found)
+            if refusal is not None:
+                self.log.warning("%s: lab hours of %s not switched: %s", caller.who, project, refusal)
+                raise web.HTTPError(409, refusal)
             if change.on:
                 if found is not None and found.active_at(datetime.now(timezone.utc)):
                     raise web.HTTPError(409, f"the lab hours of {project} are on already until {_clock(found.end)}; "

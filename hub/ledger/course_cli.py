@@ -55,8 +55,28 @@ TA_EXTENSION_HELP = (
 )
 
 
+def read_slurm_accounts(slurm_conf: str | None):
+    """Slurm's account tree (``spawners.slurm.accounts``) of ``slurm_conf`` (else ``$SLURM_CONF``,
+    else Slurm's own); a failure is one line, exit 1: a course is never created unchecked."""
+    import asyncio  # noqa: PLC0415
+    import os  # noqa: PLC0415
+
+    from spawners.slurm.accounts import read_account_tree  # noqa: PLC0415
+    from spawners.slurm.client import SlurmClient, SlurmCommandError  # noqa: PLC0415
+
+    client = SlurmClient(slurm_conf=slurm_conf or os.environ.get("SLURM_CONF") or None)
+    try:
+        return asyncio.run(read_account_tree(client))
+    except SlurmCommandError as exc:
+        raise SlurmUnavailable(f"--account: cannot read Slurm's accounts to check it ({exc.summary}); nothing "
+                               "was created") from None  # fmt: skip
+    except ValueError as exc:
+        raise SlurmUnavailable(f"--account: Slurm's accounts are unreadable ({exc}); nothing was created") from None
+
+
 def _course_create(ledger: Ledger, args) -> None:
-    info, rules = new_course(ledger, {field: getattr(args, field) for field in COURSE_FIELDS}, who=args.who)
+    fields = {field: getattr(args, field) for field in COURSE_FIELDS}
+    info, rules = new_course(ledger, fields, who=args.who, slurm_accounts=read_slurm_accounts(args.slurm_conf))
     budget = arith.format_gpu_hours(ledger.figures(info.name).grants_mgs)
     print(f"created course {info.name} (account {info.slurm_account}, {budget} GPU-h, "
           f"{info.period_start} to {info.period_end})")  # fmt: skip
@@ -180,8 +200,9 @@ def _course_report(ledger: Ledger, args) -> None:
 
 def _course_close(ledger: Ledger, args) -> None:
     ledger.close_project(args.name, reason=args.reason, who=args.who)
-    print(f"{args.name} is closed: no new sessions ({args.reason}); the reconciler drops its Slurm limit to what "
-          "was used, and the budget watch stops running sessions after its grace")  # fmt: skip
+    print(f"{args.name} is closed: no new sessions ({args.reason}); the reconciler lowers its Slurm limit to what "
+          "was used once and then no longer mirrors it, and the budget watch stops running sessions after its "
+          "grace")  # fmt: skip
 
 
 def _course_lab_hours(ledger: Ledger, args) -> None:
@@ -192,6 +213,8 @@ def _course_lab_hours(ledger: Ledger, args) -> None:
 
     from spawners.slurm.client import SlurmClient, SlurmCommandError  # noqa: PLC0415
     from spawners.slurm.reservations import create_reservation, delete_reservation, show_reservation  # noqa: PLC0415
+
+    from .course_accounts import foreign_reservation  # noqa: PLC0415
 
     rules = ledger.course_rules(args.name)
     if rules is None:
@@ -204,13 +227,18 @@ def _course_lab_hours(ledger: Ledger, args) -> None:
     client = SlurmClient(slurm_conf=args.slurm_conf or os.environ.get("SLURM_CONF") or None)
 
     async def act() -> str:
+        if args.on or args.off:
+            found = await show_reservation(client, rules.reservation)
+            refusal = foreign_reservation(args.name, account, rules.reservation, found)
+            if refusal is not None:
+                raise LabHoursFailed(refusal)
         if args.on:
             nodes = [node.strip() for node in args.nodes.split(",") if node.strip()]
-            if await show_reservation(client, rules.reservation) is not None:
+            if found is not None:
                 raise UsageError(f"--on: reservation {rules.reservation} exists already; --off first")
             await create_reservation(client, rules.reservation, minutes=args.minutes, nodes=nodes, accounts=[account])
         elif args.off:
-            if not await delete_reservation(client, rules.reservation):
+            if found is None or not await delete_reservation(client, rules.reservation):
                 return f"{args.name}: lab hours were not on (no reservation {rules.reservation})"
             return f"{args.name}: lab hours off (reservation {rules.reservation} deleted)"
         found = await show_reservation(client, rules.reservation)
@@ -234,6 +262,10 @@ class LabHoursFailed(LedgerError):
     """Slurm refused: one line, exit 1 (``cli.cmd_ledger``)."""
 
 
+class SlurmUnavailable(LedgerError):
+    """Slurm could not be asked what a command must check: one line, exit 1 (``cli.cmd_ledger``)."""
+
+
 COMMANDS = {
     "course create": _course_create,
     "course settings": _course_settings,
@@ -251,7 +283,11 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     course_sub = course.add_subparsers(**subcommands)
     create = leaf(course_sub, "create", "course create", help="a course: project, budget, period and rules")
     create.add_argument("name", metavar="NAME", help="2-40 characters: a-z, 0-9 and '-', starting with a letter")
-    create.add_argument("--account", required=True, help="the course's Slurm account")
+    create.add_argument("--account", required=True,
+                        help="the course's Slurm account: one of its own that exists, with no accounts under it "
+                        "(never root) and no other project has (sacctmgr add account NAME first)")
+    create.add_argument("--slurm-conf", metavar="PATH",
+                        help="Slurm's configuration, to check --account (default $SLURM_CONF, else Slurm's own)")
     create.add_argument("--start", required=True, metavar="DATE", help="first day of the term (YYYY-MM-DD)")
     create.add_argument("--end", required=True, metavar="DATE", help="last day of the term, inclusive (YYYY-MM-DD)")
     create.add_argument("--gpu-hours", required=True, metavar="H", help="the course's budget in weighted GPU-hours")
@@ -260,7 +296,8 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     create.add_argument("--max-gpus", metavar="N", help="GPUs per student session, 1-64 (default: no limit)")
     create.add_argument("--max-hours", metavar="H", help="hours per student session, multiple of 0.25 (default: none)")
     create.add_argument("--max-sessions", metavar="N", help="sessions at once per student, 1-100 (default: none)")
-    create.add_argument("--reservation", metavar="RES", help="the Slurm reservation of the lab hours")
+    create.add_argument("--reservation", metavar="RES",
+                        help="the Slurm reservation of the lab hours: the course's own NAME-lab (e.g. cs101-lab)")
     create.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP)
     create.add_argument("--lab-hours-only", action="store_true", help=LAB_HOURS_ONLY_HELP)
     create.add_argument("--on-drop", choices=[o.value for o in OnDrop], help=ON_DROP_HELP + " (default finish)")

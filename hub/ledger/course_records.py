@@ -18,11 +18,16 @@ from datetime import date, datetime
 
 from sqlalchemy import func, select
 
+from spawners.slurm.accounts import AccountTree
+
 from . import arithmetic as arith
+from .course_accounts import check_course_account, check_course_reservation
 from .courses import PRINCIPAL_RE, SETTING_IDLE_STOP, SETTINGS, STOP_REASON_DROPPED, CourseRules, OnDrop, RosterRow, make_rules
 from .errors import LedgerInputError
 from .models import CapEntry, CourseRule, CourseSetting, Member, PortalSession, Project, RosterEntry
-from .types import ProjectInfo, ProjectKind, Role, SessionState, check_project_name, check_text, check_user
+from .types import (
+    ProjectInfo, ProjectKind, Role, SessionState, check_account, check_project_name, check_text, check_user,
+)  # fmt: skip
 
 
 
@@ -321,10 +326,17 @@ COURSE_FIELDS = (
 REQUIRED_COURSE_FIELDS = ("name", "account", "start", "end", "gpu_hours", "per_student")
 
 
-def new_course(ledger, fields: Mapping[str, object], *, who: str) -> tuple[ProjectInfo, CourseRules]:
+def new_course(
+    ledger, fields: Mapping[str, object], *, who: str, slurm_accounts: AccountTree
+) -> tuple[ProjectInfo, CourseRules]:
     """Create a course from ``COURSE_FIELDS`` (``hpchub course create`` and ``POST /courses``:
     one validation for both). Every field is checked before anything is written; bad input
-    raises ``LedgerInputError`` naming the field (``name`` for the course's name)."""
+    raises ``LedgerInputError`` naming the field (``name`` for the course's name).
+
+    ``slurm_accounts`` is Slurm's account tree as read just before: the course's account must be
+    a leaf account of its own (``course_accounts.check_course_account``: not root, no accounts
+    under it; no other project has it), and its reservation, if any, the course's own
+    ``COURSE-lab``."""
     unknown = [key for key in fields if key not in COURSE_FIELDS]
     if unknown:
         raise LedgerInputError(str(unknown[0])[:64], f"unknown field; allowed: {', '.join(COURSE_FIELDS)}")
@@ -333,12 +345,14 @@ def new_course(ledger, fields: Mapping[str, object], *, who: str) -> tuple[Proje
             raise LedgerInputError(key, "required")
     optional = {key: (None if fields.get(key) == "" else fields.get(key)) for key in COURSE_FIELDS}
     check_project_name(fields["name"], "name")
+    check_course_account(check_account(fields["account"]), slurm_accounts)
     rules = make_rules(
         per_student=fields["per_student"], gpu_types=optional["gpu_types"], max_gpus=optional["max_gpus"],
         max_hours=optional["max_hours"], max_sessions=optional["max_sessions"], reservation=optional["reservation"],
         ta_extension_limit=optional["ta_extension_limit"], lab_hours_only=optional["lab_hours_only"] or False,
         on_drop=optional["on_drop"], idle_stop_after=optional["idle_stop_after"],
     )  # fmt: skip
+    check_course_reservation(fields["name"], rules.reservation)
     info = ledger.create_course(
         fields["name"], account=fields["account"], start=fields["start"], end=fields["end"],
         gpu_hours=fields["gpu_hours"], rules=rules, who=who, instructor=optional["instructor"],

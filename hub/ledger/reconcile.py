@@ -25,8 +25,13 @@ One pass (the contract's "Budget arithmetic"):
    account)), never below S (``arithmetic.slurm_mirror_limit``), set with ``sacctmgr``
    only when it differs from the current limit. For a user the cap replaces the grants
    and only their jobs count; a user without a cap gets no limit (``-1`` clears one). A
-   closed project, or one outside its period, gets L = S: nothing new starts in Slurm
-   either.
+   project outside its period gets L = S: nothing new starts in Slurm either. A **closed**
+   project is no longer mirrored: a limit above S is lowered to S once (what was used), and
+   nothing else is ever set on its associations again (a limit an admin cleared or changed
+   stays as they left it). Limits are set only on a project's own **leaf** account
+   (``course_accounts.mirror_refusal``, from Slurm's account tree read in the same pass):
+   never on ``root`` or on a parent of other accounts, whose limits would bind every account
+   under it; such a project is one problem line and its associations are left alone.
 6. **Orphans** (``hub/ledger/orphans.py``, the contract's orphan rule): one ``squeue`` of the
    active jobs on the project accounts with their comments; a job tagged ``hpchub:`` that no
    portal session of its own user records, submitted more than the grace ago, is cancelled
@@ -66,17 +71,19 @@ from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
+from spawners.slurm.accounts import TREE_ARGV, AccountTree, parse_account_tree
 from spawners.slurm.client import SlurmClient, SlurmCommandError
 from spawners.slurm.parsers import parse_accounting, parse_assoc_mgr
 from spawners.slurm.types import AccountingRecord, AssociationUsage, JobState
 
 from . import arithmetic as arith
+from .course_accounts import mirror_refusal
 from .errors import LedgerError
 from .memberships import AssociationChange, Verb, apply_change, parse_active_jobs, parse_associations, plan_memberships
 from .orphans import STALE_ADMISSION_MARGIN, ActiveJob, find_orphans
 from .orphans import parse_active_jobs as parse_tagged_jobs
 from .store import Ledger
-from .types import MirrorFigures, OutsideJobSeen, ProjectInfo, check_job_id, check_user
+from .types import MirrorFigures, OutsideJobSeen, ProjectInfo, ProjectState, check_job_id, check_user
 
 LOOKBACK = timedelta(days=30)  # sacct window for projects without a period start
 SLURM_TIMEOUT_SECONDS = 120.0  # sacct over weeks of jobs takes longer than a squeue
@@ -282,6 +289,17 @@ def mirror_limit(
     )
 
 
+def closed_limit(usage: AssociationUsage) -> int | None:
+    """The limit a closed project's association gets: S when Slurm's limit is above S (what was
+    used: nothing new starts), else the limit Slurm has, unchanged; none stays none. The
+    reconciler no longer mirrors a closed project: it never raises, sets again or re-creates a
+    limit there, so an admin who clears or changes it by hand has the last word."""
+    current = usage.billing_limit_minutes
+    if current is not None and current > usage.used_and_running_minutes:
+        return usage.used_and_running_minutes
+    return current
+
+
 def limit_change(usage: AssociationUsage, new_minutes: int | None) -> LimitChange | None:
     """The change to make, or None when Slurm already has that limit."""
     if usage.billing_limit_minutes == new_minutes:
@@ -374,6 +392,9 @@ async def reconcile_pass(
     records = await _slurm("sacct", client.sacct_accounts(accounts, start=window, cluster=cluster), parse_accounting)
     plan = plan_accounting(records, projects, cluster, ledger.rates, ledger.site_timezone)
     report.problems.extend(plan.problems)
+    tree = await _slurm("sacctmgr show associations (the account tree)", client.run(list(TREE_ARGV)),
+                        parse_account_tree)  # fmt: skip
+    foreign = _not_own_leaf(projects, tree, report)
 
     pending = _import_charges(ledger, cluster, plan, report, dry_run=dry_run)
     portal = ledger.portal_job_ids(cluster, [record.job_id for record in plan.running])
@@ -393,6 +414,8 @@ async def reconcile_pass(
     skipped = {problem.account for problem in report.problems}
     for project in projects:
         account = project.slurm_account
+        if account in foreign:
+            continue
         if account in skipped:
             report.problems.append(Problem(account, f"{account}: Slurm limits left as they are (problems above)"))
         elif dry_run and pending[account]:
@@ -404,10 +427,25 @@ async def reconcile_pass(
             for change in _mirror_changes(ledger, project, by_association, held, running_ids, report):
                 await _apply(client, change, report, dry_run=dry_run)
     await _sync_memberships(
-        ledger, client, projects, cluster, held, running_ids, report,
+        ledger, client, [p for p in projects if p.slurm_account not in foreign], cluster, held, running_ids, report,
         dry_run=dry_run, prune_unknown=prune_unknown_associations, active=active,
     )  # fmt: skip
     return report
+
+
+def _not_own_leaf(projects: Sequence[ProjectInfo], tree: AccountTree, report: PassReport) -> set[str]:
+    """The project accounts the pass leaves alone (no limits, no associations): root and parents
+    of other accounts (``course_accounts.mirror_refusal``); one problem line each for an open
+    project (a closed one is no longer mirrored anyway)."""
+    foreign = set()
+    for project in projects:
+        refusal = mirror_refusal(project.slurm_account, tree)
+        if refusal is None:
+            continue
+        foreign.add(project.slurm_account)
+        if project.state is not ProjectState.CLOSED:
+            report.problems.append(Problem(project.slurm_account, f"project {project.name}: {refusal}"))
+    return foreign
 
 
 async def _cancel_orphans(
@@ -502,13 +540,17 @@ def _mirror_changes(
     """The limit changes of one project's account association and its user associations."""
     account = project.slurm_account
     is_open = _is_open(ledger, project)
+    closed = project.state is ProjectState.CLOSED
     users = sorted(user for (acc, user) in by_association if acc == account and user is not None)
     changes = []
     try:
         for user in [None, *users]:
-            figures = ledger.mirror_figures(project.name, user, running_job_ids=running_ids)
             usage = by_association[(account, user)]
-            new = mirror_limit(usage, figures, held.get((account, user), 0), is_open=is_open, rates=ledger.rates)
+            if closed:
+                new = closed_limit(usage)
+            else:
+                figures = ledger.mirror_figures(project.name, user, running_job_ids=running_ids)
+                new = mirror_limit(usage, figures, held.get((account, user), 0), is_open=is_open, rates=ledger.rates)
             change = limit_change(usage, new)
             if change is not None:
                 changes.append(change)
@@ -596,7 +638,10 @@ def _with_cap_limit(
     running_ids: set[tuple[str, str]],
 ) -> AssociationChange:
     """A new association of a member with a cap gets its mirror limit at once (S = 0: a new
-    association has used nothing in Slurm), so the cap holds before the next pass."""
+    association has used nothing in Slurm), so the cap holds before the next pass. A closed
+    project's new associations get none (it is no longer mirrored)."""
+    if project.state is ProjectState.CLOSED:
+        return change
     figures = ledger.mirror_figures(project.name, change.user, running_job_ids=running_ids)
     fresh = AssociationUsage(change.cluster, change.account, change.user, None, None, 0, 0)
     limit = mirror_limit(fresh, figures, held.get((change.account, change.user), 0),
@@ -729,6 +774,7 @@ __all__ = [
     "PassReport",
     "Problem",
     "ReconcileError",
+    "closed_limit",
     "counting_start",
     "held_beside_ledger",
     "limit_change",

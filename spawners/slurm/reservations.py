@@ -32,6 +32,7 @@ class Reservation:
     nodes: str
     accounts: str
     state: str  # Slurm's: ACTIVE or INACTIVE
+    users: str = ""  # Slurm's Users= ("(null)": none), e.g. for a reservation someone else made
 
     def active_at(self, now: datetime) -> bool:
         """Slurm keeps State=ACTIVE for a moment after the end: the times decide."""
@@ -65,7 +66,7 @@ def parse_reservations(text: str) -> dict[str, Reservation]:
         found[fields["ReservationName"]] = Reservation(
             name=fields["ReservationName"], start=_local_time(fields["StartTime"], "StartTime"),
             end=_local_time(fields["EndTime"], "EndTime"), nodes=fields.get("Nodes", ""),
-            accounts=fields.get("Accounts", ""), state=fields["State"],
+            accounts=fields.get("Accounts", ""), state=fields["State"], users=fields.get("Users", ""),
         )  # fmt: skip
     return found
 

@@ -166,8 +166,9 @@ class Portal:
         return f"sqlite:///{self.state_dir / 'hub' / 'ledger.sqlite'}"
 
     def ledger_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+        """``hpchub ARGS`` on the instance's ledger and cluster (``course create`` reads Slurm's accounts)."""
         return subprocess.run([*HPCHUB, *args], capture_output=True, text=True, timeout=120, check=check, cwd="/",
-                              env=cli_env(HPCHUB_LEDGER_URL=self.ledger_url))
+                              env=cli_env(HPCHUB_LEDGER_URL=self.ledger_url, SLURM_CONF=self.slurm_conf))
 
     def activity_report(self, user: str, server: str = ""):
         """The latest activity report the hub stored for the user's running server (None: none yet):

@@ -24,3 +24,20 @@ def no_site_configuration(tmp_path_factory, monkeypatch):
     if not empty.exists():
         empty.write_text("# no site configuration in the unit tier\n")
     monkeypatch.setenv("HPCHUB_CONFIG", str(empty))
+
+
+# Slurm's account tree as the unit tier's ``hpchub course create`` sees it: the accounts its
+# tests use, each a leaf under root, and a department ``dept`` with one account under it.
+UNIT_ACCOUNTS = ("cs101", "cs102", "cs103", "cs104", "lab1", "vision-lab", "tiny-lab", "dept")
+
+
+@pytest.fixture(autouse=True)
+def slurm_accounts(monkeypatch):
+    """``hpchub course create`` checks its account against Slurm's tree: a unit test asks no
+    Slurm, it gets this one (a test may patch ``read_slurm_accounts`` with another)."""
+    from hub.ledger import course_cli  # noqa: PLC0415
+    from spawners.slurm.accounts import tree_of  # noqa: PLC0415
+
+    tree = tree_of([("root", ""), *((account, "root") for account in UNIT_ACCOUNTS), ("dept-a", "dept")])
+    monkeypatch.setattr(course_cli, "read_slurm_accounts", lambda slurm_conf: tree)
+    return tree

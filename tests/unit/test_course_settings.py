@@ -98,6 +98,15 @@ def ledger(ledger_url: str):
     pytest.param({"name": "CS 102"}, "name", "name: 2 to 40 characters", id="bad-name"),
     pytest.param({"name": "vision-lab"}, "name", "name: vision-lab already exists", id="name-taken"),
     pytest.param({"account": "vision-lab"}, "account", "account: vision-lab is already the account", id="account-taken"),
+    pytest.param({"account": "root"}, "account", "account: 'root' is Slurm's root account, the parent of every "
+                 "account", id="account-root"),
+    pytest.param({"account": "dept"}, "account", "account: 'dept' is the parent of other Slurm accounts (dept-a)",
+                 id="account-a-parent"),
+    pytest.param({"account": "cs999"}, "account", "account: Slurm has no account 'cs999'", id="account-unknown"),
+    pytest.param({"account": "Root;x"}, "account", "account: a Slurm account", id="account-malformed"),
+    pytest.param({"reservation": "maint"}, "reservation", "reservation: must be the course's own lab-hours "
+                 "reservation cs102-lab", id="reservation-foreign"),
+    pytest.param({"reservation": "cs101-lab"}, "reservation", "reservation: must be", id="reservation-another-course"),
     pytest.param({"start": "2026-13-01"}, "start", "start: an ISO date", id="bad-start"),
     pytest.param({"end": "2026-08-01"}, "end", "end: 2026-08-01 is before the start", id="end-before-start"),
     pytest.param({"gpu_hours": -1}, "gpu_hours", "gpu_hours: must be >= 0", id="negative-budget"),
@@ -113,23 +122,23 @@ def ledger(ledger_url: str):
     pytest.param({"instructor": "Dave!"}, "instructor", "instructor: a Unix user name", id="instructor"),
     pytest.param({"budget": 5}, "budget", "budget: unknown field", id="unknown-field"),
 ])  # fmt: skip
-def test_a_bad_course_names_the_field_and_creates_nothing(ledger, change, field, message) -> None:
+def test_a_bad_course_names_the_field_and_creates_nothing(ledger, slurm_accounts, change, field, message) -> None:
     from hub.api.courses import course_fields, field_error  # noqa: PLC0415
     from hub.ledger.course_records import new_course  # noqa: PLC0415
 
     with pytest.raises(LedgerInputError) as caught:
-        new_course(ledger, course_fields({**GOOD, **change}), who="admin")
+        new_course(ledger, course_fields({**GOOD, **change}), who="admin", slurm_accounts=slurm_accounts)
     assert field_error(caught.value)[0] == field and field_error(caught.value)[1].startswith(message)
     assert [p.name for p in ledger.projects()] == ["vision-lab"]
 
 
-def test_a_course_from_the_page_with_its_instructor(ledger) -> None:
+def test_a_course_from_the_page_with_its_instructor(ledger, slurm_accounts) -> None:
     from hub.api.courses import course_fields, created_json  # noqa: PLC0415
     from hub.ledger.course_records import new_course  # noqa: PLC0415
 
     body = {**GOOD, "gpu_types": "a100", "max_gpus": "1", "reservation": "cs102-lab", "lab_hours_only": True,
             "on_drop": "stop", "ta_extension_limit": "2", "idle_stop_after": "15", "instructor": "dave"}  # fmt: skip
-    info, rules = new_course(ledger, course_fields(body), who="dave (hpchub API)")
+    info, rules = new_course(ledger, course_fields(body), who="dave (hpchub API)", slurm_accounts=slurm_accounts)
     assert ledger.course_rules("cs102") == rules and rules.lab_hours_only and rules.on_drop is OnDrop.STOP
     assert rules.idle_stop_minutes == 15
     assert [(m.user, m.role.value) for m in ledger.figures("cs102").members] == [("dave", "instructor")]

@@ -20,6 +20,7 @@ from hub.ledger.memberships import (
 )
 from hub.ledger.reconcile import reconcile_pass
 from hub.ledger.store import MembershipState
+from spawners.slurm.accounts import TREE_ARGV
 from spawners.slurm.client import CommandResult, SlurmClient
 
 pytestmark = pytest.mark.unit
@@ -46,6 +47,9 @@ ACCOUNT_LIMITS = [
     ["sacctmgr", "-i", "modify", "account", "where", f"name={account}", "cluster=hpchub", "set", f"GrpTRESMins=billing={limit}"]
     for account, limit in (("cs101", 6000), ("tiny-lab", 30), ("vision-lab", 12000))
 ]  # fmt: skip
+
+
+TREE = "hpchub|root||\nhpchub|cs101|root|\nhpchub|tiny-lab|root|\nhpchub|vision-lab|root|\n"  # the account tree
 
 
 def listing(*lines: str) -> str:
@@ -176,12 +180,13 @@ class StrictSlurm:
 
     def changes(self) -> list[list[str]]:
         """sacctmgr calls besides the association read and the account limits."""
-        return [call for call in self.calls if call[0] == "sacctmgr" and call != SHOW and call not in ACCOUNT_LIMITS]
+        return [call for call in self.calls
+                if call[0] == "sacctmgr" and call not in (SHOW, list(TREE_ARGV)) and call not in ACCOUNT_LIMITS]
 
 
 def expected(show: str, *more: tuple[list[str], str | CommandResult]) -> dict:
     base = {("scontrol", "show", "assoc_mgr", "accounts=cs101,tiny-lab,vision-lab", "flags=assoc"): ASSOC_MGR,
-            tuple(SHOW): show}  # fmt: skip
+            tuple(SHOW): show, TREE_ARGV: TREE}  # fmt: skip
     base.update({tuple(argv): " Modified\n" for argv in ACCOUNT_LIMITS})
     base.update({tuple(argv): answer for argv, answer in more})
     return base

@@ -30,6 +30,7 @@ from hub.ledger.reconcile import (
     slurm_cluster,
 )
 from hub.ledger.types import MirrorFigures, ProjectInfo, ProjectKind, ProjectState
+from spawners.slurm.accounts import TREE_ARGV
 from spawners.slurm.client import CommandResult, SlurmClient
 from spawners.slurm.parsers import parse_accounting, parse_assoc_mgr
 from spawners.slurm.types import AssociationUsage
@@ -94,8 +95,15 @@ DEMO_ASSOCIATIONS = (
 )
 
 
+# ``sacctmgr ... show associations where user= format=Cluster,Account,ParentName,User``: the account tree
+DEMO_TREE = "hpchub|root||\nhpchub|cs101|root|\nhpchub|tiny-lab|root|\nhpchub|vision-lab|root|\n"
+
+
 def command_key(argv: Sequence[str]) -> str:
-    """``sacctmgr show`` for sacctmgr's reads, else the command's name."""
+    """``sacctmgr tree`` for the account tree's read, ``sacctmgr show`` for sacctmgr's other reads,
+    else the command's name."""
+    if tuple(argv) == TREE_ARGV:
+        return "sacctmgr tree"
     return "sacctmgr show" if argv[0] == "sacctmgr" and "show" in argv else argv[0]
 
 
@@ -104,7 +112,7 @@ class FakeSlurm:
     ``sacctmgr show`` (the association read) answers the demo's associations unless told."""
 
     def __init__(self, **answers: str | CommandResult) -> None:
-        self.answers: dict[str, list] = {"sacctmgr show": [DEMO_ASSOCIATIONS]}
+        self.answers: dict[str, list] = {"sacctmgr show": [DEMO_ASSOCIATIONS], "sacctmgr tree": [DEMO_TREE]}
         self.answers.update({name: [answer] for name, answer in answers.items()})
         self.calls: list[list[str]] = []
 
@@ -425,11 +433,45 @@ async def test_user_limits_follow_caps_and_are_cleared_without_one(ledger: Ledge
     assert slurm.limits_set[1:] == ["cs101/carol=billing=300", "cs101/dave=billing=-1"]  # (this fake Slurm forgets)
 
 
-async def test_a_closed_project_starts_nothing_new_in_slurm(ledger: Ledger) -> None:
+async def test_a_closed_project_starts_nothing_new_in_slurm_and_is_then_left_alone(ledger: Ledger) -> None:
     ledger.close_project("tiny-lab", reason="ended", who="admin")
-    slurm = FakeSlurm(scontrol=assoc_mgr(assoc("cs101"), assoc("tiny-lab", used=7, running=3), assoc("vision-lab")), sacct="")
+    slurm = FakeSlurm(scontrol=assoc_mgr(assoc("cs101"), assoc("tiny-lab", limit="30", used=7, running=3),
+                                         assoc("tiny-lab", "erin(1006)", limit="20"), assoc("vision-lab")), sacct="")  # fmt: skip
     await run_pass(ledger, slurm)
-    assert "tiny-lab=billing=10" in slurm.limits_set
+    assert "tiny-lab=billing=10" in slurm.limits_set  # lowered to what was used (used + running)
+    assert "tiny-lab/erin=billing=-1" not in slurm.limits_set  # no cap recomputed: nothing raised or cleared
+    # an admin cleared the limit by hand: the reconciler no longer mirrors a closed project
+    slurm = FakeSlurm(scontrol=assoc_mgr(assoc("cs101"), assoc("tiny-lab", used=7, running=3), assoc("vision-lab")), sacct="")
+    report = await run_pass(ledger, slurm)
+    assert not [limit for limit in slurm.limits_set if limit.startswith("tiny-lab")]
+    assert not any(line.startswith("tiny-lab") for line in report.lines)
+
+
+@pytest.mark.parametrize(("tree", "why"), [
+    pytest.param("hpchub|root||\nhpchub|cs101|root|\nhpchub|vision-lab|root|\n", "Slurm's root account", id="root"),
+    pytest.param("hpchub|root||\nhpchub|cs101|root|\nhpchub|tiny-lab|root|\nhpchub|vision-lab|root|\n"
+                 "hpchub|dept-a|tiny-lab|\n", "the parent of other Slurm accounts (dept-a)", id="a-parent"),
+])  # fmt: skip
+async def test_no_limit_is_set_on_an_account_that_is_not_a_projects_own_leaf(ledger: Ledger, tree, why) -> None:
+    """tiny-lab's account is root (a project made before the account rule, or by other means), or
+    a parent: the pass sets no limit on it and changes none of its associations, and says so."""
+    if why.startswith("Slurm's root"):
+        with ledger._write() as session:  # noqa: SLF001 (a record the rules of today would refuse)
+            ledger._project(session, "tiny-lab", lock=True).slurm_account = "root"  # noqa: SLF001
+        associations = DEMO_ASSOCIATIONS.replace("hpchub|tiny-lab|||\nhpchub|tiny-lab|erin||\n", "hpchub|root|||\n")
+        scontrol = assoc_mgr(assoc("cs101"), assoc("root"), assoc("vision-lab"))
+    else:
+        associations, scontrol = DEMO_ASSOCIATIONS, assoc_mgr(assoc("cs101"), assoc("tiny-lab"), assoc("vision-lab"))
+    account = "root" if why.startswith("Slurm's root") else "tiny-lab"
+    slurm = FakeSlurm(scontrol=scontrol, sacct="")
+    slurm.answer("sacctmgr tree", tree)
+    slurm.answer("sacctmgr show", associations)
+    report = await run_pass(ledger, slurm)
+    assert slurm.limits_set == ["cs101=billing=6000", "vision-lab=billing=12000"]
+    assert not [call for call in slurm.commands("sacctmgr") if f"account={account}" in call or f"name={account}" in call]
+    assert [p.message for p in report.problems] == [f"project tiny-lab: {account}: {why}" + p.message.split(why, 1)[1]
+                                                    for p in report.problems]  # fmt: skip
+    assert len(report.problems) == 1 and "no limits set" in report.problems[0].message
 
 
 async def test_tiny_budget_rounds_down(ledger: Ledger) -> None:
@@ -498,7 +540,7 @@ async def test_dry_run_changes_nothing(ledger: Ledger) -> None:
         "vision-lab: limits not computed in a dry run (1 charges to import first)",
     ]
     assert ledger.charges("vision-lab") == [] and ledger.outside_jobs() == []
-    assert [command_key(call) for call in slurm.calls] == ["scontrol", "sacct", "sacctmgr show"]  # reads only
+    assert [command_key(call) for call in slurm.calls] == ["scontrol", "sacct", "sacctmgr tree", "sacctmgr show"]  # reads only
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -506,13 +548,16 @@ async def test_dry_run_changes_nothing(ledger: Ledger) -> None:
 
 def fake_slurm_binaries(directory: Path, answers: dict[str, dict]) -> None:
     """scontrol, sacct and sacctmgr that answer from ``answers`` and log their argv (an answer's
-    ``show`` entry, if any, answers sacctmgr's reads)."""
+    ``show`` entry, if any, answers sacctmgr's reads; its ``tree`` entry the account tree's read,
+    by default the demo's)."""
     for name, answer in answers.items():
         path = directory / name
         path.write_text(
             f"#!{sys.executable}\n"
             "import json, sys\n"
             f"answer = json.loads({json.dumps(json.dumps(answer))})\n"
+            f"tree = {{'stdout': {DEMO_TREE!r}}} if 'show' in answer else answer\n"
+            f"answer = answer.get('tree', tree) if {TREE_ARGV[-1]!r} in sys.argv else answer\n"
             "answer = answer.get('show', answer) if 'show' in sys.argv else answer\n"
             f"open({str(directory / 'calls.log')!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
             "sys.stdout.write(answer.get('stdout', '')); sys.stderr.write(answer.get('stderr', ''))\n"
