@@ -243,7 +243,7 @@ def test_project_lists(portal, hpchub, users):
         assert response.status_code == 200, response.text
         return {project["project"]: project for project in response.json()}
 
-    assert set(listed("admin")) == {"vision-lab", "cs101", "tiny-lab"}
+    assert {"vision-lab", "cs101", "tiny-lab"} <= set(listed("admin"))  # and what earlier tests made
     # A session may run meanwhile (its cost so far grows between the two reads): compare to 0.001 GPU-h.
     assert _figures_close(listed("admin")["cs101"], _usage(portal, hpchub, "cs101"))
     bob = listed("bob")

@@ -18,6 +18,7 @@ its directory removed. No Slurm, no hub: only the server.
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import itertools
 import os
@@ -155,6 +156,19 @@ def _unit_test_classes() -> dict[str, type]:
 
 UNIT_TEST_CLASSES = _unit_test_classes()
 globals().update(UNIT_TEST_CLASSES)
+
+
+def _unit_conftest():
+    """tests/unit/conftest.py under its own module name (``conftest`` is this tier's)."""
+    spec = importlib.util.spec_from_file_location("hpchub_unit_conftest", UNIT_DIR / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# The unit tier's autouse fake of Slurm's account tree (``hpchub course create`` checks its account
+# against it): the unit tests collected here ask no Slurm either.
+slurm_accounts = _unit_conftest().slurm_accounts
 
 
 def test_the_unit_tests_are_here_and_sqlite_only_ones_still_exist() -> None:
