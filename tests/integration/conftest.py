@@ -274,6 +274,16 @@ class Portal:
         return f"{self.api}/users/{user}/servers/{name}" if name else f"{self.api}/users/{user}/server"
 
 
+def logged_in_session(portal: Portal, name: str, password: str | None = None) -> requests.Session:
+    """The user's own browser session (cookie and X-XSRFToken), through the identity provider
+    (``NAME@uni.example`` with the demo password ``NAME-demo`` unless another is given)."""
+    session, response = portal.login(f"{name}@uni.example", password or f"{name}-demo")
+    assert response.status_code == 200, (name, response.status_code, response.url)
+    session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
+    assert session.headers["X-XSRFToken"], f"no _xsrf cookie for {name}"
+    return session
+
+
 @pytest.fixture(scope="session")
 def portal() -> Portal:
     state = str(TEST_DIR)

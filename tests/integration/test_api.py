@@ -17,6 +17,8 @@ from datetime import datetime, timezone
 import pytest
 import requests
 
+from conftest import logged_in_session
+
 pytestmark = pytest.mark.integration
 
 V1 = "/hub/api/hpchub/v1"
@@ -32,11 +34,7 @@ CHARGE_START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
 
 def _logged_in(portal, name: str) -> requests.Session:
-    session, response = portal.login(f"{name}@uni.example", PASSWORDS[name])
-    assert response.status_code == 200, (name, response.status_code, response.url)
-    session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
-    assert session.headers["X-XSRFToken"], f"no _xsrf cookie for {name}"
-    return session
+    return logged_in_session(portal, name, PASSWORDS[name])
 
 
 def _token_session(token: str) -> requests.Session:

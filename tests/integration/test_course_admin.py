@@ -9,15 +9,14 @@ from __future__ import annotations
 import pytest
 import requests
 
+from conftest import logged_in_session
+
 pytestmark = pytest.mark.integration
 V1 = "/hub/api/hpchub/v1"
 
 
 def _logged_in(portal, name: str) -> requests.Session:
-    session, response = portal.login(f"{name}@uni.example", f"{name}-demo")
-    assert response.status_code == 200, (name, response.url)
-    session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
-    return session
+    return logged_in_session(portal, name)
 
 
 @pytest.fixture(scope="module")

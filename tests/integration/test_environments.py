@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import logged_in_session
 from test_budget_meter import _execute  # the kernel websocket helper (runs code in bob's kernel)
 
 pytestmark = pytest.mark.integration
@@ -216,9 +217,7 @@ V1 = "/hub/api/hpchub/v1"
 
 @pytest.fixture(scope="module")
 def logged_in(portal) -> dict:
-    from test_api import _logged_in  # cookie + X-XSRFToken sessions through the identity provider
-
-    return {name: _logged_in(portal, name) for name in ("alice", "bob", "carol")}
+    return {name: logged_in_session(portal, name) for name in ("alice", "bob", "carol")}
 
 
 def test_api_pi_builds_members_follow_the_log_outsiders_get_404(portal, built, logged_in) -> None:

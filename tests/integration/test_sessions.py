@@ -13,17 +13,15 @@ from datetime import datetime, timedelta
 import pytest
 import requests
 
+from conftest import logged_in_session
+
 pytestmark = pytest.mark.integration
 
 V1 = "/hub/api/hpchub/v1"
 
 
 def _logged_in(portal, name: str) -> requests.Session:
-    session, response = portal.login(f"{name}@uni.example", f"{name}-demo")
-    assert response.status_code == 200, (name, response.status_code, response.url)
-    session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
-    assert session.headers["X-XSRFToken"], f"no _xsrf cookie for {name}"
-    return session
+    return logged_in_session(portal, name)
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,8 @@ import secrets
 import pytest
 import requests
 
+from conftest import logged_in_session
+
 pytestmark = pytest.mark.usefixtures("hub_reconciler_paused")
 
 V1 = "/hub/api/hpchub/v1"
@@ -26,12 +28,7 @@ TERM = {"start": "2026-01-01", "end": "2099-12-31", "gpu_hours": 1, "per_student
 
 
 def _logged_in(portal, name: str) -> requests.Session:
-    """The user's own browser session (cookie and XSRF token), through the identity provider."""
-    session, response = portal.login(f"{name}@uni.example", f"{name}-demo")
-    assert response.status_code == 200, (name, response.status_code, response.url)
-    session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
-    assert session.headers["X-XSRFToken"], f"no _xsrf cookie for {name}"
-    return session
+    return logged_in_session(portal, name)
 
 
 @pytest.fixture(scope="module")

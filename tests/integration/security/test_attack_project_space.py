@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import logged_in_session
+
 PROJECT = "vision-lab"
 ROOT_ENTRIES = ("shared", "envs", "kernels")
 CPU = {"partition": "cpu", "gpus": 0, "hours": 0.25, "environment": "default"}
@@ -227,9 +229,7 @@ def test_a_members_planted_kernel_and_labextension_do_not_reach_another_members_
 
 @pytest.fixture(scope="module")
 def logged_in(portal) -> dict:
-    from test_api import _logged_in  # cookie + X-XSRFToken sessions through the identity provider
-
-    return {name: _logged_in(portal, name) for name in ("alice", "bob")}
+    return {name: logged_in_session(portal, name) for name in ("alice", "bob")}
 
 
 def _everything_the_hub_shows(portal, logged_in, env_cli, environment: str) -> str:
