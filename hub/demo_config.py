@@ -84,7 +84,7 @@ def configure_demo(c, settings_path: str) -> None:
     # An instructor of a course (dave) may create another one from the page, with up to 500 GPU-h.
     c.HPCHubAPI.instructor_course_max_gpu_hours = 500
 
-    # Project spaces and environments (issue 8): the demo runs as root, so it makes the
+    # Project spaces and environments: the demo runs as root, so it makes the
     # projects' Unix groups itself; build jobs install only from the demo's wheelhouse.
     c.HPCHubEnvironments.project_root = settings.get("project_root", str(state / "projects"))
     c.HPCHubEnvironments.wheelhouse = settings.get("wheelhouse", str(state / "wheelhouse"))

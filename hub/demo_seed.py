@@ -1,4 +1,4 @@
-"""The demo's projects, budgets and members in the ledger (the contract's table). Idempotent."""
+"""The demo's projects, budgets and members in the ledger (the demo identities of README.md). Idempotent."""
 
 from __future__ import annotations
 

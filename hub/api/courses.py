@@ -1,5 +1,5 @@
 """``POST /hub/api/hpchub/v1/courses`` creates a course; ``GET|POST .../projects/{p}/course-settings``
-are a course's settings (issue 7).
+are a course's settings.
 
 Creating: the fields of ``hpchub course create`` (``course_records.COURSE_FIELDS``), checked by
 the same ``new_course``; admins any, an instructor of a course up to

@@ -1,4 +1,4 @@
-"""Project environments in the REST API (issue 8), under ``/hub/api/hpchub/v1/projects/{p}/environments``.
+"""Project environments in the REST API, under ``/hub/api/hpchub/v1/projects/{p}/environments``.
 
 * ``GET .../environments``: every environment with its versions' states (the ``hpchub env
   list --json`` shape); any caller who sees the project (members use environments).

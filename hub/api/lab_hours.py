@@ -1,4 +1,4 @@
-"""``GET|POST /hub/api/hpchub/v1/projects/{p}/lab-hours``: a course's lab hours (issue 7).
+"""``GET|POST /hub/api/hpchub/v1/projects/{p}/lab-hours``: a course's lab hours.
 
 ``GET`` answers the state of the course's Slurm reservation (anyone who sees the course).
 ``POST {"on": true, "minutes": 60}`` creates it from now on the nodes the site configured

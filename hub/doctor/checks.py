@@ -280,7 +280,7 @@ def check_project_groups(account: str, project_root: str, outside: Sequence[str]
 
 def check_project_spaces(project_root: str, problems: Mapping[str, Sequence[str]],
                          notes: Mapping[str, Sequence[str]] | None = None) -> Finding:
-    """Every project space as the contract has it (``problems``: project -> what is unsafe, read without
+    """Every project space as docs/environments.md lays it out (``problems``: project -> what is unsafe, read without
     following a link): ``P/`` 2750, ``shared/`` 3770 the only group-writable place, ``envs/`` and
     ``kernels/`` root's, nothing a member swapped or planted. ``notes`` (moved aside, waiting to be
     sealed) only warn."""

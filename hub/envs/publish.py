@@ -1,4 +1,4 @@
-"""Publishing a project's environment into the images catalogue (issue 8): admins only.
+"""Publishing a project's environment into the images catalogue: admins only.
 
 A published environment is a copy of one ready version of a project environment, made
 world-readable under ``PUBLISHED_ROOT`` (``c.HPCHubEnvironments.published_root``), so that

@@ -86,7 +86,7 @@ def _closed_dir(space: sp.ProjectSpace, space_fd: int, parent_fd: int, relative:
 
 
 def repair_layout(space: sp.ProjectSpace, gid: int) -> SpaceReport:
-    """PROJECT_ROOT/P with shared/, envs/ and kernels/, owned and moded per the contract; what a member
+    """PROJECT_ROOT/P with shared/, envs/ and kernels/, owned and moded as docs/environments.md lays out; what a member
     swapped or planted is moved aside. ``OSError``/``UnsafeEntry`` if P itself is not a directory."""
     report = SpaceReport()
     space.root.mkdir(parents=True, exist_ok=True)

@@ -81,7 +81,7 @@ def ensure_group(project: str, members: Iterable[str], *, manage: bool, hub_acco
 
 def ensure_space(space: ProjectSpace, members: Iterable[str], *, manage_groups: bool, hub_account: str = "",
                  settings=None) -> seal.SpaceReport:  # fmt: skip
-    """PROJECT_ROOT/P with shared/, envs/ and kernels/, owned and moded per the contract; what a member
+    """PROJECT_ROOT/P with shared/, envs/ and kernels/, owned and moded as docs/environments.md lays out; what a member
     swapped is moved aside; finished builds whose jobs have ended (Slurm asked with ``settings``, a
     :class:`~.config.HPCHubEnvironments`, for its slurm_conf) are sealed. The report says what changed."""
     gid = ensure_group(space.project, members, manage=manage_groups, hub_account=hub_account)

@@ -1,4 +1,4 @@
-"""The GPU-hour ledger: projects, grants, members, caps, holds and charges (issue 4).
+"""The GPU-hour ledger: projects, grants, members, caps, holds and charges.
 
 - ``arithmetic``: pure, exact budget arithmetic (integer weighted milli-GPU-seconds).
 - ``types``: enums, name rules, the records the store returns.

@@ -1,4 +1,4 @@
-"""The project page, the admin page's project overview and their chart (issue 5), see docs/pages.md.
+"""The project page, the admin page's project overview and their chart, see docs/pages.md.
 
 - ``burndown``: the burn-down chart's data from grants and charges (pure).
 - ``tables``: the pages' rows, the admin page's sorting (pure).

@@ -1,4 +1,4 @@
-"""The environments pages of a project (issue 8): the list, the create form and a build's live log.
+"""The environments pages of a project: the list, the create form and a build's live log.
 
 - ``GET /hub/hpchub/projects/{p}/environments``: every environment with its versions and their
   state, for anyone who sees the project (members use environments); a pi, manager or

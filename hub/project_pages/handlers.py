@@ -5,7 +5,7 @@
 - ``GET /hub/hpchub/projects/{p}/charges.csv``: the charges as ``hpchub charges --csv``
   (a plain page download: a browser follows the link with its login cookie).
 - ``GET /hub/hpchub/admin/projects[?sort=COLUMN&dir=asc|desc]``: every project, for admins.
-- ``GET /hub/hpchub/courses/{p}``: the course dashboard (issue 7): rules, term, each student's
+- ``GET /hub/hpchub/courses/{p}``: the course dashboard: rules, term, each student's
   use against their cap, flags, pending roster entries, the lab hours, extend and switch controls;
   ``.../live``: its live part alone (the page's script fetches it every 30 s);
   ``.../report.csv``: the course report as ``hpchub course report --csv``.

@@ -1,4 +1,4 @@
-"""The spawner's side of project environments (issue 8): which ones a user may choose,
+"""The spawner's side of project environments: which ones a user may choose,
 what the job's environment gets, and the demo's Unix group sync before a spawn.
 
 Thin helpers over :mod:`hub.envs` so that :mod:`.spawner` only calls them.
