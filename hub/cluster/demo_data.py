@@ -1,4 +1,4 @@
-"""The demo's people and Slurm accounts (the contract's identity table).
+"""The demo's people and Slurm accounts (the demo identities of README.md).
 
 Unix users are created on this host (the jobs run as them); Slurm accounts and
 user associations are created with ``sacctmgr``. Idempotent.

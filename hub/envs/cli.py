@@ -317,7 +317,7 @@ def add_parsers(subparsers, one_line, commands) -> None:
     shown.add_argument("--json", action="store_true", help="machine-readable")
     shown.add_argument("--published-root", default=None, help="PUBLISHED_ROOT (default from --config)")
     sync = leaf("sync", cmd_sync, help="(as root) create or put right each active project's space: the "
-                "contract's owners and modes, whatever a member swapped moved aside and reported (never followed), "
+                "documented owners and modes (docs/environments.md), whatever a member swapped moved aside and reported (never followed), "
                 "finished builds sealed (handed to root) and their kernels written; with manage_unix_groups also "
                 "its Unix group hpc-P with the ledger's members")
     sync.add_argument("project", metavar="PROJECT", nargs="?", help="only this project")

@@ -1,7 +1,7 @@
 """The admission's prebuilt statements (built once at import): the effective charges' sums
 (``_CHARGES_SUM``, ``_MEMBER_CHARGES_SUM``), every figure the admission check reads in one
 statement (``_ADMISSION_FIGURES``) and the session insert (``_INSERT_SESSION``). Used by
-``store.Ledger``; moved out of ``store`` to keep it under the house limit.
+``store.Ledger``; kept apart from ``store`` so that the SQL reads on its own.
 """
 
 from __future__ import annotations

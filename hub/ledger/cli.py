@@ -49,7 +49,7 @@ CSV_COLUMNS = (
 
 
 def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """argparse prints the usage before an error; the contract wants one line on stderr."""
+    """argparse prints the usage before an error; hpchub's errors are one line on stderr."""
 
     def error(message: str):
         parser.exit(2, f"{parser.prog}: {message}\n")

@@ -1,7 +1,7 @@
 """The ledger's engine and migrations: ``make_engine`` (SQLite with our own BEGIN, IMMEDIATE
 for writes; PostgreSQL with generic plans and a ping of pooled connections that sat idle),
 and ``upgrade``/``schema_revision`` (the Alembic migrations run in code, version table
-``hpchub_alembic_version``). Moved out of ``store`` to keep it under the house limit;
+``hpchub_alembic_version``). Kept apart from ``store`` (the operations);
 ``hub.ledger.store`` re-exports every name here.
 """
 

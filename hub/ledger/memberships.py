@@ -1,6 +1,6 @@
 """Slurm associations that follow the ledger's memberships (part of each ``hpchub reconcile`` pass).
 
-The contract ("Budget arithmetic", Membership): the ledger is the truth; the portal creates
+The membership rule of the budget arithmetic (docs/ledger.md): the ledger is the truth; the portal creates
 the matching Slurm associations with ``sacctmgr``. Ending a membership first blocks new jobs
 on the association (``MaxSubmitJobs=0``); the association is removed when no job of that user
 runs or pends on the account (``sacctmgr`` refuses while jobs are active).

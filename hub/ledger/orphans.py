@@ -1,4 +1,4 @@
-"""The contract's orphan rule, for the reconciler (``hub/ledger/reconcile.py``).
+"""The orphan rule (docs/faults.md), for the reconciler (``hub/ledger/reconcile.py``).
 
 The hub records a job id the moment ``sbatch`` returns (the spawner writes it to its
 JupyterHub state and to the ledger's session). A job that carries the portal's tag (a

@@ -5,7 +5,7 @@
 - Running jobs on a project's account that the portal did not start ("outside jobs"):
   ``sync_outside_jobs`` keeps ``hpchub_outside_jobs`` equal to what sacct lists as running.
   While running, such a job holds gpus x time limit x weight like a portal session (the
-  contract's "Budget arithmetic"): admission, ``figures`` and ``usage`` count it (see
+  budget arithmetic of docs/ledger.md): admission, ``figures`` and ``usage`` count it (see
   ``outside_cost``); its final charge is imported from sacct like any job's and ends it.
 """
 

@@ -1,6 +1,6 @@
 """``hpchub reconcile``: final charges from Slurm accounting, and the Slurm mirror.
 
-One pass (the contract's "Budget arithmetic"):
+One pass (the budget arithmetic of docs/ledger.md):
 
 1. **Slurm's figures at one instant**: one ``scontrol show assoc_mgr accounts=A,B,...
    flags=assoc`` gives, for every account and user association of the project accounts,
@@ -32,7 +32,7 @@ One pass (the contract's "Budget arithmetic"):
    (``course_accounts.mirror_refusal``, from Slurm's account tree read in the same pass):
    never on ``root`` or on a parent of other accounts, whose limits would bind every account
    under it; such a project is one problem line and its associations are left alone.
-6. **Orphans** (``hub/ledger/orphans.py``, the contract's orphan rule): one ``squeue`` of the
+6. **Orphans** (``hub/ledger/orphans.py``, the orphan rule of docs/faults.md): one ``squeue`` of the
    active jobs on the project accounts with their comments; a job tagged ``hpchub:`` that no
    portal session of its own user records, submitted more than the grace ago, is cancelled
    (``scancel``, as the reconciler's user: root or a Slurm operator), noted in the ledger and

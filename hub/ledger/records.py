@@ -1,7 +1,7 @@
 """The ledger's records: ORM rows turned into the frozen records ``Ledger`` answers with
 (``ProjectInfo``, ``SessionInfo``, ``ChargeRecord``), a holding session's cost at a time,
-a project's figures in the ``hpchub usage --json`` shape and ``MembershipState``. Moved out
-of ``store`` to keep it under the house limit; ``hub.ledger.store`` re-exports
+a project's figures in the ``hpchub usage --json`` shape and ``MembershipState``. Kept apart
+from ``store``, which stays about the ledger's operations; ``hub.ledger.store`` re-exports
 ``usage_json`` and ``MembershipState``.
 """
 

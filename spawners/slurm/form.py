@@ -1,6 +1,6 @@
 """The spawn form (pure HTML rendering; every value escaped).
 
-A plain, labelled form whose field names are the spawn options of the contract. Limits
+A plain, labelled form whose field names are the documented spawn options. Limits
 come from the cluster (the cached ``sinfo``) and from the budget: impossible choices are
 rendered as disabled options whose label says why (a GPU type not in the partition, more
 GPUs than a node has, more hours than the partition's MaxTime, a project that cannot pay

@@ -1,8 +1,8 @@
 """The spawn form's side of ``SlurmGPUSpawner``: ``FormHooks``, a mixin with the form's
 post (``options_from_form``), its re-render after a refusal (``_note_form_error``,
 ``_FORM_RETRY``) and its rendering with each project's budget (``_render_options_form``,
-``_form_budget``). The HTML itself is the pure :mod:`.form`. Moved out of ``spawner`` to
-keep it under the house limit; the ``options_form`` default stays on the spawner class
+``_form_budget``). The HTML itself is the pure :mod:`.form`. Kept apart from ``spawner``
+(the spawn protocol); the ``options_form`` default stays on the spawner class
 (a traitlets ``@default``).
 """
 

@@ -1,6 +1,6 @@
 """The spawner's link to the GPU-hour ledger: ``LedgerLink``, a mixin of ``SlurmGPUSpawner``
-(admission, the job id, the session's end and a course's lab hours). Moved out of
-``spawner`` to keep it under the house limit; the ledger's own rules are in ``hub.ledger``.
+(admission, the job id, the session's end and a course's lab hours). Kept apart from
+``spawner``, which stays about JupyterHub's spawn protocol; the ledger's own rules are in ``hub.ledger``.
 """
 
 from __future__ import annotations

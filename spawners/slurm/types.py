@@ -182,5 +182,5 @@ class AssociationUsage:
 
     @property
     def used_and_running_minutes(self) -> int:
-        """S of the contract's mirror formula."""
+        """S of the Slurm mirror's formula (docs/ledger.md)."""
         return self.billing_used_minutes + self.billing_running_minutes

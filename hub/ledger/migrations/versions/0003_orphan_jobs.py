@@ -1,4 +1,4 @@
-"""Tagged jobs no portal session records, cancelled by the reconciler (the contract's orphan rule).
+"""Tagged jobs no portal session records, cancelled by the reconciler (the orphan rule of docs/faults.md).
 
 Revision ID: 0003
 Revises: 0002
