@@ -32,6 +32,7 @@ from hub.auth.account_rules import AccountDenied, HPCHubAccountRules
 from hub.auth.mapping import MappingRefused, MappingRules, load_account_table, map_principal, map_subject
 from hub.ledger.courses import DEFAULT_GROUP_ROLES
 from hub.site_secrets import check_hub_secrets
+from spawners.slurm.refused_traits import check_spawner_config
 
 NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"
 
@@ -189,6 +190,10 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         log_redaction.install(self.log)
         # Before anything else: outside demo mode, no demo secret and a site crypt key.
         check_hub_secrets(self)
+        # The spawner's settings too, while the hub starts: a batchspawner setting it would ignore is refused.
+        app = getattr(self, "parent", None)
+        if app is not None and hasattr(app, "spawner_class"):
+            check_spawner_config(app.config, app.spawner_class)
         if not self.issuer:
             raise IssuerError("HPCHubOIDCAuthenticator.issuer is not set")
         self.issuer = self.issuer.rstrip("/")

@@ -58,6 +58,7 @@ from spawners.slurm import progress as words
 from spawners.slurm.launch import LaunchError, launch_for
 from spawners.slurm.ledger_link import LedgerLink
 from spawners.slurm.parsers import parse_node_addresses
+from spawners.slurm.refused_traits import check_spawner_config
 from spawners.slurm.reservations import forget_reservation
 from spawners.slurm.progress import ProgressEvent, parse_slurm_time
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
@@ -106,6 +107,14 @@ def _count_spawn(outcome: str) -> None:
 
 class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
     """Launch each notebook server as a Slurm job on a GPU node."""
+
+    # batchspawner's request templates, commands and state regexes are not read: setting one is refused
+    # (spawners/slurm/refused_traits.py), at the hub's start and whenever a spawner is built.
+    refuses_batchspawner_settings = True
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        check_spawner_config(self.config, type(self))
 
     # ----- configuration -----
     slurm_conf = Unicode(
