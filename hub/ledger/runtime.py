@@ -113,7 +113,12 @@ _LOCK = threading.Lock()
 
 def ledger_from_config(config) -> Ledger | None:
     """The process's Ledger for this configuration (None when no db_url is configured)."""
-    settings = HPCHubLedger(config=config)
+    return ledger_for(HPCHubLedger(config=config))
+
+
+def ledger_for(settings: HPCHubLedger) -> Ledger | None:
+    """The process's Ledger for these settings (None without a db_url): one per database and
+    rates, shared by every spawner, handler and page of the process."""
     if not settings.db_url:
         return None
     key = (settings.db_url, settings.cluster, tuple(sorted(settings.gpu_weights.items())),

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import os
 import pwd
 import re
@@ -37,7 +38,8 @@ from traitlets import Dict, Float, Integer, List, Unicode, default
 from hub.auth.account_rules import AccountDenied, HPCHubAccountRules
 from hub.ledger import BudgetRefused, Ledger, LedgerError
 from hpchub_notebook.activity_logic import REPORT_INTERVAL_VARIABLE as ACTIVITY_REPORT_VARIABLE
-from hub.ledger.runtime import ledger_from_config
+from hub.envs.config import HPCHubEnvironments
+from hub.ledger.runtime import HPCHubLedger, ledger_for
 from spawners import safe_fs
 from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
@@ -269,7 +271,7 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
             version = os.stat(self.catalogue_file).st_mtime_ns
         except OSError:
             version = None
-        settings = project_envs.settings(self.config)
+        settings = self.environment_settings
         key = ("catalogue", self.catalogue_file, version, tuple(sorted(self.catalogue_variables.items())),
                project_envs.published_version(settings))  # fmt: skip
         cached = _CACHE.get(key)
@@ -294,10 +296,20 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
             _CACHE.put(key, cached, self.cluster_info_ttl)
         return cached.get(node) or node  # type: ignore[union-attr]
 
+    @functools.cached_property
+    def ledger_settings(self) -> HPCHubLedger:
+        """The ledger's settings (``c.HPCHubLedger``), read once per spawner."""
+        return HPCHubLedger(parent=self)
+
+    @functools.cached_property
+    def environment_settings(self) -> HPCHubEnvironments:
+        """The project environments' settings (``c.HPCHubEnvironments``), read once per spawner."""
+        return HPCHubEnvironments(parent=self)
+
     @property
     def ledger(self) -> Ledger | None:
-        """The GPU-hour ledger (None when the site runs without budgets)."""
-        return ledger_from_config(self.config)
+        """The GPU-hour ledger (None when the site runs without budgets): the process's one per database."""
+        return ledger_for(self.ledger_settings)
 
     async def project_accounts(self) -> dict[str, str]:
         """The user's projects -> their Slurm accounts: the ledger is the truth when configured."""
@@ -369,7 +381,7 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
             raise web.HTTPError(500, f"the environment catalogue is broken: {exc}") from None
         accounts = await self.project_accounts()
         self.user_project_names = tuple(accounts)
-        settings = project_envs.settings(self.config)
+        settings = self.environment_settings
         ready = await asyncio.to_thread(project_envs.ready_environments, settings, list(accounts))
         request = validate_user_options(
             options,
@@ -405,12 +417,12 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
     def job_env(self) -> dict[str, str]:
         env = self.get_env()
         env.pop("PATH", None)  # the script sets PATH from the environment's venv
-        env.update(project_envs.job_variables(project_envs.settings(self.config), self.user_project_names))
+        env.update(project_envs.job_variables(self.environment_settings, self.user_project_names))
         env[ACTIVITY_REPORT_VARIABLE] = str(self.activity_report_seconds)  # hpchub_notebook/activity.py reads it
         return env
 
     def render_script(self, request: JobRequest) -> str:
-        settings = project_envs.settings(self.config)
+        settings = self.environment_settings
         home = pwd.getpwnam(self.user.name).pw_dir
         try:
             environment, default_kernel = project_envs.resolve(self.catalogue(), request)
@@ -464,7 +476,7 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         self._port_event = asyncio.Event()
         self.accepts_port_report = True
         # The demo makes the projects' Unix groups: a membership change reaches this job.
-        await asyncio.to_thread(project_envs.sync_spaces, project_envs.settings(self.config), self.ledger,
+        await asyncio.to_thread(project_envs.sync_spaces, self.environment_settings, self.ledger,
                                 self.user_project_names)
         try:
             self.check_account_rules()  # the last gate before sudo -u USER sbatch
