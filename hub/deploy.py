@@ -22,11 +22,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from spawners import names
+
 from .numbers import whole_number_argument
 
 PORT_ARGUMENT = whole_number_argument(1, 65535)
 
-NAME_RE = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")
+NAME_RE = names.anchored(names.UNIX_ACCOUNT)
 PATH_RE = re.compile(r"^/[A-Za-z0-9._/-]*$")
 SUDO_COMMANDS = ("sbatch", "scancel", "squeue")
 # What the spawner passes to sbatch as the user (sudo sets HOME, USER, LOGNAME, SHELL itself):

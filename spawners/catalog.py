@@ -36,7 +36,9 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
-ENVIRONMENT_ID_PATTERN = re.compile(r"[a-z][a-z0-9-]{0,39}")
+from spawners import names
+
+ENVIRONMENT_ID_PATTERN = names.CATALOGUE_ID
 PLACEHOLDER_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 KINDS = ("venv", "apptainer")
 # The location key each kind needs; the other one must be absent.

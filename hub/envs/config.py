@@ -9,7 +9,7 @@ from __future__ import annotations
 from traitlets import Bool, Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from ..deploy import NAME_RE
+from spawners.names import UNIX_ACCOUNT
 
 
 class HPCHubEnvironments(Configurable):
@@ -69,7 +69,7 @@ class HPCHubEnvironments(Configurable):
     @validate("hub_account")
     def _valid_hub_account(self, proposal):
         value = proposal["value"]
-        if value and (value == "root" or not NAME_RE.fullmatch(value)):
+        if value and (value == "root" or not UNIX_ACCOUNT.fullmatch(value)):
             raise TraitError(f"c.HPCHubEnvironments.hub_account: '' or a service account name "
-                             f"({NAME_RE.pattern}, not root), got {value!r}")
+                             f"({UNIX_ACCOUNT.pattern}, not root), got {value!r}")
         return value

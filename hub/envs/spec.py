@@ -17,8 +17,10 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-ENV_NAME_PATTERN = re.compile(r"[a-z][a-z0-9_-]{0,31}")
-ENV_NAME_RULE = "1-32 characters: a-z, 0-9, '_' and '-', starting with a letter"
+from spawners import names
+
+ENV_NAME_PATTERN = names.PROJECT_ENVIRONMENT
+ENV_NAME_RULE = names.PROJECT_ENVIRONMENT_RULE
 MAX_SPEC_LINES = 200
 MAX_SPEC_BYTES = 64 * 1024
 # PEP 508 names, PEP 440 public versions without local parts ("+cpu") or wildcards.

@@ -18,6 +18,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
+from spawners import names
+
 from ..numbers import NumberError, parse_whole
 from . import arithmetic as arith
 from .errors import LedgerInputError
@@ -27,7 +29,7 @@ from .types import GPU_TYPE_RE, Role, check_enum
 ROSTER_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
 # A principal as the identity provider names it: user@institution.example (no spaces, one @).
 PRINCIPAL_RE = re.compile(r"^[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,24}$")
-RESERVATION_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+RESERVATION_RE = names.anchored(names.RESERVATION)
 MAX_ROSTER_ROWS = 5000
 # IdP group patterns that make a user a course member, with the role each gives ('{course}': its name):
 # the login's default (HPCHubOIDCAuthenticator.course_group_roles) and hpchub course sync's.

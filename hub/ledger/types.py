@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from spawners import names
+
 from .errors import LedgerInputError
 
 
@@ -59,13 +61,13 @@ class ChargeKind(enum.Enum):
 
 # --- names ---------------------------------------------------------------------------------------
 
-PROJECT_NAME_RE = re.compile(r"^[a-z][a-z0-9-]{1,39}$")
-ACCOUNT_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-USER_RE = re.compile(r"^[a-z_][a-z0-9_.-]{0,31}$")
-GPU_TYPE_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
-CLUSTER_RE = re.compile(r"^[a-z][a-z0-9_-]{0,39}$")
-SERVER_NAME_RE = re.compile(r"^[A-Za-z0-9._-]{0,255}$")  # "" is the default server
-JOB_ID_RE = re.compile(r"^[0-9]{1,20}(?:_[0-9]{1,10}|\+[0-9]{1,5})?$")  # 123, array task 123_4, het part 123+1
+PROJECT_NAME_RE = names.anchored(names.PROJECT)
+ACCOUNT_RE = names.anchored(names.LEDGER_ACCOUNT)
+USER_RE = names.anchored(names.LEDGER_USER)
+GPU_TYPE_RE = names.anchored(names.GPU_TYPE)
+CLUSTER_RE = names.anchored(names.LEDGER_CLUSTER)
+SERVER_NAME_RE = names.anchored(names.SERVER_NAME)  # "" is the default server
+JOB_ID_RE = names.anchored(names.JOB_ID)  # 123, array task 123_4, het part 123+1
 MAX_TEXT = 500
 
 
