@@ -17,7 +17,7 @@ from tornado import web
 
 from hub.ledger.idle import ActivityAnswerError, parse_activity
 
-from .config import ACTIVITY_SCOPE
+from .scopes import ACTIVITY_SCOPE
 from .handlers import API_PREFIX, NO_SESSION_MESSAGE, SessionAPIHandler, _NAME
 
 

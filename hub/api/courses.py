@@ -43,7 +43,7 @@ from spawners.slurm.client import SlurmCommandError
 
 from . import views
 from .access import check_course_creation
-from .config import MANAGE_SCOPE, READ_SCOPE
+from .scopes import MANAGE_SCOPE, READ_SCOPE
 from .handlers import API_PREFIX, _NAME, LedgerAPIHandler, ProjectAPIHandler
 
 SETTINGS_KEYS = ("ta_extension_limit_gpu_hours", "lab_hours_only", "on_drop", "idle_stop_after_minutes", "reason")

@@ -35,7 +35,7 @@ from hub.ledger.types import Role, check_project_name
 from hub.numbers import NumberError, parse_whole
 
 from .access import MANAGING_ROLES
-from .config import MANAGE_SCOPE, READ_SCOPE
+from .scopes import MANAGE_SCOPE, READ_SCOPE
 from .handlers import _NAME, API_PREFIX, Caller, ProjectAPIHandler
 
 MAX_LOG_CHUNK = 256 * 1024

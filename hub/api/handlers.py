@@ -45,7 +45,8 @@ from .access import (
     refuse_member_changes,
 )
 from . import sessions as session_views
-from .config import EXTEND_SCOPE, HPCHUB_SCOPES, MANAGE_SCOPE, READ_SCOPE, SESSION_SCOPE, HPCHubAPI
+from .scopes import EXTEND_SCOPE, HPCHUB_SCOPES, MANAGE_SCOPE, READ_SCOPE, SESSION_SCOPE
+from .settings import HPCHubAPI
 
 # ``needs_scope`` refuses scopes it does not know when the class body runs, and the hub
 # defines ``c.JupyterHub.custom_scopes`` only later (at start). Defining the same

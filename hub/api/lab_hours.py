@@ -35,7 +35,7 @@ from spawners.slurm.reservations import (
 )
 
 from . import views
-from .config import MANAGE_SCOPE, READ_SCOPE
+from .scopes import MANAGE_SCOPE, READ_SCOPE
 from .handlers import API_PREFIX, _NAME, ProjectAPIHandler
 
 NO_NODES = (

@@ -26,7 +26,8 @@ from typing import Any, TypeVar
 from jupyterhub.handlers import BaseHandler
 from tornado import web
 
-from hub.api.config import READ_SCOPE, HPCHubAPI
+from hub.api.scopes import READ_SCOPE
+from hub.api.settings import HPCHubAPI
 from hub.api.handlers import ledger_call
 from hub.envs.config import HPCHubEnvironments
 from hub.ledger import Ledger

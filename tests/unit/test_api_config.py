@@ -8,17 +8,17 @@ from jupyterhub.scopes import define_custom_scopes, scope_definitions
 from traitlets import TraitError
 from traitlets.config import Config
 
-from hub.api.config import (
+from hub.api.config import configure_api
+from hub.api.scopes import (
+    ACTIVITY_SCOPE,
     EXTEND_SCOPE,
     HPCHUB_SCOPES,
     MANAGE_SCOPE,
     READ_SCOPE,
     SESSION_SCOPE,
-    ACTIVITY_SCOPE,
     USER_SCOPES,
-    HPCHubAPI,
-    configure_api,
 )
+from hub.api.settings import HPCHubAPI
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 
 pytestmark = pytest.mark.unit

@@ -15,7 +15,7 @@ from jupyterhub.proxy import ConfigurableHTTPProxy
 from jupyterhub.spawner import Spawner
 from traitlets.config.loader import PyFileConfigLoader
 
-from hub.api.config import HPCHubAPI
+from hub.api.settings import HPCHubAPI
 from hub.auth.account_rules import HPCHubAccountRules
 from hub.auth.oidc import HPCHubOIDCAuthenticator
 from hub.deploy import example_config, write_example_config
