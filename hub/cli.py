@@ -10,15 +10,12 @@ import os
 import shlex
 import sys
 
+from .cli_support import UsageError, one_line_errors, SUBCOMMANDS
 from .cluster import config as cfg
 from .cluster.manager import Cluster, ClusterError, dump_status, free_ports, load_settings, status_lines
 
 DEFAULT_STATE_DIR = "/var/lib/hpchub-demo"
 DEFAULT_CONFIG = "/etc/hpchub/hpchub_config.py"
-
-
-class UsageError(Exception):
-    """Bad input: exit 2 with one line."""
 
 
 def state_dir_default() -> str:
@@ -117,7 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     ledger_cli.add_parsers(sub)
     from .envs import cli as envs_cli  # noqa: PLC0415
 
-    envs_cli.add_parsers(sub, ledger_cli._one_line_errors, ledger_cli.SUBCOMMANDS)
+    envs_cli.add_parsers(sub, one_line_errors, SUBCOMMANDS)
     from .doctor import run as doctor  # noqa: PLC0415
 
     doctor.add_parser(sub)
@@ -144,8 +141,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # `python -m hub.cli`: run the package's module, not this __main__ copy, so that the
-    # UsageError the ledger's commands raise (hub.cli.UsageError) is the one main() catches.
-    from hub.cli import main as package_main
-
-    sys.exit(package_main())
+    sys.exit(main())

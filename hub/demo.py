@@ -23,6 +23,7 @@ from .cluster.manager import Cluster, free_port, load_settings
 from . import demo_service
 from .cluster.procs import Daemon, spawn_foreground, stop_daemon, wait_for
 from .ledger.idle import IDLE_TIMEOUT_LIMIT, idle_timeout_allowed
+from .cli_support import UsageError
 from .numbers import whole_number_argument
 from .site_secrets import write_demo_secret
 
@@ -563,8 +564,6 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
 
 
 def cmd_demo(args) -> int:
-    from .cli import UsageError  # noqa: PLC0415
-
     if args.command_name == "up":
         if args.run_as is not None:
             try:

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from spawners import names
 
+from .cli_support import UsageError
 from .numbers import whole_number_argument
 
 PORT_ARGUMENT = whole_number_argument(1, 65535)
@@ -181,8 +182,6 @@ def write_example_config(output: str) -> Path:
 
 
 def cmd_deploy(args) -> int:
-    from .cli import UsageError  # noqa: PLC0415
-
     if args.what == "config":
         if not args.output:
             print(example_config(), end="")

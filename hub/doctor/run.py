@@ -14,21 +14,15 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from traitlets.config import Config
-from traitlets.config.loader import PyFileConfigLoader
 
+from ..cli_support import DEFAULT_CONFIG_FILE, DEMO_CONFIG_FILE, UsageError, read_config_file
+from ..deploy import ENV_KEPT, NAME_RE
 from . import checks
 from .checks import Finding
 
 COMMAND_TIMEOUT = 30
 TEST_JOB_TIMEOUT = 120
 RECONCILE_SERVICE = "hpchub-reconcile"  # the reconciler's service name (hpchub deploy config, the demo)
-
-
-def load_hub_config(path: str) -> Config:
-    """The hub's configuration file (Python, run as the hub runs it)."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(path)
-    return PyFileConfigLoader(os.path.basename(path), os.path.dirname(os.path.abspath(path))).load_config()
 
 
 def _setting(config: Config, section: str, name: str, default=None):
@@ -191,8 +185,6 @@ class Site:
             listed = _run(argv)
         except (OSError, subprocess.TimeoutExpired):
             return checks.check_sudo(False, None, account=account)
-        from ..deploy import ENV_KEPT  # noqa: PLC0415
-
         return checks.check_sudo(False, listed.stdout if listed.returncode == 0 else None, account=account,
                                  kept=ENV_KEPT)
 
@@ -287,18 +279,13 @@ class Site:
 
 
 def cmd_doctor(args) -> int:
-    from ..cli import UsageError  # noqa: PLC0415
-
-    from ..deploy import NAME_RE  # noqa: PLC0415
-    from ..ledger.cli import DEFAULT_CONFIG_FILE, DEMO_CONFIG_FILE  # noqa: PLC0415
-
     if args.service_user and not NAME_RE.fullmatch(args.service_user):
         raise UsageError(f"--service-user: a user name ({NAME_RE.pattern}), got {args.service_user!r}")
     path = args.config
     if path == DEFAULT_CONFIG_FILE and not os.path.isfile(path) and os.path.isfile(DEMO_CONFIG_FILE):
         path = DEMO_CONFIG_FILE  # no site configuration: the demo's
     try:
-        config = load_hub_config(path)
+        config = read_config_file(path)
     except FileNotFoundError:
         raise UsageError(f"--config: no such file: {path}") from None
     findings = Site(config, service_user=args.service_user).findings(run_job=args.test_job)

@@ -15,7 +15,7 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli import UsageError
+from ..cli_support import UsageError, load_hub_config
 from . import service
 from . import space as sp
 from .config import HPCHubEnvironments
@@ -25,8 +25,6 @@ VERSION_ARGUMENT = whole_number_argument(1, sp.MAX_VERSION)
 
 
 def _settings(args) -> HPCHubEnvironments:
-    from ..ledger.cli import load_hub_config  # noqa: PLC0415
-
     config = load_hub_config(getattr(args, "config", None))
     settings = HPCHubEnvironments(config=config) if config is not None else HPCHubEnvironments()
     if args.project_root:
@@ -187,7 +185,7 @@ def cmd_sync(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    from ..ledger.cli import _who, load_hub_config  # noqa: PLC0415
+    from ..ledger.cli import _who  # noqa: PLC0415
     from . import publish  # noqa: PLC0415
 
     settings = _settings(args)

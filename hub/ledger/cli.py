@@ -18,7 +18,7 @@ import sys
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from ..cli import UsageError
+from ..cli_support import SUBCOMMANDS, UsageError, load_hub_config, one_line_errors
 from . import arithmetic as arith
 from .course_cli import ARGUMENT_NAMES as COURSE_ARGUMENT_NAMES
 from .course_cli import COMMANDS as COURSE_COMMANDS
@@ -48,49 +48,10 @@ CSV_COLUMNS = (
 )  # fmt: skip
 
 
-def _one_line_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """argparse prints the usage before an error; hpchub's errors are one line on stderr."""
-
-    def error(message: str):
-        parser.exit(2, f"{parser.prog}: {message}\n")
-
-    parser.error = error  # type: ignore[method-assign]
-    return parser
-
-
-class _OneLineParser(argparse.ArgumentParser):
-    def error(self, message: str):
-        self.exit(2, f"{self.prog}: {message}\n")
-
-
-SUBCOMMANDS = {"dest": "command_name", "metavar": "COMMAND", "required": True, "parser_class": _OneLineParser}
-
-
 def _default_url(config_file: str | None = None) -> str:
     """--db-url, else $HPCHUB_LEDGER_URL, else c.HPCHubLedger.db_url of the hub's configuration
     file (``--config``: the site's, or the demo's), else the demo's SQLite file."""
     return os.environ.get(LEDGER_URL_ENV) or _url_from_config(config_file) or DEFAULT_LEDGER_URL
-
-
-DEMO_CONFIG_FILE = "/var/lib/hpchub-demo/hub/jupyterhub_config.py"
-DEFAULT_CONFIG_FILE = "/etc/hpchub/hpchub_config.py"
-
-
-def load_hub_config(config_file: str | None):
-    """The traitlets configuration of the hub's configuration file (``--config``: the site's,
-    or the demo's when the site's default file is absent); None if there is none. The file
-    is Python: it is run, as the hub runs it."""
-    if config_file and config_file != DEFAULT_CONFIG_FILE and not os.path.isfile(config_file):
-        raise UsageError(f"--config: no such file: {config_file}")
-    candidates = [config_file] if config_file else []
-    if not config_file or config_file == DEFAULT_CONFIG_FILE:
-        candidates.append(DEMO_CONFIG_FILE)
-    for candidate in candidates:
-        if candidate and os.path.isfile(candidate):
-            from traitlets.config.loader import PyFileConfigLoader  # noqa: PLC0415
-
-            return PyFileConfigLoader(os.path.basename(candidate), os.path.dirname(candidate)).load_config()
-    return None
 
 
 def _settings_from_config(config_file: str | None):
@@ -520,12 +481,12 @@ def add_parsers(subparsers) -> None:
     """Add ``project``, ``grant``, ``member``, ``course``, ``usage``, ``charges`` and ``reconcile`` to ``hpchub``."""
 
     def leaf(parent, name: str, command: str, **kwargs) -> argparse.ArgumentParser:
-        parser = _one_line_errors(parent.add_parser(name, **kwargs))
+        parser = one_line_errors(parent.add_parser(name, **kwargs))
         _add_db_url(parser)
         parser.set_defaults(func=cmd_ledger, ledger_command=command)
         return parser
 
-    project = _one_line_errors(subparsers.add_parser("project", help="projects and their GPU-hour budgets"))
+    project = one_line_errors(subparsers.add_parser("project", help="projects and their GPU-hour budgets"))
     project_sub = project.add_subparsers(**SUBCOMMANDS)
     create = leaf(project_sub, "create", "project create", help="a new project with its first grant")
     create.add_argument("name", metavar="NAME", help="2-40 characters: a-z, 0-9 and '-', starting with a letter")
@@ -540,7 +501,7 @@ def add_parsers(subparsers) -> None:
     grant.add_argument("hours", metavar="HOURS", help="signed GPU-hours, at most 4 decimals")
     grant.add_argument("--reason", required=True, metavar="TEXT")
 
-    member = _one_line_errors(subparsers.add_parser("member", help="project members and their caps"))
+    member = one_line_errors(subparsers.add_parser("member", help="project members and their caps"))
     member_sub = member.add_subparsers(**SUBCOMMANDS)
     add = leaf(member_sub, "add", "member add", help="add a member with a role (and a cap)")
     add.add_argument("name", metavar="NAME")
@@ -558,7 +519,7 @@ def add_parsers(subparsers) -> None:
 
     add_course_parsers(subparsers, leaf, SUBCOMMANDS)
 
-    backup = _one_line_errors(subparsers.add_parser("ledger", help="export and import the whole ledger (backup)"))
+    backup = one_line_errors(subparsers.add_parser("ledger", help="export and import the whole ledger (backup)"))
     backup_sub = backup.add_subparsers(**SUBCOMMANDS)
     export = leaf(backup_sub, "export", "ledger export", help="every project, member, grant, cap, session and charge "
                   "as versioned JSON, from one consistent snapshot")  # fmt: skip
@@ -566,7 +527,7 @@ def add_parsers(subparsers) -> None:
     restore = leaf(backup_sub, "import", "ledger import", help="an export into an empty ledger, all or nothing")
     restore.add_argument("file", metavar="FILE")
 
-    database = _one_line_errors(subparsers.add_parser("db", help="the ledger's database"))
+    database = one_line_errors(subparsers.add_parser("db", help="the ledger's database"))
     database_sub = database.add_subparsers(**SUBCOMMANDS)
     db_upgrade = leaf(database_sub, "upgrade", "db upgrade", help="migrate the ledger's tables to this version's schema")
     db_upgrade.set_defaults(func=cmd_db_upgrade)

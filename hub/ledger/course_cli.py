@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from ..cli import UsageError
+from ..cli_support import UsageError, load_hub_config
 from . import arithmetic as arith
 from .course_records import COURSE_FIELDS, REPORT_COLUMNS, new_course, report_csv, report_hours
 from .errors import LedgerError
@@ -170,8 +170,6 @@ def _configured_group_roles(config_file: str | None) -> dict[str, str]:
     """``c.HPCHubOIDCAuthenticator.course_group_roles`` of the hub's configuration file (``hpchub
     --config``, if it exists), else the login's default."""
     import os  # noqa: PLC0415
-
-    from .cli import load_hub_config  # noqa: PLC0415
 
     if config_file and os.path.isfile(config_file):
         section = load_hub_config(config_file).get("HPCHubOIDCAuthenticator") or {}

@@ -215,7 +215,7 @@ async def test_a_hold_that_never_got_a_job_is_released_after_the_grace(ledger: L
 def test_the_grace_comes_from_the_option_else_the_config_file_else_the_default(tmp_path) -> None:
     from types import SimpleNamespace
 
-    from hub.cli import UsageError
+    from hub.cli_support import UsageError
     from hub.ledger.cli import _orphan_grace
 
     config = tmp_path / "hpchub_config.py"
