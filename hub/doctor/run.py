@@ -50,13 +50,15 @@ class Site:
     """What the checks need, read once from the configuration and the site."""
 
     def __init__(self, config: Config, *, service_user: str = "") -> None:
+        from spawners.slurm.cluster import SlurmCluster  # noqa: PLC0415 (with the spawner: JupyterHub imports)
         from spawners.slurm.spawner import SlurmGPUSpawner  # noqa: PLC0415 (JupyterHub imports)
 
         from ..ledger.runtime import HPCHubLedger  # noqa: PLC0415
 
         self.config = config
         self.service_user = service_user  # the hub's account (--service-user); '' : the account running doctor
-        self.slurm_conf = _setting(config, "SlurmGPUSpawner", "slurm_conf", "") or os.environ.get("SLURM_CONF", "")
+        self.cluster = SlurmCluster.from_config(config)
+        self.slurm_conf = self.cluster.slurm_conf or os.environ.get("SLURM_CONF", "")
         self.env = {**os.environ, **({"SLURM_CONF": self.slurm_conf} if self.slurm_conf else {})}
         self.ledger_settings = HPCHubLedger(config=config)
         self.catalogue_file = _setting(config, "SlurmGPUSpawner", "catalogue_file",
