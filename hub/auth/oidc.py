@@ -242,7 +242,7 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
     async def slurm_association_exists(self, account: str) -> bool:
         from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
         from spawners.slurm.cluster import SlurmCluster  # noqa: PLC0415
-        from spawners.slurm.options import parse_user_accounts  # noqa: PLC0415
+        from spawners.slurm.parsers import parse_user_accounts  # noqa: PLC0415
 
         client = SlurmCluster.from_config(self.config, slurm_conf=self.slurm_conf).client(log=self.log)
         try:

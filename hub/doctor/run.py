@@ -71,7 +71,9 @@ class Site:
     # --- the checks, each catching what it gathers ------------------------------------------------------
 
     def slurm_findings(self) -> list[Finding]:
-        from spawners.slurm.options import parse_sinfo  # noqa: PLC0415
+        from spawners.slurm.cluster_parsers import (  # noqa: PLC0415 (with the spawner's: JupyterHub imports)
+            SINFO_FORMAT, parse_partition_billing, parse_show_config, parse_sinfo,
+        )  # fmt: skip
 
         try:
             version = self.slurm("sinfo", "--version")
@@ -82,13 +84,11 @@ class Site:
             detail = (ping.stderr or ping.stdout or version.stderr).strip().splitlines()
             return [checks.check_slurm_version(None, detail[0] if detail else f"exit {ping.returncode}")]
         findings = [checks.check_slurm_version(version.stdout)]
-        config = checks.parse_show_config(self.slurm("scontrol", "show", "config").stdout)
+        config = parse_show_config(self.slurm("scontrol", "show", "config").stdout)
         rates = self.ledger_settings.rates()
         findings += [checks.check_accounting(config), checks.check_gpu_tres(config, rates.gpu_types),
                      checks.check_enforce(config)]  # fmt: skip
-        billing = checks.parse_partition_billing(self.slurm("scontrol", "show", "partition", "--oneliner").stdout)
-        from spawners.slurm.client import SINFO_FORMAT  # noqa: PLC0415
-
+        billing = parse_partition_billing(self.slurm("scontrol", "show", "partition", "--oneliner").stdout)
         sinfo = self.slurm("sinfo", "--noheader", f"--format={SINFO_FORMAT}")
         findings.append(checks.check_billing_weights(billing, parse_sinfo(sinfo.stdout), rates))
         findings.append(self.munge_finding(config.get("AuthInfo", "")))

@@ -18,7 +18,9 @@ Rules kept here so no caller has to remember them:
   :class:`SlurmTimeoutError`. Callers decide what a failure means; the watcher
   reads any failure as UNKNOWN, never as "job gone".
 
-Parsing lives in :mod:`spawners.slurm.parsers`.
+Parsing lives in :mod:`spawners.slurm.parsers` (jobs, accounting) and
+:mod:`spawners.slurm.cluster_parsers` (partitions, nodes, configuration), with the
+format strings this client asks for.
 """
 
 from __future__ import annotations
@@ -32,12 +34,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from spawners.slurm.cluster_parsers import NODE_ADDRESS_FORMAT, SINFO_FORMAT
 from spawners.slurm.parsers import (
     ACCOUNTING_SACCT_FORMAT,
     ACCOUNTING_SACCT_STATES,
-    NODE_ADDRESS_FORMAT,
     SACCT_FORMAT,
-    SINFO_FORMAT,
+    SACCTMGR_ASSOCIATION_FORMAT,
+    SQUEUE_ACTIVE_FORMAT,
     SQUEUE_FORMAT,
     SQUEUE_START_FORMAT,
     is_job_id,
@@ -57,12 +60,6 @@ SACCTMGR_SETTINGS: Mapping[str, re.Pattern[str]] = {
     "MaxSubmitJobs": re.compile(r"-1|[0-9]{1,9}"),
 }
 SACCTMGR_ENTITIES = ("account", "user")
-# sacctmgr show associations: the fields the membership sync reads (--parsable2, in this order).
-SACCTMGR_ASSOCIATION_FORMAT = "Cluster,Account,User,Partition,MaxSubmitJobs"
-# squeue of the jobs still active (default states: pending, running, suspended, completing ...) on accounts.
-SQUEUE_ACCOUNT_FORMAT = "%i|%a|%u|%T"
-# The same with the submit time and the comment (the portal's tag; last: it may hold "|"), for the orphan rule.
-SQUEUE_TAGGED_FORMAT = "%i|%a|%u|%T|%V|%k"
 # scontrol update TimeLimit: whole minutes, at most one leap year (partitions are far stricter).
 MAX_TIME_LIMIT_MINUTES = 366 * 24 * 60
 # Hub environment variables passed on to Slurm commands.
@@ -518,7 +515,7 @@ class SlurmClient:
     async def sacctmgr_associations(self, accounts: Sequence[str], *, cluster: str) -> str:
         """slurmdbd's associations (account and user ones) of ``accounts`` on ``cluster``:
         ``sacctmgr --noheader --parsable2 show associations where account=A,B cluster=C
-        format=`` :data:`SACCTMGR_ASSOCIATION_FORMAT`. ``""`` without running anything when no
+        format=`` :data:`~spawners.slurm.parsers.SACCTMGR_ASSOCIATION_FORMAT`. ``""`` without running anything when no
         account is asked."""
         if not accounts:
             return ""
@@ -547,32 +544,23 @@ class SlurmClient:
             f"account={validate_account_name(account)}", f"cluster={validate_cluster_name(cluster)}",
         ])  # fmt: skip
 
-    async def squeue_accounts(self, accounts: Sequence[str]) -> str:
-        """Every job still active (pending, running, completing, ...) on ``accounts``, all users:
-        ``squeue --noheader --account=A,B --format=`` :data:`SQUEUE_ACCOUNT_FORMAT`."""
-        if not accounts:
-            return ""
-        return await self.run(
-            ["squeue", "--noheader", f"--account={_account_list(accounts)}", f"--format={SQUEUE_ACCOUNT_FORMAT}"]
-        )
-
     async def squeue_account_jobs(self, accounts: Sequence[str]) -> str:
-        """Every job still active on ``accounts`` (all users) with its submit time (UTC) and
-        comment: ``squeue --noheader --account=A,B --format=`` :data:`SQUEUE_TAGGED_FORMAT`
-        (see ``hub.ledger.orphans.parse_active_jobs``)."""
+        """Every job still active (pending, running, completing, ...) on ``accounts``, all users, with
+        its submit time (UTC) and comment: ``squeue --noheader --account=A,B --format=``
+        :data:`~spawners.slurm.parsers.SQUEUE_ACTIVE_FORMAT` (see ``parsers.parse_active_jobs``)."""
         if not accounts:
             return ""
         return await self.run(
-            ["squeue", "--noheader", f"--account={_account_list(accounts)}", f"--format={SQUEUE_TAGGED_FORMAT}"],
+            ["squeue", "--noheader", f"--account={_account_list(accounts)}", f"--format={SQUEUE_ACTIVE_FORMAT}"],
             extra_env={"TZ": "UTC"},
         )
 
     async def sinfo(self) -> str:
-        """Partitions, time limits, GRES and nodes (see ``options.parse_sinfo``)."""
+        """Partitions, time limits, GRES and nodes (see ``cluster_parsers.parse_sinfo``)."""
         return await self.run(["sinfo", "--noheader", f"--format={SINFO_FORMAT}"])
 
     async def user_accounts(self, user: str) -> str:
-        """The accounts ``user`` has associations with (see ``options.parse_user_accounts``)."""
+        """The accounts ``user`` has associations with (see ``parsers.parse_user_accounts``)."""
         validate_user_name(user)
         return await self.run(
             ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"user={user}", "format=Account"]
@@ -589,5 +577,5 @@ class SlurmClient:
         return account in {line.strip() for line in listed.splitlines()}
 
     async def scontrol_show_node_addresses(self) -> str:
-        """Node name and NodeAddr of every node (see ``parsers.parse_node_addresses``)."""
+        """Node name and NodeAddr of every node (see ``cluster_parsers.parse_node_addresses``)."""
         return await self.run(["sinfo", "--noheader", "--Node", f"--format={NODE_ADDRESS_FORMAT}"])

@@ -50,17 +50,12 @@ from spawners.slurm.errors import LedgerUnavailable, SlurmNotAnswering, SpawnErr
 from spawners.slurm.form_hooks import (  # noqa: F401  (FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP: re-exported)
     _FORM_RETRY, FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP, FormHooks,
 )  # fmt: skip
-from spawners.slurm.options import (
-    OptionsError,
-    drop_stale_keys,
-    parse_sinfo,
-    parse_user_accounts,
-    validate_user_options,
-)
+from spawners.slurm.options import OptionsError, drop_stale_keys, validate_user_options
 from spawners.slurm import progress as words
 from spawners.slurm.launch import LaunchError, launch_for
 from spawners.slurm.ledger_link import LedgerLink
-from spawners.slurm.parsers import parse_node_addresses
+from spawners.slurm.cluster_parsers import parse_node_addresses, parse_sinfo
+from spawners.slurm.parsers import parse_user_accounts
 from spawners.slurm.refused_traits import check_spawner_config
 from spawners.slurm.reservations import forget_reservation
 from spawners.slurm.progress import ProgressEvent, parse_slurm_time

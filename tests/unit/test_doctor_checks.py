@@ -13,13 +13,13 @@ import pytest
 from hub.doctor import checks
 from hub.doctor.checks import Status
 from hub.ledger.arithmetic import ChargeRates
-from spawners.slurm.options import parse_sinfo
+from spawners.slurm.cluster_parsers import parse_partition_billing, parse_show_config, parse_sinfo
 
 pytestmark = pytest.mark.unit
 
 GOLDEN = Path(__file__).parent / "golden" / "doctor"
-CONFIG = checks.parse_show_config((GOLDEN / "show-config.txt").read_text())
-BILLING = checks.parse_partition_billing((GOLDEN / "show-partition.txt").read_text())
+CONFIG = parse_show_config((GOLDEN / "show-config.txt").read_text())
+BILLING = parse_partition_billing((GOLDEN / "show-partition.txt").read_text())
 CLUSTER = parse_sinfo((GOLDEN / "sinfo.txt").read_text())
 RATES = ChargeRates()
 
