@@ -70,7 +70,7 @@ RESERVED_ENV: frozenset[str] = frozenset({"PATH", "SLURM_CONF"})
 SUDO_SETS_ENV: frozenset[str] = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL"})
 # The commands this client runs (a bare name; bin_dir decides where it lives).
 SLURM_COMMANDS: frozenset[str] = frozenset(
-    {"sbatch", "scancel", "squeue", "sacct", "sinfo", "sacctmgr", "scontrol", "sshare", "sprio"}
+    {"sbatch", "scancel", "squeue", "sacct", "sinfo", "sacctmgr", "scontrol", "sshare", "sprio", "srun"}
 )
 # scancel stderr that means "nothing left to cancel": success for us.
 _SCANCEL_DONE_MARKERS = ("Invalid job id specified", "already completing or completed")
@@ -579,3 +579,32 @@ class SlurmClient:
     async def scontrol_show_node_addresses(self) -> str:
         """Node name and NodeAddr of every node (see ``cluster_parsers.parse_node_addresses``)."""
         return await self.run(["sinfo", "--noheader", "--Node", f"--format={NODE_ADDRESS_FORMAT}"])
+
+    # -- the doctor's reads ---------------------------------------------------
+
+    async def version(self) -> str:
+        """``sinfo --version``: e.g. ``slurm 22.05.8``."""
+        return await self.run(["sinfo", "--version"])
+
+    async def ping(self) -> str:
+        """``scontrol ping``: whether slurmctld answers (``... is UP``)."""
+        return await self.run(["scontrol", "ping"])
+
+    async def show_config(self) -> str:
+        """``scontrol show config`` (see ``cluster_parsers.parse_show_config``)."""
+        return await self.run(["scontrol", "show", "config"])
+
+    async def show_partitions(self) -> str:
+        """``scontrol show partition --oneliner`` (see ``cluster_parsers.parse_partition_billing``)."""
+        return await self.run(["scontrol", "show", "partition", "--oneliner"])
+
+    async def srun_task(self, command: Sequence[str], *, job_name: str, time_minutes: int) -> str:
+        """``srun --ntasks=1 --time=MINUTES --job-name=NAME COMMAND...`` as the hub's own account:
+        one task on a compute node, its stdout (a failure raises with its stderr)."""
+        if isinstance(command, str) or not command or not all(isinstance(word, str) for word in command):
+            raise ValueError("command must be a non-empty sequence of arguments")
+        if not JOB_NAME_PATTERN.fullmatch(job_name):
+            raise ValueError(f"job name must be non-empty without commas or spaces: {job_name!r}")
+        if isinstance(time_minutes, bool) or not isinstance(time_minutes, int) or not 1 <= time_minutes <= 60:
+            raise ValueError(f"a task's time limit is 1 to 60 minutes, got {time_minutes!r}")
+        return await self.run(["srun", "--ntasks=1", f"--time={time_minutes}", f"--job-name={job_name}", *command])

@@ -211,3 +211,62 @@ def test_identity_deny(denied, minimum_uid, status, says) -> None:
     assert finding.status is status and finding.name == "identity-deny"
     assert says in finding.detail
     assert (status is Status.PASS) or finding.fix
+
+
+# --- the Slurm reads, through the hub's cluster -----------------------------------------------------------
+
+
+def _site_answering(answers: dict[tuple[str, ...], object], monkeypatch, **settings):
+    """A doctor Site whose cluster's client answers ``answers`` (argv -> stdout, or a CommandResult)."""
+    from traitlets.config import Config
+
+    from hub.doctor.run import Site
+    from spawners.slurm.client import CommandResult
+
+    monkeypatch.delenv("SLURM_CONF", raising=False)
+    config = Config()
+    for name, value in settings.items():
+        config.SlurmCluster[name] = value
+    site = Site(config)
+    calls: list[tuple[list[str], str | None, float]] = []
+
+    async def runner(argv, *, input, env, timeout):
+        calls.append((list(argv), env.get("SLURM_CONF"), timeout))
+        answer = answers[tuple(argv)]
+        return answer if isinstance(answer, CommandResult) else CommandResult(0, answer, "")
+
+    make_client = site.cluster.client
+    site.cluster.client = lambda **overrides: make_client(runner=runner, **overrides)
+    monkeypatch.setattr(site, "munge_finding", lambda auth_info: checks.passed("munge", auth_info))
+    return site, calls
+
+
+def test_the_doctor_reads_slurm_through_the_hubs_cluster(monkeypatch) -> None:
+    from spawners.slurm.cluster_parsers import SINFO_FORMAT
+
+    answers = {
+        ("/opt/slurm/bin/sinfo", "--version"): "slurm-wlm 22.05.8\n",
+        ("/opt/slurm/bin/scontrol", "ping"): "Slurmctld(primary) at head is UP\n",
+        ("/opt/slurm/bin/scontrol", "show", "config"): (GOLDEN / "show-config.txt").read_text(),
+        ("/opt/slurm/bin/scontrol", "show", "partition", "--oneliner"): (GOLDEN / "show-partition.txt").read_text(),
+        ("/opt/slurm/bin/sinfo", "--noheader", f"--format={SINFO_FORMAT}"): (GOLDEN / "sinfo.txt").read_text(),
+    }
+    site, calls = _site_answering(answers, monkeypatch, slurm_conf="/etc/slurm/site.conf", bin_dir="/opt/slurm/bin")
+    findings = {finding.name: finding for finding in site.slurm_findings()}
+    assert [findings[name].status for name in ("slurm", "accounting", "gpu-tres", "enforce", "billing-weights")] == [
+        Status.PASS
+    ] * 5
+    assert [tuple(argv) for argv, _conf, _timeout in calls] == list(answers)
+    assert {(conf, timeout) for _argv, conf, timeout in calls} == {("/etc/slurm/site.conf", 30)}
+
+
+def test_the_doctor_says_when_slurmctld_does_not_answer(monkeypatch) -> None:
+    from spawners.slurm.client import CommandResult
+
+    answers = {
+        ("sinfo", "--version"): "slurm-wlm 22.05.8\n",
+        ("scontrol", "ping"): CommandResult(1, "", "scontrol: error: Unable to contact slurm controller\n"),
+    }
+    site, _calls = _site_answering(answers, monkeypatch)
+    (finding,) = site.slurm_findings()
+    assert finding.status is Status.FAIL and "Unable to contact slurm controller" in finding.detail
