@@ -63,7 +63,7 @@ def check_slurm_version(version_text: str | None, error: str = "") -> Finding:
     """``sinfo --version`` (``slurm-wlm 22.05.8``, ``slurm 23.11.4``)."""
     if version_text is None:
         return failed("slurm", f"Slurm does not answer: {error or 'no output'}",
-                      "start slurmctld, or point c.SlurmGPUSpawner.slurm_conf (SLURM_CONF) at the site's slurm.conf")  # fmt: skip
+                      "start slurmctld, or point c.SlurmCluster.slurm_conf (SLURM_CONF) at the site's slurm.conf")  # fmt: skip
     found = re.search(r"(\d+)\.(\d+)\.(\d+)", version_text)
     if not found:
         return failed("slurm", f"cannot read the version from {version_text.strip()[:80]!r}", "check `sinfo --version`")
