@@ -265,8 +265,8 @@ class Site:
             return checks.check_hub_from_node(None, f"not tested (a job would fetch {url}/hub/api/)")
         probe = "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15); print('ok')"
         try:
-            answer = self.slurm("srun_task", ["python3", "-c", probe, f"{url}/hub/api/"], job_name="hpchub-doctor",
-                                time_minutes=2, timeout=TEST_JOB_TIMEOUT)  # fmt: skip
+            answer = self.slurm("srun_task", ["python3", "-c", probe, f"{url}/hub/api/"], time_minutes=2,
+                                job_name=f"{self.cluster.job_name_prefix}-doctor", timeout=TEST_JOB_TIMEOUT)
         except SlurmTimeoutError:
             return checks.check_hub_from_node(False, f"the test job did not finish in {TEST_JOB_TIMEOUT} s")
         except SlurmCommandError as exc:

@@ -240,11 +240,9 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
     @functools.cached_property
     def cluster(self) -> SlurmCluster:
         """The hub's Slurm cluster (``c.SlurmCluster``); this spawner's own older settings, where set, win."""
-        overrides = {
-            "slurm_conf": self.slurm_conf,
-            "bin_dir": self.slurm_bin_dir,
-            "command_timeout": None if self.slurm_command_timeout == 30.0 else self.slurm_command_timeout,
-        }
+        older = {"slurm_conf": "slurm_conf", "bin_dir": "slurm_bin_dir", "command_timeout": "slurm_command_timeout"}
+        overrides = {trait: getattr(self, name) for trait, name in older.items()
+                     if getattr(self, name) != self.trait_defaults(name)}  # fmt: skip
         return SlurmCluster.from_config(self.config, parent=self, **overrides)
 
     @property

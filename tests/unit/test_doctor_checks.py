@@ -270,3 +270,24 @@ def test_the_doctor_says_when_slurmctld_does_not_answer(monkeypatch) -> None:
     site, _calls = _site_answering(answers, monkeypatch)
     (finding,) = site.slurm_findings()
     assert finding.status is Status.FAIL and "Unable to contact slurm controller" in finding.detail
+
+
+def test_the_doctors_test_job_runs_with_srun_through_the_cluster(monkeypatch) -> None:
+    from spawners.slurm.client import CommandResult
+
+    def answers(stdout: str, code: int = 0, stderr: str = "") -> dict:
+        probe = "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15); print('ok')"
+        argv = ("srun", "--ntasks=1", "--time=2", "--job-name=portal-doctor", "python3", "-c", probe,
+                "http://hub:8081/hub/api/")  # fmt: skip
+        return {argv: CommandResult(code, stdout, stderr)}
+
+    for answer, status, says in [
+        (answers("ok\n"), Status.PASS, "fetched http://hub:8081/hub/api/"),
+        (answers("", 1, "urllib.error.URLError: <urlopen error [Errno 111] Connection refused>\n"), Status.FAIL,
+         "could not fetch http://hub:8081/hub/api/: urllib.error.URLError"),
+    ]:
+        site, calls = _site_answering(answer, monkeypatch, job_name_prefix="portal")
+        site.config.JupyterHub.hub_connect_url = "http://hub:8081"
+        finding = site.hub_from_node_finding(True)
+        assert finding.status is status and says in finding.detail, finding
+        assert calls[0][2] == 120  # the test job's own timeout
