@@ -71,7 +71,7 @@ from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from spawners.slurm.accounts import TREE_ARGV, AccountTree, parse_account_tree
+from spawners.slurm.accounts import AccountTree, parse_account_tree
 from spawners.slurm.client import SlurmClient, SlurmCommandError
 from spawners.slurm.parsers import parse_accounting, parse_active_jobs, parse_assoc_mgr, parse_associations
 from spawners.slurm.types import AccountingRecord, ActiveJob, AssociationUsage, JobState
@@ -391,7 +391,7 @@ async def reconcile_pass(
     records = await _slurm("sacct", client.sacct_accounts(accounts, start=window, cluster=cluster), parse_accounting)
     plan = plan_accounting(records, projects, cluster, ledger.rates, ledger.site_timezone)
     report.problems.extend(plan.problems)
-    tree = await _slurm("sacctmgr show associations (the account tree)", client.run(list(TREE_ARGV)),
+    tree = await _slurm("sacctmgr show associations (the account tree)", client.account_tree(),
                         parse_account_tree)  # fmt: skip
     foreign = _not_own_leaf(projects, tree, report)
 

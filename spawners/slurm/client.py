@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from spawners.slurm.accounts import TREE_ARGV
 from spawners.slurm.cluster_parsers import NODE_ADDRESS_FORMAT, SINFO_FORMAT
 from spawners.slurm.parsers import (
     ACCOUNTING_SACCT_FORMAT,
@@ -43,7 +44,9 @@ from spawners.slurm.parsers import (
     SQUEUE_ACTIVE_FORMAT,
     SQUEUE_FORMAT,
     SQUEUE_START_FORMAT,
+    USER_ACCOUNTS_FORMAT,
     is_job_id,
+    parse_user_accounts,
 )
 
 USER_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
@@ -563,8 +566,9 @@ class SlurmClient:
         """The accounts ``user`` has associations with (see ``parsers.parse_user_accounts``)."""
         validate_user_name(user)
         return await self.run(
-            ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"user={user}", "format=Account"]
-        )
+            ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"user={user}",
+             f"format={USER_ACCOUNTS_FORMAT}"]
+        )  # fmt: skip
 
     async def account_exists(self, account: str) -> bool:
         """Whether Slurm's accounting database has ``account`` with an association (what
@@ -572,9 +576,15 @@ class SlurmClient:
         budget no job can spend."""
         validate_account_name(account)
         listed = await self.run(
-            ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"account={account}", "format=Account"]
-        )
-        return account in {line.strip() for line in listed.splitlines()}
+            ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"account={account}",
+             f"format={USER_ACCOUNTS_FORMAT}"]
+        )  # fmt: skip
+        return account in parse_user_accounts(listed)
+
+    async def account_tree(self) -> str:
+        """slurmdbd's account associations, every cluster (``accounts.TREE_ARGV``; see
+        ``accounts.parse_account_tree``)."""
+        return await self.run(list(TREE_ARGV))
 
     async def scontrol_show_node_addresses(self) -> str:
         """Node name and NodeAddr of every node (see ``cluster_parsers.parse_node_addresses``)."""

@@ -67,6 +67,8 @@ ACCOUNTING_SACCT_STATES: tuple[str, ...] = ("CD", "CA", "F", "TO", "NF", "PR", "
 # squeue --account --format, run with TZ=UTC: job id | account | user | state | submit time | comment
 # (the comment last: it may hold "|")
 SQUEUE_ACTIVE_FORMAT = "%i|%a|%u|%T|%V|%k"
+# sacctmgr show associations format= of the accounts one user or account has associations with
+USER_ACCOUNTS_FORMAT = "Account"
 # sacctmgr show associations format= (with --parsable2)
 SACCTMGR_ASSOCIATION_FORMAT = "Cluster,Account,User,Partition,MaxSubmitJobs"
 
@@ -390,7 +392,8 @@ def parse_associations(text: str) -> list[SlurmAssociation]:
 
 
 def parse_user_accounts(text: str) -> list[str]:
-    """Accounts from ``sacctmgr --noheader --parsable2 show associations user=NAME format=Account``.
+    """Accounts from ``sacctmgr --noheader --parsable2 show associations user=NAME format=``
+    :data:`USER_ACCOUNTS_FORMAT`.
 
     One account per line; blanks skipped, duplicates (one per partition or
     cluster association) dropped, first-seen order kept.
