@@ -86,7 +86,8 @@ class SlurmCluster(LoggingConfigurable):
     @classmethod
     def from_config(cls, config: Config | None, **overrides: Any) -> SlurmCluster:
         """The cluster of ``config`` (``c.SlurmCluster``, else :data:`LEGACY_SETTINGS`), with
-        ``overrides`` (trait -> value; ``None`` and ``''`` leave the configured value)."""
+        ``overrides`` (trait -> value, where ``None`` and ``''`` leave the configured value; or
+        ``parent``, the configurable it belongs to)."""
         config = config if config is not None else Config()
         own = config["SlurmCluster"] if "SlurmCluster" in config else {}
         settings: dict[str, Any] = {}
