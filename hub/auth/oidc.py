@@ -140,7 +140,10 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         help="Check at login that the mapped account has a Unix user and a Slurm association. Default True.",
     ).tag(config=True)
     slurm_conf = Unicode(
-        "", help="slurm.conf for the association check (SLURM_CONF). Default '' (Slurm's own)."
+        "",
+        help="Deprecated: set c.SlurmCluster.slurm_conf. Still honoured: set, it wins for the association check. "
+        "slurm.conf for the association check (SLURM_CONF). Default '' (the cluster's). "
+        "Example: '/etc/slurm/slurm.conf'.",
     ).tag(config=True)
     apply_url = Unicode(
         "",
@@ -237,10 +240,11 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         return True
 
     async def slurm_association_exists(self, account: str) -> bool:
-        from spawners.slurm.client import SlurmClient, SlurmCommandError  # noqa: PLC0415
-        from spawners.slurm.options import parse_user_accounts  # noqa: PLC0415
+        from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
+        from spawners.slurm.cluster import SlurmCluster  # noqa: PLC0415
+        from spawners.slurm.parsers import parse_user_accounts  # noqa: PLC0415
 
-        client = SlurmClient(slurm_conf=self.slurm_conf or None, log=self.log)
+        client = SlurmCluster.from_config(self.config, slurm_conf=self.slurm_conf).client(log=self.log)
         try:
             return bool(parse_user_accounts(await client.user_accounts(account)))
         except SlurmCommandError as exc:

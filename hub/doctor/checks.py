@@ -63,7 +63,7 @@ def check_slurm_version(version_text: str | None, error: str = "") -> Finding:
     """``sinfo --version`` (``slurm-wlm 22.05.8``, ``slurm 23.11.4``)."""
     if version_text is None:
         return failed("slurm", f"Slurm does not answer: {error or 'no output'}",
-                      "start slurmctld, or point c.SlurmGPUSpawner.slurm_conf (SLURM_CONF) at the site's slurm.conf")  # fmt: skip
+                      "start slurmctld, or point c.SlurmCluster.slurm_conf (SLURM_CONF) at the site's slurm.conf")  # fmt: skip
     found = re.search(r"(\d+)\.(\d+)\.(\d+)", version_text)
     if not found:
         return failed("slurm", f"cannot read the version from {version_text.strip()[:80]!r}", "check `sinfo --version`")
@@ -73,16 +73,6 @@ def check_slurm_version(version_text: str | None, error: str = "") -> Finding:
         return failed("slurm", f"version {text} is older than {MIN_SLURM[0]}.{MIN_SLURM[1]:02d}",
                       "upgrade Slurm (hpchub is tested with 22.05)")  # fmt: skip
     return passed("slurm", f"version {text}, the controller answers")
-
-
-def parse_show_config(text: str) -> dict[str, str]:
-    """``scontrol show config``: ``Key = value`` lines."""
-    config = {}
-    for line in text.splitlines():
-        key, sep, value = line.partition("=")
-        if sep and key.strip() and " " not in key.strip():
-            config[key.strip()] = value.strip()
-    return config
 
 
 def check_accounting(config: Mapping[str, str]) -> Finding:
@@ -113,19 +103,6 @@ def check_enforce(config: Mapping[str, str]) -> Finding:
                       "set AccountingStorageEnforce=associations,limits,safe in slurm.conf: without them Slurm "
                       "lets jobs run past the budget mirror (safe: a job starts only if it can finish in budget)")  # fmt: skip
     return passed("enforce", "AccountingStorageEnforce has associations, limits and safe")
-
-
-def parse_partition_billing(text: str) -> dict[str, dict[str, str]]:
-    """``scontrol show partition --oneliner`` -> partition -> TRESBillingWeights items."""
-    partitions = {}
-    for line in text.splitlines():
-        fields = dict(item.split("=", 1) for item in line.split() if "=" in item)
-        if "PartitionName" not in fields:
-            continue
-        weights = fields.get("TRESBillingWeights", "")
-        items = dict(item.split("=", 1) for item in weights.split(",") if "=" in item)
-        partitions[fields["PartitionName"]] = {key.lower(): value for key, value in items.items()}
-    return partitions
 
 
 def check_billing_weights(billing: Mapping[str, Mapping[str, str]], cluster: ClusterInfo, rates: ChargeRates) -> Finding:

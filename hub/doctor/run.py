@@ -7,6 +7,7 @@ Everything runs as argv lists with timeouts; nothing from the configuration reac
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import subprocess
@@ -15,8 +16,13 @@ from pathlib import Path
 
 from traitlets.config import Config
 
+from spawners.slurm.client import SlurmCommandError, SlurmTimeoutError
+from spawners.slurm.cluster import SlurmCluster
+from spawners.slurm.cluster_parsers import parse_partition_billing, parse_show_config, parse_sinfo
+
 from ..cli_support import DEFAULT_CONFIG_FILE, DEMO_CONFIG_FILE, UsageError, read_config_file
 from ..deploy import ENV_KEPT, NAME_RE
+
 from . import checks
 from .checks import Finding
 
@@ -50,39 +56,44 @@ class Site:
 
         self.config = config
         self.service_user = service_user  # the hub's account (--service-user); '' : the account running doctor
-        self.slurm_conf = _setting(config, "SlurmGPUSpawner", "slurm_conf", "") or os.environ.get("SLURM_CONF", "")
-        self.env = {**os.environ, **({"SLURM_CONF": self.slurm_conf} if self.slurm_conf else {})}
+        # The hub's cluster; doctor runs from a shell, so $SLURM_CONF counts where the configuration sets none.
+        self.cluster = SlurmCluster.from_config(config)
+        if not self.cluster.slurm_conf:
+            self.cluster.slurm_conf = os.environ.get("SLURM_CONF", "")
         self.ledger_settings = HPCHubLedger(config=config)
         self.catalogue_file = _setting(config, "SlurmGPUSpawner", "catalogue_file",
                                        _trait_default(SlurmGPUSpawner, "catalogue_file"))  # fmt: skip
         self.catalogue_variables = _setting(config, "SlurmGPUSpawner", "catalogue_variables", {}) or {}
 
-    def slurm(self, *argv: str) -> subprocess.CompletedProcess:
-        return _run(list(argv), env=self.env)
+    def slurm(self, read: str, *args, timeout: float = COMMAND_TIMEOUT, **kwargs) -> str:
+        """One of the Slurm client's commands (``version``, ``show_config``, ...) through the cluster's client."""
+        return asyncio.run(getattr(self.cluster.client(timeout=timeout), read)(*args, **kwargs))
 
     # --- the checks, each catching what it gathers ------------------------------------------------------
 
     def slurm_findings(self) -> list[Finding]:
-        from spawners.slurm.options import parse_sinfo  # noqa: PLC0415
-
         try:
-            version = self.slurm("sinfo", "--version")
-            ping = self.slurm("scontrol", "ping")
-        except (OSError, subprocess.TimeoutExpired) as exc:
+            version = self.slurm("version")
+            ping = self.slurm("ping")
+        except SlurmCommandError as exc:
+            return [checks.check_slurm_version(None, exc.first_stderr_line or exc.summary)]
+        except ValueError as exc:
             return [checks.check_slurm_version(None, str(exc))]
-        if version.returncode or ping.returncode or "UP" not in ping.stdout:
-            detail = (ping.stderr or ping.stdout or version.stderr).strip().splitlines()
-            return [checks.check_slurm_version(None, detail[0] if detail else f"exit {ping.returncode}")]
-        findings = [checks.check_slurm_version(version.stdout)]
-        config = checks.parse_show_config(self.slurm("scontrol", "show", "config").stdout)
+        if "UP" not in ping:
+            detail = ping.strip().splitlines()
+            return [checks.check_slurm_version(None, detail[0] if detail else "scontrol ping: no answer")]
+        findings = [checks.check_slurm_version(version)]
+        try:
+            config = parse_show_config(self.slurm("show_config"))
+            billing = parse_partition_billing(self.slurm("show_partitions"))
+            cluster = parse_sinfo(self.slurm("sinfo"))
+        except (SlurmCommandError, ValueError) as exc:
+            return [*findings, checks.failed("accounting", f"Slurm's configuration is unreadable: {exc}",
+                                             "check that slurmctld answers scontrol and sinfo")]  # fmt: skip
         rates = self.ledger_settings.rates()
         findings += [checks.check_accounting(config), checks.check_gpu_tres(config, rates.gpu_types),
                      checks.check_enforce(config)]  # fmt: skip
-        billing = checks.parse_partition_billing(self.slurm("scontrol", "show", "partition", "--oneliner").stdout)
-        from spawners.slurm.client import SINFO_FORMAT  # noqa: PLC0415
-
-        sinfo = self.slurm("sinfo", "--noheader", f"--format={SINFO_FORMAT}")
-        findings.append(checks.check_billing_weights(billing, parse_sinfo(sinfo.stdout), rates))
+        findings.append(checks.check_billing_weights(billing, cluster, rates))
         findings.append(self.munge_finding(config.get("AuthInfo", "")))
         return findings
 
@@ -247,14 +258,18 @@ class Site:
             return checks.check_hub_from_node(None, f"not tested (a job would fetch {url}/hub/api/)")
         probe = "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15); print('ok')"
         try:
-            job = _run(["srun", "--ntasks=1", "--time=2", "--job-name=hpchub-doctor", "python3", "-c", probe,
-                        f"{url}/hub/api/"], env=self.env, timeout=TEST_JOB_TIMEOUT)  # fmt: skip
-        except subprocess.TimeoutExpired:
+            answer = self.slurm("srun_task", ["python3", "-c", probe, f"{url}/hub/api/"], time_minutes=2,
+                                job_name=f"{self.cluster.job_name_prefix}-doctor", timeout=TEST_JOB_TIMEOUT)
+        except SlurmTimeoutError:
             return checks.check_hub_from_node(False, f"the test job did not finish in {TEST_JOB_TIMEOUT} s")
-        if job.returncode == 0 and job.stdout.strip().endswith("ok"):
+        except SlurmCommandError as exc:
+            lines = exc.stderr.strip().splitlines()
+            return checks.check_hub_from_node(False, f"a job could not fetch {url}/hub/api/: "
+                                                     f"{lines[-1] if lines else exc.returncode}")  # fmt: skip
+        if answer.strip().endswith("ok"):
             return checks.check_hub_from_node(True, f"a job on a compute node fetched {url}/hub/api/")
-        lines = (job.stderr or job.stdout).strip().splitlines()
-        return checks.check_hub_from_node(False, f"a job could not fetch {url}/hub/api/: {lines[-1] if lines else job.returncode}")
+        lines = answer.strip().splitlines()
+        return checks.check_hub_from_node(False, f"a job could not fetch {url}/hub/api/: {lines[-1] if lines else 0}")
 
     def reconciler_role_finding(self) -> Finding:
         from jupyterhub.scopes import expand_scopes  # noqa: PLC0415

@@ -50,7 +50,10 @@ class HPCHubEnvironments(Configurable):
         "hpchub-env-build", help="Slurm job name of build jobs. Default 'hpchub-env-build'."
     ).tag(config=True)
     slurm_conf = Unicode(
-        "", help="slurm.conf for the build's sbatch/squeue (SLURM_CONF). Default '' (Slurm's own)."
+        "",
+        help="Deprecated: set c.SlurmCluster.slurm_conf. Still honoured: set, it wins for builds. slurm.conf for "
+        "the build's sbatch/squeue (SLURM_CONF). Default '' ($SLURM_CONF, else the cluster's). "
+        "Example: '/etc/slurm/slurm.conf'.",
     ).tag(config=True)
     manage_unix_groups = Bool(
         False,

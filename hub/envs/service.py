@@ -109,9 +109,11 @@ def active_jobs(settings: HPCHubEnvironments, job_ids: list[str]) -> dict[str, b
 
 
 def _client(settings: HPCHubEnvironments):
-    from spawners.slurm.client import SlurmClient  # noqa: PLC0415
+    """The cluster's client for builds: their own slurm_conf (else $SLURM_CONF) wins; 60 s per command."""
+    from spawners.slurm.cluster import SlurmCluster  # noqa: PLC0415
 
-    return SlurmClient(slurm_conf=settings.slurm_conf or os.environ.get("SLURM_CONF") or None, timeout=60)
+    slurm_conf = settings.slurm_conf or os.environ.get("SLURM_CONF")
+    return SlurmCluster.from_config(settings.config, slurm_conf=slurm_conf).client(timeout=60)
 
 
 def refreshed(settings: HPCHubEnvironments, space: sp.ProjectSpace) -> Mapping[str, bool] | None:

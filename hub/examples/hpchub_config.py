@@ -67,15 +67,15 @@ c.HPCHubLedger.sqlite_busy_timeout = 30  # seconds (SQLite only)
 # --- The cluster -------------------------------------------------------------------------
 c.JupyterHub.spawner_class = "slurm-gpu"  # sessions are Slurm jobs submitted as the user (sudo rules)
 c.HPCHubLedger.cluster = "hpc"  # SITE: Slurm's ClusterName (charges are keyed by cluster and job id)
-c.SlurmGPUSpawner.slurm_conf = "/etc/slurm/slurm.conf"
-c.SlurmGPUSpawner.slurm_bin_dir = "/usr/bin"  # where sbatch, squeue, scancel live (the sudoers file names them)
-c.SlurmGPUSpawner.slurm_command_timeout = 30  # seconds
+# Every Slurm command of the hub, the reconciler, the command line and the doctor (c.SlurmCluster;
+# the older c.SlurmGPUSpawner.slurm_conf, slurm_bin_dir, slurm_command_timeout still set it).
+c.SlurmCluster.slurm_conf = "/etc/slurm/slurm.conf"
+c.SlurmCluster.bin_dir = "/usr/bin"  # where sbatch, squeue, scancel live (the sudoers file names them)
+c.SlurmCluster.command_timeout = 30  # seconds
 c.SlurmGPUSpawner.job_name = "hpchub-jupyter"  # the watcher asks squeue for this name only
 c.SlurmGPUSpawner.status_interval = 30  # seconds between squeue calls while every job runs (one call for all)
 c.SlurmGPUSpawner.pending_status_interval = 2  # seconds while any job is pending
 c.SlurmGPUSpawner.cluster_info_ttl = 300  # seconds the partitions and GPUs read from sinfo are reused
-c.HPCHubOIDCAuthenticator.slurm_conf = "/etc/slurm/slurm.conf"
-c.HPCHubEnvironments.slurm_conf = "/etc/slurm/slurm.conf"
 
 # --- Partitions ----------------------------------------------------------------------------
 # The spawn form offers Slurm's own partitions, their time limits and the GPU types their nodes

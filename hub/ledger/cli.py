@@ -311,7 +311,7 @@ def cmd_reconcile(args) -> int:
     """``hpchub reconcile``: see hub/ledger/reconcile.py (imported here: it needs the Slurm client)."""
     import asyncio  # noqa: PLC0415
 
-    from spawners.slurm.client import SlurmClient, validate_cluster_name  # noqa: PLC0415
+    from spawners.slurm.client import validate_cluster_name  # noqa: PLC0415
 
     from .reconcile import SLURM_TIMEOUT_SECONDS, run_reconcile  # noqa: PLC0415
 
@@ -324,8 +324,8 @@ def cmd_reconcile(args) -> int:
         except ValueError as exc:
             raise UsageError(f"--cluster: {exc}") from None
     orphan_grace = _orphan_grace(args)
-    slurm_conf = args.slurm_conf or os.environ.get("SLURM_CONF") or None
-    client = SlurmClient(slurm_conf=slurm_conf, timeout=SLURM_TIMEOUT_SECONDS)
+    cluster = slurm_cluster(args)
+    client = cluster.client(timeout=SLURM_TIMEOUT_SECONDS)
     watches = []
     if args.stop_exhausted_after is not None:
         watches.append(_budget_watch(args.stop_exhausted_after))
@@ -340,7 +340,8 @@ def cmd_reconcile(args) -> int:
     try:
         upgrade(url)
         with Ledger(url) as ledger:
-            passes = run_reconcile(ledger, client, every=args.every, cluster=args.cluster, dry_run=args.dry_run,
+            passes = run_reconcile(ledger, client, every=args.every, cluster=args.cluster or cluster.name or None,
+                                   dry_run=args.dry_run,
                                    after_pass=None if after_pass is None else (lambda: after_pass(ledger)),
                                    pause_file=args.pause_file,
                                    prune_unknown_associations=args.prune_unknown_associations,
@@ -402,6 +403,17 @@ def _unless_hub_unavailable(what: str, watch):
             return [f"{what}: the hub did not answer, nothing stopped this pass: {exc}"]
 
     return after_pass
+
+
+def slurm_cluster(args):
+    """The hub's Slurm cluster (``c.SlurmCluster`` of the --config file if it exists), with
+    ``--slurm-conf``, else ``$SLURM_CONF``, winning for its slurm.conf."""
+    from spawners.slurm.cluster import SlurmCluster  # noqa: PLC0415 (the Slurm layer: not every command needs it)
+
+    config_file = getattr(args, "config", None)
+    config = load_hub_config(config_file) if config_file and os.path.isfile(config_file) else None
+    slurm_conf = getattr(args, "slurm_conf", None) or os.environ.get("SLURM_CONF")
+    return SlurmCluster.from_config(config, slurm_conf=slurm_conf)
 
 
 def _config_settings(args):
@@ -552,7 +564,8 @@ def add_parsers(subparsers) -> None:
         "--slurm-conf", metavar="PATH", help="Slurm's configuration (default $SLURM_CONF, else Slurm's own)"
     )
     reconcile.add_argument(
-        "--cluster", metavar="NAME", help="the Slurm cluster (default: the one of the Slurm configuration)"
+        "--cluster", metavar="NAME",
+        help="the Slurm cluster (default c.SlurmCluster.name of --config, else the one of the Slurm configuration)",
     )
     reconcile.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")
     reconcile.add_argument(

@@ -55,16 +55,18 @@ TA_EXTENSION_HELP = (
 )
 
 
-def read_slurm_accounts(slurm_conf: str | None):
-    """Slurm's account tree (``spawners.slurm.accounts``) of ``slurm_conf`` (else ``$SLURM_CONF``,
-    else Slurm's own); a failure is one line, exit 1: a course is never created unchecked."""
+def read_slurm_accounts(args):
+    """Slurm's account tree (``spawners.slurm.accounts``) of the hub's cluster (``--slurm-conf``, else
+    ``$SLURM_CONF``, else the --config file's, else Slurm's own); a failure is one line, exit 1: a
+    course is never created unchecked."""
     import asyncio  # noqa: PLC0415
-    import os  # noqa: PLC0415
 
     from spawners.slurm.accounts import read_account_tree  # noqa: PLC0415
-    from spawners.slurm.client import SlurmClient, SlurmCommandError  # noqa: PLC0415
+    from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
 
-    client = SlurmClient(slurm_conf=slurm_conf or os.environ.get("SLURM_CONF") or None)
+    from .cli import slurm_cluster  # noqa: PLC0415
+
+    client = slurm_cluster(args).client()
     try:
         return asyncio.run(read_account_tree(client))
     except SlurmCommandError as exc:
@@ -76,7 +78,7 @@ def read_slurm_accounts(slurm_conf: str | None):
 
 def _course_create(ledger: Ledger, args) -> None:
     fields = {field: getattr(args, field) for field in COURSE_FIELDS}
-    info, rules = new_course(ledger, fields, who=args.who, slurm_accounts=read_slurm_accounts(args.slurm_conf))
+    info, rules = new_course(ledger, fields, who=args.who, slurm_accounts=read_slurm_accounts(args))
     budget = arith.format_gpu_hours(ledger.figures(info.name).grants_mgs)
     print(f"created course {info.name} (account {info.slurm_account}, {budget} GPU-h, "
           f"{info.period_start} to {info.period_end})")  # fmt: skip
@@ -206,12 +208,12 @@ def _course_close(ledger: Ledger, args) -> None:
 def _course_lab_hours(ledger: Ledger, args) -> None:
     """Switch the course's lab hours on (a Slurm reservation from now) or off, or show them."""
     import asyncio  # noqa: PLC0415
-    import os  # noqa: PLC0415
     from datetime import datetime, timezone  # noqa: PLC0415
 
-    from spawners.slurm.client import SlurmClient, SlurmCommandError  # noqa: PLC0415
+    from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
     from spawners.slurm.reservations import create_reservation, delete_reservation, show_reservation  # noqa: PLC0415
 
+    from .cli import slurm_cluster  # noqa: PLC0415
     from .course_accounts import foreign_reservation  # noqa: PLC0415
 
     rules = ledger.course_rules(args.name)
@@ -222,7 +224,7 @@ def _course_lab_hours(ledger: Ledger, args) -> None:
     if args.on and not args.nodes:
         raise UsageError("--nodes: which nodes the lab hours reserve, e.g. gpu03")
     account = ledger.project(args.name).slurm_account
-    client = SlurmClient(slurm_conf=args.slurm_conf or os.environ.get("SLURM_CONF") or None)
+    client = slurm_cluster(args).client()
 
     async def act() -> str:
         if args.on or args.off:

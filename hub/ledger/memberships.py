@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from spawners.slurm.client import SlurmClient, SlurmCommandError, validate_user_name
+from spawners.slurm.types import SlurmAssociation
 
 from .store import MembershipState
 
@@ -43,17 +44,6 @@ class Verb(Enum):
     BLOCK = "block"
     REMOVE = "remove"
     UNBLOCK = "unblock"
-
-
-@dataclass(frozen=True)
-class SlurmAssociation:
-    """One line of ``sacctmgr show associations format=Cluster,Account,User,Partition,MaxSubmitJobs``."""
-
-    cluster: str
-    account: str
-    user: str | None  # None: the account's own association
-    partition: str | None
-    max_submit_jobs: int | None  # None: no limit
 
 
 @dataclass(frozen=True)
@@ -86,40 +76,6 @@ class AssociationChange:
 
 
 # --- pure ------------------------------------------------------------------------------------------
-
-
-def parse_associations(text: str) -> list[SlurmAssociation]:
-    """``sacctmgr --noheader --parsable2 show associations format=Cluster,Account,User,Partition,
-    MaxSubmitJobs``; ValueError for a line that is not five fields."""
-    associations = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        fields = line.split("|")
-        if len(fields) != 5:
-            raise ValueError(f"sacctmgr line {number}: {len(fields)} fields, expected 5: {line[:200]!r}")
-        cluster, account, user, partition, max_submit = (value.strip() for value in fields)
-        if not cluster or not account:
-            raise ValueError(f"sacctmgr line {number}: no cluster or account: {line[:200]!r}")
-        if max_submit and not max_submit.isdigit():
-            raise ValueError(f"sacctmgr line {number}: MaxSubmitJobs {max_submit!r}")
-        associations.append(SlurmAssociation(
-            cluster, account, user or None, partition or None, int(max_submit) if max_submit else None,
-        ))  # fmt: skip
-    return associations
-
-
-def parse_active_jobs(text: str) -> set[tuple[str, str]]:
-    """(account, user) of every job in ``squeue --noheader --format=%i|%a|%u|%T``."""
-    active = set()
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        fields = line.split("|")
-        if len(fields) != 4 or not fields[1] or not fields[2]:
-            raise ValueError(f"squeue line {number}: expected job|account|user|state: {line[:200]!r}")
-        active.add((fields[1].strip(), fields[2].strip()))
-    return active
 
 
 def _valid_user(user: str) -> bool:
@@ -206,11 +162,8 @@ async def apply_change(client: SlurmClient, change: AssociationChange) -> None:
 __all__ = [
     "AssociationChange",
     "MembershipPlan",
-    "SlurmAssociation",
     "SlurmCommandError",
     "Verb",
     "apply_change",
-    "parse_active_jobs",
-    "parse_associations",
     "plan_memberships",
 ]

@@ -25,15 +25,16 @@ Holds follow the same rule: a session admitted more than ``grace`` + ``STALE_ADM
 ago that still has no job id will never get one (sbatch has a timeout far below that; the hub
 died or could not write between admission and the record), so its hold is released.
 
-Pure planning (``parse_active_jobs``, ``find_orphans``) plus the ledger's records
-(``OrphanRecords``, mixed into ``Ledger``).
+Pure planning (``find_orphans``, over the jobs ``spawners.slurm.parsers.parse_active_jobs``
+reads) plus the ledger's records (``OrphanRecords``, mixed into ``Ledger``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
@@ -42,29 +43,15 @@ from .models import OrphanJob, PortalSession, Project
 from .outside_jobs import chunks
 from .types import SessionState, check_account, check_aware, check_cluster, check_job_id, check_text, check_user
 
-TAG_PREFIX = "hpchub:"  # spawners.slurm.script.COMMENT_PREFIX (not imported: the ledger stays Slurm-free)
+if TYPE_CHECKING:  # the ledger imports nothing of the Slurm layer at run time: jobs are read by duck type
+    from spawners.slurm.types import ActiveJob
+
 MAX_TAG_CHARS = 200
 # squeue states of a job that is already going away: nothing to cancel.
 ENDING_STATES = frozenset({"COMPLETING", "COMPLETED", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
                            "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY", "SPECIAL_EXIT"})  # fmt: skip
 DEFAULT_GRACE = timedelta(seconds=120)
 STALE_ADMISSION_MARGIN = timedelta(seconds=60)  # beyond the grace; more than the spawner's sbatch timeout (30 s)
-
-
-@dataclass(frozen=True)
-class ActiveJob:
-    """One line of ``squeue --noheader --account=... --format=%i|%a|%u|%T|%V|%k`` (TZ=UTC)."""
-
-    job_id: str
-    account: str
-    user: str
-    state: str  # Slurm's word: PENDING, RUNNING, COMPLETING, ...
-    submitted_at: datetime | None  # None: Slurm printed none
-    comment: str  # the tag; may hold anything a user typed, "|" included (it is the last field)
-
-    @property
-    def tagged(self) -> bool:
-        return self.comment.startswith(TAG_PREFIX)
 
 
 @dataclass(frozen=True)
@@ -86,32 +73,6 @@ class Orphan:
         job = self.job
         return (f"{verb} orphan job {job.job_id} on {job.account} ({job.user}), tagged {job.comment[:80]!r}: "
                 f"{self.reason}; never adopted, its usage is charged as an outside job")  # fmt: skip
-
-
-def _squeue_time(text: str, line_number: int) -> datetime | None:
-    value = text.strip()
-    if not value or value.upper() in ("N/A", "UNKNOWN", "NONE"):
-        return None
-    try:
-        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
-    except ValueError:
-        raise ValueError(f"squeue line {line_number}: submit time is not a time: {value!r}") from None
-
-
-def parse_active_jobs(text: str) -> list[ActiveJob]:
-    """Strict: a line without the six fields, an empty account or user, or a bad submit time
-    raises ValueError (a garbled answer is never read as "no jobs")."""
-    jobs = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        fields = line.split("|", 5)
-        if len(fields) != 6 or not fields[1].strip() or not fields[2].strip():
-            raise ValueError(f"squeue line {number}: expected job|account|user|state|submit|comment: {line[:200]!r}")
-        job_id, account, user, state, submitted, comment = fields
-        jobs.append(ActiveJob(job_id.strip(), account.strip(), user.strip(), state.strip().upper(),
-                              _squeue_time(submitted, number), comment.strip()))  # fmt: skip
-    return jobs
 
 
 def find_orphans(
@@ -242,11 +203,9 @@ class OrphanRecords:
 
 __all__ = [
     "DEFAULT_GRACE",
-    "ActiveJob",
     "Orphan",
     "OrphanJobInfo",
     "OrphanRecords",
     "PortalRecord",
     "find_orphans",
-    "parse_active_jobs",
 ]

@@ -71,17 +71,16 @@ from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from spawners.slurm.accounts import TREE_ARGV, AccountTree, parse_account_tree
+from spawners.slurm.accounts import AccountTree, parse_account_tree
 from spawners.slurm.client import SlurmClient, SlurmCommandError
-from spawners.slurm.parsers import parse_accounting, parse_assoc_mgr
-from spawners.slurm.types import AccountingRecord, AssociationUsage, JobState
+from spawners.slurm.parsers import parse_accounting, parse_active_jobs, parse_assoc_mgr, parse_associations
+from spawners.slurm.types import AccountingRecord, ActiveJob, AssociationUsage, JobState
 
 from . import arithmetic as arith
 from .course_accounts import mirror_refusal
 from .errors import LedgerError
-from .memberships import AssociationChange, Verb, apply_change, parse_active_jobs, parse_associations, plan_memberships
-from .orphans import STALE_ADMISSION_MARGIN, ActiveJob, find_orphans
-from .orphans import parse_active_jobs as parse_tagged_jobs
+from .memberships import AssociationChange, Verb, apply_change, plan_memberships
+from .orphans import STALE_ADMISSION_MARGIN, find_orphans
 from .store import Ledger
 from .types import MirrorFigures, OutsideJobSeen, ProjectInfo, ProjectState, check_job_id, check_user
 
@@ -392,7 +391,7 @@ async def reconcile_pass(
     records = await _slurm("sacct", client.sacct_accounts(accounts, start=window, cluster=cluster), parse_accounting)
     plan = plan_accounting(records, projects, cluster, ledger.rates, ledger.site_timezone)
     report.problems.extend(plan.problems)
-    tree = await _slurm("sacctmgr show associations (the account tree)", client.run(list(TREE_ARGV)),
+    tree = await _slurm("sacctmgr show associations (the account tree)", client.account_tree(),
                         parse_account_tree)  # fmt: skip
     foreign = _not_own_leaf(projects, tree, report)
 
@@ -470,7 +469,7 @@ async def _cancel_orphans(
                              f"{admitted:%Y-%m-%d %H:%M:%S} UTC, the hub never recorded a job for it"
                              for sid, project, user, server, admitted in stale]  # fmt: skip
     try:
-        jobs = parse_tagged_jobs(await client.squeue_account_jobs(accounts))
+        jobs = parse_active_jobs(await client.squeue_account_jobs(accounts))
     except SlurmCommandError as exc:
         report.problems.append(Problem(None, f"orphan check skipped: {exc}"))
         return None
@@ -611,7 +610,8 @@ async def _sync_memberships(
             if active is not None:  # the orphan step's listing covers every project account
                 busy = {(job.account, job.user) for job in active}
             else:
-                busy = parse_active_jobs(await client.squeue_accounts(removal_accounts))
+                busy = {(job.account, job.user)
+                        for job in parse_active_jobs(await client.squeue_account_jobs(removal_accounts))}  # fmt: skip
         except (SlurmCommandError, ValueError) as exc:
             for change in plan.removals:
                 report.problems.append(Problem(change.account, f"{change.where}: association not removed: squeue: {exc}"))

@@ -1,9 +1,9 @@
 """A course's lab hours from the hub: its settings (``c.HPCHubCourses``), the hub's Slurm client,
 and the reservation's state for the course page and the lab-hours endpoint.
 
-The hub reads and switches the course's Slurm reservation with the spawner's own Slurm
-settings (``SlurmGPUSpawner.slurm_conf``, ``slurm_bin_dir``, ``slurm_command_timeout``), so
-the page, the endpoint and the spawner see the same cluster; a read is shared with the
+The hub reads and switches the course's Slurm reservation with the hub's cluster
+(``c.SlurmCluster``, see :mod:`spawners.slurm.cluster`), so the page, the endpoint and the
+spawner see the same cluster; a read is shared with the
 spawner for ``spawners.slurm.reservations.CACHE_SECONDS`` (10 s) and dropped when the hub
 switches the reservation. Creating and deleting a reservation needs a Slurm operator (the
 demo's hub runs as root).
@@ -18,6 +18,7 @@ from traitlets import Integer, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from spawners.slurm.client import SlurmClient, SlurmCommandError
+from spawners.slurm.cluster import SlurmCluster
 from spawners.slurm.reservations import MAX_RESERVATION_MINUTES, NODE_NAME_PATTERN, cached_reservation
 
 from .course_tables import LabHours, lab_hours
@@ -60,14 +61,8 @@ class HPCHubCourses(Configurable):
 
 
 def hub_slurm_client(config) -> SlurmClient:
-    """A Slurm client with the spawner's settings from the hub's configuration."""
-    section = config.get("SlurmGPUSpawner") or {}
-    return SlurmClient(
-        slurm_conf=section.get("slurm_conf") or None,
-        bin_dir=section.get("slurm_bin_dir") or "",
-        timeout=float(section.get("slurm_command_timeout") or 30.0),
-        log=log,
-    )
+    """The Slurm client of the hub's cluster (``c.SlurmCluster``) from the hub's configuration."""
+    return SlurmCluster.from_config(config).client(log=log)
 
 
 async def read_lab_hours(client: SlurmClient, reservation: str | None, now: datetime) -> LabHours:

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from spawners.slurm.client import SlurmClient
+if TYPE_CHECKING:  # the client runs TREE_ARGV (client.account_tree): it imports this module
+    from spawners.slurm.client import SlurmClient
 
 ROOT_ACCOUNT = "root"
 TREE_FORMAT = "Cluster,Account,ParentName,User"
@@ -77,7 +79,7 @@ def tree_of(pairs: Iterable[tuple[str, str]], cluster: str = "") -> AccountTree:
 
 async def read_account_tree(client: SlurmClient) -> AccountTree:
     """The tree as slurmdbd has it now (one ``sacctmgr``; any cluster)."""
-    return parse_account_tree(await client.run(list(TREE_ARGV)))
+    return parse_account_tree(await client.account_tree())
 
 
 __all__ = ["ROOT_ACCOUNT", "TREE_ARGV", "AccountTree", "parse_account_tree", "read_account_tree", "tree_of"]

@@ -18,7 +18,9 @@ Rules kept here so no caller has to remember them:
   :class:`SlurmTimeoutError`. Callers decide what a failure means; the watcher
   reads any failure as UNKNOWN, never as "job gone".
 
-Parsing lives in :mod:`spawners.slurm.parsers`.
+Parsing lives in :mod:`spawners.slurm.parsers` (jobs, accounting) and
+:mod:`spawners.slurm.cluster_parsers` (partitions, nodes, configuration), with the
+format strings this client asks for.
 """
 
 from __future__ import annotations
@@ -32,15 +34,19 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from spawners.slurm.accounts import TREE_ARGV
+from spawners.slurm.cluster_parsers import NODE_ADDRESS_FORMAT, SINFO_FORMAT
 from spawners.slurm.parsers import (
     ACCOUNTING_SACCT_FORMAT,
     ACCOUNTING_SACCT_STATES,
-    NODE_ADDRESS_FORMAT,
     SACCT_FORMAT,
-    SINFO_FORMAT,
+    SACCTMGR_ASSOCIATION_FORMAT,
+    SQUEUE_ACTIVE_FORMAT,
     SQUEUE_FORMAT,
     SQUEUE_START_FORMAT,
+    USER_ACCOUNTS_FORMAT,
     is_job_id,
+    parse_user_accounts,
 )
 
 USER_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
@@ -57,12 +63,6 @@ SACCTMGR_SETTINGS: Mapping[str, re.Pattern[str]] = {
     "MaxSubmitJobs": re.compile(r"-1|[0-9]{1,9}"),
 }
 SACCTMGR_ENTITIES = ("account", "user")
-# sacctmgr show associations: the fields the membership sync reads (--parsable2, in this order).
-SACCTMGR_ASSOCIATION_FORMAT = "Cluster,Account,User,Partition,MaxSubmitJobs"
-# squeue of the jobs still active (default states: pending, running, suspended, completing ...) on accounts.
-SQUEUE_ACCOUNT_FORMAT = "%i|%a|%u|%T"
-# The same with the submit time and the comment (the portal's tag; last: it may hold "|"), for the orphan rule.
-SQUEUE_TAGGED_FORMAT = "%i|%a|%u|%T|%V|%k"
 # scontrol update TimeLimit: whole minutes, at most one leap year (partitions are far stricter).
 MAX_TIME_LIMIT_MINUTES = 366 * 24 * 60
 # Hub environment variables passed on to Slurm commands.
@@ -73,7 +73,7 @@ RESERVED_ENV: frozenset[str] = frozenset({"PATH", "SLURM_CONF"})
 SUDO_SETS_ENV: frozenset[str] = frozenset({"PATH", "HOME", "USER", "LOGNAME", "SHELL"})
 # The commands this client runs (a bare name; bin_dir decides where it lives).
 SLURM_COMMANDS: frozenset[str] = frozenset(
-    {"sbatch", "scancel", "squeue", "sacct", "sinfo", "sacctmgr", "scontrol", "sshare", "sprio"}
+    {"sbatch", "scancel", "squeue", "sacct", "sinfo", "sacctmgr", "scontrol", "sshare", "sprio", "srun"}
 )
 # scancel stderr that means "nothing left to cancel": success for us.
 _SCANCEL_DONE_MARKERS = ("Invalid job id specified", "already completing or completed")
@@ -518,7 +518,7 @@ class SlurmClient:
     async def sacctmgr_associations(self, accounts: Sequence[str], *, cluster: str) -> str:
         """slurmdbd's associations (account and user ones) of ``accounts`` on ``cluster``:
         ``sacctmgr --noheader --parsable2 show associations where account=A,B cluster=C
-        format=`` :data:`SACCTMGR_ASSOCIATION_FORMAT`. ``""`` without running anything when no
+        format=`` :data:`~spawners.slurm.parsers.SACCTMGR_ASSOCIATION_FORMAT`. ``""`` without running anything when no
         account is asked."""
         if not accounts:
             return ""
@@ -547,36 +547,28 @@ class SlurmClient:
             f"account={validate_account_name(account)}", f"cluster={validate_cluster_name(cluster)}",
         ])  # fmt: skip
 
-    async def squeue_accounts(self, accounts: Sequence[str]) -> str:
-        """Every job still active (pending, running, completing, ...) on ``accounts``, all users:
-        ``squeue --noheader --account=A,B --format=`` :data:`SQUEUE_ACCOUNT_FORMAT`."""
-        if not accounts:
-            return ""
-        return await self.run(
-            ["squeue", "--noheader", f"--account={_account_list(accounts)}", f"--format={SQUEUE_ACCOUNT_FORMAT}"]
-        )
-
     async def squeue_account_jobs(self, accounts: Sequence[str]) -> str:
-        """Every job still active on ``accounts`` (all users) with its submit time (UTC) and
-        comment: ``squeue --noheader --account=A,B --format=`` :data:`SQUEUE_TAGGED_FORMAT`
-        (see ``hub.ledger.orphans.parse_active_jobs``)."""
+        """Every job still active (pending, running, completing, ...) on ``accounts``, all users, with
+        its submit time (UTC) and comment: ``squeue --noheader --account=A,B --format=``
+        :data:`~spawners.slurm.parsers.SQUEUE_ACTIVE_FORMAT` (see ``parsers.parse_active_jobs``)."""
         if not accounts:
             return ""
         return await self.run(
-            ["squeue", "--noheader", f"--account={_account_list(accounts)}", f"--format={SQUEUE_TAGGED_FORMAT}"],
+            ["squeue", "--noheader", f"--account={_account_list(accounts)}", f"--format={SQUEUE_ACTIVE_FORMAT}"],
             extra_env={"TZ": "UTC"},
         )
 
     async def sinfo(self) -> str:
-        """Partitions, time limits, GRES and nodes (see ``options.parse_sinfo``)."""
+        """Partitions, time limits, GRES and nodes (see ``cluster_parsers.parse_sinfo``)."""
         return await self.run(["sinfo", "--noheader", f"--format={SINFO_FORMAT}"])
 
     async def user_accounts(self, user: str) -> str:
-        """The accounts ``user`` has associations with (see ``options.parse_user_accounts``)."""
+        """The accounts ``user`` has associations with (see ``parsers.parse_user_accounts``)."""
         validate_user_name(user)
         return await self.run(
-            ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"user={user}", "format=Account"]
-        )
+            ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"user={user}",
+             f"format={USER_ACCOUNTS_FORMAT}"]
+        )  # fmt: skip
 
     async def account_exists(self, account: str) -> bool:
         """Whether Slurm's accounting database has ``account`` with an association (what
@@ -584,10 +576,45 @@ class SlurmClient:
         budget no job can spend."""
         validate_account_name(account)
         listed = await self.run(
-            ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"account={account}", "format=Account"]
-        )
-        return account in {line.strip() for line in listed.splitlines()}
+            ["sacctmgr", "--noheader", "--parsable2", "show", "associations", f"account={account}",
+             f"format={USER_ACCOUNTS_FORMAT}"]
+        )  # fmt: skip
+        return account in parse_user_accounts(listed)
+
+    async def account_tree(self) -> str:
+        """slurmdbd's account associations, every cluster (``accounts.TREE_ARGV``; see
+        ``accounts.parse_account_tree``)."""
+        return await self.run(list(TREE_ARGV))
 
     async def scontrol_show_node_addresses(self) -> str:
-        """Node name and NodeAddr of every node (see ``parsers.parse_node_addresses``)."""
+        """Node name and NodeAddr of every node (see ``cluster_parsers.parse_node_addresses``)."""
         return await self.run(["sinfo", "--noheader", "--Node", f"--format={NODE_ADDRESS_FORMAT}"])
+
+    # -- the doctor's reads ---------------------------------------------------
+
+    async def version(self) -> str:
+        """``sinfo --version``: e.g. ``slurm 22.05.8``."""
+        return await self.run(["sinfo", "--version"])
+
+    async def ping(self) -> str:
+        """``scontrol ping``: whether slurmctld answers (``... is UP``)."""
+        return await self.run(["scontrol", "ping"])
+
+    async def show_config(self) -> str:
+        """``scontrol show config`` (see ``cluster_parsers.parse_show_config``)."""
+        return await self.run(["scontrol", "show", "config"])
+
+    async def show_partitions(self) -> str:
+        """``scontrol show partition --oneliner`` (see ``cluster_parsers.parse_partition_billing``)."""
+        return await self.run(["scontrol", "show", "partition", "--oneliner"])
+
+    async def srun_task(self, command: Sequence[str], *, job_name: str, time_minutes: int) -> str:
+        """``srun --ntasks=1 --time=MINUTES --job-name=NAME COMMAND...`` as the hub's own account:
+        one task on a compute node, its stdout (a failure raises with its stderr)."""
+        if isinstance(command, str) or not command or not all(isinstance(word, str) for word in command):
+            raise ValueError("command must be a non-empty sequence of arguments")
+        if not JOB_NAME_PATTERN.fullmatch(job_name):
+            raise ValueError(f"job name must be non-empty without commas or spaces: {job_name!r}")
+        if isinstance(time_minutes, bool) or not isinstance(time_minutes, int) or not 1 <= time_minutes <= 60:
+            raise ValueError(f"a task's time limit is 1 to 60 minutes, got {time_minutes!r}")
+        return await self.run(["srun", "--ntasks=1", f"--time={time_minutes}", f"--job-name={job_name}", *command])

@@ -9,6 +9,9 @@ raises ``ValueError`` (the watcher then counts the query as *failed*, so the
 jobs become UNKNOWN, never GONE). Lines for job ids the portal never creates
 (array tasks ``123_4``, het-job parts ``123+0``) are skipped.
 
+What the cluster is made of (partitions, nodes, GRES, slurmctld's configuration) is read
+by :mod:`spawners.slurm.cluster_parsers`.
+
 Pure module: no subprocess, no JupyterHub import.
 """
 
@@ -17,7 +20,15 @@ from __future__ import annotations
 import re
 from datetime import datetime, timezone, tzinfo
 
-from spawners.slurm.types import AccountingRecord, AssociationUsage, JobState, JobStatus, job_state_from_slurm
+from spawners.slurm.types import (
+    AccountingRecord,
+    ActiveJob,
+    AssociationUsage,
+    JobState,
+    JobStatus,
+    SlurmAssociation,
+    job_state_from_slurm,
+)
 
 # squeue --format: job id | long state | reason | batch host | start | end
 SQUEUE_FORMAT = "%i|%T|%r|%B|%S|%e"
@@ -53,10 +64,13 @@ ACCOUNTING_SACCT_FIELDS: tuple[str, ...] = (
 ACCOUNTING_SACCT_FORMAT = ",".join(ACCOUNTING_SACCT_FIELDS)
 # sacct --state: the end states of a job that may have run, and RUNNING (sacct's short codes)
 ACCOUNTING_SACCT_STATES: tuple[str, ...] = ("CD", "CA", "F", "TO", "NF", "PR", "OOM", "DL", "BF", "R")
-# sinfo --Node --format: node name | NodeAddr
-NODE_ADDRESS_FORMAT = "%N|%o"
-# sinfo --format (parsed by spawners.slurm.options.parse_sinfo)
-SINFO_FORMAT = "%P|%l|%G|%N"
+# squeue --account --format, run with TZ=UTC: job id | account | user | state | submit time | comment
+# (the comment last: it may hold "|")
+SQUEUE_ACTIVE_FORMAT = "%i|%a|%u|%T|%V|%k"
+# sacctmgr show associations format= of the accounts one user or account has associations with
+USER_ACCOUNTS_FORMAT = "Account"
+# sacctmgr show associations format= (with --parsable2)
+SACCTMGR_ASSOCIATION_FORMAT = "Cluster,Account,User,Partition,MaxSubmitJobs"
 
 JOB_ID_PATTERN = re.compile(r"[0-9]+")
 
@@ -168,22 +182,34 @@ def parse_squeue_start(text: str) -> dict[str, tuple[str, str]]:
     return estimates
 
 
-def parse_node_addresses(text: str) -> dict[str, str]:
-    """Read ``sinfo --noheader --Node --format=`` :data:`NODE_ADDRESS_FORMAT` output.
+def _squeue_utc_time(text: str, line_number: int) -> datetime | None:
+    value = text.strip()
+    if not value or value.upper() in ("N/A", "UNKNOWN", "NONE"):
+        return None
+    try:
+        return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+    except ValueError:
+        raise ValueError(f"squeue line {line_number}: submit time is not a time: {value!r}") from None
 
-    Returns node name -> NodeAddr. ``sinfo --Node`` prints a node once per
-    partition; duplicates collapse. A node without an address maps to its name
-    (Slurm's own default for NodeAddr).
+
+def parse_active_jobs(text: str) -> list[ActiveJob]:
+    """Read ``squeue --noheader --account=... --format=`` :data:`SQUEUE_ACTIVE_FORMAT` (TZ=UTC).
+
+    Strict: a line without the six fields, an empty account or user, or a bad submit time
+    raises ValueError (a garbled answer is never read as "no jobs"). The comment is the last
+    field and keeps any "|" it holds.
     """
-    addresses: dict[str, str] = {}
-    for line_number, line in enumerate(text.splitlines(), start=1):
+    jobs = []
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
-        node, address = (field.strip() for field in _split(line, 2, "sinfo", line_number))
-        if not node:
-            raise ValueError(f"sinfo line {line_number}: empty node name: {line!r}")
-        addresses[node] = _value(address) or node
-    return addresses
+        fields = line.split("|", 5)
+        if len(fields) != 6 or not fields[1].strip() or not fields[2].strip():
+            raise ValueError(f"squeue line {number}: expected job|account|user|state|submit|comment: {line[:200]!r}")
+        job_id, account, user, state, submitted, comment = fields
+        jobs.append(ActiveJob(job_id.strip(), account.strip(), user.strip(), state.strip().upper(),
+                              _squeue_utc_time(submitted, number), comment.strip()))  # fmt: skip
+    return jobs
 
 
 # --- accounting (the ledger's reconciler) ---------------------------------------------------------
@@ -339,3 +365,42 @@ def parse_assoc_mgr(text: str) -> list[AssociationUsage]:
                     figures[key] = _billing_item(stripped, key, where)
     finish()
     return usages
+
+
+# --- associations (sacctmgr) ----------------------------------------------------------------------
+
+
+def parse_associations(text: str) -> list[SlurmAssociation]:
+    """``sacctmgr --noheader --parsable2 show associations format=`` :data:`SACCTMGR_ASSOCIATION_FORMAT`;
+    ValueError for a line that is not five fields."""
+    associations = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = line.split("|")
+        if len(fields) != 5:
+            raise ValueError(f"sacctmgr line {number}: {len(fields)} fields, expected 5: {line[:200]!r}")
+        cluster, account, user, partition, max_submit = (value.strip() for value in fields)
+        if not cluster or not account:
+            raise ValueError(f"sacctmgr line {number}: no cluster or account: {line[:200]!r}")
+        if max_submit and not max_submit.isdigit():
+            raise ValueError(f"sacctmgr line {number}: MaxSubmitJobs {max_submit!r}")
+        associations.append(SlurmAssociation(
+            cluster, account, user or None, partition or None, int(max_submit) if max_submit else None,
+        ))  # fmt: skip
+    return associations
+
+
+def parse_user_accounts(text: str) -> list[str]:
+    """Accounts from ``sacctmgr --noheader --parsable2 show associations user=NAME format=``
+    :data:`USER_ACCOUNTS_FORMAT`.
+
+    One account per line; blanks skipped, duplicates (one per partition or
+    cluster association) dropped, first-seen order kept.
+    """
+    accounts: list[str] = []
+    for line in text.splitlines():
+        account = line.split("|", 1)[0].strip()
+        if account and account not in accounts:
+            accounts.append(account)
+    return accounts

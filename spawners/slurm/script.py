@@ -28,7 +28,7 @@ import shlex
 from collections.abc import Sequence
 from decimal import Decimal
 
-from spawners.slurm.types import JobRequest
+from spawners.slurm.types import JOB_TAG_PREFIX, JobRequest
 
 SBATCH_VALUE_PATTERN = re.compile(r"[A-Za-z0-9._:/=,@%+-]+")
 SBATCH_VALUE_RULE = "letters, digits and . _ : / = , @ % + - only (no spaces, quotes, #, $, backslash or backtick)"
@@ -38,7 +38,7 @@ EXPORT_VAR_PATTERN = re.compile(r"[A-Z_][A-Z0-9_]*")
 # Parts of the job comment: no "," or "=" so the comment can be parsed back.
 COMMENT_USER_PATTERN = re.compile(r"[A-Za-z0-9._@+-]+")
 COMMENT_SERVER_PATTERN = re.compile(r"[A-Za-z0-9._@+-]*")
-COMMENT_PREFIX = "hpchub:"
+COMMENT_PREFIX = JOB_TAG_PREFIX
 _COMMENT_PATTERN = re.compile(r"hpchub:user=([A-Za-z0-9._@+-]+),server=([A-Za-z0-9._@+-]*)")
 
 

@@ -45,21 +45,17 @@ from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
 from spawners.slurm import project_envs
 from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, subprocess_runner
+from spawners.slurm.cluster import SlurmCluster
 from spawners.slurm.errors import LedgerUnavailable, SlurmNotAnswering, SpawnError, database_detail, slurm_not_answering
 from spawners.slurm.form_hooks import (  # noqa: F401  (FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP: re-exported)
     _FORM_RETRY, FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP, FormHooks,
 )  # fmt: skip
-from spawners.slurm.options import (
-    OptionsError,
-    drop_stale_keys,
-    parse_sinfo,
-    parse_user_accounts,
-    validate_user_options,
-)
+from spawners.slurm.options import OptionsError, drop_stale_keys, validate_user_options
 from spawners.slurm import progress as words
 from spawners.slurm.launch import LaunchError, launch_for
 from spawners.slurm.ledger_link import LedgerLink
-from spawners.slurm.parsers import parse_node_addresses
+from spawners.slurm.cluster_parsers import parse_node_addresses, parse_sinfo
+from spawners.slurm.parsers import parse_user_accounts
 from spawners.slurm.refused_traits import check_spawner_config
 from spawners.slurm.reservations import forget_reservation
 from spawners.slurm.progress import ProgressEvent, parse_slurm_time
@@ -121,21 +117,29 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
     # ----- configuration -----
     slurm_conf = Unicode(
         "",
-        help="Path of slurm.conf for every Slurm command (sets SLURM_CONF). Default '' (Slurm's own). "
-        "Example: '/etc/slurm/slurm.conf'.",
+        help="Deprecated: set c.SlurmCluster.slurm_conf. Still honoured: it sets the cluster's slurm_conf where "
+        "c.SlurmCluster does not (and, set, wins for the spawner). Path of slurm.conf (SLURM_CONF). Default '' "
+        "(Slurm's own). Example: '/etc/slurm/slurm.conf'.",
     ).tag(config=True)
     slurm_bin_dir = Unicode(
         "",
-        help="Directory holding sbatch, squeue, ... Default '' (found on PATH). Example: '/opt/slurm/bin'.",
+        help="Deprecated: set c.SlurmCluster.bin_dir. Still honoured like slurm_conf. Directory holding sbatch, "
+        "squeue, ... Default '' (found on PATH). Example: '/opt/slurm/bin'.",
     ).tag(config=True)
     slurm_command_timeout = Float(
-        30.0, help="Seconds before a Slurm command is given up (and reported). Default 30. Example: 60."
+        30.0,
+        help="Deprecated: set c.SlurmCluster.command_timeout. Still honoured like slurm_conf. Seconds before a "
+        "Slurm command is given up (and reported). Default 30. Example: 60.",
     ).tag(config=True)
     job_name = Unicode(
-        "hpchub-jupyter",
         help="Slurm job name of every portal job: the watcher asks `squeue --name=` this. "
-        "Default 'hpchub-jupyter'.",
+        "Default '<c.SlurmCluster.job_name_prefix>-jupyter', i.e. 'hpchub-jupyter'.",
     ).tag(config=True)
+
+    @default("job_name")
+    def _default_job_name(self) -> str:
+        return self.cluster.default_job_name
+
     status_interval = Float(
         30.0,
         help="Seconds between the watcher's squeue calls while all jobs run (one call for all jobs). "
@@ -233,26 +237,28 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
     _progress_log: list[ProgressEvent] = []  # this start's events (a new list per start)
 
     # ----- shared helpers -----
+    @functools.cached_property
+    def cluster(self) -> SlurmCluster:
+        """The hub's Slurm cluster (``c.SlurmCluster``); this spawner's own older settings, where set, win."""
+        older = {"slurm_conf": "slurm_conf", "bin_dir": "slurm_bin_dir", "command_timeout": "slurm_command_timeout"}
+        overrides = {trait: getattr(self, name) for trait, name in older.items()
+                     if getattr(self, name) != self.trait_defaults(name)}  # fmt: skip
+        return SlurmCluster.from_config(self.config, parent=self, **overrides)
+
     @property
     def client(self) -> SlurmClient:
         if getattr(self, "_client", None) is None:
-            self._client = SlurmClient(
-                slurm_conf=self.slurm_conf or None,
-                bin_dir=self.slurm_bin_dir,
-                timeout=self.slurm_command_timeout,
-                runner=metered_runner,
-                log=self.log,
-            )
+            self._client = self.cluster.client(runner=metered_runner, log=self.log)
         return self._client
 
     @property
     def watcher(self) -> JobWatcher:
-        key = (self.slurm_conf, self.slurm_bin_dir, self.job_name)
+        cluster = self.cluster
+        key = (cluster.slurm_conf, cluster.bin_dir, self.job_name)
 
         def make() -> JobWatcher:
             return JobWatcher(
-                SlurmClient(slurm_conf=self.slurm_conf or None, bin_dir=self.slurm_bin_dir,
-                            timeout=self.slurm_command_timeout, runner=metered_runner, log=self.log),
+                cluster.client(runner=metered_runner, log=self.log),
                 job_name=self.job_name,
                 interval=self.status_interval,
                 fast_interval=self.pending_status_interval,
@@ -281,7 +287,7 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         return cached  # type: ignore[return-value]
 
     async def cluster_info(self) -> ClusterInfo:
-        key = ("sinfo", self.slurm_conf)
+        key = ("sinfo", self.cluster.slurm_conf)
         cached = _CACHE.get(key)
         if cached is None:
             cached = parse_sinfo(await self.client.sinfo())
@@ -289,7 +295,7 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         return cached  # type: ignore[return-value]
 
     async def node_address(self, node: str) -> str:
-        key = ("nodeaddr", self.slurm_conf)
+        key = ("nodeaddr", self.cluster.slurm_conf)
         cached = _CACHE.get(key)
         if cached is None or node not in cached:  # type: ignore[operator]
             cached = parse_node_addresses(await self.client.scontrol_show_node_addresses())
@@ -320,7 +326,7 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         return {project.name: project.slurm_account for project, _role in memberships}
 
     async def user_projects(self) -> list[str]:
-        key = ("accounts", self.slurm_conf, self.user.name)
+        key = ("accounts", self.cluster.slurm_conf, self.user.name)
         cached = _CACHE.get(key)
         if cached is None:
             cached = parse_user_accounts(await self.client.user_accounts(self.user.name))
@@ -637,7 +643,7 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
             watcher.poke()
             # Answer from Slurm's state, not from an empty cache: at a hub restart JupyterHub
             # otherwise waits http_timeout for a server whose job ended while the hub was down.
-            await watcher.wait_for_change(self.job_id, timeout=min(self.slurm_command_timeout, 15))
+            await watcher.wait_for_change(self.job_id, timeout=min(self.cluster.command_timeout, 15))
         status = watcher.status(self.job_id)
         if status.state in (JobState.ENDED, JobState.GONE):
             self.log.info("%s: job %s ended (%s)", self._log_name, self.job_id, status.slurm_state or status.state)

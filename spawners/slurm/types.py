@@ -145,6 +145,39 @@ class JobRequest:
         }
 
 
+# The start of every portal job's comment (``spawners.slurm.script.job_comment``): its tag.
+JOB_TAG_PREFIX = "hpchub:"
+
+
+@dataclass(frozen=True)
+class ActiveJob:
+    """A job Slurm still holds (pending, running, completing, ...) on one of the portal's accounts,
+    as ``squeue --account=...`` lists it (``spawners.slurm.parsers.parse_active_jobs``)."""
+
+    job_id: str  # 123, or an array task 123_4
+    account: str
+    user: str
+    state: str  # Slurm's word: PENDING, RUNNING, COMPLETING, ...
+    submitted_at: datetime | None  # UTC; None: Slurm printed none
+    comment: str  # the tag; may hold anything a user typed, "|" included
+
+    @property
+    def tagged(self) -> bool:
+        """Whether the job carries the portal's tag (a forged one included)."""
+        return self.comment.startswith(JOB_TAG_PREFIX)
+
+
+@dataclass(frozen=True)
+class SlurmAssociation:
+    """One association of ``sacctmgr show associations`` (``spawners.slurm.parsers.parse_associations``)."""
+
+    cluster: str
+    account: str
+    user: str | None  # None: the account's own association
+    partition: str | None
+    max_submit_jobs: int | None  # None: no limit
+
+
 @dataclass(frozen=True)
 class AccountingRecord:
     """One job allocation from ``sacct`` for the ledger's reconciler (all users, by account)."""

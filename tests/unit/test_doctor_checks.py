@@ -13,13 +13,13 @@ import pytest
 from hub.doctor import checks
 from hub.doctor.checks import Status
 from hub.ledger.arithmetic import ChargeRates
-from spawners.slurm.options import parse_sinfo
+from spawners.slurm.cluster_parsers import parse_partition_billing, parse_show_config, parse_sinfo
 
 pytestmark = pytest.mark.unit
 
 GOLDEN = Path(__file__).parent / "golden" / "doctor"
-CONFIG = checks.parse_show_config((GOLDEN / "show-config.txt").read_text())
-BILLING = checks.parse_partition_billing((GOLDEN / "show-partition.txt").read_text())
+CONFIG = parse_show_config((GOLDEN / "show-config.txt").read_text())
+BILLING = parse_partition_billing((GOLDEN / "show-partition.txt").read_text())
 CLUSTER = parse_sinfo((GOLDEN / "sinfo.txt").read_text())
 RATES = ChargeRates()
 
@@ -211,3 +211,83 @@ def test_identity_deny(denied, minimum_uid, status, says) -> None:
     assert finding.status is status and finding.name == "identity-deny"
     assert says in finding.detail
     assert (status is Status.PASS) or finding.fix
+
+
+# --- the Slurm reads, through the hub's cluster -----------------------------------------------------------
+
+
+def _site_answering(answers: dict[tuple[str, ...], object], monkeypatch, **settings):
+    """A doctor Site whose cluster's client answers ``answers`` (argv -> stdout, or a CommandResult)."""
+    from traitlets.config import Config
+
+    from hub.doctor.run import Site
+    from spawners.slurm.client import CommandResult
+
+    monkeypatch.delenv("SLURM_CONF", raising=False)
+    config = Config()
+    for name, value in settings.items():
+        config.SlurmCluster[name] = value
+    site = Site(config)
+    calls: list[tuple[list[str], str | None, float]] = []
+
+    async def runner(argv, *, input, env, timeout):
+        calls.append((list(argv), env.get("SLURM_CONF"), timeout))
+        answer = answers[tuple(argv)]
+        return answer if isinstance(answer, CommandResult) else CommandResult(0, answer, "")
+
+    make_client = site.cluster.client
+    site.cluster.client = lambda **overrides: make_client(runner=runner, **overrides)
+    monkeypatch.setattr(site, "munge_finding", lambda auth_info: checks.passed("munge", auth_info))
+    return site, calls
+
+
+def test_the_doctor_reads_slurm_through_the_hubs_cluster(monkeypatch) -> None:
+    from spawners.slurm.cluster_parsers import SINFO_FORMAT
+
+    answers = {
+        ("/opt/slurm/bin/sinfo", "--version"): "slurm-wlm 22.05.8\n",
+        ("/opt/slurm/bin/scontrol", "ping"): "Slurmctld(primary) at head is UP\n",
+        ("/opt/slurm/bin/scontrol", "show", "config"): (GOLDEN / "show-config.txt").read_text(),
+        ("/opt/slurm/bin/scontrol", "show", "partition", "--oneliner"): (GOLDEN / "show-partition.txt").read_text(),
+        ("/opt/slurm/bin/sinfo", "--noheader", f"--format={SINFO_FORMAT}"): (GOLDEN / "sinfo.txt").read_text(),
+    }
+    site, calls = _site_answering(answers, monkeypatch, slurm_conf="/etc/slurm/site.conf", bin_dir="/opt/slurm/bin")
+    findings = {finding.name: finding for finding in site.slurm_findings()}
+    assert [findings[name].status for name in ("slurm", "accounting", "gpu-tres", "enforce", "billing-weights")] == [
+        Status.PASS
+    ] * 5
+    assert [tuple(argv) for argv, _conf, _timeout in calls] == list(answers)
+    assert {(conf, timeout) for _argv, conf, timeout in calls} == {("/etc/slurm/site.conf", 30)}
+
+
+def test_the_doctor_says_when_slurmctld_does_not_answer(monkeypatch) -> None:
+    from spawners.slurm.client import CommandResult
+
+    answers = {
+        ("sinfo", "--version"): "slurm-wlm 22.05.8\n",
+        ("scontrol", "ping"): CommandResult(1, "", "scontrol: error: Unable to contact slurm controller\n"),
+    }
+    site, _calls = _site_answering(answers, monkeypatch)
+    (finding,) = site.slurm_findings()
+    assert finding.status is Status.FAIL and "Unable to contact slurm controller" in finding.detail
+
+
+def test_the_doctors_test_job_runs_with_srun_through_the_cluster(monkeypatch) -> None:
+    from spawners.slurm.client import CommandResult
+
+    def answers(stdout: str, code: int = 0, stderr: str = "") -> dict:
+        probe = "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15); print('ok')"
+        argv = ("srun", "--ntasks=1", "--time=2", "--job-name=portal-doctor", "python3", "-c", probe,
+                "http://hub:8081/hub/api/")  # fmt: skip
+        return {argv: CommandResult(code, stdout, stderr)}
+
+    for answer, status, says in [
+        (answers("ok\n"), Status.PASS, "fetched http://hub:8081/hub/api/"),
+        (answers("", 1, "urllib.error.URLError: <urlopen error [Errno 111] Connection refused>\n"), Status.FAIL,
+         "could not fetch http://hub:8081/hub/api/: urllib.error.URLError"),
+    ]:
+        site, calls = _site_answering(answer, monkeypatch, job_name_prefix="portal")
+        site.config.JupyterHub.hub_connect_url = "http://hub:8081"
+        finding = site.hub_from_node_finding(True)
+        assert finding.status is status and says in finding.detail, finding
+        assert calls[0][2] == 120  # the test job's own timeout

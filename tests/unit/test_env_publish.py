@@ -190,7 +190,7 @@ def test_the_spawn_form_offers_a_published_entry_to_everyone(settings) -> None:
     import re
 
     from spawners.slurm.form import render_options_form
-    from spawners.slurm.options import parse_sinfo
+    from spawners.slurm.cluster_parsers import parse_sinfo
 
     _publish(settings, description="hpchub-hello for all")
     catalogue = project_envs.with_published(

@@ -118,7 +118,7 @@ def test_build_refuses_an_unsafe_directive_value() -> None:
 
 def test_spawn_form_lists_catalogue_and_project_environments() -> None:
     from spawners.slurm.form import render_options_form
-    from spawners.slurm.options import parse_sinfo
+    from spawners.slurm.cluster_parsers import parse_sinfo
 
     cluster = parse_sinfo("gpu*|8:00:00|gpu:h200:4|gpu[01-02]\ncpu|4:00:00|(null)|cpu01\n")
     catalogue = load_catalogue(REPO_ROOT / "images" / "catalog.toml", UNBUILT)

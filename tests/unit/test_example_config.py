@@ -24,6 +24,7 @@ from hub.ledger.runtime import HPCHubLedger
 from hub.project_pages.lab_hours import HPCHubCourses
 from hub.project_pages.settings import HPCHubPages
 from hub.site_secrets import HPCHubSite, SiteConfigError, read_secret_file
+from spawners.slurm.cluster import SlurmCluster
 from spawners.slurm.spawner import SlurmGPUSpawner
 
 pytestmark = pytest.mark.unit
@@ -31,6 +32,7 @@ pytestmark = pytest.mark.unit
 CLASSES = {cls.__name__: cls for cls in (
     JupyterHub, ConfigurableHTTPProxy, Spawner, Authenticator, HPCHubOIDCAuthenticator, SlurmGPUSpawner,
     HPCHubLedger, HPCHubEnvironments, HPCHubCourses, HPCHubPages, HPCHubAPI, HPCHubSite, HPCHubAccountRules,
+    SlurmCluster,
 )}  # fmt: skip
 # The list: what the example must cover (a name of each part).
 COVERED = {

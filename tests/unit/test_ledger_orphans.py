@@ -9,9 +9,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hub.ledger import Ledger, upgrade
-from hub.ledger.orphans import ActiveJob, PortalRecord, find_orphans, parse_active_jobs
+from hub.ledger.orphans import PortalRecord, find_orphans
 from hub.ledger.reconcile import reconcile_pass
 from spawners.slurm.client import CommandResult, SlurmClient
+from spawners.slurm.types import ActiveJob
 
 pytestmark = pytest.mark.unit
 
@@ -28,21 +29,6 @@ def job(job_id="41", user="bob", state="RUNNING", submitted=OLD, comment=TAG, ac
 
 
 # --- pure ---------------------------------------------------------------------------------------
-
-
-def test_parse_active_jobs_literal_squeue_output() -> None:
-    text = ("41|vision-lab|bob|RUNNING|2026-11-29T04:50:00|hpchub:user=bob,server=\n"
-            "42|vision-lab|bob|PENDING|2026-11-29T04:59:30|hpchub:user=alice,server=x|y\n"
-            "43|cs101|carol|RUNNING|2026-11-29T04:00:00|\n"
-            "44|cs101|carol|PENDING|N/A|(null)\n")  # fmt: skip
-    jobs = parse_active_jobs(text)
-    assert jobs[0] == job(submitted=datetime(2026, 11, 29, 4, 50, tzinfo=UTC))
-    assert jobs[1].comment == "hpchub:user=alice,server=x|y" and jobs[1].tagged  # "|" in a comment: last field
-    assert not jobs[2].tagged and jobs[3].submitted_at is None and not jobs[3].tagged
-    for bad in ("slurm_load_jobs error: Unable to contact slurm controller\n", "41|vision-lab||RUNNING|x|y\n",
-                "41|vision-lab|bob|RUNNING|yesterday|hpchub:\n"):
-        with pytest.raises(ValueError, match="squeue line 1"):
-            parse_active_jobs(bad)
 
 
 @pytest.mark.parametrize(

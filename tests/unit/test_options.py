@@ -1,4 +1,4 @@
-"""Unit tests for spawn-option validation and the Slurm output parsers (spawners/slurm/options.py)."""
+"""Unit tests for spawn-option validation (spawners/slurm/options.py)."""
 
 from __future__ import annotations
 
@@ -10,12 +10,9 @@ from spawners.slurm.options import (
     ALLOWED_KEYS,
     OptionsError,
     drop_stale_keys,
-    parse_gres_gpus,
-    parse_sinfo,
-    parse_slurm_time_minutes,
-    parse_user_accounts,
     validate_user_options,
 )
+from spawners.slurm.cluster_parsers import parse_sinfo
 from spawners.slurm.types import ClusterInfo, JobRequest, PartitionInfo
 
 pytestmark = pytest.mark.unit
@@ -40,74 +37,6 @@ def validate(options: dict, projects: tuple[str, ...] = ("vision-lab",), **kwarg
         default_environment="default",
         **kwargs,
     )
-
-
-# --- parsers -----------------------------------------------------------------------------------
-
-
-def test_parse_sinfo_demo_cluster() -> None:
-    assert CLUSTER.partitions == {
-        "gpu": PartitionInfo("gpu", True, 480, {"h200": 4, "a100": 4}, ("gpu[01-02]", "gpu03")),
-        "debug": PartitionInfo("debug", False, 30, {"a100": 4}, ("gpu03",)),
-        "cpu": PartitionInfo("cpu", False, 240, {}, ("cpu01",)),
-    }
-    assert CLUSTER.default_partition is not None and CLUSTER.default_partition.name == "gpu"
-
-
-def test_parse_sinfo_merges_lines_and_splits_hostlists() -> None:
-    cluster = parse_sinfo(
-        "big|infinite|gpu:h200:4(S:0-1),shard:8|n[01-03,05],n07\n"
-        "\n"
-        "big|infinite|gpu:h200:8(S:0,1)|n09\n"
-        "old|1-00:00:00|gpu:2|o1\n"
-    )
-    big = cluster.partitions["big"]
-    assert big.max_minutes is None and big.gpus_per_node == {"h200": 8}
-    assert big.nodes == ("n[01-03,05]", "n07", "n09")
-    assert cluster.partitions["old"].gpus_per_node == {}  # untyped GPUs are skipped
-    assert cluster.partitions["old"].max_minutes == 1440
-    assert cluster.default_partition is None
-
-
-def test_parse_sinfo_rejects_malformed_line() -> None:
-    with pytest.raises(ValueError, match="line 1"):
-        parse_sinfo("gpu*|8:00:00|gpu:h200:4\n")
-
-
-@pytest.mark.parametrize(
-    ("text", "minutes"),
-    [
-        ("8:00:00", 480),
-        ("30:00", 30),
-        ("30", 30),
-        ("1-00:00:00", 1440),
-        ("2-03", 2 * 1440 + 180),
-        ("2-03:30", 2 * 1440 + 210),
-        ("4:00:00", 240),
-        ("0:59:59", 59),
-        ("infinite", None),
-        ("UNLIMITED", None),
-    ],
-)
-def test_parse_slurm_time_minutes(text: str, minutes: int | None) -> None:
-    assert parse_slurm_time_minutes(text) == minutes
-
-
-@pytest.mark.parametrize("text", ["", "n/a", "1:2:3:4", "-5", "8h"])
-def test_parse_slurm_time_minutes_rejects(text: str) -> None:
-    with pytest.raises(ValueError):
-        parse_slurm_time_minutes(text)
-
-
-def test_parse_gres_gpus() -> None:
-    assert parse_gres_gpus("gpu:a100:4,shard:8") == {"a100": 4}
-    assert parse_gres_gpus("(null)") == {}
-    assert parse_gres_gpus("gpu:h200:2,gpu:a100:1(S:0)") == {"h200": 2, "a100": 1}
-
-
-def test_parse_user_accounts() -> None:
-    assert parse_user_accounts("vision-lab\n\ncs101\nvision-lab\n  \ntiny-lab\n") == ["vision-lab", "cs101", "tiny-lab"]
-    assert parse_user_accounts("") == []
 
 
 def test_drop_stale_keys() -> None:

@@ -10,18 +10,12 @@ from datetime import datetime, timezone
 import pytest
 
 from hub.ledger import Ledger, upgrade
-from hub.ledger.memberships import (
-    AssociationChange,
-    SlurmAssociation,
-    Verb,
-    parse_active_jobs,
-    parse_associations,
-    plan_memberships,
-)
+from hub.ledger.memberships import AssociationChange, Verb, plan_memberships
 from hub.ledger.reconcile import reconcile_pass
 from hub.ledger.store import MembershipState
 from spawners.slurm.accounts import TREE_ARGV
 from spawners.slurm.client import CommandResult, SlurmClient
+from spawners.slurm.parsers import parse_associations
 
 pytestmark = pytest.mark.unit
 
@@ -35,7 +29,7 @@ SHOW = [
     "sacctmgr", "--noheader", "--parsable2", "show", "associations", "where", "account=cs101,tiny-lab,vision-lab",
     "cluster=hpchub", "format=Cluster,Account,User,Partition,MaxSubmitJobs",
 ]  # fmt: skip
-SQUEUE_VISION = ["squeue", "--noheader", "--account=vision-lab", "--format=%i|%a|%u|%T"]
+SQUEUE_VISION = ["squeue", "--noheader", "--account=vision-lab", "--format=%i|%a|%u|%T|%V|%k"]
 # scontrol show assoc_mgr (22.05) of the three account associations, nothing used, no limits set
 ASSOC_MGR = "Current Association Manager state\n\nAssociation Records\n\n" + "".join(
     f"ClusterName=hpchub Account={account} UserName= Partition= Priority=0 ID=1\n"
@@ -59,37 +53,6 @@ def listing(*lines: str) -> str:
 
 
 # --- pure -------------------------------------------------------------------------------------------
-
-
-def test_parse_associations_literal_sacctmgr_output() -> None:
-    text = "hpchub|vision-lab|||\nhpchub|vision-lab|alice||\nhpchub|vision-lab|bob||0\nhpchub|vision-lab|bob|gpu|7\n"
-    assert parse_associations(text) == [
-        SlurmAssociation("hpchub", "vision-lab", None, None, None),
-        SlurmAssociation("hpchub", "vision-lab", "alice", None, None),
-        SlurmAssociation("hpchub", "vision-lab", "bob", None, 0),
-        SlurmAssociation("hpchub", "vision-lab", "bob", "gpu", 7),
-    ]
-
-
-@pytest.mark.parametrize(
-    ("text", "message"),
-    [
-        pytest.param("hpchub|vision-lab|alice\n", "3 fields, expected 5", id="too-few-fields"),
-        pytest.param("sacctmgr: error: Problem talking to the database\n", "1 fields", id="error-text"),
-        pytest.param("hpchub|vision-lab|alice||lots\n", "MaxSubmitJobs 'lots'", id="max-submit-word"),
-        pytest.param("|vision-lab|alice||\n", "no cluster or account", id="no-cluster"),
-    ],
-)
-def test_parse_associations_refuses_unreadable_lines(text: str, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        parse_associations(text)
-
-
-def test_parse_active_jobs_literal_squeue_output() -> None:
-    text = "41|vision-lab|bob|RUNNING\n42|vision-lab|bob|PENDING\n43_1|cs101|carol|COMPLETING\n"
-    assert parse_active_jobs(text) == {("vision-lab", "bob"), ("cs101", "carol")}
-    with pytest.raises(ValueError, match="squeue line 1"):
-        parse_active_jobs("slurm_load_jobs error: Unable to contact slurm controller\n")
 
 
 ACTIVE, ENDED, AGAIN = MembershipState(True, False), MembershipState(False, True), MembershipState(True, True)
@@ -251,12 +214,13 @@ async def test_in_sync_changes_nothing(ledger: Ledger) -> None:
         ),
         pytest.param(
             lambda ledger: ledger.remove_member("vision-lab", "bob", who="pi"),
-            BOB_BLOCKED, [(SQUEUE_VISION, "77|vision-lab|bob|RUNNING\n78|vision-lab|alice|PENDING\n")],
+            BOB_BLOCKED, [(SQUEUE_VISION, "77|vision-lab|bob|RUNNING|2026-11-29T02:00:00|\n"
+                                         "78|vision-lab|alice|PENDING|2026-11-29T02:30:00|\n")],
             [], [], id="blocked-but-a-job-runs-kept",
         ),
         pytest.param(
             lambda ledger: ledger.remove_member("vision-lab", "bob", who="pi"),
-            BOB_BLOCKED, [(SQUEUE_VISION, "78|vision-lab|alice|PENDING\n"), (REMOVE_BOB, " Deleting user associations...\n")],
+            BOB_BLOCKED, [(SQUEUE_VISION, "78|vision-lab|alice|PENDING|2026-11-29T02:30:00|\n"), (REMOVE_BOB, " Deleting user associations...\n")],
             ["vision-lab/bob: association removed"], [REMOVE_BOB], id="blocked-no-jobs-removed",
         ),
         pytest.param(
@@ -364,9 +328,9 @@ async def test_client_association_commands_argv() -> None:
     await client.sacctmgr_add_user("erin", account="vision-lab", cluster=CLUSTER,
                                    settings={"GrpTRESMins": "billing=240", "MaxSubmitJobs": "0"})  # fmt: skip
     await client.sacctmgr_remove_user("bob", account="vision-lab", cluster=CLUSTER)
-    await client.squeue_accounts(["vision-lab"])
+    await client.squeue_account_jobs(["vision-lab"])
     assert len(slurm.calls) == 5
-    assert await client.sacctmgr_associations([], cluster=CLUSTER) == "" and await client.squeue_accounts([]) == ""
+    assert await client.sacctmgr_associations([], cluster=CLUSTER) == "" and await client.squeue_account_jobs([]) == ""
 
 
 @pytest.mark.parametrize(
@@ -388,7 +352,7 @@ async def test_client_association_commands_argv() -> None:
                      "not a valid Slurm cluster name", id="remove-bad-cluster"),
         pytest.param(lambda c: c.sacctmgr_associations(["vision-lab,root"], cluster=CLUSTER),
                      "not a valid Slurm account name", id="show-bad-account"),
-        pytest.param(lambda c: c.squeue_accounts("vision-lab"), "sequence of account names", id="squeue-one-string"),
+        pytest.param(lambda c: c.squeue_account_jobs("vision-lab"), "sequence of account names", id="squeue-one-string"),
     ],
 )
 async def test_client_refuses_bad_names_and_settings_before_running(call, message) -> None:

@@ -16,11 +16,11 @@ import pytest
 
 from spawners.slurm import client as client_module
 from spawners.slurm.client import CommandResult, SlurmClient, SlurmCommandError, SlurmTimeoutError
+from spawners.slurm.cluster_parsers import parse_node_addresses
 from spawners.slurm.parsers import (
     parse_accounting,
     parse_alloc_tres,
     parse_assoc_mgr,
-    parse_node_addresses,
     parse_sacct,
     parse_squeue,
     parse_squeue_start,

@@ -11,7 +11,7 @@ import pytest
 from hub.ledger import Ledger, upgrade
 from spawners.catalog import Catalogue, Environment
 from spawners.slurm.form_budget import initial_preview, project_budgets
-from spawners.slurm.options import parse_sinfo
+from spawners.slurm.cluster_parsers import parse_sinfo
 
 pytestmark = pytest.mark.unit
 

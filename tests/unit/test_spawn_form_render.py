@@ -15,7 +15,7 @@ from spawners.slurm.form import (
     form_choices,
     render_options_form,
 )
-from spawners.slurm.options import parse_sinfo
+from spawners.slurm.cluster_parsers import parse_sinfo
 
 pytestmark = pytest.mark.unit
 
