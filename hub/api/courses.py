@@ -37,11 +37,11 @@ from hub.ledger.course_records import COURSE_FIELDS, new_course
 from hub.ledger.courses import CourseRules, OnDrop, idle_stop_minutes, ta_extension_mgs
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import Role, check_enum, check_project_name, check_text
-from hub.project_pages.lab_hours import hub_slurm_client
 from spawners.slurm.accounts import AccountTree, read_account_tree
 from spawners.slurm.client import SlurmCommandError
 
 from . import views
+from .lab_hours_state import hub_slurm_client
 from .access import check_course_creation
 from .scopes import MANAGE_SCOPE, READ_SCOPE
 from .handlers import API_PREFIX, _NAME, LedgerAPIHandler, ProjectAPIHandler

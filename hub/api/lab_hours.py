@@ -24,8 +24,6 @@ from tornado import web
 
 from hub.ledger.course_accounts import foreign_reservation
 from hub.ledger.types import Role, check_project_name
-from hub.project_pages.course_tables import lab_hours, lab_hours_json
-from hub.project_pages.lab_hours import HPCHubCourses, hub_slurm_client
 from spawners.slurm.client import SlurmCommandError, SlurmTimeoutError
 from spawners.slurm.reservations import (
     create_reservation,
@@ -35,6 +33,7 @@ from spawners.slurm.reservations import (
 )
 
 from . import views
+from .lab_hours_state import HPCHubCourses, hub_slurm_client, lab_hours, lab_hours_json
 from .scopes import MANAGE_SCOPE, READ_SCOPE
 from .handlers import API_PREFIX, _NAME, ProjectAPIHandler
 

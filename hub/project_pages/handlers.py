@@ -37,7 +37,7 @@ from hub.ledger.runtime import ledger_from_config
 
 from . import course_gather, gather, tables
 from .chart import project_chart
-from .lab_hours import HPCHubCourses, hub_slurm_client, read_lab_hours
+from ..api.lab_hours_state import HPCHubCourses, hub_slurm_client, read_lab_hours
 from .settings import HPCHubPages
 
 T = TypeVar("T")

@@ -21,7 +21,9 @@ from hub.ledger.courses import make_rules
 from hub.ledger.courses import RosterRow
 from hub.ledger.types import MemberUsage, Role, SessionInfo, SessionState
 from hub.project_pages import course_gather, course_tables
-from hub.project_pages.course_tables import Flag, LabState, StudentRow
+from hub.api import lab_hours_state
+from hub.api.lab_hours_state import LabState
+from hub.project_pages.course_tables import Flag, StudentRow
 from hub.project_pages.gather import Viewer
 
 pytestmark = pytest.mark.unit
@@ -185,9 +187,9 @@ class FakeReservation:
                  "Slurm did not answer (scontrol timed out)", id="slurm-down"),
 ])  # fmt: skip
 def test_lab_hours_in_words(name, found, error, state, words) -> None:
-    lab = course_tables.lab_hours(name, found, NOW, error=error)
+    lab = lab_hours_state.lab_hours(name, found, NOW, error=error)
     assert lab.state is state and words in lab.text
-    answer = course_tables.lab_hours_json(lab)
+    answer = lab_hours_state.lab_hours_json(lab)
     assert answer["on"] is (state is LabState.ON) and answer["state"] == state.value
     assert answer["until"] == ("2026-03-02T10:00:00+00:00" if state is LabState.ON else None)
 
@@ -221,7 +223,7 @@ def test_lab_hours_settings_are_checked() -> None:
     from traitlets import TraitError
     from traitlets.config import Config
 
-    from hub.project_pages.lab_hours import HPCHubCourses, hub_slurm_client
+    from hub.api.lab_hours_state import HPCHubCourses, hub_slurm_client
 
     c = Config()
     assert HPCHubCourses(config=c).lab_hours_nodes == []
@@ -322,7 +324,7 @@ def test_the_live_template_renders_bars_flags_and_controls(ledger: Ledger) -> No
     templates = Path(__file__).resolve().parents[2] / "templates"
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(templates)), autoescape=True)
     template = env.get_template("hpchub_course_live.html")
-    lab = course_tables.lab_hours("cs101-lab", None, NOW)
+    lab = lab_hours_state.lab_hours("cs101-lab", None, NOW)
     html = template.render(page=course_gather.course_page(ledger, "cs101", Viewer("dave", False)), lab=lab,
                            base_url="/hub/")  # fmt: skip
     assert '<meter id="hpchub-meter-carol" min="0" max="7.0" value="0.75"' in html

@@ -21,7 +21,7 @@ from hub.auth.oidc import HPCHubOIDCAuthenticator
 from hub.deploy import example_config, write_example_config
 from hub.envs.config import HPCHubEnvironments
 from hub.ledger.runtime import HPCHubLedger
-from hub.project_pages.lab_hours import HPCHubCourses
+from hub.api.lab_hours_state import HPCHubCourses
 from hub.project_pages.settings import HPCHubPages
 from hub.site_secrets import HPCHubSite, SiteConfigError, read_secret_file
 from spawners.slurm.cluster import SlurmCluster

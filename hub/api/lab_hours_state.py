@@ -1,5 +1,6 @@
-"""A course's lab hours from the hub: its settings (``c.HPCHubCourses``), the hub's Slurm client,
-and the reservation's state for the course page and the lab-hours endpoint.
+"""A course's lab hours: their settings (``c.HPCHubCourses``), the hub's Slurm client, and the
+reservation's state in words and as the lab-hours endpoint's JSON, for the endpoint and the
+course page alike.
 
 The hub reads and switches the course's Slurm reservation with the hub's cluster
 (``c.SlurmCluster``, see :mod:`spawners.slurm.cluster`), so the page, the endpoint and the
@@ -12,7 +13,9 @@ demo's hub runs as root).
 from __future__ import annotations
 
 import logging
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from enum import Enum
 
 from traitlets import Integer, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
@@ -20,8 +23,6 @@ from traitlets.config import Configurable
 from spawners.slurm.client import SlurmClient, SlurmCommandError
 from spawners.slurm.cluster import SlurmCluster
 from spawners.slurm.reservations import MAX_RESERVATION_MINUTES, NODE_NAME_PATTERN, cached_reservation
-
-from .course_tables import LabHours, lab_hours
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +77,56 @@ async def read_lab_hours(client: SlurmClient, reservation: str | None, now: date
         summary = getattr(exc, "summary", None) or str(exc)
         return lab_hours(reservation, None, now, error=summary[:200])
     return lab_hours(reservation, found, now)
+
+
+class LabState(Enum):
+    ON = "on"
+    OFF = "off"
+    SCHEDULED = "scheduled"  # the reservation exists but is not active now
+    UNKNOWN = "unknown"  # Slurm did not answer
+    NONE = "none"  # the course has no lab-hours reservation
+
+
+@dataclass(frozen=True)
+class LabHours:
+    state: LabState
+    text: str
+    reservation: str | None = None
+    until: datetime | None = None  # while on
+
+    @property
+    def until_iso(self) -> str | None:
+        return None if self.until is None else self.until.astimezone(timezone.utc).isoformat()
+
+
+def _clock(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def lab_hours(reservation_name: str | None, found, now: datetime, *, error: str | None = None) -> LabHours:
+    """The lab hours in words. ``found``: the reservation as Slurm shows it
+    (:class:`spawners.slurm.reservations.Reservation`) or None (there is none); ``error``: why
+    it could not be read."""
+    if not reservation_name:
+        return LabHours(LabState.NONE, "This course has no lab-hours reservation.")
+    if error is not None:
+        return LabHours(LabState.UNKNOWN, f"Unknown: Slurm did not answer ({error}).", reservation_name)
+    if found is None:
+        return LabHours(LabState.OFF, f"Off (no reservation {reservation_name}): sessions queue normally.",
+                        reservation_name)  # fmt: skip
+    if found.active_at(now):
+        return LabHours(
+            LabState.ON, f"On until {_clock(found.end)}: students' new sessions run in reservation {found.name} "
+            f"on {found.nodes or 'its nodes'}.", reservation_name, found.end,
+        )  # fmt: skip
+    return LabHours(
+        LabState.SCHEDULED,
+        f"Off now; reservation {found.name} is set from {_clock(found.start)} to {_clock(found.end)}.",
+        reservation_name,
+    )
+
+
+def lab_hours_json(lab: LabHours) -> dict:
+    """The lab-hours endpoint's answer."""
+    return {"state": lab.state.value, "on": lab.state is LabState.ON, "reservation": lab.reservation,
+            "until": lab.until_iso, "text": lab.text}  # fmt: skip
