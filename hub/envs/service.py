@@ -21,11 +21,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from spawners import safe_fs
+from spawners.slurm.client import SlurmCommandError
 
 from . import seal
 from . import space as sp
 from .build import BuildPlan, render_build_script
+from .build_jobs import active_jobs, build_client
 from .config import HPCHubEnvironments
+from .unix import SpaceError, ensure_space, make_builder_directory
 from .spec import SpecError, check_against_wheelhouse, check_env_name, parse_spec, render_spec, wheelhouse_index
 
 CHANGING_ROLES = ("pi", "manager", "instructor")
@@ -94,28 +97,6 @@ def choose_builder(requested: str | None, members: dict[str, str], project: str,
     return requested
 
 
-def active_jobs(settings: HPCHubEnvironments, job_ids: list[str]) -> dict[str, bool] | None:
-    """job id -> still pending/running, from one squeue; None if Slurm did not answer."""
-    from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
-    from spawners.slurm.parsers import parse_squeue  # noqa: PLC0415
-
-    if not job_ids:
-        return {}
-    try:
-        statuses = parse_squeue(asyncio.run(_client(settings).squeue(job_ids=job_ids)))
-    except (SlurmCommandError, ValueError):
-        return None
-    return {job_id: job_id in statuses and statuses[job_id].state.is_active for job_id in job_ids}
-
-
-def _client(settings: HPCHubEnvironments):
-    """The cluster's client for builds: their own slurm_conf (else $SLURM_CONF) wins; 60 s per command."""
-    from spawners.slurm.cluster import SlurmCluster  # noqa: PLC0415
-
-    slurm_conf = settings.slurm_conf or os.environ.get("SLURM_CONF")
-    return SlurmCluster.from_config(settings.config, slurm_conf=slurm_conf).client(timeout=60)
-
-
 def refreshed(settings: HPCHubEnvironments, space: sp.ProjectSpace) -> Mapping[str, bool] | None:
     """Slurm's answer for the versions whose state needs it; as root, finished builds are sealed first
     (the ready state is read only after root had its chance to hand them over)."""
@@ -154,8 +135,6 @@ def create(
 
     ``members``: the project's active members (the Unix group's members in the demo).
     """
-    from .unix import SpaceError, ensure_space, make_builder_directory  # noqa: PLC0415
-
     name = checked_name(name)
     requirements = checked_spec(settings, spec_text)
     space = sp.ProjectSpace(Path(settings.project_root), project)
@@ -195,8 +174,6 @@ def create(
 def _submit(settings: HPCHubEnvironments, version_fd: int, builder: str, builder_uid: int, gid: int,
             plan: BuildPlan, spec: str) -> str:  # fmt: skip
     """Write the version's spec and record (in the builder's fresh directory ``version_fd``), submit its job."""
-    from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
-
     safe_fs.write_file(version_fd, sp.SPEC_FILE, spec.encode(), uid=builder_uid, gid=gid, mode=0o640)
     record = {"project": plan.project, "environment": plan.name, "version": plan.version, "requested_by": builder,
               "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "job_id": None}
@@ -205,7 +182,7 @@ def _submit(settings: HPCHubEnvironments, version_fd: int, builder: str, builder
     except ValueError as exc:
         raise EnvError("build", str(exc), 500) from None
     try:
-        job_id = asyncio.run(_client(settings).sbatch(script, as_user=builder))
+        job_id = asyncio.run(build_client(settings).sbatch(script, as_user=builder))
     except SlurmCommandError as exc:
         detail = exc.first_stderr_line or exc.summary
         # The log is the builder's like a job's own (a log is shown only if its version directory's owner owns it).

@@ -22,7 +22,9 @@ from collections.abc import Callable, Iterable, Mapping
 from spawners import safe_fs
 
 from . import seal
-from .space import CLOSED_DIR_MODE, ProjectSpace, group_name
+from .build_jobs import active_jobs
+from .config import HPCHubEnvironments
+from .space import CLOSED_DIR_MODE, ProjectSpace, building_job_ids, group_name
 
 COMMAND_TIMEOUT = 30
 
@@ -95,14 +97,9 @@ def ensure_space(space: ProjectSpace, members: Iterable[str], *, manage_groups: 
 
 def _active_jobs(space: ProjectSpace, settings) -> Mapping[str, bool] | None:
     """One squeue for the versions waiting to be sealed (none asked when there are none)."""
-    from .space import building_job_ids  # noqa: PLC0415
-
     job_ids = building_job_ids(space)
     if not job_ids:
         return {}
-    from .config import HPCHubEnvironments  # noqa: PLC0415
-    from .service import active_jobs  # noqa: PLC0415
-
     return active_jobs(settings if settings is not None else HPCHubEnvironments(), job_ids)
 
 
