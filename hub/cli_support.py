@@ -1,5 +1,5 @@
 """What every ``hpchub`` subcommand shares: the one-line usage error, the argument parsers
-that print it, and reading the hub's configuration file.
+that print it, reading the hub's configuration file and the Slurm cluster it names.
 
 A leaf: the command modules (the ledger's, the courses', the environments', the doctor, the
 deploy tool, the demo) import it, and it imports none of them, so none has to import the
@@ -16,6 +16,8 @@ import os
 
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
+
+from spawners.slurm.cluster import SlurmCluster
 
 DEFAULT_CONFIG_FILE = "/etc/hpchub/hpchub_config.py"
 DEMO_CONFIG_FILE = "/var/lib/hpchub-demo/hub/jupyterhub_config.py"
@@ -64,3 +66,12 @@ def load_hub_config(config_file: str | None) -> Config | None:
         if candidate and os.path.isfile(candidate):
             return read_config_file(candidate)
     return None
+
+
+def slurm_cluster(args) -> SlurmCluster:
+    """The hub's Slurm cluster (``c.SlurmCluster`` of the --config file if it exists), with
+    ``--slurm-conf``, else ``$SLURM_CONF``, winning for its slurm.conf."""
+    config_file = getattr(args, "config", None)
+    config = load_hub_config(config_file) if config_file and os.path.isfile(config_file) else None
+    slurm_conf = getattr(args, "slurm_conf", None) or os.environ.get("SLURM_CONF")
+    return SlurmCluster.from_config(config, slurm_conf=slurm_conf)

@@ -18,7 +18,7 @@ import sys
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from ..cli_support import SUBCOMMANDS, UsageError, load_hub_config, one_line_errors
+from ..cli_support import SUBCOMMANDS, UsageError, load_hub_config, one_line_errors, slurm_cluster
 from . import arithmetic as arith
 from .course_cli import ARGUMENT_NAMES as COURSE_ARGUMENT_NAMES
 from .course_cli import COMMANDS as COURSE_COMMANDS
@@ -403,17 +403,6 @@ def _unless_hub_unavailable(what: str, watch):
             return [f"{what}: the hub did not answer, nothing stopped this pass: {exc}"]
 
     return after_pass
-
-
-def slurm_cluster(args):
-    """The hub's Slurm cluster (``c.SlurmCluster`` of the --config file if it exists), with
-    ``--slurm-conf``, else ``$SLURM_CONF``, winning for its slurm.conf."""
-    from spawners.slurm.cluster import SlurmCluster  # noqa: PLC0415 (the Slurm layer: not every command needs it)
-
-    config_file = getattr(args, "config", None)
-    config = load_hub_config(config_file) if config_file and os.path.isfile(config_file) else None
-    slurm_conf = getattr(args, "slurm_conf", None) or os.environ.get("SLURM_CONF")
-    return SlurmCluster.from_config(config, slurm_conf=slurm_conf)
 
 
 def _config_settings(args):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from ..cli_support import UsageError, load_hub_config
+from ..cli_support import UsageError, load_hub_config, slurm_cluster
 from . import arithmetic as arith
 from .course_records import COURSE_FIELDS, REPORT_COLUMNS, new_course, report_csv, report_hours
 from .errors import LedgerError
@@ -63,8 +63,6 @@ def read_slurm_accounts(args):
 
     from spawners.slurm.accounts import read_account_tree  # noqa: PLC0415
     from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
-
-    from .cli import slurm_cluster  # noqa: PLC0415
 
     client = slurm_cluster(args).client()
     try:
@@ -213,7 +211,6 @@ def _course_lab_hours(ledger: Ledger, args) -> None:
     from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
     from spawners.slurm.reservations import create_reservation, delete_reservation, show_reservation  # noqa: PLC0415
 
-    from .cli import slurm_cluster  # noqa: PLC0415
     from .course_accounts import foreign_reservation  # noqa: PLC0415
 
     rules = ledger.course_rules(args.name)

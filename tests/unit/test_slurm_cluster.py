@@ -123,7 +123,7 @@ def test_the_spawner_gets_its_client_and_job_name_from_the_cluster() -> None:
 def test_the_cli_reads_slurm_conf_from_the_flag_else_the_environment_else_the_config(monkeypatch, tmp_path) -> None:
     import argparse
 
-    from hub.ledger.cli import slurm_cluster
+    from hub.cli_support import slurm_cluster
 
     config = tmp_path / "hpchub_config.py"
     config.write_text("c.SlurmCluster.slurm_conf = '/etc/slurm/site.conf'\nc.SlurmCluster.name = 'sc6'\n")
