@@ -119,9 +119,9 @@ class _Lazy:
 
 
 def _my_projects(ledger, user) -> list[dict]:
-    from .project_pages.gather import my_projects  # noqa: PLC0415
+    from .project_pages import gather  # noqa: PLC0415
 
-    return my_projects(ledger, user.name)
+    return gather.my_projects(ledger, user.name)
 
 
 def my_projects(config):
