@@ -10,14 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import html
-from decimal import Decimal
 
-from spawners.catalog import Catalogue
-from spawners.slurm import project_envs
 from spawners.slurm.client import SlurmCommandError
 from spawners.slurm.options import ALLOWED_KEYS
+from spawners.slurm.request_context import RequestContext
 from spawners.slurm.ttl_cache import _TTLCache
-from spawners.slurm.types import ClusterInfo
 
 
 NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"  # set at login by hub.auth.oidc
@@ -56,10 +53,10 @@ class FormHooks:
                 f"account <code>{html.escape(self.user.name)}</code> does not exist yet, so no server can start.</p>"
             )
         try:
-            cluster = await self.cluster_info()
-            projects = list(await self.project_accounts())
+            context = await self.request_context()
         except SlurmCommandError as exc:
             return f"<p class='alert alert-danger'>Slurm is not answering: {html.escape(exc.summary)}</p>"
+        projects = list(context.projects)
         retry = _FORM_RETRY.pop(self.user.name)
         previous = dict(self.user_options or {})
         error = None
@@ -67,21 +64,15 @@ class FormHooks:
             previous = retry["values"]
             if retry["error"]:
                 error = FormError(*retry["error"])
-        catalogue = self.catalogue()
         lab_hours = {project: (await self.course_lab_hours(project))[1] for project in projects}  # the rule's
-        budgets, preview = await asyncio.to_thread(self._form_budget, cluster, projects, catalogue, previous,
-                                                   lab_hours)  # fmt: skip
-        ready = await asyncio.to_thread(project_envs.ready_environments, project_envs.settings(self.config), projects)
+        budgets, preview = await asyncio.to_thread(self._form_budget, context, previous, lab_hours)
         return render_options_form(
-            cluster, projects, catalogue, previous, budgets, error=error, preview=preview,
+            context.cluster, projects, context.catalogue, previous, budgets, error=error, preview=preview,
             preview_url=f"{self.hub.base_url}api/hpchub/v1/preview" if self.ledger is not None else "",
-            project_environments=ready,
+            project_environments=context.project_environments,
         )  # fmt: skip
 
-    def _form_budget(
-        self, cluster: ClusterInfo, projects: list[str], catalogue: Catalogue, previous: dict,
-        lab_hours: dict[str, bool | None] | None = None,
-    ):  # fmt: skip
+    def _form_budget(self, context: RequestContext, previous: dict, lab_hours: dict[str, bool | None] | None = None):
         """What each project has left and the preview of the initial choices (in a worker thread);
         ``lab_hours``: per course project whether its lab hours are on now."""
         from spawners.slurm.form_budget import initial_preview, project_budgets  # noqa: PLC0415
@@ -89,7 +80,5 @@ class FormHooks:
         ledger = self.ledger
         if ledger is None:
             return {}, None
-        budgets = project_budgets(ledger, self.user.name, cluster, projects, lab_hours)
-        preview = initial_preview(ledger, self.user.name, cluster, projects, catalogue, previous, budgets,
-                                  Decimal(str(self.default_hours)), lab_hours)  # fmt: skip
-        return budgets, preview
+        budgets = project_budgets(ledger, self.user.name, context.cluster, list(context.projects), lab_hours)
+        return budgets, initial_preview(ledger, context, previous, budgets, lab_hours)

@@ -61,6 +61,7 @@ from spawners.slurm.launch import LaunchError, launch_for
 from spawners.slurm.ledger_link import LedgerLink
 from spawners.slurm.parsers import parse_node_addresses
 from spawners.slurm.refused_traits import check_spawner_config
+from spawners.slurm.request_context import RequestContext, ready_names
 from spawners.slurm.reservations import forget_reservation
 from spawners.slurm.progress import ProgressEvent, parse_slurm_time
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
@@ -366,6 +367,26 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
             self.log.warning("spawn refused for %s by the %s rule: %s", self._log_name, exc.rule.value, exc)
             raise
 
+    async def request_context(self) -> RequestContext:
+        """What this user's options are checked against now (the form, the preview and the
+        spawn all use this one): the cluster, the user's projects, the catalogue, each
+        project's ready environments and the defaults."""
+        try:
+            catalogue = self.catalogue()
+        except (OSError, CatalogueError) as exc:
+            raise web.HTTPError(500, f"the environment catalogue is broken: {exc}") from None
+        accounts = await self.project_accounts()
+        cluster = await self.cluster_info()
+        ready = await asyncio.to_thread(project_envs.ready_environments, self.environment_settings, list(accounts))
+        return RequestContext(
+            user=self.user.name,
+            cluster=cluster,
+            accounts=dict(accounts),
+            catalogue=catalogue,
+            project_environments=ready_names(ready),
+            default_hours=Decimal(str(self.default_hours)),
+        )
+
     async def validate_options(self, user_options: dict) -> JobRequest:
         if not SERVER_NAME_PATTERN.fullmatch(self.name or ""):
             raise OptionsError("server_name", "server name: letters, digits, '.', '_' and '-' only, at most 40")
@@ -375,26 +396,9 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
             options, dropped = drop_stale_keys(options)
             if dropped:
                 self.log.warning("dropped stored options of %s from an older schema: %s", self._log_name, dropped)
-        try:
-            catalogue = self.catalogue()
-        except (OSError, CatalogueError) as exc:
-            raise web.HTTPError(500, f"the environment catalogue is broken: {exc}") from None
-        accounts = await self.project_accounts()
-        self.user_project_names = tuple(accounts)
-        settings = self.environment_settings
-        ready = await asyncio.to_thread(project_envs.ready_environments, settings, list(accounts))
-        request = validate_user_options(
-            options,
-            cluster=await self.cluster_info(),
-            projects=list(accounts),
-            catalogue_ids=catalogue.ids(),
-            default_environment=catalogue.default.id,
-            default_hours=Decimal(str(self.default_hours)),
-            project_environments=ready,
-            unavailable_environments={e.id: e.unavailable_reason for e in catalogue if not e.available},
-        )
-        if accounts[request.project] != request.project:
-            request = dataclasses.replace(request, account=accounts[request.project])
+        context = await self.request_context()
+        self.user_project_names = context.projects
+        request = context.validate(options)
         reservation, lab_hours_on = await self.course_lab_hours(request.project)
         await self.admit(request, lab_hours_on=lab_hours_on)
         if reservation and lab_hours_on is None:  # a course that queues students outside its lab hours
