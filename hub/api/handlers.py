@@ -26,7 +26,7 @@ from jupyterhub.scopes import define_custom_scopes, needs_scope
 from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 
-from hub.ledger import BudgetRefused, Ledger
+from hub.ledger import Booking, BudgetRefused, Ledger
 from hub.ledger import arithmetic as arith
 from hub.ledger import offers as budget_offers
 from hub.ledger.errors import LedgerInputError, NotFound
@@ -397,8 +397,8 @@ class PreviewHandler(LedgerAPIHandler):
             raise web.HTTPError(400, exc.message) from None
         choices = [(t, max(1, request["gpus"])) for t in ledger.rates.gpu_types]
         admission = await self.run(
-            ledger.preview, request["project"], user, request["gpu_type"], request["gpus"],
-            str(Decimal(str(request["hours"]))),
+            ledger.preview, request["project"], user,
+            Booking(request["gpu_type"], request["gpus"], str(Decimal(str(request["hours"])))),
         )  # fmt: skip
         offers = budget_offers.refusal_offers(
             request["gpus"], arith.hours_to_seconds(request["hours"]), admission, choices, ledger.rates

@@ -26,8 +26,7 @@ from spawners.slurm.types import ClusterInfo, JobRequest, PartitionInfo
 class PreviewLedger(Protocol):
     """The part of the ledger a preview reads (``hub.ledger.Ledger`` is one)."""
 
-    def preview(self, name: str, user: str, gpu_type: str | None, gpus: int, hours: object, *,
-                lab_hours_on: bool | None = None) -> Any: ...
+    def preview(self, name: str, user: str, booking: Any, *, lab_hours_on: bool | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -77,9 +76,11 @@ class RequestContext:
         self, options: Mapping[str, Any], ledger: PreviewLedger, *, lab_hours_on: bool | None = None
     ) -> tuple[JobRequest, Any]:
         """The validated request and what admission would answer now (nothing is held)."""
+        from hub.ledger.types import Booking  # noqa: PLC0415  (the ledger's value; the rest of this module is pure)
+
         request = self.validate(options)
-        admission = ledger.preview(request.project, self.user, request.gpu_type, request.gpus, str(request.hours),
-                                   lab_hours_on=lab_hours_on)
+        booking = Booking(request.gpu_type, request.gpus, request.hours)
+        admission = ledger.preview(request.project, self.user, booking, lab_hours_on=lab_hours_on)
         return request, admission
 
 
