@@ -12,12 +12,14 @@ import asyncio
 import html
 
 from spawners.slurm.client import SlurmCommandError
+from spawners.slurm.form import SCRIPT_NAME, FormError, form_model, render_form, render_form_async
 from spawners.slurm.options import ALLOWED_KEYS
 from spawners.slurm.request_context import RequestContext
 from spawners.slurm.ttl_cache import _TTLCache
 
 
 NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"  # set at login by hub.auth.oidc
+STATIC_PREFIX = "hpchub/static/"  # below the hub's URL: templates/static/ (hub.static_files)
 # A form post's values (and its refusal) by user name, for the form JupyterHub renders
 # again when the spawn is refused (it renders the user's default server's form).
 _FORM_RETRY = _TTLCache()
@@ -45,8 +47,6 @@ class FormHooks:
             retry["error"] = (field, message)
 
     async def _render_options_form(self, spawner) -> str:
-        from spawners.slurm.form import FormError, render_options_form  # noqa: PLC0415
-
         if any(group.name == NO_CLUSTER_ACCOUNT_GROUP for group in self.user.groups):
             return (
                 f"<p class='alert alert-warning' id='hpchub-no-cluster-account'>Your login worked, but the cluster "
@@ -66,11 +66,17 @@ class FormHooks:
                 error = FormError(*retry["error"])
         lab_hours = {project: (await self.course_lab_hours(project))[1] for project in projects}  # the rule's
         budgets, preview = await asyncio.to_thread(self._form_budget, context, previous, lab_hours)
-        return render_options_form(
+        model = form_model(
             context.cluster, projects, context.catalogue, previous, budgets, error=error, preview=preview,
             preview_url=f"{self.hub.base_url}api/hpchub/v1/preview" if self.ledger is not None else "",
+            script_url=f"{self.hub.base_url}{STATIC_PREFIX}{SCRIPT_NAME}",
             project_environments=context.project_environments,
         )  # fmt: skip
+        # The hub's own Jinja environment reads c.JupyterHub.template_paths: a site's spawn_form.html wins.
+        environment = (getattr(self.user, "settings", None) or {}).get("jinja2_env")
+        if environment is None:
+            return render_form(model)
+        return await render_form_async(model, environment)
 
     def _form_budget(self, context: RequestContext, previous: dict, lab_hours: dict[str, bool | None] | None = None):
         """What each project has left and the preview of the initial choices (in a worker thread);

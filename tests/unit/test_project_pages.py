@@ -289,12 +289,14 @@ def test_configure_pages_adds_the_handlers_once_and_the_template_variables() -> 
     from hub.pages import configure_pages
     from hub.project_pages.environments import ROUTES as ENVIRONMENT_ROUTES
     from hub.project_pages.handlers import ROUTES
+    from hub.static_files import ROUTES as STATIC_ROUTES
 
     c = Config()
     c.JupyterHub.extra_handlers = [("/api/other", object)]
     configure_pages(c)
     configure_pages(c)
-    assert c.JupyterHub.extra_handlers == [("/api/other", object), *ROUTES, *ENVIRONMENT_ROUTES]
+    assert c.JupyterHub.extra_handlers == [("/api/other", object), *ROUTES, *ENVIRONMENT_ROUTES, *STATIC_ROUTES]
+    assert [route for route, _handler in STATIC_ROUTES] == [r"/hpchub/static/([A-Za-z0-9][A-Za-z0-9_.-]*\.(?:js|css))"]
     assert [route for route, _handler in ENVIRONMENT_ROUTES] == [
         r"/hpchub/projects/([^/]+)/environments/?", r"/hpchub/projects/([^/]+)/environments/([^/]+)/([^/]+)/?"]
     assert {"hpchub_budget_banners", "hpchub_sessions", "hpchub_projects"} <= set(c.JupyterHub.template_vars)
