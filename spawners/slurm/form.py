@@ -69,9 +69,6 @@ class CourseLimits:
     max_quarters: int | None = None
     lab_hours_only: bool = False  # sessions start only during the course's lab hours (the project's reason says)
 
-    def to_json(self) -> dict:
-        return {"gpu_types": list(self.gpu_types), "max_gpus": self.max_gpus, "max_quarters": self.max_quarters}
-
 
 @dataclass(frozen=True)
 class FormError:
@@ -309,7 +306,7 @@ def form_choices(
     if project not in usable:
         project = project if project in projects and not usable else (usable or list(projects))[0]
     course = budgets[project].course if project in budgets else None
-    offered = sorted(t for t, n in partition.gpus_per_node.items() if n > 0 and not gpu_type_reason(t, partition, course))
+    offered = [t for t in offered_gpu_types(partition) if not gpu_type_reason(t, partition, course)]
     gpu_type = _chosen(previous, "gpu_type")
     if gpu_type_reason(gpu_type, partition, course):
         gpu_type = offered[0] if offered else ""

@@ -3,9 +3,10 @@ this in a worker thread).
 
 - :func:`project_budgets`: per project what it (and the user's cap in it) has left, and why
   it cannot be chosen when it cannot pay for the smallest GPU session.
-- :func:`initial_preview`: the preview of the choices the form shows first, computed like
-  ``POST /preview`` (the spawn's validation, ``Ledger.preview``, the same offers), so the
-  page says what a request costs even without JavaScript.
+- :func:`preview_answer`: the answer of ``POST /preview`` (the request context's validation,
+  ``Ledger.preview``, the offers that fit); the endpoint and the form both call it.
+- :func:`initial_preview`: that answer for the choices the form shows first, so the page says
+  what a request costs even without JavaScript.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from hub.ledger.arithmetic import Rounding, format_gpu_hours
 from hub.ledger.types import Role
 from hub.ledger.offers import cheapest_session_mgs, gpu_choices, refusal_offers
 from spawners.slurm.form import CourseLimits, FormPreview, ProjectBudget, form_choices
-from spawners.slurm.options import OptionsError
+from spawners.slurm.options import OptionsError, offered_gpu_types
 from spawners.slurm.request_context import RequestContext
 from spawners.slurm.types import ClusterInfo
 
@@ -36,7 +37,7 @@ def project_budgets(
     whose figures cannot be read is left out (the form then shows its bare name).
     ``lab_hours``: per course whether its lab hours are on now (None: not known); a course
     whose students start sessions only then cannot be chosen outside them."""
-    gpu_types = sorted({t for p in cluster.partitions.values() for t, n in p.gpus_per_node.items() if n > 0})
+    gpu_types = sorted({t for p in cluster.partitions.values() for t in offered_gpu_types(p)})
     cheapest = cheapest_session_mgs(gpu_types, ledger.rates)
     courses = course_limits(ledger, user, projects)
     budgets = {}

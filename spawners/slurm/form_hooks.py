@@ -1,7 +1,8 @@
 """The spawn form's side of ``SlurmGPUSpawner``: ``FormHooks``, a mixin with the form's
 post (``options_from_form``), its re-render after a refusal (``_note_form_error``,
 ``_FORM_RETRY``) and its rendering with each project's budget (``_render_options_form``,
-``_form_budget``). The HTML itself is the pure :mod:`.form`. Kept apart from ``spawner``
+``_form_budget``). The form's model is the pure :mod:`.form`, its HTML ``templates/spawn_form.html``
+(rendered through the hub's Jinja environment, so a site's template wins). Kept apart from ``spawner``
 (the spawn protocol); the ``options_form`` default stays on the spawner class
 (a traitlets ``@default``).
 """
