@@ -369,7 +369,10 @@ class PreviewHandler(LedgerAPIHandler):
         from spawners.slurm.options import OptionsError  # noqa: PLC0415
 
         try:
-            context = await spawner.request_context()  # what the spawn checks the same options against
+            try:
+                context = await spawner.request_context()  # what the spawn checks the same options against
+            except LedgerInputError:  # a hub user name the ledger cannot hold has no project
+                raise OptionsError("project", "project: you have no project (Slurm account) to charge") from None
             request = context.validate(options)
             _reservation, lab_hours_on = await spawner.course_lab_hours(request.project)
             answer = await self.run(preview_answer, context, options, ledger, lab_hours_on)
