@@ -312,7 +312,7 @@ def _admit_while_another_holds_the_lock(ledger_url: str, change) -> BaseExceptio
                 text("SELECT id FROM hpchub_projects WHERE name = 'race-lab' FOR UPDATE")
             ).scalar_one()
             with ThreadPoolExecutor(1) as pool, engine.connect() as watcher:
-                waiting = pool.submit(ledger.admit, "race-lab", "alice", "late", "h200", 1, 1, T0)
+                waiting = pool.submit(ledger.admit, "race-lab", "alice", "late", Booking("h200", 1, 1), T0)
                 watcher = watcher.execution_options(isolation_level="AUTOCOMMIT")  # a fresh view of pg_locks each time
                 deadline = time.monotonic() + 10
                 while watcher.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one() == 0:
