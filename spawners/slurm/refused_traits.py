@@ -85,5 +85,19 @@ def check_spawner_config(config: Config, spawner_class: type) -> None:
         raise RefusedSettingError("; ".join(lines))
 
 
+APPLY_USER_OPTIONS_REFUSED = (
+    "c.Spawner.apply_user_options is set, but hpchub's Slurm spawner validates the spawn options itself "
+    "(spawners/slurm/options.py) and holds the budget there: set c.Spawner.pre_spawn_hook for anything to run "
+    "before a spawn instead"
+)
+
+
+def check_apply_user_options(hook: object, own: object) -> None:
+    """Raise :class:`RefusedSettingError` when a site's ``apply_user_options`` replaces the spawner's own
+    hook (it would skip the validation and the budget hold)."""
+    if hook is not own:
+        raise RefusedSettingError(APPLY_USER_OPTIONS_REFUSED)
+
+
 def _sections(spawner_class: type) -> Iterable[str]:
     return [cls.__name__ for cls in spawner_class.__mro__ if cls is not object]

@@ -22,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import functools
-import logging
 import os
 import pwd
 import re
@@ -46,7 +45,10 @@ from spawners.catalog import Catalogue, CatalogueError, load_catalogue
 from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
 from spawners.slurm import project_envs
 from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, subprocess_runner
-from spawners.slurm.errors import LedgerUnavailable, SlurmNotAnswering, SpawnError, database_detail, slurm_not_answering
+from spawners.slurm.errors import (
+    LedgerUnavailable, SlurmNotAnswering, SpawnError, database_detail, mark_handled, quiet_handled_errors,
+    slurm_not_answering,
+)  # fmt: skip
 from spawners.slurm.form_hooks import (  # noqa: F401  (FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP: re-exported)
     _FORM_RETRY, FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP, FormHooks,
 )  # fmt: skip
@@ -61,7 +63,7 @@ from spawners.slurm import progress as words
 from spawners.slurm.launch import LaunchError, launch_for
 from spawners.slurm.ledger_link import LedgerLink
 from spawners.slurm.parsers import parse_node_addresses
-from spawners.slurm.refused_traits import RefusedSettingError, check_spawner_config
+from spawners.slurm.refused_traits import check_apply_user_options, check_spawner_config
 from spawners.slurm.request_context import RequestContext, ready_names
 from spawners.slurm.reservations import forget_reservation
 from spawners.slurm.progress import ProgressEvent, parse_slurm_time
@@ -103,24 +105,6 @@ async def metered_runner(argv, *, input=None, env=None, timeout=30.0):
         observe_scheduler_call(command, time.monotonic() - started, ok)
 
 
-class _HandledErrorFilter(logging.Filter):
-    """Leaves out JupyterHub's "Exception applying user_options" traceback for an error the spawner
-    raised on purpose (a refused option, a budget refusal, a denied account) and logged itself."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        error = record.exc_info[1] if record.exc_info else None
-        return not getattr(error, "hpchub_handled", False)
-
-
-_HANDLED_ERROR_FILTER = _HandledErrorFilter()
-
-
-def _quiet_handled_errors(log: logging.Logger | logging.LoggerAdapter) -> None:
-    logger = getattr(log, "logger", log)  # a LoggerAdapter's logger
-    if _HANDLED_ERROR_FILTER not in logger.filters:
-        logger.addFilter(_HANDLED_ERROR_FILTER)
-
-
 async def _apply_validated_options(spawner: SlurmGPUSpawner, user_options: dict) -> None:
     """The spawner's ``apply_user_options`` hook (a plain function, as JupyterHub calls it)."""
     await spawner.apply_validated_options(user_options)
@@ -142,12 +126,7 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         check_spawner_config(self.config, type(self))
-        if self.apply_user_options is not _apply_validated_options:
-            raise RefusedSettingError(
-                "c.Spawner.apply_user_options is set, but hpchub's Slurm spawner validates the spawn options "
-                "itself (spawners/slurm/options.py) and holds the budget there: set c.Spawner.pre_spawn_hook "
-                "for anything to run before a spawn instead"
-            )
+        check_apply_user_options(self.apply_user_options, _apply_validated_options)
 
     # ----- configuration -----
     slurm_conf = Unicode(
@@ -361,19 +340,18 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
     # ----- user options -----
     @default("apply_user_options")
     def _apply_user_options_default(self):
-        _quiet_handled_errors(self.log)
+        quiet_handled_errors(self.log)
         return _apply_validated_options
 
     async def apply_validated_options(self, user_options: dict) -> None:
         """JupyterHub's ``apply_user_options`` hook: validate into a JobRequest and hold the budget.
         First the identity deny rules (whatever the authenticator): HTTP 403 naming the rule; a
         refused option is HTTP 400 naming the field. Every error raised here was logged here in
-        one line, so JupyterHub's own traceback for it is left out (:func:`_quiet_handled_errors`)."""
+        one line, so JupyterHub's own traceback for it is left out (:func:`.errors.quiet_handled_errors`)."""
         try:
             await self._check_and_hold(user_options)
         except web.HTTPError as exc:
-            exc.hpchub_handled = True  # type: ignore[attr-defined]
-            raise
+            raise mark_handled(exc)
         except Exception as exc:  # a fault, not the user's: a 500 with JupyterHub's traceback, as before
             raise web.HTTPError(500, f"the spawn options could not be checked: {type(exc).__name__}") from exc
 
