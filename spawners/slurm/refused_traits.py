@@ -73,6 +73,8 @@ def refused_settings(config: Config, spawner_class: type) -> list[str]:
         for name in sorted(set(config[section]) & set(REFUSED_TRAITS)):
             lines.append(f"c.{section}.{name} is a batchspawner setting that hpchub's Slurm spawner does not use: "
                          f"set {REFUSED_TRAITS[name]} instead")  # fmt: skip
+        if "apply_user_options" in config[section]:
+            lines.append(APPLY_USER_OPTIONS_REFUSED.replace("c.Spawner.", f"c.{section}.", 1))
     return lines
 
 

@@ -64,3 +64,12 @@ def test_a_sites_own_apply_user_options_is_refused() -> None:
     config.Spawner.apply_user_options = {"image": "image"}
     with pytest.raises(RefusedSettingError, match="apply_user_options"):
         _spawner(config)
+
+
+def test_the_hubs_start_check_names_a_sites_apply_user_options() -> None:
+    from spawners.slurm.refused_traits import refused_settings  # noqa: PLC0415
+
+    config = Config()
+    config.SlurmGPUSpawner.apply_user_options = {"image": "image"}
+    [line] = refused_settings(config, SlurmGPUSpawner)
+    assert line.startswith("c.SlurmGPUSpawner.apply_user_options is set") and "pre_spawn_hook" in line
