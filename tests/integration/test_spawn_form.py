@@ -456,6 +456,24 @@ SITE_FORM = """<div id="site-spawn-form"><h2>Our own form</h2>
 """
 
 
+def _restart_hub(portal, hpchub) -> None:
+    """Stop the hub (SIGTERM to the pid in its pid file) and start it again with ``demo up``."""
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    pid = int((portal.state_dir / "run" / "jupyterhub.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+                break
+        except OSError:
+            break
+        time.sleep(0.2)
+    hpchub("demo", "up", "--state-dir", str(portal.state_dir))
+
+
 def test_the_forms_script_is_served_by_the_hub_and_nothing_else_is(portal) -> None:
     import requests  # noqa: PLC0415
 
@@ -472,7 +490,7 @@ def test_a_sites_own_spawn_form_html_on_the_template_path_replaces_the_form(port
     site = portal.state_dir / "hub" / "site-templates"
     site.mkdir(exist_ok=True)
     (site / "spawn_form.html").write_text(SITE_FORM)
-    hpchub("demo", "up", "--state-dir", str(portal.state_dir))  # the hub reads template_paths at its start
+    _restart_hub(portal, hpchub)  # the hub reads template_paths at its start
     try:
         page = _page(browser, portal, "bob")
         page.goto(f"{portal.url}/hub/spawn")
@@ -495,7 +513,7 @@ def test_a_sites_own_spawn_form_html_on_the_template_path_replaces_the_form(port
             _stop(portal, "bob")
         (site / "spawn_form.html").unlink()
         site.rmdir()
-        hpchub("demo", "up", "--state-dir", str(portal.state_dir))
+        _restart_hub(portal, hpchub)
     page = _page(browser, portal, "bob")
     page.goto(f"{portal.url}/hub/spawn")
     page.wait_for_selector("#hpchub-spawn-form", timeout=30000)
