@@ -440,7 +440,7 @@ def form_model(
     def message_for(key: str) -> str:
         return error.message if error is not None and error.field == key else ""
 
-    fields = (
+    by_key = {f.key: f for f in (
         FieldModel("project", "Project (whose GPU-hour budget is charged)",
                    "Only your projects; each with the GPU-hours it has left (and your cap, if you have one).",
                    project_options, message_for("project")),
@@ -456,7 +456,8 @@ def form_model(
                    message_for("hours"), budget_error),
         FieldModel("environment", "Environment", "The notebook environment the job starts.",
                    environment_options, message_for("environment")),
-    )  # fmt: skip
+    )}  # fmt: skip
+    fields = tuple(by_key[key] for key in OPTION_KEYS)
     other_error = ""
     if error is not None and error.field not in OPTION_KEYS and error.field != BUDGET_FIELD:
         other_error = error.message
