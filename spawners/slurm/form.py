@@ -94,18 +94,6 @@ def plain_hours(value: object) -> str:
         return str(value)
     if not number.is_finite():
         return str(value)
-    text = format(number.normalize(), "f")
-    return text
-
-
-def plain_hours(value: object) -> str:
-    """``1.0`` -> ``"1"``, ``"0.50"`` -> ``"0.5"``; anything that is no number is returned as text."""
-    try:
-        number = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return str(value)
-    if not number.is_finite():
-        return str(value)
     return format(number.normalize(), "f")
 
 

@@ -12,7 +12,6 @@ this in a worker thread).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 
 from hub.api.views import preview_json
 from hub.ledger import Ledger, LedgerError

@@ -57,7 +57,6 @@ from spawners.slurm.options import (
     drop_stale_keys,
     parse_sinfo,
     parse_user_accounts,
-    validate_user_options,
 )
 from spawners.slurm import progress as words
 from spawners.slurm.launch import LaunchError, launch_for
