@@ -220,12 +220,31 @@ class PreviewModel:
 
 
 @dataclass(frozen=True)
+class Notice:
+    """A sentence shown instead of the form: ``text``, then ``code`` (as code) and ``after``."""
+
+    text: str
+    level: str = "warning"  # a Bootstrap alert level
+    code: str = ""
+    after: str = ""
+    id: str = "hpchub-form-message"
+
+
+def no_cluster_account_notice(user: str) -> Notice:
+    return Notice("Your login worked, but the cluster account ", code=user,
+                  after=" does not exist yet, so no server can start.", id="hpchub-no-cluster-account")  # fmt: skip
+
+
+def slurm_not_answering_notice(summary: str) -> Notice:
+    return Notice(f"Slurm is not answering: {summary}", level="danger")
+
+
+@dataclass(frozen=True)
 class FormModel:
-    """Everything the template shows. ``message`` alone (and no fields) when no form can be offered."""
+    """Everything the template shows. ``notice`` alone (and no fields) when no form can be offered."""
 
     fields: tuple[FieldModel, ...] = ()
-    message: str = ""  # e.g. no project to charge
-    message_level: str = "warning"
+    notice: Notice | None = None  # e.g. no project to charge
     other_error: str = ""  # a refusal that names no field of the form
     budget_error: str = ""
     preview: PreviewModel = field(default_factory=PreviewModel)
@@ -375,10 +394,10 @@ def form_model(
     ``project_environments``: per project its ready environments (``project:NAME`` choices,
     after the catalogue's entries; entries the site has not built are disabled with why)."""
     if not projects:
-        return FormModel(message="You have no project (Slurm account) to charge GPU-hours to. "
-                                 "Ask your PI or the centre to add you to one.")  # fmt: skip
+        return FormModel(notice=Notice("You have no project (Slurm account) to charge GPU-hours to. "
+                                       "Ask your PI or the centre to add you to one."))  # fmt: skip
     if not cluster.partitions:
-        return FormModel(message="The cluster offers no partition (sinfo listed none).", message_level="danger")
+        return FormModel(notice=Notice("The cluster offers no partition (sinfo listed none).", level="danger"))
     budgets = budgets or {}
     chosen = form_choices(cluster, projects, catalogue, previous, budgets, project_environments)
     partition = chosen.partition

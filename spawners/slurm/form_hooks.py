@@ -10,10 +10,12 @@ post (``options_from_form``), its re-render after a refusal (``_note_form_error`
 from __future__ import annotations
 
 import asyncio
-import html
 
 from spawners.slurm.client import SlurmCommandError
-from spawners.slurm.form import SCRIPT_NAME, FormError, form_model, render_form, render_form_async
+from spawners.slurm.form import (
+    SCRIPT_NAME, FormError, FormModel, form_model, no_cluster_account_notice, render_form, render_form_async,
+    slurm_not_answering_notice,
+)  # fmt: skip
 from spawners.slurm.options import ALLOWED_KEYS
 from spawners.slurm.request_context import RequestContext
 from spawners.slurm.ttl_cache import _TTLCache
@@ -49,14 +51,11 @@ class FormHooks:
 
     async def _render_options_form(self, spawner) -> str:
         if any(group.name == NO_CLUSTER_ACCOUNT_GROUP for group in self.user.groups):
-            return (
-                f"<p class='alert alert-warning' id='hpchub-no-cluster-account'>Your login worked, but the cluster "
-                f"account <code>{html.escape(self.user.name)}</code> does not exist yet, so no server can start.</p>"
-            )
+            return await self._render_form(FormModel(notice=no_cluster_account_notice(self.user.name)))
         try:
             context = await self.request_context()
         except SlurmCommandError as exc:
-            return f"<p class='alert alert-danger'>Slurm is not answering: {html.escape(exc.summary)}</p>"
+            return await self._render_form(FormModel(notice=slurm_not_answering_notice(exc.summary)))
         projects = list(context.projects)
         retry = _FORM_RETRY.pop(self.user.name)
         previous = dict(self.user_options or {})
@@ -73,7 +72,11 @@ class FormHooks:
             script_url=f"{self.hub.base_url}{STATIC_PREFIX}{SCRIPT_NAME}",
             project_environments=context.project_environments,
         )  # fmt: skip
-        # The hub's own Jinja environment reads c.JupyterHub.template_paths: a site's spawn_form.html wins.
+        return await self._render_form(model)
+
+    async def _render_form(self, model: FormModel) -> str:
+        """``model`` through ``spawn_form.html``: with the hub's own Jinja environment, which reads
+        ``c.JupyterHub.template_paths``, so a site's template comes first."""
         environment = (getattr(self.user, "settings", None) or {}).get("jinja2_env")
         if environment is None:
             return render_form(model)

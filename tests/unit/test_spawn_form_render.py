@@ -340,3 +340,11 @@ def test_a_sites_spawn_form_html_first_on_the_template_path_replaces_the_form(tm
                                                                 "environment"}  # fmt: skip
     default_env = jinja2.Environment(loader=jinja2.FileSystemLoader(paths[1:]), autoescape=True, enable_async=True)
     assert "hpchub-spawn-form" in _Form(asyncio.run(render_form_async(model, default_env))).by_id
+
+
+def test_a_missing_cluster_account_is_a_notice_of_the_template() -> None:
+    from spawners.slurm.form import FormModel, no_cluster_account_notice, render_form  # noqa: PLC0415
+
+    text = render_form(FormModel(notice=no_cluster_account_notice("new<user")))
+    assert 'id="hpchub-no-cluster-account"' in text and "<code>new&lt;user</code> does not exist yet" in text
+    assert "hpchub-spawn-form" not in text
