@@ -4,8 +4,10 @@ Built on batchspawner's SlurmSpawner (its single-user wrapper, its traits and
 its place in the ecosystem), but with none of its unsafe paths:
 
 * ``user_options`` are validated by allowlist into a :class:`JobRequest`
-  (:mod:`.options`); the script is rendered from that alone (:mod:`.script`),
-  never from raw options.
+  (:mod:`.options`), against one :class:`RequestContext` per request
+  (:mod:`.request_context`; the form and ``POST /preview`` use the same), in
+  JupyterHub's ``apply_user_options`` hook; the script is rendered from that
+  alone (:mod:`.script`), never from raw options.
 * Slurm commands run as argv lists with a timeout (:mod:`.client`), never a shell.
 * Job state comes from one shared :class:`JobWatcher` (:mod:`.watcher`): one
   ``squeue`` per interval for every portal job. A failed query means UNKNOWN,
