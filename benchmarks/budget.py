@@ -49,6 +49,7 @@ from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from hub.devtools.pgserver import PostgresServer  # noqa: E402
 from hub.ledger import Ledger, upgrade  # noqa: E402
+from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR  # noqa: E402
 from hub.ledger.models import CapEntry, Charge, Grant, Member, PortalSession, Project  # noqa: E402
 from hub.ledger.types import ChargeKind, ChargeSource, ProjectKind, ProjectState, Role, SessionState  # noqa: E402
@@ -221,10 +222,10 @@ def measure(backend: str, url: str, data: DataSet, iterations: int, naive_iterat
     results = {name: Result(backend, name, []) for name in ("preview", "admit", "admit+end")}
     with Ledger(url) as ledger:
         def preview(p: int, user: str):
-            return ledger.preview(f"p{p:04d}", user, "h200", 1, 1)
+            return ledger.preview(f"p{p:04d}", user, Booking("h200", 1, 1))
 
         def admit(p: int, user: str):
-            return ledger.admit(f"p{p:04d}", user, "bench", "h200", 1, 1)
+            return ledger.admit(f"p{p:04d}", user, "bench", Booking("h200", 1, 1))
 
         for index, (p, user) in enumerate(picks):  # 50 warm-up calls, then measured ones
             preview_ms, answer = timed(lambda: preview(p, user))

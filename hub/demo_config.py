@@ -56,7 +56,9 @@ def configure_demo(c, settings_path: str) -> None:
     c.HPCHubOIDCAuthenticator.slurm_conf = settings["slurm_conf"]
     c.HPCHubOIDCAuthenticator.apply_url = "https://hpc.uni.example/apply"
     c.JupyterHub.redirect_to_server = False  # after login: the home page (sessions, or the no-account page)
-    c.JupyterHub.template_paths = [settings["templates"]]
+    # A site's own templates (e.g. spawn_form.html) go first, as a site's template_paths would have them.
+    site_templates = hub_dir / "site-templates"
+    c.JupyterHub.template_paths = [*([str(site_templates)] if site_templates.is_dir() else []), settings["templates"]]
     configure_pages(c, apply_url="https://hpc.uni.example/apply")
 
     # The GPU-hour ledger (budgets, holds, charges), shared by the spawner, the API and the reconciler.

@@ -135,6 +135,7 @@ def configure_pages(c, *, apply_url: str = "") -> None:
     hpchub's own pages (the project and admin pages, ``c.JupyterHub.extra_handlers``)."""
     from .project_pages.environments import ROUTES as ENVIRONMENT_ROUTES  # noqa: PLC0415
     from .project_pages.handlers import ROUTES  # noqa: PLC0415  (imports JupyterHub: only when configuring a hub)
+    from .static_files import ROUTES as STATIC_ROUTES  # noqa: PLC0415  (imports tornado: likewise)
 
     c.JupyterHub.template_vars = {
         "hpchub_apply_url": apply_url,
@@ -143,5 +144,5 @@ def configure_pages(c, *, apply_url: str = "") -> None:
         "hpchub_projects": my_projects(c),
     }
     handlers = list(c.JupyterHub.extra_handlers) if "extra_handlers" in c.JupyterHub else []
-    handlers += [route for route in ROUTES + ENVIRONMENT_ROUTES if route not in handlers]
+    handlers += [route for route in ROUTES + ENVIRONMENT_ROUTES + STATIC_ROUTES if route not in handlers]
     c.JupyterHub.extra_handlers = handlers

@@ -26,7 +26,7 @@ from jupyterhub.scopes import define_custom_scopes, needs_scope
 from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 
-from hub.ledger import BudgetRefused, Ledger
+from hub.ledger import Booking, BudgetRefused, Ledger
 from hub.ledger import arithmetic as arith
 from hub.ledger import offers as budget_offers
 from hub.ledger.errors import LedgerInputError, NotFound
@@ -360,55 +360,22 @@ class PreviewHandler(LedgerAPIHandler):
             raise web.HTTPError(403, "the preview answers for a user's own sessions; use a user's token")
         options = self.body(views.preview_options)
         ledger = await self.ledger()
-        try:
-            check_user(caller.name)
-            memberships = await self.run(ledger.memberships, caller.name)
-        except LedgerInputError:
-            memberships = []
-        projects = [project.name for project, _role in memberships]
-        request, gpu_choices = await self.spawn_request(options, projects, ledger)
-        lab_hours_on = None  # a course whose students start sessions only in its lab hours: are they on?
         spawner = self.current_user.spawners[""]
-        if hasattr(spawner, "course_lab_hours"):
-            _reservation, lab_hours_on = await spawner.course_lab_hours(request["project"])
-        admission = await self.run(
-            ledger.preview, request["project"], caller.name, request["gpu_type"], request["gpus"],
-            str(Decimal(str(request["hours"]))), lab_hours_on=lab_hours_on,
-        )  # fmt: skip
-        offers = budget_offers.refusal_offers(
-            request["gpus"], arith.hours_to_seconds(request["hours"]), admission, gpu_choices, ledger.rates
-        )
-        self.send_json(views.preview_json(caller.name, request, admission, offers))
-
-    async def spawn_request(
-        self, options: dict, projects: list[str], ledger: Ledger
-    ) -> tuple[dict, list[tuple[str, int]]]:
-        """The spawn's own option check when the spawner can describe the cluster (the
-        portal's Slurm spawner), else the ledger-only check of ``views.basic_spawn_request``;
-        with the request, the GPU types (and most GPUs per node) an offer may use."""
-        spawner = self.current_user.spawners[""]
-        if not all(hasattr(spawner, name) for name in ("cluster_info", "catalogue", "default_hours")):
-            try:
-                request = views.basic_spawn_request(options, projects=projects, gpu_types=ledger.rates.gpu_types)
-            except LedgerInputError as exc:
-                raise web.HTTPError(400, exc.message) from None
-            return request, [(t, max(1, request["gpus"])) for t in ledger.rates.gpu_types]
-        from spawners.catalog import CatalogueError  # noqa: PLC0415
+        if not hasattr(spawner, "request_context"):
+            self.send_json(await self.basic_preview(caller.name, options, ledger))
+            return
         from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
-        from spawners.slurm.options import OptionsError, validate_user_options  # noqa: PLC0415
+        from spawners.slurm.form_budget import preview_answer  # noqa: PLC0415
+        from spawners.slurm.options import OptionsError  # noqa: PLC0415
 
         try:
-            catalogue = spawner.catalogue()
-            cluster = await spawner.cluster_info()
-            request = validate_user_options(
-                options,
-                cluster=cluster,
-                projects=projects,
-                catalogue_ids=catalogue.ids(),
-                default_environment=catalogue.default.id,
-                default_hours=Decimal(str(spawner.default_hours)),
-            )
-            partition = cluster.partitions[request.partition]
+            try:
+                context = await spawner.request_context()  # what the spawn checks the same options against
+            except LedgerInputError:  # a hub user name the ledger cannot hold has no project
+                raise OptionsError("project", "project: you have no project (Slurm account) to charge") from None
+            request = context.validate(options)
+            _reservation, lab_hours_on = await spawner.course_lab_hours(request.project)
+            answer = await self.run(preview_answer, context, options, ledger, lab_hours_on)
         except OptionsError as exc:
             message = str(exc)
             if not message.startswith(f"{exc.field}:"):  # e.g. "unknown option 'x'; allowed: ..."
@@ -416,11 +383,30 @@ class PreviewHandler(LedgerAPIHandler):
             raise web.HTTPError(400, message) from None
         except SlurmCommandError as exc:
             raise web.HTTPError(503, f"Slurm is not answering, try again shortly ({exc.summary})") from None
-        except (OSError, CatalogueError) as exc:
-            raise web.HTTPError(500, f"the environment catalogue is broken: {exc}") from None
-        return request.to_options(), budget_offers.gpu_choices(partition.gpus_per_node, request.gpu_type)
+        self.send_json(answer)
 
-
+    async def basic_preview(self, user: str, options: dict, ledger: Ledger) -> dict:
+        """The ledger-only preview (``views.basic_spawn_request``) when the hub's spawner cannot
+        describe the cluster; the GPU types an offer may use are the ones the ledger prices."""
+        try:
+            check_user(user)
+            memberships = await self.run(ledger.memberships, user)
+        except LedgerInputError:
+            memberships = []
+        projects = [project.name for project, _role in memberships]
+        try:
+            request = views.basic_spawn_request(options, projects=projects, gpu_types=ledger.rates.gpu_types)
+        except LedgerInputError as exc:
+            raise web.HTTPError(400, exc.message) from None
+        choices = [(t, max(1, request["gpus"])) for t in ledger.rates.gpu_types]
+        admission = await self.run(
+            ledger.preview, request["project"], user,
+            Booking(request["gpu_type"], request["gpus"], str(Decimal(str(request["hours"])))),
+        )  # fmt: skip
+        offers = budget_offers.refusal_offers(
+            request["gpus"], arith.hours_to_seconds(request["hours"]), admission, choices, ledger.rates
+        )
+        return views.preview_json(user, request, admission, offers)
 
 
 # --- a notebook server's session (the spawner's part) --------------------------------------------------

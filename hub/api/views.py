@@ -20,6 +20,7 @@ from hub.ledger import offers as budget_offers
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import ChargeRecord, Role, check_enum, check_gpu_type, check_text
 from hub.numbers import NumberError, parse_whole
+from spawners.slurm.options import ALLOWED_KEYS
 
 from .access import ProjectAccess
 
@@ -28,7 +29,7 @@ CSV_COLUMNS = (
     "cluster", "job_id", "user", "project", "gpu_type", "gpus", "start", "end",
     "elapsed_seconds", "gpu_hours", "source", "kind",
 )  # fmt: skip
-SPAWN_OPTION_KEYS = ("project", "partition", "gpu_type", "gpus", "hours", "environment")
+SPAWN_OPTION_KEYS = ALLOWED_KEYS  # the spawn options, as the spawner defines them
 MEMBER_KEYS = ("role", "cap_gpu_hours", "reason")
 CAP_KEYS = ("cap_gpu_hours", "reason")
 API_CAP_REASON = "set through the API"

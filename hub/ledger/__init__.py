@@ -12,10 +12,12 @@
 from .arithmetic import DEFAULT_RATES, Admission, BudgetFigures, BudgetWarning, ChargeRates
 from .errors import BudgetRefused, LedgerError, LedgerInputError, NotFound
 from .store import Ledger, make_engine, schema_revision, upgrade
+from .types import Booking
 
 __all__ = [
     "DEFAULT_RATES",
     "Admission",
+    "Booking",
     "BudgetFigures",
     "BudgetRefused",
     "BudgetWarning",

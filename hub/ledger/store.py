@@ -48,6 +48,7 @@ from .models import (
     AppendOnlySession, CapEntry, Charge, Grant, Member, OutsideJob, PortalSession, Project, effective_charges,
 )  # fmt: skip
 from .types import (
+    Booking,
     ChargeKind,
     ChargeRecord,
     ChargeSource,
@@ -219,9 +220,11 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, ActivityReports, Co
             today=now.astimezone(self.site_timezone).date(),
         )  # fmt: skip
 
-    def _booking(self, gpu_type: str | None, gpus: int, hours: object) -> arith.Reservation:
-        gpus = arith.check_gpus(gpus)
-        seconds = arith.hours_to_seconds(hours)
+    def _booking(self, booking: Booking) -> arith.Reservation:
+        if not isinstance(booking, Booking):
+            raise LedgerInputError("booking", f"must be a Booking(gpu_type, gpus, hours), got {type(booking).__name__}")
+        gpu_type, gpus = booking.gpu_type, arith.check_gpus(booking.gpus)
+        seconds = arith.hours_to_seconds(booking.hours)
         if gpus == 0:
             return arith.Reservation(0, seconds, 0)
         if gpu_type is None:
@@ -568,12 +571,13 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, ActivityReports, Co
         return admission
 
     def preview(
-        self, name: str, user: str, gpu_type: str | None, gpus: int, hours: object, now: datetime | None = None,
+        self, name: str, user: str, booking: Booking, now: datetime | None = None,
         *, lab_hours_on: bool | None = None,
     ) -> arith.Admission:  # fmt: skip
         """What admission would answer now, without holding anything (the spawn form's preview)."""
         check_user(user)
-        booked = self._booking(gpu_type, gpus, hours)
+        booked = self._booking(booking)
+        gpu_type = booking.gpu_type
         now = self._now(now)
         with self._advisory_read() as session:  # admit checks again, under the project's lock
             project = self._project(session, name)
@@ -584,9 +588,7 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, ActivityReports, Co
         name: str,
         user: str,
         server_name: str,
-        gpu_type: str | None,
-        gpus: int,
-        hours: object,
+        booking: Booking,
         now: datetime | None = None,
         *,
         lab_hours_on: bool | None = None,
@@ -599,7 +601,8 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, ActivityReports, Co
         """
         check_user(user)
         check_server_name(server_name)
-        booked = self._booking(gpu_type, gpus, hours)
+        booked = self._booking(booking)
+        gpu_type = booking.gpu_type
         now = self._now(now)
         with self._write() as session:
             project = self._project(session, name, lock=True)

@@ -160,6 +160,19 @@ def parse_date(value: object, field: str) -> date | None:
 
 
 @dataclass(frozen=True)
+class Booking:
+    """What one session asks the ledger to hold: ``gpus`` of ``gpu_type`` for ``hours``.
+
+    ``gpu_type`` is None only with 0 GPUs; ``hours`` is a number of hours (a multiple of
+    0.25, as an int, Decimal, float or decimal string): the ledger checks both when it books.
+    """
+
+    gpu_type: str | None
+    gpus: int
+    hours: object
+
+
+@dataclass(frozen=True)
 class ProjectInfo:
     name: str
     slurm_account: str

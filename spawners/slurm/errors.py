@@ -4,11 +4,14 @@
 - ``SlurmNotAnswering``: slurmctld did not answer a spawn's sbatch: HTTP 503.
 - ``LedgerUnavailable``: the ledger's database did not answer admission: HTTP 503, nothing
   submitted or held.
+- :func:`mark_handled` and :func:`quiet_handled_errors`: an error the spawner raised on purpose
+  and logged in one line gets no traceback from JupyterHub's ``apply_user_options`` runner.
 """
 
 from __future__ import annotations
 
 import html
+import logging
 
 from tornado import web
 
@@ -58,3 +61,28 @@ class LedgerUnavailable(web.HTTPError):
         super().__init__(503, message)
         self.jupyterhub_message = message
         self.jupyterhub_html_message = html.escape(message)
+
+
+class HandledErrorFilter(logging.Filter):
+    """Leaves out JupyterHub's "Exception applying user_options" traceback for an error the spawner
+    raised on purpose (a refused option, a budget refusal, a denied account) and logged itself."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not getattr(error, "hpchub_handled", False)
+
+
+_HANDLED_ERROR_FILTER = HandledErrorFilter()
+
+
+def mark_handled(error: BaseException) -> BaseException:
+    """``error``, marked as raised on purpose and already logged (returned, to be raised)."""
+    error.hpchub_handled = True  # type: ignore[attr-defined]
+    return error
+
+
+def quiet_handled_errors(log: logging.Logger | logging.LoggerAdapter) -> None:
+    """Install the filter on the logger of ``log`` (once)."""
+    logger = getattr(log, "logger", log)  # a LoggerAdapter's logger
+    if _HANDLED_ERROR_FILTER not in logger.filters:
+        logger.addFilter(_HANDLED_ERROR_FILTER)

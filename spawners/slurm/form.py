@@ -1,33 +1,53 @@
-"""The spawn form (pure HTML rendering; every value escaped).
+"""The spawn form's model: what the form offers, why a choice is unavailable, errors and the
+preview of the initial choices, as frozen values (pure; no HTML is written here).
 
-A plain, labelled form whose field names are the documented spawn options. Limits
-come from the cluster (the cached ``sinfo``) and from the budget: impossible choices are
-rendered as disabled options whose label says why (a GPU type not in the partition, more
-GPUs than a node has, more hours than the partition's MaxTime, a project that cannot pay
-for the smallest session). A server-side validation error is shown under its field
+:func:`form_model` builds a :class:`FormModel` from the facts of one request (the cluster,
+the user's projects and their budgets, the catalogue, the ready project environments);
+the Jinja template ``templates/spawn_form.html`` renders it (:func:`render_form`), through
+the hub's own Jinja environment when there is one, so that a site's ``spawn_form.html``
+earlier in ``c.JupyterHub.template_paths`` replaces it.
+
+Limits come from the rules of :mod:`.options` (one function per rule): impossible choices
+are disabled options whose label says why (a GPU type not in the partition, more GPUs than
+a node has, more hours than the partition's MaxTime, a project that cannot pay for the
+smallest session, a course's rules). A server-side error is shown under its field
 (``aria-describedby``, ``aria-invalid``) and the form keeps what the user chose.
 
-A small script (no library) keeps the disabled choices in step with the partition and GPU
-type and asks ``POST /hub/api/hpchub/v1/preview`` (with the page's XSRF token, debounced)
-what the request costs. Without JavaScript the form still works: the server renders the
-preview of the initial choices and validates every post again.
+The script (``templates/static/spawn_form.js``, served by the hub) reads the reasons for
+every project and partition from a JSON block the server renders (:attr:`FormModel.data_json`)
+and only looks them up; it asks ``POST /hub/api/hpchub/v1/preview`` what a choice costs.
+Without JavaScript the form still works: the server renders the preview of the initial
+choices and validates every post again.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
-from html import escape
+from pathlib import Path
+
+import jinja2
 
 from spawners.catalog import Catalogue
-from spawners.slurm.options import ALLOWED_KEYS, HOURS_STEP, UNLIMITED_PARTITION_MAX_HOURS
+from spawners.slurm.options import (
+    ALLOWED_KEYS,
+    HOURS_STEP,
+    environment_choices,
+    gpu_count_range,
+    offered_gpu_types,
+    partition_max_hours,
+)
 from spawners.slurm.types import ClusterInfo, PartitionInfo
 
 # The hours list stops here for partitions without a MaxTime (the API accepts more).
 FORM_MAX_HOURS_WITHOUT_LIMIT = Decimal(24)
 BUDGET_FIELD = "budget"  # a budget refusal is shown under GPUs and hours
+TEMPLATE_NAME = "spawn_form.html"
+SCRIPT_NAME = "spawn_form.js"  # in templates/static/, served at {hub}/hpchub/static/
+OPTION_KEYS: tuple[str, ...] = ALLOWED_KEYS  # the form's field names are the spawn options
 
 
 @dataclass(frozen=True)
@@ -48,9 +68,6 @@ class CourseLimits:
     max_gpus: int | None = None
     max_quarters: int | None = None
     lab_hours_only: bool = False  # sessions start only during the course's lab hours (the project's reason says)
-
-    def to_json(self) -> dict:
-        return {"gpu_types": list(self.gpu_types), "max_gpus": self.max_gpus, "max_quarters": self.max_quarters}
 
 
 @dataclass(frozen=True)
@@ -77,40 +94,34 @@ def plain_hours(value: object) -> str:
         return str(value)
     if not number.is_finite():
         return str(value)
-    text = format(number.normalize(), "f")
-    return text
+    return format(number.normalize(), "f")
 
 
 def partition_max_quarters(partition: PartitionInfo) -> int:
-    """Whole quarter hours the partition allows (MaxTime), or the form's list length without one."""
+    """Whole quarter hours the form offers on ``partition``: the hours rule's limit, at most the
+    form's list length for a partition without a MaxTime."""
+    max_hours, _source = partition_max_hours(partition)
     if partition.max_minutes is None:
-        return int(min(UNLIMITED_PARTITION_MAX_HOURS, FORM_MAX_HOURS_WITHOUT_LIMIT) / HOURS_STEP)
-    return partition.max_minutes // 15
+        max_hours = min(max_hours, FORM_MAX_HOURS_WITHOUT_LIMIT)
+    return int(max_hours / HOURS_STEP)
 
 
 def _hours_text(quarters: int) -> str:
     return plain_hours(Decimal(quarters) * HOURS_STEP)
 
 
-def cluster_json(cluster: ClusterInfo, budgets: Mapping[str, ProjectBudget] | None = None) -> dict:
-    """What the script needs to disable choices: per partition its GPUs per node and MaxTime,
-    and per course project (the user a student there) the course's limits."""
-    return {
-        "partitions": {
-            name: {"gpus": dict(sorted(p.gpus_per_node.items())), "max_quarters": partition_max_quarters(p)}
-            for name, p in cluster.partitions.items()
-        },
-        "courses": {name: b.course.to_json() for name, b in (budgets or {}).items() if b.course is not None},
-    }
+def _unavailable(catalogue: Catalogue) -> dict[str, str]:
+    return {env.id: env.unavailable_reason for env in catalogue if not env.available}
 
 
-# --- why a choice is impossible (the script mirrors these three rules) ---------------------------------
+# --- why a choice is impossible (the rules of .options, in the form's words) ---------------------------
 
 
 def gpu_type_reason(gpu_type: str, partition: PartitionInfo, course: CourseLimits | None = None) -> str:
+    offered = offered_gpu_types(partition)
     if gpu_type == "":
-        return "" if not partition.gpus_per_node else f"partition {partition.name} has GPUs"
-    if partition.gpus_per_node.get(gpu_type, 0) <= 0:
+        return "" if not offered else f"partition {partition.name} has GPUs"
+    if gpu_type not in offered:
         return f"not in partition {partition.name}"
     if course is not None and course.gpu_types and gpu_type not in course.gpu_types:
         return f"course rule: {' or '.join(course.gpu_types)} only"
@@ -118,62 +129,135 @@ def gpu_type_reason(gpu_type: str, partition: PartitionInfo, course: CourseLimit
 
 
 def gpus_reason(gpus: int, gpu_type: str, partition: PartitionInfo, course: CourseLimits | None = None) -> str:
-    if not partition.gpus_per_node:
-        return "" if gpus == 0 else f"partition {partition.name} has no GPUs"
-    if gpus == 0:
-        return "only on a partition without GPUs"
-    most = partition.gpus_per_node.get(gpu_type, 0)
-    if most and gpus > most:
-        return f"a {partition.name} node has {most} {gpu_type}"
+    allowed = gpu_count_range(partition, gpu_type or None)
+    if gpus not in allowed:
+        if not offered_gpu_types(partition):
+            return f"partition {partition.name} has no GPUs"
+        if gpus == 0:
+            return "only on a partition without GPUs"
+        if gpu_type in offered_gpu_types(partition):
+            return f"a {partition.name} node has {allowed[-1]} {gpu_type}"
     if course is not None and course.max_gpus is not None and gpus > course.max_gpus:
         return f"course rule: at most {course.max_gpus}"
     return ""
 
 
 def hours_reason(quarters: int, partition: PartitionInfo, course: CourseLimits | None = None) -> str:
-    if quarters > partition_max_quarters(partition):
+    most = partition_max_quarters(partition)
+    if quarters > most:
         if partition.max_minutes is None:
             return f"over the form's {FORM_MAX_HOURS_WITHOUT_LIMIT} h"
-        return f"over the {_hours_text(partition_max_quarters(partition))} h MaxTime of {partition.name}"
+        return f"over the {_hours_text(most)} h MaxTime of {partition.name}"
     if course is not None and course.max_quarters is not None and quarters > course.max_quarters:
         return f"course rule: at most {_hours_text(course.max_quarters)} h"
     return ""
 
 
-# --- rendering ---------------------------------------------------------------------------------------------
+# --- the model ---------------------------------------------------------------------------------------------
 
 
-def _option(value: str, label: str, *, selected: bool, reason: str = "", base: str | None = None) -> str:
-    shown = f"{label} ({reason})" if reason else label
-    attributes = f' value="{escape(value)}" data-label="{escape(base if base is not None else label)}"'
-    if selected:
-        attributes += " selected"
-    if reason:
-        attributes += " disabled"
-    return f"<option{attributes}>{escape(shown)}</option>"
+@dataclass(frozen=True)
+class OptionModel:
+    """One choice of a select: its value, its label, and why it cannot be chosen ('' if it can)."""
+
+    value: str
+    label: str
+    selected: bool = False
+    reason: str = ""
+    base: str | None = None  # the label the script puts the reason after (default: label)
+
+    @property
+    def shown(self) -> str:
+        return f"{self.label} ({self.reason})" if self.reason else self.label
+
+    @property
+    def data_label(self) -> str:
+        return self.base if self.base is not None else self.label
 
 
-def _field(
-    key: str, label: str, options: str, hint: str, error: FormError | None, *, budget_error: bool = False
-) -> str:
-    """A labelled select with its hint and, if the post was refused for it, its error."""
-    invalid = error is not None and error.field == key
-    described_by = [f"hpchub-{key}-hint"]
-    feedback = ""
-    if invalid:
-        assert error is not None
-        described_by.append(f"hpchub-{key}-error")
-        feedback = f'<div id="hpchub-{key}-error" class="invalid-feedback d-block">{escape(error.message)}</div>'
-    if budget_error:
-        described_by.append(f"hpchub-{BUDGET_FIELD}-error")
-    attributes = f'aria-describedby="{" ".join(described_by)}"' + (' aria-invalid="true"' if invalid else "")
-    css = "form-select is-invalid" if invalid else "form-select"
-    return f"""
-  <div class="form-group mb-3 hpchub-field" id="hpchub-{key}-group">
-    <label for="hpchub-{key}" class="form-label">{escape(label)}</label>
-    <select id="hpchub-{key}" name="{key}" class="{css}" {attributes}>{options}</select>
-    <div id="hpchub-{key}-hint" class="form-text">{escape(hint)}</div>{feedback}
-  </div>"""
+@dataclass(frozen=True)
+class FieldModel:
+    """One labelled select: a spawn option, its choices, its hint, and its error if the post was refused."""
+
+    key: str
+    label: str
+    hint: str
+    options: tuple[OptionModel, ...]
+    error: str = ""
+    budget_error: bool = False  # described by the budget refusal too
+
+    @property
+    def described_by(self) -> str:
+        ids = [f"hpchub-{self.key}-hint"]
+        if self.error:
+            ids.append(f"hpchub-{self.key}-error")
+        if self.budget_error:
+            ids.append(f"hpchub-{BUDGET_FIELD}-error")
+        return " ".join(ids)
+
+
+@dataclass(frozen=True)
+class OfferModel:
+    gpu_type: str
+    gpus: int
+    hours: str
+    text: str
+
+
+@dataclass(frozen=True)
+class PreviewModel:
+    """The preview region's sentences (filled by the server for the initial choices)."""
+
+    summary: str = ""
+    refusal: str = ""
+    offer: str = ""
+    left_now: str = ""
+    offers: tuple[OfferModel, ...] = ()
+
+    @property
+    def hidden(self) -> bool:
+        return not (self.summary or self.refusal)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A sentence shown instead of the form: ``text``, then ``code`` (as code) and ``after``."""
+
+    text: str
+    level: str = "warning"  # a Bootstrap alert level
+    code: str = ""
+    after: str = ""
+    id: str = "hpchub-form-message"
+
+
+def no_cluster_account_notice(user: str) -> Notice:
+    return Notice("Your login worked, but the cluster account ", code=user,
+                  after=" does not exist yet, so no server can start.", id="hpchub-no-cluster-account")  # fmt: skip
+
+
+def slurm_not_answering_notice(summary: str) -> Notice:
+    return Notice(f"Slurm is not answering: {summary}", level="danger")
+
+
+@dataclass(frozen=True)
+class FormModel:
+    """Everything the template shows. ``notice`` alone (and no fields) when no form can be offered."""
+
+    fields: tuple[FieldModel, ...] = ()
+    notice: Notice | None = None  # e.g. no project to charge
+    other_error: str = ""  # a refusal that names no field of the form
+    budget_error: str = ""
+    preview: PreviewModel = field(default_factory=PreviewModel)
+    preview_url: str = ""
+    script_url: str = ""
+    data: Mapping = field(default_factory=dict)  # the allowed choices and reasons, for the script
+    keys: tuple[str, ...] = OPTION_KEYS
+
+    @property
+    def data_json(self) -> str:
+        """``data`` as JSON safe inside ``<script type="application/json">`` (no ``<``, ``>`` or ``&``)."""
+        text = json.dumps(self.data, sort_keys=True)
+        return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
 def _chosen(previous: Mapping, key: str) -> str:
@@ -229,7 +313,7 @@ def form_choices(
     if project not in usable:
         project = project if project in projects and not usable else (usable or list(projects))[0]
     course = budgets[project].course if project in budgets else None
-    offered = sorted(t for t, n in partition.gpus_per_node.items() if n > 0 and not gpu_type_reason(t, partition, course))
+    offered = [t for t in offered_gpu_types(partition) if not gpu_type_reason(t, partition, course)]
     gpu_type = _chosen(previous, "gpu_type")
     if gpu_type_reason(gpu_type, partition, course):
         gpu_type = offered[0] if offered else ""
@@ -244,14 +328,54 @@ def form_choices(
     if not hours_as_sent and hours_reason(int(Decimal(hours) / HOURS_STEP), partition, course):
         hours = _nearest_allowed([_hours_text(q) for q in quarters if not hours_reason(q, partition, course)], hours)
     environment = _chosen(previous, "environment")
-    allowed = {env.id for env in catalogue if env.available}
-    allowed |= {f"project:{name}" for name in (project_environments or {}).get(project, ())}
+    usable, ready = environment_choices(catalogue.ids(), _unavailable(catalogue), project, project_environments or {})
+    allowed = {*usable, *ready}
     if environment not in allowed:
         environment = catalogue.default.id
     return Choices(project, partition, gpu_type, gpus, hours, environment, gpus_as_sent, hours_as_sent)
 
 
-def render_options_form(
+def _gpu_type_values(cluster: ClusterInfo) -> list[str]:
+    return ["", *sorted({t for p in cluster.partitions.values() for t in offered_gpu_types(p)})]
+
+
+def choice_reasons(cluster: ClusterInfo, projects: Sequence[str], budgets: Mapping[str, ProjectBudget]) -> dict:
+    """Per project and partition, why each GPU type, GPU count (per type) and hours value cannot be
+    chosen ('' if it can): what the script looks up when a choice changes."""
+    counts, quarters = _gpu_counts(cluster), _quarters(cluster)
+    reasons: dict = {}
+    for project in projects:
+        course = budgets[project].course if project in budgets else None
+        reasons[project] = {
+            name: {
+                "gpu_type": {t: gpu_type_reason(t, partition, course) for t in _gpu_type_values(cluster)},
+                "gpus": {t: {str(n): gpus_reason(n, t, partition, course) for n in counts}
+                         for t in _gpu_type_values(cluster)},
+                "hours": {_hours_text(q): hours_reason(q, partition, course) for q in quarters},
+            }
+            for name, partition in cluster.partitions.items()
+        }  # fmt: skip
+    return reasons
+
+
+def _preview_model(preview: FormPreview | None) -> PreviewModel:
+    if preview is None:
+        return PreviewModel()
+    if preview.error:
+        return PreviewModel(refusal=preview.error)
+    answer = preview.answer
+    if not answer:
+        return PreviewModel()
+    left_now = str(answer.get("left_now", ""))
+    if answer.get("allowed"):
+        return PreviewModel(summary=str(answer.get("summary", "")), left_now=left_now)
+    offers = tuple(OfferModel(str(o["gpu_type"]), int(o["gpus"]), plain_hours(o["hours"]), str(o["text"]))
+                   for o in answer.get("offers") or [])  # fmt: skip
+    return PreviewModel(refusal=str(answer.get("message", "")), offer=str(answer.get("offer_text", "")),
+                        left_now=left_now, offers=offers)  # fmt: skip
+
+
+def form_model(
     cluster: ClusterInfo,
     projects: Sequence[str],
     catalogue: Catalogue,
@@ -261,107 +385,98 @@ def render_options_form(
     error: FormError | None = None,
     preview: FormPreview | None = None,
     preview_url: str = "",
+    script_url: str = "",
     project_environments: Mapping[str, Sequence[str]] | None = None,
-) -> str:
+) -> FormModel:
     """The form. ``previous``: what the user chose (a refused post) or the last options;
     ``budgets``: per project what is left; ``error``: shown under its field; ``preview``:
     the preview of the initial choices; ``preview_url``: ``POST /preview`` for the script;
     ``project_environments``: per project its ready environments (``project:NAME`` choices,
     after the catalogue's entries; entries the site has not built are disabled with why)."""
     if not projects:
-        return (
-            '<p class="alert alert-warning">You have no project (Slurm account) to charge GPU-hours to. '
-            "Ask your PI or the centre to add you to one.</p>"
-        )
+        return FormModel(notice=Notice("You have no project (Slurm account) to charge GPU-hours to. "
+                                       "Ask your PI or the centre to add you to one."))  # fmt: skip
     if not cluster.partitions:
-        return '<p class="alert alert-danger">The cluster offers no partition (sinfo listed none).</p>'
+        return FormModel(notice=Notice("The cluster offers no partition (sinfo listed none).", level="danger"))
     budgets = budgets or {}
     chosen = form_choices(cluster, projects, catalogue, previous, budgets, project_environments)
     partition = chosen.partition
     course = budgets[chosen.project].course if chosen.project in budgets else None
-    gpu_types = sorted({t for p in cluster.partitions.values() for t, n in p.gpus_per_node.items() if n > 0})
 
-    project_options = "".join(
-        _option(p, f"{p}: {budgets[p].note}" if p in budgets else p, selected=p == chosen.project,
-                reason=budgets[p].reason if p in budgets else "")
+    project_options = tuple(
+        OptionModel(p, f"{p}: {budgets[p].note}" if p in budgets else p, p == chosen.project,
+                    budgets[p].reason if p in budgets else "")
         for p in projects
     )  # fmt: skip
-    partition_options = "".join(
-        _option(p.name, _partition_label(p), selected=p.name == partition.name) for p in cluster.partitions.values()
+    partition_options = tuple(
+        OptionModel(p.name, _partition_label(p), p.name == partition.name) for p in cluster.partitions.values()
     )
-    type_options = _option("", "none (CPU only)", selected=chosen.gpu_type == "",
-                           reason=gpu_type_reason("", partition))  # fmt: skip
-    type_options += "".join(
-        _option(t, t, selected=t == chosen.gpu_type, reason=gpu_type_reason(t, partition, course)) for t in gpu_types
-    )
-    gpu_options = ""
+    type_options = tuple(
+        OptionModel(t, t or "none (CPU only)", t == chosen.gpu_type, gpu_type_reason(t, partition, course if t else None))
+        for t in _gpu_type_values(cluster)
+    )  # fmt: skip
+    gpu_options: tuple[OptionModel, ...] = ()
     if chosen.gpus_as_sent:
-        gpu_options += _option(chosen.gpus, f"{chosen.gpus} (as sent; not allowed)", selected=True,
-                               base=f"{chosen.gpus} (as sent)")  # fmt: skip
-    gpu_options += "".join(
-        _option(str(n), str(n), selected=str(n) == chosen.gpus,
-                reason=gpus_reason(n, chosen.gpu_type, partition, course))
+        gpu_options += (OptionModel(chosen.gpus, f"{chosen.gpus} (as sent; not allowed)", True,
+                                    base=f"{chosen.gpus} (as sent)"),)  # fmt: skip
+    gpu_options += tuple(
+        OptionModel(str(n), str(n), str(n) == chosen.gpus, gpus_reason(n, chosen.gpu_type, partition, course))
         for n in _gpu_counts(cluster)
     )
-    hour_options = ""
+    hour_options: tuple[OptionModel, ...] = ()
     if chosen.hours_as_sent:
-        hour_options += _option(chosen.hours, f"{chosen.hours} h (as sent; not allowed)", selected=True,
-                                base=f"{chosen.hours} h (as sent)")  # fmt: skip
-    hour_options += "".join(
-        _option(_hours_text(q), f"{_hours_text(q)} h", selected=_hours_text(q) == chosen.hours,
-                reason=hours_reason(q, partition, course))
+        hour_options += (OptionModel(chosen.hours, f"{chosen.hours} h (as sent; not allowed)", True,
+                                     base=f"{chosen.hours} h (as sent)"),)  # fmt: skip
+    hour_options += tuple(
+        OptionModel(_hours_text(q), f"{_hours_text(q)} h", _hours_text(q) == chosen.hours,
+                    hours_reason(q, partition, course))
         for q in _quarters(cluster)
     )  # fmt: skip
-    environment_options = "".join(
-        _option(env.id, f"{env.name}: {env.description}", selected=env.id == chosen.environment,
-                reason=env.unavailable_reason)
+    environment_options = tuple(
+        OptionModel(env.id, f"{env.name}: {env.description}", env.id == chosen.environment, env.unavailable_reason)
         for env in catalogue
-    )  # fmt: skip
-    environment_options += "".join(
-        _option(f"project:{name}", f"{project}: {name} (project environment, kernel {project}-{name})",
-                selected=f"project:{name}" == chosen.environment)
+    ) + tuple(
+        OptionModel(f"project:{name}", f"{project}: {name} (project environment, kernel {project}-{name})",
+                    f"project:{name}" == chosen.environment)
         for project in projects
         for name in (project_environments or {}).get(project, ())
     )  # fmt: skip
 
     budget_error = error is not None and error.field == BUDGET_FIELD
-    fields = [
-        _field("project", "Project (whose GPU-hour budget is charged)", project_options,
-               "Only your projects; each with the GPU-hours it has left (and your cap, if you have one).", error),
-        _field("partition", "Partition", partition_options,
-               "Which nodes, and the longest session there (MaxTime).", error),
-        _field("gpu_type", "GPU type", type_options,
-               "Types the chosen partition does not have are disabled.", error),
-        _field("gpus", "GPUs", gpu_options,
-               "At most as many as one node of that type has.", error, budget_error=budget_error),
-        _field("hours", "Hours", hour_options,
-               "Quarter hours, up to the partition's MaxTime. The budget holds GPUs x hours x the type's weight "
-               "until the session ends; you pay only for the time it runs.", error, budget_error=budget_error),
-        _field("environment", "Environment", environment_options,
-               "The notebook environment the job starts.", error),
-    ]  # fmt: skip
-    budget_feedback = ""
-    if budget_error:
-        assert error is not None
-        budget_feedback = (
-            f'<div id="hpchub-{BUDGET_FIELD}-error" class="alert alert-danger hpchub-budget-error">'
-            f"{escape(error.message)}</div>"
-        )
+
+    def message_for(key: str) -> str:
+        return error.message if error is not None and error.field == key else ""
+
+    by_key = {f.key: f for f in (
+        FieldModel("project", "Project (whose GPU-hour budget is charged)",
+                   "Only your projects; each with the GPU-hours it has left (and your cap, if you have one).",
+                   project_options, message_for("project")),
+        FieldModel("partition", "Partition", "Which nodes, and the longest session there (MaxTime).",
+                   partition_options, message_for("partition")),
+        FieldModel("gpu_type", "GPU type", "Types the chosen partition does not have are disabled.",
+                   type_options, message_for("gpu_type")),
+        FieldModel("gpus", "GPUs", "At most as many as one node of that type has.", gpu_options,
+                   message_for("gpus"), budget_error),
+        FieldModel("hours", "Hours",
+                   "Quarter hours, up to the partition's MaxTime. The budget holds GPUs x hours x the type's weight "
+                   "until the session ends; you pay only for the time it runs.", hour_options,
+                   message_for("hours"), budget_error),
+        FieldModel("environment", "Environment", "The notebook environment the job starts.",
+                   environment_options, message_for("environment")),
+    )}  # fmt: skip
+    fields = tuple(by_key[key] for key in OPTION_KEYS)
     other_error = ""
-    if error is not None and error.field not in ALLOWED_KEYS and error.field != BUDGET_FIELD:
-        other_error = f'<div class="alert alert-danger hpchub-form-error" role="alert">{escape(error.message)}</div>'
-    data = json.dumps(cluster_json(cluster, budgets)).replace("<", "\\u003c")
-    return f"""
-<div class="hpchub-spawn-form" id="hpchub-spawn-form" data-preview-url="{escape(preview_url)}">
-  {other_error}{"".join(fields)}
-  {budget_feedback}
-  {_preview_box(preview)}
-  <p class="form-text hpchub-meter-hint">In a notebook: <code>from hpchub_notebook import BudgetMeter; BudgetMeter()</code> shows this session's cost, what the project has left and the walltime left.</p>
-  <script type="application/json" id="hpchub-cluster">{data}</script>
-  <script>{FORM_SCRIPT}</script>
-  <style>{FORM_STYLE}</style>
-</div>
-"""
+    if error is not None and error.field not in OPTION_KEYS and error.field != BUDGET_FIELD:
+        other_error = error.message
+    return FormModel(
+        fields=fields,
+        other_error=other_error,
+        budget_error=error.message if budget_error and error is not None else "",
+        preview=_preview_model(preview),
+        preview_url=preview_url,
+        script_url=script_url,
+        data={"keys": list(OPTION_KEYS), "reasons": choice_reasons(cluster, projects, budgets)},
+    )
 
 
 def _nearest_allowed(allowed: Sequence[str], current: str) -> str:
@@ -378,206 +493,41 @@ def _partition_label(partition: PartitionInfo) -> str:
     return f"{partition.name} ({gpus}; {hours})"
 
 
-def _offer_buttons(offers: Sequence[Mapping]) -> str:
-    return "".join(
-        f'<button type="button" class="btn btn-outline-primary btn-sm me-2 mb-1 hpchub-offer" '
-        f'data-gpu-type="{escape(str(o["gpu_type"]))}" data-gpus="{int(o["gpus"])}" '
-        f'data-hours="{escape(plain_hours(o["hours"]))}">Use {escape(str(o["text"]))}</button>'
-        for o in offers
-    )
+# --- rendering ------------------------------------------------------------------------------------------
 
 
-def _preview_box(preview: FormPreview | None) -> str:
-    """The preview region (``aria-live``): filled by the server for the initial choices,
-    then by the script after every change."""
-    summary = left_now = refusal = offer = buttons = ""
-    if preview is not None and preview.error:
-        refusal = preview.error
-    elif preview is not None and preview.answer:
-        answer = preview.answer
-        left_now = str(answer.get("left_now", ""))
-        if answer.get("allowed"):
-            summary = str(answer.get("summary", ""))
-        else:
-            refusal = str(answer.get("message", ""))
-            offer = str(answer.get("offer_text", ""))
-            buttons = _offer_buttons(answer.get("offers") or [])
-    hidden = "" if (summary or refusal) else " hidden"
-    return f"""<div id="hpchub-preview" class="hpchub-preview card card-body mb-3" role="status" aria-live="polite"{hidden}>
-    <p id="hpchub-preview-summary" class="mb-1 fw-semibold">{escape(summary)}</p>
-    <p id="hpchub-preview-refusal" class="mb-1 text-danger">{escape(refusal)}</p>
-    <p id="hpchub-preview-offers" class="mb-1">{escape(offer)}</p>
-    <div id="hpchub-preview-offer-buttons">{buttons}</div>
-    <p id="hpchub-preview-left-now" class="mb-0 form-text">{escape(left_now)}</p>
-  </div>"""
+def template_dirs() -> list[Path]:
+    """Where hpchub's own templates are: the source tree's ``templates/``, or the wheel's
+    ``share/hpchub/templates``."""
+    here = Path(__file__).resolve().parents[2] / "templates"
+    installed = Path(sys.prefix) / "share" / "hpchub" / "templates"
+    return [path for path in (here, installed) if (path / TEMPLATE_NAME).exists()]
 
 
-FORM_STYLE = """
-.hpchub-spawn-form select.form-select { max-width: 100%; }
-.hpchub-spawn-form .hpchub-preview p:empty { display: none; }
-.hpchub-spawn-form option:disabled { color: #6c757d; }
-"""
+def _own_environment() -> jinja2.Environment:
+    return jinja2.Environment(loader=jinja2.FileSystemLoader([str(p) for p in template_dirs()]), autoescape=True)
 
-# Mirrors gpu_type_reason, gpus_reason and hours_reason above (the server checks again).
-FORM_SCRIPT = r"""
-(function () {
-  "use strict";
-  var root = document.getElementById("hpchub-spawn-form");
-  if (!root || !window.fetch) { return; }
-  var cluster = JSON.parse(document.getElementById("hpchub-cluster").textContent);
-  var field = function (name) { return document.getElementById("hpchub-" + name); };
-  var xsrf = (window.jhdata && window.jhdata.xsrf_token) || "";
-  var url = root.getAttribute("data-preview-url");
-  var pending = null, sequence = 0;
 
-  function hoursText(quarters) { return String(quarters / 4); }
+def render_form(model: FormModel, environment: jinja2.Environment | None = None) -> str:
+    """The form's HTML from ``spawn_form.html`` (hpchub's own environment unless one is given)."""
+    return (environment or _own_environment()).get_template(TEMPLATE_NAME).render(form=model)
 
-  function setOption(option, reason) {
-    var label = option.getAttribute("data-label");
-    option.disabled = !!reason;
-    option.textContent = reason ? label + " (" + reason + ")" : label;
-  }
 
-  function firstEnabled(select) {
-    for (var i = 0; i < select.options.length; i++) { if (!select.options[i].disabled) { return select.options[i]; } }
-    return null;
-  }
+async def render_form_async(model: FormModel, environment: jinja2.Environment) -> str:
+    """The same through an async Jinja environment (JupyterHub's ``jinja2_env``)."""
+    template = environment.get_template(TEMPLATE_NAME)
+    if environment.is_async:
+        return await template.render_async(form=model)
+    return template.render(form=model)
 
-  function keepValid(select, prefer) {
-    var current = select.options[select.selectedIndex];
-    if (current && !current.disabled) { return; }
-    var choice = prefer ? prefer(select) : null;
-    choice = choice || firstEnabled(select);
-    if (choice) { choice.selected = true; }
-  }
 
-  // The largest allowed value not above the current one, else the smallest allowed.
-  function nearestBelow(select) {
-    var current = parseFloat(select.value), best = null;
-    Array.prototype.forEach.call(select.options, function (o) {
-      var value = parseFloat(o.value);
-      if (!o.disabled && !isNaN(value) && (isNaN(current) || value <= current)) { best = o; }
-    });
-    return best;
-  }
-
-  function applyLimits() {
-    var name = field("partition").value;
-    var partition = cluster.partitions[name];
-    if (!partition) { return; }
-    var course = (cluster.courses || {})[field("project").value] || null;
-    var types = Object.keys(partition.gpus);
-    var hasGpus = types.some(function (t) { return partition.gpus[t] > 0; });
-    Array.prototype.forEach.call(field("gpu_type").options, function (option) {
-      var t = option.value;
-      var reason = t === "" ? (hasGpus ? "partition " + name + " has GPUs" : "")
-        : (partition.gpus[t] > 0 ? "" : "not in partition " + name);
-      if (!reason && t !== "" && course && course.gpu_types.length && course.gpu_types.indexOf(t) < 0) {
-        reason = "course rule: " + course.gpu_types.join(" or ") + " only";
-      }
-      setOption(option, reason);
-    });
-    keepValid(field("gpu_type"));
-    var type = field("gpu_type").value;
-    var most = partition.gpus[type] || 0;
-    Array.prototype.forEach.call(field("gpus").options, function (option) {
-      var n = parseInt(option.value, 10), reason = "";
-      if (isNaN(n)) { reason = "not allowed"; }
-      else if (!hasGpus) { reason = n === 0 ? "" : "partition " + name + " has no GPUs"; }
-      else if (n === 0) { reason = "only on a partition without GPUs"; }
-      else if (most && n > most) { reason = "a " + name + " node has " + most + " " + type; }
-      else if (course && course.max_gpus !== null && n > course.max_gpus) { reason = "course rule: at most " + course.max_gpus; }
-      setOption(option, reason);
-    });
-    keepValid(field("gpus"), nearestBelow);
-    Array.prototype.forEach.call(field("hours").options, function (option) {
-      var quarters = Math.round(parseFloat(option.value) * 4), reason = "";
-      if (isNaN(quarters) || Math.abs(quarters / 4 - parseFloat(option.value)) > 1e-9) { reason = "not allowed"; }
-      else if (quarters > partition.max_quarters) {
-        reason = "over the " + hoursText(partition.max_quarters) + " h MaxTime of " + name;
-      }
-      else if (course && course.max_quarters !== null && quarters > course.max_quarters) {
-        reason = "course rule: at most " + hoursText(course.max_quarters) + " h";
-      }
-      setOption(option, reason);
-    });
-    keepValid(field("hours"), nearestBelow);
-  }
-
-  function options() {
-    var result = {};
-    ["project", "partition", "gpu_type", "gpus", "hours", "environment"].forEach(function (key) {
-      var value = field(key).value;
-      if (value === "") { return; }
-      result[key] = key === "gpus" ? parseInt(value, 10) : value;
-    });
-    return result;
-  }
-
-  function show(answer, error) {
-    var box = document.getElementById("hpchub-preview");
-    var part = function (name, text) { document.getElementById("hpchub-preview-" + name).textContent = text || ""; };
-    var buttons = document.getElementById("hpchub-preview-offer-buttons");
-    buttons.textContent = "";
-    if (error) {
-      part("summary", ""); part("refusal", error); part("offers", ""); part("left-now", "");
-    } else {
-      part("summary", answer.allowed ? answer.summary : "");
-      part("refusal", answer.allowed ? "" : answer.message);
-      part("offers", answer.allowed ? "" : answer.offer_text);
-      part("left-now", answer.left_now);
-      (answer.allowed ? [] : answer.offers || []).forEach(function (offer) {
-        var button = document.createElement("button");
-        button.type = "button";
-        button.className = "btn btn-outline-primary btn-sm me-2 mb-1 hpchub-offer";
-        button.setAttribute("data-gpu-type", offer.gpu_type);
-        button.setAttribute("data-gpus", String(offer.gpus));
-        button.setAttribute("data-hours", String(offer.hours));
-        button.textContent = "Use " + offer.text;
-        buttons.appendChild(button);
-      });
-    }
-    box.hidden = false;
-    root.setAttribute("data-preview-state", error ? "error" : (answer.allowed ? "allowed" : "refused"));
-  }
-
-  function preview() {
-    var mine = ++sequence;
-    root.setAttribute("data-preview-state", "asking");
-    fetch(url, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: {"Content-Type": "application/json", "X-XSRFToken": xsrf},
-      body: JSON.stringify({user_options: options()})
-    }).then(function (response) {
-      return response.json().then(function (body) { return {ok: response.ok, body: body}; });
-    }).then(function (result) {
-      if (mine !== sequence) { return; }
-      if (result.ok) { show(result.body, ""); } else { show(null, result.body.message || "The preview failed."); }
-    }).catch(function () {
-      if (mine === sequence) { show(null, "The preview is not available right now; the server checks again at Start."); }
-    });
-  }
-
-  function changed() {
-    root.setAttribute("data-preview-state", "changed");
-    applyLimits();
-    if (pending) { clearTimeout(pending); }
-    if (url) { pending = setTimeout(preview, 250); }  // no ledger: no preview
-  }
-
-  root.addEventListener("change", changed);
-  root.addEventListener("click", function (event) {
-    var button = event.target.closest ? event.target.closest(".hpchub-offer") : null;
-    if (!button) { return; }
-    field("gpu_type").value = button.getAttribute("data-gpu-type");
-    applyLimits();
-    field("gpus").value = button.getAttribute("data-gpus");
-    field("hours").value = button.getAttribute("data-hours");
-    changed();
-    field("gpus").focus();
-  });
-  applyLimits();
-  if (url) { preview(); }
-})();
-"""
+def render_options_form(
+    cluster: ClusterInfo,
+    projects: Sequence[str],
+    catalogue: Catalogue,
+    previous: Mapping,
+    budgets: Mapping[str, ProjectBudget] | None = None,
+    **kwargs,
+) -> str:
+    """:func:`form_model` rendered by hpchub's own ``spawn_form.html`` (the same keywords)."""
+    return render_form(form_model(cluster, projects, catalogue, previous, budgets, **kwargs))

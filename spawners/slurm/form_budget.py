@@ -3,24 +3,24 @@ this in a worker thread).
 
 - :func:`project_budgets`: per project what it (and the user's cap in it) has left, and why
   it cannot be chosen when it cannot pay for the smallest GPU session.
-- :func:`initial_preview`: the preview of the choices the form shows first, computed like
-  ``POST /preview`` (the spawn's validation, ``Ledger.preview``, the same offers), so the
-  page says what a request costs even without JavaScript.
+- :func:`preview_answer`: the answer of ``POST /preview`` (the request context's validation,
+  ``Ledger.preview``, the offers that fit); the endpoint and the form both call it.
+- :func:`initial_preview`: that answer for the choices the form shows first, so the page says
+  what a request costs even without JavaScript.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from decimal import Decimal
 
 from hub.api.views import preview_json
 from hub.ledger import Ledger, LedgerError
 from hub.ledger.arithmetic import Rounding, format_gpu_hours
 from hub.ledger.types import Role
 from hub.ledger.offers import cheapest_session_mgs, gpu_choices, refusal_offers
-from spawners.catalog import Catalogue
 from spawners.slurm.form import CourseLimits, FormPreview, ProjectBudget, form_choices
-from spawners.slurm.options import OptionsError, validate_user_options
+from spawners.slurm.options import OptionsError, offered_gpu_types
+from spawners.slurm.request_context import RequestContext
 from spawners.slurm.types import ClusterInfo
 
 
@@ -36,7 +36,7 @@ def project_budgets(
     whose figures cannot be read is left out (the form then shows its bare name).
     ``lab_hours``: per course whether its lab hours are on now (None: not known); a course
     whose students start sessions only then cannot be chosen outside them."""
-    gpu_types = sorted({t for p in cluster.partitions.values() for t, n in p.gpus_per_node.items() if n > 0})
+    gpu_types = sorted({t for p in cluster.partitions.values() for t in offered_gpu_types(p)})
     cheapest = cheapest_session_mgs(gpu_types, ledger.rates)
     courses = course_limits(ledger, user, projects)
     budgets = {}
@@ -75,28 +75,31 @@ def course_limits(ledger: Ledger, user: str, projects: Sequence[str]) -> dict[st
     return limits
 
 
+def preview_answer(
+    context: RequestContext, options: Mapping, ledger: Ledger, lab_hours_on: bool | None = None
+) -> dict:
+    """``POST /preview``'s answer for ``options``: the spawn's own check (``context.validate``),
+    ``Ledger.preview`` and, when refused, the offers that fit. Raises ``OptionsError`` or
+    ``LedgerError``."""
+    request, admission = context.preview(options, ledger, lab_hours_on=lab_hours_on)
+    choices = gpu_choices(context.partition(request).gpus_per_node, request.gpu_type)
+    offers = refusal_offers(request.gpus, request.time_limit_minutes * 60, admission, choices, ledger.rates)
+    return preview_json(context.user, request.to_options(), admission, offers)
+
+
 def initial_preview(
     ledger: Ledger,
-    user: str,
-    cluster: ClusterInfo,
-    projects: Sequence[str],
-    catalogue: Catalogue,
+    context: RequestContext,
     previous: Mapping,
     budgets: Mapping[str, ProjectBudget],
-    default_hours: Decimal,
     lab_hours: Mapping[str, bool | None] | None = None,
 ) -> FormPreview:
     """The preview of what the form shows selected (an answer of ``POST /preview``, or its error)."""
-    chosen = form_choices(cluster, projects, catalogue, previous, budgets)
+    chosen = form_choices(context.cluster, list(context.projects), context.catalogue, previous, budgets,
+                          context.project_environments)  # fmt: skip
+    options = chosen.to_options()
     try:
-        request = validate_user_options(
-            chosen.to_options(), cluster=cluster, projects=list(projects), catalogue_ids=catalogue.ids(),
-            default_environment=catalogue.default.id, default_hours=default_hours,
-        )  # fmt: skip
-        admission = ledger.preview(request.project, user, request.gpu_type, request.gpus, str(request.hours),
-                                   lab_hours_on=(lab_hours or {}).get(request.project))  # fmt: skip
+        answer = preview_answer(context, options, ledger, (lab_hours or {}).get(chosen.project))
     except (OptionsError, LedgerError) as exc:
         return FormPreview(error=str(exc))
-    choices = gpu_choices(cluster.partitions[request.partition].gpus_per_node, request.gpu_type)
-    offers = refusal_offers(request.gpus, request.time_limit_minutes * 60, admission, choices, ledger.rates)
-    return FormPreview(answer=preview_json(user, request.to_options(), admission, offers))
+    return FormPreview(answer=answer)

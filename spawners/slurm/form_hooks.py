@@ -1,7 +1,8 @@
 """The spawn form's side of ``SlurmGPUSpawner``: ``FormHooks``, a mixin with the form's
 post (``options_from_form``), its re-render after a refusal (``_note_form_error``,
 ``_FORM_RETRY``) and its rendering with each project's budget (``_render_options_form``,
-``_form_budget``). The HTML itself is the pure :mod:`.form`. Kept apart from ``spawner``
+``_form_budget``). The form's model is the pure :mod:`.form`, its HTML ``templates/spawn_form.html``
+(rendered through the hub's Jinja environment, so a site's template wins). Kept apart from ``spawner``
 (the spawn protocol); the ``options_form`` default stays on the spawner class
 (a traitlets ``@default``).
 """
@@ -9,18 +10,19 @@ post (``options_from_form``), its re-render after a refusal (``_note_form_error`
 from __future__ import annotations
 
 import asyncio
-import html
-from decimal import Decimal
 
-from spawners.catalog import Catalogue
-from spawners.slurm import project_envs
 from spawners.slurm.client import SlurmCommandError
+from spawners.slurm.form import (
+    SCRIPT_NAME, FormError, FormModel, form_model, no_cluster_account_notice, render_form, render_form_async,
+    slurm_not_answering_notice,
+)  # fmt: skip
 from spawners.slurm.options import ALLOWED_KEYS
+from spawners.slurm.request_context import RequestContext
 from spawners.slurm.ttl_cache import _TTLCache
-from spawners.slurm.types import ClusterInfo
 
 
 NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"  # set at login by hub.auth.oidc
+STATIC_PREFIX = "hpchub/static/"  # below the hub's URL: templates/static/ (hub.static_files)
 # A form post's values (and its refusal) by user name, for the form JupyterHub renders
 # again when the spawn is refused (it renders the user's default server's form).
 _FORM_RETRY = _TTLCache()
@@ -48,18 +50,13 @@ class FormHooks:
             retry["error"] = (field, message)
 
     async def _render_options_form(self, spawner) -> str:
-        from spawners.slurm.form import FormError, render_options_form  # noqa: PLC0415
-
         if any(group.name == NO_CLUSTER_ACCOUNT_GROUP for group in self.user.groups):
-            return (
-                f"<p class='alert alert-warning' id='hpchub-no-cluster-account'>Your login worked, but the cluster "
-                f"account <code>{html.escape(self.user.name)}</code> does not exist yet, so no server can start.</p>"
-            )
+            return await self._render_form(FormModel(notice=no_cluster_account_notice(self.user.name)))
         try:
-            cluster = await self.cluster_info()
-            projects = list(await self.project_accounts())
+            context = await self.request_context()
         except SlurmCommandError as exc:
-            return f"<p class='alert alert-danger'>Slurm is not answering: {html.escape(exc.summary)}</p>"
+            return await self._render_form(FormModel(notice=slurm_not_answering_notice(exc.summary)))
+        projects = list(context.projects)
         retry = _FORM_RETRY.pop(self.user.name)
         previous = dict(self.user_options or {})
         error = None
@@ -67,21 +64,25 @@ class FormHooks:
             previous = retry["values"]
             if retry["error"]:
                 error = FormError(*retry["error"])
-        catalogue = self.catalogue()
         lab_hours = {project: (await self.course_lab_hours(project))[1] for project in projects}  # the rule's
-        budgets, preview = await asyncio.to_thread(self._form_budget, cluster, projects, catalogue, previous,
-                                                   lab_hours)  # fmt: skip
-        ready = await asyncio.to_thread(project_envs.ready_environments, project_envs.settings(self.config), projects)
-        return render_options_form(
-            cluster, projects, catalogue, previous, budgets, error=error, preview=preview,
+        budgets, preview = await asyncio.to_thread(self._form_budget, context, previous, lab_hours)
+        model = form_model(
+            context.cluster, projects, context.catalogue, previous, budgets, error=error, preview=preview,
             preview_url=f"{self.hub.base_url}api/hpchub/v1/preview" if self.ledger is not None else "",
-            project_environments=ready,
+            script_url=f"{self.hub.base_url}{STATIC_PREFIX}{SCRIPT_NAME}",
+            project_environments=context.project_environments,
         )  # fmt: skip
+        return await self._render_form(model)
 
-    def _form_budget(
-        self, cluster: ClusterInfo, projects: list[str], catalogue: Catalogue, previous: dict,
-        lab_hours: dict[str, bool | None] | None = None,
-    ):  # fmt: skip
+    async def _render_form(self, model: FormModel) -> str:
+        """``model`` through ``spawn_form.html``: with the hub's own Jinja environment, which reads
+        ``c.JupyterHub.template_paths``, so a site's template comes first."""
+        environment = (getattr(self.user, "settings", None) or {}).get("jinja2_env")
+        if environment is None:
+            return render_form(model)
+        return await render_form_async(model, environment)
+
+    def _form_budget(self, context: RequestContext, previous: dict, lab_hours: dict[str, bool | None] | None = None):
         """What each project has left and the preview of the initial choices (in a worker thread);
         ``lab_hours``: per course project whether its lab hours are on now."""
         from spawners.slurm.form_budget import initial_preview, project_budgets  # noqa: PLC0415
@@ -89,7 +90,5 @@ class FormHooks:
         ledger = self.ledger
         if ledger is None:
             return {}, None
-        budgets = project_budgets(ledger, self.user.name, cluster, projects, lab_hours)
-        preview = initial_preview(ledger, self.user.name, cluster, projects, catalogue, previous, budgets,
-                                  Decimal(str(self.default_hours)), lab_hours)  # fmt: skip
-        return budgets, preview
+        budgets = project_budgets(ledger, self.user.name, context.cluster, list(context.projects), lab_hours)
+        return budgets, initial_preview(ledger, context, previous, budgets, lab_hours)

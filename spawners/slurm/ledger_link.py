@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.ledger import LedgerError
+from hub.ledger import Booking, LedgerError
 from spawners.slurm.client import SlurmCommandError
 from spawners.slurm.errors import SpawnError, database_detail
 from spawners.slurm.progress import parse_slurm_time
@@ -45,8 +45,8 @@ class LedgerLink:
         if ledger is None:
             return
         self.ledger_session = await asyncio.to_thread(
-            ledger.admit, request.project, self.user.name, self.name or "", request.gpu_type, request.gpus,
-            request.hours, lab_hours_on=lab_hours_on,
+            ledger.admit, request.project, self.user.name, self.name or "",
+            Booking(request.gpu_type, request.gpus, request.hours), lab_hours_on=lab_hours_on,
         )
         # The hold is in the server's saved state before any job exists: a hub that dies from
         # here on releases it at restart (poll), whether sbatch returned or not.

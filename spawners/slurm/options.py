@@ -197,8 +197,50 @@ def _choose_partition(
     return cluster.partitions[name]
 
 
+# --- the rules, one function each (the validation below and the spawn form's reasons use them) ---
+
+
+def offered_gpu_types(partition: PartitionInfo) -> list[str]:
+    """The GPU types a session may ask for on ``partition`` (those its nodes have), sorted."""
+    return sorted(gpu_type for gpu_type, count in partition.gpus_per_node.items() if count > 0)
+
+
+def gpu_count_range(partition: PartitionInfo, gpu_type: str | None) -> range:
+    """The GPU counts a session may ask for: 0 only on a partition without GPUs, else from 1 to
+    the GPUs of ``gpu_type`` one node of the partition has (with no type chosen: of any type)."""
+    types = offered_gpu_types(partition)
+    if not types:
+        return range(0, 1)
+    if gpu_type not in types:
+        return range(1, max(partition.gpus_per_node[t] for t in types) + 1)
+    return range(1, partition.gpus_per_node[gpu_type] + 1)
+
+
+def partition_max_hours(partition: PartitionInfo) -> tuple[Decimal, str]:
+    """The most hours a session may ask for on ``partition`` (a multiple of 0.25) and where that
+    limit comes from: whole quarter hours within its MaxTime, or the portal's limit without one."""
+    if partition.max_minutes is None:
+        return UNLIMITED_PARTITION_MAX_HOURS, f"portal limit; partition {partition.name} has no MaxTime"
+    # Whole quarter hours that fit into MaxTime (Slurm's MaxTime is whole minutes).
+    quarters = partition.max_minutes // 15
+    return Decimal(quarters) / 4, f"MaxTime of partition {partition.name}"
+
+
+def environment_choices(
+    catalogue_ids: Sequence[str],
+    unavailable: Mapping[str, str],
+    project: str,
+    project_environments: Mapping[str, Sequence[str]],
+) -> tuple[list[str], list[str]]:
+    """(catalogue entries the site has built, ``project:NAME`` of the project's ready environments):
+    the environments a session of ``project`` may start."""
+    usable = [entry for entry in catalogue_ids if entry not in unavailable]
+    ready = [f"{PROJECT_ENVIRONMENT_PREFIX}{name}" for name in project_environments.get(project, ())]
+    return usable, ready
+
+
 def _choose_gpu_type(value: object, partition: PartitionInfo) -> str | None:
-    types = sorted(gpu_type for gpu_type, count in partition.gpus_per_node.items() if count > 0)
+    types = offered_gpu_types(partition)
     if not types:
         if value is not None:
             raise _invalid(
@@ -232,10 +274,11 @@ def _choose_gpus(value: object, partition: PartitionInfo, gpu_type: str | None, 
         if value is not None and _parse_whole_number(value) != 0:
             raise _invalid("gpus", f"must be 0 on partition {partition.name}, which has no GPUs; got {_shown(value)}")
         return 0
-    most = partition.gpus_per_node[gpu_type]
+    allowed = gpu_count_range(partition, gpu_type)
+    most = allowed[-1]
     candidate = default_gpus if value is None else value
     number = _parse_whole_number(candidate)
-    if number is None or not 1 <= number <= most:
+    if number is None or number not in allowed:
         raise _invalid(
             "gpus",
             f"must be a whole number from 1 to {most} (GPUs of type {gpu_type} per node "
@@ -263,17 +306,8 @@ def _parse_hours(value: object) -> Decimal | None:
     return number if number.is_finite() else None
 
 
-def _partition_max_hours(partition: PartitionInfo) -> tuple[Decimal, str]:
-    """The largest allowed hours (a multiple of 0.25) and where that limit comes from."""
-    if partition.max_minutes is None:
-        return UNLIMITED_PARTITION_MAX_HOURS, f"portal limit; partition {partition.name} has no MaxTime"
-    # Whole quarter hours that fit into MaxTime (Slurm's MaxTime is whole minutes).
-    quarters = partition.max_minutes // 15
-    return Decimal(quarters) / 4, f"MaxTime of partition {partition.name}"
-
-
 def _choose_hours(value: object, partition: PartitionInfo, default_hours: Decimal) -> Decimal:
-    max_hours, limit_source = _partition_max_hours(partition)
+    max_hours, limit_source = partition_max_hours(partition)
     if max_hours < HOURS_STEP:
         raise _invalid(
             "hours",
@@ -303,8 +337,7 @@ def _choose_environment(
     if value is None:
         return default_environment
     environment = _require_text("environment", value)
-    ready = [f"{PROJECT_ENVIRONMENT_PREFIX}{name}" for name in project_environments.get(project, ())]
-    usable = [entry for entry in catalogue_ids if entry not in unavailable]
+    usable, ready = environment_choices(catalogue_ids, unavailable, project, project_environments)
     choose = f"choose one of {_choices([*usable, *ready])}"
     if environment.startswith(PROJECT_ENVIRONMENT_PREFIX):
         if environment not in ready:

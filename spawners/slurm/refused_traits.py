@@ -73,6 +73,8 @@ def refused_settings(config: Config, spawner_class: type) -> list[str]:
         for name in sorted(set(config[section]) & set(REFUSED_TRAITS)):
             lines.append(f"c.{section}.{name} is a batchspawner setting that hpchub's Slurm spawner does not use: "
                          f"set {REFUSED_TRAITS[name]} instead")  # fmt: skip
+        if "apply_user_options" in config[section]:
+            lines.append(APPLY_USER_OPTIONS_REFUSED.replace("c.Spawner.", f"c.{section}.", 1))
     return lines
 
 
@@ -83,6 +85,20 @@ def check_spawner_config(config: Config, spawner_class: type) -> None:
     lines = refused_settings(config, spawner_class)
     if lines:
         raise RefusedSettingError("; ".join(lines))
+
+
+APPLY_USER_OPTIONS_REFUSED = (
+    "c.Spawner.apply_user_options is set, but hpchub's Slurm spawner validates the spawn options itself "
+    "(spawners/slurm/options.py) and holds the budget there: set c.Spawner.pre_spawn_hook for anything to run "
+    "before a spawn instead"
+)
+
+
+def check_apply_user_options(hook: object, own: object) -> None:
+    """Raise :class:`RefusedSettingError` when a site's ``apply_user_options`` replaces the spawner's own
+    hook (it would skip the validation and the budget hold)."""
+    if hook is not own:
+        raise RefusedSettingError(APPLY_USER_OPTIONS_REFUSED)
 
 
 def _sections(spawner_class: type) -> Iterable[str]:

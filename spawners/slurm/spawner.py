@@ -4,8 +4,10 @@ Built on batchspawner's SlurmSpawner (its single-user wrapper, its traits and
 its place in the ecosystem), but with none of its unsafe paths:
 
 * ``user_options`` are validated by allowlist into a :class:`JobRequest`
-  (:mod:`.options`); the script is rendered from that alone (:mod:`.script`),
-  never from raw options.
+  (:mod:`.options`), against one :class:`RequestContext` per request
+  (:mod:`.request_context`; the form and ``POST /preview`` use the same), in
+  JupyterHub's ``apply_user_options`` hook; the script is rendered from that
+  alone (:mod:`.script`), never from raw options.
 * Slurm commands run as argv lists with a timeout (:mod:`.client`), never a shell.
 * Job state comes from one shared :class:`JobWatcher` (:mod:`.watcher`): one
   ``squeue`` per interval for every portal job. A failed query means UNKNOWN,
@@ -46,17 +48,21 @@ from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchs
 from spawners.slurm import project_envs
 from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, subprocess_runner
 from spawners.slurm.cluster import SlurmCluster
-from spawners.slurm.errors import LedgerUnavailable, SlurmNotAnswering, SpawnError, database_detail, slurm_not_answering
+from spawners.slurm.errors import (
+    LedgerUnavailable, SlurmNotAnswering, SpawnError, database_detail, mark_handled, quiet_handled_errors,
+    slurm_not_answering,
+)  # fmt: skip
 from spawners.slurm.form_hooks import (  # noqa: F401  (FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP: re-exported)
     _FORM_RETRY, FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP, FormHooks,
 )  # fmt: skip
-from spawners.slurm.options import OptionsError, drop_stale_keys, validate_user_options
+from spawners.slurm.options import OptionsError, drop_stale_keys
 from spawners.slurm import progress as words
 from spawners.slurm.launch import LaunchError, launch_for
 from spawners.slurm.ledger_link import LedgerLink
 from spawners.slurm.cluster_parsers import parse_node_addresses, parse_sinfo
 from spawners.slurm.parsers import parse_user_accounts
-from spawners.slurm.refused_traits import check_spawner_config
+from spawners.slurm.refused_traits import check_apply_user_options, check_spawner_config
+from spawners.slurm.request_context import RequestContext, ready_names
 from spawners.slurm.reservations import forget_reservation
 from spawners.slurm.progress import ProgressEvent, parse_slurm_time
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
@@ -97,6 +103,11 @@ async def metered_runner(argv, *, input=None, env=None, timeout=30.0):
         observe_scheduler_call(command, time.monotonic() - started, ok)
 
 
+async def _apply_validated_options(spawner: SlurmGPUSpawner, user_options: dict) -> None:
+    """The spawner's ``apply_user_options`` hook (a plain function, as JupyterHub calls it)."""
+    await spawner.apply_validated_options(user_options)
+
+
 def _count_spawn(outcome: str) -> None:
     from hub.metrics import SPAWN_OUTCOMES  # noqa: PLC0415
 
@@ -113,6 +124,7 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         check_spawner_config(self.config, type(self))
+        check_apply_user_options(self.apply_user_options, _apply_validated_options)
 
     # ----- configuration -----
     slurm_conf = Unicode(
@@ -334,9 +346,24 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         return list(cached)  # type: ignore[call-overload]
 
     # ----- user options -----
-    async def _run_apply_user_options(self, user_options: dict) -> None:
-        """Validate into a JobRequest: HTTP 400 naming the field, no traceback for user errors.
-        First the identity deny rules (whatever the authenticator): HTTP 403 naming the rule."""
+    @default("apply_user_options")
+    def _apply_user_options_default(self):
+        quiet_handled_errors(self.log)
+        return _apply_validated_options
+
+    async def apply_validated_options(self, user_options: dict) -> None:
+        """JupyterHub's ``apply_user_options`` hook: validate into a JobRequest and hold the budget.
+        First the identity deny rules (whatever the authenticator): HTTP 403 naming the rule; a
+        refused option is HTTP 400 naming the field. Every error raised here was logged here in
+        one line, so JupyterHub's own traceback for it is left out (:func:`.errors.quiet_handled_errors`)."""
+        try:
+            await self._check_and_hold(user_options)
+        except web.HTTPError as exc:
+            raise mark_handled(exc)
+        except Exception as exc:  # a fault, not the user's: a 500 with JupyterHub's traceback, as before
+            raise web.HTTPError(500, f"the spawn options could not be checked: {type(exc).__name__}") from exc
+
+    async def _check_and_hold(self, user_options: dict) -> None:
         try:
             self.check_account_rules()
         except AccountDenied as exc:
@@ -372,6 +399,26 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
             self.log.warning("spawn refused for %s by the %s rule: %s", self._log_name, exc.rule.value, exc)
             raise
 
+    async def request_context(self) -> RequestContext:
+        """What this user's options are checked against now (the form, the preview and the
+        spawn all use this one): the cluster, the user's projects, the catalogue, each
+        project's ready environments and the defaults."""
+        try:
+            catalogue = self.catalogue()
+        except (OSError, CatalogueError) as exc:
+            raise web.HTTPError(500, f"the environment catalogue is broken: {exc}") from None
+        accounts = await self.project_accounts()
+        cluster = await self.cluster_info()
+        ready = await asyncio.to_thread(project_envs.ready_environments, self.environment_settings, list(accounts))
+        return RequestContext(
+            user=self.user.name,
+            cluster=cluster,
+            accounts=dict(accounts),
+            catalogue=catalogue,
+            project_environments=ready_names(ready),
+            default_hours=Decimal(str(self.default_hours)),
+        )
+
     async def validate_options(self, user_options: dict) -> JobRequest:
         if not SERVER_NAME_PATTERN.fullmatch(self.name or ""):
             raise OptionsError("server_name", "server name: letters, digits, '.', '_' and '-' only, at most 40")
@@ -381,26 +428,9 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
             options, dropped = drop_stale_keys(options)
             if dropped:
                 self.log.warning("dropped stored options of %s from an older schema: %s", self._log_name, dropped)
-        try:
-            catalogue = self.catalogue()
-        except (OSError, CatalogueError) as exc:
-            raise web.HTTPError(500, f"the environment catalogue is broken: {exc}") from None
-        accounts = await self.project_accounts()
-        self.user_project_names = tuple(accounts)
-        settings = self.environment_settings
-        ready = await asyncio.to_thread(project_envs.ready_environments, settings, list(accounts))
-        request = validate_user_options(
-            options,
-            cluster=await self.cluster_info(),
-            projects=list(accounts),
-            catalogue_ids=catalogue.ids(),
-            default_environment=catalogue.default.id,
-            default_hours=Decimal(str(self.default_hours)),
-            project_environments=ready,
-            unavailable_environments={e.id: e.unavailable_reason for e in catalogue if not e.available},
-        )
-        if accounts[request.project] != request.project:
-            request = dataclasses.replace(request, account=accounts[request.project])
+        context = await self.request_context()
+        self.user_project_names = context.projects
+        request = context.validate(options)
         reservation, lab_hours_on = await self.course_lab_hours(request.project)
         await self.admit(request, lab_hours_on=lab_hours_on)
         if reservation and lab_hours_on is None:  # a course that queues students outside its lab hours

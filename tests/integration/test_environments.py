@@ -166,6 +166,37 @@ def test_members_session_lists_the_kernel_and_runs_it(portal, built) -> None:
         _stop(portal, "bob")
 
 
+PREVIEW = "/hub/api/hpchub/v1/preview"
+
+
+def test_preview_of_a_ready_project_environment_is_what_the_spawn_holds(portal, built) -> None:
+    """The preview checks the options against the project's ready environments exactly as the
+    spawn does: 200 with the figures the spawn's hold then has; an unknown one is 400 for both."""
+    bob = logged_in_session(portal, "bob")
+    options = {"project": "vision-lab", "partition": "gpu", "gpu_type": "a100", "gpus": 2, "hours": 0.5,
+               "environment": f"project:{ENV}"}
+    preview = bob.post(f"{portal.url}{PREVIEW}", json={"user_options": options}, timeout=60)
+    assert preview.status_code == 200, preview.text
+    answer = preview.json()
+    assert answer["allowed"] is True and answer["request"]["environment"] == f"project:{ENV}"
+    assert answer["cost_gpu_hours"] == 0.5  # 2 x a100 (weight 0.5) x 0.5 h
+    unknown = bob.post(f"{portal.url}{PREVIEW}", json={**options, "environment": "project:no-such-env"}, timeout=60)
+    assert unknown.status_code == 400, unknown.text
+    assert "is not a ready environment of project vision-lab" in unknown.json()["message"]
+    _spawn(portal, "bob", options)
+    try:
+        held = bob.get(f"{portal.url}/hub/api/hpchub/v1/users/bob/servers//session", timeout=30)
+        assert held.status_code == 200, held.text
+        session = held.json()
+        request = answer["request"]
+        assert (session["gpu_type"], session["gpus"], session["hours_reserved"]) == (
+            request["gpu_type"], request["gpus"], request["hours"])
+        assert session["cost_so_far_gpu_hours"] + session["held_gpu_hours"] == pytest.approx(
+            answer["cost_gpu_hours"], abs=1e-3)
+    finally:
+        _stop(portal, "bob")
+
+
 def test_non_member_neither_sees_nor_can_use_it(portal, built, space) -> None:
     refused = portal.session().post(
         portal.spawn_path("erin"),

@@ -38,6 +38,7 @@ from sqlalchemy.orm import Session
 
 from hub.devtools.pgserver import PostgresServer
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, make_engine, schema_revision, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.models import VERSION_TABLE, Member, PortalSession
 from hub.ledger.store import alembic_config
 from hub.ledger.types import SessionState
@@ -259,7 +260,7 @@ def test_admission_locks_rows_in_read_committed(ledger_url: str) -> None:
 
     with Ledger(ledger_url) as ledger:
         event.listen(ledger.engine, "before_cursor_execute", record)
-        ledger.admit("race-lab", "alice", "", "h200", 1, 1, now=T0)
+        ledger.admit("race-lab", "alice", "", Booking("h200", 1, 1), now=T0)
         admitted, statements[:] = list(statements), []
         ledger.usage("race-lab", now=T0)
         read = list(statements)
@@ -285,15 +286,15 @@ def test_preview_reads_in_autocommit_and_agrees_with_admission(ledger_url: str) 
 
     with Ledger(ledger_url) as ledger:
         event.listen(ledger.engine, "before_cursor_execute", record)
-        preview = ledger.preview("race-lab", "alice", "h200", 1, 1, now=T0)
+        preview = ledger.preview("race-lab", "alice", Booking("h200", 1, 1), now=T0)
         assert seen == [(True, "SELECT"), (True, "SELECT")]
         event.remove(ledger.engine, "before_cursor_execute", record)
         assert preview.allowed
         for _ in range(5):
-            ledger.admit("race-lab", "alice", "", "h200", 1, 1, now=T0)
-        refused = ledger.preview("race-lab", "alice", "h200", 1, 1, now=T0)
+            ledger.admit("race-lab", "alice", "", Booking("h200", 1, 1), now=T0)
+        refused = ledger.preview("race-lab", "alice", Booking("h200", 1, 1), now=T0)
         with pytest.raises(BudgetRefused) as caught:
-            ledger.admit("race-lab", "alice", "", "h200", 1, 1, now=T0)
+            ledger.admit("race-lab", "alice", "", Booking("h200", 1, 1), now=T0)
         assert (refused.allowed, refused.message) == (False, str(caught.value))
         with ledger.engine.connect() as connection:  # the pooled connection went back as it came
             assert connection.connection.dbapi_connection.autocommit is False
@@ -311,7 +312,7 @@ def _admit_while_another_holds_the_lock(ledger_url: str, change) -> BaseExceptio
                 text("SELECT id FROM hpchub_projects WHERE name = 'race-lab' FOR UPDATE")
             ).scalar_one()
             with ThreadPoolExecutor(1) as pool, engine.connect() as watcher:
-                waiting = pool.submit(ledger.admit, "race-lab", "alice", "late", "h200", 1, 1, T0)
+                waiting = pool.submit(ledger.admit, "race-lab", "alice", "late", Booking("h200", 1, 1), T0)
                 watcher = watcher.execution_options(isolation_level="AUTOCOMMIT")  # a fresh view of pg_locks each time
                 deadline = time.monotonic() + 10
                 while watcher.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one() == 0:
@@ -420,18 +421,18 @@ def _story(url: str) -> dict:
         seen["returns"].append(ledger.grant("vision-lab", "+12.5", reason="renewal", who="admin", now=T0))
         seen["returns"].append(ledger.grant("vision-lab", "-0.0001", reason="rounding", who="admin", now=T0))
 
-        first = ledger.admit("vision-lab", "bob", "", "h200", 4, "1.5", now=T0)
+        first = ledger.admit("vision-lab", "bob", "", Booking("h200", 4, "1.5"), now=T0)
         ledger.record_job_id(first, "101")
         ledger.session_started(first, T0 + timedelta(seconds=20))
-        second = ledger.admit("vision-lab", "alice", "big", "a100", 8, 3, now=T0)
+        second = ledger.admit("vision-lab", "alice", "big", Booking("a100", 8, 3), now=T0)
         ledger.record_job_id(second, "102")
         ledger.session_started(second, T0 + timedelta(minutes=1))
-        ledger.admit("cs101", "carol", "", "a100", 2, 4, now=T0)  # pending, holds 4 of carol's 5
-        for args in (("vision-lab", "bob", "x", "h200", 4, "3.75"), ("cs101", "carol", "y", "a100", 2, "1.25")):
+        ledger.admit("cs101", "carol", "", Booking("a100", 2, 4), now=T0)  # pending, holds 4 of carol's 5
+        for args in (("vision-lab", "bob", "x", Booking("h200", 4, "3.75")), ("cs101", "carol", "y", Booking("a100", 2, "1.25"))):
             with pytest.raises(BudgetRefused) as caught:
                 ledger.admit(*args, now=T0 + timedelta(minutes=5))
             seen["refusals"].append(caught.value.message)
-        seen["preview"] = ledger.preview("vision-lab", "alice", "h200", 2, 2, now=T0 + timedelta(minutes=5))
+        seen["preview"] = ledger.preview("vision-lab", "alice", Booking("h200", 2, 2), now=T0 + timedelta(minutes=5))
         seen["usage_running"] = ledger.usage("vision-lab", now=T0 + timedelta(minutes=30))
 
         end = T0 + timedelta(seconds=20 + 3001)
@@ -504,7 +505,7 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_after_idling(ledger_
 
     _seed_race_lab(ledger_url, budget=5)
     with Ledger(ledger_url) as ledger:
-        ledger.admit("race-lab", "alice", "one", "h200", 1, 1, now=T0)  # leaves a pooled connection
+        ledger.admit("race-lab", "alice", "one", Booking("h200", 1, 1), now=T0)  # leaves a pooled connection
         with make_engine(ledger_url).connect() as admin:
             dropped = admin.execute(text(
                 "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
@@ -512,7 +513,7 @@ def test_a_pooled_connection_the_server_dropped_is_replaced_after_idling(ledger_
             )).scalar_one()  # fmt: skip
         assert dropped >= 1
         monkeypatch.setattr(engine_module, "POOL_PING_AFTER_IDLE_SECONDS", 0.0)
-        ledger.admit("race-lab", "alice", "two", "h200", 1, 1, now=T0)
+        ledger.admit("race-lab", "alice", "two", Booking("h200", 1, 1), now=T0)
         assert ledger.usage("race-lab", now=T0)["held_gpu_hours"] == 2.0
 
 
@@ -524,7 +525,7 @@ def test_ledger_connections_plan_each_prepared_statement_once(ledger_url: str) -
         with ledger.engine.connect() as connection:
             assert connection.exec_driver_sql("SHOW plan_cache_mode").scalar_one() == "force_generic_plan"
         for _ in range(8):  # past the driver's prepare threshold
-            assert ledger.preview("race-lab", "alice", "h200", 1, 1, now=T0).allowed
+            assert ledger.preview("race-lab", "alice", Booking("h200", 1, 1), now=T0).allowed
     import psycopg  # noqa: PLC0415
 
     plain = ledger_url.replace("postgresql+psycopg://", "postgresql://")

@@ -442,3 +442,79 @@ def test_the_preview_api_offers_what_tiny_lab_can_afford(portal) -> None:
         again = session.post(f"{portal.url}/hub/api/hpchub/v1/preview", json={
             **options, "gpu_type": offer["gpu_type"], "gpus": offer["gpus"], "hours": offer["hours"]}, timeout=30)
         assert again.json()["allowed"] is True, again.text
+
+
+SITE_FORM = """<div id="site-spawn-form"><h2>Our own form</h2>
+{%- for f in form.fields %}
+<label for="site-{{ f.key }}">{{ f.label }}</label>
+<select id="site-{{ f.key }}" name="{{ f.key }}">
+{%- for o in f.options %}<option value="{{ o.value }}"{% if o.selected %} selected{% endif %}{% if o.reason %} disabled{% endif %}>{{ o.shown }}</option>{% endfor %}
+</select>
+{%- endfor %}
+<p id="site-preview">{{ form.preview.summary }}</p>
+</div>
+"""
+
+
+def _restart_hub(portal, hpchub) -> None:
+    """Stop the hub (SIGTERM to the pid in its pid file) and start it again with ``demo up``."""
+    import os  # noqa: PLC0415
+    import signal  # noqa: PLC0415
+
+    pid = int((portal.state_dir / "run" / "jupyterhub.pid").read_text())
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + 60
+    while os.path.exists(f"/proc/{pid}") and time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+                break
+        except OSError:
+            break
+        time.sleep(0.2)
+    hpchub("demo", "up", "--state-dir", str(portal.state_dir))
+
+
+def test_the_forms_script_is_served_by_the_hub_and_nothing_else_is(portal) -> None:
+    import requests  # noqa: PLC0415
+
+    script = requests.get(f"{portal.url}/hub/hpchub/static/spawn_form.js", timeout=30)
+    assert script.status_code == 200 and "javascript" in script.headers["Content-Type"]
+    assert "hpchub-form-data" in script.text
+    for bad in ("..%2Fspawn_form.html", "spawn_form.html", ".hidden.js", "nope.js"):
+        assert requests.get(f"{portal.url}/hub/hpchub/static/{bad}", timeout=30).status_code == 404, bad
+
+
+def test_a_sites_own_spawn_form_html_on_the_template_path_replaces_the_form(portal, browser, hpchub) -> None:
+    """A site's spawn_form.html first in c.JupyterHub.template_paths (the demo puts hub/site-templates
+    there when it exists) is the form the user gets, with the same fields, and it starts a session."""
+    site = portal.state_dir / "hub" / "site-templates"
+    site.mkdir(exist_ok=True)
+    (site / "spawn_form.html").write_text(SITE_FORM)
+    _restart_hub(portal, hpchub)  # the hub reads template_paths at its start
+    try:
+        page = _page(browser, portal, "bob")
+        page.goto(f"{portal.url}/hub/spawn")
+        page.wait_for_selector("#site-spawn-form", timeout=30000)
+        page.screenshot(path=str(ARTIFACTS / "form-site-template.png"), full_page=True)
+        assert page.locator("#hpchub-spawn-form").count() == 0
+        names = page.eval_on_selector_all("#site-spawn-form select", "els => els.map(e => e.name)")
+        assert names == ["project", "partition", "gpu_type", "gpus", "hours", "environment"]
+        page.select_option("#site-partition", "debug")
+        page.select_option("#site-gpu_type", "a100")
+        page.select_option("#site-gpus", "1")
+        page.select_option("#site-hours", "0.25")
+        page.click("button[type=submit], input[type=submit]")
+        portal.wait_ready("bob")
+        job = _job_of(portal, "bob")
+        assert job is not None and "a100" in job[1]["gres"], job
+        page.context.close()
+    finally:
+        if portal.server("bob") is not None:
+            _stop(portal, "bob")
+        (site / "spawn_form.html").unlink()
+        site.rmdir()
+        _restart_hub(portal, hpchub)
+    page = _page(browser, portal, "bob")
+    page.goto(f"{portal.url}/hub/spawn")
+    page.wait_for_selector("#hpchub-spawn-form", timeout=30000)
+    page.context.close()

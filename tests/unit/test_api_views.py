@@ -10,6 +10,7 @@ from hub import cli
 from hub.api import views
 from hub.api.access import project_access
 from hub.ledger import Ledger, LedgerInputError, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 from hub.ledger.arithmetic import Admission
 from hub.ledger.cli import CSV_COLUMNS, LEDGER_URL_ENV
@@ -83,7 +84,7 @@ def charged(ledger_url):
         ledger.import_final_charge("hpchub", "101", "bob", "vision-lab", {"h200": 1}, T0, T0 + timedelta(hours=1), 3600)
         ledger.import_final_charge("hpchub", "102", "alice", "vision-lab", {"a100": 2, "h200": 1}, T0,
                                    T0 + timedelta(minutes=30), 1800)
-        session_id = ledger.admit("vision-lab", "bob", "", "h200", 1, 1, now=T0)
+        session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1), now=T0)
         ledger.record_job_id(session_id, "103")
         ledger.session_started(session_id, T0)
         ledger.session_ended(session_id, T0 + timedelta(seconds=901), 901)

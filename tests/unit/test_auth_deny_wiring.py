@@ -89,5 +89,5 @@ def test_the_spawner_refuses_a_denied_user_whatever_the_authenticator(name, rule
 
     spawner.validate_options = never
     with pytest.raises(web.HTTPError) as excinfo:
-        asyncio.run(spawner._run_apply_user_options({"project": "vision-lab"}))
+        asyncio.run(spawner._run_apply_user_options({"project": "vision-lab"}))  # JupyterHub's own call of the hook
     assert excinfo.value.status_code == 403 and rule in excinfo.value.log_message

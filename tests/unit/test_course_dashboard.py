@@ -15,6 +15,7 @@ import pytest
 from hub.api.access import project_access
 from hub.api.views import LabHoursChange, parse_lab_hours_body
 from hub.ledger import Ledger, LedgerInputError, NotFound, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 from hub.ledger.course_records import REPORT_COLUMNS, ReportRow
 from hub.ledger.courses import make_rules
@@ -262,11 +263,11 @@ def ledger(ledger_url: str):
         ledger.import_roster("cs101", [RosterRow(1, "p1@uni.example", Role.STUDENT), RosterRow(2, "p2@uni.example",
                                                                                                Role.TA)], who="admin")
         # carol: a finished session of 1 h on one a100 (0.5 GPU-h), then one running for 30 min
-        first = ledger.admit("cs101", "carol", "", "a100", 1, 1, now=NOW - timedelta(hours=3))
+        first = ledger.admit("cs101", "carol", "", Booking("a100", 1, 1), now=NOW - timedelta(hours=3))
         ledger.record_job_id(first, "201")
         ledger.session_started(first, NOW - timedelta(hours=3))
         ledger.session_ended(first, NOW - timedelta(hours=2), 3600)
-        second = ledger.admit("cs101", "carol", "", "a100", 1, 2, now=NOW - timedelta(minutes=30))
+        second = ledger.admit("cs101", "carol", "", Booking("a100", 1, 2), now=NOW - timedelta(minutes=30))
         ledger.record_job_id(second, "202")
         ledger.session_started(second, NOW - timedelta(minutes=30))
         ledger.set_cap("cs101", "carol", 7, reason="project week", who="dave", now=NOW - timedelta(minutes=10))

@@ -12,6 +12,7 @@ import pytest
 
 from hub.api.sessions import session_json
 from hub.ledger import Ledger
+from hub.ledger.types import Booking
 from hub.ledger.budget_watch import HubUnavailable, stop_idle_sessions
 from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.idle import (
@@ -151,7 +152,7 @@ def ledger(ledger_url: str):
 
 
 def running(ledger, server: str, job_id: str) -> int:
-    session_id = ledger.admit("vision-lab", "bob", server, "h200", 1, 4)
+    session_id = ledger.admit("vision-lab", "bob", server, Booking("h200", 1, 4))
     ledger.record_job_id(session_id, job_id)
     ledger.session_started(session_id, ago(120))
     return session_id
@@ -222,7 +223,7 @@ def course_session(ledger, course: str, idle_stop: int | None, server: str, job_
     ledger.create_course(course, account=course, start="2026-01-01", end="2026-06-30", gpu_hours=100, who="admin",
                          rules=make_rules(per_student=50, idle_stop_after=idle_stop), now=ago(600))  # fmt: skip
     ledger.add_member(course, "bob", role="student", who="admin", now=ago(600))
-    session_id = ledger.admit(course, "bob", server, "h200", 1, 4, now=ago(120))
+    session_id = ledger.admit(course, "bob", server, Booking("h200", 1, 4), now=ago(120))
     ledger.record_job_id(session_id, job_id)
     ledger.session_started(session_id, ago(120))
     return session_id

@@ -11,6 +11,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hub.ledger import Ledger, LedgerInputError, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.backup import export_ledger, import_ledger
 from hub.ledger.courses import make_rules, parse_roster_csv
 
@@ -32,16 +33,16 @@ def source(tmp_path) -> Ledger:
                              rules=make_rules(per_student=5, gpu_types="a100", max_gpus=1), who="admin", now=T0)  # fmt: skip
         ledger.add_member("cs101", "carol", role="student", who="admin", now=T0)
         ledger.import_roster("cs101", parse_roster_csv("ann@uni.example\n")[0], who="dave", now=T0)
-        ended = ledger.admit("vision-lab", "bob", "", "h200", 2, 1, now=T0)
+        ended = ledger.admit("vision-lab", "bob", "", Booking("h200", 2, 1), now=T0)
         ledger.record_job_id(ended, "101")
         ledger.session_started(ended, T0)
         ledger.session_ended(ended, T0 + timedelta(minutes=37), 37 * 60 + 11)
         ledger.import_final_charge("hpchub", "101", "bob", "vision-lab", {"h200": 2}, T0, T0 + timedelta(minutes=38),
                                    38 * 60 + 1, now=T0)  # fmt: skip
-        running = ledger.admit("vision-lab", "alice", "gpu", "a100", 3, "2.25", now=T0)
+        running = ledger.admit("vision-lab", "alice", "gpu", Booking("a100", 3, "2.25"), now=T0)
         ledger.record_job_id(running, "102")
         ledger.session_started(running, T0 + timedelta(minutes=5))
-        ledger.admit("cs101", "carol", "", "a100", 1, 1, now=T0)  # admitted, pending
+        ledger.admit("cs101", "carol", "", Booking("a100", 1, 1), now=T0)  # admitted, pending
         yield ledger
 
 
@@ -61,7 +62,7 @@ def test_a_round_trip_keeps_every_figure_and_row(source: Ledger, ledger_url: str
         assert again["tables"] == dump["tables"] and again["schema"] == dump["schema"]
         # new rows after an import get fresh ids (PostgreSQL's sequences moved past the imported ones)
         target.add_member("vision-lab", "erin", role="member", who="admin", now=T0)
-        target.admit("vision-lab", "erin", "", "h200", 1, 1, now=T0)
+        target.admit("vision-lab", "erin", "", Booking("h200", 1, 1), now=T0)
 
 
 @pytest.mark.parametrize(

@@ -12,6 +12,7 @@ import pytest
 
 from hub import cli
 from hub.ledger import Ledger
+from hub.ledger.types import Booking
 from hub.ledger.cli import CSV_COLUMNS, DEFAULT_LEDGER_URL, LEDGER_URL_ENV
 
 pytestmark = pytest.mark.unit
@@ -179,7 +180,7 @@ def test_course_period_is_stored(hpchub) -> None:
 def test_charges_table_and_csv(demo, ledger_url: str) -> None:
     assert demo("charges", "vision-lab") == (0, "vision-lab: no charges\n", "")
     with Ledger(ledger_url) as ledger:
-        session_id = ledger.admit("vision-lab", "bob", "", "h200", 2, 1, now=T0)
+        session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 2, 1), now=T0)
         ledger.record_job_id(session_id, "101")
         ledger.session_started(session_id, T0)
         ledger.session_ended(session_id, T0 + timedelta(minutes=30), 1800)

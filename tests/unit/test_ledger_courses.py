@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 import pytest
 
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 from hub.ledger.courses import CourseRules, OnDrop, course_refusal, make_rules, parse_roster_csv
 from hub.ledger.types import ProjectKind, Role
@@ -131,10 +132,10 @@ def test_lab_hours_only_binds_students_in_the_admission(courses: Ledger) -> None
     )
     assert rules.lab_hours_only and changed == ["lab-hours-only"]
     with pytest.raises(BudgetRefused, match=r"\(course rule lab-hours-only\); they are off now"):
-        courses.admit("cs102", "carol", "", "a100", 1, 1, now=NOW, lab_hours_on=False)
-    assert not courses.preview("cs102", "carol", "a100", 1, 1, now=NOW).allowed  # not known: refused
-    assert courses.admit("cs102", "carol", "", "a100", 1, 1, now=NOW, lab_hours_on=True)
-    assert courses.admit("cs102", "dave", "", "a100", 1, 1, now=NOW, lab_hours_on=False)  # staff are not bound
+        courses.admit("cs102", "carol", "", Booking("a100", 1, 1), now=NOW, lab_hours_on=False)
+    assert not courses.preview("cs102", "carol", Booking("a100", 1, 1), now=NOW).allowed  # not known: refused
+    assert courses.admit("cs102", "carol", "", Booking("a100", 1, 1), now=NOW, lab_hours_on=True)
+    assert courses.admit("cs102", "dave", "", Booking("a100", 1, 1), now=NOW, lab_hours_on=False)  # staff are not bound
 
 
 @pytest.mark.parametrize(
@@ -188,16 +189,16 @@ def test_a_course_is_a_project_with_rules_and_students_get_the_per_student_cap(c
 
 def test_rules_bind_students_in_the_admission_not_instructors(courses: Ledger) -> None:
     with pytest.raises(BudgetRefused) as caught:
-        courses.admit("cs101", "carol", "", "a100", 2, 1, now=NOW)
+        courses.admit("cs101", "carol", "", Booking("a100", 2, 1), now=NOW)
     assert caught.value.message.startswith("cs101 allows students at most 1 GPU per session (course rule max-gpus)")
-    preview = courses.preview("cs101", "carol", "h200", 1, 1, now=NOW)
+    preview = courses.preview("cs101", "carol", Booking("h200", 1, 1), now=NOW)
     assert not preview.allowed and "course rule gpu-types" in preview.message
     assert preview.project_left_mgs == 50 * H  # the figures are there for the form
-    courses.admit("cs101", "dave", "", "h200", 2, 3, now=NOW)  # the instructor is not bound
+    courses.admit("cs101", "dave", "", Booking("h200", 2, 3), now=NOW)  # the instructor is not bound
 
 
 def test_an_extension_past_max_hours_is_refused(courses: Ledger) -> None:
-    session_id = courses.admit("cs101", "carol", "", "a100", 1, "1.5", now=NOW)
+    session_id = courses.admit("cs101", "carol", "", Booking("a100", 1, "1.5"), now=NOW)
     with pytest.raises(BudgetRefused) as caught:
         courses.extend(session_id, 1, now=NOW)
     assert "course rule max-hours); this session would reserve 2.5 h" in caught.value.message
@@ -211,7 +212,7 @@ def test_two_concurrent_spawns_of_one_student_start_exactly_one(courses: Ledger,
         with Ledger(ledger_url) as ledger:
             start_line.wait(timeout=30)
             try:
-                ledger.admit("cs101", "carol", server, "a100", 1, 1, now=NOW)
+                ledger.admit("cs101", "carol", server, Booking("a100", 1, 1), now=NOW)
                 return True
             except BudgetRefused as refused:
                 assert "course rule max-sessions" in refused.message
@@ -225,7 +226,7 @@ def test_two_concurrent_spawns_of_one_student_start_exactly_one(courses: Ledger,
 
 def test_after_the_term_the_closed_reason_comes_first(courses: Ledger) -> None:
     later = datetime(2026, 7, 1, 9, 0, tzinfo=timezone.utc)
-    refused = courses.preview("cs101", "carol", "h200", 4, 8, now=later)
+    refused = courses.preview("cs101", "carol", Booking("h200", 4, 8), now=later)
     assert not refused.allowed and "course rule" not in refused.message and "2026-06-30" in refused.message
 
 
@@ -262,7 +263,7 @@ def test_joining_at_login_makes_the_member_once(courses: Ledger) -> None:
 
 
 def test_the_report_lists_every_member_ever(courses: Ledger) -> None:
-    session_id = courses.admit("cs101", "carol", "", "a100", 1, 1, now=NOW)
+    session_id = courses.admit("cs101", "carol", "", Booking("a100", 1, 1), now=NOW)
     courses.record_job_id(session_id, "4711")
     courses.session_started(session_id, NOW)
     courses.session_ended(session_id, NOW, 1800)
@@ -372,7 +373,7 @@ def test_dropped_students_to_stop(courses: Ledger, on_drop, who, expected) -> No
     rules, _changed = courses.set_course_settings("cs101", replace(courses.course_rules("cs101"), on_drop=OnDrop(on_drop)),
                                                   reason="test", who="dave", now=NOW)  # fmt: skip
     assert rules.on_drop is OnDrop(on_drop)
-    session_id = courses.admit("cs101", who, "", "a100", 1, 1, now=NOW)
+    session_id = courses.admit("cs101", who, "", Booking("a100", 1, 1), now=NOW)
     courses.record_job_id(session_id, "41")
     courses.session_started(session_id, NOW)
     assert courses.dropped_students_to_stop() == {}
@@ -405,7 +406,7 @@ def test_the_budget_watch_stops_a_dropped_students_session_and_notes_why(courses
 
     courses.set_course_settings("cs101", replace(courses.course_rules("cs101"), on_drop=OnDrop.STOP), reason="t",
                                 who="dave", now=NOW)  # fmt: skip
-    session_id = courses.admit("cs101", "carol", "lab", "a100", 1, 1, now=NOW)
+    session_id = courses.admit("cs101", "carol", "lab", Booking("a100", 1, 1), now=NOW)
     courses.record_job_id(session_id, "43")
     courses.session_started(session_id, NOW)
     courses.remove_member("cs101", "carol", who="roster sync", now=NOW)

@@ -10,6 +10,7 @@ import pytest
 
 from hub.ledger import Ledger, upgrade
 from hub.ledger.orphans import PortalRecord, find_orphans
+from hub.ledger.types import Booking
 from hub.ledger.reconcile import reconcile_pass
 from spawners.slurm.client import CommandResult, SlurmClient
 from spawners.slurm.types import ActiveJob
@@ -91,12 +92,12 @@ def ledger(ledger_url: str, clock: Clock):
 
 
 def test_portal_records_and_orphan_notes(ledger: Ledger) -> None:
-    running = ledger.admit("vision-lab", "bob", "", "h200", 1, 1, now=OLD)
+    running = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1), now=OLD)
     ledger.record_job_id(running, "50")
-    ended = ledger.admit("vision-lab", "alice", "x", "h200", 1, 1, now=OLD)
+    ended = ledger.admit("vision-lab", "alice", "x", Booking("h200", 1, 1), now=OLD)
     ledger.record_job_id(ended, "51")
     ledger.session_ended(ended, NOW - timedelta(minutes=5), 0)
-    ledger.admit("vision-lab", "bob", "nojob", "h200", 1, 1, now=OLD)
+    ledger.admit("vision-lab", "bob", "nojob", Booking("h200", 1, 1), now=OLD)
     assert ledger.portal_records(CLUSTER, ["50", "51", "52"]) == {
         "50": PortalRecord("bob", "", None), "51": PortalRecord("alice", "x", NOW - timedelta(minutes=5)),
     }  # fmt: skip
@@ -145,7 +146,7 @@ SQUEUE = (
 
 
 async def test_a_pass_cancels_and_notes_orphans_once_and_never_touches_recorded_jobs(ledger: Ledger, capsys) -> None:
-    session = ledger.admit("vision-lab", "bob", "", "h200", 1, 1, now=OLD)
+    session = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1), now=OLD)
     ledger.record_job_id(session, "71")
     slurm = FakeSlurm(SQUEUE)
     client = SlurmClient(runner=slurm)
@@ -180,9 +181,9 @@ async def test_a_failed_squeue_is_one_problem_and_the_pass_goes_on(ledger: Ledge
 
 
 async def test_a_hold_that_never_got_a_job_is_released_after_the_grace(ledger: Ledger, clock: Clock) -> None:
-    stale = ledger.admit("vision-lab", "bob", "crashed", "h200", 1, 1, now=NOW - GRACE - timedelta(seconds=61))
-    fresh = ledger.admit("vision-lab", "bob", "starting", "h200", 1, 1, now=NOW - GRACE)
-    recorded = ledger.admit("vision-lab", "bob", "", "h200", 1, 1, now=OLD - timedelta(hours=1))
+    stale = ledger.admit("vision-lab", "bob", "crashed", Booking("h200", 1, 1), now=NOW - GRACE - timedelta(seconds=61))
+    fresh = ledger.admit("vision-lab", "bob", "starting", Booking("h200", 1, 1), now=NOW - GRACE)
+    recorded = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1), now=OLD - timedelta(hours=1))
     ledger.record_job_id(recorded, "71")
     held = ledger.figures("vision-lab").held_mgs
     report = await reconcile_pass(ledger, SlurmClient(runner=FakeSlurm("")), cluster=CLUSTER, orphan_grace=GRACE)

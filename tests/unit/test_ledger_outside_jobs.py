@@ -8,6 +8,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 from hub.ledger.types import MirrorFigures, OutsideJobSeen, OutsideJobState
 
@@ -61,7 +62,7 @@ def test_an_outside_job_holds_gpus_x_time_limit_x_weight(ledger: Ledger, clock: 
     assert (bob["used_gpu_hours"], bob["held_gpu_hours"]) == (0.5, 1.5)
     # admission counts it: bob's cap of 20 has 18 left
     with pytest.raises(BudgetRefused, match="bob's cap in vision-lab has 18.0 GPU-h left"):
-        ledger.admit("vision-lab", "bob", "", "h200", 4, 5)
+        ledger.admit("vision-lab", "bob", "", Booking("h200", 4, 5))
     # the mirror takes running outside jobs from sacct itself, not from this record
     assert ledger.mirror_figures("vision-lab") == MirrorFigures(100 * H, 0, 0)
 
@@ -81,7 +82,7 @@ def test_sync_is_idempotent_refreshes_and_ends(ledger: Ledger) -> None:
 
 
 def test_portal_jobs_final_charged_jobs_and_cpu_jobs_are_not_outside_jobs(ledger: Ledger) -> None:
-    session_id = ledger.admit("vision-lab", "alice", "", "h200", 1, 1)
+    session_id = ledger.admit("vision-lab", "alice", "", Booking("h200", 1, 1))
     ledger.record_job_id(session_id, "50")
     ledger.import_final_charge(CLUSTER, "51", "bob", "vision-lab", {"h200": 1}, T0, T0, 60)
     changes = ledger.sync_outside_jobs(CLUSTER, ACCOUNTS, [seen("50"), seen("51"), seen("52", gpus={"h200": 0})])
@@ -94,7 +95,7 @@ def test_portal_jobs_final_charged_jobs_and_cpu_jobs_are_not_outside_jobs(ledger
 def test_recording_the_job_id_ends_its_outside_record_so_it_never_holds_twice(ledger: Ledger, clock: Clock) -> None:
     """The hub died between sbatch and recording the job id; the reconciler met the job
     running and recorded it as an outside job; the restarted hub records it: one hold."""
-    session_id = ledger.admit("vision-lab", "bob", "", "h200", 2, 1)
+    session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 2, 1))
     ledger.sync_outside_jobs(CLUSTER, ACCOUNTS, [seen("41")])
     assert ledger.usage("vision-lab")["held_gpu_hours"] == 4.0  # both, until the record
     clock.now = T0 + timedelta(minutes=1)
@@ -120,7 +121,7 @@ def test_the_final_charge_ends_the_outside_job(ledger: Ledger, clock: Clock) -> 
 
 
 def test_mirror_figures_count_an_admitted_session_that_slurm_already_runs(ledger: Ledger) -> None:
-    session_id = ledger.admit("vision-lab", "bob", "", "h200", 1, 2)
+    session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 2))
     ledger.record_job_id(session_id, "60")
     assert ledger.mirror_figures("vision-lab").running_reservations_mgs == 0  # pending: room left open
     assert ledger.mirror_figures("vision-lab", running_job_ids={(CLUSTER, "60")}).running_reservations_mgs == 2 * H

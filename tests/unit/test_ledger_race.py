@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 import pytest
 
 from hub.ledger import BudgetRefused, Ledger, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.types import SessionState
 
 pytestmark = pytest.mark.unit
@@ -57,7 +58,7 @@ def test_twenty_concurrent_admissions_hold_exactly_five(ledger_url: str, scenari
         ledger = Ledger(ledger_url) if ledger_per_thread else shared
         try:
             start_line.wait(timeout=30)
-            session_id = ledger.admit("race-lab", scenario["users"][index], f"s{index:02d}", "h200", 1, 1, now=NOW)
+            session_id = ledger.admit("race-lab", scenario["users"][index], f"s{index:02d}", Booking("h200", 1, 1), now=NOW)
             return ("admitted", session_id)
         except BudgetRefused as refused:
             return ("refused", refused.message)

@@ -12,6 +12,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect, select, text
 
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, NotFound, make_engine, schema_revision, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 from hub.ledger.arithmetic import slurm_mirror_limit
 from hub.ledger.store import alembic_config
@@ -116,7 +117,7 @@ def test_sqlite_writes_begin_immediate_and_reads_deferred(ledger: Ledger) -> Non
 
     event.listen(ledger.engine, "before_cursor_execute", record)
     try:
-        ledger.admit("vision-lab", "bob", "", "h200", 1, 1)
+        ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1))
         assert begins == ["BEGIN IMMEDIATE"]
         ledger.usage("vision-lab")
         assert begins == ["BEGIN IMMEDIATE", "BEGIN DEFERRED"]
@@ -165,7 +166,7 @@ def test_remove_and_re_add_a_member(ledger: Ledger) -> None:
     ledger.remove_member("vision-lab", "bob", who="alice")
     assert [m["user"] for m in ledger.usage("vision-lab")["members"]] == ["alice"]
     with pytest.raises(LedgerInputError, match="bob is not an active member of vision-lab") as caught:
-        ledger.admit("vision-lab", "bob", "", "h200", 1, 1)
+        ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1))
     assert caught.value.field == "project"
     ledger.add_member("vision-lab", "bob", role="manager", who="alice")
     assert member(ledger.usage("vision-lab"), "bob") == {
@@ -204,14 +205,14 @@ BAD_INPUT: list = [
     pytest.param(lambda l: l.set_cap("vision-lab", "eve", 5, reason="x", who="a"), "user", "eve is not a member of vision-lab", id="cap-non-member"),
     pytest.param(lambda l: l.set_cap("vision-lab", "bob", "-5", reason="x", who="a"), "cap_gpu_hours", "must be >= 0", id="cap-negative"),
     pytest.param(lambda l: l.remove_member("vision-lab", "eve", who="a"), "user", "not a member", id="remove-non-member"),
-    pytest.param(lambda l: l.admit("nope", "bob", "", "h200", 1, 1), "project", "unknown project", id="admit-unknown-project"),
-    pytest.param(lambda l: l.admit("vision-lab", "bob", "", "h200", 1, -1), "hours", "must be > 0", id="admit-negative-hours"),
-    pytest.param(lambda l: l.admit("vision-lab", "bob", "", "h200", 1, "0.3"), "hours", "multiple of 0.25", id="admit-hours-not-quarter"),
-    pytest.param(lambda l: l.admit("vision-lab", "bob", "", "v100", 1, 1), "gpu_type", "unknown GPU type 'v100'", id="admit-unknown-gpu-type"),
-    pytest.param(lambda l: l.admit("vision-lab", "bob", "", None, 1, 1), "gpu_type", "required when gpus > 0", id="admit-gpus-without-type"),
-    pytest.param(lambda l: l.admit("vision-lab", "carol", "", "h200", 1, 1), "project", "carol is not an active member of vision-lab", id="admit-non-member"),
-    pytest.param(lambda l: l.admit("vision-lab", "bob", "a/b", "h200", 1, 1), "server_name", "letters, digits", id="admit-unsafe-server-name"),
-    pytest.param(lambda l: l.admit("vision-lab", "bob", "", "h200", 1, 1, now=datetime(2026, 3, 2)), "now", "timezone-aware", id="admit-naive-now"),
+    pytest.param(lambda l: l.admit("nope", "bob", "", Booking("h200", 1, 1)), "project", "unknown project", id="admit-unknown-project"),
+    pytest.param(lambda l: l.admit("vision-lab", "bob", "", Booking("h200", 1, -1)), "hours", "must be > 0", id="admit-negative-hours"),
+    pytest.param(lambda l: l.admit("vision-lab", "bob", "", Booking("h200", 1, "0.3")), "hours", "multiple of 0.25", id="admit-hours-not-quarter"),
+    pytest.param(lambda l: l.admit("vision-lab", "bob", "", Booking("v100", 1, 1)), "gpu_type", "unknown GPU type 'v100'", id="admit-unknown-gpu-type"),
+    pytest.param(lambda l: l.admit("vision-lab", "bob", "", Booking(None, 1, 1)), "gpu_type", "required when gpus > 0", id="admit-gpus-without-type"),
+    pytest.param(lambda l: l.admit("vision-lab", "carol", "", Booking("h200", 1, 1)), "project", "carol is not an active member of vision-lab", id="admit-non-member"),
+    pytest.param(lambda l: l.admit("vision-lab", "bob", "a/b", Booking("h200", 1, 1)), "server_name", "letters, digits", id="admit-unsafe-server-name"),
+    pytest.param(lambda l: l.admit("vision-lab", "bob", "", Booking("h200", 1, 1), now=datetime(2026, 3, 2)), "now", "timezone-aware", id="admit-naive-now"),
     pytest.param(lambda l: l.import_final_charge("hpchub", "7", "bob", "nope", {"h200": 1}, None, None, 60), "account", "no project has the Slurm account", id="import-unknown-account"),
     pytest.param(lambda l: l.import_final_charge("hpchub", "7;rm", "bob", "vision-lab", {"h200": 1}, None, None, 60), "job_id", "a Slurm job id", id="import-unsafe-job-id"),
     pytest.param(lambda l: l.import_final_charge("hpchub", "7", "bob", "vision-lab", {"h200": 1}, None, None, -60), "elapsed_seconds", "from 0 to", id="import-negative-elapsed"),
@@ -241,10 +242,10 @@ def test_unknown_project_is_not_found(ledger: Ledger) -> None:
 
 
 def test_project_refusal_message_and_record(ledger: Ledger) -> None:
-    ledger.admit("vision-lab", "alice", "", "h200", 4, 24)  # 96 GPU-h held
-    ledger.admit("vision-lab", "alice", "b", "h200", 3, "0.25")  # 0.75 more: 3.25 left
+    ledger.admit("vision-lab", "alice", "", Booking("h200", 4, 24))  # 96 GPU-h held
+    ledger.admit("vision-lab", "alice", "b", Booking("h200", 3, "0.25"))  # 0.75 more: 3.25 left
     with pytest.raises(BudgetRefused) as caught:
-        ledger.admit("vision-lab", "alice", "c", "h200", 4, 1)
+        ledger.admit("vision-lab", "alice", "c", Booking("h200", 4, 1))
     message = f"vision-lab has 3.25 GPU-h left; this request needs 4.0 (4 x h200 x 1 h). {ADVICE}"
     assert caught.value.message == message
     refused = ledger.session(caught.value.session_id)
@@ -253,21 +254,21 @@ def test_project_refusal_message_and_record(ledger: Ledger) -> None:
 
 
 def test_cap_refusal_names_the_cap(ledger: Ledger) -> None:
-    ledger.admit("vision-lab", "bob", "", "h200", 4, 4)  # 16 of bob's 20
+    ledger.admit("vision-lab", "bob", "", Booking("h200", 4, 4))  # 16 of bob's 20
     with pytest.raises(BudgetRefused) as caught:
-        ledger.admit("vision-lab", "bob", "b", "h200", 4, "1.25")
+        ledger.admit("vision-lab", "bob", "b", Booking("h200", 4, "1.25"))
     assert caught.value.message == (
         f"bob's cap in vision-lab has 4.0 GPU-h left (cap 20.0 GPU-h); this request needs 5.0 (4 x h200 x 1.25 h). {ADVICE}"
     )
-    ledger.admit("vision-lab", "bob", "b", "h200", 4, 1)  # exactly the rest of the cap
+    ledger.admit("vision-lab", "bob", "b", Booking("h200", 4, 1))  # exactly the rest of the cap
     assert member(ledger.usage("vision-lab"), "bob")["held_gpu_hours"] == 20.0
 
 
 def test_a100_weight_and_student_cap(ledger: Ledger) -> None:
-    ledger.admit("cs101", "carol", "", "a100", 4, "2.5")  # 4 x 2.5 x 0.5 = 5.0: the whole cap
+    ledger.admit("cs101", "carol", "", Booking("a100", 4, "2.5"))  # 4 x 2.5 x 0.5 = 5.0: the whole cap
     assert member(ledger.usage("cs101"), "carol")["held_gpu_hours"] == 5.0
     with pytest.raises(BudgetRefused, match=r"^carol's cap in cs101 has 0.0 GPU-h left \(cap 5.0 GPU-h\); this request needs 0.125 \(1 x a100 x 0.25 h\)"):
-        ledger.admit("cs101", "carol", "b", "a100", 1, "0.25")
+        ledger.admit("cs101", "carol", "b", Booking("a100", 1, "0.25"))
 
 
 @pytest.mark.parametrize(
@@ -282,7 +283,7 @@ def test_a100_weight_and_student_cap(ledger: Ledger) -> None:
 def test_outside_the_period_refuses_with_the_reason(ledger_url, ledger: Ledger, now, site_timezone, message) -> None:
     with Ledger(ledger_url, site_timezone=site_timezone) as site:
         with pytest.raises(BudgetRefused) as caught:
-            site.admit("cs101", "carol", "", "a100", 1, 1, now=now)
+            site.admit("cs101", "carol", "", Booking("a100", 1, 1), now=now)
     assert caught.value.message == message
     assert ledger.usage("cs101")["held_gpu_hours"] == 0.0
 
@@ -291,24 +292,24 @@ def test_closed_project_refuses(ledger: Ledger) -> None:
     info = ledger.close_project("tiny-lab", reason="the grant period is over", who="admin")
     assert info.state is ProjectState.CLOSED
     with pytest.raises(BudgetRefused, match=r"^tiny-lab is closed: the grant period is over$"):
-        ledger.admit("tiny-lab", "erin", "", "a100", 1, "0.25")
+        ledger.admit("tiny-lab", "erin", "", Booking("a100", 1, "0.25"))
 
 
 def test_cpu_session_holds_nothing(ledger: Ledger) -> None:
-    session_id = ledger.admit("tiny-lab", "erin", "", None, 0, 4)
+    session_id = ledger.admit("tiny-lab", "erin", "", Booking(None, 0, 4))
     assert ledger.session(session_id).reservation_mgs == 0
     assert ledger.usage("tiny-lab")["remaining_gpu_hours"] == 0.25
 
 
 def test_preview_matches_admission_and_writes_nothing(ledger: Ledger) -> None:
     before = row_counts(ledger)
-    preview = ledger.preview("vision-lab", "bob", "h200", 2, 1)
+    preview = ledger.preview("vision-lab", "bob", Booking("h200", 2, 1))
     assert (preview.allowed, preview.needs_mgs, preview.project_left_after_mgs, preview.cap_left_after_mgs) == (True, 2 * H, 98 * H, 18 * H)
     assert row_counts(ledger) == before
 
 
 def test_extend(ledger: Ledger, clock: Clock) -> None:
-    session_id = ledger.admit("vision-lab", "bob", "", "h200", 4, 4)  # 16 of 20
+    session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 4, 4))  # 16 of 20
     ledger.extend(session_id, 1)  # 20 of 20
     assert ledger.session(session_id).reserved_seconds == 5 * 3600
     with pytest.raises(BudgetRefused) as caught:
@@ -320,7 +321,7 @@ def test_extend(ledger: Ledger, clock: Clock) -> None:
 
 
 def test_retract_extension_gives_the_hold_back(ledger: Ledger, clock: Clock) -> None:
-    session_id = ledger.admit("vision-lab", "bob", "", "h200", 4, 4)  # 16 of bob's 20
+    session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 4, 4))  # 16 of bob's 20
     ledger.extend(session_id, 1)  # 20 of 20: bob's cap is full
     assert ledger.usage("vision-lab")["held_gpu_hours"] == 20.0
     assert ledger.retract_extension(session_id, 1) is True  # Slurm refused the new time limit
@@ -340,7 +341,7 @@ def test_retract_extension_gives_the_hold_back(ledger: Ledger, clock: Clock) -> 
     ],
 )
 def test_retract_extension_refuses_bad_amounts(ledger: Ledger, clock: Clock, hours, field) -> None:
-    session_id = ledger.admit("vision-lab", "bob", "", "h200", 1, 4)
+    session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 4))
     with pytest.raises(LedgerInputError) as caught:
         ledger.retract_extension(session_id, hours)
     assert caught.value.field == field
@@ -348,7 +349,7 @@ def test_retract_extension_refuses_bad_amounts(ledger: Ledger, clock: Clock, hou
 
 
 def test_retract_extension_of_an_ended_session_changes_nothing(ledger: Ledger, clock: Clock) -> None:
-    session_id = ledger.admit("vision-lab", "bob", "", "h200", 1, 1)
+    session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1))
     ledger.record_job_id(session_id, "777")
     ledger.session_started(session_id, clock.now)
     ledger.extend(session_id, 1)
@@ -363,7 +364,7 @@ def test_retract_extension_of_an_ended_session_changes_nothing(ledger: Ledger, c
 
 
 def test_session_lifecycle_provisional_then_final(ledger: Ledger, clock: Clock) -> None:
-    session_id = ledger.admit("vision-lab", "bob", "", "h200", 4, 1)
+    session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 4, 1))
     assert ledger.usage("vision-lab")["held_gpu_hours"] == 4.0
     ledger.record_job_id(session_id, "101")
     ledger.record_job_id(session_id, 101)  # idempotent
@@ -390,7 +391,7 @@ def test_session_lifecycle_provisional_then_final(ledger: Ledger, clock: Clock) 
 
 
 def test_final_charge_first_ends_the_session_once(ledger: Ledger, clock: Clock) -> None:
-    session_id = ledger.admit("vision-lab", "bob", "", "h200", 2, 2)
+    session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 2, 2))
     ledger.record_job_id(session_id, "202")
     ledger.session_started(session_id, T0)
     clock.advance(hours=1)
@@ -427,7 +428,7 @@ def test_mixed_gpu_types_are_summed(ledger: Ledger) -> None:
 
 
 def test_hub_restart_loses_no_hold(ledger_url: str, ledger: Ledger, clock: Clock) -> None:
-    session_id = ledger.admit("vision-lab", "bob", "gpu", "h200", 2, 2)
+    session_id = ledger.admit("vision-lab", "bob", "gpu", Booking("h200", 2, 2))
     ledger.record_job_id(session_id, "505")
     ledger.session_started(session_id, T0)
     clock.advance(minutes=45)
@@ -442,10 +443,10 @@ def test_hub_restart_loses_no_hold(ledger_url: str, ledger: Ledger, clock: Clock
 
 
 def test_mirror_figures(ledger: Ledger, clock: Clock) -> None:
-    running = ledger.admit("vision-lab", "bob", "", "h200", 2, 2)  # 4 GPU-h, running
+    running = ledger.admit("vision-lab", "bob", "", Booking("h200", 2, 2))  # 4 GPU-h, running
     ledger.record_job_id(running, "901")
     ledger.session_started(running, T0)
-    ledger.admit("vision-lab", "alice", "", "h200", 1, 3)  # 3 GPU-h, still pending: not subtracted
+    ledger.admit("vision-lab", "alice", "", Booking("h200", 1, 3))  # 3 GPU-h, still pending: not subtracted
     ledger.import_final_charge("hpchub", "900", "bob", "vision-lab", {"a100": 1}, None, None, 3600)  # 0.5 GPU-h
     clock.advance(minutes=30)
     figures = ledger.mirror_figures("vision-lab")
@@ -459,7 +460,7 @@ def test_mirror_figures(ledger: Ledger, clock: Clock) -> None:
 
 
 def test_provisional_charge_is_capped_at_the_reservation(ledger: Ledger) -> None:
-    session_id = ledger.admit("vision-lab", "alice", "", "h200", 1, 1)
+    session_id = ledger.admit("vision-lab", "alice", "", Booking("h200", 1, 1))
     ledger.record_job_id(session_id, "606")
     ledger.session_started(session_id, T0)
     ledger.session_ended(session_id, T0 + timedelta(hours=1, seconds=40), 3640)  # the observed end was late
@@ -467,7 +468,7 @@ def test_provisional_charge_is_capped_at_the_reservation(ledger: Ledger) -> None
 
 
 def test_session_without_job_id(ledger: Ledger) -> None:
-    session_id = ledger.admit("vision-lab", "alice", "", "h200", 1, 1)
+    session_id = ledger.admit("vision-lab", "alice", "", Booking("h200", 1, 1))
     with pytest.raises(LedgerInputError, match="has no job id") as caught:
         ledger.session_ended(session_id, T0, 60)
     assert caught.value.field == "elapsed_seconds"
@@ -477,8 +478,8 @@ def test_session_without_job_id(ledger: Ledger) -> None:
 
 
 def test_job_ids_belong_to_one_session(ledger: Ledger) -> None:
-    first = ledger.admit("vision-lab", "alice", "", "h200", 1, 1)
-    second = ledger.admit("vision-lab", "alice", "b", "h200", 1, 1)
+    first = ledger.admit("vision-lab", "alice", "", Booking("h200", 1, 1))
+    second = ledger.admit("vision-lab", "alice", "b", Booking("h200", 1, 1))
     ledger.record_job_id(first, "707")
     with pytest.raises(LedgerInputError, match="already has job 707"):
         ledger.record_job_id(first, "708")
@@ -504,7 +505,7 @@ def test_append_only_records_cannot_be_rewritten(ledger: Ledger) -> None:
 def test_a_job_cancelled_before_it_started_releases_its_hold_and_writes_no_charge(ledger: Ledger, clock: Clock) -> None:
     """sacct has no final charge for a job that never ran, so a provisional 0 would never be
     replaced: no charge row at all."""
-    session_id = ledger.admit("vision-lab", "bob", "", "h200", 1, 1)
+    session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1))
     ledger.record_job_id(session_id, "7001")
     assert ledger.session_ended(session_id, clock.advance(minutes=2), 0)
     assert ledger.charges("vision-lab") == []

@@ -10,6 +10,7 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from hub.ledger import Ledger, schema_revision, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.store import alembic_config
 from hub.ledger.types import OutsideJobSeen
 
@@ -31,20 +32,20 @@ def _fill(ledger: Ledger) -> None:
     ledger.create_project("cs101", account="cs101", kind="course", gpu_hours=50, start="2026-01-01",
                           end="2026-06-30", who="admin", now=T0)  # fmt: skip
     ledger.add_member("cs101", "carol", role="student", cap_gpu_hours=5, who="admin", now=T0)
-    first = ledger.admit("vision-lab", "bob", "", "h200", 2, 1, now=T0)
+    first = ledger.admit("vision-lab", "bob", "", Booking("h200", 2, 1), now=T0)
     ledger.record_job_id(first, "201")
     ledger.session_started(first, T0)
     ledger.session_ended(first, T0 + timedelta(minutes=20), 1201)
     ledger.import_final_charge("hpchub", "201", "bob", "vision-lab", {"h200": 2}, T0, T0 + timedelta(minutes=20), 1199,
                                now=T0)  # fmt: skip
-    second = ledger.admit("vision-lab", "bob", "two", "a100", 1, "0.5", now=T0)
+    second = ledger.admit("vision-lab", "bob", "two", Booking("a100", 1, "0.5"), now=T0)
     ledger.record_job_id(second, "202")
     ledger.session_started(second, T0)
     ledger.session_ended(second, T0 + timedelta(minutes=7), 420)  # provisional only
-    running = ledger.admit("vision-lab", "alice", "", "a100", 4, 3, now=T0)
+    running = ledger.admit("vision-lab", "alice", "", Booking("a100", 4, 3), now=T0)
     ledger.record_job_id(running, "203")
     ledger.session_started(running, T0 + timedelta(minutes=1))
-    ledger.admit("vision-lab", "bob", "three", "h200", 1, 1, now=T0)  # admitted, pending
+    ledger.admit("vision-lab", "bob", "three", Booking("h200", 1, 1), now=T0)  # admitted, pending
     outside = OutsideJobSeen("301", "alice", "vision-lab", {"a100": 1}, T0, 3600)
     ledger.sync_outside_jobs("hpchub", ["vision-lab", "cs101"], [outside], now=T0)
 

@@ -9,6 +9,7 @@ import pytest
 from traitlets.config import Config
 
 from hub.ledger import Ledger, upgrade
+from hub.ledger.types import Booking
 from hub.metrics import LedgerCollector
 
 pytestmark = pytest.mark.unit
@@ -31,10 +32,10 @@ def test_collector_reports_running_and_pending_sessions_and_project_hours(ledger
         ledger.create_project("p2", account="p2", kind="research", gpu_hours="3", who="test")
         for user in ("u1", "u2"):
             ledger.add_member("p1", user, role="member", who="test")
-        running = ledger.admit("p1", "u1", "", "h200", 1, 1)  # 1 x h200 x 1 h = 1 GPU-h held
+        running = ledger.admit("p1", "u1", "", Booking("h200", 1, 1))  # 1 x h200 x 1 h = 1 GPU-h held
         ledger.record_job_id(running, "101")
         ledger.session_started(running, now - timedelta(minutes=30))  # half of it used so far
-        pending = ledger.admit("p1", "u2", "", "a100", 2, 1)  # 2 x a100 (0.5) x 1 h = 1 GPU-h held
+        pending = ledger.admit("p1", "u2", "", Booking("a100", 2, 1))  # 2 x a100 (0.5) x 1 h = 1 GPU-h held
         ledger.record_job_id(pending, "102")
     config = Config()
     config.HPCHubLedger.db_url = ledger_url

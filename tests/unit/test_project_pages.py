@@ -10,6 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, NotFound, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 from hub.ledger.types import SessionState
 from hub.project_pages import chart, gather
@@ -49,14 +50,14 @@ def ledger(ledger_url: str, clock: Clock):
         ledger.add_member("cs101", "tom", role="ta", who="admin")
         ledger.add_member("cs101", "carol", role="student", cap_gpu_hours=5, who="admin")
         # alice: 2 x h200 for 1 h, ran 30 min (1.0 GPU-h provisional), then its final charge (1.1)
-        first = ledger.admit("vision-lab", "alice", "", "h200", 2, 1, now=T0)
+        first = ledger.admit("vision-lab", "alice", "", Booking("h200", 2, 1), now=T0)
         ledger.record_job_id(first, "101")
         ledger.session_started(first, T0)
         ledger.session_ended(first, T0 + timedelta(minutes=30), 1800)
         ledger.import_final_charge("c1", "101", "alice", "vision-lab", {"h200": 2}, T0, T0 + timedelta(minutes=33),
                                    1980, now=T0 + timedelta(hours=1))
         # bob: 1 x h200 for 2 h, running for 15 min at "now"
-        second = ledger.admit("vision-lab", "bob", "", "h200", 1, 2, now=T0 + timedelta(hours=2))
+        second = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 2), now=T0 + timedelta(hours=2))
         ledger.record_job_id(second, "102")
         ledger.session_started(second, T0 + timedelta(hours=2))
         clock.now = T0 + timedelta(hours=2, minutes=15)
@@ -80,7 +81,7 @@ def test_history_reads_grants_charges_and_sessions(ledger: Ledger, clock: Clock)
 
 def test_refused_sessions_are_not_listed(ledger: Ledger) -> None:
     with pytest.raises(BudgetRefused):
-        ledger.admit("vision-lab", "bob", "huge", "h200", 4, 8)  # 32 GPU-h > bob's cap
+        ledger.admit("vision-lab", "bob", "huge", Booking("h200", 4, 8))  # 32 GPU-h > bob's cap
     assert [s.job_id for s in ledger.recent_sessions("vision-lab")] == ["102", "101"]
 
 
@@ -288,12 +289,14 @@ def test_configure_pages_adds_the_handlers_once_and_the_template_variables() -> 
     from hub.pages import configure_pages
     from hub.project_pages.environments import ROUTES as ENVIRONMENT_ROUTES
     from hub.project_pages.handlers import ROUTES
+    from hub.static_files import ROUTES as STATIC_ROUTES
 
     c = Config()
     c.JupyterHub.extra_handlers = [("/api/other", object)]
     configure_pages(c)
     configure_pages(c)
-    assert c.JupyterHub.extra_handlers == [("/api/other", object), *ROUTES, *ENVIRONMENT_ROUTES]
+    assert c.JupyterHub.extra_handlers == [("/api/other", object), *ROUTES, *ENVIRONMENT_ROUTES, *STATIC_ROUTES]
+    assert [route for route, _handler in STATIC_ROUTES] == [r"/hpchub/static/([A-Za-z0-9][A-Za-z0-9_.-]*\.(?:js|css))"]
     assert [route for route, _handler in ENVIRONMENT_ROUTES] == [
         r"/hpchub/projects/([^/]+)/environments/?", r"/hpchub/projects/([^/]+)/environments/([^/]+)/([^/]+)/?"]
     assert {"hpchub_budget_banners", "hpchub_sessions", "hpchub_projects"} <= set(c.JupyterHub.template_vars)

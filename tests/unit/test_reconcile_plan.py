@@ -15,6 +15,7 @@ import pytest
 
 from hub import cli
 from hub.ledger import Ledger, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.arithmetic import DEFAULT_RATES, MGS_PER_GPU_HOUR, slurm_job_billing
 from hub.ledger.cli import LEDGER_URL_ENV
 from hub.ledger.reconcile import (
@@ -378,7 +379,7 @@ async def test_ended_jobs_are_charged_once_as_sacct_measured(ledger: Ledger) -> 
 
 
 async def test_a_portal_job_final_charge_ends_its_session(ledger: Ledger) -> None:
-    session_id = ledger.admit("vision-lab", "bob", "", "h200", 1, 1)
+    session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1))
     ledger.record_job_id(session_id, "12")
     ledger.session_started(session_id, datetime(2026, 11, 29, 2, 10, tzinfo=UTC))
     await run_pass(ledger, FakeSlurm(scontrol=FRESH, sacct=sacct(BOB_H200_90S)))
@@ -388,7 +389,7 @@ async def test_a_portal_job_final_charge_ends_its_session(ledger: Ledger) -> Non
 
 
 async def test_a_running_portal_job_is_not_an_outside_job(ledger: Ledger) -> None:
-    session_id = ledger.admit("vision-lab", "alice", "", "h200", 2, "0.25")  # 10 min would not fit the steps
+    session_id = ledger.admit("vision-lab", "alice", "", Booking("h200", 2, "0.25"))  # 10 min would not fit the steps
     ledger.record_job_id(session_id, "20")  # admitted: the hub has not seen it run yet
     slurm = FakeSlurm(scontrol=assoc_mgr(assoc("cs101"), assoc("tiny-lab"), assoc("vision-lab", running=40)), sacct=sacct(ALICE_RUNNING))
     report = await run_pass(ledger, slurm)

@@ -12,6 +12,7 @@ from hub.ledger import Ledger, upgrade
 from spawners.catalog import Catalogue, Environment
 from spawners.slurm.form_budget import initial_preview, project_budgets
 from spawners.slurm.cluster_parsers import parse_sinfo
+from spawners.slurm.request_context import RequestContext
 
 pytestmark = pytest.mark.unit
 
@@ -21,6 +22,11 @@ DEMO = parse_sinfo(
     "cpu|4:00:00|(null)|cpu01\n"
 )
 CATALOGUE = Catalogue([Environment("default", "Default", "JupyterLab", "venv", "/opt/x", None, True, True)])
+
+
+def context(user: str, projects: list[str], default_hours: Decimal = Decimal(1)) -> RequestContext:
+    return RequestContext(user=user, cluster=DEMO, accounts={p: p for p in projects}, catalogue=CATALOGUE,
+                          default_hours=default_hours)  # fmt: skip
 
 
 @pytest.fixture
@@ -60,7 +66,7 @@ def test_a_cap_smaller_than_the_project_decides(ledger) -> None:
 
 def test_initial_preview_of_an_allowed_choice(ledger) -> None:
     previous = {"project": "vision-lab", "gpu_type": "h200", "gpus": 4, "hours": 1.0}
-    preview = initial_preview(ledger, "bob", DEMO, ["vision-lab"], CATALOGUE, previous, {}, Decimal(1))
+    preview = initial_preview(ledger, context("bob", ["vision-lab"]), previous, {})
     assert preview.error == "" and preview.answer["allowed"] is True
     assert preview.answer["summary"] == (
         "This reserves up to 4.0 GPU-h (4 x h200 x 1 h). vision-lab has 96.0 left; your cap has 16.0 left."
@@ -69,14 +75,14 @@ def test_initial_preview_of_an_allowed_choice(ledger) -> None:
 
 def test_initial_preview_of_a_refused_choice_offers_what_fits(ledger) -> None:
     previous = {"project": "tiny-lab", "gpu_type": "h200", "gpus": "1", "hours": "1"}
-    preview = initial_preview(ledger, "erin", DEMO, ["tiny-lab"], CATALOGUE, previous, {}, Decimal(1))
+    preview = initial_preview(ledger, context("erin", ["tiny-lab"]), previous, {})
     assert preview.answer["allowed"] is False
     assert preview.answer["offer_text"] == "You can afford 1 x h200 for 0.25 h or 1 x a100 for 0.5 h."
 
 
 def test_initial_preview_of_a_bad_choice_is_its_error(ledger) -> None:
     previous = {"project": "vision-lab", "gpu_type": "h200", "gpus": "1", "hours": "0.3"}
-    preview = initial_preview(ledger, "bob", DEMO, ["vision-lab"], CATALOGUE, previous, {}, Decimal(1))
+    preview = initial_preview(ledger, context("bob", ["vision-lab"]), previous, {})
     assert preview.error.startswith("hours: must be a multiple of 0.25") and not preview.answer
 
 
@@ -99,8 +105,8 @@ def test_a_lab_hours_only_course_cannot_be_chosen_outside_its_lab_hours(ledger, 
     budgets = project_budgets(ledger, "carol", DEMO, ["cs101"], lab_hours)
     assert budgets["cs101"].reason == reason and budgets["cs101"].course.lab_hours_only
     assert project_budgets(ledger, "dave", DEMO, ["cs101"], {"cs101": False})["cs101"].reason == ""  # staff: unbound
-    preview = initial_preview(ledger, "carol", DEMO, ["cs101"], CATALOGUE, {"gpu_type": "a100", "gpus": "1"},
-                              budgets, Decimal("1"), lab_hours)  # fmt: skip
+    preview = initial_preview(ledger, context("carol", ["cs101"]), {"gpu_type": "a100", "gpus": "1"}, budgets,
+                              lab_hours)
     assert preview.answer["allowed"] is (reason == "")
     if reason:
         assert "(course rule lab-hours-only)" in preview.answer["message"]

@@ -277,3 +277,74 @@ def test_a_students_course_rules_disable_choices_with_the_rule() -> None:
     other = _Form(render_options_form(DEMO, ["cs101", "vision-lab"], CATALOGUE,
                                       {"project": "vision-lab", "gpu_type": "h200", "gpus": "2"}, budgets))  # fmt: skip
     assert "h200" not in other.disabled("gpu_type") and other.selected("gpus") == "2"
+
+
+# --- the template, its JSON block and its script ---------------------------------------------------------
+
+
+def _form_data(text: str) -> dict:
+    import json  # noqa: PLC0415
+
+    return json.loads(text.split('<script type="application/json" id="hpchub-form-data">', 1)[1].split("</script>", 1)[0])
+
+
+def test_the_script_receives_every_reason_from_the_server() -> None:
+    budgets = {**BUDGETS, "cs101": ProjectBudget("50.0 GPU-h left", course=CourseLimits(("a100",), 1, 8))}
+    data = _form_data(render_options_form(DEMO, ["cs101", "vision-lab"], CATALOGUE, {}, budgets))
+    assert data["keys"] == ["project", "partition", "gpu_type", "gpus", "hours", "environment"]
+    debug = data["reasons"]["vision-lab"]["debug"]
+    assert debug["gpu_type"] == {"": "partition debug has GPUs", "a100": "", "h200": "not in partition debug"}
+    assert debug["gpus"]["a100"]["4"] == "" and debug["gpus"]["a100"]["0"] == "only on a partition without GPUs"
+    assert debug["hours"]["0.5"] == "" and debug["hours"]["0.75"] == "over the 0.5 h MaxTime of debug"
+    assert data["reasons"]["vision-lab"]["cpu"]["gpus"][""] == {"0": "", **{str(n): "partition cpu has no GPUs"
+                                                                            for n in range(1, 5)}}  # fmt: skip
+    course = data["reasons"]["cs101"]["gpu"]
+    assert course["gpu_type"]["h200"] == "course rule: a100 only" and course["gpus"]["a100"]["2"] == "course rule: at most 1"
+
+
+def test_the_json_block_cannot_close_its_script() -> None:
+    evil = Catalogue([Environment("default", "</script><b>", "x", "venv", "/opt/x", None, True, True)])
+    text = render_options_form(DEMO, ["vision-lab"], evil, {}, {})
+    assert "</script><b>" not in text
+
+
+def test_the_script_is_a_static_file_that_applies_no_rule() -> None:
+    from spawners.slurm.form import SCRIPT_NAME, template_dirs  # noqa: PLC0415
+
+    script = (template_dirs()[0] / "static" / SCRIPT_NAME).read_text()
+    for rule_word in ("MaxTime", "course rule", "has no GPUs", "max_quarters", "gpus_per_node"):
+        assert rule_word not in script
+    text = render_options_form(DEMO, ["vision-lab"], CATALOGUE, {}, BUDGETS, script_url="/hub/hpchub/static/spawn_form.js")
+    assert '<script src="/hub/hpchub/static/spawn_form.js" defer></script>' in text
+    assert "function" not in text  # no script in the page itself
+
+
+def test_a_sites_spawn_form_html_first_on_the_template_path_replaces_the_form(tmp_path) -> None:
+    import asyncio  # noqa: PLC0415
+
+    import jinja2  # noqa: PLC0415
+
+    from spawners.slurm.form import form_model, render_form_async, template_dirs  # noqa: PLC0415
+
+    (tmp_path / "spawn_form.html").write_text(
+        '<div id="site-form">{% for f in form.fields %}<select name="{{ f.key }}">'
+        '{% for o in f.options %}<option value="{{ o.value }}">{{ o.shown }}</option>{% endfor %}</select>'
+        "{% endfor %}</div>"
+    )
+    model = form_model(DEMO, ["vision-lab"], CATALOGUE, {}, BUDGETS)
+    # as JupyterHub builds its environment: the template paths in order, async rendering
+    paths = [str(tmp_path), *map(str, template_dirs())]
+    hub_env = jinja2.Environment(loader=jinja2.FileSystemLoader(paths), autoescape=True, enable_async=True)
+    site = _Form(asyncio.run(render_form_async(model, hub_env)))
+    assert "site-form" in site.by_id and set(site.selects) == {"project", "partition", "gpu_type", "gpus", "hours",
+                                                                "environment"}  # fmt: skip
+    default_env = jinja2.Environment(loader=jinja2.FileSystemLoader(paths[1:]), autoescape=True, enable_async=True)
+    assert "hpchub-spawn-form" in _Form(asyncio.run(render_form_async(model, default_env))).by_id
+
+
+def test_a_missing_cluster_account_is_a_notice_of_the_template() -> None:
+    from spawners.slurm.form import FormModel, no_cluster_account_notice, render_form  # noqa: PLC0415
+
+    text = render_form(FormModel(notice=no_cluster_account_notice("new<user")))
+    assert 'id="hpchub-no-cluster-account"' in text and "<code>new&lt;user</code> does not exist yet" in text
+    assert "hpchub-spawn-form" not in text

@@ -9,6 +9,7 @@ import pytest
 from traitlets.config import Config
 
 from hub.ledger import Ledger, upgrade
+from hub.ledger.types import Booking
 from hub.ledger.types import SessionState
 from spawners.slurm.spawner import SlurmGPUSpawner
 
@@ -51,7 +52,7 @@ def test_the_state_says_a_start_is_under_way_until_the_server_answers(ledger_url
 
 
 async def test_a_start_interrupted_before_sbatch_returned_releases_its_hold_at_restart(ledger, ledger_url) -> None:
-    session = ledger.admit("vision-lab", "bob", "", "h200", 1, 1)
+    session = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1))
     held = ledger.figures("vision-lab").held_mgs
     assert held > 0
     restored = spawner(ledger_url)
@@ -65,7 +66,7 @@ async def test_a_start_interrupted_before_sbatch_returned_releases_its_hold_at_r
 
 
 async def test_a_job_is_re_adopted_only_for_the_server_and_user_its_session_recorded(ledger, ledger_url) -> None:
-    session = ledger.admit("vision-lab", "bob", "", "h200", 1, 1)
+    session = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1))
     ledger.record_job_id(session, "5")
     for user, name, job_id, adopted in (("bob", "", "5", True), ("bob", "", "6", False), ("alice", "", "5", False),
                                         ("bob", "other", "5", False)):  # fmt: skip
