@@ -22,7 +22,7 @@ HPCHUB  := $(VENV)/bin/hpchub
 DEPS_STAMP := $(VENV)/.deps-$(shell cat pyproject.toml images/default/requirements.txt 2>/dev/null | sha1sum | cut -c1-12)
 PROXY_STAMP := $(PROXY_DIR)/.chp-$(CHP_VERSION)
 IDP_DIR     ?= $(HPCHUB_HOME)/idp
-IDP_STAMP   := $(IDP_DIR)/.lock-$(shell sha1sum hub/idp/package-lock.json 2>/dev/null | cut -c1-12)
+IDP_STAMP   := $(IDP_DIR)/.lock-$(shell sha1sum hub/demo/idp/package-lock.json 2>/dev/null | cut -c1-12)
 NPM         := PATH=$(NODE_BIN):$$PATH $(NODE_BIN)/node $(NODE_BIN)/../lib/node_modules/npm/bin/npm-cli.js
 
 export HPCHUB_DEMO_DIR HPCHUB_TEST_DIR
@@ -57,10 +57,10 @@ $(PROXY_STAMP): | $(DEPS_STAMP)
 	$(NPM) install --silent --no-fund --no-audit --prefix $(PROXY_DIR) configurable-http-proxy@$(CHP_VERSION)
 	rm -f $(PROXY_DIR)/.chp-* && touch $@
 
-# The development identity provider (npm oidc-provider, pinned by hub/idp/package-lock.json).
-$(IDP_STAMP): hub/idp/package.json hub/idp/package-lock.json | $(DEPS_STAMP)
+# The development identity provider (npm oidc-provider, pinned by hub/demo/idp/package-lock.json).
+$(IDP_STAMP): hub/demo/idp/package.json hub/demo/idp/package-lock.json | $(DEPS_STAMP)
 	mkdir -p $(IDP_DIR)
-	cp hub/idp/package.json hub/idp/package-lock.json $(IDP_DIR)/
+	cp hub/demo/idp/package.json hub/demo/idp/package-lock.json $(IDP_DIR)/
 	$(NPM) ci --silent --no-fund --no-audit --prefix $(IDP_DIR)
 	rm -f $(IDP_DIR)/.lock-* && touch $@
 

@@ -21,7 +21,7 @@ on random (project, member) pairs, one after another, after a warm-up:
   ledger's. Fewer iterations: one takes about a second.
 
 The target is p99 < 5 ms for ``preview`` and ``admit``. PostgreSQL is a private server
-started for the run (``hub/devtools/pgserver.py``) with its durable defaults (fsync and
+started for the run (``hub/demo/devtools/pgserver.py``) with its durable defaults (fsync and
 synchronous commit on), stopped after; SQLite is a file in WAL mode (``upgrade``), like
 the hub's. Both databases are in a temporary directory, removed after.
 """
@@ -47,7 +47,7 @@ sys.path.insert(0, str(REPO))  # measure the checkout (as the tests do), not an 
 
 from sqlalchemy import func, insert, select, text  # noqa: E402
 
-from hub.devtools.pgserver import PostgresServer  # noqa: E402
+from hub.demo.devtools.pgserver import PostgresServer  # noqa: E402
 from hub.ledger import Ledger, upgrade  # noqa: E402
 from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR  # noqa: E402
@@ -270,7 +270,7 @@ def pg_version() -> str:
     try:
         import subprocess  # noqa: PLC0415
 
-        from hub.devtools.pgserver import BIN_DIR  # noqa: PLC0415
+        from hub.demo.devtools.pgserver import BIN_DIR  # noqa: PLC0415
 
         return subprocess.run([str(BIN_DIR / "postgres"), "--version"], capture_output=True, text=True).stdout.split()[2]
     except (OSError, IndexError):

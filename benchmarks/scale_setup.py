@@ -5,9 +5,9 @@ Everything lives in one state directory (default ``/var/lib/hpchub-bench-scale``
 on free ports; every daemon is stopped by its pid file (:func:`teardown`), also after a
 failure. Layout of the state directory:
 
-* the cluster (``hub.cluster``, profile ``bench``: four nodes of 64 h200 GPUs) at its root;
-* ours: ``hub/``, ``run/``, ``log/`` (the demo's layout, :class:`hub.demo.Demo`), configured
-  by ``hub.demo_config.configure_demo`` plus the bench overrides below;
+* the cluster (``hub.demo.cluster``, profile ``bench``: four nodes of 64 h200 GPUs) at its root;
+* ours: ``hub/``, ``run/``, ``log/`` (the demo's layout, :class:`hub.demo.portal.Demo`), configured
+  by ``hub.demo.config.configure_demo`` plus the bench overrides below;
 * stock: ``stock/`` with its own proxy and ``batchspawner.SlurmSpawner`` configuration;
 * ``wrap-ours/`` and ``wrap-stock/``: one script per Slurm command that logs one line per
   call (start, end, exit code, command) to ``calls.log`` and runs the real binary. Each hub
@@ -34,10 +34,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from hub.cluster import config as cfg
-from hub.cluster.manager import Cluster, free_port, free_ports, load_settings
-from hub.cluster.procs import Daemon, stop_daemon
-from hub.demo import Demo, DemoPorts, DemoSettings, _secret_file, default_proxy_cmd
+from hub.demo.cluster import config as cfg
+from hub.demo.cluster.manager import Cluster, free_port, free_ports, load_settings
+from hub.demo.cluster.procs import Daemon, stop_daemon
+from hub.demo.portal import Demo, DemoPorts, DemoSettings, _secret_file, default_proxy_cmd
 from hub.ledger import Ledger, upgrade
 
 HERE = Path(__file__).resolve().parent

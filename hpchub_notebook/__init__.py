@@ -21,7 +21,7 @@ def _jupyter_server_extension_points() -> list[dict[str, str]]:
 def __getattr__(name: str) -> Any:
     # lazy: ``hpchub_notebook.meter_logic`` imports without ipywidgets (the hub's tests)
     if name == "BudgetMeter":
-        from .widget import BudgetMeter  # noqa: PLC0415
+        from hpchub_notebook.widget import BudgetMeter  # noqa: PLC0415
 
         return BudgetMeter
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -36,7 +36,7 @@ from tornado import web
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
 from tornado.ioloop import IOLoop, PeriodicCallback
 
-from . import activity_logic as logic
+from hpchub_notebook import activity_logic as logic
 
 ROUTE = "/api/hpchub/activity"
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from . import meter_logic as logic
+from hpchub_notebook import meter_logic as logic
 
 RETRY_SECONDS = 10.0  # after a failed fetch, retry sooner than the refresh interval
 FETCH_TIMEOUT = 10.0

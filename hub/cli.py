@@ -10,9 +10,9 @@ import os
 import shlex
 import sys
 
-from .cli_support import UsageError, one_line_errors, SUBCOMMANDS
-from .cluster import config as cfg
-from .cluster.manager import Cluster, ClusterError, dump_status, free_ports, load_settings, status_lines
+from hub.cli_support import UsageError, one_line_errors, SUBCOMMANDS
+from hub.demo.cluster import config as cfg
+from hub.demo.cluster.manager import Cluster, ClusterError, dump_status, free_ports, load_settings, status_lines
 
 DEFAULT_STATE_DIR = "/var/lib/hpchub-demo"
 DEFAULT_CONFIG = "/etc/hpchub/hpchub_config.py"
@@ -106,19 +106,19 @@ def build_parser() -> argparse.ArgumentParser:
     add_state_dir(env)
     cluster.set_defaults(func=cmd_cluster)
 
-    from . import demo as demo_module  # noqa: PLC0415 (keeps `hpchub --help` fast)
+    from hub.demo import portal as demo_module  # noqa: PLC0415 (keeps `hpchub --help` fast)
 
     demo_module.add_parser(sub, add_state_dir)
-    from .ledger import cli as ledger_cli  # noqa: PLC0415
+    from hub.commands import ledger as ledger_cli  # noqa: PLC0415
 
     ledger_cli.add_parsers(sub)
-    from .envs import cli as envs_cli  # noqa: PLC0415
+    from hub.commands import envs as envs_cli  # noqa: PLC0415
 
     envs_cli.add_parsers(sub, one_line_errors, SUBCOMMANDS)
-    from .doctor import run as doctor  # noqa: PLC0415
+    from hub.doctor import run as doctor  # noqa: PLC0415
 
     doctor.add_parser(sub)
-    from . import deploy  # noqa: PLC0415
+    from hub import deploy  # noqa: PLC0415
 
     deploy.add_parser(sub)
     return parser

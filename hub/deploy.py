@@ -24,8 +24,8 @@ from pathlib import Path
 
 from spawners import names
 
-from .cli_support import UsageError
-from .numbers import whole_number_argument
+from hub.cli_support import UsageError
+from hub.numbers import whole_number_argument
 
 PORT_ARGUMENT = whole_number_argument(1, 65535)
 

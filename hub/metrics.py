@@ -19,10 +19,10 @@ from prometheus_client import REGISTRY, Counter, Histogram
 from sqlalchemy.exc import SQLAlchemyError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from .ledger import LedgerError
-from .ledger.arithmetic import MGS_PER_GPU_HOUR
-from .ledger.runtime import ledger_from_config
-from .ledger.types import SessionState
+from hub.ledger import LedgerError
+from hub.ledger.arithmetic import MGS_PER_GPU_HOUR
+from hub.ledger.runtime import ledger_from_config
+from hub.ledger.types import SessionState
 
 log = logging.getLogger(__name__)
 

@@ -48,7 +48,7 @@ class SiteConfigError(RuntimeError):
 class HPCHubSite(Configurable):
     demo_mode = Bool(
         False,
-        help="True only for `hpchub demo up` (set by hub/demo_config.py): allows an http identity provider on "
+        help="True only for `hpchub demo up` (set by hub/demo/config.py): allows an http identity provider on "
         "loopback and the demo's generated secrets. Default False: the hub refuses to start with a demo secret "
         "or without a site crypt key.",
     ).tag(config=True)

@@ -4,7 +4,7 @@
 set -euo pipefail
 # chromium: Debian's browser, driven by Playwright in the browser tests (no browser download).
 # postgresql (15): the ledger's PostgreSQL tests and benchmark start a private server from
-# /usr/lib/postgresql/15/bin (hub/devtools/pgserver.py); Debian's own cluster is not used.
+# /usr/lib/postgresql/15/bin (hub/demo/devtools/pgserver.py); Debian's own cluster is not used.
 packages=(munge mariadb-server mariadb-client slurmctld slurmd slurmdbd slurm-client sudo python3-venv python3-dev gcc chromium postgresql)
 missing=()
 for pkg in "${packages[@]}"; do

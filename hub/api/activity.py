@@ -17,8 +17,8 @@ from tornado import web
 
 from hub.ledger.idle import ActivityAnswerError, parse_activity
 
-from .scopes import ACTIVITY_SCOPE
-from .handlers import API_PREFIX, NO_SESSION_MESSAGE, SessionAPIHandler, _NAME
+from hub.api.scopes import ACTIVITY_SCOPE
+from hub.api.handlers import API_PREFIX, NO_SESSION_MESSAGE, SessionAPIHandler, _NAME
 
 
 class ActivityReportHandler(SessionAPIHandler):

@@ -40,11 +40,11 @@ from hub.ledger.types import Role, check_enum, check_project_name, check_text
 from spawners.slurm.accounts import AccountTree, read_account_tree
 from spawners.slurm.client import SlurmCommandError
 
-from . import views
-from .lab_hours_state import hub_slurm_client
-from .access import check_course_creation
-from .scopes import MANAGE_SCOPE, READ_SCOPE
-from .handlers import API_PREFIX, _NAME, LedgerAPIHandler, ProjectAPIHandler
+from hub.api import views
+from hub.api.lab_hours_state import hub_slurm_client
+from hub.api.access import check_course_creation
+from hub.api.scopes import MANAGE_SCOPE, READ_SCOPE
+from hub.api.handlers import API_PREFIX, _NAME, LedgerAPIHandler, ProjectAPIHandler
 
 SETTINGS_KEYS = ("ta_extension_limit_gpu_hours", "lab_hours_only", "on_drop", "idle_stop_after_minutes", "reason")
 SETTINGS_EXAMPLE = '{"ta_extension_limit_gpu_hours": 2, "reason": "lab week"}'

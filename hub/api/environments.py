@@ -34,9 +34,9 @@ from hub.envs.config import HPCHubEnvironments
 from hub.ledger.types import Role, check_project_name
 from hub.numbers import NumberError, parse_whole
 
-from .access import MANAGING_ROLES
-from .scopes import MANAGE_SCOPE, READ_SCOPE
-from .handlers import _NAME, API_PREFIX, Caller, ProjectAPIHandler
+from hub.api.access import MANAGING_ROLES
+from hub.api.scopes import MANAGE_SCOPE, READ_SCOPE
+from hub.api.handlers import _NAME, API_PREFIX, Caller, ProjectAPIHandler
 
 MAX_LOG_CHUNK = 256 * 1024
 

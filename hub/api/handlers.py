@@ -33,8 +33,8 @@ from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.runtime import ledger_from_config
 from hub.ledger.types import MemberUsage, Role, SessionInfo, SessionState, check_project_name, check_user
 
-from . import views
-from .access import (
+from hub.api import views
+from hub.api.access import (
     NOT_FOUND_MESSAGE,
     ProjectAccess,
     Refusal,
@@ -44,9 +44,9 @@ from .access import (
     refuse_cap_changes,
     refuse_member_changes,
 )
-from . import sessions as session_views
-from .scopes import EXTEND_SCOPE, HPCHUB_SCOPES, MANAGE_SCOPE, READ_SCOPE, SESSION_SCOPE
-from .settings import HPCHubAPI
+from hub.api import sessions as session_views
+from hub.api.scopes import EXTEND_SCOPE, HPCHUB_SCOPES, MANAGE_SCOPE, READ_SCOPE, SESSION_SCOPE
+from hub.api.settings import HPCHubAPI
 
 # ``needs_scope`` refuses scopes it does not know when the class body runs, and the hub
 # defines ``c.JupyterHub.custom_scopes`` only later (at start). Defining the same

@@ -32,10 +32,10 @@ from spawners.slurm.reservations import (
     show_reservation,
 )
 
-from . import views
-from .lab_hours_state import HPCHubCourses, hub_slurm_client, lab_hours, lab_hours_json
-from .scopes import MANAGE_SCOPE, READ_SCOPE
-from .handlers import API_PREFIX, _NAME, ProjectAPIHandler
+from hub.api import views
+from hub.api.lab_hours_state import HPCHubCourses, hub_slurm_client, lab_hours, lab_hours_json
+from hub.api.scopes import MANAGE_SCOPE, READ_SCOPE
+from hub.api.handlers import API_PREFIX, _NAME, ProjectAPIHandler
 
 NO_NODES = (
     "lab hours cannot be switched on from the hub: HPCHubCourses.lab_hours_nodes names no nodes; ask the site's "

@@ -21,7 +21,7 @@ from hub.ledger.errors import LedgerInputError
 from hub.ledger.idle import IDLE_NOTE_PREFIX
 from hub.ledger.types import ProjectUsage, SessionInfo, SessionState
 
-from .views import json_object
+from hub.api.views import json_object
 
 EXTEND_KEYS = ("hours",)
 SECONDS_PER_MINUTE = 60

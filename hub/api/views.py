@@ -22,7 +22,7 @@ from hub.ledger.types import ChargeRecord, Role, check_enum, check_gpu_type, che
 from hub.numbers import NumberError, parse_whole
 from spawners.slurm.options import ALLOWED_KEYS
 
-from .access import ProjectAccess
+from hub.api.access import ProjectAccess
 
 # The same columns, in the same order, as `hpchub charges NAME --csv`.
 CSV_COLUMNS = (

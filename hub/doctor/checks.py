@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from spawners.slurm.types import ClusterInfo
 
-from ..ledger.arithmetic import ChargeRates
+from hub.ledger.arithmetic import ChargeRates
 
 MIN_SLURM = (22, 5)
 REQUIRED_ENFORCE = ("associations", "limits", "safe")

@@ -20,11 +20,11 @@ from spawners.slurm.client import SlurmCommandError, SlurmTimeoutError
 from spawners.slurm.cluster import SlurmCluster
 from spawners.slurm.cluster_parsers import parse_partition_billing, parse_show_config, parse_sinfo
 
-from ..cli_support import DEFAULT_CONFIG_FILE, DEMO_CONFIG_FILE, UsageError, read_config_file
-from ..deploy import ENV_KEPT, NAME_RE
+from hub.cli_support import DEFAULT_CONFIG_FILE, DEMO_CONFIG_FILE, UsageError, read_config_file
+from hub.deploy import ENV_KEPT, NAME_RE
 
-from . import checks
-from .checks import Finding
+from hub.doctor import checks
+from hub.doctor.checks import Finding
 
 COMMAND_TIMEOUT = 30
 TEST_JOB_TIMEOUT = 120
@@ -52,7 +52,7 @@ class Site:
     def __init__(self, config: Config, *, service_user: str = "") -> None:
         from spawners.slurm.spawner import SlurmGPUSpawner  # noqa: PLC0415 (JupyterHub imports)
 
-        from ..ledger.runtime import HPCHubLedger  # noqa: PLC0415
+        from hub.ledger.runtime import HPCHubLedger  # noqa: PLC0415
 
         self.config = config
         self.service_user = service_user  # the hub's account (--service-user); '' : the account running doctor
@@ -134,7 +134,7 @@ class Site:
         from sqlalchemy.engine import make_url  # noqa: PLC0415
         from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
 
-        from ..ledger.store import alembic_config, schema_revision  # noqa: PLC0415
+        from hub.ledger.store import alembic_config, schema_revision  # noqa: PLC0415
 
         url = self.ledger_settings.db_url
         if not url:
@@ -164,7 +164,7 @@ class Site:
         return checks.check_tls(bind_url, cert, key, facts)
 
     def discovery_finding(self) -> Finding:
-        from ..auth.oidc import check_issuer_url, fetch_discovery, validate_discovery  # noqa: PLC0415
+        from hub.auth.oidc import check_issuer_url, fetch_discovery, validate_discovery  # noqa: PLC0415
 
         issuer = (_setting(self.config, "HPCHubOIDCAuthenticator", "issuer", "") or "").rstrip("/")
         if not issuer:
@@ -178,7 +178,7 @@ class Site:
         return checks.check_discovery(issuer)
 
     def identity_deny_finding(self) -> Finding:
-        from ..auth.account_rules import HPCHubAccountRules  # noqa: PLC0415
+        from hub.auth.account_rules import HPCHubAccountRules  # noqa: PLC0415
 
         # The configured list, without the account running doctor (which the hub adds for its own account:
         # doctor may run as root for a hub that runs as its service account).
@@ -205,8 +205,8 @@ class Site:
         import grp  # noqa: PLC0415
         import pwd  # noqa: PLC0415
 
-        from ..envs.config import HPCHubEnvironments  # noqa: PLC0415
-        from ..ledger.types import PROJECT_NAME_RE  # noqa: PLC0415
+        from hub.envs.config import HPCHubEnvironments  # noqa: PLC0415
+        from hub.ledger.types import PROJECT_NAME_RE  # noqa: PLC0415
 
         environments = HPCHubEnvironments(config=self.config)
         account = self.service_user or environments.hub_account or pwd.getpwuid(os.geteuid()).pw_name
@@ -233,10 +233,10 @@ class Site:
 
     def project_spaces_finding(self) -> Finding:
         """Each space under PROJECT_ROOT audited without following a link (hub/envs/audit.py)."""
-        from ..envs.audit import audit_space  # noqa: PLC0415
-        from ..envs.config import HPCHubEnvironments  # noqa: PLC0415
-        from ..envs.space import ProjectSpace  # noqa: PLC0415
-        from ..ledger.types import PROJECT_NAME_RE  # noqa: PLC0415
+        from hub.envs.audit import audit_space  # noqa: PLC0415
+        from hub.envs.config import HPCHubEnvironments  # noqa: PLC0415
+        from hub.envs.space import ProjectSpace  # noqa: PLC0415
+        from hub.ledger.types import PROJECT_NAME_RE  # noqa: PLC0415
 
         root = HPCHubEnvironments(config=self.config).project_root
         if not root or not os.path.isdir(root):

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 from spawners import safe_fs
 
-from . import space as sp
+from hub.envs import space as sp
 
 
 @dataclass(frozen=True)

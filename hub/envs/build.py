@@ -19,7 +19,7 @@ from decimal import Decimal
 from spawners.slurm.script import render_batch_script
 from spawners.slurm.types import JobRequest
 
-from .space import LOG_FILE, SPEC_FILE, STATUS_FILE
+from hub.envs.space import LOG_FILE, SPEC_FILE, STATUS_FILE
 
 BUILD_COMMENT_PREFIX = "hpchub-env:"
 

@@ -13,7 +13,7 @@ from spawners.slurm.client import SlurmClient, SlurmCommandError
 from spawners.slurm.cluster import SlurmCluster
 from spawners.slurm.parsers import parse_squeue
 
-from .config import HPCHubEnvironments
+from hub.envs.config import HPCHubEnvironments
 
 BUILD_COMMAND_TIMEOUT = 60  # seconds per Slurm command of a build
 

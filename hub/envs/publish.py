@@ -37,9 +37,9 @@ from pathlib import Path
 
 from spawners.catalog import ENVIRONMENT_ID_PATTERN, Catalogue, Environment
 
-from . import space as sp
-from .config import HPCHubEnvironments
-from .service import EnvError, checked_name
+from hub.envs import space as sp
+from hub.envs.config import HPCHubEnvironments
+from hub.envs.service import EnvError, checked_name
 
 PUBLISHED_FILE = "catalog.json"
 KERNEL_PREFIX = "published-"

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 
 from spawners import safe_fs
 
-from . import space as sp
+from hub.envs import space as sp
 
 log = logging.getLogger(__name__)
 SEAL_REFUSED_FILE = ".seal-refused"

@@ -56,7 +56,7 @@ from hub.ledger.types import PROJECT_NAME_RE
 from hub.numbers import WHOLE_NUMBER
 from spawners import safe_fs
 
-from .spec import ENV_NAME_PATTERN
+from hub.envs.spec import ENV_NAME_PATTERN
 
 STATUS_FILE = "status"
 BUILD_FILE = "build.json"

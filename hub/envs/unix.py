@@ -21,10 +21,10 @@ from collections.abc import Callable, Iterable, Mapping
 
 from spawners import safe_fs
 
-from . import seal
-from .build_jobs import active_jobs
-from .config import HPCHubEnvironments
-from .space import CLOSED_DIR_MODE, ProjectSpace, building_job_ids, group_name
+from hub.envs import seal
+from hub.envs.build_jobs import active_jobs
+from hub.envs.config import HPCHubEnvironments
+from hub.envs.space import CLOSED_DIR_MODE, ProjectSpace, building_job_ids, group_name
 
 COMMAND_TIMEOUT = 30
 

@@ -9,10 +9,10 @@
 - ``cli``: ``hpchub project|grant|member|usage|charges|reconcile``.
 """
 
-from .arithmetic import DEFAULT_RATES, Admission, BudgetFigures, BudgetWarning, ChargeRates
-from .errors import BudgetRefused, LedgerError, LedgerInputError, NotFound
-from .store import Ledger, make_engine, schema_revision, upgrade
-from .types import Booking
+from hub.ledger.arithmetic import DEFAULT_RATES, Admission, BudgetFigures, BudgetWarning, ChargeRates
+from hub.ledger.errors import BudgetRefused, LedgerError, LedgerInputError, NotFound
+from hub.ledger.store import Ledger, make_engine, schema_revision, upgrade
+from hub.ledger.types import Booking
 
 __all__ = [
     "DEFAULT_RATES",

@@ -17,9 +17,9 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import select
 
-from .errors import NotFound
-from .idle import Activity, ActivityReport
-from .models import PortalSession, SessionActivity
+from hub.ledger.errors import NotFound
+from hub.ledger.idle import Activity, ActivityReport
+from hub.ledger.models import PortalSession, SessionActivity
 
 REFRESH = timedelta(seconds=30)
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from sqlalchemy import String, bindparam, case, cast, exists, func, insert, literal_column, null, select, union_all
 
-from .models import (
+from hub.ledger.models import (
     UNREPLACED_PROVISIONAL_CHARGES, CapEntry, Charge, Grant, Member, OutsideJob, PortalSession, UtcDateTime,
 )  # fmt: skip
-from .types import ChargeKind, OutsideJobState, SessionState
+from hub.ledger.types import ChargeKind, OutsideJobState, SessionState
 
 
 _HOLDING = (SessionState.ADMITTED, SessionState.RUNNING)

@@ -17,9 +17,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Boolean, Date, func, insert, select, text
 
-from .errors import LedgerInputError
-from .models import VERSION_TABLE, Base, UtcDateTime
-from .store import Ledger, alembic_config
+from hub.ledger.errors import LedgerInputError
+from hub.ledger.models import VERSION_TABLE, Base, UtcDateTime
+from hub.ledger.store import Ledger, alembic_config
 
 FORMAT = "hpchub-ledger"
 FORMAT_VERSION = 1

@@ -23,7 +23,7 @@ import enum
 from spawners.slurm.accounts import AccountTree
 from spawners.slurm.reservations import Reservation
 
-from .errors import LedgerInputError
+from hub.ledger.errors import LedgerInputError
 
 LAB_SUFFIX = "-lab"
 OWN_ACCOUNT = "a course needs a Slurm account of its own with no accounts under it (sacctmgr add account NAME)"

@@ -16,9 +16,9 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from .errors import LedgerInputError, NotFound
-from .models import LoginGroups, Member, Project
-from .types import ProjectKind, ProjectState, Role, check_enum, check_user
+from hub.ledger.errors import LedgerInputError, NotFound
+from hub.ledger.models import LoginGroups, Member, Project
+from hub.ledger.types import ProjectKind, ProjectState, Role, check_enum, check_user
 
 GROUP_SOURCE = "IdP group "  # added_by of a membership a group gave
 _GROUP_ROLE_ORDER = [Role.INSTRUCTOR, Role.TA, Role.STUDENT, Role.PI, Role.MANAGER, Role.MEMBER]

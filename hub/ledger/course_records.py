@@ -20,12 +20,12 @@ from sqlalchemy import func, select
 
 from spawners.slurm.accounts import AccountTree
 
-from . import arithmetic as arith
-from .course_accounts import check_course_account, check_course_reservation
-from .courses import PRINCIPAL_RE, SETTING_IDLE_STOP, SETTINGS, STOP_REASON_DROPPED, CourseRules, OnDrop, RosterRow, make_rules
-from .errors import LedgerInputError
-from .models import CapEntry, CourseRule, CourseSetting, Member, PortalSession, Project, RosterEntry
-from .types import (
+from hub.ledger import arithmetic as arith
+from hub.ledger.course_accounts import check_course_account, check_course_reservation
+from hub.ledger.courses import PRINCIPAL_RE, SETTING_IDLE_STOP, SETTINGS, STOP_REASON_DROPPED, CourseRules, OnDrop, RosterRow, make_rules
+from hub.ledger.errors import LedgerInputError
+from hub.ledger.models import CapEntry, CourseRule, CourseSetting, Member, PortalSession, Project, RosterEntry
+from hub.ledger.types import (
     ProjectInfo, ProjectKind, Role, SessionState, check_account, check_project_name, check_text, check_user,
 )  # fmt: skip
 

@@ -20,11 +20,11 @@ from enum import Enum
 
 from spawners import names
 
-from ..numbers import NumberError, parse_whole
-from . import arithmetic as arith
-from .errors import LedgerInputError
-from .idle import COURSE_IDLE_LIMIT, idle_timeout_allowed
-from .types import GPU_TYPE_RE, Role, check_enum
+from hub.numbers import NumberError, parse_whole
+from hub.ledger import arithmetic as arith
+from hub.ledger.errors import LedgerInputError
+from hub.ledger.idle import COURSE_IDLE_LIMIT, idle_timeout_allowed
+from hub.ledger.types import GPU_TYPE_RE, Role, check_enum
 
 ROSTER_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
 # A principal as the identity provider names it: user@institution.example (no spaces, one @).

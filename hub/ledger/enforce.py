@@ -17,8 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from .arithmetic import BudgetWarning, Rounding, format_gpu_hours, warning_level
-from .types import ProjectUsage, SessionInfo
+from hub.ledger.arithmetic import BudgetWarning, Rounding, format_gpu_hours, warning_level
+from hub.ledger.types import ProjectUsage, SessionInfo
 
 STOP_NOTE = "stopped: "
 STOP_REASON_PROJECT = "stopped: {project}'s GPU-hour budget is used up ({used} of {budget} GPU-h)"

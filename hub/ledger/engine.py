@@ -17,8 +17,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DisconnectionError
 
-from .errors import LedgerInputError
-from .models import VERSION_TABLE
+from hub.ledger.errors import LedgerInputError
+from hub.ledger.models import VERSION_TABLE
 
 
 MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent / "migrations"

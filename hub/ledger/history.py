@@ -14,10 +14,10 @@ from datetime import datetime
 
 from sqlalchemy import func, select
 
-from . import arithmetic as arith
-from .errors import LedgerInputError
-from .models import Charge, Grant, PortalSession, Project, effective_charges
-from .types import GrantRecord, ProjectUsage, SessionRecord, SessionState, check_user
+from hub.ledger import arithmetic as arith
+from hub.ledger.errors import LedgerInputError
+from hub.ledger.models import Charge, Grant, PortalSession, Project, effective_charges
+from hub.ledger.types import GrantRecord, ProjectUsage, SessionRecord, SessionState, check_user
 
 MAX_RECENT_SESSIONS = 500
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from .arithmetic import (
+from hub.ledger.arithmetic import (
     HOURS_STEP,
     SECONDS_PER_HOUR,
     Admission,

@@ -1,4 +1,4 @@
-"""The orphan rule (docs/faults.md), for the reconciler (``hub/ledger/reconcile.py``).
+"""The orphan rule (docs/faults.md), for the reconciler (``hub/reconcile/reconciler.py``).
 
 The hub records a job id the moment ``sbatch`` returns (the spawner writes it to its
 JupyterHub state and to the ledger's session). A job that carries the portal's tag (a
@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from .errors import NotFound
-from .models import OrphanJob, PortalSession, Project
-from .outside_jobs import chunks
-from .types import SessionState, check_account, check_aware, check_cluster, check_job_id, check_text, check_user
+from hub.ledger.errors import NotFound
+from hub.ledger.models import OrphanJob, PortalSession, Project
+from hub.ledger.outside_jobs import chunks
+from hub.ledger.types import SessionState, check_account, check_aware, check_cluster, check_job_id, check_text, check_user
 
 if TYPE_CHECKING:  # the ledger imports nothing of the Slurm layer at run time: jobs are read by duck type
     from spawners.slurm.types import ActiveJob

@@ -1,4 +1,4 @@
-"""Records for the reconciler (``hub/ledger/reconcile.py``), mixed into ``Ledger``.
+"""Records for the reconciler (``hub/reconcile/reconciler.py``), mixed into ``Ledger``.
 
 - Which job ids already have a final charge, which ones the portal started: one read
   each, so a pass over 30 days of sacct writes only what is new.
@@ -17,10 +17,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from . import arithmetic as arith
-from .errors import LedgerInputError, NotFound
-from .models import Charge, OutsideJob, PortalSession, Project
-from .types import (
+from hub.ledger import arithmetic as arith
+from hub.ledger.errors import LedgerInputError, NotFound
+from hub.ledger.models import Charge, OutsideJob, PortalSession, Project
+from hub.ledger.types import (
     ChargeKind,
     OutsideJobChanges,
     OutsideJobInfo,

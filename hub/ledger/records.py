@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from . import arithmetic as arith
-from .models import Charge, PortalSession, Project
-from .types import ChargeRecord, ProjectInfo, ProjectUsage, SessionInfo, SessionState
+from hub.ledger import arithmetic as arith
+from hub.ledger.models import Charge, PortalSession, Project
+from hub.ledger.types import ChargeRecord, ProjectInfo, ProjectUsage, SessionInfo, SessionState
 
 
 def _project_info(row: Project) -> ProjectInfo:

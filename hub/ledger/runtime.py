@@ -13,15 +13,15 @@ from decimal import Decimal
 from traitlets import Dict, Float, Integer, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
-from .arithmetic import ChargeRates
-from .idle import (
+from hub.ledger.arithmetic import ChargeRates
+from hub.ledger.idle import (
     DEFAULT_REPORT_MAX_AGE_SECONDS,
     IDLE_TIMEOUT_LIMIT,
     REPORT_MAX_AGE_LIMIT,
     idle_timeout_allowed,
     report_max_age_allowed,
 )
-from .store import Ledger, make_engine, upgrade
+from hub.ledger.store import Ledger, make_engine, upgrade
 
 
 class HPCHubLedger(Configurable):

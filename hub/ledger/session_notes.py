@@ -14,10 +14,10 @@ from datetime import datetime, timedelta, timezone
 
 from sqlalchemy import select
 
-from .errors import LedgerInputError, NotFound
-from .idle import IDLE_NOTE_PREFIX
-from .models import PortalSession, Project
-from .types import SessionState, check_text, check_user
+from hub.ledger.errors import LedgerInputError, NotFound
+from hub.ledger.idle import IDLE_NOTE_PREFIX
+from hub.ledger.models import PortalSession, Project
+from hub.ledger.types import SessionState, check_text, check_user
 
 STOP_NOTE_PREFIX = "stopped: "
 

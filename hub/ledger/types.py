@@ -10,7 +10,7 @@ from datetime import date, datetime
 
 from spawners import names
 
-from .errors import LedgerInputError
+from hub.ledger.errors import LedgerInputError
 
 
 class ProjectKind(enum.Enum):

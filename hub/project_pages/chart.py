@@ -34,8 +34,8 @@ from hub.ledger.arithmetic import MGS_PER_GPU_HOUR
 
 from hub.ledger.types import ProjectUsage
 
-from .burndown import BurnDown
-from .tables import chart_summary
+from hub.project_pages.burndown import BurnDown
+from hub.project_pages.tables import chart_summary
 
 BUDGET_LINE_ID = "hpchub-budget-line"
 REMAINING_LINE_ID = "hpchub-remaining-line"

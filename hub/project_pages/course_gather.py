@@ -20,8 +20,8 @@ from hub.ledger.courses import CourseRules
 from hub.ledger.errors import NotFound
 from hub.ledger.types import ProjectInfo, ProjectKind, Role, check_project_name
 
-from . import course_tables, tables
-from .gather import Viewer
+from hub.project_pages import course_tables, tables
+from hub.project_pages.gather import Viewer
 
 NOT_A_COURSE = "no course {project!r}: it is a {kind} project (see its project page)"
 

@@ -24,7 +24,7 @@ from hub.ledger import arithmetic as arith
 from hub.ledger.course_records import ReportRow
 from hub.ledger.types import MemberUsage, Role, SessionInfo, SessionState
 
-from .tables import hours_text, percent_tenths, percent_text
+from hub.project_pages.tables import hours_text, percent_tenths, percent_text
 
 NEAR_CAP_TENTHS = 800  # "near the cap" from 80.0 % of the cap used (the budget warnings' first level)
 HIGH_CAP_TENTHS = 950  # the meter's "high" region (the second warning level)

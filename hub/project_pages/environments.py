@@ -36,8 +36,8 @@ from hub.ledger.errors import NotFound
 from hub.ledger.types import Role, check_project_name
 from hub.numbers import NumberError, parse_whole
 
-from .gather import Viewer, _visible
-from .handlers import LedgerPageHandler
+from hub.project_pages.gather import Viewer, _visible
+from hub.project_pages.handlers import LedgerPageHandler
 
 LOG_PAGE_BYTES = 256 * 1024  # the build page shows at most the last 256 KiB; the script follows from there
 FORM_FIELDS = ("name", "spec")

@@ -19,8 +19,8 @@ from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.store import usage_json
 from hub.ledger.types import ProjectInfo, ProjectKind, ProjectUsage, Role, check_project_name, check_user
 
-from . import tables
-from .burndown import BurnDown, burndown
+from hub.project_pages import tables
+from hub.project_pages.burndown import BurnDown, burndown
 
 
 @dataclass(frozen=True)

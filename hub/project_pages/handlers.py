@@ -35,10 +35,10 @@ from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import Role
 from hub.ledger.runtime import ledger_from_config
 
-from . import course_gather, gather, tables
-from .chart import project_chart
-from ..api.lab_hours_state import HPCHubCourses, hub_slurm_client, read_lab_hours
-from .settings import HPCHubPages
+from hub.project_pages import course_gather, gather, tables
+from hub.project_pages.chart import project_chart
+from hub.api.lab_hours_state import HPCHubCourses, hub_slurm_client, read_lab_hours
+from hub.project_pages.settings import HPCHubPages
 
 T = TypeVar("T")
 PAGES_PREFIX = r"/hpchub"

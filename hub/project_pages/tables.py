@@ -20,7 +20,7 @@ from hub.ledger import arithmetic as arith
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import ProjectInfo, ProjectUsage, SessionRecord
 
-from .burndown import BurnDown
+from hub.project_pages.burndown import BurnDown
 
 
 def hours_text(mgs: int) -> str:

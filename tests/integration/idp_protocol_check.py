@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Smoke test of the development identity provider (hub/idp/provider.mjs).
+"""Smoke test of the development identity provider (hub/demo/idp/provider.mjs).
 
 Starts the provider on a free loopback port with a temporary config, plays the whole
 authorization-code + PKCE flow as a registered client with `requests`, checks the
 tokens and claims, refresh, a wrong password, PKCE enforcement, and a group removed
 in the accounts file while the provider runs. Exits 0 when every check passes.
 
-    /opt/hpchub/venv/bin/python hub/idp/smoke_test.py [--node NODE] [--modules DIR] [-v]
+    /opt/hpchub/venv/bin/python hub/demo/idp/smoke_test.py [--node NODE] [--modules DIR] [-v]
 """
 
 from __future__ import annotations

@@ -65,7 +65,7 @@ def test_gpu_job_sees_its_emulated_gpus(portal, tmp_path):
 
 def test_cancel_all_jobs_leaves_no_job_step_behind(portal):
     """`hpchub cluster down` cancels every job first, so no slurmstepd outlives the cluster."""
-    from hub.cluster.manager import Cluster, load_settings
+    from hub.demo.cluster.manager import Cluster, load_settings
 
     env = dict(os.environ, SLURM_CONF=portal.slurm_conf)
     job_id = subprocess.run(

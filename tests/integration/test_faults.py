@@ -46,13 +46,13 @@ def _answers(portal, user, name=""):
 
 
 def _cluster(portal):
-    from hub.cluster.manager import Cluster, load_settings
+    from hub.demo.cluster.manager import Cluster, load_settings
 
     return Cluster(load_settings(str(portal.state_dir)))
 
 
 def _stop_slurmctld(portal):
-    from hub.cluster.procs import stop_daemon
+    from hub.demo.cluster.procs import stop_daemon
 
     cluster = _cluster(portal)
     assert stop_daemon(cluster.slurmctld), "slurmctld was not running"

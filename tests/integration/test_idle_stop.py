@@ -32,7 +32,7 @@ STOP_AFTER_SECONDS = 15
 
 @pytest.fixture
 def reconcile_env(portal, monkeypatch):
-    """What the hub's reconcile service has in its environment (hub/demo.py)."""
+    """What the hub's reconcile service has in its environment (hub/demo/portal.py)."""
     demo = json.loads((portal.state_dir / "demo.json").read_text())
     monkeypatch.setenv("JUPYTERHUB_API_URL", f"http://127.0.0.1:{demo['ports']['hub_api']}/hub/api")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", (portal.state_dir / "hub" / "reconcile_token").read_text().strip())

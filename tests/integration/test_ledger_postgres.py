@@ -1,6 +1,6 @@
 """The ledger on a real PostgreSQL 15 server that this module starts and stops.
 
-The server (``hub/devtools/pgserver.py``) is private: initdb as the ``postgres`` OS user
+The server (``hub/demo/devtools/pgserver.py``) is private: initdb as the ``postgres`` OS user
 into ``$HPCHUB_TEST_DIR-postgres`` (/var/lib/hpchub-test-postgres), 127.0.0.1 on a free
 port, stopped with ``pg_ctl -m fast stop`` by its pid file at the end of the session and
 its directory removed. No Slurm, no hub: only the server.
@@ -36,7 +36,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect as sa_inspect, text, update
 from sqlalchemy.orm import Session
 
-from hub.devtools.pgserver import PostgresServer
+from hub.demo.devtools.pgserver import PostgresServer
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, make_engine, schema_revision, upgrade
 from hub.ledger.types import Booking
 from hub.ledger.models import VERSION_TABLE, Member, PortalSession

@@ -87,7 +87,7 @@ def test_another_servers_token_cannot_report_a_port(portal, bob_servers_stopped)
 
 def _run_hub(tmp_path: Path, *, cookie_secret_file: Path, crypt_key: str, client_secret: str) -> subprocess.CompletedProcess:
     """A hub outside demo mode (no c.HPCHubSite.demo_mode) with the given secrets."""
-    from hub.cluster.manager import free_port
+    from hub.demo.cluster.manager import free_port
 
     config = tmp_path / "jupyterhub_config.py"
     config.write_text(

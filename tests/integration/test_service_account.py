@@ -2,7 +2,7 @@
 account (not root), spawns for bob through the generated sudo rules.
 
 ``hpchub demo up --run-as ACCOUNT`` switches the test portal's proxy, hub and reconciler to the
-account (systemd is not PID 1 here: hub/units.py applies the unit files' ExecStart, User, Group,
+account (systemd is not PID 1 here: hub/demo/units.py applies the unit files' ExecStart, User, Group,
 WorkingDirectory and environment), with the account in the project groups (it lists their
 environments) and a Slurm operator (the reconciler's mirror); ``--run-as root`` switches back,
 removing the sudoers file and the group memberships.
@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from conftest import BOB_H200_ONE_HOUR, HPCHUB as HPCHUB_COMMAND, hpchub
-from hub.units import process_groups
+from hub.demo.units import process_groups
 
 pytestmark = pytest.mark.integration
 

@@ -1,5 +1,5 @@
 """TLS with the hub's own certificate files (docs/operations.md, "TLS"): the proxy unit that
-``hpchub deploy units --tls-cert --tls-key`` renders, run as written (hub/units.py), serves https
+``hpchub deploy units --tls-cert --tls-key`` renders, run as written (hub/demo/units.py), serves https
 with those files, and ``hpchub doctor``'s ``tls`` check passes on the configuration naming them."""
 
 from __future__ import annotations
@@ -12,12 +12,12 @@ import pytest
 import requests
 from traitlets.config import Config
 
-from hub.cluster.manager import free_port
-from hub.cluster.procs import Daemon, stop_daemon, wait_for
+from hub.demo.cluster.manager import free_port
+from hub.demo.cluster.procs import Daemon, stop_daemon, wait_for
 from hub.deploy import Deployment, render_units
 from hub.doctor.checks import Status
 from hub.doctor.run import Site
-from hub.units import parse_unit, start_unit
+from hub.demo.units import parse_unit, start_unit
 
 pytestmark = pytest.mark.integration
 

@@ -69,7 +69,7 @@ def test_the_wheel_carries_every_migration_and_the_idp_and_example_files(wheel):
     expected |= {str(p.relative_to(ROOT)) for p in (ROOT / "hub" / "idp").iterdir()
                  if p.suffix in (".mjs", ".json")}  # fmt: skip
     expected |= {"hub/examples/hpchub_config.py"}
-    assert "hub/ledger/migrations/script.py.mako" in expected and "hub/idp/provider.mjs" in expected
+    assert "hub/ledger/migrations/script.py.mako" in expected and "hub/demo/idp/provider.mjs" in expected
     assert expected - _names(wheel) == set()
 
 

@@ -35,7 +35,7 @@ UNIT_ACCOUNTS = ("cs101", "cs102", "cs103", "cs104", "lab1", "vision-lab", "tiny
 def slurm_accounts(monkeypatch):
     """``hpchub course create`` checks its account against Slurm's tree: a unit test asks no
     Slurm, it gets this one (a test may patch ``read_slurm_accounts`` with another)."""
-    from hub.ledger import course_cli  # noqa: PLC0415
+    from hub.commands import courses as course_cli  # noqa: PLC0415
     from spawners.slurm.accounts import tree_of  # noqa: PLC0415
 
     tree = tree_of([("root", ""), *((account, "root") for account in UNIT_ACCOUNTS), ("dept-a", "dept")])

@@ -13,7 +13,7 @@ from hub.ledger import Ledger, LedgerInputError, upgrade
 from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 from hub.ledger.arithmetic import Admission
-from hub.ledger.cli import CSV_COLUMNS, LEDGER_URL_ENV
+from hub.commands.ledger import CSV_COLUMNS, LEDGER_URL_ENV
 from hub.ledger.types import Role
 
 pytestmark = pytest.mark.unit

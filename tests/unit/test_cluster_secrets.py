@@ -9,8 +9,8 @@ import stat
 
 import pytest
 
-from hub.cluster.config import ClusterSettings, render_slurmdbd_conf
-from hub.cluster.manager import Cluster
+from hub.demo.cluster.config import ClusterSettings, render_slurmdbd_conf
+from hub.demo.cluster.manager import Cluster
 
 pytestmark = pytest.mark.unit
 

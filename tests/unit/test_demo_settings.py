@@ -1,4 +1,4 @@
-"""The demo's generated configuration carries what `hpchub demo up` was asked (hub/demo_config.py)."""
+"""The demo's generated configuration carries what `hpchub demo up` was asked (hub/demo/config.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 from traitlets.config import Config
 
-from hub.demo_config import configure_demo
+from hub.demo.config import configure_demo
 
 pytestmark = pytest.mark.unit
 
@@ -38,13 +38,13 @@ def test_the_idle_timeout_is_in_the_configuration_the_reconciler_unit_and_doctor
     assert c.HPCHubLedger.idle_timeout_minutes == minutes
 
 
-# --- `demo up` flags on a demo that exists (hub/demo.py) ------------------------------------------
+# --- `demo up` flags on a demo that exists (hub/demo/portal.py) ------------------------------------------
 
 
 def _up_args(*argv: str):
     import argparse  # noqa: PLC0415
 
-    from hub.demo import add_parser  # noqa: PLC0415
+    from hub.demo.portal import add_parser  # noqa: PLC0415
 
     parser = argparse.ArgumentParser()
     add_parser(parser.add_subparsers(dest="command"), lambda p: p.add_argument("--state-dir", required=True))
@@ -52,7 +52,7 @@ def _up_args(*argv: str):
 
 
 def test_a_new_demo_takes_the_flags_and_the_defaults(tmp_path):
-    from hub.demo import _demo_settings  # noqa: PLC0415
+    from hub.demo.portal import _demo_settings  # noqa: PLC0415
 
     settings = _demo_settings(_up_args("--state-dir", str(tmp_path), "--idle-timeout", "2"), creating=True)
     assert (settings.idle_timeout, settings.reconcile_interval, settings.named_server_limit) == (2, 60, 2)
@@ -60,8 +60,8 @@ def test_a_new_demo_takes_the_flags_and_the_defaults(tmp_path):
 
 def test_a_changed_flag_is_taken_when_the_demo_is_down_and_refused_while_it_runs(tmp_path, monkeypatch):
     """It was silently ignored: `demo up --idle-timeout 5` on a demo made with 2 kept 2."""
-    from hub.cluster.procs import Daemon  # noqa: PLC0415
-    from hub.demo import _demo_settings  # noqa: PLC0415
+    from hub.demo.cluster.procs import Daemon  # noqa: PLC0415
+    from hub.demo.portal import _demo_settings  # noqa: PLC0415
 
     _demo_settings(_up_args("--state-dir", str(tmp_path), "--idle-timeout", "2"), creating=True).save()
     again = _up_args("--state-dir", str(tmp_path))  # no flags: the saved values
@@ -76,7 +76,7 @@ def test_a_changed_flag_is_taken_when_the_demo_is_down_and_refused_while_it_runs
 
 
 def test_a_flag_out_of_its_limits_names_the_flag(tmp_path):
-    from hub.demo import _demo_settings  # noqa: PLC0415
+    from hub.demo.portal import _demo_settings  # noqa: PLC0415
 
     with pytest.raises(SystemExit, match=r"--idle-timeout: from 0 \(off\) to 10080 minutes, got 20000"):
         _demo_settings(_up_args("--state-dir", str(tmp_path), "--idle-timeout", "20000"), creating=True)

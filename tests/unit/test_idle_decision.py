@@ -13,7 +13,7 @@ import pytest
 from hub.api.sessions import session_json
 from hub.ledger import Ledger
 from hub.ledger.types import Booking
-from hub.ledger.budget_watch import HubUnavailable, stop_idle_sessions
+from hub.reconcile.budget_watch import HubUnavailable, stop_idle_sessions
 from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.idle import (
     Activity,
@@ -381,7 +381,7 @@ def test_bad_idle_options_exit_2_with_one_line_naming_the_option(reconcile, args
 def test_the_idle_stop_takes_its_settings_from_the_sites_configuration_and_needs_no_proxy(tmp_path, monkeypatch):
     from argparse import Namespace  # noqa: PLC0415
 
-    from hub.ledger.cli import _idle_watch  # noqa: PLC0415
+    from hub.commands.ledger import _idle_watch  # noqa: PLC0415
 
     config = tmp_path / "hpchub_config.py"
     config.write_text("c.HPCHubLedger.idle_timeout_minutes = 20\nc.HPCHubLedger.idle_report_max_age_seconds = 300\n")
@@ -397,7 +397,7 @@ def test_the_idle_stop_takes_its_settings_from_the_sites_configuration_and_needs
 def test_site_off_without_the_hub_says_once_that_a_courses_idle_stop_is_not_applied(ledger, monkeypatch):
     from argparse import Namespace  # noqa: PLC0415
 
-    from hub.ledger.cli import _idle_watch  # noqa: PLC0415
+    from hub.commands.ledger import _idle_watch  # noqa: PLC0415
 
     for name in ("JUPYTERHUB_API_URL", "JUPYTERHUB_API_TOKEN"):
         monkeypatch.delenv(name, raising=False)

@@ -1,4 +1,4 @@
-"""Unit tests for ``hpchub project|grant|member|usage|charges`` (hub/ledger/cli.py via hub.cli.main)."""
+"""Unit tests for ``hpchub project|grant|member|usage|charges`` (hub/commands/ledger.py via hub.cli.main)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hub import cli
 from hub.ledger import Ledger
 from hub.ledger.types import Booking
-from hub.ledger.cli import CSV_COLUMNS, DEFAULT_LEDGER_URL, LEDGER_URL_ENV
+from hub.commands.ledger import CSV_COLUMNS, DEFAULT_LEDGER_URL, LEDGER_URL_ENV
 
 pytestmark = pytest.mark.unit
 

@@ -394,7 +394,7 @@ def test_on_drop_values() -> None:
 def test_the_budget_watch_stops_a_dropped_students_session_and_notes_why(courses: Ledger) -> None:
     from datetime import timedelta  # noqa: PLC0415
 
-    from hub.ledger.budget_watch import stop_exhausted_sessions  # noqa: PLC0415
+    from hub.reconcile.budget_watch import stop_exhausted_sessions  # noqa: PLC0415
     from hub.ledger.enforce import ExhaustionTracker  # noqa: PLC0415
 
     class Hub:

@@ -11,7 +11,7 @@ import pytest
 from hub.ledger import Ledger, upgrade
 from hub.ledger.orphans import PortalRecord, find_orphans
 from hub.ledger.types import Booking
-from hub.ledger.reconcile import reconcile_pass
+from hub.reconcile.reconciler import reconcile_pass
 from spawners.slurm.client import CommandResult, SlurmClient
 from spawners.slurm.types import ActiveJob
 
@@ -203,7 +203,7 @@ def test_the_grace_comes_from_the_option_else_the_config_file_else_the_default(t
     from types import SimpleNamespace
 
     from hub.cli_support import UsageError
-    from hub.ledger.cli import _orphan_grace
+    from hub.commands.ledger import _orphan_grace
 
     config = tmp_path / "hpchub_config.py"
     config.write_text("c.HPCHubLedger.orphan_grace = 45\n")

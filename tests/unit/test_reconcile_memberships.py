@@ -1,4 +1,4 @@
-"""Unit tests for the reconciler's membership sync (hub/ledger/memberships.py, step 6 of a pass):
+"""Unit tests for the reconciler's membership sync (hub/reconcile/memberships.py, step 6 of a pass):
 the plan on literal ``sacctmgr --parsable2`` and ``squeue`` output, and whole passes against a fake
 Slurm that answers only the calls it expects (anything else fails the test)."""
 
@@ -10,8 +10,8 @@ from datetime import datetime, timezone
 import pytest
 
 from hub.ledger import Ledger, upgrade
-from hub.ledger.memberships import AssociationChange, Verb, plan_memberships
-from hub.ledger.reconcile import reconcile_pass
+from hub.reconcile.memberships import AssociationChange, Verb, plan_memberships
+from hub.reconcile.reconciler import reconcile_pass
 from hub.ledger.store import MembershipState
 from spawners.slurm.accounts import TREE_ARGV
 from spawners.slurm.client import CommandResult, SlurmClient

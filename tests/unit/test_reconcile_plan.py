@@ -1,4 +1,4 @@
-"""Unit tests for ``hpchub reconcile`` (hub/ledger/reconcile.py): the pure planning and mirror
+"""Unit tests for ``hpchub reconcile`` (hub/reconcile/reconciler.py): the pure planning and mirror
 on literal Slurm 22.05 output, one pass against a fake Slurm and a real SQLite ledger, and the
 command's exit codes with fake Slurm binaries."""
 
@@ -17,8 +17,8 @@ from hub import cli
 from hub.ledger import Ledger, upgrade
 from hub.ledger.types import Booking
 from hub.ledger.arithmetic import DEFAULT_RATES, MGS_PER_GPU_HOUR, slurm_job_billing
-from hub.ledger.cli import LEDGER_URL_ENV
-from hub.ledger.reconcile import (
+from hub.commands.ledger import LEDGER_URL_ENV
+from hub.reconcile.reconciler import (
     LimitChange,
     ReconcileError,
     counting_start,
@@ -628,7 +628,7 @@ async def test_every_runs_passes_until_sigterm_and_survives_a_failed_pass(ledger
     import os
     import signal
 
-    from hub.ledger.reconcile import run_reconcile
+    from hub.reconcile.reconciler import run_reconcile
 
     slurm = FakeSlurm(scontrol=FRESH, sacct=sacct(BOB_H200_90S))
     slurm.answer("sacct", CommandResult(1, "", "sacct: error: slurmdbd down\n"), sacct(BOB_H200_90S))

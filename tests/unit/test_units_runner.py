@@ -1,4 +1,4 @@
-"""hub/units.py: a generated unit read back (what runs is the unit's own ExecStart, User, Group,
+"""hub/demo/units.py: a generated unit read back (what runs is the unit's own ExecStart, User, Group,
 WorkingDirectory and environment), and what it refuses rather than guesses."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import pwd
 
 import pytest
 
-from hub import demo_service
+from hub.demo import service as demo_service
 from hub.deploy import Deployment, render_sudoers, render_units
-from hub.units import UnitError, parse_unit, process_groups, read_environment_file, service_environment
+from hub.demo.units import UnitError, parse_unit, process_groups, read_environment_file, service_environment
 
 pytestmark = pytest.mark.unit
 
@@ -61,7 +61,7 @@ def test_what_the_reader_cannot_apply_faithfully_is_refused(service: str, words:
 
 
 def test_the_demo_deployment_uses_its_state_dir_as_etc_and_its_ports() -> None:
-    from hub.demo import DemoPorts  # noqa: PLC0415
+    from hub.demo.portal import DemoPorts  # noqa: PLC0415
 
     d = demo_service.deployment(state_dir="/var/lib/d", venv="/opt/h/venv", account="svc",
                                 ports=DemoPorts(hub_public=1, hub_api=2, proxy_api=3, idp=4))  # fmt: skip

@@ -74,7 +74,7 @@ def recording_session(portal):
 
 @pytest.fixture
 def reconciler_env(portal, monkeypatch):
-    """The reconciler's own token and environment, as the demo runs it (hub/demo.py)."""
+    """The reconciler's own token and environment, as the demo runs it (hub/demo/portal.py)."""
     demo = json.loads((portal.state_dir / "demo.json").read_text())
     monkeypatch.setenv("JUPYTERHUB_API_URL", f"http://127.0.0.1:{demo['ports']['hub_api']}/hub/api")
     monkeypatch.setenv("JUPYTERHUB_API_TOKEN", (portal.state_dir / "hub" / "reconcile_token").read_text().strip())

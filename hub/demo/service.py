@@ -17,7 +17,7 @@ What a centre installs (docs/operations.md), done on the demo machine:
   lab-hours reservations and the reconciler's mirror need; docs/api.md), with an association to
   the ``root`` account that sacctmgr requires of a user; removed again with the sudoers file.
 
-The proxy, the hub and the reconciler are then started from those unit files (hub/units.py:
+The proxy, the hub and the reconciler are then started from those unit files (hub/demo/units.py:
 ``ExecStart``, ``User``, ``Group``, ``WorkingDirectory``, ``EnvironmentFile``, ``Environment``),
 with pid files. The reconciler needs no right beyond the operator level: it reads every job
 with ``sacct``, sets the mirror's limits and the members' associations with ``sacctmgr`` and
@@ -36,10 +36,10 @@ import subprocess
 from pathlib import Path
 from typing import Callable
 
-from .cluster.demo_data import DEMO_USERS
-from .deploy import NAME_RE, Deployment, render_sudoers, render_units
-from .envs.space import GROUP_PREFIX
-from .units import parse_unit
+from hub.demo.cluster.demo_data import DEMO_USERS
+from hub.deploy import NAME_RE, Deployment, render_sudoers, render_units
+from hub.envs.space import GROUP_PREFIX
+from hub.demo.units import parse_unit
 
 USERS_GROUP = "hpc-users"
 SUDOERS_DIR = Path("/etc/sudoers.d")

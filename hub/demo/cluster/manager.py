@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from . import config as cfg
-from . import demo_data
-from .procs import Daemon, spawn_foreground, stop_daemon, wait_for
+from hub.demo.cluster import config as cfg
+from hub.demo.cluster import demo_data
+from hub.demo.cluster.procs import Daemon, spawn_foreground, stop_daemon, wait_for
 
 REQUIRED_PROGRAMS = {
     "munged": "munge",

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from .ledger import Ledger, NotFound, upgrade
-from .ledger.courses import make_rules, parse_roster_csv
+from hub.ledger import Ledger, NotFound, upgrade
+from hub.ledger.courses import make_rules, parse_roster_csv
 
 # project -> (Slurm account, kind, GPU-hours, members: user -> (role, cap or None))
 DEMO_PROJECTS: dict[str, tuple[str, str, str, dict[str, tuple[str, str | None]]]] = {

@@ -15,11 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-from ..cli_support import UsageError, load_hub_config
-from . import service
-from . import space as sp
-from .config import HPCHubEnvironments
-from ..numbers import whole_number_argument
+from hub.cli_support import UsageError, load_hub_config
+from hub.envs import service
+from hub.envs import space as sp
+from hub.envs.config import HPCHubEnvironments
+from hub.numbers import whole_number_argument
 
 VERSION_ARGUMENT = whole_number_argument(1, sp.MAX_VERSION)
 
@@ -35,15 +35,15 @@ def _settings(args) -> HPCHubEnvironments:
 
 
 def _ledger_url(args) -> str:
-    from ..ledger.cli import _default_url  # noqa: PLC0415
+    from hub.commands.ledger import _default_url  # noqa: PLC0415
 
     return args.db_url or _default_url(getattr(args, "config", None))
 
 
 def project_members(ledger_url: str, project: str) -> tuple[str, dict[str, str]]:
     """The project's Slurm account and its active members -> role (UsageError if unknown or closed)."""
-    from ..ledger import Ledger, LedgerError  # noqa: PLC0415
-    from ..ledger.types import ProjectState  # noqa: PLC0415
+    from hub.ledger import Ledger, LedgerError  # noqa: PLC0415
+    from hub.ledger.types import ProjectState  # noqa: PLC0415
 
     try:
         with Ledger(ledger_url) as ledger:
@@ -57,7 +57,7 @@ def project_members(ledger_url: str, project: str) -> tuple[str, dict[str, str]]
 
 
 def cmd_create(args) -> int:
-    from .spec import SpecError, check_spec_file_name  # noqa: PLC0415
+    from hub.envs.spec import SpecError, check_spec_file_name  # noqa: PLC0415
 
     try:
         check_spec_file_name(args.spec_file)
@@ -155,9 +155,9 @@ def cmd_log(args) -> int:
 def cmd_sync(args) -> int:
     """Put each project's space right (and with manage_unix_groups make its group with the ledger's members):
     modes, swapped entries moved aside, finished builds sealed; each change is reported."""
-    from ..ledger import Ledger  # noqa: PLC0415
-    from ..ledger.types import ProjectState  # noqa: PLC0415
-    from .unix import SpaceError, ensure_space  # noqa: PLC0415
+    from hub.ledger import Ledger  # noqa: PLC0415
+    from hub.ledger.types import ProjectState  # noqa: PLC0415
+    from hub.envs.unix import SpaceError, ensure_space  # noqa: PLC0415
 
     settings = _settings(args)
     with Ledger(_ledger_url(args)) as ledger:
@@ -185,8 +185,8 @@ def cmd_sync(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    from ..ledger.cli import _who  # noqa: PLC0415
-    from . import publish  # noqa: PLC0415
+    from hub.commands.ledger import _who  # noqa: PLC0415
+    from hub.envs import publish  # noqa: PLC0415
 
     settings = _settings(args)
     if args.published_root:
@@ -203,7 +203,7 @@ def cmd_publish(args) -> int:
 
 
 def cmd_unpublish(args) -> int:
-    from . import publish  # noqa: PLC0415
+    from hub.envs import publish  # noqa: PLC0415
 
     settings = _settings(args)
     if args.published_root:
@@ -215,7 +215,7 @@ def cmd_unpublish(args) -> int:
 def cmd_published(args) -> int:
     from dataclasses import asdict  # noqa: PLC0415
 
-    from . import publish  # noqa: PLC0415
+    from hub.envs import publish  # noqa: PLC0415
 
     settings = _settings(args)
     root = args.published_root or settings.published_root

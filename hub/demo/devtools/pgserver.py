@@ -31,7 +31,7 @@ in production.
 
 Command line (for trying things by hand)::
 
-    python -m hub.devtools.pgserver start|stop|status|url DIR [--database NAME]
+    python -m hub.demo.devtools.pgserver start|stop|status|url DIR [--database NAME]
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ def scratch_database(name: str = "ledger", base_dir: str | os.PathLike | None = 
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m hub.devtools.pgserver", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m hub.demo.devtools.pgserver", description=__doc__.split("\n\n")[0])
     parser.add_argument("action", choices=("start", "stop", "status", "url"))
     parser.add_argument("dir", type=Path, help="the server's directory (created if missing)")
     parser.add_argument("--database", default=None, help="start, url: create this database and print its URL")

@@ -24,7 +24,7 @@ import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
-from .cluster.procs import spawn_foreground
+from hub.demo.cluster.procs import spawn_foreground
 
 # What systemd (Debian 12, 252) puts on PATH for a service that sets none.
 SYSTEMD_DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

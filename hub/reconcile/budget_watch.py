@@ -27,8 +27,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from urllib.parse import quote
 
-from .enforce import ExhaustionTracker
-from .idle import (
+from hub.ledger.enforce import ExhaustionTracker
+from hub.ledger.idle import (
     IDLE_NOTE_PREFIX,
     IdleState,
     IdleTracker,
@@ -38,8 +38,8 @@ from .idle import (
     idle_notice,
     stop_reason,
 )
-from .store import Ledger
-from .types import ProjectState, SessionInfo, SessionState
+from hub.ledger.store import Ledger
+from hub.ledger.types import ProjectState, SessionInfo, SessionState
 
 class HubUnavailable(RuntimeError):
     """The hub's API did not answer: nothing is stopped this pass."""

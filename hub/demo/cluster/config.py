@@ -4,7 +4,7 @@ A "cluster in a box": one slurmctld, one slurmdbd on MariaDB and several slurmd
 on this host, each slurmd emulating one node (``slurmd -N NAME``) with typed,
 emulated GPUs (character devices, so jobs get ``CUDA_VISIBLE_DEVICES``).
 
-Nothing here touches the machine: :mod:`hub.cluster.manager` writes what these
+Nothing here touches the machine: :mod:`hub.demo.cluster.manager` writes what these
 functions return and starts the daemons.
 """
 

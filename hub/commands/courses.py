@@ -9,13 +9,13 @@ from __future__ import annotations
 import dataclasses
 import sys
 
-from ..cli_support import UsageError, load_hub_config, slurm_cluster
-from . import arithmetic as arith
-from .course_records import COURSE_FIELDS, REPORT_COLUMNS, new_course, report_csv, report_hours
-from .errors import LedgerError
-from .courses import DEFAULT_GROUP_ROLES, OnDrop, idle_stop_minutes, parse_roster_csv, ta_extension_mgs, yes_no
-from .store import Ledger
-from ..numbers import whole_number_argument
+from hub.cli_support import UsageError, load_hub_config, slurm_cluster
+from hub.ledger import arithmetic as arith
+from hub.ledger.course_records import COURSE_FIELDS, REPORT_COLUMNS, new_course, report_csv, report_hours
+from hub.ledger.errors import LedgerError
+from hub.ledger.courses import DEFAULT_GROUP_ROLES, OnDrop, idle_stop_minutes, parse_roster_csv, ta_extension_mgs, yes_no
+from hub.ledger.store import Ledger
+from hub.numbers import whole_number_argument
 
 # Ledger field -> the argument the user typed (for error lines).
 ARGUMENT_NAMES = {
@@ -211,7 +211,7 @@ def _course_lab_hours(ledger: Ledger, args) -> None:
     from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
     from spawners.slurm.reservations import create_reservation, delete_reservation, show_reservation  # noqa: PLC0415
 
-    from .course_accounts import foreign_reservation  # noqa: PLC0415
+    from hub.ledger.course_accounts import foreign_reservation  # noqa: PLC0415
 
     rules = ledger.course_rules(args.name)
     if rules is None:

@@ -126,7 +126,7 @@ def configure_demo(c, settings_path: str) -> None:
     configure_api(c)  # the ledger REST API: handlers, custom scopes, the user role's grants
 
     if settings.get("run_as", "root") != "root":
-        # `hpchub demo up --run-as ACCOUNT` (hub/demo_service.py): the hub is a service account. Its pid file
+        # `hpchub demo up --run-as ACCOUNT` (hub/demo/service.py): the hub is a service account. Its pid file
         # lives beside its state. The account cannot make the projects' Unix groups: `demo up` (root) makes
         # them, with the account in each (hub_account), before the hub starts with those groups.
         c.JupyterHub.pid_file = str(hub_dir / "jupyterhub.real.pid")

@@ -36,7 +36,7 @@ from enum import Enum
 from spawners.slurm.client import SlurmClient, SlurmCommandError, validate_user_name
 from spawners.slurm.types import SlurmAssociation
 
-from .store import MembershipState
+from hub.ledger.store import MembershipState
 
 
 class Verb(Enum):

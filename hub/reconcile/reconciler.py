@@ -38,7 +38,7 @@ One pass (the budget arithmetic of docs/ledger.md):
    (``scancel``, as the reconciler's user: root or a Slurm operator), noted in the ledger and
    reported; never adopted. A session admitted long before (grace + 60 s) that never got a job
    id has its hold released. Off when ``orphan_grace`` is None.
-7. **Memberships -> associations** (``hub/ledger/memberships.py``): one ``sacctmgr show
+7. **Memberships -> associations** (``hub/reconcile/memberships.py``): one ``sacctmgr show
    associations`` for every project account; an active member without a user association
    gets one, an ended membership first blocks new jobs (``MaxSubmitJobs=0``) and, in a later
    pass when no job of the user is active on the account (the orphan step's ``squeue``, else
@@ -76,13 +76,13 @@ from spawners.slurm.client import SlurmClient, SlurmCommandError
 from spawners.slurm.parsers import parse_accounting, parse_active_jobs, parse_assoc_mgr, parse_associations
 from spawners.slurm.types import AccountingRecord, ActiveJob, AssociationUsage, JobState
 
-from . import arithmetic as arith
-from .course_accounts import mirror_refusal
-from .errors import LedgerError
-from .memberships import AssociationChange, Verb, apply_change, plan_memberships
-from .orphans import STALE_ADMISSION_MARGIN, find_orphans
-from .store import Ledger
-from .types import MirrorFigures, OutsideJobSeen, ProjectInfo, ProjectState, check_job_id, check_user
+from hub.ledger import arithmetic as arith
+from hub.ledger.course_accounts import mirror_refusal
+from hub.ledger.errors import LedgerError
+from hub.reconcile.memberships import AssociationChange, Verb, apply_change, plan_memberships
+from hub.ledger.orphans import STALE_ADMISSION_MARGIN, find_orphans
+from hub.ledger.store import Ledger
+from hub.ledger.types import MirrorFigures, OutsideJobSeen, ProjectInfo, ProjectState, check_job_id, check_user
 
 LOOKBACK = timedelta(days=30)  # sacct window for projects without a period start
 SLURM_TIMEOUT_SECONDS = 120.0  # sacct over weeks of jobs takes longer than a squeue
@@ -590,7 +590,7 @@ async def _sync_memberships(
     prune_unknown: bool,
     active: list[ActiveJob] | None = None,
 ) -> None:
-    """Step 7: user associations follow the memberships (``hub/ledger/memberships.py``). Runs after
+    """Step 7: user associations follow the memberships (``hub/reconcile/memberships.py``). Runs after
     the mirror (a removed association must not be modified by it). A failed read is one problem
     line and changes nothing; a failed change is one line for that association."""
     accounts = sorted(project.slurm_account for project in projects)

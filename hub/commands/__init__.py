@@ -1,0 +1,1 @@
+"""The ``hpchub`` subcommands that administer the ledger, courses and environments."""
