@@ -10,9 +10,21 @@ import os
 import shlex
 import sys
 
-from hub.cli_support import UsageError, one_line_errors, SUBCOMMANDS
+from hub import deploy
+from hub.cli_support import SUBCOMMANDS, UsageError, one_line_errors
+from hub.commands import envs as envs_cli
+from hub.commands import ledger as ledger_cli
+from hub.demo import portal as demo_module
 from hub.demo.cluster import config as cfg
-from hub.demo.cluster.manager import Cluster, ClusterError, dump_status, free_ports, load_settings, status_lines
+from hub.demo.cluster.manager import (
+    Cluster,
+    ClusterError,
+    dump_status,
+    free_ports,
+    load_settings,
+    status_lines,
+)
+from hub.doctor import run as doctor
 
 DEFAULT_STATE_DIR = "/var/lib/hpchub-demo"
 DEFAULT_CONFIG = "/etc/hpchub/hpchub_config.py"
@@ -106,19 +118,14 @@ def build_parser() -> argparse.ArgumentParser:
     add_state_dir(env)
     cluster.set_defaults(func=cmd_cluster)
 
-    from hub.demo import portal as demo_module  # noqa: PLC0415 (keeps `hpchub --help` fast)
 
     demo_module.add_parser(sub, add_state_dir)
-    from hub.commands import ledger as ledger_cli  # noqa: PLC0415
 
     ledger_cli.add_parsers(sub)
-    from hub.commands import envs as envs_cli  # noqa: PLC0415
 
     envs_cli.add_parsers(sub, one_line_errors, SUBCOMMANDS)
-    from hub.doctor import run as doctor  # noqa: PLC0415
 
     doctor.add_parser(sub)
-    from hub import deploy  # noqa: PLC0415
 
     deploy.add_parser(sub)
     return parser

@@ -20,12 +20,12 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
-
-from spawners import names
 
 from hub.cli_support import UsageError
 from hub.numbers import whole_number_argument
+from spawners import names
 
 PORT_ARGUMENT = whole_number_argument(1, 65535)
 
@@ -167,7 +167,6 @@ def render_sudoers(d: Deployment) -> str:
 
 def example_config() -> str:
     """The annotated example configuration shipped in the package."""
-    from importlib import resources  # noqa: PLC0415
 
     return (resources.files("hub") / "examples" / "hpchub_config.py").read_text()
 

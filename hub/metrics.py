@@ -16,8 +16,8 @@ import logging
 from collections import Counter as Tally
 
 from prometheus_client import REGISTRY, Counter, Histogram
-from sqlalchemy.exc import SQLAlchemyError
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from sqlalchemy.exc import SQLAlchemyError
 
 from hub.ledger import LedgerError
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR

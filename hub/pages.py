@@ -6,9 +6,15 @@ import logging
 from datetime import datetime, timezone
 from urllib.parse import quote
 
+from hub.api.handlers import session_job_view
+from hub.api.sessions import JobView, format_duration, session_json
 from hub.ledger import LedgerError
 from hub.ledger.enforce import Banner, warnings_for
 from hub.ledger.runtime import ledger_from_config
+from hub.project_pages import gather
+from hub.project_pages.environments import ROUTES as ENVIRONMENT_ROUTES
+from hub.project_pages.handlers import ROUTES
+from hub.static_files import ROUTES as STATIC_ROUTES
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +59,6 @@ def _when(iso: str | None) -> str:
 
 def session_row(user_name: str, info, spawner, now: datetime) -> dict:
     """One row of "Your sessions": the API's ``session`` answer plus what the page prints."""
-    from hub.api.handlers import session_job_view  # noqa: PLC0415  (imports JupyterHub)
-    from hub.api.sessions import JobView, format_duration, session_json  # noqa: PLC0415
 
     job = session_job_view(spawner, info) if spawner is not None else JobView()
     row = session_json(info, now, job)
@@ -119,7 +123,6 @@ class _Lazy:
 
 
 def _my_projects(ledger, user) -> list[dict]:
-    from hub.project_pages import gather  # noqa: PLC0415
 
     return gather.my_projects(ledger, user.name)
 
@@ -133,9 +136,6 @@ def my_projects(config):
 def configure_pages(c, *, apply_url: str = "") -> None:
     """Template variables of hpchub's templates (templates/*.html extend JupyterHub's) and
     hpchub's own pages (the project and admin pages, ``c.JupyterHub.extra_handlers``)."""
-    from hub.project_pages.environments import ROUTES as ENVIRONMENT_ROUTES  # noqa: PLC0415
-    from hub.project_pages.handlers import ROUTES  # noqa: PLC0415  (imports JupyterHub: only when configuring a hub)
-    from hub.static_files import ROUTES as STATIC_ROUTES  # noqa: PLC0415  (imports tornado: likewise)
 
     c.JupyterHub.template_vars = {
         "hpchub_apply_url": apply_url,

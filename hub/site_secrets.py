@@ -167,7 +167,7 @@ def check_hub_secrets(authenticator) -> None:
         return
     if HPCHubSite(config=app.config).demo_mode:
         return
-    from jupyterhub.crypto import CryptKeeper  # noqa: PLC0415
+    from jupyterhub.crypto import CryptKeeper  # noqa: PLC0415 (JupyterHub: this leaf is imported outside the hub too)
 
     secret_file = os.path.abspath(os.path.expanduser(app.cookie_secret_file)) if app.cookie_secret_file else None
     problems = site_problems(

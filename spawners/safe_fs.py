@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -228,7 +229,6 @@ def move(src_fd: int, name: str, dst_fd: int, new_name: str) -> str:
 def remove_tree(dir_fd: int, name: str) -> None:
     """Remove ``name`` in ``dir_fd`` and everything below it without following a link (a symlink or a file is
     unlinked; shutil.rmtree with ``dir_fd`` is the fd-based, symlink-attack-resistant walk)."""
-    import shutil  # noqa: PLC0415
 
     info = lstat_at(name, dir_fd)
     if info is None:

@@ -15,10 +15,9 @@ from __future__ import annotations
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from hub.ledger.idle import ActivityAnswerError, parse_activity
-
+from hub.api.handlers import _NAME, API_PREFIX, NO_SESSION_MESSAGE, SessionAPIHandler
 from hub.api.scopes import ACTIVITY_SCOPE
-from hub.api.handlers import API_PREFIX, NO_SESSION_MESSAGE, SessionAPIHandler, _NAME
+from hub.ledger.idle import ActivityAnswerError, parse_activity
 
 
 class ActivityReportHandler(SessionAPIHandler):

@@ -32,7 +32,12 @@ What each project role may do beyond the scopes is in :mod:`hub.api.access`.
 from __future__ import annotations
 
 from hub.api import ROUTES
-from hub.api.scopes import HPCHUB_SCOPES, OWN_SERVER_SCOPES, SERVER_TOKEN_SCOPES, USER_SCOPES
+from hub.api.scopes import (
+    HPCHUB_SCOPES,
+    OWN_SERVER_SCOPES,
+    SERVER_TOKEN_SCOPES,
+    USER_SCOPES,
+)
 
 
 def _grant_user_scopes(c) -> None:

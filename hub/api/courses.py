@@ -32,6 +32,11 @@ from jupyterhub.scopes import needs_scope
 from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 
+from hub.api import views
+from hub.api.access import check_course_creation
+from hub.api.handlers import _NAME, API_PREFIX, LedgerAPIHandler, ProjectAPIHandler
+from hub.api.lab_hours_state import hub_slurm_client
+from hub.api.scopes import MANAGE_SCOPE, READ_SCOPE
 from hub.ledger import arithmetic as arith
 from hub.ledger.course_records import COURSE_FIELDS, new_course
 from hub.ledger.courses import CourseRules, OnDrop, idle_stop_minutes, ta_extension_mgs
@@ -39,12 +44,6 @@ from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import Role, check_enum, check_project_name, check_text
 from spawners.slurm.accounts import AccountTree, read_account_tree
 from spawners.slurm.client import SlurmCommandError
-
-from hub.api import views
-from hub.api.lab_hours_state import hub_slurm_client
-from hub.api.access import check_course_creation
-from hub.api.scopes import MANAGE_SCOPE, READ_SCOPE
-from hub.api.handlers import API_PREFIX, _NAME, LedgerAPIHandler, ProjectAPIHandler
 
 SETTINGS_KEYS = ("ta_extension_limit_gpu_hours", "lab_hours_only", "on_drop", "idle_stop_after_minutes", "reason")
 SETTINGS_EXAMPLE = '{"ta_extension_limit_gpu_hours": 2, "reason": "lab week"}'

@@ -23,20 +23,20 @@ Published environments (admins put a project's environment into the images catal
 from __future__ import annotations
 
 import asyncio
+from dataclasses import asdict
 from pathlib import Path
 
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
-from hub.envs import service
+from hub.api.access import MANAGING_ROLES
+from hub.api.handlers import _NAME, API_PREFIX, Caller, ProjectAPIHandler
+from hub.api.scopes import MANAGE_SCOPE, READ_SCOPE
+from hub.envs import publish, service
 from hub.envs import space as sp
 from hub.envs.config import HPCHubEnvironments
 from hub.ledger.types import Role, check_project_name
 from hub.numbers import NumberError, parse_whole
-
-from hub.api.access import MANAGING_ROLES
-from hub.api.scopes import MANAGE_SCOPE, READ_SCOPE
-from hub.api.handlers import _NAME, API_PREFIX, Caller, ProjectAPIHandler
 
 MAX_LOG_CHUNK = 256 * 1024
 
@@ -172,7 +172,6 @@ def parse_publish_body(body: object) -> dict:
 
 class PublishedAPIHandler(EnvironmentAPIHandler):
     def published_entry(self, entry, root: str) -> dict:
-        from dataclasses import asdict  # noqa: PLC0415
 
         return {**asdict(entry), "kernel": entry.kernel, "path": entry.path(root)}
 
@@ -186,7 +185,6 @@ class PublishedAPIHandler(EnvironmentAPIHandler):
 class PublishedListHandler(PublishedAPIHandler):
     @needs_scope(READ_SCOPE)
     async def get(self) -> None:
-        from hub.envs import publish  # noqa: PLC0415
 
         settings = self.environments
         root = settings.published_root
@@ -197,7 +195,6 @@ class PublishedListHandler(PublishedAPIHandler):
 class PublishedHandler(PublishedAPIHandler):
     @needs_scope(MANAGE_SCOPE)
     async def put(self, catalogue_id: str) -> None:
-        from hub.envs import publish  # noqa: PLC0415
 
         caller = self.admin_only()
         body = parse_publish_body(self.get_json_body())
@@ -217,7 +214,6 @@ class PublishedHandler(PublishedAPIHandler):
 
     @needs_scope(MANAGE_SCOPE)
     async def delete(self, catalogue_id: str) -> None:
-        from hub.envs import publish  # noqa: PLC0415
 
         caller = self.admin_only()
         message = await self.service_call(publish.unpublish, self.environments, catalogue_id)

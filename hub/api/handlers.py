@@ -26,13 +26,7 @@ from jupyterhub.scopes import define_custom_scopes, needs_scope
 from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 
-from hub.ledger import Booking, BudgetRefused, Ledger
-from hub.ledger import arithmetic as arith
-from hub.ledger import offers as budget_offers
-from hub.ledger.errors import LedgerInputError, NotFound
-from hub.ledger.runtime import ledger_from_config
-from hub.ledger.types import MemberUsage, Role, SessionInfo, SessionState, check_project_name, check_user
-
+from hub.api import sessions as session_views
 from hub.api import views
 from hub.api.access import (
     NOT_FOUND_MESSAGE,
@@ -44,9 +38,31 @@ from hub.api.access import (
     refuse_cap_changes,
     refuse_member_changes,
 )
-from hub.api import sessions as session_views
-from hub.api.scopes import EXTEND_SCOPE, HPCHUB_SCOPES, MANAGE_SCOPE, READ_SCOPE, SESSION_SCOPE
+from hub.api.scopes import (
+    EXTEND_SCOPE,
+    HPCHUB_SCOPES,
+    MANAGE_SCOPE,
+    READ_SCOPE,
+    SESSION_SCOPE,
+)
 from hub.api.settings import HPCHubAPI
+from hub.ledger import Booking, BudgetRefused, Ledger
+from hub.ledger import arithmetic as arith
+from hub.ledger import offers as budget_offers
+from hub.ledger.errors import LedgerInputError, NotFound
+from hub.ledger.runtime import ledger_from_config
+from hub.ledger.types import (
+    MemberUsage,
+    Role,
+    SessionInfo,
+    SessionState,
+    check_project_name,
+    check_user,
+)
+from spawners.slurm.client import SlurmCommandError, SlurmTimeoutError
+from spawners.slurm.form_budget import preview_answer
+from spawners.slurm.options import OptionsError
+from spawners.slurm.types import JobState
 
 # ``needs_scope`` refuses scopes it does not know when the class body runs, and the hub
 # defines ``c.JupyterHub.custom_scopes`` only later (at start). Defining the same
@@ -364,9 +380,6 @@ class PreviewHandler(LedgerAPIHandler):
         if not hasattr(spawner, "request_context"):
             self.send_json(await self.basic_preview(caller.name, options, ledger))
             return
-        from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
-        from spawners.slurm.form_budget import preview_answer  # noqa: PLC0415
-        from spawners.slurm.options import OptionsError  # noqa: PLC0415
 
         try:
             try:
@@ -406,7 +419,7 @@ class PreviewHandler(LedgerAPIHandler):
         offers = budget_offers.refusal_offers(
             request["gpus"], arith.hours_to_seconds(request["hours"]), admission, choices, ledger.rates
         )
-        return views.preview_json(user, request, admission, offers)
+        return budget_offers.preview_json(user, request, admission, offers)
 
 
 # --- a notebook server's session (the spawner's part) --------------------------------------------------
@@ -424,7 +437,6 @@ def session_job_view(spawner: Any, info: SessionInfo) -> session_views.JobView:
     partition = request.partition if request is not None else options.get("partition")
     state, node, reason = "", getattr(spawner, "job_node", "") or "", ""
     if info.job_id and hasattr(spawner, "watcher"):
-        from spawners.slurm.types import JobState  # noqa: PLC0415
 
         status = spawner.watcher.status(info.job_id)
         if status.state is JobState.UNKNOWN:
@@ -540,7 +552,6 @@ class ExtendHandler(SessionAPIHandler):
         partition = session_job_view(spawner, info).partition
         max_minutes = None
         if hasattr(spawner, "cluster_info"):
-            from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
 
             try:
                 cluster = await spawner.cluster_info()
@@ -558,7 +569,6 @@ class ExtendHandler(SessionAPIHandler):
             raise web.HTTPError(400, exc.message) from None
 
     def slurm_failure(self, exc: Exception, job_id: str) -> web.HTTPError:
-        from spawners.slurm.client import SlurmCommandError, SlurmTimeoutError  # noqa: PLC0415
 
         self.log.warning("scontrol update of job %s failed: %s", job_id, exc)
         if isinstance(exc, SlurmTimeoutError):

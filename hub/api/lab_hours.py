@@ -22,6 +22,15 @@ from datetime import datetime, timezone
 from jupyterhub.scopes import needs_scope
 from tornado import web
 
+from hub.api import views
+from hub.api.handlers import _NAME, API_PREFIX, ProjectAPIHandler
+from hub.api.lab_hours_state import (
+    HPCHubCourses,
+    hub_slurm_client,
+    lab_hours,
+    lab_hours_json,
+)
+from hub.api.scopes import MANAGE_SCOPE, READ_SCOPE
 from hub.ledger.course_accounts import foreign_reservation
 from hub.ledger.types import Role, check_project_name
 from spawners.slurm.client import SlurmCommandError, SlurmTimeoutError
@@ -31,11 +40,6 @@ from spawners.slurm.reservations import (
     forget_reservation,
     show_reservation,
 )
-
-from hub.api import views
-from hub.api.lab_hours_state import HPCHubCourses, hub_slurm_client, lab_hours, lab_hours_json
-from hub.api.scopes import MANAGE_SCOPE, READ_SCOPE
-from hub.api.handlers import API_PREFIX, _NAME, ProjectAPIHandler
 
 NO_NODES = (
     "lab hours cannot be switched on from the hub: HPCHubCourses.lab_hours_nodes names no nodes; ask the site's "

@@ -22,7 +22,11 @@ from traitlets.config import Configurable
 
 from spawners.slurm.client import SlurmClient, SlurmCommandError
 from spawners.slurm.cluster import SlurmCluster
-from spawners.slurm.reservations import MAX_RESERVATION_MINUTES, NODE_NAME_PATTERN, cached_reservation
+from spawners.slurm.reservations import (
+    MAX_RESERVATION_MINUTES,
+    NODE_NAME_PATTERN,
+    cached_reservation,
+)
 
 log = logging.getLogger(__name__)
 

@@ -16,12 +16,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from hub.api.views import json_object
 from hub.ledger import arithmetic as arith
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.idle import IDLE_NOTE_PREFIX
 from hub.ledger.types import ProjectUsage, SessionInfo, SessionState
-
-from hub.api.views import json_object
 
 EXTEND_KEYS = ("hours",)
 SECONDS_PER_MINUTE = 60

@@ -15,14 +15,12 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from hub.api.access import ProjectAccess
 from hub.ledger import arithmetic as arith
-from hub.ledger import offers as budget_offers
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import ChargeRecord, Role, check_enum, check_gpu_type, check_text
 from hub.numbers import NumberError, parse_whole
 from spawners.slurm.options import ALLOWED_KEYS
-
-from hub.api.access import ProjectAccess
 
 # The same columns, in the same order, as `hpchub charges NAME --csv`.
 CSV_COLUMNS = (
@@ -111,43 +109,6 @@ def charges_csv(charges: Iterable[ChargeRecord]) -> str:
             str(arith.round_gpu_hours(charge.weighted_mgs)), charge.source.value, charge.kind.value,
         ))  # fmt: skip
     return out.getvalue()
-
-
-def _hours_or_none(mgs: int | None) -> float | None:
-    return None if mgs is None else arith.gpu_hours_json(mgs)
-
-
-def preview_json(
-    user: str,
-    request: Mapping[str, Any],
-    admission: arith.Admission,
-    offers: Sequence[budget_offers.Offer] = (),
-) -> dict:
-    """The preview's answer: what the request costs and what is left now and after it.
-
-    ``allowed`` false with ``message`` is a budget refusal (the same words admission
-    would answer with HTTP 403), not an error; ``offers`` are then what fits instead.
-    ``summary`` and ``left_now`` are the form's sentences.
-    """
-    seconds = arith.hours_to_seconds(request["hours"])
-    summary = budget_offers.preview_summary(request["project"], request.get("gpu_type"), int(request["gpus"]),
-                                            seconds, admission)
-    return {
-        "summary": summary if admission.allowed else "",
-        "left_now": budget_offers.left_now_text(request["project"], admission),
-        "offers": [offer.to_json() for offer in offers],
-        "offer_text": budget_offers.offer_text(list(offers)),
-        "project": request["project"],
-        "user": user,
-        "request": dict(request),
-        "allowed": admission.allowed,
-        "message": admission.message,
-        "cost_gpu_hours": arith.gpu_hours_json(admission.needs_mgs),
-        "project_remaining_gpu_hours": arith.gpu_hours_json(admission.project_left_mgs),
-        "project_remaining_after_gpu_hours": arith.gpu_hours_json(admission.project_left_after_mgs),
-        "cap_remaining_gpu_hours": _hours_or_none(admission.cap_left_mgs),
-        "cap_remaining_after_gpu_hours": _hours_or_none(admission.cap_left_after_mgs),
-    }
 
 
 # --- requests --------------------------------------------------------------------------------------

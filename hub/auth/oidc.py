@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-from inspect import isawaitable
 import json
 import pwd
 import urllib.error
 import urllib.request
+from inspect import isawaitable
 from urllib.parse import urlparse
 
 from oauthenticator.generic import GenericOAuthenticator
@@ -29,9 +29,20 @@ from traitlets import Any, Bool, Dict, Unicode, default
 
 from hub.auth import log_redaction
 from hub.auth.account_rules import AccountDenied, HPCHubAccountRules
-from hub.auth.mapping import MappingRefused, MappingRules, load_account_table, map_principal, map_subject
+from hub.auth.mapping import (
+    MappingRefused,
+    MappingRules,
+    load_account_table,
+    map_principal,
+    map_subject,
+)
+from hub.ledger import LedgerError
 from hub.ledger.courses import DEFAULT_GROUP_ROLES
+from hub.ledger.runtime import ledger_from_config
 from hub.site_secrets import check_hub_secrets
+from spawners.slurm.client import SlurmCommandError
+from spawners.slurm.cluster import SlurmCluster
+from spawners.slurm.parsers import parse_user_accounts
 from spawners.slurm.refused_traits import check_spawner_config
 
 NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"
@@ -240,9 +251,6 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         return True
 
     async def slurm_association_exists(self, account: str) -> bool:
-        from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
-        from spawners.slurm.cluster import SlurmCluster  # noqa: PLC0415
-        from spawners.slurm.parsers import parse_user_accounts  # noqa: PLC0415
 
         client = SlurmCluster.from_config(self.config, slurm_conf=self.slurm_conf).client(log=self.log)
         try:
@@ -273,8 +281,6 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         """Course memberships from the login: a principal on a course's roster (CSV upload)
         joins it; the IdP groups (``course_group_roles``) add and end memberships. A ledger
         failure is logged and never blocks the login (the next login or refresh catches up)."""
-        from hub.ledger import LedgerError  # noqa: PLC0415
-        from hub.ledger.runtime import ledger_from_config  # noqa: PLC0415
 
         ledger = ledger_from_config(self.config)
         if ledger is None:

@@ -6,16 +6,40 @@ database choice, exit codes and one-line errors); ``add_course_parsers`` adds th
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import os
 import sys
+from datetime import datetime, timezone
 
 from hub.cli_support import UsageError, load_hub_config, slurm_cluster
 from hub.ledger import arithmetic as arith
-from hub.ledger.course_records import COURSE_FIELDS, REPORT_COLUMNS, new_course, report_csv, report_hours
+from hub.ledger.course_accounts import foreign_reservation
+from hub.ledger.course_records import (
+    COURSE_FIELDS,
+    REPORT_COLUMNS,
+    new_course,
+    report_csv,
+    report_hours,
+)
+from hub.ledger.courses import (
+    DEFAULT_GROUP_ROLES,
+    OnDrop,
+    idle_stop_minutes,
+    parse_roster_csv,
+    ta_extension_mgs,
+    yes_no,
+)
 from hub.ledger.errors import LedgerError
-from hub.ledger.courses import DEFAULT_GROUP_ROLES, OnDrop, idle_stop_minutes, parse_roster_csv, ta_extension_mgs, yes_no
 from hub.ledger.store import Ledger
 from hub.numbers import whole_number_argument
+from spawners.slurm.accounts import read_account_tree
+from spawners.slurm.client import SlurmCommandError
+from spawners.slurm.reservations import (
+    create_reservation,
+    delete_reservation,
+    show_reservation,
+)
 
 # Ledger field -> the argument the user typed (for error lines).
 ARGUMENT_NAMES = {
@@ -59,10 +83,7 @@ def read_slurm_accounts(args):
     """Slurm's account tree (``spawners.slurm.accounts``) of the hub's cluster (``--slurm-conf``, else
     ``$SLURM_CONF``, else the --config file's, else Slurm's own); a failure is one line, exit 1: a
     course is never created unchecked."""
-    import asyncio  # noqa: PLC0415
 
-    from spawners.slurm.accounts import read_account_tree  # noqa: PLC0415
-    from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
 
     client = slurm_cluster(args).client()
     try:
@@ -169,7 +190,6 @@ def _course_sync(ledger: Ledger, args) -> None:
 def _configured_group_roles(config_file: str | None) -> dict[str, str]:
     """``c.HPCHubOIDCAuthenticator.course_group_roles`` of the hub's configuration file (``hpchub
     --config``, if it exists), else the login's default."""
-    import os  # noqa: PLC0415
 
     if config_file and os.path.isfile(config_file):
         section = load_hub_config(config_file).get("HPCHubOIDCAuthenticator") or {}
@@ -205,13 +225,8 @@ def _course_close(ledger: Ledger, args) -> None:
 
 def _course_lab_hours(ledger: Ledger, args) -> None:
     """Switch the course's lab hours on (a Slurm reservation from now) or off, or show them."""
-    import asyncio  # noqa: PLC0415
-    from datetime import datetime, timezone  # noqa: PLC0415
 
-    from spawners.slurm.client import SlurmCommandError  # noqa: PLC0415
-    from spawners.slurm.reservations import create_reservation, delete_reservation, show_reservation  # noqa: PLC0415
 
-    from hub.ledger.course_accounts import foreign_reservation  # noqa: PLC0415
 
     rules = ledger.course_rules(args.name)
     if rules is None:

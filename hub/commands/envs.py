@@ -13,12 +13,20 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from hub.cli_support import UsageError, load_hub_config
-from hub.envs import service
+from hub.commands.ledger import _default_url, _who
+from hub.envs import publish, service
 from hub.envs import space as sp
 from hub.envs.config import HPCHubEnvironments
+from hub.envs.spec import SpecError, check_spec_file_name
+from hub.envs.unix import SpaceError, ensure_space
+from hub.ledger import Ledger, LedgerError
+from hub.ledger.types import ProjectState
 from hub.numbers import whole_number_argument
 
 VERSION_ARGUMENT = whole_number_argument(1, sp.MAX_VERSION)
@@ -35,15 +43,12 @@ def _settings(args) -> HPCHubEnvironments:
 
 
 def _ledger_url(args) -> str:
-    from hub.commands.ledger import _default_url  # noqa: PLC0415
 
     return args.db_url or _default_url(getattr(args, "config", None))
 
 
 def project_members(ledger_url: str, project: str) -> tuple[str, dict[str, str]]:
     """The project's Slurm account and its active members -> role (UsageError if unknown or closed)."""
-    from hub.ledger import Ledger, LedgerError  # noqa: PLC0415
-    from hub.ledger.types import ProjectState  # noqa: PLC0415
 
     try:
         with Ledger(ledger_url) as ledger:
@@ -57,7 +62,6 @@ def project_members(ledger_url: str, project: str) -> tuple[str, dict[str, str]]
 
 
 def cmd_create(args) -> int:
-    from hub.envs.spec import SpecError, check_spec_file_name  # noqa: PLC0415
 
     try:
         check_spec_file_name(args.spec_file)
@@ -155,9 +159,6 @@ def cmd_log(args) -> int:
 def cmd_sync(args) -> int:
     """Put each project's space right (and with manage_unix_groups make its group with the ledger's members):
     modes, swapped entries moved aside, finished builds sealed; each change is reported."""
-    from hub.ledger import Ledger  # noqa: PLC0415
-    from hub.ledger.types import ProjectState  # noqa: PLC0415
-    from hub.envs.unix import SpaceError, ensure_space  # noqa: PLC0415
 
     settings = _settings(args)
     with Ledger(_ledger_url(args)) as ledger:
@@ -185,8 +186,6 @@ def cmd_sync(args) -> int:
 
 
 def cmd_publish(args) -> int:
-    from hub.commands.ledger import _who  # noqa: PLC0415
-    from hub.envs import publish  # noqa: PLC0415
 
     settings = _settings(args)
     if args.published_root:
@@ -203,7 +202,6 @@ def cmd_publish(args) -> int:
 
 
 def cmd_unpublish(args) -> int:
-    from hub.envs import publish  # noqa: PLC0415
 
     settings = _settings(args)
     if args.published_root:
@@ -213,9 +211,7 @@ def cmd_unpublish(args) -> int:
 
 
 def cmd_published(args) -> int:
-    from dataclasses import asdict  # noqa: PLC0415
 
-    from hub.envs import publish  # noqa: PLC0415
 
     settings = _settings(args)
     root = args.published_root or settings.published_root
@@ -232,7 +228,6 @@ def cmd_published(args) -> int:
 
 
 def cmd_env(args) -> int:
-    from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
 
     try:
         return args.env_func(args)

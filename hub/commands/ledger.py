@@ -9,24 +9,51 @@ line on stderr, naming the argument), 1 anything else (one line).
 from __future__ import annotations
 
 import argparse
+import asyncio
 import csv
+import fcntl
 import getpass
 import json
 import os
 import sys
+from datetime import timedelta
 
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 
-from hub.cli_support import SUBCOMMANDS, UsageError, load_hub_config, one_line_errors, slurm_cluster
-from hub.ledger import arithmetic as arith
+from hub.cli_support import (
+    SUBCOMMANDS,
+    UsageError,
+    load_hub_config,
+    one_line_errors,
+    slurm_cluster,
+)
 from hub.commands.courses import ARGUMENT_NAMES as COURSE_ARGUMENT_NAMES
 from hub.commands.courses import COMMANDS as COURSE_COMMANDS
 from hub.commands.courses import add_course_parsers
+from hub.ledger import arithmetic as arith
+from hub.ledger.backup import export_ledger, import_ledger
+from hub.ledger.enforce import ExhaustionTracker
 from hub.ledger.errors import LedgerError, LedgerInputError
-from hub.ledger.store import Ledger, upgrade
+from hub.ledger.idle import (
+    IDLE_TIMEOUT_LIMIT,
+    REPORT_MAX_AGE_LIMIT,
+    IdleTracker,
+    idle_timeout_allowed,
+    report_max_age_allowed,
+)
+from hub.ledger.runtime import HPCHubLedger
+from hub.ledger.store import Ledger, alembic_config, schema_revision, upgrade
 from hub.ledger.types import ProjectKind, Role
 from hub.numbers import whole_number_argument
+from hub.reconcile.budget_watch import (
+    HubAPI,
+    HubUnavailable,
+    stop_exhausted_sessions,
+    stop_idle_sessions,
+)
+from hub.reconcile.reconciler import SLURM_TIMEOUT_SECONDS, run_reconcile
+from spawners.slurm.client import validate_cluster_name
 
 LEDGER_URL_ENV = "HPCHUB_LEDGER_URL"
 DEFAULT_LEDGER_URL = "sqlite:////var/lib/hpchub-demo/hub/ledger.sqlite"  # later: the hub's config decides
@@ -56,7 +83,6 @@ def _default_url(config_file: str | None = None) -> str:
 
 def _settings_from_config(config_file: str | None):
     """``HPCHubLedger`` as a hub configuration file sets it (None: no file found)."""
-    from hub.ledger.runtime import HPCHubLedger  # noqa: PLC0415
 
     config = load_hub_config(config_file)
     return None if config is None else HPCHubLedger(config=config)
@@ -71,9 +97,7 @@ def _url_from_config(config_file: str | None) -> str | None:
 def _orphan_grace(args):
     """--orphan-grace, else c.HPCHubLedger.orphan_grace of the --config file if it exists, else the
     traitlet's default (seconds)."""
-    from datetime import timedelta  # noqa: PLC0415
 
-    from hub.ledger.runtime import HPCHubLedger  # noqa: PLC0415
 
     seconds = args.orphan_grace
     if seconds is None:
@@ -205,7 +229,6 @@ def _charges(ledger: Ledger, args) -> None:
 
 
 def _ledger_export(ledger: Ledger, args) -> None:
-    from hub.ledger.backup import export_ledger  # noqa: PLC0415
 
     text = json.dumps(export_ledger(ledger), indent=1, sort_keys=True) + "\n"
     if args.output in (None, "-"):
@@ -223,7 +246,6 @@ def _ledger_export(ledger: Ledger, args) -> None:
 
 
 def _ledger_import(ledger: Ledger, args) -> None:
-    from hub.ledger.backup import import_ledger  # noqa: PLC0415
 
     try:
         with open(args.file, encoding="utf-8") as handle:
@@ -289,9 +311,8 @@ def _database_failure(exc: Exception, shown_url: str) -> int:
 
 def cmd_db_upgrade(args) -> int:
     """``hpchub db upgrade``: migrate the ledger's tables to the code's schema (idempotent)."""
-    from alembic.script import ScriptDirectory  # noqa: PLC0415
+    from alembic.script import ScriptDirectory  # noqa: PLC0415 (slow: only `db upgrade` needs it)
 
-    from hub.ledger.store import alembic_config, schema_revision  # noqa: PLC0415
 
     url, shown_url = _ledger_url(args)
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
@@ -309,11 +330,8 @@ def cmd_db_upgrade(args) -> int:
 
 def cmd_reconcile(args) -> int:
     """``hpchub reconcile``: see hub/reconcile/reconciler.py (imported here: it needs the Slurm client)."""
-    import asyncio  # noqa: PLC0415
 
-    from spawners.slurm.client import validate_cluster_name  # noqa: PLC0415
 
-    from hub.reconcile.reconciler import SLURM_TIMEOUT_SECONDS, run_reconcile  # noqa: PLC0415
 
     url, shown_url = _ledger_url(args)
     if args.every is not None and not args.every > 0:
@@ -360,7 +378,6 @@ def _take_pid_file(path: str):
     A second one (a restarted service while the first still runs) exits with one line
     instead of reconciling twice. The file holds our pid for `kill $(cat PATH)`.
     """
-    import fcntl  # noqa: PLC0415
 
     handle = open(path, "a+")  # noqa: SIM115 (kept open: the lock lives as long as the process)
     try:
@@ -377,10 +394,7 @@ def _take_pid_file(path: str):
 
 def _budget_watch(grace_seconds: float):
     """The stop of used-up sessions after each pass (needs the hub's API: a managed service)."""
-    from datetime import timedelta  # noqa: PLC0415
 
-    from hub.reconcile.budget_watch import HubAPI, stop_exhausted_sessions  # noqa: PLC0415
-    from hub.ledger.enforce import ExhaustionTracker  # noqa: PLC0415
 
     if not 0 <= grace_seconds <= 86400:
         raise UsageError(f"--stop-exhausted-after: from 0 to 86400 seconds, got {grace_seconds:g}")
@@ -394,7 +408,6 @@ def _budget_watch(grace_seconds: float):
 
 def _unless_hub_unavailable(what: str, watch):
     """``watch`` after each pass; a hub that does not answer stops nothing and says so in the log."""
-    from hub.reconcile.budget_watch import HubUnavailable  # noqa: PLC0415
 
     def after_pass(ledger) -> list[str]:
         try:
@@ -407,7 +420,6 @@ def _unless_hub_unavailable(what: str, watch):
 
 def _config_settings(args):
     """``HPCHubLedger`` of the --config file if it exists, else the traitlets' defaults."""
-    from hub.ledger.runtime import HPCHubLedger  # noqa: PLC0415
 
     config_file = getattr(args, "config", None)
     settings = _settings_from_config(config_file) if config_file and os.path.isfile(config_file) else None
@@ -418,16 +430,7 @@ def _idle_watch(args):
     """The idle stop after each pass (``--stop-idle-after``, else c.HPCHubLedger.idle_timeout_minutes;
     0: off, but courses' own idle-stop-after still applies to their sessions): see hub/ledger/idle.py.
     It reads the sessions' own activity reports from the ledger and stops through the hub's API."""
-    from datetime import timedelta  # noqa: PLC0415
 
-    from hub.reconcile.budget_watch import HubAPI, stop_idle_sessions  # noqa: PLC0415
-    from hub.ledger.idle import (  # noqa: PLC0415
-        IDLE_TIMEOUT_LIMIT,
-        REPORT_MAX_AGE_LIMIT,
-        IdleTracker,
-        idle_timeout_allowed,
-        report_max_age_allowed,
-    )
 
     settings = None
     minutes = args.stop_idle_after

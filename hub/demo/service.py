@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Callable
 
 from hub.demo.cluster.demo_data import DEMO_USERS
+from hub.demo.units import parse_unit
 from hub.deploy import NAME_RE, Deployment, render_sudoers, render_units
 from hub.envs.space import GROUP_PREFIX
-from hub.demo.units import parse_unit
 
 USERS_GROUP = "hpc-users"
 SUDOERS_DIR = Path("/etc/sudoers.d")

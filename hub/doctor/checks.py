@@ -13,9 +13,8 @@ import stat
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from spawners.slurm.types import ClusterInfo
-
 from hub.ledger.arithmetic import ChargeRates
+from spawners.slurm.types import ClusterInfo
 
 MIN_SLURM = (22, 5)
 REQUIRED_ENFORCE = ("associations", "limits", "safe")

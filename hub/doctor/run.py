@@ -8,23 +8,42 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import grp
 import json
 import os
+import pwd
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from traitlets.config import Config
 
-from spawners.slurm.client import SlurmCommandError, SlurmTimeoutError
-from spawners.slurm.cluster import SlurmCluster
-from spawners.slurm.cluster_parsers import parse_partition_billing, parse_show_config, parse_sinfo
-
-from hub.cli_support import DEFAULT_CONFIG_FILE, DEMO_CONFIG_FILE, UsageError, read_config_file
+from hub.auth.account_rules import HPCHubAccountRules
+from hub.cli_support import (
+    DEFAULT_CONFIG_FILE,
+    DEMO_CONFIG_FILE,
+    UsageError,
+    read_config_file,
+)
 from hub.deploy import ENV_KEPT, NAME_RE
-
 from hub.doctor import checks
 from hub.doctor.checks import Finding
+from hub.envs.audit import audit_space
+from hub.envs.config import HPCHubEnvironments
+from hub.envs.space import ProjectSpace
+from hub.ledger.runtime import HPCHubLedger
+from hub.ledger.store import alembic_config, schema_revision
+from hub.ledger.types import PROJECT_NAME_RE
+from spawners.catalog import CatalogueError, load_catalogue
+from spawners.slurm.client import SlurmCommandError, SlurmTimeoutError
+from spawners.slurm.cluster import SlurmCluster
+from spawners.slurm.cluster_parsers import (
+    parse_partition_billing,
+    parse_show_config,
+    parse_sinfo,
+)
 
 COMMAND_TIMEOUT = 30
 TEST_JOB_TIMEOUT = 120
@@ -50,9 +69,8 @@ class Site:
     """What the checks need, read once from the configuration and the site."""
 
     def __init__(self, config: Config, *, service_user: str = "") -> None:
-        from spawners.slurm.spawner import SlurmGPUSpawner  # noqa: PLC0415 (JupyterHub imports)
+        from spawners.slurm.spawner import SlurmGPUSpawner  # noqa: PLC0415 (imports JupyterHub: slow for --help)
 
-        from hub.ledger.runtime import HPCHubLedger  # noqa: PLC0415
 
         self.config = config
         self.service_user = service_user  # the hub's account (--service-user); '' : the account running doctor
@@ -112,7 +130,6 @@ class Site:
         return checks.check_munge(True, f"a credential made and read back{f' on {socket}' if socket else ''}")
 
     def environment_finding(self) -> Finding:
-        from spawners.catalog import CatalogueError, load_catalogue  # noqa: PLC0415
 
         try:
             default = load_catalogue(self.catalogue_file, self.catalogue_variables).default
@@ -130,11 +147,8 @@ class Site:
         return checks.check_world_readable(str(python), modes)
 
     def database_finding(self) -> Finding:
-        from alembic.script import ScriptDirectory  # noqa: PLC0415
-        from sqlalchemy.engine import make_url  # noqa: PLC0415
-        from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
+        from alembic.script import ScriptDirectory  # noqa: PLC0415 (slow: only this check needs it)
 
-        from hub.ledger.store import alembic_config, schema_revision  # noqa: PLC0415
 
         url = self.ledger_settings.db_url
         if not url:
@@ -164,7 +178,7 @@ class Site:
         return checks.check_tls(bind_url, cert, key, facts)
 
     def discovery_finding(self) -> Finding:
-        from hub.auth.oidc import check_issuer_url, fetch_discovery, validate_discovery  # noqa: PLC0415
+        from hub.auth.oidc import check_issuer_url, fetch_discovery, validate_discovery  # noqa: PLC0415 (imports JupyterHub)
 
         issuer = (_setting(self.config, "HPCHubOIDCAuthenticator", "issuer", "") or "").rstrip("/")
         if not issuer:
@@ -178,7 +192,6 @@ class Site:
         return checks.check_discovery(issuer)
 
     def identity_deny_finding(self) -> Finding:
-        from hub.auth.account_rules import HPCHubAccountRules  # noqa: PLC0415
 
         # The configured list, without the account running doctor (which the hub adds for its own account:
         # doctor may run as root for a hub that runs as its service account).
@@ -202,11 +215,7 @@ class Site:
     def project_groups_finding(self) -> Finding:
         """Each space's group (its directory's gid) among the hub account's groups: --service-user, else
         c.HPCHubEnvironments.hub_account, else the account running doctor."""
-        import grp  # noqa: PLC0415
-        import pwd  # noqa: PLC0415
 
-        from hub.envs.config import HPCHubEnvironments  # noqa: PLC0415
-        from hub.ledger.types import PROJECT_NAME_RE  # noqa: PLC0415
 
         environments = HPCHubEnvironments(config=self.config)
         account = self.service_user or environments.hub_account or pwd.getpwuid(os.geteuid()).pw_name
@@ -233,10 +242,6 @@ class Site:
 
     def project_spaces_finding(self) -> Finding:
         """Each space under PROJECT_ROOT audited without following a link (hub/envs/audit.py)."""
-        from hub.envs.audit import audit_space  # noqa: PLC0415
-        from hub.envs.config import HPCHubEnvironments  # noqa: PLC0415
-        from hub.envs.space import ProjectSpace  # noqa: PLC0415
-        from hub.ledger.types import PROJECT_NAME_RE  # noqa: PLC0415
 
         root = HPCHubEnvironments(config=self.config).project_root
         if not root or not os.path.isdir(root):
@@ -272,7 +277,7 @@ class Site:
         return checks.check_hub_from_node(False, f"a job could not fetch {url}/hub/api/: {lines[-1] if lines else 0}")
 
     def reconciler_role_finding(self) -> Finding:
-        from jupyterhub.scopes import expand_scopes  # noqa: PLC0415
+        from jupyterhub.scopes import expand_scopes  # noqa: PLC0415 (slow: only this check needs it)
 
         services = _setting(self.config, "JupyterHub", "services", []) or []
         service = next((s for s in services if isinstance(s, dict) and s.get("name") == RECONCILE_SERVICE), None)

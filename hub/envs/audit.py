@@ -14,9 +14,8 @@ import os
 import stat
 from dataclasses import dataclass, field
 
-from spawners import safe_fs
-
 from hub.envs import space as sp
+from spawners import safe_fs
 
 
 @dataclass(frozen=True)

@@ -16,10 +16,9 @@ import shlex
 from dataclasses import dataclass
 from decimal import Decimal
 
+from hub.envs.space import LOG_FILE, SPEC_FILE, STATUS_FILE
 from spawners.slurm.script import render_batch_script
 from spawners.slurm.types import JobRequest
-
-from hub.envs.space import LOG_FILE, SPEC_FILE, STATUS_FILE
 
 BUILD_COMMENT_PREFIX = "hpchub-env:"
 

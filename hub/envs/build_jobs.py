@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 
+from hub.envs.config import HPCHubEnvironments
 from spawners.slurm.client import SlurmClient, SlurmCommandError
 from spawners.slurm.cluster import SlurmCluster
 from spawners.slurm.parsers import parse_squeue
-
-from hub.envs.config import HPCHubEnvironments
 
 BUILD_COMMAND_TIMEOUT = 60  # seconds per Slurm command of a build
 

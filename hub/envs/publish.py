@@ -35,11 +35,16 @@ from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from spawners.catalog import ENVIRONMENT_ID_PATTERN, Catalogue, Environment
-
 from hub.envs import space as sp
 from hub.envs.config import HPCHubEnvironments
 from hub.envs.service import EnvError, checked_name
+from spawners import safe_fs
+from spawners.catalog import (
+    ENVIRONMENT_ID_PATTERN,
+    Catalogue,
+    Environment,
+    load_catalogue,
+)
 
 PUBLISHED_FILE = "catalog.json"
 KERNEL_PREFIX = "published-"
@@ -158,7 +163,6 @@ def _open_for_everyone(top: Path) -> None:
 def _check_closed(space: sp.ProjectSpace) -> None:
     """Copy only out of a space no member can restructure: ``P/`` root's and closed (so nothing on the path
     to a sealed version, itself root's, can be swapped for a link while root copies it)."""
-    from spawners import safe_fs  # noqa: PLC0415
 
     try:
         fd = space.open()
@@ -249,7 +253,6 @@ def unpublish(settings: HPCHubEnvironments, catalogue_id: str) -> str:
 def catalogue_ids_of(config) -> list[str]:
     """The ids of the hub's images catalogue (``SlurmGPUSpawner.catalogue_file``), which a
     published id may not take; [] when the configuration names no catalogue."""
-    from spawners.catalog import load_catalogue  # noqa: PLC0415
 
     spawner = config.get("SlurmGPUSpawner", {}) if config is not None else {}
     path = spawner.get("catalogue_file") if hasattr(spawner, "get") else None

@@ -30,9 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-from spawners import safe_fs
-
 from hub.envs import space as sp
+from spawners import safe_fs
 
 log = logging.getLogger(__name__)
 SEAL_REFUSED_FILE = ".seal-refused"

@@ -20,16 +20,22 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
-from spawners import safe_fs
-from spawners.slurm.client import SlurmCommandError
-
 from hub.envs import seal
 from hub.envs import space as sp
 from hub.envs.build import BuildPlan, render_build_script
 from hub.envs.build_jobs import active_jobs, build_client
 from hub.envs.config import HPCHubEnvironments
+from hub.envs.spec import (
+    SpecError,
+    check_against_wheelhouse,
+    check_env_name,
+    parse_spec,
+    render_spec,
+    wheelhouse_index,
+)
 from hub.envs.unix import SpaceError, ensure_space, make_builder_directory
-from hub.envs.spec import SpecError, check_against_wheelhouse, check_env_name, parse_spec, render_spec, wheelhouse_index
+from spawners import safe_fs
+from spawners.slurm.client import SlurmCommandError
 
 CHANGING_ROLES = ("pi", "manager", "instructor")
 LOCK_FILE = ".lock"

@@ -52,11 +52,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from hub.envs.spec import ENV_NAME_PATTERN
 from hub.ledger.types import PROJECT_NAME_RE
 from hub.numbers import WHOLE_NUMBER
 from spawners import safe_fs
-
-from hub.envs.spec import ENV_NAME_PATTERN
 
 STATUS_FILE = "status"
 BUILD_FILE = "build.json"

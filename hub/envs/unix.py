@@ -19,12 +19,11 @@ import pwd
 import subprocess
 from collections.abc import Callable, Iterable, Mapping
 
-from spawners import safe_fs
-
 from hub.envs import seal
 from hub.envs.build_jobs import active_jobs
 from hub.envs.config import HPCHubEnvironments
 from hub.envs.space import CLOSED_DIR_MODE, ProjectSpace, building_job_ids, group_name
+from spawners import safe_fs
 
 COMMAND_TIMEOUT = 30
 

@@ -9,7 +9,13 @@
 - ``cli``: ``hpchub project|grant|member|usage|charges|reconcile``.
 """
 
-from hub.ledger.arithmetic import DEFAULT_RATES, Admission, BudgetFigures, BudgetWarning, ChargeRates
+from hub.ledger.arithmetic import (
+    DEFAULT_RATES,
+    Admission,
+    BudgetFigures,
+    BudgetWarning,
+    ChargeRates,
+)
 from hub.ledger.errors import BudgetRefused, LedgerError, LedgerInputError, NotFound
 from hub.ledger.store import Ledger, make_engine, schema_revision, upgrade
 from hub.ledger.types import Booking

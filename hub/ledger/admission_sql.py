@@ -6,13 +6,31 @@ statement (``_ADMISSION_FIGURES``) and the session insert (``_INSERT_SESSION``).
 
 from __future__ import annotations
 
-from sqlalchemy import String, bindparam, case, cast, exists, func, insert, literal_column, null, select, union_all
+from sqlalchemy import (
+    String,
+    bindparam,
+    case,
+    cast,
+    exists,
+    func,
+    insert,
+    literal_column,
+    null,
+    select,
+    union_all,
+)
 
 from hub.ledger.models import (
-    UNREPLACED_PROVISIONAL_CHARGES, CapEntry, Charge, Grant, Member, OutsideJob, PortalSession, UtcDateTime,
+    UNREPLACED_PROVISIONAL_CHARGES,
+    CapEntry,
+    Charge,
+    Grant,
+    Member,
+    OutsideJob,
+    PortalSession,
+    UtcDateTime,
 )  # fmt: skip
 from hub.ledger.types import ChargeKind, OutsideJobState, SessionState
-
 
 _HOLDING = (SessionState.ADMITTED, SessionState.RUNNING)
 

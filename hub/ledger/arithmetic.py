@@ -36,9 +36,9 @@ from datetime import date
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
 
-from hub.numbers import DECIMAL_TEXT, MAX_DECIMAL_TEXT
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import check_gpu_type
+from hub.numbers import DECIMAL_TEXT, MAX_DECIMAL_TEXT
 
 MGS_PER_GPU_SECOND = 1_000
 SECONDS_PER_HOUR = 3_600

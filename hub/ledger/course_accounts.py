@@ -20,10 +20,9 @@ from __future__ import annotations
 
 import enum
 
+from hub.ledger.errors import LedgerInputError
 from spawners.slurm.accounts import AccountTree
 from spawners.slurm.reservations import Reservation
-
-from hub.ledger.errors import LedgerInputError
 
 LAB_SUFFIX = "-lab"
 OWN_ACCOUNT = "a course needs a Slurm account of its own with no accounts under it (sacctmgr add account NAME)"

@@ -18,17 +18,39 @@ from datetime import date, datetime
 
 from sqlalchemy import func, select
 
-from spawners.slurm.accounts import AccountTree
-
 from hub.ledger import arithmetic as arith
 from hub.ledger.course_accounts import check_course_account, check_course_reservation
-from hub.ledger.courses import PRINCIPAL_RE, SETTING_IDLE_STOP, SETTINGS, STOP_REASON_DROPPED, CourseRules, OnDrop, RosterRow, make_rules
+from hub.ledger.courses import (
+    PRINCIPAL_RE,
+    SETTING_IDLE_STOP,
+    SETTINGS,
+    STOP_REASON_DROPPED,
+    CourseRules,
+    OnDrop,
+    RosterRow,
+    make_rules,
+)
 from hub.ledger.errors import LedgerInputError
-from hub.ledger.models import CapEntry, CourseRule, CourseSetting, Member, PortalSession, Project, RosterEntry
+from hub.ledger.models import (
+    CapEntry,
+    CourseRule,
+    CourseSetting,
+    Member,
+    PortalSession,
+    Project,
+    RosterEntry,
+)
 from hub.ledger.types import (
-    ProjectInfo, ProjectKind, Role, SessionState, check_account, check_project_name, check_text, check_user,
+    ProjectInfo,
+    ProjectKind,
+    Role,
+    SessionState,
+    check_account,
+    check_project_name,
+    check_text,
+    check_user,
 )  # fmt: skip
-
+from spawners.slurm.accounts import AccountTree
 
 
 @dataclass(frozen=True)

@@ -18,13 +18,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from enum import Enum
 
-from spawners import names
-
-from hub.numbers import NumberError, parse_whole
 from hub.ledger import arithmetic as arith
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.idle import COURSE_IDLE_LIMIT, idle_timeout_allowed
 from hub.ledger.types import GPU_TYPE_RE, Role, check_enum
+from hub.numbers import NumberError, parse_whole
+from spawners import names
 
 ROSTER_ROLES = (Role.STUDENT, Role.TA, Role.INSTRUCTOR)
 # A principal as the identity provider names it: user@institution.example (no spaces, one @).

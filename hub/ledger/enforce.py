@@ -17,7 +17,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from hub.ledger.arithmetic import BudgetWarning, Rounding, format_gpu_hours, warning_level
+from hub.ledger.arithmetic import (
+    BudgetWarning,
+    Rounding,
+    format_gpu_hours,
+    warning_level,
+)
 from hub.ledger.types import ProjectUsage, SessionInfo
 
 STOP_NOTE = "stopped: "

@@ -20,7 +20,6 @@ from sqlalchemy.exc import DisconnectionError
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.models import VERSION_TABLE
 
-
 MIGRATIONS_DIR = pathlib.Path(__file__).resolve().parent / "migrations"
 SQLITE_BUSY_TIMEOUT_SECONDS = 30
 _WRITE = "hpchub_ledger_write"  # execution option: this transaction writes (SQLite: BEGIN IMMEDIATE)

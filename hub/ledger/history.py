@@ -17,7 +17,13 @@ from sqlalchemy import func, select
 from hub.ledger import arithmetic as arith
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.models import Charge, Grant, PortalSession, Project, effective_charges
-from hub.ledger.types import GrantRecord, ProjectUsage, SessionRecord, SessionState, check_user
+from hub.ledger.types import (
+    GrantRecord,
+    ProjectUsage,
+    SessionRecord,
+    SessionState,
+    check_user,
+)
 
 MAX_RECENT_SESSIONS = 500
 

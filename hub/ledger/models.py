@@ -38,7 +38,15 @@ from sqlalchemy import Enum as SAEnum
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, aliased, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-from hub.ledger.types import ChargeKind, ChargeSource, OutsideJobState, ProjectKind, ProjectState, Role, SessionState
+from hub.ledger.types import (
+    ChargeKind,
+    ChargeSource,
+    OutsideJobState,
+    ProjectKind,
+    ProjectState,
+    Role,
+    SessionState,
+)
 
 TABLE_PREFIX = "hpchub_"
 VERSION_TABLE = "hpchub_alembic_version"

@@ -10,12 +10,14 @@ one that admission accepts, to the quarter hour.
   first, then fewer GPUs), e.g. ``1 x h200 for 0.25 h`` and ``1 x a100 for 0.5 h`` for
   tiny-lab's 0.25 GPU-h.
 - :func:`preview_summary` / :func:`left_now_text` / :func:`offer_text`: the sentences.
+- :func:`preview_json`: the preview's answer (``POST /preview`` and the form's first preview).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from hub.ledger.arithmetic import (
     HOURS_STEP,
@@ -27,6 +29,8 @@ from hub.ledger.arithmetic import (
     describe_request,
     format_gpu_hours,
     format_hours,
+    gpu_hours_json,
+    hours_to_seconds,
 )
 
 STEP_SECONDS = int(HOURS_STEP * SECONDS_PER_HOUR)  # 900: sessions are whole quarter hours
@@ -158,3 +162,39 @@ def refusal_offers(
     if admission.allowed or admission.needs_mgs <= spendable or not gpus:
         return []
     return affordable_offers(spendable, choices, gpus=gpus, reserved_seconds=reserved_seconds, rates=rates)
+
+
+def _hours_or_none(mgs: int | None) -> float | None:
+    return None if mgs is None else gpu_hours_json(mgs)
+
+
+def preview_json(
+    user: str,
+    request: Mapping[str, Any],
+    admission: Admission,
+    offers: Sequence[Offer] = (),
+) -> dict:
+    """The preview's answer: what the request costs and what is left now and after it.
+
+    ``allowed`` false with ``message`` is a budget refusal (the same words admission
+    would answer with HTTP 403), not an error; ``offers`` are then what fits instead.
+    ``summary`` and ``left_now`` are the form's sentences.
+    """
+    seconds = hours_to_seconds(request["hours"])
+    summary = preview_summary(request["project"], request.get("gpu_type"), int(request["gpus"]), seconds, admission)
+    return {
+        "summary": summary if admission.allowed else "",
+        "left_now": left_now_text(request["project"], admission),
+        "offers": [offer.to_json() for offer in offers],
+        "offer_text": offer_text(list(offers)),
+        "project": request["project"],
+        "user": user,
+        "request": dict(request),
+        "allowed": admission.allowed,
+        "message": admission.message,
+        "cost_gpu_hours": gpu_hours_json(admission.needs_mgs),
+        "project_remaining_gpu_hours": gpu_hours_json(admission.project_left_mgs),
+        "project_remaining_after_gpu_hours": gpu_hours_json(admission.project_left_after_mgs),
+        "cap_remaining_gpu_hours": _hours_or_none(admission.cap_left_mgs),
+        "cap_remaining_after_gpu_hours": _hours_or_none(admission.cap_left_after_mgs),
+    }

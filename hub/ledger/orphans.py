@@ -41,7 +41,15 @@ from sqlalchemy import select
 from hub.ledger.errors import NotFound
 from hub.ledger.models import OrphanJob, PortalSession, Project
 from hub.ledger.outside_jobs import chunks
-from hub.ledger.types import SessionState, check_account, check_aware, check_cluster, check_job_id, check_text, check_user
+from hub.ledger.types import (
+    SessionState,
+    check_account,
+    check_aware,
+    check_cluster,
+    check_job_id,
+    check_text,
+    check_user,
+)
 
 if TYPE_CHECKING:  # the ledger imports nothing of the Slurm layer at run time: jobs are read by duck type
     from spawners.slurm.types import ActiveJob

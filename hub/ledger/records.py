@@ -12,7 +12,13 @@ from datetime import datetime
 
 from hub.ledger import arithmetic as arith
 from hub.ledger.models import Charge, PortalSession, Project
-from hub.ledger.types import ChargeRecord, ProjectInfo, ProjectUsage, SessionInfo, SessionState
+from hub.ledger.types import (
+    ChargeRecord,
+    ProjectInfo,
+    ProjectUsage,
+    SessionInfo,
+    SessionState,
+)
 
 
 def _project_info(row: Project) -> ProjectInfo:

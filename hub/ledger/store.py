@@ -30,23 +30,49 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from hub.ledger import arithmetic as arith
-from hub.ledger.errors import BudgetRefused, LedgerInputError, NotFound
-from hub.ledger.admission_sql import _ADMISSION_FIGURES, _CHARGES_SUM, _HOLDING, _INSERT_SESSION, _MEMBER_CHARGES_SUM
+from hub.ledger.activity_reports import ActivityReports
+from hub.ledger.admission_sql import (
+    _ADMISSION_FIGURES,
+    _CHARGES_SUM,
+    _HOLDING,
+    _INSERT_SESSION,
+    _MEMBER_CHARGES_SUM,
+)
 from hub.ledger.course_groups import CourseGroups
 from hub.ledger.course_records import CourseRecords
 from hub.ledger.courses import course_refusal
-from hub.ledger.engine import _WRITE, alembic_config, make_engine, schema_revision, upgrade  # noqa: F401  (re-exported)
+from hub.ledger.engine import (  # noqa: F401  (re-exported)
+    _WRITE,
+    alembic_config,
+    make_engine,
+    schema_revision,
+    upgrade,
+)
+from hub.ledger.errors import BudgetRefused, LedgerInputError, NotFound
+from hub.ledger.history import ProjectHistory
+from hub.ledger.models import (
+    AppendOnlySession,
+    CapEntry,
+    Charge,
+    Grant,
+    Member,
+    OutsideJob,
+    PortalSession,
+    Project,
+    effective_charges,
+)  # fmt: skip
 from hub.ledger.orphans import OrphanRecords
 from hub.ledger.outside_jobs import OutsideJobRecords, outside_cost
-from hub.ledger.history import ProjectHistory
 from hub.ledger.records import (  # noqa: F401  (MembershipState and usage_json: re-exported)
-    MembershipState, _charge_record, _elapsed_seconds, _project_info, _session_cost, _session_info, usage_json,
+    MembershipState,
+    _charge_record,
+    _elapsed_seconds,
+    _project_info,
+    _session_cost,
+    _session_info,
+    usage_json,
 )  # fmt: skip
 from hub.ledger.session_notes import SessionNotes
-from hub.ledger.activity_reports import ActivityReports
-from hub.ledger.models import (
-    AppendOnlySession, CapEntry, Charge, Grant, Member, OutsideJob, PortalSession, Project, effective_charges,
-)  # fmt: skip
 from hub.ledger.types import (
     Booking,
     ChargeKind,

@@ -8,9 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from spawners import names
-
 from hub.ledger.errors import LedgerInputError
+from spawners import names
 
 
 class ProjectKind(enum.Enum):

@@ -31,9 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR
-
 from hub.ledger.types import ProjectUsage
-
 from hub.project_pages.burndown import BurnDown
 from hub.project_pages.tables import chart_summary
 

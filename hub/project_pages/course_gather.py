@@ -19,7 +19,6 @@ from hub.ledger.course_records import ReportRow, report_csv
 from hub.ledger.courses import CourseRules
 from hub.ledger.errors import NotFound
 from hub.ledger.types import ProjectInfo, ProjectKind, Role, check_project_name
-
 from hub.project_pages import course_tables, tables
 from hub.project_pages.gather import Viewer
 

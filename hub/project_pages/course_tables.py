@@ -16,14 +16,12 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from enum import Enum
 
 from hub.api.access import ProjectAccess
 from hub.ledger import arithmetic as arith
 from hub.ledger.course_records import ReportRow
 from hub.ledger.types import MemberUsage, Role, SessionInfo, SessionState
-
 from hub.project_pages.tables import hours_text, percent_tenths, percent_text
 
 NEAR_CAP_TENTHS = 800  # "near the cap" from 80.0 % of the cap used (the budget warnings' first level)

@@ -30,12 +30,17 @@ from hub.api.access import MANAGING_ROLES, NOT_FOUND_MESSAGE
 from hub.envs import service
 from hub.envs import space as sp
 from hub.envs.config import HPCHubEnvironments
-from hub.envs.spec import ENV_NAME_PATTERN, ENV_NAME_RULE, MAX_SPEC_BYTES, SpecError, check_spec_file_name
+from hub.envs.spec import (
+    ENV_NAME_PATTERN,
+    ENV_NAME_RULE,
+    MAX_SPEC_BYTES,
+    SpecError,
+    check_spec_file_name,
+)
 from hub.ledger import Ledger
 from hub.ledger.errors import NotFound
 from hub.ledger.types import Role, check_project_name
 from hub.numbers import NumberError, parse_whole
-
 from hub.project_pages.gather import Viewer, _visible
 from hub.project_pages.handlers import LedgerPageHandler
 

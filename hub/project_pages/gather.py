@@ -17,8 +17,14 @@ from hub.api.access import NOT_FOUND_MESSAGE, ProjectAccess, project_access
 from hub.ledger import Ledger
 from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.store import usage_json
-from hub.ledger.types import ProjectInfo, ProjectKind, ProjectUsage, Role, check_project_name, check_user
-
+from hub.ledger.types import (
+    ProjectInfo,
+    ProjectKind,
+    ProjectUsage,
+    Role,
+    check_project_name,
+    check_user,
+)
 from hub.project_pages import tables
 from hub.project_pages.burndown import BurnDown, burndown
 

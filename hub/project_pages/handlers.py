@@ -26,18 +26,17 @@ from typing import Any, TypeVar
 from jupyterhub.handlers import BaseHandler
 from tornado import web
 
+from hub.api.handlers import ledger_call
+from hub.api.lab_hours_state import HPCHubCourses, hub_slurm_client, read_lab_hours
 from hub.api.scopes import READ_SCOPE
 from hub.api.settings import HPCHubAPI
-from hub.api.handlers import ledger_call
 from hub.envs.config import HPCHubEnvironments
 from hub.ledger import Ledger
 from hub.ledger.errors import LedgerInputError
-from hub.ledger.types import Role
 from hub.ledger.runtime import ledger_from_config
-
+from hub.ledger.types import Role
 from hub.project_pages import course_gather, gather, tables
 from hub.project_pages.chart import project_chart
-from hub.api.lab_hours_state import HPCHubCourses, hub_slurm_client, read_lab_hours
 from hub.project_pages.settings import HPCHubPages
 
 T = TypeVar("T")

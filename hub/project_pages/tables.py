@@ -19,7 +19,6 @@ from urllib.parse import urlencode
 from hub.ledger import arithmetic as arith
 from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import ProjectInfo, ProjectUsage, SessionRecord
-
 from hub.project_pages.burndown import BurnDown
 
 

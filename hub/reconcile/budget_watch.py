@@ -39,7 +39,8 @@ from hub.ledger.idle import (
     stop_reason,
 )
 from hub.ledger.store import Ledger
-from hub.ledger.types import ProjectState, SessionInfo, SessionState
+from hub.ledger.types import ProjectState, SessionState
+
 
 class HubUnavailable(RuntimeError):
     """The hub's API did not answer: nothing is stopped this pass."""

@@ -33,10 +33,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 
+from hub.ledger.store import MembershipState
 from spawners.slurm.client import SlurmClient, SlurmCommandError, validate_user_name
 from spawners.slurm.types import SlurmAssociation
-
-from hub.ledger.store import MembershipState
 
 
 class Verb(Enum):

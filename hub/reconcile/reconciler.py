@@ -71,18 +71,34 @@ from typing import TypeVar
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from spawners.slurm.accounts import AccountTree, parse_account_tree
-from spawners.slurm.client import SlurmClient, SlurmCommandError
-from spawners.slurm.parsers import parse_accounting, parse_active_jobs, parse_assoc_mgr, parse_associations
-from spawners.slurm.types import AccountingRecord, ActiveJob, AssociationUsage, JobState
-
 from hub.ledger import arithmetic as arith
 from hub.ledger.course_accounts import mirror_refusal
 from hub.ledger.errors import LedgerError
-from hub.reconcile.memberships import AssociationChange, Verb, apply_change, plan_memberships
 from hub.ledger.orphans import STALE_ADMISSION_MARGIN, find_orphans
 from hub.ledger.store import Ledger
-from hub.ledger.types import MirrorFigures, OutsideJobSeen, ProjectInfo, ProjectState, check_job_id, check_user
+from hub.ledger.types import (
+    MirrorFigures,
+    OutsideJobSeen,
+    ProjectInfo,
+    ProjectState,
+    check_job_id,
+    check_user,
+)
+from hub.reconcile.memberships import (
+    AssociationChange,
+    Verb,
+    apply_change,
+    plan_memberships,
+)
+from spawners.slurm.accounts import AccountTree, parse_account_tree
+from spawners.slurm.client import SlurmClient, SlurmCommandError
+from spawners.slurm.parsers import (
+    parse_accounting,
+    parse_active_jobs,
+    parse_assoc_mgr,
+    parse_associations,
+)
+from spawners.slurm.types import AccountingRecord, ActiveJob, AssociationUsage, JobState
 
 LOOKBACK = timedelta(days=30)  # sacct window for projects without a period start
 SLURM_TIMEOUT_SECONDS = 120.0  # sacct over weeks of jobs takes longer than a squeue

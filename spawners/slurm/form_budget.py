@@ -13,16 +13,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from hub.api.views import preview_json
 from hub.ledger import Ledger, LedgerError
 from hub.ledger.arithmetic import Rounding, format_gpu_hours
+from hub.ledger.offers import (
+    cheapest_session_mgs,
+    gpu_choices,
+    preview_json,
+    refusal_offers,
+)
 from hub.ledger.types import Role
-from hub.ledger.offers import cheapest_session_mgs, gpu_choices, refusal_offers
 from spawners.slurm.form import CourseLimits, FormPreview, ProjectBudget, form_choices
 from spawners.slurm.options import OptionsError, offered_gpu_types
 from spawners.slurm.request_context import RequestContext
 from spawners.slurm.types import ClusterInfo
-
 
 LAB_HOURS_OFF = "course rule lab-hours-only: its lab hours are off now"
 LAB_HOURS_UNKNOWN = "course rule lab-hours-only: whether its lab hours are on is not known now"

@@ -13,13 +13,19 @@ import asyncio
 
 from spawners.slurm.client import SlurmCommandError
 from spawners.slurm.form import (
-    SCRIPT_NAME, FormError, FormModel, form_model, no_cluster_account_notice, render_form, render_form_async,
+    SCRIPT_NAME,
+    FormError,
+    FormModel,
+    form_model,
+    no_cluster_account_notice,
+    render_form,
+    render_form_async,
     slurm_not_answering_notice,
 )  # fmt: skip
+from spawners.slurm.form_budget import initial_preview, project_budgets
 from spawners.slurm.options import ALLOWED_KEYS
 from spawners.slurm.request_context import RequestContext
 from spawners.slurm.ttl_cache import _TTLCache
-
 
 NO_CLUSTER_ACCOUNT_GROUP = "hpchub-no-cluster-account"  # set at login by hub.auth.oidc
 STATIC_PREFIX = "hpchub/static/"  # below the hub's URL: templates/static/ (hub.static_files)
@@ -85,7 +91,6 @@ class FormHooks:
     def _form_budget(self, context: RequestContext, previous: dict, lab_hours: dict[str, bool | None] | None = None):
         """What each project has left and the preview of the initial choices (in a worker thread);
         ``lab_hours``: per course project whether its lab hours are on now."""
-        from spawners.slurm.form_budget import initial_preview, project_budgets  # noqa: PLC0415
 
         ledger = self.ledger
         if ledger is None:

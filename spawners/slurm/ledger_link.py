@@ -11,12 +11,12 @@ from datetime import datetime, timezone
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.ledger import Booking, LedgerError
+from hub.ledger.types import Role
 from spawners.slurm.client import SlurmCommandError
 from spawners.slurm.errors import SpawnError, database_detail
 from spawners.slurm.progress import parse_slurm_time
 from spawners.slurm.reservations import cached_reservation, forget_reservation
 from spawners.slurm.types import JobRequest, JobState, JobStatus
-
 
 LAB_HOURS_TTL_SECONDS = 10.0  # how long a read of a course's reservation is reused
 
@@ -24,7 +24,6 @@ LAB_HOURS_TTL_SECONDS = 10.0  # how long a read of a course's reservation is reu
 def _students_reservation(ledger, project: str, user: str) -> tuple[str | None, bool]:
     """The lab-hours reservation of ``project`` if it is a course and ``user`` one of its
     students, and whether the course lets them start sessions only during the lab hours."""
-    from hub.ledger.types import Role  # noqa: PLC0415
 
     if not any(info.name == project and role is Role.STUDENT for info, role in ledger.memberships(user)):
         return None, False

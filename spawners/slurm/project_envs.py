@@ -11,12 +11,22 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from hub.envs import publish
 from hub.envs.config import HPCHubEnvironments
+from hub.envs.service import EnvError
 from hub.envs.space import (
-    PROJECT_ENVIRONMENT_PREFIX, ProjectSpace, jupyter_path, jupyter_problem, kernel_name, ready_environment_names,
+    PROJECT_ENVIRONMENT_PREFIX,
+    ProjectSpace,
+    jupyter_path,
+    jupyter_problem,
+    kernel_name,
+    ready_environment_names,
     unreadable,
 )
+from hub.envs.unix import SpaceError, ensure_space
+from hub.ledger import LedgerError
 from spawners.catalog import Catalogue, Environment
+from spawners.slurm.launch import LaunchError
 from spawners.slurm.types import JobRequest
 
 log = logging.getLogger(__name__)
@@ -93,8 +103,6 @@ def with_published(environments: HPCHubEnvironments, catalogue: Catalogue) -> Ca
     published list is logged and left out rather than breaking the spawn form."""
     if not environments.published_root:
         return catalogue
-    from hub.envs import publish  # noqa: PLC0415
-    from hub.envs.service import EnvError  # noqa: PLC0415
 
     try:
         entries = publish.read_published(environments.published_root)
@@ -118,7 +126,6 @@ def resolve(catalogue: Catalogue, request: JobRequest) -> tuple[Environment, str
         return catalogue.default, kernel_name(request.project, name)
     environment = catalogue.get(request.environment)
     if environment is None:
-        from spawners.slurm.launch import LaunchError  # noqa: PLC0415
 
         raise LaunchError(f"environment {request.environment!r} is no longer in the catalogue")
     if environment.kernel:  # a published project environment: Jupyter from the default, its kernel
@@ -130,8 +137,6 @@ def sync_spaces(environments: HPCHubEnvironments, ledger, projects: Sequence[str
     """With ``manage_unix_groups`` (the demo): each project's space and group ``hpc-P`` with its members."""
     if not environments.manage_unix_groups or not environments.project_root or ledger is None:
         return
-    from hub.envs.unix import SpaceError, ensure_space  # noqa: PLC0415
-    from hub.ledger import LedgerError  # noqa: PLC0415
 
     for project in projects:
         try:

@@ -37,34 +37,52 @@ from sqlalchemy.orm import object_session
 from tornado import web
 from traitlets import Dict, Float, Integer, List, Unicode, default
 
+from hpchub_notebook.activity_logic import (
+    REPORT_INTERVAL_VARIABLE as ACTIVITY_REPORT_VARIABLE,
+)
 from hub.auth.account_rules import AccountDenied, HPCHubAccountRules
-from hub.ledger import BudgetRefused, Ledger, LedgerError
-from hpchub_notebook.activity_logic import REPORT_INTERVAL_VARIABLE as ACTIVITY_REPORT_VARIABLE
 from hub.envs.config import HPCHubEnvironments
+from hub.ledger import BudgetRefused, Ledger, LedgerError
 from hub.ledger.runtime import HPCHubLedger, ledger_for
+from hub.metrics import SPAWN_OUTCOMES, observe_scheduler_call
 from spawners import safe_fs
 from spawners.catalog import Catalogue, CatalogueError, load_catalogue
-from spawners.slurm import api  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
-from spawners.slurm import project_envs
-from spawners.slurm.client import SLURM_COMMANDS, SlurmClient, SlurmCommandError, subprocess_runner
+from spawners.slurm import (
+    api,  # noqa: F401  (installs the safe /hub/api/batchspawner handler)
+    project_envs,
+)
+from spawners.slurm import progress as words
+from spawners.slurm.client import (
+    SLURM_COMMANDS,
+    SlurmClient,
+    SlurmCommandError,
+    subprocess_runner,
+)
 from spawners.slurm.cluster import SlurmCluster
+from spawners.slurm.cluster_parsers import parse_node_addresses, parse_sinfo
 from spawners.slurm.errors import (
-    LedgerUnavailable, SlurmNotAnswering, SpawnError, database_detail, mark_handled, quiet_handled_errors,
+    LedgerUnavailable,
+    SlurmNotAnswering,
+    SpawnError,
+    database_detail,
+    mark_handled,
+    quiet_handled_errors,
     slurm_not_answering,
 )  # fmt: skip
 from spawners.slurm.form_hooks import (  # noqa: F401  (FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP: re-exported)
-    _FORM_RETRY, FORM_RETRY_SECONDS, NO_CLUSTER_ACCOUNT_GROUP, FormHooks,
+    _FORM_RETRY,
+    FORM_RETRY_SECONDS,
+    NO_CLUSTER_ACCOUNT_GROUP,
+    FormHooks,
 )  # fmt: skip
-from spawners.slurm.options import OptionsError, drop_stale_keys
-from spawners.slurm import progress as words
 from spawners.slurm.launch import LaunchError, launch_for
 from spawners.slurm.ledger_link import LedgerLink
-from spawners.slurm.cluster_parsers import parse_node_addresses, parse_sinfo
+from spawners.slurm.options import OptionsError, drop_stale_keys
 from spawners.slurm.parsers import parse_user_accounts
+from spawners.slurm.progress import ProgressEvent, parse_slurm_time
 from spawners.slurm.refused_traits import check_apply_user_options, check_spawner_config
 from spawners.slurm.request_context import RequestContext, ready_names
 from spawners.slurm.reservations import forget_reservation
-from spawners.slurm.progress import ProgressEvent, parse_slurm_time
 from spawners.slurm.script import ScriptError, job_comment, render_batch_script
 from spawners.slurm.ttl_cache import _TTLCache
 from spawners.slurm.types import ClusterInfo, JobRequest, JobState, JobStatus
@@ -90,7 +108,6 @@ _CACHE = _TTLCache()  # shared by every spawner in the hub process
 
 async def metered_runner(argv, *, input=None, env=None, timeout=30.0):
     """subprocess_runner, counted and timed per Slurm command for /hub/metrics."""
-    from hub.metrics import observe_scheduler_call  # noqa: PLC0415
 
     command = next((os.path.basename(a) for a in argv if os.path.basename(a) in SLURM_COMMANDS), "other")
     started = time.monotonic()
@@ -109,7 +126,6 @@ async def _apply_validated_options(spawner: SlurmGPUSpawner, user_options: dict)
 
 
 def _count_spawn(outcome: str) -> None:
-    from hub.metrics import SPAWN_OUTCOMES  # noqa: PLC0415
 
     SPAWN_OUTCOMES.labels(outcome=outcome).inc()
 

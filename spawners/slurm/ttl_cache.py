@@ -8,7 +8,6 @@ from __future__ import annotations
 import time
 
 
-
 class _TTLCache:
     """A tiny shared cache: key -> (expiry, value)."""
 

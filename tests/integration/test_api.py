@@ -16,7 +16,6 @@ from datetime import datetime, timezone
 
 import pytest
 import requests
-
 from conftest import logged_in_session
 
 pytestmark = pytest.mark.integration

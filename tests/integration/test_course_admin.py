@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import pytest
 import requests
-
 from conftest import logged_in_session
 
 pytestmark = pytest.mark.integration

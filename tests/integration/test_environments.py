@@ -15,7 +15,9 @@ from pathlib import Path
 
 import pytest
 from conftest import logged_in_session
-from test_budget_meter import _execute  # the kernel websocket helper (runs code in bob's kernel)
+from test_budget_meter import (
+    _execute,  # the kernel websocket helper (runs code in bob's kernel)
+)
 
 pytestmark = pytest.mark.integration
 

@@ -33,15 +33,22 @@ from pathlib import Path
 
 import pytest
 from alembic.script import ScriptDirectory
-from sqlalchemy import event, inspect as sa_inspect, text, update
+from sqlalchemy import event, text, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.orm import Session
 
 from hub.demo.devtools.pgserver import PostgresServer
-from hub.ledger import BudgetRefused, Ledger, LedgerInputError, make_engine, schema_revision, upgrade
-from hub.ledger.types import Booking
+from hub.ledger import (
+    BudgetRefused,
+    Ledger,
+    LedgerInputError,
+    make_engine,
+    schema_revision,
+    upgrade,
+)
 from hub.ledger.models import VERSION_TABLE, Member, PortalSession
 from hub.ledger.store import alembic_config
-from hub.ledger.types import SessionState
+from hub.ledger.types import Booking, SessionState
 
 pytestmark = pytest.mark.integration
 

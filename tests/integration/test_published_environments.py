@@ -30,7 +30,9 @@ def env_cli(portal):
 
 @pytest.fixture(scope="module")
 def users(portal) -> dict:
-    from test_api import _logged_in  # cookie + X-XSRFToken sessions through the identity provider
+    from test_api import (
+        _logged_in,  # cookie + X-XSRFToken sessions through the identity provider
+    )
 
     return {name: _logged_in(portal, name) for name in ("admin", "alice", "erin")}
 

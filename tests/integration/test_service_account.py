@@ -20,8 +20,9 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import BOB_H200_ONE_HOUR, hpchub
+from conftest import HPCHUB as HPCHUB_COMMAND
 
-from conftest import BOB_H200_ONE_HOUR, HPCHUB as HPCHUB_COMMAND, hpchub
 from hub.demo.units import process_groups
 
 pytestmark = pytest.mark.integration

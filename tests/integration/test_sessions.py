@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 
 import pytest
 import requests
-
 from conftest import logged_in_session
 
 pytestmark = pytest.mark.integration

@@ -14,10 +14,10 @@ from traitlets.config import Config
 
 from hub.demo.cluster.manager import free_port
 from hub.demo.cluster.procs import Daemon, stop_daemon, wait_for
+from hub.demo.units import parse_unit, start_unit
 from hub.deploy import Deployment, render_units
 from hub.doctor.checks import Status
 from hub.doctor.run import Site
-from hub.demo.units import parse_unit, start_unit
 
 pytestmark = pytest.mark.integration
 

@@ -9,12 +9,12 @@ import pytest
 from hub import cli
 from hub.api import views
 from hub.api.access import project_access
+from hub.commands.ledger import CSV_COLUMNS, LEDGER_URL_ENV
 from hub.ledger import Ledger, LedgerInputError, upgrade
-from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 from hub.ledger.arithmetic import Admission
-from hub.commands.ledger import CSV_COLUMNS, LEDGER_URL_ENV
-from hub.ledger.types import Role
+from hub.ledger.offers import preview_json
+from hub.ledger.types import Booking, Role
 
 pytestmark = pytest.mark.unit
 
@@ -57,7 +57,7 @@ def test_caller_role(caller, role) -> None:
 def test_preview_json() -> None:
     request = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 2, "hours": 1.5,
                "environment": "default"}
-    allowed = views.preview_json("bob", request, Admission(True, "", 3 * H, 96 * H + H // 2, 17 * H))
+    allowed = preview_json("bob", request, Admission(True, "", 3 * H, 96 * H + H // 2, 17 * H))
     assert allowed == {
         "project": "vision-lab", "user": "bob", "request": request, "allowed": True, "message": "",
         "cost_gpu_hours": 3.0, "project_remaining_gpu_hours": 96.5, "project_remaining_after_gpu_hours": 93.5,
@@ -66,7 +66,7 @@ def test_preview_json() -> None:
         "left_now": "Left now, before this session: vision-lab 96.5 GPU-h; your cap 17.0 GPU-h.",
         "offers": [], "offer_text": "",
     }  # fmt: skip
-    refused = views.preview_json("bob", request, Admission(False, "no", 3 * H, H, None))
+    refused = preview_json("bob", request, Admission(False, "no", 3 * H, H, None))
     assert refused["summary"] == "" and refused["left_now"] == "Left now, before this session: vision-lab 1.0 GPU-h."
     assert (refused["allowed"], refused["message"], refused["project_remaining_after_gpu_hours"]) == (False, "no", -2.0)
     assert refused["cap_remaining_gpu_hours"] is None and refused["cap_remaining_after_gpu_hours"] is None

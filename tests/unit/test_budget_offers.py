@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from hub.ledger import arithmetic as arith
-from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H, Admission, Reservation
+from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
+from hub.ledger.arithmetic import Admission, Reservation
 from hub.ledger.offers import (
     Offer,
     affordable_offers,

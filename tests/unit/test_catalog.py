@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from spawners.catalog import Catalogue, CatalogueError, Environment, fill_placeholders, load_catalogue, parse_catalogue
+from spawners.catalog import (
+    Catalogue,
+    CatalogueError,
+    Environment,
+    fill_placeholders,
+    load_catalogue,
+    parse_catalogue,
+)
 
 pytestmark = pytest.mark.unit
 

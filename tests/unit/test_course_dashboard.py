@@ -12,18 +12,16 @@ from pathlib import Path
 
 import pytest
 
+from hub.api import lab_hours_state
 from hub.api.access import project_access
+from hub.api.lab_hours_state import LabState
 from hub.api.views import LabHoursChange, parse_lab_hours_body
 from hub.ledger import Ledger, LedgerInputError, NotFound, upgrade
-from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 from hub.ledger.course_records import REPORT_COLUMNS, ReportRow
-from hub.ledger.courses import make_rules
-from hub.ledger.courses import RosterRow
-from hub.ledger.types import MemberUsage, Role, SessionInfo, SessionState
+from hub.ledger.courses import RosterRow, make_rules
+from hub.ledger.types import Booking, MemberUsage, Role, SessionInfo, SessionState
 from hub.project_pages import course_gather, course_tables
-from hub.api import lab_hours_state
-from hub.api.lab_hours_state import LabState
 from hub.project_pages.course_tables import Flag, StudentRow
 from hub.project_pages.gather import Viewer
 
@@ -338,9 +336,9 @@ def test_the_live_template_renders_bars_flags_and_controls(ledger: Ledger) -> No
 
 
 def test_the_new_course_form_renders_a_field_and_an_error_slot_each() -> None:
-    from hub.project_pages.course_gather import CourseCreator
-
     import jinja2
+
+    from hub.project_pages.course_gather import CourseCreator
 
     templates = Path(__file__).resolve().parents[2] / "templates"
     env = jinja2.Environment(autoescape=True)

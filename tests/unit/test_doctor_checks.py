@@ -13,7 +13,11 @@ import pytest
 from hub.doctor import checks
 from hub.doctor.checks import Status
 from hub.ledger.arithmetic import ChargeRates
-from spawners.slurm.cluster_parsers import parse_partition_billing, parse_show_config, parse_sinfo
+from spawners.slurm.cluster_parsers import (
+    parse_partition_billing,
+    parse_show_config,
+    parse_sinfo,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -189,8 +189,8 @@ def test_publish_body_is_checked(body, message) -> None:
 def test_the_spawn_form_offers_a_published_entry_to_everyone(settings) -> None:
     import re
 
-    from spawners.slurm.form import render_options_form
     from spawners.slurm.cluster_parsers import parse_sinfo
+    from spawners.slurm.form import render_options_form
 
     _publish(settings, description="hpchub-hello for all")
     catalogue = project_envs.with_published(

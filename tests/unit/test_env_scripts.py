@@ -4,9 +4,8 @@ and read the diff)."""
 
 from __future__ import annotations
 
-import re
-
 import os
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -117,8 +116,8 @@ def test_build_refuses_an_unsafe_directive_value() -> None:
 
 
 def test_spawn_form_lists_catalogue_and_project_environments() -> None:
-    from spawners.slurm.form import render_options_form
     from spawners.slurm.cluster_parsers import parse_sinfo
+    from spawners.slurm.form import render_options_form
 
     cluster = parse_sinfo("gpu*|8:00:00|gpu:h200:4|gpu[01-02]\ncpu|4:00:00|(null)|cpu01\n")
     catalogue = load_catalogue(REPO_ROOT / "images" / "catalog.toml", UNBUILT)

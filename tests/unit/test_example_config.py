@@ -15,13 +15,13 @@ from jupyterhub.proxy import ConfigurableHTTPProxy
 from jupyterhub.spawner import Spawner
 from traitlets.config.loader import PyFileConfigLoader
 
+from hub.api.lab_hours_state import HPCHubCourses
 from hub.api.settings import HPCHubAPI
 from hub.auth.account_rules import HPCHubAccountRules
 from hub.auth.oidc import HPCHubOIDCAuthenticator
 from hub.deploy import example_config, write_example_config
 from hub.envs.config import HPCHubEnvironments
 from hub.ledger.runtime import HPCHubLedger
-from hub.api.lab_hours_state import HPCHubCourses
 from hub.project_pages.settings import HPCHubPages
 from hub.site_secrets import HPCHubSite, SiteConfigError, read_secret_file
 from spawners.slurm.cluster import SlurmCluster

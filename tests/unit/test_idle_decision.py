@@ -12,8 +12,6 @@ import pytest
 
 from hub.api.sessions import session_json
 from hub.ledger import Ledger
-from hub.ledger.types import Booking
-from hub.reconcile.budget_watch import HubUnavailable, stop_idle_sessions
 from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.idle import (
     Activity,
@@ -28,6 +26,8 @@ from hub.ledger.idle import (
     stop_reason,
 )
 from hub.ledger.store import upgrade
+from hub.ledger.types import Booking
+from hub.reconcile.budget_watch import HubUnavailable, stop_idle_sessions
 
 pytestmark = pytest.mark.unit
 

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hub.ledger import Ledger, LedgerInputError, upgrade
-from hub.ledger.types import Booking
 from hub.ledger.backup import export_ledger, import_ledger
 from hub.ledger.courses import make_rules, parse_roster_csv
+from hub.ledger.types import Booking
 
 pytestmark = pytest.mark.unit
 

@@ -11,9 +11,9 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hub import cli
+from hub.commands.ledger import CSV_COLUMNS, DEFAULT_LEDGER_URL, LEDGER_URL_ENV
 from hub.ledger import Ledger
 from hub.ledger.types import Booking
-from hub.commands.ledger import CSV_COLUMNS, DEFAULT_LEDGER_URL, LEDGER_URL_ENV
 
 pytestmark = pytest.mark.unit
 

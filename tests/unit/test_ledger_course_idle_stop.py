@@ -12,8 +12,8 @@ import pytest
 
 from hub import cli
 from hub.api.courses import parse_settings_body, settings_json
-from hub.ledger import Ledger, LedgerInputError, upgrade
 from hub.commands.ledger import LEDGER_URL_ENV
+from hub.ledger import Ledger, LedgerInputError, upgrade
 from hub.ledger.courses import CourseRules, idle_stop_minutes, make_rules
 from hub.ledger.idle import course_decides, effective_idle_timeout
 

@@ -11,10 +11,15 @@ from datetime import datetime, timezone
 import pytest
 
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, upgrade
-from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
-from hub.ledger.courses import CourseRules, OnDrop, course_refusal, make_rules, parse_roster_csv
-from hub.ledger.types import ProjectKind, Role
+from hub.ledger.courses import (
+    CourseRules,
+    OnDrop,
+    course_refusal,
+    make_rules,
+    parse_roster_csv,
+)
+from hub.ledger.types import Booking, ProjectKind, Role
 
 pytestmark = pytest.mark.unit
 
@@ -394,8 +399,8 @@ def test_on_drop_values() -> None:
 def test_the_budget_watch_stops_a_dropped_students_session_and_notes_why(courses: Ledger) -> None:
     from datetime import timedelta  # noqa: PLC0415
 
-    from hub.reconcile.budget_watch import stop_exhausted_sessions  # noqa: PLC0415
     from hub.ledger.enforce import ExhaustionTracker  # noqa: PLC0415
+    from hub.reconcile.budget_watch import stop_exhausted_sessions  # noqa: PLC0415
 
     class Hub:
         stopped: list[tuple[str, str]] = []

@@ -8,9 +8,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, upgrade
-from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
-from hub.ledger.types import MirrorFigures, OutsideJobSeen, OutsideJobState
+from hub.ledger.types import Booking, MirrorFigures, OutsideJobSeen, OutsideJobState
 
 pytestmark = pytest.mark.unit
 

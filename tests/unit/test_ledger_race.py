@@ -14,8 +14,7 @@ from datetime import datetime, timezone
 import pytest
 
 from hub.ledger import BudgetRefused, Ledger, upgrade
-from hub.ledger.types import Booking
-from hub.ledger.types import SessionState
+from hub.ledger.types import Booking, SessionState
 
 pytestmark = pytest.mark.unit
 

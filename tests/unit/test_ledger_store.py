@@ -11,13 +11,28 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event, inspect, select, text
 
-from hub.ledger import BudgetRefused, Ledger, LedgerInputError, NotFound, make_engine, schema_revision, upgrade
-from hub.ledger.types import Booking
+from hub.ledger import (
+    BudgetRefused,
+    Ledger,
+    LedgerInputError,
+    NotFound,
+    make_engine,
+    schema_revision,
+    upgrade,
+)
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
 from hub.ledger.arithmetic import slurm_mirror_limit
-from hub.ledger.store import alembic_config
 from hub.ledger.models import VERSION_TABLE, AppendOnlySession, Base, Charge, Grant
-from hub.ledger.types import ChargeKind, ChargeSource, MirrorFigures, ProjectState, Role, SessionState
+from hub.ledger.store import alembic_config
+from hub.ledger.types import (
+    Booking,
+    ChargeKind,
+    ChargeSource,
+    MirrorFigures,
+    ProjectState,
+    Role,
+    SessionState,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -10,9 +10,8 @@ import pytest
 from alembic.script import ScriptDirectory
 
 from hub.ledger import Ledger, schema_revision, upgrade
-from hub.ledger.types import Booking
 from hub.ledger.store import alembic_config
-from hub.ledger.types import OutsideJobSeen
+from hub.ledger.types import Booking, OutsideJobSeen
 
 pytestmark = pytest.mark.unit
 

@@ -6,13 +6,13 @@ from decimal import Decimal
 
 import pytest
 
+from spawners.slurm.cluster_parsers import parse_sinfo
 from spawners.slurm.options import (
     ALLOWED_KEYS,
     OptionsError,
     drop_stale_keys,
     validate_user_options,
 )
-from spawners.slurm.cluster_parsers import parse_sinfo
 from spawners.slurm.types import ClusterInfo, JobRequest, PartitionInfo
 
 pytestmark = pytest.mark.unit

@@ -10,9 +10,8 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from hub.ledger import BudgetRefused, Ledger, LedgerInputError, NotFound, upgrade
-from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
-from hub.ledger.types import SessionState
+from hub.ledger.types import Booking, SessionState
 from hub.project_pages import chart, gather
 from hub.project_pages.burndown import burndown
 from hub.project_pages.gather import Viewer

@@ -9,9 +9,21 @@ import pytest
 
 from hub.ledger import LedgerInputError
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR as H
-from hub.ledger.types import MemberUsage, ProjectUsage, Role, SessionRecord, SessionState
+from hub.ledger.types import (
+    MemberUsage,
+    ProjectUsage,
+    Role,
+    SessionRecord,
+    SessionState,
+)
 from hub.project_pages import tables
-from hub.project_pages.tables import COLUMN_KEYS, ProjectRow, headers, parse_sort, sort_rows
+from hub.project_pages.tables import (
+    COLUMN_KEYS,
+    ProjectRow,
+    headers,
+    parse_sort,
+    sort_rows,
+)
 
 pytestmark = pytest.mark.unit
 

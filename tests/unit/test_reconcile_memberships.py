@@ -10,9 +10,9 @@ from datetime import datetime, timezone
 import pytest
 
 from hub.ledger import Ledger, upgrade
+from hub.ledger.store import MembershipState
 from hub.reconcile.memberships import AssociationChange, Verb, plan_memberships
 from hub.reconcile.reconciler import reconcile_pass
-from hub.ledger.store import MembershipState
 from spawners.slurm.accounts import TREE_ARGV
 from spawners.slurm.client import CommandResult, SlurmClient
 from spawners.slurm.parsers import parse_associations

@@ -14,10 +14,16 @@ from pathlib import Path
 import pytest
 
 from hub import cli
-from hub.ledger import Ledger, upgrade
-from hub.ledger.types import Booking
-from hub.ledger.arithmetic import DEFAULT_RATES, MGS_PER_GPU_HOUR, slurm_job_billing
 from hub.commands.ledger import LEDGER_URL_ENV
+from hub.ledger import Ledger, upgrade
+from hub.ledger.arithmetic import DEFAULT_RATES, MGS_PER_GPU_HOUR, slurm_job_billing
+from hub.ledger.types import (
+    Booking,
+    MirrorFigures,
+    ProjectInfo,
+    ProjectKind,
+    ProjectState,
+)
 from hub.reconcile.reconciler import (
     LimitChange,
     ReconcileError,
@@ -30,7 +36,6 @@ from hub.reconcile.reconciler import (
     sacct_window_start,
     slurm_cluster,
 )
-from hub.ledger.types import MirrorFigures, ProjectInfo, ProjectKind, ProjectState
 from spawners.slurm.accounts import TREE_ARGV
 from spawners.slurm.client import CommandResult, SlurmClient
 from spawners.slurm.parsers import parse_accounting, parse_assoc_mgr

@@ -12,7 +12,12 @@ from batchspawner import SlurmSpawner
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
-from spawners.slurm.refused_traits import REFUSED_TRAITS, RefusedSettingError, check_spawner_config, refused_settings
+from spawners.slurm.refused_traits import (
+    REFUSED_TRAITS,
+    RefusedSettingError,
+    check_spawner_config,
+    refused_settings,
+)
 from spawners.slurm.spawner import SlurmGPUSpawner
 
 pytestmark = pytest.mark.unit

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from spawners.slurm.script import ScriptError, job_comment, parse_job_comment, render_batch_script
+from spawners.slurm.script import (
+    ScriptError,
+    job_comment,
+    parse_job_comment,
+    render_batch_script,
+)
 from spawners.slurm.types import JobRequest
 
 pytestmark = pytest.mark.unit

@@ -15,7 +15,12 @@ from pathlib import Path
 import pytest
 
 from spawners.slurm import client as client_module
-from spawners.slurm.client import CommandResult, SlurmClient, SlurmCommandError, SlurmTimeoutError
+from spawners.slurm.client import (
+    CommandResult,
+    SlurmClient,
+    SlurmCommandError,
+    SlurmTimeoutError,
+)
 from spawners.slurm.cluster_parsers import parse_node_addresses
 from spawners.slurm.parsers import (
     parse_accounting,

@@ -82,8 +82,8 @@ def test_bad_settings_are_refused(trait, value) -> None:
 
 def test_the_authenticators_and_the_builds_own_slurm_conf_win_for_them(monkeypatch) -> None:
     from hub.auth.oidc import HPCHubOIDCAuthenticator
-    from hub.envs.config import HPCHubEnvironments
     from hub.envs.build_jobs import build_client as _client
+    from hub.envs.config import HPCHubEnvironments
 
     monkeypatch.delenv("SLURM_CONF", raising=False)
     c = Config()

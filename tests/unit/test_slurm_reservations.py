@@ -6,7 +6,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from spawners.slurm.reservations import create_reservation, parse_reservations, validate_reservation_name
+from spawners.slurm.reservations import (
+    create_reservation,
+    parse_reservations,
+    validate_reservation_name,
+)
 
 pytestmark = pytest.mark.unit
 

@@ -10,8 +10,8 @@ import pytest
 
 from hub.ledger import Ledger, upgrade
 from spawners.catalog import Catalogue, Environment
-from spawners.slurm.form_budget import initial_preview, project_budgets
 from spawners.slurm.cluster_parsers import parse_sinfo
+from spawners.slurm.form_budget import initial_preview, project_budgets
 from spawners.slurm.request_context import RequestContext
 
 pytestmark = pytest.mark.unit

@@ -7,15 +7,15 @@ from html.parser import HTMLParser
 import pytest
 
 from spawners.catalog import Catalogue, Environment
+from spawners.slurm.cluster_parsers import parse_sinfo
 from spawners.slurm.form import (
-    FormError,
     CourseLimits,
+    FormError,
     FormPreview,
     ProjectBudget,
     form_choices,
     render_options_form,
 )
-from spawners.slurm.cluster_parsers import parse_sinfo
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,7 @@ import pytest
 from traitlets.config import Config
 
 from hub.ledger import Ledger, upgrade
-from hub.ledger.types import Booking
-from hub.ledger.types import SessionState
+from hub.ledger.types import Booking, SessionState
 from spawners.slurm.spawner import SlurmGPUSpawner
 
 pytestmark = pytest.mark.unit

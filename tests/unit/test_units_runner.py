@@ -9,8 +9,14 @@ import pwd
 import pytest
 
 from hub.demo import service as demo_service
+from hub.demo.units import (
+    UnitError,
+    parse_unit,
+    process_groups,
+    read_environment_file,
+    service_environment,
+)
 from hub.deploy import Deployment, render_sudoers, render_units
-from hub.demo.units import UnitError, parse_unit, process_groups, read_environment_file, service_environment
 
 pytestmark = pytest.mark.unit
 

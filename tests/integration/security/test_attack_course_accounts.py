@@ -18,7 +18,6 @@ import secrets
 
 import pytest
 import requests
-
 from conftest import logged_in_session
 
 pytestmark = pytest.mark.usefixtures("hub_reconciler_paused")

@@ -21,7 +21,6 @@ import uuid
 from pathlib import Path
 
 import pytest
-
 from conftest import logged_in_session
 
 PROJECT = "vision-lab"
