@@ -49,10 +49,9 @@ from sqlalchemy import func, insert, select, text  # noqa: E402
 
 from hub.demo.devtools.pgserver import PostgresServer  # noqa: E402
 from hub.ledger import Ledger, upgrade  # noqa: E402
-from hub.ledger.types import Booking
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR  # noqa: E402
 from hub.ledger.models import CapEntry, Charge, Grant, Member, PortalSession, Project  # noqa: E402
-from hub.ledger.types import ChargeKind, ChargeSource, ProjectKind, ProjectState, Role, SessionState  # noqa: E402
+from hub.ledger.types import Booking, ChargeKind, ChargeSource, ProjectKind, ProjectState, Role, SessionState  # noqa: E402
 
 TARGET_P99_MS = 5.0
 MEMBERS_PER_PROJECT = 5
@@ -156,7 +155,9 @@ def build(url: str, data: DataSet, say: Callable[[str], None]) -> dict:
         with engine.connect() as connection:  # explicit ids: move the id sequences past them
             for model in (Project, PortalSession):
                 table = model.__tablename__
-                connection.execute(text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))"))
+                connection.execute(
+                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
+                )
             connection.commit()
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
             connection.execute(text("VACUUM ANALYZE"))  # what autovacuum does after a bulk load
@@ -202,7 +203,9 @@ def naive_remaining_mgs(engine, project_id: int) -> int:
         rows = connection.execute(
             select(Charge.project_id, Charge.cluster, Charge.job_id, Charge.kind, Charge.weighted_mgs)
         ).all()
-        grants = connection.execute(select(func.sum(Grant.amount_mgs)).where(Grant.project_id == project_id)).scalar_one()
+        grants = connection.execute(
+            select(func.sum(Grant.amount_mgs)).where(Grant.project_id == project_id)
+        ).scalar_one()
         holds = connection.execute(
             select(PortalSession.gpus, PortalSession.reserved_seconds, PortalSession.weight_milli)
             .where(PortalSession.project_id == project_id, PortalSession.state.in_((SessionState.ADMITTED, SessionState.RUNNING)))
@@ -221,6 +224,7 @@ def measure(backend: str, url: str, data: DataSet, iterations: int, naive_iterat
     picks = [(p, rng.choice(members_of(p))) for p in (rng.randint(1, data.projects) for _ in range(iterations + 50))]
     results = {name: Result(backend, name, []) for name in ("preview", "admit", "admit+end")}
     with Ledger(url) as ledger:
+
         def preview(p: int, user: str):
             return ledger.preview(f"p{p:04d}", user, Booking("h200", 1, 1))
 
@@ -254,7 +258,9 @@ def measure(backend: str, url: str, data: DataSet, iterations: int, naive_iterat
 
 def machine() -> list[str]:
     memory_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    model = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"
+    )
     disk = shutil.disk_usage(tempfile.gettempdir())
     import sqlite3  # noqa: PLC0415
 
@@ -272,13 +278,17 @@ def pg_version() -> str:
 
         from hub.demo.devtools.pgserver import BIN_DIR  # noqa: PLC0415
 
-        return subprocess.run([str(BIN_DIR / "postgres"), "--version"], capture_output=True, text=True).stdout.split()[2]
+        return subprocess.run([str(BIN_DIR / "postgres"), "--version"], capture_output=True, text=True).stdout.split()[
+            2
+        ]
     except (OSError, IndexError):
         return "not installed"
 
 
 def table(results: list[Result]) -> list[str]:
-    lines = [f"{'backend':<11} {'operation':<10} {'n':>5} {'p50 ms':>9} {'p99 ms':>9} {'naive/op p50':>13}  target p99 < {TARGET_P99_MS:g} ms"]
+    lines = [
+        f"{'backend':<11} {'operation':<10} {'n':>5} {'p50 ms':>9} {'p99 ms':>9} {'naive/op p50':>13}  target p99 < {TARGET_P99_MS:g} ms"
+    ]
     for backend in dict.fromkeys(r.backend for r in results):
         rows = [r for r in results if r.backend == backend]
         naive = next(r for r in rows if r.operation == "naive")
@@ -288,7 +298,9 @@ def table(results: list[Result]) -> list[str]:
                 verdict = "PASS" if r.p99 < TARGET_P99_MS else "MISS"
             else:
                 verdict = "-"
-            lines.append(f"{backend:<11} {r.operation:<10} {len(r.samples_ms):>5} {r.p50:>9.2f} {r.p99:>9.2f} {ratio:>13}  {verdict}")
+            lines.append(
+                f"{backend:<11} {r.operation:<10} {len(r.samples_ms):>5} {r.p50:>9.2f} {r.p99:>9.2f} {ratio:>13}  {verdict}"
+            )
     return lines
 
 
@@ -297,7 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=None, help="charge rows (default 1,000,000; --quick 100,000)")
     parser.add_argument("--projects", type=int, default=None, help="projects (default 1,000; --quick 200)")
     parser.add_argument("--backend", choices=("sqlite", "postgresql", "both"), default="both")
-    parser.add_argument("--iterations", type=int, default=None, help="measured checks per operation (default 500; --quick 200)")
+    parser.add_argument(
+        "--iterations", type=int, default=None, help="measured checks per operation (default 500; --quick 200)"
+    )
     parser.add_argument("--naive-iterations", type=int, default=None, help="naive full scans (default 10; --quick 5)")
     parser.add_argument("--quick", action="store_true", help="a smaller run: 100,000 rows, 200 projects")
     parser.add_argument("--seed", type=int, default=4)
@@ -337,16 +351,22 @@ def main(argv: list[str] | None = None) -> int:
                 with PostgresServer.scratch(prefix="hpchub-bench-pg-", durable=True) as server:
                     url = server.create_database("ledger")
                     built = build(url, data, say)
-                    print(f"# postgresql: loaded in {built['load_s']:.1f} s (+{built['generate_s']:.1f} s generating rows), then VACUUM ANALYZE")
+                    print(
+                        f"# postgresql: loaded in {built['load_s']:.1f} s (+{built['generate_s']:.1f} s generating rows), then VACUUM ANALYZE"
+                    )
                     results += measure(backend, url, data, iterations, naive_iterations, say)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()
     for line in table(results):
         print(line)
-    print(f"# naive: all {rows:,} charge rows of all projects loaded into Python and summed there (the effective "
-          "charge of each job picked in Python), plus the project's grants and holds; checked equal to the ledger's answer")
-    print("# admit+end: admit, then session_ended for the same session (the hold released); the target applies to preview and admit")
+    print(
+        f"# naive: all {rows:,} charge rows of all projects loaded into Python and summed there (the effective "
+        "charge of each job picked in Python), plus the project's grants and holds; checked equal to the ledger's answer"
+    )
+    print(
+        "# admit+end: admit, then session_ended for the same session (the hold released); the target applies to preview and admit"
+    )
     misses = [r for r in results if r.operation in ("preview", "admit") and r.p99 >= TARGET_P99_MS]
     return 1 if misses and args.strict else 0
 

@@ -164,13 +164,17 @@ def measure_steady(hub: setup.BenchHub, users: list[str], window: float, say) ->
     fill_started = time.time()
     fill_s = fill(hub, users)
     fill_calls = len(read_calls(hub, fill_started))
-    say(f"  {hub.label}: {len(users)} sessions ready in {fill_s:.0f} s ({fill_calls} Slurm calls); counting for {window:.0f} s")
+    say(
+        f"  {hub.label}: {len(users)} sessions ready in {fill_s:.0f} s ({fill_calls} Slurm calls); counting for {window:.0f} s"
+    )
     since, cpu_before = time.time(), hub.cpu_seconds()
     time.sleep(window)
     until, cpu_s = time.time(), hub.cpu_seconds() - cpu_before
     result = Steady(hub.label, len(users), until - since, read_calls(hub, since, until), fill_s, fill_calls, hub.rss_kb(),
                     cpu_s)  # fmt: skip
-    say(f"  {hub.label}: {len(result.calls)} calls in the window ({tally(result.calls)}); hub RSS {result.rss_kb / 1024:.0f} MiB")
+    say(
+        f"  {hub.label}: {len(result.calls)} calls in the window ({tally(result.calls)}); hub RSS {result.rss_kb / 1024:.0f} MiB"
+    )
     return result
 
 
@@ -341,7 +345,9 @@ def run(plan: Plan, state: Path, results: Results, say) -> None:
         results.rss_start[hub.label] = hub.rss_kb()
         create_hub_users(hub, max(plan.users, plan.unix_users))
         results.rss_users[hub.label] = hub.rss_kb()
-    say(f"hubs: {plan.users} users each; RSS {', '.join(f'{k} {v / 1024:.0f} MiB' for k, v in results.rss_users.items())}")
+    say(
+        f"hubs: {plan.users} users each; RSS {', '.join(f'{k} {v / 1024:.0f} MiB' for k, v in results.rss_users.items())}"
+    )
 
     say(f"1. scheduler calls with {', '.join(map(str, plan.sessions))} sessions ({plan.window:.0f} s windows)")
     for n in plan.sessions:
@@ -376,7 +382,9 @@ def versions(cluster) -> list[str]:
     import jupyterhub  # noqa: PLC0415
 
     memory_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
-    model = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
+    model = next(
+        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"
+    )
     slurm = cluster.slurm("squeue", "--version", check=False).stdout.strip() or "?"
     return [
         f"machine: {os.cpu_count()} CPUs ({model}), {memory_kb / 1024 / 1024:.1f} GiB RAM, "
@@ -452,7 +460,10 @@ def report(plan: Plan, results: Results) -> tuple[list[str], list[str]]:
             ours_part = statistics.median(getattr(p[0], name) for p in results.pair_parts)
             stock_part = statistics.median(getattr(p[1], name) for p in results.pair_parts)
             lines.append(f"{name:>8} {ours_part:>9.2f} {stock_part:>10.2f}")
-        spawner = [p[0].submit + p[0].after for p in results.pair_parts], [p[1].submit + p[1].after for p in results.pair_parts]
+        spawner = (
+            [p[0].submit + p[0].after for p in results.pair_parts],
+            [p[1].submit + p[1].after for p in results.pair_parts],
+        )
         lines.append(f"{'hub part':>8} {statistics.median(spawner[0]):>9.2f} {statistics.median(spawner[1]):>10.2f} "
                      f"{_ratio(statistics.median(spawner[0]), statistics.median(spawner[1])):>11}  "
                      f"(submit + after, per spawn; Slurm's part is not the spawner's)")  # fmt: skip
@@ -469,7 +480,9 @@ def report(plan: Plan, results: Results) -> tuple[list[str], list[str]]:
 
     lines.append("")
     top = max(plan.sessions)
-    lines.append(f"4. Hub resident memory (VmRSS of the jupyterhub process), MiB; {plan.users:,} users created through the API")
+    lines.append(
+        f"4. Hub resident memory (VmRSS of the jupyterhub process), MiB; {plan.users:,} users created through the API"
+    )
     lines.append(f"{'spawner':>8} {'at start':>9} {f'{plan.users} users':>12} {f'+ {top} sessions':>15}")
     for label in ("ours", "stock"):
         steady = _steady(results, label, top)
@@ -479,8 +492,10 @@ def report(plan: Plan, results: Results) -> tuple[list[str], list[str]]:
                      f"{steady.rss_kb / 1024:>15.0f}")  # fmt: skip
     ours_top, stock_top = _steady(results, "ours", top), _steady(results, "stock", top)
     if ours_top and stock_top:
-        lines.append(f"{'ratio':>8} ours/stock with {plan.users} users and {top} sessions: "
-                     f"{_ratio(ours_top.rss_kb, stock_top.rss_kb)}")
+        lines.append(
+            f"{'ratio':>8} ours/stock with {plan.users} users and {top} sessions: "
+            f"{_ratio(ours_top.rss_kb, stock_top.rss_kb)}"
+        )
     return lines, misses
 
 
@@ -494,7 +509,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--users", type=int, help="hub users for the memory figure (default 1000)")
     parser.add_argument("--interval", type=float,
                         help="poll interval of both spawners in seconds (default 30, both defaults; --quick 10)")  # fmt: skip
-    parser.add_argument("--window", type=float, help="seconds calls are counted per session count (default 2 intervals)")
+    parser.add_argument(
+        "--window", type=float, help="seconds calls are counted per session count (default 2 intervals)"
+    )
     parser.add_argument("--state-dir", default=os.environ.get("HPCHUB_BENCH_DIR", "/var/lib/hpchub-bench-scale"),
                         help="the benchmark's own state directory (default /var/lib/hpchub-bench-scale)")  # fmt: skip
     parser.add_argument("--pause", type=float, default=2.0,
@@ -554,7 +571,9 @@ def main(argv: list[str] | None = None) -> int:
     if misses:
         print("# missed: " + "; ".join(misses))
     if failure is not None:
-        print(f"# the run failed before the end (the tables hold what was measured): {str(failure).splitlines()[0] if str(failure) else repr(failure)}")
+        print(
+            f"# the run failed before the end (the tables hold what was measured): {str(failure).splitlines()[0] if str(failure) else repr(failure)}"
+        )
         raise failure
     return 1 if misses and args.strict else 0
 

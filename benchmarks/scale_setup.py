@@ -260,7 +260,8 @@ def start_stock(state: Path, cluster: Cluster, standin: Path, interval: float, s
     calls_log = write_wrappers(state / "wrap-stock")
     wrap = calls_log.parent
     config_path = s.hub_dir / "jupyterhub_config.py"
-    config_path.write_text(f"""# Written by benchmarks/scale.py: stock batchspawner.SlurmSpawner on the bench cluster.
+    config_path.write_text(
+        f"""# Written by benchmarks/scale.py: stock batchspawner.SlurmSpawner on the bench cluster.
 from batchspawner import SlurmSpawner
 from batchspawner.api import BatchSpawnerAPIHandler
 from jupyterhub.apihandlers import default_handlers
@@ -274,9 +275,9 @@ default_handlers[:] = [(route, BatchSpawnerAPIHandler if route == "/api/batchspa
 c.JupyterHub.bind_url = "http://127.0.0.1:{s.ports.hub_public}"
 c.JupyterHub.hub_bind_url = "http://127.0.0.1:{s.ports.hub_api}"
 c.JupyterHub.hub_connect_url = "http://127.0.0.1:{s.ports.hub_api}"
-c.JupyterHub.db_url = "sqlite:///{s.hub_dir / 'jupyterhub.sqlite'}"
-c.JupyterHub.cookie_secret_file = "{s.hub_dir / 'jupyterhub_cookie_secret'}"
-c.JupyterHub.pid_file = "{s.root / 'run' / 'jupyterhub.real.pid'}"
+c.JupyterHub.db_url = "sqlite:///{s.hub_dir / "jupyterhub.sqlite"}"
+c.JupyterHub.cookie_secret_file = "{s.hub_dir / "jupyterhub_cookie_secret"}"
+c.JupyterHub.pid_file = "{s.root / "run" / "jupyterhub.real.pid"}"
 c.ConfigurableHTTPProxy.should_start = False
 c.ConfigurableHTTPProxy.api_url = "http://127.0.0.1:{s.ports.proxy_api}"
 c.ConfigurableHTTPProxy.auth_token = {proxy_token!r}
@@ -294,15 +295,17 @@ c.SlurmSpawner.req_partition = "gpu"
 c.SlurmSpawner.req_gres = "gpu:{GPU_TYPE}:1"
 c.SlurmSpawner.req_runtime = "{HOURS * 60}"
 c.SlurmSpawner.req_account = "{ACCOUNT}"
-c.SlurmSpawner.batchspawner_singleuser_cmd = "{standin / 'bin' / 'batchspawner-singleuser'}"
-c.SlurmSpawner.cmd = ["{standin / 'bin' / 'jupyterhub-singleuser'}"]
+c.SlurmSpawner.batchspawner_singleuser_cmd = "{standin / "bin" / "batchspawner-singleuser"}"
+c.SlurmSpawner.cmd = ["{standin / "bin" / "jupyterhub-singleuser"}"]
 # Slurm's node names (gpu01...) do not resolve on the cluster in a box: every node is 127.0.0.1.
 c.SlurmSpawner.state_exechost_exp = "127.0.0.1"
 # sbatch runs with the spawner's environment only: pass the cluster's slurm.conf on.
 c.Spawner.env_keep = ["PATH", "LANG", "SLURM_CONF"]
 c.Spawner.environment = {{"LANG": "C.UTF-8"}}
 c.Spawner.poll_interval = {int(interval)}  # JupyterHub's default is 30
-""" + _common_config("stock", token))
+"""
+        + _common_config("stock", token)
+    )
     env = {**demo.base_env(), "SLURM_CONF": str(cluster.settings.slurm_conf)}
     demo.start_proxy(env)
     demo.start_hub(env, config_path)
@@ -347,4 +350,3 @@ def fresh_hub_state(state: Path) -> None:
             shutil.rmtree(path)
     for path in (state / "run" / "jupyterhub.real.pid",):
         path.unlink(missing_ok=True)
-

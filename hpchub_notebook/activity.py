@@ -229,8 +229,11 @@ class Reporter:
         except (HTTPClientError, OSError, TimeoutError) as exc:
             if not self._failing:
                 code = getattr(exc, "code", None)
-                self.log.warning("hpchub: the activity report did not reach the hub (%s); the idle stop leaves "
-                                 "this session alone until one does", f"HTTP {code}" if code else type(exc).__name__)
+                self.log.warning(
+                    "hpchub: the activity report did not reach the hub (%s); the idle stop leaves "
+                    "this session alone until one does",
+                    f"HTTP {code}" if code else type(exc).__name__,
+                )
             self._failing = True
             return
         except Exception as exc:  # noqa: BLE001 (a report never breaks the server)

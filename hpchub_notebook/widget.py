@@ -62,8 +62,10 @@ def hub_fetcher(environ: Mapping[str, str] | None = None) -> Callable[[], dict]:
 
 def _cell(label: str, value: str, warn: bool = False) -> str:
     colour = "#c0392b" if warn else "inherit"
-    return (f'<div style="line-height:1.3"><div style="font-size:85%;opacity:.75">{escape(label)}</div>'
-            f'<div style="font-weight:600;color:{colour}">{escape(value)}</div></div>')
+    return (
+        f'<div style="line-height:1.3"><div style="font-size:85%;opacity:.75">{escape(label)}</div>'
+        f'<div style="font-weight:600;color:{colour}">{escape(value)}</div></div>'
+    )
 
 
 class BudgetMeter(widgets.VBox):
@@ -103,8 +105,10 @@ class BudgetMeter(widgets.VBox):
         self._left = widgets.HTML()
         self._time = widgets.HTML()
         self._status = widgets.HTML()
-        row = widgets.HBox([self._project, self._cost, self._left, self._time],
-                           layout=widgets.Layout(justify_content="space-between", grid_gap="1.5em"))
+        row = widgets.HBox(
+            [self._project, self._cost, self._left, self._time],
+            layout=widgets.Layout(justify_content="space-between", grid_gap="1.5em"),
+        )
         self.children = [row, self._status]
         self.layout = widgets.Layout(border=NORMAL_BORDER, padding="4px 10px", max_width="760px")
         try:

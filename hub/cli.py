@@ -61,7 +61,9 @@ def cmd_cluster(args) -> int:
     cluster = Cluster(settings, say=(lambda _msg: None) if quiet else print)
     if args.command_name == "up":
         cluster.up()
-        print(f"cluster {settings.cluster_name} is up; for Slurm's own commands: eval \"$(hpchub cluster env --state-dir {shlex.quote(args.state_dir)})\"")
+        print(
+            f'cluster {settings.cluster_name} is up; for Slurm\'s own commands: eval "$(hpchub cluster env --state-dir {shlex.quote(args.state_dir)})"'
+        )
         return 0
     if args.command_name == "down":
         cluster.down()
@@ -104,10 +106,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = csub.add_parser("up", help="install nothing, start everything that is not running (idempotent)")
     add_state_dir(up)
-    up.add_argument("--profile", choices=sorted(cfg.PROFILES), default=None,
-                    help="demo: gpu01-02 4 x h200, gpu03 4 x a100, cpu01; bench: 4 nodes x 64 h200 (default demo)")
-    up.add_argument("--ports", choices=("default", "auto"), default="default",
-                    help="default: slurmctld 16817, slurmdbd 16819, slurmd 16830+, MariaDB 13306; auto: free ports")
+    up.add_argument(
+        "--profile",
+        choices=sorted(cfg.PROFILES),
+        default=None,
+        help="demo: gpu01-02 4 x h200, gpu03 4 x a100, cpu01; bench: 4 nodes x 64 h200 (default demo)",
+    )
+    up.add_argument(
+        "--ports",
+        choices=("default", "auto"),
+        default="default",
+        help="default: slurmctld 16817, slurmdbd 16819, slurmd 16830+, MariaDB 13306; auto: free ports",
+    )
     up.add_argument("--cluster-name", default="hpchub", help="Slurm ClusterName (default hpchub)")
     down = csub.add_parser("down", help="stop every daemon of the cluster by its pid file")
     add_state_dir(down)
@@ -117,7 +127,6 @@ def build_parser() -> argparse.ArgumentParser:
     env = csub.add_parser("env", help='print `export SLURM_CONF=...`: eval "$(hpchub cluster env)"')
     add_state_dir(env)
     cluster.set_defaults(func=cmd_cluster)
-
 
     demo_module.add_parser(sub, add_state_dir)
 

@@ -231,21 +231,39 @@ def add_parser(subparsers) -> None:
                         help="units: systemd units; sudoers: the sudo rules; config: the annotated example "
                         "/etc/hpchub/hpchub_config.py")  # fmt: skip
     deploy.add_argument("--service-user", default="hpchub", help="the hub's account (default hpchub)")
-    deploy.add_argument("--users-group", default="hpc-users", help="Unix group of the portal's users (default hpc-users)")
-    deploy.add_argument("--prefix", default="/opt/hpchub", help="where make install put the venv and proxy (default /opt/hpchub)")
-    deploy.add_argument("--config-dir", default="/etc/hpchub", help="hpchub_config.py and the env files (default /etc/hpchub)")
+    deploy.add_argument(
+        "--users-group", default="hpc-users", help="Unix group of the portal's users (default hpc-users)"
+    )
+    deploy.add_argument(
+        "--prefix", default="/opt/hpchub", help="where make install put the venv and proxy (default /opt/hpchub)"
+    )
+    deploy.add_argument(
+        "--config-dir", default="/etc/hpchub", help="hpchub_config.py and the env files (default /etc/hpchub)"
+    )
     deploy.add_argument("--state-dir", dest="deploy_state_dir", default="/var/lib/hpchub",
                         help="the hub's working directory, writable by the service user (default /var/lib/hpchub)")  # fmt: skip
-    deploy.add_argument("--slurm-bin", default="/usr/bin", help="where sbatch, scancel and squeue live (default /usr/bin)")
+    deploy.add_argument(
+        "--slurm-bin", default="/usr/bin", help="where sbatch, scancel and squeue live (default /usr/bin)"
+    )
     deploy.add_argument("--proxy-ip", default="0.0.0.0", help="the proxy's public address (default 0.0.0.0; "
                         "127.0.0.1 behind a TLS reverse proxy such as nginx)")  # fmt: skip
     deploy.add_argument("--proxy-port", type=PORT_ARGUMENT, default=8000, help="the proxy's public port (default 8000)")
-    deploy.add_argument("--hub-port", type=PORT_ARGUMENT, default=8081,
-                        help="the hub's port (c.JupyterHub.hub_bind_url; default 8081): the proxy's default target")
-    deploy.add_argument("--tls-cert", default="", metavar="PEM",
-                        help="the proxy terminates TLS with this certificate chain (with --tls-key; the same files "
-                        "as c.JupyterHub.ssl_cert/ssl_key). Default: none (a reverse proxy terminates TLS)")
-    deploy.add_argument("--tls-key", default="", metavar="PEM", help="the certificate's key (mode 0600, the hub's account)")
+    deploy.add_argument(
+        "--hub-port",
+        type=PORT_ARGUMENT,
+        default=8081,
+        help="the hub's port (c.JupyterHub.hub_bind_url; default 8081): the proxy's default target",
+    )
+    deploy.add_argument(
+        "--tls-cert",
+        default="",
+        metavar="PEM",
+        help="the proxy terminates TLS with this certificate chain (with --tls-key; the same files "
+        "as c.JupyterHub.ssl_cert/ssl_key). Default: none (a reverse proxy terminates TLS)",
+    )
+    deploy.add_argument(
+        "--tls-key", default="", metavar="PEM", help="the certificate's key (mode 0600, the hub's account)"
+    )
     deploy.add_argument("--output-dir", help="write the units there (default: print them)")
     deploy.add_argument("--output", metavar="FILE", help="config: write the example there, mode 0640, never over an "
                         "existing file (default: print it)")  # fmt: skip

@@ -34,7 +34,9 @@ SCHEDULER_LATENCY = Histogram(
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )  # fmt: skip
 SPAWN_OUTCOMES = Counter(
-    "hpchub_spawn_outcomes", "Spawn requests by outcome (started, budget, validation, denied, slurm, ledger, failed)", ["outcome"]
+    "hpchub_spawn_outcomes",
+    "Spawn requests by outcome (started, budget, validation, denied, slurm, ledger, failed)",
+    ["outcome"],
 )
 
 
@@ -54,7 +56,9 @@ class LedgerCollector:
         if ledger is None:
             return
         hours = {
-            name: GaugeMetricFamily(f"hpchub_project_gpu_hours_{name}", f"GPU-hours {name} per project", labels=["project"])
+            name: GaugeMetricFamily(
+                f"hpchub_project_gpu_hours_{name}", f"GPU-hours {name} per project", labels=["project"]
+            )
             for name in ("budget", "used", "held", "remaining")
         }
         sessions = GaugeMetricFamily("hpchub_project_sessions", "Portal sessions per project and state",

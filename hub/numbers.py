@@ -18,8 +18,9 @@ WHOLE_NUMBER = re.compile(r"0|[1-9][0-9]*")
 MAX_DIGITS = 18  # below 2**63; longer text is refused before int() sees it
 # What Decimal() may read from text: ASCII digits, an optional sign, point and exponent, or the
 # words nan/inf (refused later as not finite, by name). Decimal() alone also reads '١.٥' and '1_0'.
-DECIMAL_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,6})?|[+-]?(?:nan|inf|infinity)",
-                          re.IGNORECASE)
+DECIMAL_TEXT = re.compile(
+    r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]{1,6})?|[+-]?(?:nan|inf|infinity)", re.IGNORECASE
+)
 MAX_DECIMAL_TEXT = 64
 
 

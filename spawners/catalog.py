@@ -209,16 +209,20 @@ def _parse_entry(raw_entry: object, position: int, variables: Mapping[str, str],
     template = _require_text(raw_entry, location_key, label)
     unset = sorted({name for name in _placeholder_names(template) if not variables.get(name)})
     if unset and not is_default:
-        reason = (f"not built on this site (its catalogue_variables entry {unset[0]!r} is not set; "
-                  "the centre builds it from images/)")
+        reason = (
+            f"not built on this site (its catalogue_variables entry {unset[0]!r} is not set; "
+            "the centre builds it from images/)"
+        )
         return Environment(
             id=environment_id, name=name, description=description, kind=kind, path=None, image=None, gpu=gpu,
             default=False, unavailable_reason=reason,
         )  # fmt: skip
     location = fill_placeholders(template, variables, where=f"{label} field {location_key}")
     if unset:
-        raise CatalogueError(f"{label} field {location_key}: the default environment must be available; "
-                             f"placeholder {{{unset[0]}}} is unset")
+        raise CatalogueError(
+            f"{label} field {location_key}: the default environment must be available; "
+            f"placeholder {{{unset[0]}}} is unset"
+        )
     if not PurePosixPath(location).is_absolute():
         raise CatalogueError(f"{label} field {location_key}: must be an absolute path; got {location!r}")
 

@@ -267,8 +267,9 @@ def root_only_path(path: str) -> bool:
             info = os.lstat(current)
         except OSError:
             return False
-        if info.st_uid != 0 or (info.st_mode & WRITE_BITS and not (stat.S_ISDIR(info.st_mode)
-                                                                   and info.st_mode & stat.S_ISVTX)):
+        if info.st_uid != 0 or (
+            info.st_mode & WRITE_BITS and not (stat.S_ISDIR(info.st_mode) and info.st_mode & stat.S_ISVTX)
+        ):
             return False
         if current == "/":
             return True
@@ -349,5 +350,8 @@ def _copy_file(source: int, dest: int, name: str, gid: int, where: str) -> None:
 
 def unsafe_in(entries: Iterable[tuple[str, os.stat_result | None]]) -> list[str]:
     """The entries that are symlinks, not root's, or writable by group or others (for audits)."""
-    return [f"{name} is {describe(info)}" for name, info in entries
-            if info is None or stat.S_ISLNK(info.st_mode) or info.st_uid != 0 or info.st_mode & WRITE_BITS]
+    return [
+        f"{name} is {describe(info)}"
+        for name, info in entries
+        if info is None or stat.S_ISLNK(info.st_mode) or info.st_uid != 0 or info.st_mode & WRITE_BITS
+    ]

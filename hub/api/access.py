@@ -110,8 +110,9 @@ def refuse_member_changes(project: str, actor_role: Role | None, *, is_admin: bo
     """The first question of any member change: may this caller change members at all?"""
     if project_access(actor_role, is_admin=is_admin).manage_members:
         return None
-    return Refusal(403, f"{_role_name(actor_role)} of {project} may not change its members; "
-                        "ask a pi, manager or instructor")
+    return Refusal(
+        403, f"{_role_name(actor_role)} of {project} may not change its members; ask a pi, manager or instructor"
+    )
 
 
 def refuse_cap_changes(project: str, actor_role: Role | None, *, is_admin: bool) -> Refusal | None:
@@ -119,8 +120,7 @@ def refuse_cap_changes(project: str, actor_role: Role | None, *, is_admin: bool)
     access = project_access(actor_role, is_admin=is_admin)
     if access.set_caps or access.raise_caps:
         return None
-    return Refusal(403, f"{_role_name(actor_role)} of {project} may not change caps; "
-                        "ask a pi, manager or instructor")
+    return Refusal(403, f"{_role_name(actor_role)} of {project} may not change caps; ask a pi, manager or instructor")
 
 
 def check_member_change(
@@ -152,7 +152,12 @@ def check_member_change(
 
 
 def check_course_creation(
-    *, caller: str | None, is_admin: bool, instructs_a_course: bool, max_mgs: int | None, gpu_hours_mgs: int,
+    *,
+    caller: str | None,
+    is_admin: bool,
+    instructs_a_course: bool,
+    max_mgs: int | None,
+    gpu_hours_mgs: int,
     instructor: str | None,
 ) -> Refusal | None:
     """May the caller create a course with this budget? Admins: any. An instructor of a course:

@@ -119,8 +119,10 @@ class CourseSettingsHandler(ProjectAPIHandler):
         self.send_json({**settings_json(project, rules), "changed": changed})
 
 
-COURSE_EXAMPLE = ('{"name": "cs102", "account": "cs102", "start": "2026-09-01", "end": "2027-01-31", '
-                  '"gpu_hours": 200, "per_student": 5}')
+COURSE_EXAMPLE = (
+    '{"name": "cs102", "account": "cs102", "start": "2026-09-01", "end": "2027-01-31", '
+    '"gpu_hours": 200, "per_student": 5}'
+)
 FIELD_OF = {"project": "name"}  # the ledger's field -> the form's
 
 

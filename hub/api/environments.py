@@ -46,8 +46,9 @@ class EnvironmentAPIHandler(ProjectAPIHandler):
     def environments(self) -> HPCHubEnvironments:
         settings = HPCHubEnvironments(config=self.settings["config"])
         if not settings.project_root:
-            raise web.HTTPError(404, "project environments are not configured on this hub "
-                                     "(c.HPCHubEnvironments.project_root)")
+            raise web.HTTPError(
+                404, "project environments are not configured on this hub (c.HPCHubEnvironments.project_root)"
+            )
         return settings
 
     async def service_call(self, function, *args, **kwargs):
@@ -67,8 +68,11 @@ class EnvironmentAPIHandler(ProjectAPIHandler):
     def refuse_changes(project: str, role: Role | None, caller: Caller) -> None:
         if caller.is_admin or role in MANAGING_ROLES:
             return
-        raise web.HTTPError(403, f"a {role.value if role else 'non-member'} of {project} may not change its "
-                                 "environments; ask a pi, manager or instructor")
+        raise web.HTTPError(
+            403,
+            f"a {role.value if role else 'non-member'} of {project} may not change its "
+            "environments; ask a pi, manager or instructor",
+        )
 
     def version_argument(self) -> int | None:
         raw = self.get_argument("version", None)
@@ -104,10 +108,19 @@ class EnvironmentHandler(EnvironmentAPIHandler):
             service.create, settings, project=project, account=account, members=list(member_roles), name=name,
             spec_text=body["spec"], builder=builder,
         )  # fmt: skip
-        self.send_json({"project": project, "name": submitted.name, "version": submitted.version,
-                        "job_id": submitted.job_id, "builder": submitted.builder, "state": "building",
-                        "log_url": f"{self.hub.base_url}api/hpchub/v1/projects/{project}/environments/"
-                                   f"{submitted.name}/log?version={submitted.version}"}, 202)
+        self.send_json(
+            {
+                "project": project,
+                "name": submitted.name,
+                "version": submitted.version,
+                "job_id": submitted.job_id,
+                "builder": submitted.builder,
+                "state": "building",
+                "log_url": f"{self.hub.base_url}api/hpchub/v1/projects/{project}/environments/"
+                f"{submitted.name}/log?version={submitted.version}",
+            },
+            202,
+        )
 
     @needs_scope(MANAGE_SCOPE)
     async def delete(self, project: str, name: str) -> None:
@@ -140,8 +153,13 @@ class EnvironmentLogHandler(EnvironmentAPIHandler):
             if version.state is sp.VersionState.BUILDING:
                 version = sp.read_environment(space, name, service.refreshed(settings, space)).version(version.version)
             log = sp.read_log(space, name, version.version, offset=offset, limit=MAX_LOG_CHUNK)
-            answer = {"version": version.version, "state": version.state.value, "detail": version.detail,
-                      "log": log.data.decode("utf-8", errors="replace"), "next_offset": offset + len(log.data)}
+            answer = {
+                "version": version.version,
+                "state": version.state.value,
+                "detail": version.detail,
+                "log": log.data.decode("utf-8", errors="replace"),
+                "next_offset": offset + len(log.data),
+            }
             if log.problem:  # a symlink, a hard link or someone else's file: never its content
                 answer["log_problem"] = log.text
             return answer
@@ -208,8 +226,9 @@ class PublishedHandler(PublishedAPIHandler):
             version=body.get("version"), catalogue_id=catalogue_id, description=body["description"],
             title=body.get("title"), gpu=bool(body.get("gpu", False)), reserved_ids=reserved, who=caller.who,
         )  # fmt: skip
-        self.log.info("%s published %s/%s v%s as %s", caller.who, entry.project, entry.environment, entry.version,
-                      entry.id)
+        self.log.info(
+            "%s published %s/%s v%s as %s", caller.who, entry.project, entry.environment, entry.version, entry.id
+        )
         self.send_json(self.published_entry(entry, settings.published_root), 201)
 
     @needs_scope(MANAGE_SCOPE)

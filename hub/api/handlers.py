@@ -327,8 +327,10 @@ def _put_member(
         if change.cap_given and change.cap_mgs != current.cap_mgs:
             ledger.set_cap(project, user, change.cap, reason=change.reason or views.API_CAP_REASON, who=who)
         return False
-    cap = change.cap if change.cap_given else (
-        None if current.cap_mgs is None else arith.round_gpu_hours(current.cap_mgs)
+    cap = (
+        change.cap
+        if change.cap_given
+        else (None if current.cap_mgs is None else arith.round_gpu_hours(current.cap_mgs))
     )
     ledger.remove_member(project, user, who=who)
     ledger.add_member(project, user, role=change.role, who=who, cap_gpu_hours=cap)
@@ -437,7 +439,6 @@ def session_job_view(spawner: Any, info: SessionInfo) -> session_views.JobView:
     partition = request.partition if request is not None else options.get("partition")
     state, node, reason = "", getattr(spawner, "job_node", "") or "", ""
     if info.job_id and hasattr(spawner, "watcher"):
-
         status = spawner.watcher.status(info.job_id)
         if status.state is JobState.UNKNOWN:
             status = spawner.watcher.last_known(info.job_id) or status
@@ -552,7 +553,6 @@ class ExtendHandler(SessionAPIHandler):
         partition = session_job_view(spawner, info).partition
         max_minutes = None
         if hasattr(spawner, "cluster_info"):
-
             try:
                 cluster = await spawner.cluster_info()
             except SlurmCommandError as exc:
@@ -572,11 +572,15 @@ class ExtendHandler(SessionAPIHandler):
 
         self.log.warning("scontrol update of job %s failed: %s", job_id, exc)
         if isinstance(exc, SlurmTimeoutError):
-            return web.HTTPError(503, f"Slurm did not answer in time, the time limit is unchanged and nothing "
-                                      f"was charged; try again shortly ({exc.summary})")
+            return web.HTTPError(
+                503,
+                f"Slurm did not answer in time, the time limit is unchanged and nothing "
+                f"was charged; try again shortly ({exc.summary})",
+            )
         if isinstance(exc, SlurmCommandError):
-            return web.HTTPError(502, f"Slurm refused the new time limit, nothing was charged: "
-                                      f"{exc.first_stderr_line or exc.summary}")
+            return web.HTTPError(
+                502, f"Slurm refused the new time limit, nothing was charged: {exc.first_stderr_line or exc.summary}"
+            )
         return web.HTTPError(502, f"the new time limit could not be set, nothing was charged: {exc}")
 
 

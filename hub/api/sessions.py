@@ -79,7 +79,10 @@ def _iso(moment: datetime | None) -> str | None:
 
 
 def session_json(
-    info: SessionInfo, now: datetime, job: JobView = JobView(), extend_hours: int = 1,
+    info: SessionInfo,
+    now: datetime,
+    job: JobView = JobView(),
+    extend_hours: int = 1,
     project: ProjectUsage | None = None,
 ) -> dict[str, Any]:
     """The ``GET .../session`` answer (and the home page's row) for one ledger session.

@@ -60,9 +60,7 @@ def member_row(usage: Mapping[str, Any], user: str) -> dict | None:
     return None
 
 
-def visible_charges(
-    charges: Iterable[ChargeRecord], caller: str | None, access: ProjectAccess
-) -> list[ChargeRecord]:
+def visible_charges(charges: Iterable[ChargeRecord], caller: str | None, access: ProjectAccess) -> list[ChargeRecord]:
     """Every charge of the project, or only the caller's own."""
     return [charge for charge in charges if access.read_all_members or charge.user == caller]
 
@@ -270,10 +268,10 @@ def parse_lab_hours_body(body: object, max_minutes: int) -> LabHoursChange:
     minutes = body.get("minutes")
     if not on:
         if minutes is not None:
-            raise LedgerInputError("minutes", "only with \"on\": true")
+            raise LedgerInputError("minutes", 'only with "on": true')
         return LabHoursChange(False, None)
     if minutes is None:
-        raise LedgerInputError("minutes", f"required with \"on\": true: whole minutes from 1 to {max_minutes}")
+        raise LedgerInputError("minutes", f'required with "on": true: whole minutes from 1 to {max_minutes}')
     if isinstance(minutes, bool) or not isinstance(minutes, int):
         raise LedgerInputError("minutes", f"must be whole minutes from 1 to {max_minutes}, got {str(minutes)[:40]!r}")
     if not 1 <= minutes <= max_minutes:

@@ -17,7 +17,8 @@ REDACTED = "[secret]"
 # a query (or form) parameter whose name contains one of these, as JupyterHub's own scrubbing matches
 SECRET_KEY_PARTS = ("code", "state", "token", "secret", "auth", "key", "_xsrf", "password")
 _PARAMETER = re.compile(
-    r"(?P<key>(?:^|[?&;\s\"'(])[A-Za-z0-9_.\-]*(?:" + "|".join(re.escape(p) for p in SECRET_KEY_PARTS)
+    r"(?P<key>(?:^|[?&;\s\"'(])[A-Za-z0-9_.\-]*(?:"
+    + "|".join(re.escape(p) for p in SECRET_KEY_PARTS)
     + r")[A-Za-z0-9_.\-]*=)(?P<value>[^&;\s\"')#]+)",
     re.IGNORECASE,
 )

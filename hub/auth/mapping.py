@@ -87,9 +87,7 @@ def map_principal(principal: object, rules: MappingRules) -> str:
         account = rules.callable_rule(principal)
     if account is None:
         allowed = ", ".join(sorted(rules.scopes)) or "none configured"
-        raise MappingRefused(
-            f"accounts from {scope} cannot use this portal (allowed institutions: {allowed})"
-        )
+        raise MappingRefused(f"accounts from {scope} cannot use this portal (allowed institutions: {allowed})")
     if not UNIX_NAME.fullmatch(account):
         raise MappingRefused(f"{principal} maps to {account!r}, which is not a valid cluster account name")
     return account
@@ -110,5 +108,7 @@ def map_subject(subject: object, table: Mapping[str, str]) -> str:
         raise MappingRefused(f"your identity ({subject[:64]}) is not registered for a cluster account; "
                              "ask the centre to add it")  # fmt: skip
     if not UNIX_NAME.fullmatch(account):
-        raise MappingRefused(f"the account registered for {subject[:64]}, {account!r}, is not a valid cluster account name")
+        raise MappingRefused(
+            f"the account registered for {subject[:64]}, {account!r}, is not a valid cluster account name"
+        )
     return account

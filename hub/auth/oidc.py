@@ -220,7 +220,8 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         table = load_account_table(self.account_map_file)
         self.subject_table = dict(table) if self.map_by_subject else {}  # sub is compared exactly
         self.mapping_rules = MappingRules.from_config(
-            {} if self.map_by_subject else self.scoped_domains, {} if self.map_by_subject else table,
+            {} if self.map_by_subject else self.scoped_domains,
+            {} if self.map_by_subject else table,
             None if self.map_by_subject else self.account_mapper,
         )
         self.account_rules = HPCHubAccountRules(parent=self)

@@ -44,15 +44,29 @@ from spawners.slurm.reservations import (
 # Ledger field -> the argument the user typed (for error lines).
 ARGUMENT_NAMES = {
     "course create": {
-        "gpu_hours": "--gpu-hours", "per_student": "--per-student", "gpu_types": "--gpu-types",
-        "max_gpus": "--max-gpus", "max_hours": "--max-hours", "max_sessions": "--max-sessions",
-        "reservation": "--reservation", "account": "--account", "start": "--start", "end": "--end",
-        "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "on_drop": "--on-drop",
-        "idle_stop_after": "--idle-stop-after", "instructor": "--instructor", "name": "NAME",
+        "gpu_hours": "--gpu-hours",
+        "per_student": "--per-student",
+        "gpu_types": "--gpu-types",
+        "max_gpus": "--max-gpus",
+        "max_hours": "--max-hours",
+        "max_sessions": "--max-sessions",
+        "reservation": "--reservation",
+        "account": "--account",
+        "start": "--start",
+        "end": "--end",
+        "ta_extension_limit": "--ta-extension-limit",
+        "lab_hours_only": "--lab-hours-only",
+        "on_drop": "--on-drop",
+        "idle_stop_after": "--idle-stop-after",
+        "instructor": "--instructor",
+        "name": "NAME",
     },  # fmt: skip
     "course settings": {
-        "ta_extension_limit": "--ta-extension-limit", "lab_hours_only": "--lab-hours-only", "on_drop": "--on-drop",
-        "idle_stop_after": "--idle-stop-after", "reason": "--reason",
+        "ta_extension_limit": "--ta-extension-limit",
+        "lab_hours_only": "--lab-hours-only",
+        "on_drop": "--on-drop",
+        "idle_stop_after": "--idle-stop-after",
+        "reason": "--reason",
     },  # fmt: skip
     "course roster": {"csv": "--csv"},
     "course sync": {"group_roles": "--group-role"},
@@ -83,7 +97,6 @@ def read_slurm_accounts(args):
     """Slurm's account tree (``spawners.slurm.accounts``) of the hub's cluster (``--slurm-conf``, else
     ``$SLURM_CONF``, else the --config file's, else Slurm's own); a failure is one line, exit 1: a
     course is never created unchecked."""
-
 
     client = slurm_cluster(args).client()
     try:
@@ -134,8 +147,11 @@ def settings_lines(rules) -> list[str]:
           else f"{arith.format_gpu_hours(limit)} GPU-h over the per-student cap")  # fmt: skip
     lab = ("yes: students start sessions only while the lab hours are on" if rules.lab_hours_only
            else "no: outside the lab hours students' sessions queue normally")  # fmt: skip
-    drop = ("stop: a dropped student's running sessions are stopped after the budget watch's grace"
-            if rules.on_drop is OnDrop.STOP else "finish: a dropped student's running sessions run to their end")
+    drop = (
+        "stop: a dropped student's running sessions are stopped after the budget watch's grace"
+        if rules.on_drop is OnDrop.STOP
+        else "finish: a dropped student's running sessions run to their end"
+    )
     idle = ("none: the site's idle stop applies" if rules.idle_stop_minutes is None
             else f"{rules.idle_stop_minutes} min: the course's sessions stop when idle that long (the site's idle "
                  "stop if shorter)")  # fmt: skip
@@ -226,8 +242,6 @@ def _course_close(ledger: Ledger, args) -> None:
 def _course_lab_hours(ledger: Ledger, args) -> None:
     """Switch the course's lab hours on (a Slurm reservation from now) or off, or show them."""
 
-
-
     rules = ledger.course_rules(args.name)
     if rules is None:
         raise UsageError(f"NAME: {args.name} is not a course")
@@ -295,11 +309,17 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     course_sub = course.add_subparsers(**subcommands)
     create = leaf(course_sub, "create", "course create", help="a course: project, budget, period and rules")
     create.add_argument("name", metavar="NAME", help="2-40 characters: a-z, 0-9 and '-', starting with a letter")
-    create.add_argument("--account", required=True,
-                        help="the course's Slurm account: one of its own that exists, with no accounts under it "
-                        "(never root) and no other project has (sacctmgr add account NAME first)")
-    create.add_argument("--slurm-conf", metavar="PATH",
-                        help="Slurm's configuration, to check --account (default $SLURM_CONF, else Slurm's own)")
+    create.add_argument(
+        "--account",
+        required=True,
+        help="the course's Slurm account: one of its own that exists, with no accounts under it "
+        "(never root) and no other project has (sacctmgr add account NAME first)",
+    )
+    create.add_argument(
+        "--slurm-conf",
+        metavar="PATH",
+        help="Slurm's configuration, to check --account (default $SLURM_CONF, else Slurm's own)",
+    )
     create.add_argument("--start", required=True, metavar="DATE", help="first day of the term (YYYY-MM-DD)")
     create.add_argument("--end", required=True, metavar="DATE", help="last day of the term, inclusive (YYYY-MM-DD)")
     create.add_argument("--gpu-hours", required=True, metavar="H", help="the course's budget in weighted GPU-hours")
@@ -308,22 +328,30 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     create.add_argument("--max-gpus", metavar="N", help="GPUs per student session, 1-64 (default: no limit)")
     create.add_argument("--max-hours", metavar="H", help="hours per student session, multiple of 0.25 (default: none)")
     create.add_argument("--max-sessions", metavar="N", help="sessions at once per student, 1-100 (default: none)")
-    create.add_argument("--reservation", metavar="RES",
-                        help="the Slurm reservation of the lab hours: the course's own NAME-lab (e.g. cs101-lab)")
+    create.add_argument(
+        "--reservation",
+        metavar="RES",
+        help="the Slurm reservation of the lab hours: the course's own NAME-lab (e.g. cs101-lab)",
+    )
     create.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP)
     create.add_argument("--lab-hours-only", action="store_true", help=LAB_HOURS_ONLY_HELP)
     create.add_argument("--on-drop", choices=[o.value for o in OnDrop], help=ON_DROP_HELP + " (default finish)")
     create.add_argument("--idle-stop-after", metavar="MIN", help=IDLE_STOP_HELP)
     create.add_argument("--instructor", metavar="USER", help="a Unix user to make the course's instructor")
-    settings = leaf(course_sub, "settings", "course settings",
-                    help="show or change the instructor's settings (each change an appended record)")
+    settings = leaf(
+        course_sub,
+        "settings",
+        "course settings",
+        help="show or change the instructor's settings (each change an appended record)",
+    )
     settings.add_argument("name", metavar="NAME")
     settings.add_argument("--ta-extension-limit", metavar="H", help=TA_EXTENSION_HELP + "; 'none' removes it")
     settings.add_argument("--lab-hours-only", choices=("yes", "no"), help=LAB_HOURS_ONLY_HELP)
     settings.add_argument("--on-drop", choices=[o.value for o in OnDrop], help=ON_DROP_HELP)
     settings.add_argument("--idle-stop-after", metavar="MIN", help=IDLE_STOP_HELP + "; 'none' removes it")
-    settings.add_argument("--reason", default="changed on the command line", metavar="TEXT",
-                          help="recorded with the change")
+    settings.add_argument(
+        "--reason", default="changed on the command line", metavar="TEXT", help="recorded with the change"
+    )
     roster = leaf(course_sub, "roster", "course roster", help="add principals from a CSV (pending until they log in)")
     roster.add_argument("name", metavar="NAME")
     roster.add_argument(
@@ -354,7 +382,9 @@ def add_course_parsers(subparsers, leaf, subcommands: dict) -> None:
     switch = lab.add_mutually_exclusive_group()
     switch.add_argument("--on", action="store_true", help="reserve --nodes for the course from now for --minutes")
     switch.add_argument("--off", action="store_true", help="end the lab hours (delete the reservation)")
-    lab.add_argument("--minutes", type=whole_number_argument(1), default=60, metavar="N", help="how long, with --on (default 60)")
+    lab.add_argument(
+        "--minutes", type=whole_number_argument(1), default=60, metavar="N", help="how long, with --on (default 60)"
+    )
     lab.add_argument("--nodes", metavar="NODE,NODE", help="the nodes to reserve, with --on, e.g. gpu03")
     lab.add_argument("--slurm-conf", metavar="PATH", help="Slurm's configuration (default $SLURM_CONF)")
     close = leaf(course_sub, "close", "course close", help="close the course: no new sessions")

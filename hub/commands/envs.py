@@ -76,10 +76,19 @@ def cmd_create(args) -> int:
     service.checked_spec(settings, spec_text, field=f"--from {args.spec_file}")
     account, members = project_members(_ledger_url(args), args.project)
     builder = service.choose_builder(args.as_user, members, args.project)
-    submitted = service.create(settings, project=args.project, account=account, members=members, name=name,
-                               spec_text=spec_text, builder=builder)
-    print(f"{args.project}/{name}: building version {submitted.version} as Slurm job {submitted.job_id} "
-          f"(as {builder}, partition {submitted.partition}); log: {submitted.log_file}")
+    submitted = service.create(
+        settings,
+        project=args.project,
+        account=account,
+        members=members,
+        name=name,
+        spec_text=spec_text,
+        builder=builder,
+    )
+    print(
+        f"{args.project}/{name}: building version {submitted.version} as Slurm job {submitted.job_id} "
+        f"(as {builder}, partition {submitted.partition}); log: {submitted.log_file}"
+    )
     if not args.wait:
         return 0
     space = sp.ProjectSpace(Path(settings.project_root), args.project)
@@ -97,12 +106,17 @@ def _wait_for_build(settings, space: sp.ProjectSpace, name: str, version: int, j
             print(f"  | {line}")
         shown = max(shown, len(lines))
         if state is not None and state.state is not sp.VersionState.BUILDING:
-            print(f"{space.project}/{name} version {version}: {state.state.value}"
-                  + (f" ({state.detail})" if state.detail else ""))
+            print(
+                f"{space.project}/{name} version {version}: {state.state.value}"
+                + (f" ({state.detail})" if state.detail else "")
+            )
             return 0 if state.state is sp.VersionState.READY else 1
         if time.monotonic() > deadline:
-            print(f"{space.project}/{name} version {version}: still building after {timeout:g} s"
-                  + (f" ({state.detail})" if state is not None and state.detail else ""), file=sys.stderr)
+            print(
+                f"{space.project}/{name} version {version}: still building after {timeout:g} s"
+                + (f" ({state.detail})" if state is not None and state.detail else ""),
+                file=sys.stderr,
+            )
             return 1
         time.sleep(1)
 
@@ -122,8 +136,10 @@ def cmd_list(args) -> int:
         print(f"{args.project}/{env['name']}: {default}, kernel {env['kernel']}")
         for version in env["versions"]:
             mark = "*" if version["default"] else " "
-            print(f" {mark} v{version['version']:<3} {version['state']:<8} job {version['job_id'] or '-'}  "
-                  f"by {version['requested_by'] or '-'}  {version['submitted_at'] or ''}")
+            print(
+                f" {mark} v{version['version']:<3} {version['state']:<8} job {version['job_id'] or '-'}  "
+                f"by {version['requested_by'] or '-'}  {version['submitted_at'] or ''}"
+            )
             if version.get("detail"):
                 print(f"      {version['detail']}")
             if version["state"] != "ready":
@@ -178,8 +194,10 @@ def cmd_sync(args) -> int:
             print(f"hpchub: {exc}", file=sys.stderr)
             failed = True
             continue
-        print(f"{project}: {Path(settings.project_root) / project} (group {sp.group_name(project)}: "
-              f"{', '.join(sorted(members[project])) or 'no members'})")
+        print(
+            f"{project}: {Path(settings.project_root) / project} (group {sp.group_name(project)}: "
+            f"{', '.join(sorted(members[project])) or 'no members'})"
+        )
         for line in report.lines():
             print(f"  {line}")
     return 1 if failed else 0
@@ -196,8 +214,10 @@ def cmd_publish(args) -> int:
         description=args.description, title=args.title, gpu=args.gpu,
         reserved_ids=publish.catalogue_ids_of(load_hub_config(getattr(args, "config", None))), who=_who(),
     )  # fmt: skip
-    print(f"published {args.project}/{entry.environment} v{entry.version} as catalogue entry {entry.id} "
-          f"({entry.name}; kernel {entry.kernel}, {entry.path(settings.published_root)})")
+    print(
+        f"published {args.project}/{entry.environment} v{entry.version} as catalogue entry {entry.id} "
+        f"({entry.name}; kernel {entry.kernel}, {entry.path(settings.published_root)})"
+    )
     return 0
 
 
@@ -212,7 +232,6 @@ def cmd_unpublish(args) -> int:
 
 def cmd_published(args) -> int:
 
-
     settings = _settings(args)
     root = args.published_root or settings.published_root
     entries = publish.read_published(root) if root else []
@@ -222,8 +241,10 @@ def cmd_published(args) -> int:
     if not entries:
         print("no published environments" + ("" if root else " (c.HPCHubEnvironments.published_root is not set)"))
     for e in entries:
-        print(f"{e.id}: {e.name} - {e.description} (from {e.project}/{e.environment} v{e.version}, "
-              f"{'GPU' if e.gpu else 'no GPU'}, by {e.published_by} at {e.published_at})")
+        print(
+            f"{e.id}: {e.name} - {e.description} (from {e.project}/{e.environment} v{e.version}, "
+            f"{'GPU' if e.gpu else 'no GPU'}, by {e.published_by} at {e.published_at})"
+        )
     return 0
 
 
@@ -255,62 +276,114 @@ def add_parsers(subparsers, one_line, commands) -> None:
     def leaf(name: str, func, **kwargs) -> argparse.ArgumentParser:
         parser = one_line(env_sub.add_parser(name, **kwargs))
         parser.add_argument("--db-url", default=None, help="the ledger database (default: as `hpchub usage`)")
-        parser.add_argument("--project-root", default=None,
-                            help="PROJECT_ROOT (default c.HPCHubEnvironments.project_root of --config)")
+        parser.add_argument(
+            "--project-root", default=None, help="PROJECT_ROOT (default c.HPCHubEnvironments.project_root of --config)"
+        )
         parser.set_defaults(func=cmd_env, env_func=func)
         return parser
 
-    create = leaf("create", cmd_create, help="build a new version of an environment from a pinned requirements file "
-                  "as a Slurm job (the previous version stays the default until it succeeds)")
+    create = leaf(
+        "create",
+        cmd_create,
+        help="build a new version of an environment from a pinned requirements file "
+        "as a Slurm job (the previous version stays the default until it succeeds)",
+    )
     create.add_argument("project", metavar="PROJECT")
     create.add_argument("name", metavar="NAME", help="1-32 characters: a-z, 0-9, '_' and '-', starting with a letter")
-    create.add_argument("--from", dest="spec_file", required=True, metavar="FILE",
-                        help="requirements.txt with name==version lines only, every package in the site's wheelhouse "
-                        "(a conda environment.yml is refused: conda channels are not reachable from this site)")
-    create.add_argument("--as", dest="as_user", metavar="USER",
-                        help="the pi, manager or instructor the build job runs as (default: the project's first)")
-    create.add_argument("--wait", action="store_true", help="follow the build log until the build ends; "
-                        "exit 1 if it failed")
-    create.add_argument("--timeout", type=float, default=1800, metavar="SECONDS",
-                        help="with --wait: give up waiting after SECONDS (default 1800)")
-    listing = leaf("list", cmd_list, help="a project's environments, versions and states (building/ready/failed "
-                   "with the log's last lines)")
+    create.add_argument(
+        "--from",
+        dest="spec_file",
+        required=True,
+        metavar="FILE",
+        help="requirements.txt with name==version lines only, every package in the site's wheelhouse "
+        "(a conda environment.yml is refused: conda channels are not reachable from this site)",
+    )
+    create.add_argument(
+        "--as",
+        dest="as_user",
+        metavar="USER",
+        help="the pi, manager or instructor the build job runs as (default: the project's first)",
+    )
+    create.add_argument(
+        "--wait", action="store_true", help="follow the build log until the build ends; exit 1 if it failed"
+    )
+    create.add_argument(
+        "--timeout",
+        type=float,
+        default=1800,
+        metavar="SECONDS",
+        help="with --wait: give up waiting after SECONDS (default 1800)",
+    )
+    listing = leaf(
+        "list",
+        cmd_list,
+        help="a project's environments, versions and states (building/ready/failed with the log's last lines)",
+    )
     listing.add_argument("project", metavar="PROJECT")
     listing.add_argument("--json", action="store_true", help="machine-readable")
     remove = leaf("remove", cmd_remove, help="remove one version, or the whole environment and its kernel")
     remove.add_argument("project", metavar="PROJECT")
     remove.add_argument("name", metavar="NAME")
-    remove.add_argument("--version", type=VERSION_ARGUMENT, metavar="V",
-                        help="only this version (never the default while it is the only ready one)")
+    remove.add_argument(
+        "--version",
+        type=VERSION_ARGUMENT,
+        metavar="V",
+        help="only this version (never the default while it is the only ready one)",
+    )
     log = leaf("log", cmd_log, help="a version's build log (default: the newest version)")
     log.add_argument("project", metavar="PROJECT")
     log.add_argument("name", metavar="NAME")
     log.add_argument("--version", type=VERSION_ARGUMENT, metavar="V")
     log.add_argument("--follow", action="store_true", help="follow the log until the build ends")
     log.add_argument("--timeout", type=float, default=1800, metavar="SECONDS")
-    pub = leaf("publish", cmd_publish, help="(admins) copy a ready version to PUBLISHED_ROOT and offer it to "
-               "everyone as an images catalogue entry (its kernel the default; Jupyter from the default entry)")
+    pub = leaf(
+        "publish",
+        cmd_publish,
+        help="(admins) copy a ready version to PUBLISHED_ROOT and offer it to "
+        "everyone as an images catalogue entry (its kernel the default; Jupyter from the default entry)",
+    )
     pub.add_argument("project", metavar="PROJECT")
     pub.add_argument("name", metavar="NAME")
-    pub.add_argument("--version", type=VERSION_ARGUMENT, metavar="V", help="a ready version (default: the default version)")
-    pub.add_argument("--as", dest="catalogue_id", required=True, metavar="CATALOGUE_NAME",
-                     help="the catalogue id users choose: 1-40 characters a-z, 0-9, '-', starting with a letter, "
-                     "not an id of catalog.toml")
-    pub.add_argument("--description", required=True, metavar="TEXT",
-                     help="shown in the spawn form (one line, at most 200 characters)")
+    pub.add_argument(
+        "--version", type=VERSION_ARGUMENT, metavar="V", help="a ready version (default: the default version)"
+    )
+    pub.add_argument(
+        "--as",
+        dest="catalogue_id",
+        required=True,
+        metavar="CATALOGUE_NAME",
+        help="the catalogue id users choose: 1-40 characters a-z, 0-9, '-', starting with a letter, "
+        "not an id of catalog.toml",
+    )
+    pub.add_argument(
+        "--description",
+        required=True,
+        metavar="TEXT",
+        help="shown in the spawn form (one line, at most 200 characters)",
+    )
     pub.add_argument("--title", metavar="TEXT", help="its name in the form (default 'PROJECT: NAME (vV)')")
     pub.add_argument("--gpu", action="store_true", help="mark it as a GPU environment in the catalogue")
-    pub.add_argument("--published-root", default=None,
-                     help="PUBLISHED_ROOT (default c.HPCHubEnvironments.published_root of --config)")
-    unpub = leaf("unpublish", cmd_unpublish, help="(admins) take a published environment out of the catalogue "
-                 "and remove its copy")
+    pub.add_argument(
+        "--published-root",
+        default=None,
+        help="PUBLISHED_ROOT (default c.HPCHubEnvironments.published_root of --config)",
+    )
+    unpub = leaf(
+        "unpublish",
+        cmd_unpublish,
+        help="(admins) take a published environment out of the catalogue and remove its copy",
+    )
     unpub.add_argument("catalogue_id", metavar="CATALOGUE_NAME")
     unpub.add_argument("--published-root", default=None, help="PUBLISHED_ROOT (default from --config)")
     shown = leaf("published", cmd_published, help="the published environments")
     shown.add_argument("--json", action="store_true", help="machine-readable")
     shown.add_argument("--published-root", default=None, help="PUBLISHED_ROOT (default from --config)")
-    sync = leaf("sync", cmd_sync, help="(as root) create or put right each active project's space: the "
-                "documented owners and modes (docs/environments.md), whatever a member swapped moved aside and reported (never followed), "
-                "finished builds sealed (handed to root) and their kernels written; with manage_unix_groups also "
-                "its Unix group hpc-P with the ledger's members")
+    sync = leaf(
+        "sync",
+        cmd_sync,
+        help="(as root) create or put right each active project's space: the "
+        "documented owners and modes (docs/environments.md), whatever a member swapped moved aside and reported (never followed), "
+        "finished builds sealed (handed to root) and their kernels written; with manage_unix_groups also "
+        "its Unix group hpc-P with the ledger's members",
+    )
     sync.add_argument("project", metavar="PROJECT", nargs="?", help="only this project")

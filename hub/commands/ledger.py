@@ -61,7 +61,11 @@ DEFAULT_LEDGER_URL = "sqlite:////var/lib/hpchub-demo/hub/ledger.sqlite"  # later
 # Ledger field -> the argument the user typed, per command (for error lines).
 _ARGUMENT_NAMES = {
     "project create": {
-        "gpu_hours": "--gpu-hours", "account": "--account", "kind": "--kind", "start": "--start", "end": "--end",
+        "gpu_hours": "--gpu-hours",
+        "account": "--account",
+        "kind": "--kind",
+        "start": "--start",
+        "end": "--end",
     },  # fmt: skip
     "grant": {"gpu_hours": "HOURS", "reason": "--reason"},
     "member add": {"role": "--role", "cap_gpu_hours": "--cap"},
@@ -97,7 +101,6 @@ def _url_from_config(config_file: str | None) -> str | None:
 def _orphan_grace(args):
     """--orphan-grace, else c.HPCHubLedger.orphan_grace of the --config file if it exists, else the
     traitlet's default (seconds)."""
-
 
     seconds = args.orphan_grace
     if seconds is None:
@@ -313,7 +316,6 @@ def cmd_db_upgrade(args) -> int:
     """``hpchub db upgrade``: migrate the ledger's tables to the code's schema (idempotent)."""
     from alembic.script import ScriptDirectory  # noqa: PLC0415 (slow: only `db upgrade` needs it)
 
-
     url, shown_url = _ledger_url(args)
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     try:
@@ -330,8 +332,6 @@ def cmd_db_upgrade(args) -> int:
 
 def cmd_reconcile(args) -> int:
     """``hpchub reconcile``: see hub/reconcile/reconciler.py (imported here: it needs the Slurm client)."""
-
-
 
     url, shown_url = _ledger_url(args)
     if args.every is not None and not args.every > 0:
@@ -352,18 +352,25 @@ def cmd_reconcile(args) -> int:
         watches.append(idle_watch)
     after_pass = None
     if watches:
+
         def after_pass(ledger) -> list[str]:
             return [line for watch in watches for line in watch(ledger)]
+
     pid_lock = _take_pid_file(args.pid_file) if args.pid_file else None
     try:
         upgrade(url)
         with Ledger(url) as ledger:
-            passes = run_reconcile(ledger, client, every=args.every, cluster=args.cluster or cluster.name or None,
-                                   dry_run=args.dry_run,
-                                   after_pass=None if after_pass is None else (lambda: after_pass(ledger)),
-                                   pause_file=args.pause_file,
-                                   prune_unknown_associations=args.prune_unknown_associations,
-                                   orphan_grace=orphan_grace)
+            passes = run_reconcile(
+                ledger,
+                client,
+                every=args.every,
+                cluster=args.cluster or cluster.name or None,
+                dry_run=args.dry_run,
+                after_pass=None if after_pass is None else (lambda: after_pass(ledger)),
+                pause_file=args.pause_file,
+                prune_unknown_associations=args.prune_unknown_associations,
+                orphan_grace=orphan_grace,
+            )
             return asyncio.run(passes)
     except (NoSuchModuleError, LedgerError, SQLAlchemyError) as exc:
         return _database_failure(exc, shown_url)
@@ -395,13 +402,14 @@ def _take_pid_file(path: str):
 def _budget_watch(grace_seconds: float):
     """The stop of used-up sessions after each pass (needs the hub's API: a managed service)."""
 
-
     if not 0 <= grace_seconds <= 86400:
         raise UsageError(f"--stop-exhausted-after: from 0 to 86400 seconds, got {grace_seconds:g}")
     hub = HubAPI.from_environment()
     if hub is None:
-        raise UsageError("--stop-exhausted-after: needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN "
-                         "(the hub's API and a token with delete:servers)")
+        raise UsageError(
+            "--stop-exhausted-after: needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN "
+            "(the hub's API and a token with delete:servers)"
+        )
     tracker = ExhaustionTracker(grace=timedelta(seconds=grace_seconds))
     return _unless_hub_unavailable("budget watch", lambda ledger: stop_exhausted_sessions(ledger, tracker, hub))
 
@@ -430,7 +438,6 @@ def _idle_watch(args):
     """The idle stop after each pass (``--stop-idle-after``, else c.HPCHubLedger.idle_timeout_minutes;
     0: off, but courses' own idle-stop-after still applies to their sessions): see hub/ledger/idle.py.
     It reads the sessions' own activity reports from the ledger and stops through the hub's API."""
-
 
     settings = None
     minutes = args.stop_idle_after
@@ -472,8 +479,10 @@ def _courses_idle_unwatched():
         if not courses:
             return []
         said.append(True)
-        return [f"idle stop: {', '.join(courses)} set their own idle stop (course setting idle-stop-after), "
-                f"but it is not applied: the reconciler {IDLE_NEEDS}"]
+        return [
+            f"idle stop: {', '.join(courses)} set their own idle stop (course setting idle-stop-after), "
+            f"but it is not applied: the reconciler {IDLE_NEEDS}"
+        ]
 
     return after_pass
 
@@ -533,7 +542,9 @@ def add_parsers(subparsers) -> None:
 
     database = one_line_errors(subparsers.add_parser("db", help="the ledger's database"))
     database_sub = database.add_subparsers(**SUBCOMMANDS)
-    db_upgrade = leaf(database_sub, "upgrade", "db upgrade", help="migrate the ledger's tables to this version's schema")
+    db_upgrade = leaf(
+        database_sub, "upgrade", "db upgrade", help="migrate the ledger's tables to this version's schema"
+    )
     db_upgrade.set_defaults(func=cmd_db_upgrade)
 
     usage = leaf(subparsers, "usage", "usage", help="a project's budget, use, holds and members")
@@ -556,7 +567,8 @@ def add_parsers(subparsers) -> None:
         "--slurm-conf", metavar="PATH", help="Slurm's configuration (default $SLURM_CONF, else Slurm's own)"
     )
     reconcile.add_argument(
-        "--cluster", metavar="NAME",
+        "--cluster",
+        metavar="NAME",
         help="the Slurm cluster (default c.SlurmCluster.name of --config, else the one of the Slurm configuration)",
     )
     reconcile.add_argument("--dry-run", action="store_true", help="show what would change; change nothing")

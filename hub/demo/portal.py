@@ -124,7 +124,12 @@ def default_proxy_cmd() -> str:
     if env:
         return env
     return str(
-        Path(sys.prefix).parent / "proxy" / "node_modules" / "configurable-http-proxy" / "bin" / "configurable-http-proxy"
+        Path(sys.prefix).parent
+        / "proxy"
+        / "node_modules"
+        / "configurable-http-proxy"
+        / "bin"
+        / "configurable-http-proxy"
     )
 
 
@@ -182,9 +187,11 @@ class Demo:
             self.say("reconciler: already running")
             return
         if s.run_as != demo_service.ROOT:  # its unit: as the account, a Slurm operator (docs/operations.md)
-
-            start_unit(demo_service.unit(s.state_dir, "hpchub-reconcile.service"),
-                       pid_file=s.root / "run" / "reconcile.launch.pid", log_file=s.root / "log" / "reconcile.log")
+            start_unit(
+                demo_service.unit(s.state_dir, "hpchub-reconcile.service"),
+                pid_file=s.root / "run" / "reconcile.launch.pid",
+                log_file=s.root / "log" / "reconcile.log",
+            )
             wait_for(self.reconciler.running, timeout=30, what="the reconciler's pid file")
             self.say(f"reconciler: started from hpchub-reconcile.service as {s.run_as} "
                      f"(every {s.reconcile_interval:g} s)")  # fmt: skip
@@ -201,8 +208,11 @@ class Demo:
             argv,
             pid_file=s.root / "run" / "reconcile.launch.pid",  # the process writes and locks reconcile.pid itself
             log_file=s.root / "log" / "reconcile.log",
-            env={**env, "JUPYTERHUB_API_URL": f"http://127.0.0.1:{s.ports.hub_api}/hub/api",
-                 "JUPYTERHUB_API_TOKEN": _secret_file(s.hub_dir / "reconcile_token")},
+            env={
+                **env,
+                "JUPYTERHUB_API_URL": f"http://127.0.0.1:{s.ports.hub_api}/hub/api",
+                "JUPYTERHUB_API_TOKEN": _secret_file(s.hub_dir / "reconcile_token"),
+            },
         )
         wait_for(self.reconciler.running, timeout=30, what="the reconciler's pid file")
         self.say(f"reconciler: started (every {s.reconcile_interval:g} s)")
@@ -248,8 +258,14 @@ class Demo:
         config = self.write_idp_config()
         modules = idp_modules_dir()
         spawn_foreground(
-            [node_binary(), str(PACKAGE_ROOT / "idp" / "provider.mjs"), "--config", str(config),
-             "--modules", str(modules / "node_modules")],
+            [
+                node_binary(),
+                str(PACKAGE_ROOT / "idp" / "provider.mjs"),
+                "--config",
+                str(config),
+                "--modules",
+                str(modules / "node_modules"),
+            ],
             pid_file=self.idp.pid_file,
             log_file=s.root / "log" / "idp.log",
             env=env,
@@ -324,9 +340,13 @@ class Demo:
             for project in ledger.projects():
                 if project.state is ProjectState.ACTIVE:
                     members = [member.user for member in ledger.figures(project.name).members]
-                    report = ensure_space(ProjectSpace(s.project_root, project.name), members, manage_groups=True,
-                                          hub_account="" if s.run_as == demo_service.ROOT else s.run_as,
-                                          settings=environments)
+                    report = ensure_space(
+                        ProjectSpace(s.project_root, project.name),
+                        members,
+                        manage_groups=True,
+                        hub_account="" if s.run_as == demo_service.ROOT else s.run_as,
+                        settings=environments,
+                    )
                     for line in report.lines():  # a space made by an older version, or a member's swapped entry
                         self.say(f"project space {project.name}: {line}")
         self.say(f"project spaces: {s.project_root}")
@@ -387,7 +407,6 @@ class Demo:
             self.say(f"jupyterhub: stopped (its account joined {names} since it started)")
 
     def _start_unit(self, name: str, daemon: Daemon, log_name: str) -> None:
-
         start_unit(demo_service.unit(self.settings.state_dir, name), pid_file=daemon.pid_file,
                    log_file=self.settings.root / "log" / log_name)  # fmt: skip
 
@@ -443,8 +462,11 @@ class Demo:
                 pid_file=self.hub.pid_file,
                 log_file=log_file,
                 # The crypt key encrypts auth_state (tokens); generated once, mode 0600.
-                env={**env, "CONFIGPROXY_AUTH_TOKEN": _secret_file(s.hub_dir / "proxy_token"),
-                     "JUPYTERHUB_CRYPT_KEY": _secret_file(s.hub_dir / "crypt_key")},
+                env={
+                    **env,
+                    "CONFIGPROXY_AUTH_TOKEN": _secret_file(s.hub_dir / "proxy_token"),
+                    "JUPYTERHUB_CRYPT_KEY": _secret_file(s.hub_dir / "crypt_key"),
+                },
                 cwd=str(s.hub_dir),
             )
         try:
@@ -547,9 +569,11 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
             flags = {field: name for name, (field, _allowed, _limit) in TUNABLES.items()}
             said = ", ".join(f"{_flag(flags[field])} {value:g} (running: {getattr(existing, field):g})"
                              for field, value in changed.items())  # fmt: skip
-            raise SystemExit(f"hpchub: {said}: the demo in {args.state_dir} runs with its saved values; "
-                             f"`hpchub demo down --state-dir {args.state_dir}` first, then `demo up` with the "
-                             "new values (the ledger and the cluster's state stay)")
+            raise SystemExit(
+                f"hpchub: {said}: the demo in {args.state_dir} runs with its saved values; "
+                f"`hpchub demo down --state-dir {args.state_dir}` first, then `demo up` with the "
+                "new values (the ledger and the cluster's state stay)"
+            )
         return replace(existing, **changed)  # saved by Demo.up
     if not creating:
         raise SystemExit(f"hpchub: no demo in {args.state_dir}")
@@ -557,8 +581,14 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
         ports = DemoPorts(hub_public=free_port(), hub_api=free_port(), proxy_api=free_port(), idp=free_port())
     else:
         ports = DemoPorts()
-    return DemoSettings(state_dir=args.state_dir, venv=sys.prefix, proxy_cmd=default_proxy_cmd(), ports=ports,
-                        run_as=args.run_as or demo_service.ROOT, **given)
+    return DemoSettings(
+        state_dir=args.state_dir,
+        venv=sys.prefix,
+        proxy_cmd=default_proxy_cmd(),
+        ports=ports,
+        run_as=args.run_as or demo_service.ROOT,
+        **given,
+    )
 
 
 def cmd_demo(args) -> int:
@@ -598,13 +628,18 @@ def cmd_demo(args) -> int:
             demo.cluster().down()
         return 0
     if args.command_name == "status":
-
         hub_pid, proxy_pid, reconcile_pid = demo.hub.pid(), demo.proxy.pid(), demo.reconciler.pid()
-        status = {"url": settings.url, "hub": hub_pid, "proxy": proxy_pid, "reconciler": reconcile_pid,
-                  "run_as": settings.run_as, "hub_account": hub_pid and process_owner(hub_pid),
-                  "proxy_account": proxy_pid and process_owner(proxy_pid),
-                  "reconcile_account": reconcile_pid and process_owner(reconcile_pid),
-                  "answers": hub_answers(settings.url)}
+        status = {
+            "url": settings.url,
+            "hub": hub_pid,
+            "proxy": proxy_pid,
+            "reconciler": reconcile_pid,
+            "run_as": settings.run_as,
+            "hub_account": hub_pid and process_owner(hub_pid),
+            "proxy_account": proxy_pid and process_owner(proxy_pid),
+            "reconcile_account": reconcile_pid and process_owner(reconcile_pid),
+            "answers": hub_answers(settings.url),
+        }
         print(json.dumps(status, indent=2))
         return 0 if status["answers"] else 1
     raise UsageError(f"unknown demo command {args.command_name!r}")
@@ -613,36 +648,79 @@ def cmd_demo(args) -> int:
 def add_parser(sub, add_state_dir) -> None:
     demo = sub.add_parser("demo", help="the whole demo: cluster, proxy and hub (demo mode)")
     dsub = demo.add_subparsers(dest="command_name", required=True)
-    up = dsub.add_parser("up", help="start whatever is not running; returns once the hub answers. A demo "
-                         "keeps the values it was made with; to change one (say --idle-timeout), `demo down` first")
+    up = dsub.add_parser(
+        "up",
+        help="start whatever is not running; returns once the hub answers. A demo "
+        "keeps the values it was made with; to change one (say --idle-timeout), `demo down` first",
+    )
     add_state_dir(up)
-    up.add_argument("--ports", choices=("default", "auto"), default="default",
-                    help="default: hub 8000 (proxy), 8081 (hub), 8001 (proxy API); auto: free ports")
+    up.add_argument(
+        "--ports",
+        choices=("default", "auto"),
+        default="default",
+        help="default: hub 8000 (proxy), 8081 (hub), 8001 (proxy API); auto: free ports",
+    )
     up.add_argument("--cluster-name", default="hpchub", help="Slurm ClusterName (default hpchub)")
-    up.add_argument("--named-server-limit", type=whole_number_argument(), default=None,
-                    help="named servers per user (default 2; the tests raise it), from 1 to 100")
-    up.add_argument("--reconcile-every", type=float, default=None, metavar="SECONDS",
-                    help="seconds between reconcile passes: sacct charges, the Slurm mirror, budget stops (default 60)")
-    up.add_argument("--exhaustion-grace", type=float, default=None, metavar="SECONDS",
-                    help="seconds a session runs on after its budget is used up, to save work (default 300)")
-    up.add_argument("--idle-timeout", type=float, default=None, metavar="MINUTES",
-                    help="minutes a session may sit idle (no cell or terminal command running, no user activity, "
-                    "GPUs idle or unknown) before the reconciler stops it; warned at half; 0 = off (default 30)")
-    up.add_argument("--status-interval", type=float, default=None, metavar="SECONDS",
-                    help="seconds between the job watcher's squeue calls for all running jobs (default 30)")
-    up.add_argument("--orphan-grace", type=float, default=None, metavar="SECONDS",
-                    help="seconds before the reconciler cancels a job tagged hpchub: that no portal session "
-                    "records (default 120)")
-    up.add_argument("--ledger-busy-timeout", type=float, default=None, metavar="SECONDS",
-                    help="seconds a ledger write in the hub waits for SQLite's lock before the spawn fails "
-                    "with 503 (default 30; the tests shorten it)")
-    up.add_argument("--run-as", metavar="ACCOUNT",
-                    help="root (the plain demo) or a service account such as hpchub: start the proxy, the hub and "
-                    "the reconciler from the units `hpchub deploy units` writes, as that account (and add it to the "
-                    "project groups), spawning through the sudoers "
-                    "file `hpchub deploy sudoers` writes (installed after `visudo -cf`; creates the account and "
-                    "the group hpc-users). Default: as the demo last ran (root for a new one). See "
-                    "docs/operations.md")
+    up.add_argument(
+        "--named-server-limit",
+        type=whole_number_argument(),
+        default=None,
+        help="named servers per user (default 2; the tests raise it), from 1 to 100",
+    )
+    up.add_argument(
+        "--reconcile-every",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between reconcile passes: sacct charges, the Slurm mirror, budget stops (default 60)",
+    )
+    up.add_argument(
+        "--exhaustion-grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a session runs on after its budget is used up, to save work (default 300)",
+    )
+    up.add_argument(
+        "--idle-timeout",
+        type=float,
+        default=None,
+        metavar="MINUTES",
+        help="minutes a session may sit idle (no cell or terminal command running, no user activity, "
+        "GPUs idle or unknown) before the reconciler stops it; warned at half; 0 = off (default 30)",
+    )
+    up.add_argument(
+        "--status-interval",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds between the job watcher's squeue calls for all running jobs (default 30)",
+    )
+    up.add_argument(
+        "--orphan-grace",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds before the reconciler cancels a job tagged hpchub: that no portal session records (default 120)",
+    )
+    up.add_argument(
+        "--ledger-busy-timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="seconds a ledger write in the hub waits for SQLite's lock before the spawn fails "
+        "with 503 (default 30; the tests shorten it)",
+    )
+    up.add_argument(
+        "--run-as",
+        metavar="ACCOUNT",
+        help="root (the plain demo) or a service account such as hpchub: start the proxy, the hub and "
+        "the reconciler from the units `hpchub deploy units` writes, as that account (and add it to the "
+        "project groups), spawning through the sudoers "
+        "file `hpchub deploy sudoers` writes (installed after `visudo -cf`; creates the account and "
+        "the group hpc-users). Default: as the demo last ran (root for a new one). See "
+        "docs/operations.md",
+    )
     down = dsub.add_parser("down", help="stop hub, proxy and cluster by their pid files")
     add_state_dir(down)
     status = dsub.add_parser("status", help="is the hub answering? exit 1 if not")

@@ -10,15 +10,20 @@ from hub.ledger.courses import make_rules, parse_roster_csv
 # project -> (Slurm account, kind, GPU-hours, members: user -> (role, cap or None))
 DEMO_PROJECTS: dict[str, tuple[str, str, str, dict[str, tuple[str, str | None]]]] = {
     "vision-lab": ("vision-lab", "research", "100", {"alice": ("pi", None), "bob": ("member", "20")}),
-    "cs101": ("cs101", "course", "50", {"dave": ("instructor", None), "tom": ("ta", None),
-                                         "carol": ("student", "5")}),
+    "cs101": ("cs101", "course", "50", {"dave": ("instructor", None), "tom": ("ta", None), "carol": ("student", "5")}),
     "tiny-lab": ("tiny-lab", "research", "0.25", {"erin": ("pi", None)}),
 }
 SEEDED_BY = "hpchub-demo"
 # cs101 is made by ``course create`` (contract): its rules, a term around today, and a roster
 # of 30 principals who have not logged in yet (pending members).
-DEMO_COURSE_RULES = {"per_student": "5", "gpu_types": "a100", "max_gpus": 1, "max_hours": 2, "max_sessions": 1,
-                     "reservation": "cs101-lab"}
+DEMO_COURSE_RULES = {
+    "per_student": "5",
+    "gpu_types": "a100",
+    "max_gpus": 1,
+    "max_hours": 2,
+    "max_sessions": 1,
+    "reservation": "cs101-lab",
+}
 DEMO_ROSTER_CSV = "principal,role\n" + "".join(f"student{n:02d}@uni.example,student\n" for n in range(1, 31))
 
 

@@ -104,14 +104,18 @@ def check_enforce(config: Mapping[str, str]) -> Finding:
     return passed("enforce", "AccountingStorageEnforce has associations, limits and safe")
 
 
-def check_billing_weights(billing: Mapping[str, Mapping[str, str]], cluster: ClusterInfo, rates: ChargeRates) -> Finding:
+def check_billing_weights(
+    billing: Mapping[str, Mapping[str, str]], cluster: ClusterInfo, rates: ChargeRates
+) -> Finding:
     """Each GPU partition's TRESBillingWeights for each of its GPU types = weight x units."""
     problems = []
     for partition in cluster.partitions.values():
         weights = billing.get(partition.name, {})
         for gpu_type in sorted(partition.gpus_per_node):
             if gpu_type not in rates.weights:
-                problems.append(f"{partition.name} has {gpu_type} GPUs, which c.HPCHubLedger.gpu_weights does not price")
+                problems.append(
+                    f"{partition.name} has {gpu_type} GPUs, which c.HPCHubLedger.gpu_weights does not price"
+                )
                 continue
             expected = rates.slurm_billing_weight(gpu_type)
             found = weights.get(f"gres/gpu:{gpu_type}")
@@ -153,7 +157,9 @@ def check_schema(revision: str | None, head: str, db: str) -> Finding:
     if revision == head:
         return passed("database", f"the ledger {db} is at schema {head}")
     if revision is None:
-        return failed("database", f"the ledger {db} has no hpchub tables", "run `hpchub db upgrade` (or start the hub once)")
+        return failed(
+            "database", f"the ledger {db} has no hpchub tables", "run `hpchub db upgrade` (or start the hub once)"
+        )
     return failed("database", f"the ledger {db} is at schema {revision}, the code needs {head}",
                   "back it up (`hpchub charges` / pg_dump), then run `hpchub db upgrade`")  # fmt: skip
 
@@ -213,8 +219,13 @@ def check_identity_deny(denied: Sequence[str] | set[str], minimum_uid: int, *, u
     return passed("identity-deny", f"logins and spawns refuse {', '.join(sorted(denied))} and UIDs below {minimum_uid}")
 
 
-def check_sudo(running_as_root: bool, rules: str | None, commands: Sequence[str] = ("sbatch", "scancel", "squeue"),
-               account: str = "the hub's account", kept: Sequence[str] = ()) -> Finding:
+def check_sudo(
+    running_as_root: bool,
+    rules: str | None,
+    commands: Sequence[str] = ("sbatch", "scancel", "squeue"),
+    account: str = "the hub's account",
+    kept: Sequence[str] = (),
+) -> Finding:
     """The hub acts as the users only through sudo for these commands, and sudo keeps the variables the
     spawner passes to sbatch (``kept``, hub/deploy.py's ENV_KEPT): a rule from an older release that
     lacks one refuses every spawn ("sudo: sorry, you are not allowed to set the following environment
@@ -226,8 +237,11 @@ def check_sudo(running_as_root: bool, rules: str | None, commands: Sequence[str]
                       "allow the hub's account `sudo -u USER` for sbatch, scancel and squeue (docs/operations.md has the file)")  # fmt: skip
     missing = [command for command in commands if not re.search(rf"/{command}\b", rules)]
     if missing:
-        return failed("sudo", f"no sudo rule for {', '.join(missing)} ({account})",
-                      "add them to the hub's sudoers file: `hpchub deploy sudoers` (docs/operations.md)")
+        return failed(
+            "sudo",
+            f"no sudo rule for {', '.join(missing)} ({account})",
+            "add them to the hub's sudoers file: `hpchub deploy sudoers` (docs/operations.md)",
+        )
     unkept = [name for name in kept if not re.search(rf"(?<![A-Za-z0-9_*]){re.escape(name)}(?![A-Za-z0-9_*])", rules)]
     if unkept:
         return failed("sudo", f"sudo does not keep {', '.join(unkept)} for {account}: every spawn is refused "
@@ -254,8 +268,9 @@ def check_project_groups(account: str, project_root: str, outside: Sequence[str]
     return passed("project-groups", f"{account} is in the group of every project space under {project_root}")
 
 
-def check_project_spaces(project_root: str, problems: Mapping[str, Sequence[str]],
-                         notes: Mapping[str, Sequence[str]] | None = None) -> Finding:
+def check_project_spaces(
+    project_root: str, problems: Mapping[str, Sequence[str]], notes: Mapping[str, Sequence[str]] | None = None
+) -> Finding:
     """Every project space as docs/environments.md lays it out (``problems``: project -> what is unsafe, read without
     following a link): ``P/`` 2750, ``shared/`` 3770 the only group-writable place, ``envs/`` and
     ``kernels/`` root's, nothing a member swapped or planted. ``notes`` (moved aside, waiting to be
@@ -273,10 +288,14 @@ def check_project_spaces(project_root: str, problems: Mapping[str, Sequence[str]
     noted = {project: found for project, found in (notes or {}).items() if found}
     if noted:
         shown = "; ".join(f"{project}: {', '.join(found[:3])}" for project, found in sorted(noted.items()))
-        return warned("project-spaces", f"the project spaces under {project_root} are safe; {shown}",
-                      "delete what was moved aside once reviewed; `hpchub env sync` as root seals finished builds")
-    return passed("project-spaces", f"every project space under {project_root} is root's with only shared/ "
-                  "group-writable")
+        return warned(
+            "project-spaces",
+            f"the project spaces under {project_root} are safe; {shown}",
+            "delete what was moved aside once reviewed; `hpchub env sync` as root seals finished builds",
+        )
+    return passed(
+        "project-spaces", f"every project space under {project_root} is root's with only shared/ group-writable"
+    )
 
 
 def check_hub_from_node(ok: bool | None, detail: str) -> Finding:

@@ -71,7 +71,6 @@ class Site:
     def __init__(self, config: Config, *, service_user: str = "") -> None:
         from spawners.slurm.spawner import SlurmGPUSpawner  # noqa: PLC0415 (imports JupyterHub: slow for --help)
 
-
         self.config = config
         self.service_user = service_user  # the hub's account (--service-user); '' : the account running doctor
         # The hub's cluster; doctor runs from a shell, so $SLURM_CONF counts where the configuration sets none.
@@ -149,7 +148,6 @@ class Site:
     def database_finding(self) -> Finding:
         from alembic.script import ScriptDirectory  # noqa: PLC0415 (slow: only this check needs it)
 
-
         url = self.ledger_settings.db_url
         if not url:
             return checks.warned("database", "no ledger configured (c.HPCHubLedger.db_url): no budgets",
@@ -160,7 +158,9 @@ class Site:
             return checks.check_schema(schema_revision(url), head, shown)
         except SQLAlchemyError as exc:
             detail = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-            return checks.failed("database", f"the ledger {shown}: {detail}", "check the URL, the server and the rights")
+            return checks.failed(
+                "database", f"the ledger {shown}: {detail}", "check the URL, the server and the rights"
+            )
 
     def tls_finding(self) -> Finding:
         bind_url = _setting(self.config, "JupyterHub", "bind_url", "") or ""
@@ -209,13 +209,13 @@ class Site:
             listed = _run(argv)
         except (OSError, subprocess.TimeoutExpired):
             return checks.check_sudo(False, None, account=account)
-        return checks.check_sudo(False, listed.stdout if listed.returncode == 0 else None, account=account,
-                                 kept=ENV_KEPT)
+        return checks.check_sudo(
+            False, listed.stdout if listed.returncode == 0 else None, account=account, kept=ENV_KEPT
+        )
 
     def project_groups_finding(self) -> Finding:
         """Each space's group (its directory's gid) among the hub account's groups: --service-user, else
         c.HPCHubEnvironments.hub_account, else the account running doctor."""
-
 
         environments = HPCHubEnvironments(config=self.config)
         account = self.service_user or environments.hub_account or pwd.getpwuid(os.geteuid()).pw_name
@@ -263,8 +263,13 @@ class Site:
             return checks.check_hub_from_node(None, f"not tested (a job would fetch {url}/hub/api/)")
         probe = "import sys,urllib.request; urllib.request.urlopen(sys.argv[1], timeout=15); print('ok')"
         try:
-            answer = self.slurm("srun_task", ["python3", "-c", probe, f"{url}/hub/api/"], time_minutes=2,
-                                job_name=f"{self.cluster.job_name_prefix}-doctor", timeout=TEST_JOB_TIMEOUT)
+            answer = self.slurm(
+                "srun_task",
+                ["python3", "-c", probe, f"{url}/hub/api/"],
+                time_minutes=2,
+                job_name=f"{self.cluster.job_name_prefix}-doctor",
+                timeout=TEST_JOB_TIMEOUT,
+            )
         except SlurmTimeoutError:
             return checks.check_hub_from_node(False, f"the test job did not finish in {TEST_JOB_TIMEOUT} s")
         except SlurmCommandError as exc:
@@ -310,7 +315,9 @@ def cmd_doctor(args) -> int:
         raise UsageError(f"--config: no such file: {path}") from None
     findings = Site(config, service_user=args.service_user).findings(run_job=args.test_job)
     if args.json:
-        print(json.dumps({"findings": [f.to_json() for f in findings], "ok": checks.exit_code(findings) == 0}, indent=2))
+        print(
+            json.dumps({"findings": [f.to_json() for f in findings], "ok": checks.exit_code(findings) == 0}, indent=2)
+        )
     else:
         for finding in findings:
             print("\n".join(finding.lines()))
@@ -334,4 +341,3 @@ def add_parser(subparsers) -> None:
     doctor.add_argument("--test-job", action="store_true",
                         help="submit a one-minute job (srun) that fetches the hub's API from a compute node")  # fmt: skip
     doctor.set_defaults(func=cmd_doctor)
-

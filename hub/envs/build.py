@@ -59,13 +59,13 @@ def build_lines(plan: BuildPlan) -> list[str]:
         "PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PIP_NO_INPUT=1 " + f"HOME={_q(prefix)}",
         # On any failure: mark the version failed; the kernelspec (the default version) is left alone.
         f"finish() {{ code=$?; if [ \"$code\" -ne 0 ]; then printf 'failed\\n' > {_q(status_tmp)} && "
-        f"mv -f {_q(status_tmp)} {_q(status)}; echo \"hpchub: build failed (exit $code)\"; fi; }}",
+        f'mv -f {_q(status_tmp)} {_q(status)}; echo "hpchub: build failed (exit $code)"; fi; }}',
         "trap finish EXIT",
-        f"echo {_q(f'hpchub: building {plan.project}/{plan.name} version {plan.version} on')} \"$(hostname)\"",
+        f'echo {_q(f"hpchub: building {plan.project}/{plan.name} version {plan.version} on")} "$(hostname)"',
         f"{_q(plan.base_python)} -m venv {_q(prefix)}",
         f"{_q(python)} -m pip install --no-index --only-binary=:all: --find-links {_q(plan.wheelhouse)} "
         f"--requirement {_q(f'{prefix}/{SPEC_FILE}')} {_q(plan.ipykernel_requirement)}",
-        f"{_q(python)} -c 'import ipykernel, sys; print(\"hpchub: python\", sys.version.split()[0], \"ok\")'",
+        f'{_q(python)} -c \'import ipykernel, sys; print("hpchub: python", sys.version.split()[0], "ok")\'',
         f"chmod -R a-w {_q(prefix)}/bin {_q(prefix)}/lib {_q(prefix)}/pyvenv.cfg",
         f"printf 'ready\\n' > {_q(status_tmp)}",
         f"mv -f {_q(status_tmp)} {_q(status)}",

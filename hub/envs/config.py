@@ -40,15 +40,13 @@ class HPCHubEnvironments(Configurable):
         help="What every environment gets besides its spec so it can be a kernel (must be in the "
         "wheelhouse with its dependencies). Default 'ipykernel==7.4.0'.",
     ).tag(config=True)
-    build_partition = Unicode(
-        "cpu", help="Slurm partition of build jobs (no GPUs). Default 'cpu'."
-    ).tag(config=True)
+    build_partition = Unicode("cpu", help="Slurm partition of build jobs (no GPUs). Default 'cpu'.").tag(config=True)
     build_time_minutes = Integer(
         30, help="Time limit of a build job in minutes, a multiple of 15. Default 30. Example: 60."
     ).tag(config=True)
-    build_job_name = Unicode(
-        "hpchub-env-build", help="Slurm job name of build jobs. Default 'hpchub-env-build'."
-    ).tag(config=True)
+    build_job_name = Unicode("hpchub-env-build", help="Slurm job name of build jobs. Default 'hpchub-env-build'.").tag(
+        config=True
+    )
     slurm_conf = Unicode(
         "",
         help="Deprecated: set c.SlurmCluster.slurm_conf. Still honoured: set, it wins for builds. slurm.conf for "
@@ -73,6 +71,8 @@ class HPCHubEnvironments(Configurable):
     def _valid_hub_account(self, proposal):
         value = proposal["value"]
         if value and (value == "root" or not UNIX_ACCOUNT.fullmatch(value)):
-            raise TraitError(f"c.HPCHubEnvironments.hub_account: '' or a service account name "
-                             f"({UNIX_ACCOUNT.pattern}, not root), got {value!r}")
+            raise TraitError(
+                f"c.HPCHubEnvironments.hub_account: '' or a service account name "
+                f"({UNIX_ACCOUNT.pattern}, not root), got {value!r}"
+            )
         return value

@@ -171,8 +171,12 @@ def _check_closed(space: sp.ProjectSpace) -> None:
     with safe_fs.closing(fd):
         info = os.fstat(fd)
     if info.st_uid != os.geteuid() or info.st_mode & safe_fs.WRITE_BITS:
-        raise EnvError("", f"{space.path} is {safe_fs.describe(info)}: members could swap what is copied; run "
-                       f"`hpchub env sync {space.project}` as root first", 409)
+        raise EnvError(
+            "",
+            f"{space.path} is {safe_fs.describe(info)}: members could swap what is copied; run "
+            f"`hpchub env sync {space.project}` as root first",
+            409,
+        )
 
 
 def publish(
@@ -214,8 +218,9 @@ def publish(
         (root / "envs").mkdir(exist_ok=True)
         (root / "kernels").mkdir(exist_ok=True)
         try:
-            shutil.copytree(chosen.path, staging, symlinks=True,
-                            ignore=shutil.ignore_patterns(sp.STATUS_FILE + ".tmp", "*.tmp"))
+            shutil.copytree(
+                chosen.path, staging, symlinks=True, ignore=shutil.ignore_patterns(sp.STATUS_FILE + ".tmp", "*.tmp")
+            )
             _open_for_everyone(staging)
             shutil.rmtree(target, ignore_errors=True)
             os.replace(staging, target)
@@ -246,8 +251,10 @@ def unpublish(settings: HPCHubEnvironments, catalogue_id: str) -> str:
         _write_entries(root, [e for e in entries if e.id != catalogue_id])
         shutil.rmtree(root / "kernels" / entry.kernel, ignore_errors=True)
         shutil.rmtree(root / "envs" / catalogue_id, ignore_errors=True)
-    return (f"unpublished {catalogue_id} ({entry.project}/{entry.environment} v{entry.version}); "
-            "sessions already running in it lose its kernel")
+    return (
+        f"unpublished {catalogue_id} ({entry.project}/{entry.environment} v{entry.version}); "
+        "sessions already running in it lose its kernel"
+    )
 
 
 def catalogue_ids_of(config) -> list[str]:

@@ -203,7 +203,9 @@ def _refuse(space: sp.ProjectSpace, env_fd: int, name: str, number: int, gid: in
     return message
 
 
-def seal_finished(space: sp.ProjectSpace, active_jobs: Mapping[str, bool] | None, gid: int | None = None) -> SpaceReport:
+def seal_finished(
+    space: sp.ProjectSpace, active_jobs: Mapping[str, bool] | None, gid: int | None = None
+) -> SpaceReport:
     """Seal every version whose job wrote its status and has ended (``active_jobs``: job id -> still in
     Slurm; a job it does not list is not sealed yet, None: Slurm did not answer), then point each
     environment's kernel at its default. Needs root; nothing happens for anyone else."""

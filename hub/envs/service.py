@@ -67,8 +67,9 @@ class Submitted:
 def checked_spec(settings: HPCHubEnvironments, spec_text: str, field: str = "spec") -> list:
     """The spec's pinned requirements, every one (and ipykernel) in the wheelhouse; else EnvError."""
     if not settings.wheelhouse or not os.path.isdir(settings.wheelhouse):
-        raise EnvError("wheelhouse", f"c.HPCHubEnvironments.wheelhouse is not a directory: {settings.wheelhouse!r}",
-                       500)
+        raise EnvError(
+            "wheelhouse", f"c.HPCHubEnvironments.wheelhouse is not a directory: {settings.wheelhouse!r}", 500
+        )
     try:
         requirements = parse_spec(spec_text)
         index = wheelhouse_index(os.listdir(settings.wheelhouse))
@@ -98,8 +99,12 @@ def choose_builder(requested: str | None, members: dict[str, str], project: str,
     if role is None:
         raise EnvError(field, f"{requested} is not an active member of {project}", 403)
     if role not in CHANGING_ROLES:
-        raise EnvError(field, f"{requested} is {role} of {project}; only a pi, manager or instructor changes "
-                       "environments (members use them)", 403)
+        raise EnvError(
+            field,
+            f"{requested} is {role} of {project}; only a pi, manager or instructor changes "
+            "environments (members use them)",
+            403,
+        )
     return requested
 
 
@@ -145,8 +150,13 @@ def create(
     requirements = checked_spec(settings, spec_text)
     space = sp.ProjectSpace(Path(settings.project_root), project)
     try:
-        for line in ensure_space(space, members, manage_groups=settings.manage_unix_groups,
-                                 hub_account=settings.hub_account, settings=settings).lines():
+        for line in ensure_space(
+            space,
+            members,
+            manage_groups=settings.manage_unix_groups,
+            hub_account=settings.hub_account,
+            settings=settings,
+        ).lines():
             log.warning("%s", line)
         gid = os.stat(space.path, follow_symlinks=False).st_gid
         with env_lock(space, name, gid) as env_fd:
@@ -155,8 +165,12 @@ def create(
                 current = sp.read_environment(space, name, refreshed(settings, space))
                 still = [info for info in current.versions if info.state is sp.VersionState.BUILDING]
                 if still:
-                    raise EnvError("NAME", f"version {still[-1].version} of {project}/{name} is still building "
-                                   f"(Slurm job {still[-1].job_id}); wait for it to end", 409)
+                    raise EnvError(
+                        "NAME",
+                        f"version {still[-1].version} of {project}/{name} is still building "
+                        f"(Slurm job {still[-1].job_id}); wait for it to end",
+                        409,
+                    )
             version = sp.next_version(info.version for info in current.versions)
             version_dir = space.version_dir(name, version)
             builder_uid = pwd.getpwnam(builder).pw_uid
@@ -181,8 +195,14 @@ def _submit(settings: HPCHubEnvironments, version_fd: int, builder: str, builder
             plan: BuildPlan, spec: str) -> str:  # fmt: skip
     """Write the version's spec and record (in the builder's fresh directory ``version_fd``), submit its job."""
     safe_fs.write_file(version_fd, sp.SPEC_FILE, spec.encode(), uid=builder_uid, gid=gid, mode=0o640)
-    record = {"project": plan.project, "environment": plan.name, "version": plan.version, "requested_by": builder,
-              "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), "job_id": None}
+    record = {
+        "project": plan.project,
+        "environment": plan.name,
+        "version": plan.version,
+        "requested_by": builder,
+        "submitted_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "job_id": None,
+    }
     try:
         script = render_build_script(plan)
     except ValueError as exc:
@@ -197,8 +217,9 @@ def _submit(settings: HPCHubEnvironments, version_fd: int, builder: str, builder
         safe_fs.write_file(version_fd, sp.STATUS_FILE, b"failed\n", uid=0, gid=gid, mode=0o640)
         safe_fs.write_file(version_fd, sp.BUILD_FILE, (json.dumps(record, indent=1) + "\n").encode(), uid=0, gid=gid,
                            mode=0o640)  # fmt: skip
-        raise EnvError("", f"Slurm refused the build job of {plan.project}/{plan.name} version {plan.version}: "
-                       f"{detail}", 502) from None
+        raise EnvError(
+            "", f"Slurm refused the build job of {plan.project}/{plan.name} version {plan.version}: {detail}", 502
+        ) from None
     record["job_id"] = job_id
     safe_fs.write_file(version_fd, sp.BUILD_FILE, (json.dumps(record, indent=1) + "\n").encode(), uid=0, gid=gid,
                        mode=0o640)  # fmt: skip
@@ -228,15 +249,26 @@ def describe(settings: HPCHubEnvironments, project: str, tail_lines: int = 15) -
             if version.state is not sp.VersionState.READY:
                 entry["log_tail"] = sp.log_tail(space, name, version.version, tail_lines)
             versions.append(entry)
-        result.append({"project": project, "name": name, "kernel": info.kernel_name,
-                       "default_version": info.default_version, "versions": versions})
+        result.append(
+            {
+                "project": project,
+                "name": name,
+                "kernel": info.kernel_name,
+                "default_version": info.default_version,
+                "versions": versions,
+            }
+        )
     return result
 
 
 def write_refused(project: str, exc: PermissionError) -> EnvError:
     """The hub as its service account reads the spaces through the group; only root writes them."""
-    return EnvError("", f"the hub may not change {project}'s space ({exc.filename or exc.strerror}): creating and "
-                        "removing environments needs root, e.g. an admin's `hpchub env create|remove`", 503)
+    return EnvError(
+        "",
+        f"the hub may not change {project}'s space ({exc.filename or exc.strerror}): creating and "
+        "removing environments needs root, e.g. an admin's `hpchub env create|remove`",
+        503,
+    )
 
 
 def remove(settings: HPCHubEnvironments, project: str, name: str, version: int | None) -> str:
@@ -259,8 +291,12 @@ def _remove(settings: HPCHubEnvironments, project: str, name: str, version: int 
         with safe_fs.closing(space_fd):
             if version is None:
                 if building:
-                    raise EnvError("NAME", f"version {building[0].version} is still building (Slurm job "
-                                   f"{building[0].job_id}); wait for it to end", 409)
+                    raise EnvError(
+                        "NAME",
+                        f"version {building[0].version} is still building (Slurm job "
+                        f"{building[0].job_id}); wait for it to end",
+                        409,
+                    )
                 kernels = safe_fs.open_dir("kernels", space_fd)
                 with safe_fs.closing(kernels):
                     safe_fs.remove_tree(kernels, info.kernel_name)
@@ -277,8 +313,12 @@ def _remove(settings: HPCHubEnvironments, project: str, name: str, version: int 
             if version == info.default_version:
                 others = [v.version for v in info.versions if v.state is sp.VersionState.READY and v.version != version]
                 if not others:
-                    raise EnvError("--version", f"version {version} is the default and the only ready version of "
-                                   f"{project}/{name}; remove the whole environment instead", 409)
+                    raise EnvError(
+                        "--version",
+                        f"version {version} is the default and the only ready version of "
+                        f"{project}/{name}; remove the whole environment instead",
+                        409,
+                    )
             safe_fs.remove_tree(env_fd, str(version))
             seal.write_kernel(space, space_fd, name, os.fstat(space_fd).st_gid)  # the newest ready one left
         after = sp.read_environment(space, name)

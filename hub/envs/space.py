@@ -173,8 +173,11 @@ class ProjectSpace:
 
 def version_numbers(entries: Iterable[str]) -> list[int]:
     """The version numbers among directory entries (``1``, ``2``, ...), ascending."""
-    return sorted(int(entry) for entry in entries if WHOLE_NUMBER.fullmatch(entry) and entry != "0"
-                  and len(entry) <= len(str(MAX_VERSION)))
+    return sorted(
+        int(entry)
+        for entry in entries
+        if WHOLE_NUMBER.fullmatch(entry) and entry != "0" and len(entry) <= len(str(MAX_VERSION))
+    )
 
 
 def next_version(existing: Iterable[int]) -> int:
@@ -241,8 +244,10 @@ def unreadable(space: ProjectSpace) -> str:
         with safe_fs.closing(fd):
             safe_fs.listdir(fd)
     except PermissionError:
-        return (f"the hub cannot read {space.envs}: its account is not in the group {group_name(space.project)}, "
-                "or joined it after the hub started (restart the hub)")
+        return (
+            f"the hub cannot read {space.envs}: its account is not in the group {group_name(space.project)}, "
+            "or joined it after the hub started (restart the hub)"
+        )
     except OSError:
         return ""
     return ""

@@ -26,7 +26,9 @@ MAX_SPEC_BYTES = 64 * 1024
 # PEP 508 names, PEP 440 public versions without local parts ("+cpu") or wildcards.
 _NAME = r"[A-Za-z0-9](?:[A-Za-z0-9._-]*[A-Za-z0-9])?"
 _VERSION = r"[0-9]+(?:\.[0-9]+)*(?:(?:a|b|rc)[0-9]+)?(?:\.post[0-9]+)?(?:\.dev[0-9]+)?"
-PINNED_LINE_PATTERN = re.compile(rf"(?P<name>{_NAME})(?:\[(?P<extras>{_NAME}(?:,{_NAME})*)\])?==(?P<version>{_VERSION})")
+PINNED_LINE_PATTERN = re.compile(
+    rf"(?P<name>{_NAME})(?:\[(?P<extras>{_NAME}(?:,{_NAME})*)\])?==(?P<version>{_VERSION})"
+)
 SHELL_METACHARACTERS = frozenset(";&|`$<>(){}\\\"'*?!~\t\r")
 WHEEL_FILE_PATTERN = re.compile(r"(?P<name>[A-Za-z0-9_.]+)-(?P<version>[^-]+)(?:-[^-]+)?-[^-]+-[^-]+-[^-]+\.whl")
 
@@ -115,7 +117,9 @@ def parse_spec(text: str) -> list[Requirement]:
             raise SpecError(f"spec line {number} ({shown!r}): {problem}")
         normalized = normalize_name(match["name"])
         if normalized in seen:
-            raise SpecError(f"spec line {number} ({shown!r}): {match['name']} is already pinned on line {seen[normalized]}")
+            raise SpecError(
+                f"spec line {number} ({shown!r}): {match['name']} is already pinned on line {seen[normalized]}"
+            )
         seen[normalized] = number
         extras = tuple(match["extras"].split(",")) if match["extras"] else ()
         requirements.append(Requirement(match["name"], normalized, match["version"], extras))

@@ -75,8 +75,10 @@ def ensure_group(project: str, members: Iterable[str], *, manage: bool, hub_acco
             _run(["gpasswd", "-M", ",".join(known), name])
     gid = group_id(project)
     if gid is None:
-        raise SpaceError(f"Unix group {name} does not exist: the site's identity management must create it "
-                         "(or set c.HPCHubEnvironments.manage_unix_groups = True)")
+        raise SpaceError(
+            f"Unix group {name} does not exist: the site's identity management must create it "
+            "(or set c.HPCHubEnvironments.manage_unix_groups = True)"
+        )
     return gid
 
 

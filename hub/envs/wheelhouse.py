@@ -67,8 +67,17 @@ def ensure_demo_wheelhouse(directory: Path, ipykernel_requirement: str, say=prin
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o755)
     write_hello_wheel(directory)
-    argv = [sys.executable, "-m", "pip", "download", "--quiet", "--only-binary=:all:", "--dest", str(directory),
-            ipykernel_requirement]
+    argv = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--quiet",
+        "--only-binary=:all:",
+        "--dest",
+        str(directory),
+        ipykernel_requirement,
+    ]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=DOWNLOAD_TIMEOUT, check=False)
     if result.returncode != 0:
         raise RuntimeError(f"filling the wheelhouse {directory} failed: {result.stderr.strip()[-500:]}")

@@ -99,17 +99,13 @@ def _plain(number: Decimal) -> str:
     return "0" if text in ("-0", "") else text
 
 
-def gpu_hours_to_mgs(
-    value: object, field_name: str, *, allow_negative: bool = False, allow_zero: bool = True
-) -> int:
+def gpu_hours_to_mgs(value: object, field_name: str, *, allow_negative: bool = False, allow_zero: bool = True) -> int:
     """A grant or cap in GPU-hours (at most 4 decimals) -> mgs."""
     number = to_decimal(value, field_name)
     if abs(number) > MAX_GPU_HOURS:
         raise LedgerInputError(field_name, f"at most {_plain(MAX_GPU_HOURS)} GPU-h, got {_plain(number)}")
     if not _has_at_most_decimals(number, GPU_HOURS_DECIMALS):
-        raise LedgerInputError(
-            field_name, f"at most {GPU_HOURS_DECIMALS} decimals of a GPU-hour, got {_plain(number)}"
-        )
+        raise LedgerInputError(field_name, f"at most {GPU_HOURS_DECIMALS} decimals of a GPU-hour, got {_plain(number)}")
     if number < 0 and not allow_negative:
         raise LedgerInputError(field_name, f"must be >= 0 GPU-h, got {_plain(number)}")
     if number == 0 and not allow_zero:

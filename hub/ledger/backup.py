@@ -86,9 +86,11 @@ def export_ledger(ledger: Ledger) -> dict:
 def import_ledger(ledger: Ledger, dump: object) -> dict[str, int]:
     """Write ``dump`` into this (empty) ledger; returns rows per table. All or nothing."""
     if not isinstance(dump, dict) or dump.get("format") != FORMAT:
-        raise LedgerInputError("dump", f"not an hpchub ledger export (no \"format\": \"{FORMAT}\")")
+        raise LedgerInputError("dump", f'not an hpchub ledger export (no "format": "{FORMAT}")')
     if dump.get("format_version") != FORMAT_VERSION:
-        raise LedgerInputError("dump", f"format version {dump.get('format_version')!r}; this version reads {FORMAT_VERSION}")
+        raise LedgerInputError(
+            "dump", f"format version {dump.get('format_version')!r}; this version reads {FORMAT_VERSION}"
+        )
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     if dump.get("schema") != head:
         raise LedgerInputError(
@@ -97,7 +99,7 @@ def import_ledger(ledger: Ledger, dump: object) -> dict[str, int]:
         )  # fmt: skip
     tables = dump.get("tables")
     if not isinstance(tables, dict):
-        raise LedgerInputError("dump", "no \"tables\" object")
+        raise LedgerInputError("dump", 'no "tables" object')
     known = {table.name: table for table in _tables()}
     unknown = sorted(set(tables) - set(known))
     if unknown:
@@ -114,7 +116,9 @@ def import_ledger(ledger: Ledger, dump: object) -> dict[str, int]:
             converted = []
             for number, row in enumerate(rows, start=1):
                 if not isinstance(row, dict) or set(row) != set(table.c.keys()):
-                    raise LedgerInputError("dump", f"{name} row {number}: expected the columns {', '.join(table.c.keys())}")
+                    raise LedgerInputError(
+                        "dump", f"{name} row {number}: expected the columns {', '.join(table.c.keys())}"
+                    )
                 converted.append({key: _from_json(table.c[key], value, f"{name} row {number} {key}")
                                   for key, value in row.items()})  # fmt: skip
             if converted:
@@ -123,7 +127,7 @@ def import_ledger(ledger: Ledger, dump: object) -> dict[str, int]:
         if ledger.engine.dialect.name == "postgresql":
             for name, table in known.items():
                 if "id" in table.c and table.c.id.autoincrement and counts[name]:
-                    session.execute(text(
-                        f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))"
-                    ))  # fmt: skip  (table names are the ledger's own constants)
+                    session.execute(
+                        text(f"SELECT setval(pg_get_serial_sequence('{name}', 'id'), (SELECT max(id) FROM {name}))")
+                    )  # fmt: skip  (table names are the ledger's own constants)
     return counts

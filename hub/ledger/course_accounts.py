@@ -76,8 +76,10 @@ def mirror_refusal(account: str, tree: AccountTree) -> str | None:
     if rule is AccountRule.ROOT:
         return f"{account}: Slurm's root account: no limits set, no associations changed (close the project)"
     if rule is AccountRule.PARENT:
-        return (f"{account}: the parent of other Slurm accounts ({_children(account, tree)}): no limits set, no "
-                "associations changed; a project needs an account of its own with no accounts under it")
+        return (
+            f"{account}: the parent of other Slurm accounts ({_children(account, tree)}): no limits set, no "
+            "associations changed; a project needs an account of its own with no accounts under it"
+        )
     return None  # unknown: the pass reports "no Slurm association" as before
 
 
@@ -107,16 +109,20 @@ def foreign_reservation(course: str, account: str, reservation: str, found: Rese
     users)."""
     own = lab_reservation_name(course)
     if reservation != own:
-        return (f"reservation {reservation} is not named like {course}'s own ({own}): the hub switches only the "
-                "lab-hours reservations it names; an admin switches this one with scontrol")
+        return (
+            f"reservation {reservation} is not named like {course}'s own ({own}): the hub switches only the "
+            "lab-hours reservations it names; an admin switches this one with scontrol"
+        )
     if found is None:
         return None
     accounts, users = _names(found.accounts), _names(found.users)
     if accounts != {account} or users:
         held = f"Accounts={found.accounts or '(none)'}" + (f" Users={found.users}" if users else "")
-        return (f"reservation {reservation} is not the course's: Slurm's record has {held}, the course's account is "
-                f"{account}; the hub deletes only reservations it made for the course (an admin deletes this one "
-                f"with scontrol delete ReservationName={reservation})")
+        return (
+            f"reservation {reservation} is not the course's: Slurm's record has {held}, the course's account is "
+            f"{account}; the hub deletes only reservations it made for the course (an admin deletes this one "
+            f"with scontrol delete ReservationName={reservation})"
+        )
     return None
 
 

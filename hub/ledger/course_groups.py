@@ -106,10 +106,10 @@ class CourseGroups:
                 changes.append(f"{user} joined {name} as {granted.value} (IdP group {group})")
             elif role is not None and not wanted and (added_by or "").startswith(GROUP_SOURCE):
                 try:
-                    self.remove_member(name, user, who=f"{GROUP_SOURCE}{added_by[len(GROUP_SOURCE):]} (left)", now=now)
+                    self.remove_member(name, user, who=f"{GROUP_SOURCE}{added_by[len(GROUP_SOURCE) :]} (left)", now=now)
                 except NotFound:
                     continue
-                changes.append(f"{user} left {name} (no longer in {added_by[len(GROUP_SOURCE):]})")
+                changes.append(f"{user} left {name} (no longer in {added_by[len(GROUP_SOURCE) :]})")
         return changes
 
     def sync_course(self, name: str, group_roles: Mapping[str, str], *, now: datetime | None = None) -> CourseSync:

@@ -333,8 +333,12 @@ class CourseRecords:
             ).all())  # fmt: skip
         return [
             ReportRow(
-                user=member.user, role=member.role.value, sessions=sessions.get(member.user, 0),
-                used_mgs=member.used_mgs, cap_mgs=member.cap_mgs, extensions=max(0, cap_entries.get(member.user, 0) - 1),
+                user=member.user,
+                role=member.role.value,
+                sessions=sessions.get(member.user, 0),
+                used_mgs=member.used_mgs,
+                cap_mgs=member.cap_mgs,
+                extensions=max(0, cap_entries.get(member.user, 0) - 1),
             )  # fmt: skip
             for member in usage.members
         ]

@@ -53,7 +53,9 @@ class CourseRules:
     max_sessions: int | None = None
     reservation: str | None = None
     # the instructor's settings (append-only ``hpchub_course_settings`` rows; see ``SETTINGS``)
-    ta_extension_mgs: int | None = None  # a ta raises a student's cap to at most per-student + this; None: the site's rule
+    ta_extension_mgs: int | None = (
+        None  # a ta raises a student's cap to at most per-student + this; None: the site's rule
+    )
     lab_hours_only: bool = False  # students start sessions only while the lab-hours reservation is active
     on_drop: OnDrop = OnDrop.FINISH  # a dropped student's running sessions: finish, or stop
     idle_stop_minutes: int | None = None  # the course's sessions stop idle after this (if shorter than the site's)
@@ -198,7 +200,9 @@ def make_rules(
     types = tuple(gpu_types or ())
     for gpu_type in types:
         if not GPU_TYPE_RE.fullmatch(gpu_type):
-            raise LedgerInputError("gpu_types", f"{gpu_type!r} is not a GPU type name (lower-case letters, digits, '-', '_')")
+            raise LedgerInputError(
+                "gpu_types", f"{gpu_type!r} is not a GPU type name (lower-case letters, digits, '-', '_')"
+            )
     if len(set(types)) != len(types):
         raise LedgerInputError("gpu_types", "lists a GPU type twice")
 
@@ -219,7 +223,9 @@ def make_rules(
 
     max_seconds = None if max_hours is None else arith.hours_to_seconds(max_hours, "max_hours")
     if reservation is not None and not RESERVATION_RE.fullmatch(reservation):
-        raise LedgerInputError("reservation", f"{reservation!r} is not a Slurm reservation name (letters, digits, '_', '.', '-')")
+        raise LedgerInputError(
+            "reservation", f"{reservation!r} is not a Slurm reservation name (letters, digits, '_', '.', '-')"
+        )
     return CourseRules(
         per_student_mgs=per_student_mgs, gpu_types=types, max_gpus=whole(max_gpus, "max_gpus", 1, 64),
         max_seconds=max_seconds, max_sessions=whole(max_sessions, "max_sessions", 1, 100), reservation=reservation,
@@ -250,7 +256,9 @@ def course_refusal(
         return f"{course} lets students start sessions only during its lab hours (course rule lab-hours-only); {now}."
     if rules.gpu_types and gpus and gpu_type not in rules.gpu_types:
         allowed = " or ".join(rules.gpu_types)
-        return f"{course} allows students only {allowed} GPUs (course rule gpu-types); this request asks for {gpu_type}."
+        return (
+            f"{course} allows students only {allowed} GPUs (course rule gpu-types); this request asks for {gpu_type}."
+        )
     if rules.max_gpus is not None and gpus > rules.max_gpus:
         return (
             f"{course} allows students at most {rules.max_gpus} GPU{'s' if rules.max_gpus != 1 else ''} per session "

@@ -79,7 +79,9 @@ def exhaustion_reasons(usage: ProjectUsage) -> tuple[str | None, dict[str, str]]
     for member in usage.members:
         if member.cap_mgs is not None and warning_level(member.used_mgs, member.cap_mgs) is BudgetWarning.EXHAUSTED:
             member_reasons[member.user] = STOP_REASON_CAP.format(
-                user=member.user, project=usage.project, used=format_gpu_hours(member.used_mgs),
+                user=member.user,
+                project=usage.project,
+                used=format_gpu_hours(member.used_mgs),
                 cap=format_gpu_hours(member.cap_mgs),
             )
     return project_reason, member_reasons

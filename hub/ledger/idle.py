@@ -214,8 +214,16 @@ class IdleTracker:
         """Asked again just before the stop: is it still to stop? (A cell started since the first
         question keeps it.) Not recorded."""
         now = now or datetime.now(timezone.utc)
-        return idle_verdict(activity, now, self.timeout_of(session_id), gpu_busy_percent=self.gpu_busy_percent,
-                            gpu_idle_since=self.gpu_idle_since.get(session_id)).state is IdleState.STOP
+        return (
+            idle_verdict(
+                activity,
+                now,
+                self.timeout_of(session_id),
+                gpu_busy_percent=self.gpu_busy_percent,
+                gpu_idle_since=self.gpu_idle_since.get(session_id),
+            ).state
+            is IdleState.STOP
+        )
 
     def verdicts(self, answers: Mapping[int, Activity | None], now: datetime,
                  timeouts: Mapping[int, timedelta] | None = None) -> dict[int, Verdict]:  # fmt: skip

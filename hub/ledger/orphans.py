@@ -100,7 +100,9 @@ def find_orphans(
         elif record.user != job.user:
             reason = f"its portal session belongs to {record.user}, not to {job.user}"
         elif record.ended_at is not None and now - record.ended_at >= grace:
-            reason = f"its portal session ended at {record.ended_at:%Y-%m-%d %H:%M:%S} UTC and the hub no longer tracks it"
+            reason = (
+                f"its portal session ended at {record.ended_at:%Y-%m-%d %H:%M:%S} UTC and the hub no longer tracks it"
+            )
         else:
             continue
         orphans.append(Orphan(job, reason))

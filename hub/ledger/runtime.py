@@ -90,8 +90,9 @@ class HPCHubLedger(Configurable):
     @validate("idle_report_max_age_seconds")
     def _valid_report_max_age(self, proposal):
         if not report_max_age_allowed(proposal["value"]):
-            raise TraitError(f"c.HPCHubLedger.idle_report_max_age_seconds: {REPORT_MAX_AGE_LIMIT}, "
-                             f"got {proposal['value']:g}")
+            raise TraitError(
+                f"c.HPCHubLedger.idle_report_max_age_seconds: {REPORT_MAX_AGE_LIMIT}, got {proposal['value']:g}"
+            )
         return proposal["value"]
 
     @validate("idle_gpu_busy_percent")
@@ -121,8 +122,13 @@ def ledger_for(settings: HPCHubLedger) -> Ledger | None:
     rates, shared by every spawner, handler and page of the process."""
     if not settings.db_url:
         return None
-    key = (settings.db_url, settings.cluster, tuple(sorted(settings.gpu_weights.items())),
-           settings.billing_units_per_weighted_gpu_minute, settings.sqlite_busy_timeout)
+    key = (
+        settings.db_url,
+        settings.cluster,
+        tuple(sorted(settings.gpu_weights.items())),
+        settings.billing_units_per_weighted_gpu_minute,
+        settings.sqlite_busy_timeout,
+    )
     with _LOCK:
         ledger = _LEDGERS.get(key)
         if ledger is None:

@@ -105,8 +105,9 @@ from hub.ledger.types import (
 DEFAULT_CLUSTER = "hpchub"
 
 
-class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, ActivityReports, CourseRecords, CourseGroups,
-             ProjectHistory):
+class Ledger(
+    OutsideJobRecords, OrphanRecords, SessionNotes, ActivityReports, CourseRecords, CourseGroups, ProjectHistory
+):
     """Projects, grants, members, caps, holds and charges in one database.
 
     ``db``: a URL (``sqlite:////path/ledger.sqlite``, ``postgresql+psycopg://...``) or an
@@ -452,9 +453,7 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, ActivityReports, Co
                     .where(Charge.project_id == project.id, effective_charges()).group_by(Charge.user)
                 ).all()
             )  # fmt: skip
-            latest_cap = (
-                select(func.max(CapEntry.id)).where(CapEntry.project_id == project.id).group_by(CapEntry.user)
-            )
+            latest_cap = select(func.max(CapEntry.id)).where(CapEntry.project_id == project.id).group_by(CapEntry.user)
             caps = dict(
                 session.execute(select(CapEntry.user, CapEntry.cap_mgs).where(CapEntry.id.in_(latest_cap))).all()
             )
@@ -659,7 +658,13 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, ActivityReports, Co
                 )
             booked = arith.Reservation(row.gpus, added_seconds, row.weight_milli)
             admission = self._admission(
-                session, project, row.user, row.gpu_type, booked, now, what="extension",
+                session,
+                project,
+                row.user,
+                row.gpu_type,
+                booked,
+                now,
+                what="extension",
                 extending_seconds=row.reserved_seconds,
             )
             if admission.allowed:
@@ -684,8 +689,9 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, ActivityReports, Co
                 return False
             if removed_seconds >= row.reserved_seconds:
                 raise LedgerInputError(
-                    "hours", f"session {session_id} reserves {arith.format_hours(row.reserved_seconds)} h; "
-                    f"cannot give back {arith.format_hours(removed_seconds)} h"
+                    "hours",
+                    f"session {session_id} reserves {arith.format_hours(row.reserved_seconds)} h; "
+                    f"cannot give back {arith.format_hours(removed_seconds)} h",
                 )
             row.reserved_seconds -= removed_seconds
             return True
@@ -801,8 +807,9 @@ class Ledger(OutsideJobRecords, OrphanRecords, SessionNotes, ActivityReports, Co
                 if project is None:
                     raise NotFound("account", f"no project has the Slurm account {account!r}")
                 existing = session.scalars(
-                    select(Charge.id)
-                    .where(Charge.cluster == cluster, Charge.job_id == job_id, Charge.kind == ChargeKind.FINAL)
+                    select(Charge.id).where(
+                        Charge.cluster == cluster, Charge.job_id == job_id, Charge.kind == ChargeKind.FINAL
+                    )
                 ).first()
                 if existing is not None:
                     return False

@@ -96,11 +96,11 @@ def _draw(data: BurnDown) -> str:
 
 def inline_svg(svg: str, title: str) -> str:
     """matplotlib's SVG document -> an element to inline: no prolog, no fixed size, a title."""
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     end = svg.index(">")
     root = _ROOT_SIZE.sub("", svg[:end])
     root += f' class="hpchub-chart-svg" role="img" aria-labelledby="{TITLE_ID}" focusable="false"'
-    return f'{root}><title id="{TITLE_ID}">{html.escape(title)}</title>{svg[end + 1:]}'
+    return f'{root}><title id="{TITLE_ID}">{html.escape(title)}</title>{svg[end + 1 :]}'
 
 
 def draw_svg(data: BurnDown) -> str:
@@ -185,8 +185,12 @@ def shows(drawing: Drawing, figures: ProjectUsage) -> bool:
 
 
 async def project_chart(
-    project: str, data: Callable[[], BurnDown], ttl_seconds: float, cache: ChartCache = CACHE,
-    figures: ProjectUsage | None = None, now: datetime | None = None,
+    project: str,
+    data: Callable[[], BurnDown],
+    ttl_seconds: float,
+    cache: ChartCache = CACHE,
+    figures: ProjectUsage | None = None,
+    now: datetime | None = None,
 ) -> Chart:
     """The project's chart: the drawing from the cache if made less than ``ttl_seconds`` ago and
     (given the page's ``figures``) it still shows their budget and remaining, else its data read

@@ -212,5 +212,7 @@ class CourseActions:
 def course_actions(role: Role | None, access: ProjectAccess, *, is_admin: bool) -> CourseActions:
     instructor = is_admin or role is Role.INSTRUCTOR
     return CourseActions(
-        extend_caps=access.set_caps or access.raise_caps, switch_lab_hours=instructor, change_settings=instructor,
+        extend_caps=access.set_caps or access.raise_caps,
+        switch_lab_hours=instructor,
+        change_settings=instructor,
     )

@@ -106,7 +106,9 @@ def version_rows(environment: dict) -> list[dict]:
     return rows
 
 
-def read_log_tail(space: sp.ProjectSpace, name: str, version: int, limit: int = LOG_PAGE_BYTES) -> tuple[str, int, bool]:
+def read_log_tail(
+    space: sp.ProjectSpace, name: str, version: int, limit: int = LOG_PAGE_BYTES
+) -> tuple[str, int, bool]:
     """The last ``limit`` bytes of a build log, the offset after them and whether the start was cut (a log
     that is not the builder's regular file: the one-line reason instead, :func:`hub.envs.space.read_log`)."""
     log = sp.read_log(space, name, version, limit=limit, tail=True)
@@ -163,8 +165,11 @@ class EnvironmentsListPage(EnvironmentPageHandler):
         settings = self.environments
         access = await self.access(project)
         if not access.can_change:
-            raise web.HTTPError(403, f"a {access.role.value if access.role else 'non-member'} of {project} may not "
-                                     "change its environments; ask a pi, manager or instructor")
+            raise web.HTTPError(
+                403,
+                f"a {access.role.value if access.role else 'non-member'} of {project} may not "
+                "change its environments; ask a pi, manager or instructor",
+            )
         name = self.get_body_argument("name", "").strip()
         spec, spec_error = self.spec_text()
         form = {"name": name, "spec": spec}
@@ -183,10 +188,19 @@ class EnvironmentsListPage(EnvironmentPageHandler):
                 raise web.HTTPError(exc.status, exc.message) from None
             await self.render_list(access, form=form, errors={field_of(exc): form_message(exc)}, status=exc.status)
             return
-        self.log.info("hpchub pages: %s submitted %s/%s version %s (job %s, as %s)", self.current_user.name,
-                      project, submitted.name, submitted.version, submitted.job_id, submitted.builder)
-        self.redirect(f"{self.hub.base_url}hpchub/projects/{project}/environments/{submitted.name}/"
-                      f"{submitted.version}", status=303)
+        self.log.info(
+            "hpchub pages: %s submitted %s/%s version %s (job %s, as %s)",
+            self.current_user.name,
+            project,
+            submitted.name,
+            submitted.version,
+            submitted.job_id,
+            submitted.builder,
+        )
+        self.redirect(
+            f"{self.hub.base_url}hpchub/projects/{project}/environments/{submitted.name}/{submitted.version}",
+            status=303,
+        )
 
     def spec_text(self) -> tuple[str, str]:
         """The spec from the upload (if a file was chosen) or the text box; and an error ('' if none)."""

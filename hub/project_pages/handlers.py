@@ -76,8 +76,11 @@ class ProjectPageHandler(LedgerPageHandler):
         page = await self.run(gather.project_page, ledger, project, viewer, recent=settings.recent_sessions)
         try:
             chart = await project_chart(
-                page.info.name, lambda: gather.chart_data(ledger, page), settings.chart_cache_seconds,
-                figures=page.project_figures, now=page.now,
+                page.info.name,
+                lambda: gather.chart_data(ledger, page),
+                settings.chart_cache_seconds,
+                figures=page.project_figures,
+                now=page.now,
             )
         except Exception as exc:  # noqa: BLE001  (the page without its chart rather than no page)
             self.log.warning("hpchub pages: the chart of %s: %s", page.info.name, exc, exc_info=True)
@@ -133,8 +136,10 @@ class CoursePageHandler(LedgerPageHandler):
             hub_slurm_client(self.settings["config"]), page.rules.reservation, datetime.now(timezone.utc)
         )
         # the link to the new-course form (the form and the API decide again)
-        can_create = viewer.is_admin or (page.role is Role.INSTRUCTOR and
-                                         HPCHubAPI(config=self.settings["config"]).instructor_course_max_mgs is not None)
+        can_create = viewer.is_admin or (
+            page.role is Role.INSTRUCTOR
+            and HPCHubAPI(config=self.settings["config"]).instructor_course_max_mgs is not None
+        )
         return {"page": page, "lab": lab, "courses": HPCHubCourses(config=self.settings["config"]),
                 "can_create_course": can_create}  # fmt: skip
 

@@ -249,4 +249,3 @@ def project_links(items: Iterable[tuple[str, str, ProjectUsage]]) -> list[dict]:
             "percent": percent_text(percent_tenths(figures.used_mgs, figures.grants_mgs)),
         })  # fmt: skip
     return rows
-

@@ -70,12 +70,16 @@ class HubAPI:
         except urllib.error.HTTPError as exc:
             if exc.code in (400, 404):  # not running any more, or gone: nothing to stop
                 return exc.code
-            raise HubUnavailable(f"DELETE {path}: HTTP {exc.code}: {json.loads(exc.read() or b'{}').get('message', '')}")
+            raise HubUnavailable(
+                f"DELETE {path}: HTTP {exc.code}: {json.loads(exc.read() or b'{}').get('message', '')}"
+            )
         except (urllib.error.URLError, OSError) as exc:
             raise HubUnavailable(f"DELETE {path}: {exc}") from None
 
 
-def stop_exhausted_sessions(ledger: Ledger, tracker: ExhaustionTracker, hub: HubAPI, now: datetime | None = None) -> list[str]:
+def stop_exhausted_sessions(
+    ledger: Ledger, tracker: ExhaustionTracker, hub: HubAPI, now: datetime | None = None
+) -> list[str]:
     """One pass: note the reason and stop each session whose grace has run out. Lines for the log."""
     now = now or datetime.now(timezone.utc)
     projects = ledger.projects()
@@ -87,8 +91,10 @@ def stop_exhausted_sessions(ledger: Ledger, tracker: ExhaustionTracker, hub: Hub
     for session, reason in tracker.sessions_to_stop(usages, running, now, closed, dropped):
         ledger.note_stop_reason(session.id, reason)
         status = hub.stop_server(session.user, session.server_name)
-        lines.append(f"{session.project}: stopped {session.user}/{session.server_name} (job {session.job_id}, "
-                     f"HTTP {status}): {reason}")
+        lines.append(
+            f"{session.project}: stopped {session.user}/{session.server_name} (job {session.job_id}, "
+            f"HTTP {status}): {reason}"
+        )
     return lines
 
 
@@ -129,7 +135,8 @@ def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: d
     for session in running:
         verdict = verdicts[session.id]
         if verdict.state is IdleState.STOP and tracker.still_idle(
-                session.id, _reported(ledger, tracker, [session.id], now)[session.id], now):
+            session.id, _reported(ledger, tracker, [session.id], now)[session.id], now
+        ):
             reason = stop_reason(timeouts[session.id], course=session.id in by_course)
             ledger.note_stop_reason(session.id, reason)
             try:
@@ -137,14 +144,18 @@ def stop_idle_sessions(ledger: Ledger, tracker: IdleTracker, hub: HubAPI, now: d
             except HubUnavailable:
                 ledger.withdraw_stop_reason(session.id, reason)  # not stopped: the page must not say it was
                 raise
-            lines.append(f"{session.project}: stopped {session.user}/{session.server_name} (job {session.job_id}, "
-                         f"HTTP {status}): {reason}")
+            lines.append(
+                f"{session.project}: stopped {session.user}/{session.server_name} (job {session.job_id}, "
+                f"HTTP {status}): {reason}"
+            )
         elif verdict.state is IdleState.UNKNOWN:
             if tracker.say_unanswered(session.id, session.started_at, now):
-                lines.append(f"{session.project}: {session.user}/{session.server_name} (job {session.job_id}) does "
-                             "not report what it does (no activity report for "
-                             f"{tracker.report_max_age.total_seconds():g} s: an environment without hpchub, or a "
-                             "node that cannot reach the hub): the idle stop leaves it alone")
+                lines.append(
+                    f"{session.project}: {session.user}/{session.server_name} (job {session.job_id}) does "
+                    "not report what it does (no activity report for "
+                    f"{tracker.report_max_age.total_seconds():g} s: an environment without hpchub, or a "
+                    "node that cannot reach the hub): the idle stop leaves it alone"
+                )
         else:
             notice = idle_notice(verdict)
             noted = session.message if (session.message or "").startswith(IDLE_NOTE_PREFIX) else None

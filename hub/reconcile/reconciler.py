@@ -630,7 +630,9 @@ async def _sync_memberships(
                         for job in parse_active_jobs(await client.squeue_account_jobs(removal_accounts))}  # fmt: skip
         except (SlurmCommandError, ValueError) as exc:
             for change in plan.removals:
-                report.problems.append(Problem(change.account, f"{change.where}: association not removed: squeue: {exc}"))
+                report.problems.append(
+                    Problem(change.account, f"{change.where}: association not removed: squeue: {exc}")
+                )
         else:
             changes += [change for change in plan.removals if (change.account, change.user) not in busy]
     by_account = {project.slurm_account: project for project in projects}
@@ -673,8 +675,12 @@ def _sync_outside(
 ) -> list[str]:
     seen = [
         OutsideJobSeen(
-            job_id=record.job_id, user=record.user, account=record.account, gpu_type_counts=record.gpu_type_counts,
-            started_at=record.start or ledger.clock(), time_limit_seconds=running_time_limit_seconds(record),
+            job_id=record.job_id,
+            user=record.user,
+            account=record.account,
+            gpu_type_counts=record.gpu_type_counts,
+            started_at=record.start or ledger.clock(),
+            time_limit_seconds=running_time_limit_seconds(record),
         )  # fmt: skip
         for record in outside
         if any(record.gpu_type_counts.values())
@@ -732,9 +738,14 @@ async def run_reconcile(
     being worked on); it says so once when it pauses and once when it resumes."""
     if every is None:
         try:
-            report = await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run,
-                                          prune_unknown_associations=prune_unknown_associations,
-                                          orphan_grace=orphan_grace)
+            report = await reconcile_pass(
+                ledger,
+                client,
+                cluster=cluster,
+                dry_run=dry_run,
+                prune_unknown_associations=prune_unknown_associations,
+                orphan_grace=orphan_grace,
+            )
         except ReconcileError as exc:
             print(f"hpchub reconcile: {exc}", file=sys.stderr)
             return 1
@@ -763,9 +774,17 @@ async def run_reconcile(
                 _say("hpchub reconcile: resumed", stamped=True)
                 paused = False
             try:
-                _print_report(await reconcile_pass(ledger, client, cluster=cluster, dry_run=dry_run,
-                                                   prune_unknown_associations=prune_unknown_associations,
-                                                   orphan_grace=orphan_grace), stamped=True)
+                _print_report(
+                    await reconcile_pass(
+                        ledger,
+                        client,
+                        cluster=cluster,
+                        dry_run=dry_run,
+                        prune_unknown_associations=prune_unknown_associations,
+                        orphan_grace=orphan_grace,
+                    ),
+                    stamped=True,
+                )
                 if after_pass is not None and not dry_run:
                     for line in await asyncio.to_thread(after_pass):
                         _say(line, stamped=True)

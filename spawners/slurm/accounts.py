@@ -41,7 +41,9 @@ class AccountTree:
 
     def children(self, account: str) -> tuple[str, ...]:
         """The accounts directly under ``account`` (on any cluster), sorted."""
-        return tuple(sorted({child for _cluster, child, parent in self.edges if parent == account and child != account}))
+        return tuple(
+            sorted({child for _cluster, child, parent in self.edges if parent == account and child != account})
+        )
 
     def is_root(self, account: str) -> bool:
         """Slurm's root account (named root, or an account without a parent)."""

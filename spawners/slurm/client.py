@@ -423,9 +423,7 @@ class SlurmClient:
             ]
         )
 
-    async def sacct_accounts(
-        self, accounts: Sequence[str], *, start: datetime, cluster: str | None = None
-    ) -> str:
+    async def sacct_accounts(self, accounts: Sequence[str], *, start: datetime, cluster: str | None = None) -> str:
         """Every job allocation on ``accounts`` (all users) that ran, or runs, since ``start``.
 
         Asks for :data:`ACCOUNTING_SACCT_STATES` (the end states and RUNNING) from ``start``

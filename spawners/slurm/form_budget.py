@@ -78,9 +78,7 @@ def course_limits(ledger: Ledger, user: str, projects: Sequence[str]) -> dict[st
     return limits
 
 
-def preview_answer(
-    context: RequestContext, options: Mapping, ledger: Ledger, lab_hours_on: bool | None = None
-) -> dict:
+def preview_answer(context: RequestContext, options: Mapping, ledger: Ledger, lab_hours_on: bool | None = None) -> dict:
     """``POST /preview``'s answer for ``options``: the spawn's own check (``context.validate``),
     ``Ledger.preview`` and, when refused, the offers that fit. Raises ``OptionsError`` or
     ``LedgerError``."""

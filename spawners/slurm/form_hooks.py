@@ -45,7 +45,9 @@ class FormHooks:
         The posted values are kept for a moment so that, if the spawn is refused, the form
         JupyterHub renders again shows what the user chose, with the error under its field.
         """
-        options = {key: values[0] for key, values in formdata.items() if key in ALLOWED_KEYS and values and values[0] != ""}
+        options = {
+            key: values[0] for key, values in formdata.items() if key in ALLOWED_KEYS and values and values[0] != ""
+        }
         _FORM_RETRY.put(self.user.name, {"values": dict(options), "error": None}, FORM_RETRY_SECONDS)
         return options
 

@@ -44,8 +44,12 @@ class LedgerLink:
         if ledger is None:
             return
         self.ledger_session = await asyncio.to_thread(
-            ledger.admit, request.project, self.user.name, self.name or "",
-            Booking(request.gpu_type, request.gpus, request.hours), lab_hours_on=lab_hours_on,
+            ledger.admit,
+            request.project,
+            self.user.name,
+            self.name or "",
+            Booking(request.gpu_type, request.gpus, request.hours),
+            lab_hours_on=lab_hours_on,
         )
         # The hold is in the server's saved state before any job exists: a hub that dies from
         # here on releases it at restart (poll), whether sbatch returned or not.
@@ -108,8 +112,11 @@ class LedgerLink:
         except (LedgerError, SQLAlchemyError) as exc:
             detail = database_detail(exc) if isinstance(exc, SQLAlchemyError) else str(exc)
             self.log.error("%s: ledger could not record job %s: %s", self._log_name, self.job_id, detail)
-            raise SpawnError(f"The GPU-hour ledger could not record Slurm job {self.job_id} ({detail}); the job is "
-                             "cancelled and nothing is charged. Try again shortly.", reason="ledger") from None
+            raise SpawnError(
+                f"The GPU-hour ledger could not record Slurm job {self.job_id} ({detail}); the job is "
+                "cancelled and nothing is charged. Try again shortly.",
+                reason="ledger",
+            ) from None
 
     async def _ledger_session_ended(self, status: JobStatus | None) -> None:
         """Release the hold and record the observed cost (provisional until sacct's final charge)."""

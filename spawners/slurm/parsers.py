@@ -239,8 +239,8 @@ def parse_alloc_tres(text: str) -> tuple[dict[str, int], int]:
             raise ValueError(f"AllocTRES: not a GPU count: {item!r}")
         if name == _TRES_GPU:
             untyped = int(count)
-        elif name.startswith(_TRES_GPU_TYPED) and name[len(_TRES_GPU_TYPED):]:
-            gpu_type = name[len(_TRES_GPU_TYPED):]
+        elif name.startswith(_TRES_GPU_TYPED) and name[len(_TRES_GPU_TYPED) :]:
+            gpu_type = name[len(_TRES_GPU_TYPED) :]
             typed[gpu_type] = typed.get(gpu_type, 0) + int(count)
         else:
             raise ValueError(f"AllocTRES: not a GPU item: {item!r}")
@@ -310,7 +310,7 @@ def _header_fields(line: str) -> dict[str, str]:
 
 def _billing_item(line: str, key: str, where: str) -> tuple[int | None, int]:
     """``GrpTRESMins=cpu=N(0),...,billing=12000(56),...`` -> (12000, 56); ``N`` -> None."""
-    for item in line[len(key) + 1:].split(","):
+    for item in line[len(key) + 1 :].split(","):
         if item.startswith("billing="):
             match = _ASSOC_TRES_ITEM.fullmatch(item)
             if match is None:

@@ -122,11 +122,10 @@ def resolve(catalogue: Catalogue, request: JobRequest) -> tuple[Environment, str
     in the catalogue's default entry and opens notebooks with the kernel ``P-NAME``.
     """
     if request.environment.startswith(PROJECT_ENVIRONMENT_PREFIX):
-        name = request.environment[len(PROJECT_ENVIRONMENT_PREFIX):]
+        name = request.environment[len(PROJECT_ENVIRONMENT_PREFIX) :]
         return catalogue.default, kernel_name(request.project, name)
     environment = catalogue.get(request.environment)
     if environment is None:
-
         raise LaunchError(f"environment {request.environment!r} is no longer in the catalogue")
     if environment.kernel:  # a published project environment: Jupyter from the default, its kernel
         return catalogue.default, environment.kernel
@@ -141,8 +140,13 @@ def sync_spaces(environments: HPCHubEnvironments, ledger, projects: Sequence[str
     for project in projects:
         try:
             members = ledger.active_members(project)
-            report = ensure_space(ProjectSpace(Path(environments.project_root), project), members,
-                                  manage_groups=True, hub_account=environments.hub_account, settings=environments)
+            report = ensure_space(
+                ProjectSpace(Path(environments.project_root), project),
+                members,
+                manage_groups=True,
+                hub_account=environments.hub_account,
+                settings=environments,
+            )
         except (SpaceError, LedgerError, OSError) as exc:
             log.warning("project space of %s not synced: %s", project, exc)
             continue

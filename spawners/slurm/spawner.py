@@ -186,9 +186,9 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
     cluster_info_ttl = Float(
         300.0, help="Seconds the partitions and GPUs read from sinfo are cached. Default 300."
     ).tag(config=True)
-    accounts_ttl = Float(
-        60.0, help="Seconds a user's Slurm accounts (sacctmgr) are cached. Default 60."
-    ).tag(config=True)
+    accounts_ttl = Float(60.0, help="Seconds a user's Slurm accounts (sacctmgr) are cached. Default 60.").tag(
+        config=True
+    )
     catalogue_file = Unicode(
         "",
         help="Path of the environment catalogue (images/catalog.toml format). Required. "
@@ -199,9 +199,9 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         help="Values for {placeholders} in the catalogue's paths. Default {}. "
         "Example: {'demo_venv': '/opt/hpchub/venv'}.",
     ).tag(config=True)
-    default_hours = Float(
-        1.0, help="Hours requested when the options name none (a multiple of 0.25). Default 1."
-    ).tag(config=True)
+    default_hours = Float(1.0, help="Hours requested when the options name none (a multiple of 0.25). Default 1.").tag(
+        config=True
+    )
     job_output = Unicode(
         "{home}/.hpchub-jupyter-%j.log",
         help="The job's log file; {home} is the user's home, %j the job id (Slurm). "
@@ -310,7 +310,9 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
                project_envs.published_version(settings))  # fmt: skip
         cached = _CACHE.get(key)
         if cached is None:
-            cached = project_envs.with_published(settings, load_catalogue(self.catalogue_file, self.catalogue_variables))
+            cached = project_envs.with_published(
+                settings, load_catalogue(self.catalogue_file, self.catalogue_variables)
+            )
             _CACHE.put(key, cached, 60)
         return cached  # type: ignore[return-value]
 
@@ -506,8 +508,13 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         except BaseException as exc:
             self.start_cancelled = isinstance(exc, asyncio.CancelledError)  # Stop while starting
             self._starting = False
-            _count_spawn(exc.reason if isinstance(exc, SpawnError) else
-                         "slurm" if isinstance(exc, SlurmNotAnswering) else "failed")
+            _count_spawn(
+                exc.reason
+                if isinstance(exc, SpawnError)
+                else "slurm"
+                if isinstance(exc, SlurmNotAnswering)
+                else "failed"
+            )
             # Nothing may keep holding budget after a failed start (JupyterHub does not call
             # stop() for a server whose poll() already says it is not running).
             if self.job_id:
@@ -528,8 +535,9 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         self._port_event = asyncio.Event()
         self.accepts_port_report = True
         # The demo makes the projects' Unix groups: a membership change reaches this job.
-        await asyncio.to_thread(project_envs.sync_spaces, self.environment_settings, self.ledger,
-                                self.user_project_names)
+        await asyncio.to_thread(
+            project_envs.sync_spaces, self.environment_settings, self.ledger, self.user_project_names
+        )
         try:
             self.check_account_rules()  # the last gate before sudo -u USER sbatch
         except AccountDenied as exc:
@@ -573,13 +581,15 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         self.job_node = status.node
         self.ip = await self.node_address(status.node)
         self._note_progress(words.PROGRESS_RUNNING, words.on_node_message("Running", status.node, self.job_id))
-        self._note_progress(words.PROGRESS_STARTING_JUPYTER,
-                            words.on_node_message("Starting Jupyter", status.node, self.job_id))
+        self._note_progress(
+            words.PROGRESS_STARTING_JUPYTER, words.on_node_message("Starting Jupyter", status.node, self.job_id)
+        )
         await self._wait_for_port(watcher)
         self._starting = False
         self._save_state_now()
-        self._note_progress(words.PROGRESS_JUPYTER_STARTED,
-                            words.on_node_message("Jupyter started", status.node, self.job_id))
+        self._note_progress(
+            words.PROGRESS_JUPYTER_STARTED, words.on_node_message("Jupyter started", status.node, self.job_id)
+        )
         return (self.ip, self.port)
 
     def _save_state_now(self) -> None:
@@ -658,7 +668,7 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
             return ""
         template = self.job_output.replace("%j", str(self.job_id))
         if template.startswith("{home}/"):
-            base, relative = entry.pw_dir, template[len("{home}/"):]
+            base, relative = entry.pw_dir, template[len("{home}/") :]
         else:
             base, relative = "/", template.replace("{home}", entry.pw_dir).lstrip("/")
         parts = [part for part in relative.split("/") if part]
@@ -711,8 +721,11 @@ class SlurmGPUSpawner(LedgerLink, FormHooks, SlurmSpawner):
         self.log.warning("%s: the hub stopped while this server was starting; %s", self._log_name, what)
         if self.ledger is not None and self.ledger_session is not None:
             try:
-                await asyncio.to_thread(self.ledger.note_stop_reason, self.ledger_session,
-                                        f"stopped: the hub restarted while this server was starting; {what}")
+                await asyncio.to_thread(
+                    self.ledger.note_stop_reason,
+                    self.ledger_session,
+                    f"stopped: the hub restarted while this server was starting; {what}",
+                )
             except (LedgerError, SQLAlchemyError) as exc:
                 self.log.warning("%s: noting the interrupted start failed: %s", self._log_name, exc)
         self._starting = False

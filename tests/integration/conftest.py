@@ -34,6 +34,8 @@ def pytest_collection_modifyitems(config, items):
         if SECURITY_DIR in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.security)
             item.add_marker(pytest.mark.integration)
+
+
 HPCHUB = [sys.executable, "-m", "hub.cli"]
 BROKEN_ENVIRONMENT = """
 [[environment]]
@@ -64,7 +66,11 @@ def cli_env(**extra: str) -> dict[str, str]:
 
 def hpchub(*args: str, check: bool = True, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*HPCHUB, *args], capture_output=True, text=True, timeout=timeout, check=check,
+        [*HPCHUB, *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=check,
         cwd="/",  # import the installed package, not the checkout
         env=cli_env(),
     )
@@ -102,8 +108,15 @@ class Portal:
         jobs = {}
         for line in out.splitlines():
             job_id, account, user, gres, _left, limit, state, comment, node = line.split("|")
-            jobs[job_id] = {"account": account, "user": user, "gres": gres, "time_limit": limit,
-                            "state": state, "comment": comment, "node": node}
+            jobs[job_id] = {
+                "account": account,
+                "user": user,
+                "gres": gres,
+                "time_limit": limit,
+                "state": state,
+                "comment": comment,
+                "node": node,
+            }
         return jobs
 
     def server(self, user: str, name: str = "") -> dict | None:
@@ -119,8 +132,10 @@ class Portal:
             if server is None:
                 raise AssertionError(f"{user}/{name} server disappeared while starting")
             time.sleep(0.5)
-        raise AssertionError(f"{user}/{name} not ready after {timeout} s; {server}; the cluster's jobs:\n"
-                             + self.slurm("squeue", "--format=%i|%a|%u|%b|%T|%r|%v|%N|%k"))
+        raise AssertionError(
+            f"{user}/{name} not ready after {timeout} s; {server}; the cluster's jobs:\n"
+            + self.slurm("squeue", "--format=%i|%a|%u|%b|%T|%r|%v|%N|%k")
+        )
 
     def wait_stopped(self, user: str, name: str = "", timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout
@@ -138,8 +153,9 @@ class Portal:
         """The environment of a user's single-user server of *this* hub (matched by the hub API
         port, so a demo beside the tests is not picked): what the user can read inside their job."""
         hub_api_port = json.loads((self.state_dir / "demo.json").read_text())["ports"]["hub_api"]
-        pids = subprocess.run(["pgrep", "-u", user, "-f", "jupyterhub-singleuser"], capture_output=True,
-                              text=True, check=False).stdout.split()
+        pids = subprocess.run(
+            ["pgrep", "-u", user, "-f", "jupyterhub-singleuser"], capture_output=True, text=True, check=False
+        ).stdout.split()
         for pid in pids:
             try:
                 raw = Path(f"/proc/{pid}/environ").read_bytes().decode(errors="replace")
@@ -167,8 +183,15 @@ class Portal:
 
     def ledger_cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         """``hpchub ARGS`` on the instance's ledger and cluster (``course create`` reads Slurm's accounts)."""
-        return subprocess.run([*HPCHUB, *args], capture_output=True, text=True, timeout=120, check=check, cwd="/",
-                              env=cli_env(HPCHUB_LEDGER_URL=self.ledger_url, SLURM_CONF=self.slurm_conf))
+        return subprocess.run(
+            [*HPCHUB, *args],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=check,
+            cwd="/",
+            env=cli_env(HPCHUB_LEDGER_URL=self.ledger_url, SLURM_CONF=self.slurm_conf),
+        )
 
     def activity_report(self, user: str, server: str = ""):
         """The latest activity report the hub stored for the user's running server (None: none yet):
@@ -228,8 +251,15 @@ class Portal:
             if missing:
                 with ledger._write() as session:  # noqa: SLF001 (test seeding; append-only like grant)
                     row = ledger._project(session, project, lock=True)  # noqa: SLF001
-                    session.add(Grant(project_id=row.id, amount_mgs=missing, reason=reason,
-                                      granted_by="tests", granted_at=ledger._now(None)))  # noqa: SLF001
+                    session.add(
+                        Grant(
+                            project_id=row.id,
+                            amount_mgs=missing,
+                            reason=reason,
+                            granted_by="tests",
+                            granted_at=ledger._now(None),
+                        )
+                    )  # noqa: SLF001
             assert ledger.figures(project).remaining_mgs == target_mgs
         assert self.usage(project)["remaining_gpu_hours"] == gpu_hours
 
@@ -266,8 +296,9 @@ class Portal:
         assert form.status_code == 200 and "/interaction/" in form.url, (form.status_code, form.url)
         action = re.search(r'<form[^>]*action="([^"]+)"', form.text)
         assert action, form.text[:500]
-        response = session.post(urljoin(form.url, action.group(1)),
-                                data={"username": principal, "password": password}, timeout=30)
+        response = session.post(
+            urljoin(form.url, action.group(1)), data={"username": principal, "password": password}, timeout=30
+        )
         return session, response
 
     def spawn_path(self, user: str, name: str = "") -> str:
@@ -290,11 +321,31 @@ def portal() -> Portal:
     if (TEST_DIR / "demo.json").exists() or (TEST_DIR / "cluster.json").exists():
         hpchub("demo", "down", "--state-dir", state, check=False)
     shutil.rmtree(TEST_DIR, ignore_errors=True)
-    up = hpchub("demo", "up", "--state-dir", state, "--ports", "auto", "--cluster-name", "hpchubtest",
-                "--named-server-limit", "25", "--reconcile-every", "3", "--exhaustion-grace", "3",
-                "--status-interval", "5", "--orphan-grace", "20", "--ledger-busy-timeout", "5",
-                "--idle-timeout", "0",  # the idle stop's test runs its own passes (test_idle_stop.py)
-                check=False)
+    up = hpchub(
+        "demo",
+        "up",
+        "--state-dir",
+        state,
+        "--ports",
+        "auto",
+        "--cluster-name",
+        "hpchubtest",
+        "--named-server-limit",
+        "25",
+        "--reconcile-every",
+        "3",
+        "--exhaustion-grace",
+        "3",
+        "--status-interval",
+        "5",
+        "--orphan-grace",
+        "20",
+        "--ledger-busy-timeout",
+        "5",
+        "--idle-timeout",
+        "0",  # the idle stop's test runs its own passes (test_idle_stop.py)
+        check=False,
+    )
     if up.returncode != 0:
         hpchub("demo", "down", "--state-dir", state, check=False)
         pytest.fail(f"hpchub demo up failed:\n{up.stdout}\n{up.stderr}")
@@ -342,8 +393,14 @@ def hub_reconciler_paused(portal):
         time.sleep(0.5)
 
 
-BOB_H200_ONE_HOUR = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 1,
-                     "environment": "default"}
+BOB_H200_ONE_HOUR = {
+    "project": "vision-lab",
+    "partition": "gpu",
+    "gpu_type": "h200",
+    "gpus": 1,
+    "hours": 1,
+    "environment": "default",
+}
 
 
 @pytest.fixture(scope="module")

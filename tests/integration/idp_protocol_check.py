@@ -99,11 +99,13 @@ class Provider:
             "issuer": self.issuer,
             "host": "127.0.0.1",
             "port": self.port,
-            "clients": [{
-                "client_id": CLIENT_ID,
-                "client_secret": self.client_secret,
-                "redirect_uris": [REDIRECT_URI],
-            }],
+            "clients": [
+                {
+                    "client_id": CLIENT_ID,
+                    "client_secret": self.client_secret,
+                    "redirect_uris": [REDIRECT_URI],
+                }
+            ],
             "accounts_file": str(self.accounts_file),
             "jwks_file": str(workdir / "keys" / "jwks.json"),
             "cookie_keys": [secrets.token_urlsafe(32)],
@@ -153,16 +155,20 @@ def start_authorization(idp: Provider, disco: dict, **extra: str) -> tuple[reque
     verifier, challenge = pkce_pair()
     flow = {"state": secrets.token_urlsafe(16), "verifier": verifier}
     s = requests.Session()
-    r = s.get(disco["authorization_endpoint"], params={
-        "response_type": "code",
-        "client_id": CLIENT_ID,
-        "redirect_uri": REDIRECT_URI,
-        "scope": SCOPE,
-        "state": flow["state"],
-        "code_challenge": challenge,
-        "code_challenge_method": "S256",
-        **extra,
-    }, timeout=10)
+    r = s.get(
+        disco["authorization_endpoint"],
+        params={
+            "response_type": "code",
+            "client_id": CLIENT_ID,
+            "redirect_uri": REDIRECT_URI,
+            "scope": SCOPE,
+            "state": flow["state"],
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            **extra,
+        },
+        timeout=10,
+    )
     return s, r, flow
 
 
@@ -187,41 +193,48 @@ def follow_to_callback(s: requests.Session, resp: requests.Response, base: str) 
     raise AssertionError("too many redirects")
 
 
-def login(idp: Provider, disco: dict, username: str, password: str,
-          **extra: str) -> tuple[requests.Session, dict, dict]:
+def login(
+    idp: Provider, disco: dict, username: str, password: str, **extra: str
+) -> tuple[requests.Session, dict, dict]:
     """Full login as a browser would; returns (session, callback params, flow)."""
     s, r, flow = start_authorization(idp, disco, **extra)
     form = login_form(r)
     action = urljoin(r.url, form["action"])
-    resp = s.post(action, data={"username": username, "password": password},
-                  allow_redirects=False, timeout=10)
+    resp = s.post(action, data={"username": username, "password": password}, allow_redirects=False, timeout=10)
     params = follow_to_callback(s, resp, idp.issuer)
     return s, params, flow
 
 
 def exchange(idp: Provider, disco: dict, code: str, verifier: str) -> requests.Response:
-    return requests.post(disco["token_endpoint"], data={
-        "grant_type": "authorization_code",
-        "code": code,
-        "redirect_uri": REDIRECT_URI,
-        "code_verifier": verifier,
-        "client_id": CLIENT_ID,
-        "client_secret": idp.client_secret,
-    }, timeout=10)
+    return requests.post(
+        disco["token_endpoint"],
+        data={
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": REDIRECT_URI,
+            "code_verifier": verifier,
+            "client_id": CLIENT_ID,
+            "client_secret": idp.client_secret,
+        },
+        timeout=10,
+    )
 
 
 def refresh(idp: Provider, disco: dict, refresh_token: str) -> requests.Response:
-    return requests.post(disco["token_endpoint"], data={
-        "grant_type": "refresh_token",
-        "refresh_token": refresh_token,
-        "client_id": CLIENT_ID,
-        "client_secret": idp.client_secret,
-    }, timeout=10)
+    return requests.post(
+        disco["token_endpoint"],
+        data={
+            "grant_type": "refresh_token",
+            "refresh_token": refresh_token,
+            "client_id": CLIENT_ID,
+            "client_secret": idp.client_secret,
+        },
+        timeout=10,
+    )
 
 
 def userinfo(disco: dict, access_token: str) -> requests.Response:
-    return requests.get(disco["userinfo_endpoint"],
-                        headers={"Authorization": f"Bearer {access_token}"}, timeout=10)
+    return requests.get(disco["userinfo_endpoint"], headers={"Authorization": f"Bearer {access_token}"}, timeout=10)
 
 
 def verify_id_token(token: str, disco: dict, idp: Provider) -> dict:
@@ -234,8 +247,7 @@ def verify_id_token(token: str, disco: dict, idp: Provider) -> dict:
     keys = requests.get(disco["jwks_uri"], timeout=10).json()["keys"]
     kid = jwt.get_unverified_header(token).get("kid")
     key = next(k for k in keys if k.get("kid") == kid)
-    return jwt.decode(token, jwt.PyJWK(key).key, algorithms=["RS256"],
-                      audience=CLIENT_ID, issuer=idp.issuer)
+    return jwt.decode(token, jwt.PyJWK(key).key, algorithms=["RS256"], audience=CLIENT_ID, issuer=idp.issuer)
 
 
 def run(args: argparse.Namespace) -> None:
@@ -246,8 +258,10 @@ def run(args: argparse.Namespace) -> None:
     try:
         idp.start()
         jwks_path = Path(idp.config["jwks_file"])
-        check(jwks_path.exists() and (jwks_path.stat().st_mode & 0o777) == 0o600,
-              "signing key generated on first start with mode 0600")
+        check(
+            jwks_path.exists() and (jwks_path.stat().st_mode & 0o777) == 0o600,
+            "signing key generated on first start with mode 0600",
+        )
 
         # --- discovery
         disco = requests.get(idp.issuer + "/.well-known/openid-configuration", timeout=10).json()
@@ -255,41 +269,69 @@ def run(args: argparse.Namespace) -> None:
         for key in ("authorization_endpoint", "token_endpoint", "userinfo_endpoint", "jwks_uri"):
             check(disco.get(key, "").startswith(idp.issuer + "/"), f"discovery has {key}")
         check(disco.get("code_challenge_methods_supported") == ["S256"], "discovery: PKCE S256 only")
-        check("client_secret_post" in disco["token_endpoint_auth_methods_supported"],
-              "discovery: client_secret_post supported")
-        check({"openid", "profile", "email", "groups", "offline_access"} <= set(disco["scopes_supported"]),
-              "discovery: scopes openid profile email groups offline_access")
+        check(
+            "client_secret_post" in disco["token_endpoint_auth_methods_supported"],
+            "discovery: client_secret_post supported",
+        )
+        check(
+            {"openid", "profile", "email", "groups", "offline_access"} <= set(disco["scopes_supported"]),
+            "discovery: scopes openid profile email groups offline_access",
+        )
         check("groups" in disco["claims_supported"], "discovery: groups claim supported")
         jwks = requests.get(disco["jwks_uri"], timeout=10).json()
-        check(all("d" not in k for k in jwks["keys"]) and jwks["keys"][0].get("alg") == "RS256",
-              "jwks_uri publishes only the public RS256 key")
+        check(
+            all("d" not in k for k in jwks["keys"]) and jwks["keys"][0].get("alg") == "RS256",
+            "jwks_uri publishes only the public RS256 key",
+        )
 
         # --- PKCE is required
-        r = requests.get(disco["authorization_endpoint"], params={
-            "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI,
-            "scope": SCOPE, "state": "x"}, allow_redirects=False, timeout=10)
+        r = requests.get(
+            disco["authorization_endpoint"],
+            params={
+                "response_type": "code",
+                "client_id": CLIENT_ID,
+                "redirect_uri": REDIRECT_URI,
+                "scope": SCOPE,
+                "state": "x",
+            },
+            allow_redirects=False,
+            timeout=10,
+        )
         loc = r.headers.get("Location", "")
-        check(r.status_code in (302, 303) and loc.startswith(REDIRECT_URI) and "error=invalid_request" in loc,
-              "authorization without code_challenge is refused (invalid_request)", (r.status_code, loc[:120]))
+        check(
+            r.status_code in (302, 303) and loc.startswith(REDIRECT_URI) and "error=invalid_request" in loc,
+            "authorization without code_challenge is refused (invalid_request)",
+            (r.status_code, loc[:120]),
+        )
 
         # --- full flow as alice
         s, r, flow = start_authorization(idp, disco)
-        check(r.status_code == 200 and "/interaction/" in r.url, "authorize redirects to the login form",
-              (r.status_code, r.url))
+        check(
+            r.status_code == 200 and "/interaction/" in r.url,
+            "authorize redirects to the login form",
+            (r.status_code, r.url),
+        )
         form = login_form(r)
-        check(set(form["inputs"]) == {"username", "password"}, "login form fields are username, password",
-              form["inputs"])
-        resp = s.post(urljoin(r.url, form["action"]),
-                      data={"username": "alice@uni.example", "password": "alice-demo"},
-                      allow_redirects=False, timeout=10)
+        check(
+            set(form["inputs"]) == {"username", "password"}, "login form fields are username, password", form["inputs"]
+        )
+        resp = s.post(
+            urljoin(r.url, form["action"]),
+            data={"username": "alice@uni.example", "password": "alice-demo"},
+            allow_redirects=False,
+            timeout=10,
+        )
         cb = follow_to_callback(s, resp, idp.issuer)
         check("code" in cb and cb.get("state") == flow["state"], "callback carries code and the same state")
         check(cb.get("iss") == idp.issuer, "callback carries iss (RFC 9207)")
         secrets_seen.append(cb["code"])
 
         bad = exchange(idp, disco, cb["code"], pkce_pair()[0])
-        check(bad.status_code == 400 and bad.json().get("error") == "invalid_grant",
-              "token exchange with a wrong code_verifier fails (invalid_grant)", bad.text[:200])
+        check(
+            bad.status_code == 400 and bad.json().get("error") == "invalid_grant",
+            "token exchange with a wrong code_verifier fails (invalid_grant)",
+            bad.text[:200],
+        )
 
         # the code was consumed by the failed attempt? oidc-provider consumes codes on use,
         # so log in again for a clean exchange.
@@ -298,68 +340,113 @@ def run(args: argparse.Namespace) -> None:
         check(tok.status_code == 200, "token exchange (client_secret_post + code_verifier)", tok.text[:300])
         tokens = tok.json()
         secrets_seen += [tokens["access_token"], tokens["id_token"], tokens.get("refresh_token", "")]
-        check(tokens["token_type"].lower() == "bearer" and tokens.get("expires_in", 0) <= 600,
-              "access token: Bearer, expires_in <= 600", tokens.get("expires_in"))
+        check(
+            tokens["token_type"].lower() == "bearer" and tokens.get("expires_in", 0) <= 600,
+            "access token: Bearer, expires_in <= 600",
+            tokens.get("expires_in"),
+        )
         # OIDC Core 11: offline_access is ignored unless prompt=consent; the provider issues a
         # refresh token anyway (issueRefreshToken), bound to the provider's login session.
-        check(set(tokens["scope"].split()) == set(SCOPE.split()) - {"offline_access"},
-              "granted scope without prompt=consent: openid profile email groups (offline_access dropped)",
-              tokens["scope"])
+        check(
+            set(tokens["scope"].split()) == set(SCOPE.split()) - {"offline_access"},
+            "granted scope without prompt=consent: openid profile email groups (offline_access dropped)",
+            tokens["scope"],
+        )
         claims = verify_id_token(tokens["id_token"], disco, idp)
         check(claims["sub"] == "alice@uni.example", "ID token sub")
         check(claims.get("preferred_username") == "alice@uni.example", "ID token preferred_username")
-        check(claims.get("email") == "alice@uni.example" and claims.get("email_verified") is True,
-              "ID token email, email_verified")
+        check(
+            claims.get("email") == "alice@uni.example" and claims.get("email_verified") is True,
+            "ID token email, email_verified",
+        )
         check(claims.get("name") == "Alice Anders", "ID token name")
         check(claims.get("groups") == ["hpc-users", "vision-lab"], "ID token groups", claims.get("groups"))
         ui = userinfo(disco, tokens["access_token"])
-        check(ui.status_code == 200 and ui.json().get("groups") == ["hpc-users", "vision-lab"]
-              and ui.json().get("preferred_username") == "alice@uni.example",
-              "userinfo has groups and preferred_username", ui.text[:300])
+        check(
+            ui.status_code == 200
+            and ui.json().get("groups") == ["hpc-users", "vision-lab"]
+            and ui.json().get("preferred_username") == "alice@uni.example",
+            "userinfo has groups and preferred_username",
+            ui.text[:300],
+        )
         check(bool(tokens.get("refresh_token")), "refresh token issued without prompt=consent")
 
         rf = refresh(idp, disco, tokens["refresh_token"])
-        check(rf.status_code == 200 and rf.json().get("access_token") and rf.json().get("id_token"),
-              "refresh grant returns a new access and ID token", rf.text[:300])
+        check(
+            rf.status_code == 200 and rf.json().get("access_token") and rf.json().get("id_token"),
+            "refresh grant returns a new access and ID token",
+            rf.text[:300],
+        )
         rtok = rf.json()
         secrets_seen += [rtok["access_token"], rtok["id_token"], rtok.get("refresh_token", "")]
-        check(jwt_payload(rtok["id_token"]).get("groups") == ["hpc-users", "vision-lab"],
-              "refreshed ID token has groups")
-        print(f"note refresh response {'rotates' if rtok.get('refresh_token') not in (None, tokens['refresh_token']) else 'keeps'}"
-              f" the refresh token (returned: {'yes' if rtok.get('refresh_token') else 'no'})")
+        check(
+            jwt_payload(rtok["id_token"]).get("groups") == ["hpc-users", "vision-lab"], "refreshed ID token has groups"
+        )
+        print(
+            f"note refresh response {'rotates' if rtok.get('refresh_token') not in (None, tokens['refresh_token']) else 'keeps'}"
+            f" the refresh token (returned: {'yes' if rtok.get('refresh_token') else 'no'})"
+        )
         current_rt = rtok.get("refresh_token") or tokens["refresh_token"]
 
         # --- with prompt=consent, offline_access is granted (refresh token not bound to the session)
         _, cb, flow = login(idp, disco, "bob@uni.example", "bob-demo", prompt="consent")
         t = exchange(idp, disco, cb["code"], flow["verifier"]).json()
         secrets_seen += [t["access_token"], t["id_token"], t.get("refresh_token", "")]
-        check("offline_access" in t["scope"].split() and t.get("refresh_token"),
-              "prompt=consent: scope includes offline_access, refresh token issued", t.get("scope"))
+        check(
+            "offline_access" in t["scope"].split() and t.get("refresh_token"),
+            "prompt=consent: scope includes offline_access, refresh token issued",
+            t.get("scope"),
+        )
         check(refresh(idp, disco, t["refresh_token"]).status_code == 200, "prompt=consent: refresh grant works")
 
         # --- SSO: a second authorization in the same browser session skips the form
-        r2 = s.get(disco["authorization_endpoint"], params={
-            "response_type": "code", "client_id": CLIENT_ID, "redirect_uri": REDIRECT_URI, "scope": SCOPE,
-            "state": "sso", "code_challenge": pkce_pair()[1], "code_challenge_method": "S256"},
-            allow_redirects=False, timeout=10)
+        r2 = s.get(
+            disco["authorization_endpoint"],
+            params={
+                "response_type": "code",
+                "client_id": CLIENT_ID,
+                "redirect_uri": REDIRECT_URI,
+                "scope": SCOPE,
+                "state": "sso",
+                "code_challenge": pkce_pair()[1],
+                "code_challenge_method": "S256",
+            },
+            allow_redirects=False,
+            timeout=10,
+        )
         sso = follow_to_callback(s, r2, idp.issuer)
         check("code" in sso, "same browser session: second authorization needs no password (SSO)")
 
         # --- wrong password
         s, r, flow = start_authorization(idp, disco)
         form = login_form(r)
-        bad = s.post(urljoin(r.url, form["action"]),
-                     data={"username": "alice@uni.example", "password": "wrong-password"},
-                     allow_redirects=False, timeout=10)
-        check(bad.status_code == 401 and "Invalid username or password" in bad.text
-              and "Location" not in bad.headers and login_form(bad),
-              "wrong password: 401, the form again with 'Invalid username or password'", bad.status_code)
-        bad = s.post(urljoin(r.url, form["action"]),
-                     data={"username": "nobody@uni.example", "password": "x"}, allow_redirects=False, timeout=10)
+        bad = s.post(
+            urljoin(r.url, form["action"]),
+            data={"username": "alice@uni.example", "password": "wrong-password"},
+            allow_redirects=False,
+            timeout=10,
+        )
+        check(
+            bad.status_code == 401
+            and "Invalid username or password" in bad.text
+            and "Location" not in bad.headers
+            and login_form(bad),
+            "wrong password: 401, the form again with 'Invalid username or password'",
+            bad.status_code,
+        )
+        bad = s.post(
+            urljoin(r.url, form["action"]),
+            data={"username": "nobody@uni.example", "password": "x"},
+            allow_redirects=False,
+            timeout=10,
+        )
         check(bad.status_code == 401 and "Invalid username or password" in bad.text, "unknown user: same answer")
-        good = s.post(urljoin(r.url, form["action"]),
-                      data={"username": "alice@uni.example", "password": "alice-demo"},
-                      allow_redirects=False, timeout=10)
+        good = s.post(
+            urljoin(r.url, form["action"]),
+            data={"username": "alice@uni.example", "password": "alice-demo"},
+            allow_redirects=False,
+            timeout=10,
+        )
         check("code" in follow_to_callback(s, good, idp.issuer), "retry with the right password on the same form works")
 
         # --- every demo account logs in and gets its claims
@@ -381,32 +468,52 @@ def run(args: argparse.Namespace) -> None:
 
         _, cb, flow = login(idp, disco, "alice@uni.example", "alice-demo")
         t = exchange(idp, disco, cb["code"], flow["verifier"]).json()
-        check(jwt_payload(t["id_token"]).get("groups") == ["hpc-users"],
-              "after removing vision-lab: a new login's ID token shows the new groups")
-        check(userinfo(disco, t["access_token"]).json().get("groups") == ["hpc-users"],
-              "after removing vision-lab: userinfo shows the new groups")
+        check(
+            jwt_payload(t["id_token"]).get("groups") == ["hpc-users"],
+            "after removing vision-lab: a new login's ID token shows the new groups",
+        )
+        check(
+            userinfo(disco, t["access_token"]).json().get("groups") == ["hpc-users"],
+            "after removing vision-lab: userinfo shows the new groups",
+        )
         rf = refresh(idp, disco, current_rt)
         check(rf.status_code == 200, "refresh of the earlier refresh token still works", rf.text[:200])
-        check(jwt_payload(rf.json()["id_token"]).get("groups") == ["hpc-users"],
-              "after removing vision-lab: the refresh grant's ID token shows the new groups")
-        check(userinfo(disco, rf.json()["access_token"]).json().get("groups") == ["hpc-users"],
-              "after removing vision-lab: userinfo with the refreshed access token shows the new groups")
-        check(userinfo(disco, tokens["access_token"]).json().get("groups") == ["hpc-users"],
-              "userinfo with an access token issued before the change shows the new groups too")
+        check(
+            jwt_payload(rf.json()["id_token"]).get("groups") == ["hpc-users"],
+            "after removing vision-lab: the refresh grant's ID token shows the new groups",
+        )
+        check(
+            userinfo(disco, rf.json()["access_token"]).json().get("groups") == ["hpc-users"],
+            "after removing vision-lab: userinfo with the refreshed access token shows the new groups",
+        )
+        check(
+            userinfo(disco, tokens["access_token"]).json().get("groups") == ["hpc-users"],
+            "userinfo with an access token issued before the change shows the new groups too",
+        )
 
         # --- removed account: refresh refused
         gone = copy.deepcopy(changed)
         gone["accounts"] = [a for a in gone["accounts"] if a["username"] != "alice@uni.example"]
         write_json_atomic(idp.accounts_file, gone)
         rf = refresh(idp, disco, current_rt)
-        check(rf.status_code == 400 and rf.json().get("error") == "invalid_grant",
-              "account removed from the file: refresh refused (invalid_grant)", rf.text[:200])
+        check(
+            rf.status_code == 400 and rf.json().get("error") == "invalid_grant",
+            "account removed from the file: refresh refused (invalid_grant)",
+            rf.text[:200],
+        )
         write_json_atomic(idp.accounts_file, data)
 
         # --- wrong client secret
-        r = requests.post(disco["token_endpoint"], data={
-            "grant_type": "refresh_token", "refresh_token": tokens["refresh_token"],
-            "client_id": CLIENT_ID, "client_secret": "not-the-secret"}, timeout=10)
+        r = requests.post(
+            disco["token_endpoint"],
+            data={
+                "grant_type": "refresh_token",
+                "refresh_token": tokens["refresh_token"],
+                "client_id": CLIENT_ID,
+                "client_secret": "not-the-secret",
+            },
+            timeout=10,
+        )
         check(r.status_code == 401 and r.json().get("error") == "invalid_client", "wrong client_secret: invalid_client")
 
         # --- restart keeps the saved key

@@ -22,10 +22,22 @@ pytestmark = pytest.mark.integration
 
 V1 = "/hub/api/hpchub/v1"
 PASSWORDS = {name: f"{name}-demo" for name in ("alice", "bob", "carol", "dave", "tom", "erin", "admin")}
-BOB_H200 = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 2, "hours": 1.5,
-            "environment": "default"}
-TOM_DEBUG = {"project": "cs101", "partition": "debug", "gpu_type": "a100", "gpus": 1, "hours": 0.25,
-             "environment": "default"}
+BOB_H200 = {
+    "project": "vision-lab",
+    "partition": "gpu",
+    "gpu_type": "h200",
+    "gpus": 2,
+    "hours": 1.5,
+    "environment": "default",
+}
+TOM_DEBUG = {
+    "project": "cs101",
+    "partition": "debug",
+    "gpu_type": "a100",
+    "gpus": 1,
+    "hours": 0.25,
+    "environment": "default",
+}
 CHARGE_START = datetime(2026, 1, 5, 9, 0, tzinfo=timezone.utc)
 
 
@@ -112,8 +124,12 @@ def charges(portal) -> None:
     from sacct, written to the hub's ledger by the installed package (the import is not
     the API's part)."""
     cluster = json.loads((portal.state_dir / "hub" / "demo-config.json").read_text())["cluster_name"]
-    subprocess.run([sys.executable, "-c", IMPORT_CHARGES, _ledger_url(portal), cluster, CHARGE_START.isoformat()],
-                   cwd="/", check=True, timeout=60)  # the installed package, not the checkout
+    subprocess.run(
+        [sys.executable, "-c", IMPORT_CHARGES, _ledger_url(portal), cluster, CHARGE_START.isoformat()],
+        cwd="/",
+        check=True,
+        timeout=60,
+    )  # the installed package, not the checkout
 
 
 # --- every endpoint x every caller ----------------------------------------------------------------------
@@ -198,8 +214,9 @@ def test_users_keep_self_and_get_both_hpchub_scopes(portal, users):
 def test_a_read_only_token_reads_but_cannot_manage(portal, users):
     token = _token_session(_make_token(portal, users["alice"], "alice", scopes=["custom:hpchub:read"]))
     assert token.get(f"{portal.url}{V1}/projects/vision-lab", timeout=30).status_code == 200
-    put = token.put(f"{portal.url}{V1}/projects/vision-lab/members/bob",
-                    json={"role": "member", "cap_gpu_hours": 20}, timeout=30)
+    put = token.put(
+        f"{portal.url}{V1}/projects/vision-lab/members/bob", json={"role": "member", "cap_gpu_hours": 20}, timeout=30
+    )
     assert put.status_code == 403 and "custom:hpchub:manage" in put.json()["message"]
 
 
@@ -281,27 +298,54 @@ BAD_INPUT = [
     pytest.param("PUT", "/projects/vision-lab/members/Bad!User", {"role": "member"}, "user", id="user-name"),
     pytest.param("PUT", "/projects/vision-lab/members/zed", {"role": "boss"}, "role", id="unknown-role"),
     pytest.param("PUT", "/projects/vision-lab/members/zed", {"cap_gpu_hours": 1}, "role", id="missing-role"),
-    pytest.param("PUT", "/projects/vision-lab/members/zed", {"role": "member", "cap_gpu_hours": -1},
-                 "cap_gpu_hours", id="negative-cap"),
-    pytest.param("PUT", "/projects/vision-lab/members/zed", {"role": "member", "cap_gpu_hours": "lots"},
-                 "cap_gpu_hours", id="cap-not-a-number"),
-    pytest.param("PUT", "/projects/vision-lab/members/zed", {"role": "member", "colour": "red"}, "colour",
-                 id="unknown-field"),
+    pytest.param(
+        "PUT",
+        "/projects/vision-lab/members/zed",
+        {"role": "member", "cap_gpu_hours": -1},
+        "cap_gpu_hours",
+        id="negative-cap",
+    ),
+    pytest.param(
+        "PUT",
+        "/projects/vision-lab/members/zed",
+        {"role": "member", "cap_gpu_hours": "lots"},
+        "cap_gpu_hours",
+        id="cap-not-a-number",
+    ),
+    pytest.param(
+        "PUT", "/projects/vision-lab/members/zed", {"role": "member", "colour": "red"}, "colour", id="unknown-field"
+    ),
     pytest.param("PUT", "/projects/vision-lab/members/zed", ["member"], "body", id="body-not-an-object"),
-    pytest.param("POST", "/projects/vision-lab/members/bob/cap", {"cap_gpu_hours": 1.00001, "reason": "x"},
-                 "cap_gpu_hours", id="cap-five-decimals"),
-    pytest.param("POST", "/projects/vision-lab/members/bob/cap", {"cap_gpu_hours": True, "reason": "x"},
-                 "cap_gpu_hours", id="cap-boolean"),
+    pytest.param(
+        "POST",
+        "/projects/vision-lab/members/bob/cap",
+        {"cap_gpu_hours": 1.00001, "reason": "x"},
+        "cap_gpu_hours",
+        id="cap-five-decimals",
+    ),
+    pytest.param(
+        "POST",
+        "/projects/vision-lab/members/bob/cap",
+        {"cap_gpu_hours": True, "reason": "x"},
+        "cap_gpu_hours",
+        id="cap-boolean",
+    ),
     pytest.param("POST", "/projects/vision-lab/members/bob/cap", {"cap_gpu_hours": 5}, "reason", id="no-reason"),
-    pytest.param("POST", "/projects/vision-lab/members/bob/cap", {"cap_gpu_hours": 5, "reason": "a\nb"}, "reason",
-                 id="reason-two-lines"),
+    pytest.param(
+        "POST",
+        "/projects/vision-lab/members/bob/cap",
+        {"cap_gpu_hours": 5, "reason": "a\nb"},
+        "reason",
+        id="reason-two-lines",
+    ),
     pytest.param("POST", "/preview", {**BOB_H200, "hours": -1}, "hours", id="preview-negative-hours"),
     pytest.param("POST", "/preview", {**BOB_H200, "hours": 0.3}, "hours", id="preview-hours-not-quarter"),
     pytest.param("POST", "/preview", {**BOB_H200, "hours": 9}, "hours", id="preview-over-maxtime"),
     pytest.param("POST", "/preview", {**BOB_H200, "gpus": 9}, "gpus", id="preview-too-many-gpus"),
     pytest.param("POST", "/preview", {**BOB_H200, "gpu_type": "v100"}, "gpu_type", id="preview-gpu-type"),
-    pytest.param("POST", "/preview", {**BOB_H200, "partition": "gpu\n#SBATCH -A x"}, "partition",
-                 id="preview-injection"),
+    pytest.param(
+        "POST", "/preview", {**BOB_H200, "partition": "gpu\n#SBATCH -A x"}, "partition", id="preview-injection"
+    ),
     pytest.param("POST", "/preview", {**BOB_H200, "options": "--comment=x"}, "options", id="preview-unknown-key"),
     pytest.param("POST", "/preview", {**BOB_H200, "project": "cs101"}, "project", id="preview-not-my-project"),
     pytest.param("POST", "/preview", {**BOB_H200, "environment": "nope"}, "environment", id="preview-environment"),
@@ -320,8 +364,9 @@ def test_bad_input_is_400_naming_the_field(portal, hpchub, users, method, path, 
 
 
 def test_body_that_is_not_json_is_400(portal, users):
-    response = users["bob"].post(f"{portal.url}{V1}/preview", data="{not json",
-                                 headers={"Content-Type": "application/json"}, timeout=30)
+    response = users["bob"].post(
+        f"{portal.url}{V1}/preview", data="{not json", headers={"Content-Type": "application/json"}, timeout=30
+    )
     assert response.status_code == 400 and "JSON" in response.json()["message"]
 
 
@@ -333,8 +378,13 @@ def test_pi_adds_changes_and_removes_a_member(portal, hpchub, users):
     url = f"{portal.url}{V1}/projects/vision-lab/members/zed"
     created = alice.put(url, json={"role": "member", "cap_gpu_hours": 2}, timeout=30)
     assert created.status_code == 201, created.text
-    assert created.json() == {"user": "zed", "role": "member", "cap_gpu_hours": 2.0,
-                              "used_gpu_hours": 0.0, "held_gpu_hours": 0.0}
+    assert created.json() == {
+        "user": "zed",
+        "role": "member",
+        "cap_gpu_hours": 2.0,
+        "used_gpu_hours": 0.0,
+        "held_gpu_hours": 0.0,
+    }
     again = alice.put(url, json={"role": "member", "cap_gpu_hours": 2}, timeout=30)
     assert (again.status_code, again.json()) == (200, created.json())
     promoted = alice.put(url, json={"role": "manager"}, timeout=30)
@@ -351,11 +401,11 @@ def test_pi_adds_changes_and_removes_a_member(portal, hpchub, users):
 
 
 def test_nobody_but_an_admin_changes_their_own_membership_or_cap(portal, users):
-    own = users["alice"].put(f"{portal.url}{V1}/projects/vision-lab/members/alice", json={"role": "member"},
-                             timeout=30)
+    own = users["alice"].put(f"{portal.url}{V1}/projects/vision-lab/members/alice", json={"role": "member"}, timeout=30)
     assert own.status_code == 403 and "own" in own.json()["message"]
-    cap = users["dave"].post(f"{portal.url}{V1}/projects/cs101/members/dave/cap",
-                             json={"cap_gpu_hours": 1000, "reason": "me"}, timeout=30)
+    cap = users["dave"].post(
+        f"{portal.url}{V1}/projects/cs101/members/dave/cap", json={"cap_gpu_hours": 1000, "reason": "me"}, timeout=30
+    )
     assert cap.status_code == 403 and "own" in cap.json()["message"]
 
 
@@ -429,8 +479,14 @@ def test_preview_figures_match_hpchub_usage(portal, hpchub, users, charges):
     assert answer == {
         "project": "vision-lab",
         "user": "bob",
-        "request": {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 2, "hours": 1.5,
-                    "environment": "default"},
+        "request": {
+            "project": "vision-lab",
+            "partition": "gpu",
+            "gpu_type": "h200",
+            "gpus": 2,
+            "hours": 1.5,
+            "environment": "default",
+        },
         "allowed": True,
         "message": "",
         "cost_gpu_hours": 3.0,
@@ -442,8 +498,7 @@ def test_preview_figures_match_hpchub_usage(portal, hpchub, users, charges):
 
 
 def test_preview_weights_a100_and_accepts_the_spawn_body(portal, users):
-    answer = _preview(portal, users["alice"], {"user_options": {**BOB_H200, "gpu_type": "a100", "gpus": 4,
-                                                                 "hours": 1}})
+    answer = _preview(portal, users["alice"], {"user_options": {**BOB_H200, "gpu_type": "a100", "gpus": 4, "hours": 1}})
     assert answer["cost_gpu_hours"] == 2.0 and answer["cap_remaining_gpu_hours"] is None  # alice has no cap
 
 
@@ -452,9 +507,11 @@ def test_preview_refusal_is_an_answer_not_an_error(portal, users):
     assert over_cap["allowed"] is False and over_cap["cost_gpu_hours"] == 32.0
     assert over_cap["message"].startswith("bob's cap in vision-lab has ")
     portal.set_remaining("tiny-lab", 0.25, "API preview test: the seeded 0.25 GPU-h")
-    tiny = _preview(portal, users["erin"], {"project": "tiny-lab", "partition": "gpu", "gpu_type": "h200",
-                                            "gpus": 1, "hours": 0.5})
+    tiny = _preview(
+        portal, users["erin"], {"project": "tiny-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 0.5}
+    )
     assert tiny["allowed"] is False
-    assert tiny["message"] == ("tiny-lab has 0.25 GPU-h left; this request needs 0.5 (1 x h200 x 0.5 h). "
-                               "Ask for fewer GPUs or hours.")
+    assert tiny["message"] == (
+        "tiny-lab has 0.25 GPU-h left; this request needs 0.5 (1 x h200 x 0.5 h). Ask for fewer GPUs or hours."
+    )
     assert (tiny["project_remaining_gpu_hours"], tiny["project_remaining_after_gpu_hours"]) == (0.25, -0.25)

@@ -114,7 +114,9 @@ def test_budget_warning_banner_at_95_percent_on_the_pages(portal):
     # (0.0008 used allows only 0.0008 = 100 % or 0.0010 = 80 %). Earlier tests of the suite
     # used far more; run alone, bob spends some first (2 x h200: 0.01 GPU-h in 18 s).
     if portal.usage("vision-lab")["used_gpu_hours"] < 0.01:
-        assert _spawn(portal, "bob", {"project": "vision-lab", "gpu_type": "h200", "gpus": 2, "hours": 1}).status_code in (201, 202)
+        assert _spawn(
+            portal, "bob", {"project": "vision-lab", "gpu_type": "h200", "gpus": 2, "hours": 1}
+        ).status_code in (201, 202)
         portal.wait_ready("bob")
         deadline = time.monotonic() + 120
         while portal.usage("vision-lab")["used_gpu_hours"] < 0.01 and time.monotonic() < deadline:
@@ -141,8 +143,10 @@ def test_used_up_budget_stops_the_running_session_after_the_grace_with_the_reaso
     import html
     import re
 
-    assert _spawn(portal, "carol", {"project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}).status_code \
-        in (201, 202)
+    assert _spawn(portal, "carol", {"project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}).status_code in (
+        201,
+        202,
+    )
     portal.wait_ready("carol")
     budget = portal.usage("cs101")["budget_gpu_hours"]
     # A reduced grant (the only way, besides late outside usage, to reach 100 %).

@@ -31,8 +31,9 @@ def test_second_up_changes_nothing_and_says_what_runs(portal, hpchub):
 def test_env_lets_anyone_run_slurm_commands(portal, hpchub):
     line = hpchub("cluster", "env", "--state-dir", str(portal.state_dir)).stdout
     assert line.startswith("export SLURM_CONF=")
-    out = subprocess.run(["bash", "-c", f'{line}\nsinfo --noheader --format="%P %G"'], capture_output=True,
-                         text=True, check=True).stdout
+    out = subprocess.run(
+        ["bash", "-c", f'{line}\nsinfo --noheader --format="%P %G"'], capture_output=True, text=True, check=True
+    ).stdout
     assert "gpu* gpu:h200:4" in out and "gpu* gpu:a100:4" in out and "cpu (null)" in out
 
 
@@ -48,10 +49,26 @@ def test_gpu_job_sees_its_emulated_gpus(portal, tmp_path):
     output = f"/tmp/hpchub-gres-test-{os.getpid()}.out"
     env = dict(os.environ, SLURM_CONF=portal.slurm_conf)
     job_id = subprocess.run(
-        ["sudo", "-n", "-u", "alice", "--preserve-env=SLURM_CONF", "sbatch", "--parsable",
-         "--account=vision-lab", "--gres=gpu:h200:2", "--time=5", f"--output={output}",
-         "--wrap", "echo CUDA=$CUDA_VISIBLE_DEVICES ACCOUNT=$SLURM_JOB_ACCOUNT"],
-        env=env, capture_output=True, text=True, check=True, cwd="/tmp",
+        [
+            "sudo",
+            "-n",
+            "-u",
+            "alice",
+            "--preserve-env=SLURM_CONF",
+            "sbatch",
+            "--parsable",
+            "--account=vision-lab",
+            "--gres=gpu:h200:2",
+            "--time=5",
+            f"--output={output}",
+            "--wrap",
+            "echo CUDA=$CUDA_VISIBLE_DEVICES ACCOUNT=$SLURM_JOB_ACCOUNT",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/tmp",
     ).stdout.strip()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -69,9 +86,26 @@ def test_cancel_all_jobs_leaves_no_job_step_behind(portal):
 
     env = dict(os.environ, SLURM_CONF=portal.slurm_conf)
     job_id = subprocess.run(
-        ["sudo", "-n", "-u", "alice", "--preserve-env=SLURM_CONF", "sbatch", "--parsable", "--account=vision-lab",
-         "--partition=cpu", "--time=5", "--output=/dev/null", "--wrap", "sleep 300"],
-        env=env, capture_output=True, text=True, check=True, cwd="/tmp",
+        [
+            "sudo",
+            "-n",
+            "-u",
+            "alice",
+            "--preserve-env=SLURM_CONF",
+            "sbatch",
+            "--parsable",
+            "--account=vision-lab",
+            "--partition=cpu",
+            "--time=5",
+            "--output=/dev/null",
+            "--wrap",
+            "sleep 300",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd="/tmp",
     ).stdout.strip()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline and portal.jobs().get(job_id, {}).get("state") != "RUNNING":

@@ -93,8 +93,11 @@ def test_a_dropped_students_running_session_stops_when_the_course_says_so(portal
     and her home page says why."""
     course = "cs198"
     portal.course_with_student(course, "on-drop test", "--on-drop", "stop")
-    response = portal.session().post(portal.spawn_path("carol", "drop"), json={"user_options": {
-        "project": course, "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=120)
+    response = portal.session().post(
+        portal.spawn_path("carol", "drop"),
+        json={"user_options": {"project": course, "gpu_type": "a100", "gpus": 1, "hours": 0.25}},
+        timeout=120,
+    )
     assert response.status_code in (201, 202), response.text
     try:
         portal.wait_ready("carol", "drop")

@@ -27,14 +27,19 @@ def test_an_instructor_creates_a_course_from_the_page_with_errors_next_to_fields
     page.click("#hpchub-new-submit")
     error = page.locator("#hpchub-new-gpu_hours-error")
     error.wait_for(state="visible")
-    assert error.inner_text() == "gpu_hours: an instructor may give a new course at most 500.0 GPU-h; ask the portal's admins for more"
+    assert (
+        error.inner_text()
+        == "gpu_hours: an instructor may give a new course at most 500.0 GPU-h; ask the portal's admins for more"
+    )
     assert page.get_attribute("#hpchub-new-gpu_hours", "aria-invalid") == "true"
     page.fill("#hpchub-new-gpu_hours", "200")
     page.click("#hpchub-new-submit")
     error = page.locator("#hpchub-new-account-error")
     error.wait_for(state="visible")
-    assert error.inner_text() == (f"account: Slurm has no account '{name}'; an administrator creates it first "
-                                  f"(sacctmgr add account {name}), then the course")
+    assert error.inner_text() == (
+        f"account: Slurm has no account '{name}'; an administrator creates it first "
+        f"(sacctmgr add account {name}), then the course"
+    )
     portal.slurm("sacctmgr", "-i", "add", "account", name, "cluster=hpchubtest", "description=course page test",
                  "organization=hpchub-test")  # fmt: skip
     page.click("#hpchub-new-submit")
@@ -58,13 +63,16 @@ def test_a_student_may_not_create_a_course(portal, log_in):
     page = log_in("carol")
     response = page.goto(f"{portal.url}/hub/hpchub/new-course")
     assert response.status == 403
-    answer = page.evaluate("""async (url) => {
+    answer = page.evaluate(
+        """async (url) => {
         const r = await fetch(url, {method: "POST", credentials: "same-origin",
             headers: {"Content-Type": "application/json", "X-XSRFToken": window.jhdata.xsrf_token},
             body: JSON.stringify({name: "cs999", account: "cs999", start: "2026-09-01", end: "2027-01-31",
                                   gpu_hours: 1, per_student: 1})});
         return [r.status, (await r.json()).message];
-    }""", f"{portal.url}/hub/api/hpchub/v1/courses")
+    }""",
+        f"{portal.url}/hub/api/hpchub/v1/courses",
+    )
     assert answer == [403, "only the portal's admins and the instructors of a course may create courses"]
 
 
@@ -83,7 +91,9 @@ def test_the_instructor_changes_the_course_settings_on_the_dashboard(portal, log
         page.locator("#hpchub-settings-answer.alert-success").wait_for(state="visible")
         assert page.locator("#hpchub-settings-answer").inner_text() == "Saved: ta-extension-limit."
         assert page.locator("#hpchub-ta-limit-error").inner_text() == ""
-        assert "a TA may extend a student's cap by at most 2.0 GPU-h in all" in page.locator("#hpchub-rules").inner_text()
+        assert (
+            "a TA may extend a student's cap by at most 2.0 GPU-h in all" in page.locator("#hpchub-rules").inner_text()
+        )
         page.screenshot(path=str(ARTIFACTS / "course-settings.png"), full_page=True)
     finally:
         page.evaluate("""async (url) => fetch(url, {method: "POST", credentials: "same-origin",
@@ -100,8 +110,10 @@ def test_the_instructor_sets_the_courses_idle_stop_on_the_dashboard(portal, log_
         page.click("#hpchub-settings-save")
         error = page.locator("#hpchub-idle-stop-error")
         error.wait_for(state="visible")
-        assert error.inner_text() == ("idle_stop_after_minutes: must be a whole number of minutes from 1 to 10080, "
-                                      "or none (the site's idle stop), got '0'")
+        assert error.inner_text() == (
+            "idle_stop_after_minutes: must be a whole number of minutes from 1 to 10080, "
+            "or none (the site's idle stop), got '0'"
+        )
         page.fill("#hpchub-idle-stop", "15")
         page.click("#hpchub-settings-save")
         page.locator("#hpchub-settings-answer.alert-success").wait_for(state="visible")

@@ -22,8 +22,14 @@ import requests
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-CAROL_A100 = {"project": "cs101", "partition": "gpu", "gpu_type": "a100", "gpus": 1, "hours": 0.25,
-              "environment": "default"}
+CAROL_A100 = {
+    "project": "cs101",
+    "partition": "gpu",
+    "gpu_type": "a100",
+    "gpus": 1,
+    "hours": 0.25,
+    "environment": "default",
+}
 
 
 def _course_url(portal, project: str = "cs101") -> str:
@@ -101,7 +107,9 @@ def test_dave_sees_carols_use_and_the_30_pending_principals_and_extends_her_cap(
         # the live part is fetched again after the answer is shown: wait for the new row
         page.wait_for_function(
             "n => { const r = document.querySelector('#hpchub-students tr[data-user=\"carol\"]');"
-            " return r !== null && Number(r.dataset.extensions) === n; }", arg=extensions + 1, timeout=30000,
+            " return r !== null && Number(r.dataset.extensions) === n; }",
+            arg=extensions + 1,
+            timeout=30000,
         )
         row = page.locator('#hpchub-students tr[data-user="carol"]')
         assert Decimal(row.get_attribute("data-cap")) == before + 2
@@ -137,9 +145,12 @@ def test_tom_sees_the_dashboard_and_his_extension_is_limited_as_the_api_limits_i
         # the same request to the API answers the same refusal (the page shows the API's own message)
         session, response = portal.login("tom@uni.example", "tom-demo")
         assert response.status_code == 200
-        api = session.post(f"{portal.url}/hub/api/hpchub/v1/projects/cs101/members/carol/cap",
-                           headers={"X-XSRFToken": session.cookies.get("_xsrf", "")},
-                           json={"cap_gpu_hours": before + 1, "reason": "ta extension (API)"}, timeout=30)
+        api = session.post(
+            f"{portal.url}/hub/api/hpchub/v1/projects/cs101/members/carol/cap",
+            headers={"X-XSRFToken": session.cookies.get("_xsrf", "")},
+            json={"cap_gpu_hours": before + 1, "reason": "ta extension (API)"},
+            timeout=30,
+        )
         assert api.status_code == 403
         assert answer.inner_text() == api.json()["message"]
         _shot(page, "course-tom-refused")

@@ -47,8 +47,11 @@ def test_an_idp_group_makes_a_student_at_login_and_its_removal_ends_it_at_the_ne
         admin = next(m for m in portal.usage("cs101")["members"] if m["user"] == "admin")
         assert (admin["role"], admin["cap_gpu_hours"]) == ("student", 5.0)
         portal.set_idp_groups("admin@uni.example", original)
-        spawn = portal.session().post(portal.spawn_path("admin"), json={"user_options": {
-            "project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=60)
+        spawn = portal.session().post(
+            portal.spawn_path("admin"),
+            json={"user_options": {"project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}},
+            timeout=60,
+        )
         assert spawn.status_code in (400, 403), spawn.text  # the refresh before the spawn ended the membership
         assert "admin" not in {m["user"] for m in portal.usage("cs101")["members"]}
     finally:
@@ -64,8 +67,11 @@ def test_lab_hours_put_a_students_session_into_the_courses_reservation(portal, h
     assert on.returncode == 0, on.stderr
     assert on.stdout.startswith("cs101: lab hours on: reservation cs101-lab on gpu03")
     try:
-        response = portal.session().post(portal.spawn_path("carol"), json={"user_options": {
-            "project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=120)
+        response = portal.session().post(
+            portal.spawn_path("carol"),
+            json={"user_options": {"project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}},
+            timeout=120,
+        )
         assert response.status_code in (201, 202), response.text
         portal.wait_ready("carol")
         (job_id,) = [j for j, job in portal.jobs().items() if "user=carol," in job["comment"]]
@@ -112,16 +118,22 @@ def test_at_term_end_a_running_session_stops_after_the_grace_with_the_reason(por
     session, the course is closed, the budget watch stops it (grace 3 s in the tests)."""
     course = "cs199"
     portal.course_with_student(course, "term end test")
-    response = portal.session().post(portal.spawn_path("carol", "term"), json={"user_options": {
-        "project": course, "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=120)
+    response = portal.session().post(
+        portal.spawn_path("carol", "term"),
+        json={"user_options": {"project": course, "gpu_type": "a100", "gpus": 1, "hours": 0.25}},
+        timeout=120,
+    )
     assert response.status_code in (201, 202), response.text
     try:
         portal.wait_ready("carol", "term")
         portal.ledger_cli("course", "close", course, "--reason", "the term has ended")
         portal.wait_stopped("carol", "term", timeout=60)
         assert all("server=term" not in job["comment"] for job in portal.jobs().values())
-        refused = portal.session().post(portal.spawn_path("carol", "term"), json={"user_options": {
-            "project": course, "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=120)
+        refused = portal.session().post(
+            portal.spawn_path("carol", "term"),
+            json={"user_options": {"project": course, "gpu_type": "a100", "gpus": 1, "hours": 0.25}},
+            timeout=120,
+        )
         assert refused.status_code == 403 and "cs199 is closed: the term has ended" in refused.json()["message"]
         report = portal.ledger_cli("course", "report", course, "--csv").stdout.splitlines()
         assert report[0] == "user,role,sessions,gpu_hours,cap_gpu_hours,extensions"

@@ -32,8 +32,21 @@ def test_the_demo_passes_with_a_test_job_from_a_node(portal, doctor):
     assert done.returncode == 0, done.stdout + done.stderr
     findings = {f["name"]: f for f in json.loads(done.stdout)["findings"]}
     assert {name for name, f in findings.items() if f["status"] == "FAIL"} == set()
-    for name in ("slurm", "accounting", "gpu-tres", "enforce", "billing-weights", "munge", "environment", "database",
-                 "identity-provider", "identity-deny", "sudo", "hub-from-node", "reconciler-role"):
+    for name in (
+        "slurm",
+        "accounting",
+        "gpu-tres",
+        "enforce",
+        "billing-weights",
+        "munge",
+        "environment",
+        "database",
+        "identity-provider",
+        "identity-deny",
+        "sudo",
+        "hub-from-node",
+        "reconciler-role",
+    ):
         assert findings[name]["status"] == "PASS", findings[name]
     assert findings["tls"]["status"] == "WARN" and findings["tls"]["fix"]  # plain http on loopback: the demo
 

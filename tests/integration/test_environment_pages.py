@@ -49,17 +49,27 @@ def built_in_browser(portal, log_in, cleanup, tmp_path_factory) -> dict:
     first_log = page.text_content("#hpchub-build-log")
     page.wait_for_selector('#hpchub-build:not([data-state="building"])', timeout=BUILD_TIMEOUT_MS)
     page.screenshot(path=str(ARTIFACTS / "envs-build-alice.png"), full_page=True)
-    return {"page": page, "first_state": first_state, "first_log": first_log,
-            "state": page.get_attribute("#hpchub-build", "data-state"),
-            "log": page.text_content("#hpchub-build-log"), "result": page.text_content("#hpchub-build-result")}
+    return {
+        "page": page,
+        "first_state": first_state,
+        "first_log": first_log,
+        "state": page.get_attribute("#hpchub-build", "data-state"),
+        "log": page.text_content("#hpchub-build-log"),
+        "result": page.text_content("#hpchub-build-result"),
+    }
 
 
 @pytest.mark.parametrize(
     ("name", "spec", "field", "message"),
     [
         pytest.param("Bad Name", "hpchub-hello==1.0\n", "name", "must be 1-32 characters", id="name"),
-        pytest.param("refused", "hpchub-hello>=1\n", "spec", "spec line 1 ('hpchub-hello>=1'): every package must be "
-                     "pinned", id="unpinned"),
+        pytest.param(
+            "refused",
+            "hpchub-hello>=1\n",
+            "spec",
+            "spec line 1 ('hpchub-hello>=1'): every package must be pinned",
+            id="unpinned",
+        ),
         pytest.param("refused", "hpchub-hello==1.0 ; rm -rf /\n", "spec", "environment markers", id="marker"),
         pytest.param("refused", "no-such-package==1.0\n", "spec", "unknown package 'no-such-package'", id="unknown"),
     ],
@@ -80,9 +90,11 @@ def test_alice_sees_a_refusal_beside_its_field_and_no_job_starts(portal, log_in,
     assert not (portal.state_dir / "projects" / "vision-lab" / "envs" / "refused").exists()
 
 
-@pytest.mark.parametrize(("file_name", "text"), [("environment.yml", "name: lab\n"),
-                                                ("requirements.txt", "dependencies:\n  - numpy=2.1\n")],
-                         ids=["by-name", "by-content"])
+@pytest.mark.parametrize(
+    ("file_name", "text"),
+    [("environment.yml", "name: lab\n"), ("requirements.txt", "dependencies:\n  - numpy=2.1\n")],
+    ids=["by-name", "by-content"],
+)
 def test_an_environment_yml_upload_is_refused_saying_why(portal, log_in, tmp_path, file_name, text) -> None:
     jobs_before = set(portal.jobs())
     upload = tmp_path / file_name
@@ -161,10 +173,13 @@ def test_bob_sees_the_environments_without_controls(portal, log_in, built_in_bro
     response = page.goto(f"{_envs_url(portal)}/{ENV}/1")
     assert response.status == 200 and "is ready" in page.text_content("#hpchub-build-log")
     # a member's form post (with a valid XSRF token) is refused all the same
-    answer = page.evaluate("""async (url) => { const r = await fetch(url, {method: "POST", credentials: "same-origin",
+    answer = page.evaluate(
+        """async (url) => { const r = await fetch(url, {method: "POST", credentials: "same-origin",
         headers: {"Content-Type": "application/x-www-form-urlencoded"},
         body: "name=x&spec=hpchub-hello%3D%3D1.0&_xsrf=" + encodeURIComponent(window.jhdata.xsrf_token)});
-        return [r.status, await r.text()]; }""", _envs_url(portal))
+        return [r.status, await r.text()]; }""",
+        _envs_url(portal),
+    )
     assert answer[0] == 403 and "a member of vision-lab may not change its environments" in answer[1]
 
 

@@ -115,7 +115,9 @@ def test_bad_name_or_builder_is_refused(env_cli, spec_file, args, message) -> No
 def test_build_runs_as_a_cpu_job_on_the_projects_account(portal, built, space) -> None:
     [version] = built["versions"]
     assert (built["default_version"], version["state"], version["requested_by"]) == (1, "ready", "alice")
-    accounting = portal.slurm("sacct", "-n", "-P", "-X", "-j", version["job_id"], "-o", "Partition,Account,User,AllocTRES")
+    accounting = portal.slurm(
+        "sacct", "-n", "-P", "-X", "-j", version["job_id"], "-o", "Partition,Account,User,AllocTRES"
+    )
     partition, account, user, tres = accounting.strip().splitlines()[0].split("|")
     assert (partition, account, user) == ("cpu", "vision-lab", "alice") and "gres/gpu" not in tres
     kernel = json.loads((space / "kernels" / KERNEL / "kernel.json").read_text())
@@ -158,7 +160,9 @@ def test_members_session_lists_the_kernel_and_runs_it(portal, built) -> None:
         assert started.status_code == 201, started.text
         kernel_id = started.json()["id"]
         try:
-            out = _execute(portal, kernel_id, "import sys, hpchub_hello\nprint(sys.prefix)\nprint(hpchub_hello.greet('bob'))")
+            out = _execute(
+                portal, kernel_id, "import sys, hpchub_hello\nprint(sys.prefix)\nprint(hpchub_hello.greet('bob'))"
+            )
         finally:
             portal.session().delete(f"{api}/{kernel_id}", timeout=60)
         prefix, greeting = out.strip().splitlines()
@@ -175,8 +179,14 @@ def test_preview_of_a_ready_project_environment_is_what_the_spawn_holds(portal, 
     """The preview checks the options against the project's ready environments exactly as the
     spawn does: 200 with the figures the spawn's hold then has; an unknown one is 400 for both."""
     bob = logged_in_session(portal, "bob")
-    options = {"project": "vision-lab", "partition": "gpu", "gpu_type": "a100", "gpus": 2, "hours": 0.5,
-               "environment": f"project:{ENV}"}
+    options = {
+        "project": "vision-lab",
+        "partition": "gpu",
+        "gpu_type": "a100",
+        "gpus": 2,
+        "hours": 0.5,
+        "environment": f"project:{ENV}",
+    }
     preview = bob.post(f"{portal.url}{PREVIEW}", json={"user_options": options}, timeout=60)
     assert preview.status_code == 200, preview.text
     answer = preview.json()
@@ -192,9 +202,13 @@ def test_preview_of_a_ready_project_environment_is_what_the_spawn_holds(portal, 
         session = held.json()
         request = answer["request"]
         assert (session["gpu_type"], session["gpus"], session["hours_reserved"]) == (
-            request["gpu_type"], request["gpus"], request["hours"])
+            request["gpu_type"],
+            request["gpus"],
+            request["hours"],
+        )
         assert session["cost_so_far_gpu_hours"] + session["held_gpu_hours"] == pytest.approx(
-            answer["cost_gpu_hours"], abs=1e-3)
+            answer["cost_gpu_hours"], abs=1e-3
+        )
     finally:
         _stop(portal, "bob")
 

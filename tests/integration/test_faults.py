@@ -35,8 +35,11 @@ def _stop(portal, user, name=""):
 
 def _job_of(portal, user, name=""):
     comment = f"hpchub:user={user},server={name}"
-    matches = [job_id for job_id, job in portal.jobs().items()
-               if job["comment"] == comment and job["state"] in ("RUNNING", "PENDING", "CONFIGURING")]
+    matches = [
+        job_id
+        for job_id, job in portal.jobs().items()
+        if job["comment"] == comment and job["state"] in ("RUNNING", "PENDING", "CONFIGURING")
+    ]
     assert len(matches) == 1, portal.jobs()
     return matches[0]
 
@@ -133,8 +136,9 @@ def test_slurmctld_down_for_two_intervals_fails_new_spawns_clearly_keeps_session
         if response.status_code in (201, 202):  # slow spawn: the failure arrives on the progress stream
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
-                message = portal.session().get(f"{portal.api}/users/bob/servers/down/progress",
-                                               stream=True, timeout=90).text
+                message = (
+                    portal.session().get(f"{portal.api}/users/bob/servers/down/progress", stream=True, timeout=90).text
+                )
                 if "failed" in message:
                     break
                 time.sleep(1)
@@ -198,12 +202,16 @@ def test_jobs_ended_from_outside_are_noticed_charged_and_explained(portal):
     noticed = _wait_gone(portal, "bob", "cancelled", timeout=6 * INTERVAL)
     print(f"scancel noticed after {noticed:.1f} s")
     _assert_charged_once(portal, cancelled_job)
-    assert any(f"was stopped: Slurm job {cancelled_job} was cancelled outside the portal" in b
-               for b in _stopped_banners(portal, "bob")), _stopped_banners(portal, "bob")
+    assert any(
+        f"was stopped: Slurm job {cancelled_job} was cancelled outside the portal" in b
+        for b in _stopped_banners(portal, "bob")
+    ), _stopped_banners(portal, "bob")
 
     noticed = _wait_gone(portal, "bob", "timeout", timeout=150)
     _assert_charged_once(portal, timeout_job)
-    assert any(f"was stopped: Slurm job {timeout_job} reached its time limit (TIMEOUT)" in b
-               for b in _stopped_banners(portal, "bob")), _stopped_banners(portal, "bob")
+    assert any(
+        f"was stopped: Slurm job {timeout_job} reached its time limit (TIMEOUT)" in b
+        for b in _stopped_banners(portal, "bob")
+    ), _stopped_banners(portal, "bob")
     # both holds released
     assert portal.usage("vision-lab")["held_gpu_hours"] == pytest.approx(before["held_gpu_hours"], abs=1e-4)

@@ -76,7 +76,8 @@ def _saved_job_id(portal, user, name):
     try:
         row = database.execute(
             "SELECT spawners.state FROM spawners JOIN users ON users.id = spawners.user_id "
-            "WHERE users.name = ? AND spawners.name = ?", (user, name),
+            "WHERE users.name = ? AND spawners.name = ?",
+            (user, name),
         ).fetchone()
     finally:
         database.close()
@@ -122,8 +123,12 @@ def _charges(portal, job_id):
 
 def _assert_final_charge_matches_sacct(portal, job_id, weight=A100_WEIGHT, gpus=1):
     """The reconciler imported sacct's final charge once; it is what the ledger counts."""
-    rows = _wait(lambda: [r for r in _charges(portal, job_id) if r["kind"] == "final"] and _charges(portal, job_id),
-                 60, f"the final charge of job {job_id}", interval=1)
+    rows = _wait(
+        lambda: [r for r in _charges(portal, job_id) if r["kind"] == "final"] and _charges(portal, job_id),
+        60,
+        f"the final charge of job {job_id}",
+        interval=1,
+    )
     finals = [row for row in rows if row["kind"] == "final"]
     assert len(finals) == 1 and len(rows) <= 2, rows  # the provisional one, if any, is replaced, never added
     _state, elapsed, _tres = _sacct(portal, job_id)
@@ -165,8 +170,10 @@ def test_hub_killed_while_a_server_starts_cancels_the_job_at_restart_and_release
     assert job is None or job["state"] not in ("PENDING", "RUNNING"), job  # cancelled, not left behind
     assert _record(portal, job_id).ended_at is not None  # the session ended ...
     assert _held(portal) <= held + 1e-4  # ... and its hold is released (nothing more held than before)
-    assert any(f"the hub restarted while this server was starting; Slurm job {job_id} was cancelled" in banner
-               for banner in _stopped_banners(portal, "bob")), _stopped_banners(portal, "bob")
+    assert any(
+        f"the hub restarted while this server was starting; Slurm job {job_id} was cancelled" in banner
+        for banner in _stopped_banners(portal, "bob")
+    ), _stopped_banners(portal, "bob")
     with _ledger(portal) as ledger:  # it was recorded: not an orphan
         assert job_id not in {orphan.job_id for orphan in ledger.orphan_jobs()}
     # it never ran: no GPU-hour charged (a zero provisional charge at most)
@@ -193,13 +200,18 @@ def test_hub_killed_between_sbatch_and_the_ledgers_record_loses_nothing(portal, 
         try:
             [session] = _wait(admitted, 30, "bob/norecord admitted", interval=0.02)
             holder.execute("BEGIN IMMEDIATE")
-            [job_id] = _wait(lambda: list(_tagged(portal, "bob", "norecord")), 30, "bob/norecord's job submitted",
-                             interval=0.05)
+            [job_id] = _wait(
+                lambda: list(_tagged(portal, "bob", "norecord")), 30, "bob/norecord's job submitted", interval=0.05
+            )
             # the hub saves the job id in the server's state right after sbatch, then records it in
             # the ledger (which waits for our lock): kill it only once the state has it, or this is
             # the unrecorded-job case (the orphan rule, tested below), not this one
-            _wait(lambda: _saved_job_id(portal, "bob", "norecord") == job_id, 30, "the job id in the hub's state",
-                  interval=0.05)
+            _wait(
+                lambda: _saved_job_id(portal, "bob", "norecord") == job_id,
+                30,
+                "the job id in the hub's state",
+                interval=0.05,
+            )
             assert _record(portal, job_id) is None  # sbatch returned; the ledger has not recorded it
             _kill_hub(portal)
         finally:
@@ -222,7 +234,9 @@ def test_hub_killed_between_sbatch_and_the_ledgers_record_loses_nothing(portal, 
     # in it exits without a hub), it recorded an outside job; the hub's record ended that
     # (tests/unit/test_ledger_outside_jobs.py), or the job held twice until the next pass
     with _ledger(portal) as ledger:
-        [outside] = [job for job in ledger.outside_jobs("vision-lab", running_only=False) if job.job_id == job_id] or [None]
+        [outside] = [job for job in ledger.outside_jobs("vision-lab", running_only=False) if job.job_id == job_id] or [
+            None
+        ]
     assert outside is None or outside.ended_at is not None, (outside, info)  # (the session's end is the job's)
     assert _held(portal) <= held + 1e-4
     if _sacct(portal, job_id)[1] > 0:  # it ran a moment: sacct's charge, once
@@ -243,8 +257,12 @@ def test_hub_killed_during_a_stop_loses_and_doubles_nothing(portal, hpchub):
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
         request = pool.submit(lambda: portal.session().delete(portal.spawn_path("bob", "stopping"), timeout=60))
         # kill -9 the moment Slurm has the cancel, while the hub waits for the end and the charge
-        _wait(lambda: portal.jobs().get(job_id, {}).get("state") != "RUNNING", 30, f"job {job_id} cancelled",
-              interval=0.05)
+        _wait(
+            lambda: portal.jobs().get(job_id, {}).get("state") != "RUNNING",
+            30,
+            f"job {job_id} cancelled",
+            interval=0.05,
+        )
         _kill_hub(portal)
         try:
             request.result()
@@ -259,9 +277,25 @@ def test_hub_killed_during_a_stop_loses_and_doubles_nothing(portal, hpchub):
 
 
 def _sbatch_as(portal, user, comment, gres="gpu:a100:1"):
-    argv = ["sudo", "-n", "-u", user, "env", f"SLURM_CONF={portal.slurm_conf}", "sbatch", "--parsable",
-            "--account=vision-lab", "--partition=gpu", f"--gres={gres}", "--time=10", "--job-name=hpchub-hpchubtest",
-            f"--comment={comment}", "--chdir=/tmp", "--output=/dev/null", "--wrap=sleep 600"]
+    argv = [
+        "sudo",
+        "-n",
+        "-u",
+        user,
+        "env",
+        f"SLURM_CONF={portal.slurm_conf}",
+        "sbatch",
+        "--parsable",
+        "--account=vision-lab",
+        "--partition=gpu",
+        f"--gres={gres}",
+        "--time=10",
+        "--job-name=hpchub-hpchubtest",
+        f"--comment={comment}",
+        "--chdir=/tmp",
+        "--output=/dev/null",
+        "--wrap=sleep 600",
+    ]
     result = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True, cwd="/tmp")
     return result.stdout.strip().split(";")[0]
 
@@ -280,20 +314,29 @@ def test_jobs_with_a_forged_or_unrecorded_tag_are_cancelled_reported_never_adopt
     forged = _sbatch_as(portal, "bob", "hpchub:user=alice,server=")
     unrecorded = _sbatch_as(portal, "bob", "hpchub:user=bob,server=ghost")
     submitted = time.monotonic()
-    _wait(lambda: all(portal.jobs().get(j, {}).get("state") == "RUNNING" for j in (forged, unrecorded)), 30,
-          "both jobs running")
+    _wait(
+        lambda: all(portal.jobs().get(j, {}).get("state") == "RUNNING" for j in (forged, unrecorded)),
+        30,
+        "both jobs running",
+    )
 
     def gone(job_id):
         return portal.jobs().get(job_id, {}).get("state") not in ("RUNNING", "PENDING")
 
-    _wait(lambda: gone(forged) and gone(unrecorded), ORPHAN_GRACE + 4 * RECONCILE_EVERY + 30, "orphans cancelled",
-          interval=1)
+    _wait(
+        lambda: gone(forged) and gone(unrecorded),
+        ORPHAN_GRACE + 4 * RECONCILE_EVERY + 30,
+        "orphans cancelled",
+        interval=1,
+    )
     assert time.monotonic() - submitted >= ORPHAN_GRACE - 2  # not before the grace
     # never adopted: no server appeared for alice or bob
     assert portal.server("alice") is None and portal.server("bob", "ghost") is None
     # reported: the reconciler's log, the ledger, the metric
-    lines = [f"cancelled orphan job {job_id} on vision-lab (bob), tagged {tag!r}: no portal session records it"
-             for job_id, tag in ((forged, "hpchub:user=alice,server="), (unrecorded, "hpchub:user=bob,server=ghost"))]
+    lines = [
+        f"cancelled orphan job {job_id} on vision-lab (bob), tagged {tag!r}: no portal session records it"
+        for job_id, tag in ((forged, "hpchub:user=alice,server="), (unrecorded, "hpchub:user=bob,server=ghost"))
+    ]
     log = portal.state_dir / "log" / "reconcile.log"  # a pass prints its lines when it ends
     _wait(lambda: all(line in log.read_text() for line in lines), 60, "the reconciler's report", interval=1)
     with _ledger(portal) as ledger:
@@ -318,8 +361,10 @@ def test_a_locked_ledger_fails_a_spawn_clearly_writes_nothing_and_recovers(porta
         response = _spawn(portal, "bob", "locked")
         assert response.status_code == 503, (response.status_code, response.text)
         message = response.json()["message"]
-        assert message.startswith("The GPU-hour ledger is not available right now (database is locked); "
-                                  "nothing was submitted and nothing is held."), message
+        assert message.startswith(
+            "The GPU-hour ledger is not available right now (database is locked); "
+            "nothing was submitted and nothing is held."
+        ), message
         assert "Traceback" not in response.text
         assert _tagged(portal, "bob", "locked") == {}  # no Slurm job
         assert portal.server("bob", "locked") is None

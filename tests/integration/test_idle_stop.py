@@ -91,8 +91,11 @@ async def _run_long_cell(portal, name: str) -> None:
     try:
         while True:
             message = json.loads(await asyncio.wait_for(socket.read_message(), 60))
-            if (message["msg_type"] == "status" and message["parent_header"].get("msg_id") == msg_id
-                    and message["content"]["execution_state"] == "busy"):
+            if (
+                message["msg_type"] == "status"
+                and message["parent_header"].get("msg_id") == msg_id
+                and message["content"]["execution_state"] == "busy"
+            ):
                 return
     finally:
         socket.close()
@@ -111,8 +114,9 @@ def home_page(portal) -> str:
     return html.unescape(home.text)
 
 
-def test_an_idle_session_is_warned_then_stopped_and_a_long_silent_cell_is_not(portal, hpchub, reconcile_env,
-                                                                               two_sessions):
+def test_an_idle_session_is_warned_then_stopped_and_a_long_silent_cell_is_not(
+    portal, hpchub, reconcile_env, two_sessions
+):
     asyncio.run(_run_long_cell(portal, BUSY))
     # the session pushed it to the hub itself (within seconds of the cell's start)
     portal.wait_activity_report("bob", BUSY, accept=lambda report: report.activity.kernels_busy == 1, timeout=30)
@@ -141,5 +145,7 @@ def test_an_idle_session_is_warned_then_stopped_and_a_long_silent_cell_is_not(po
     portal.wait_stopped("bob", IDLE)
     assert portal.server("bob", BUSY)["ready"]
     assert activity(portal, BUSY)["kernels_busy"] == 1
-    assert "Your server idlecell in vision-lab was stopped: idle for 0.25 min (no cell, terminal or GPU use)." \
+    assert (
+        "Your server idlecell in vision-lab was stopped: idle for 0.25 min (no cell, terminal or GPU use)."
         in home_page(portal)
+    )

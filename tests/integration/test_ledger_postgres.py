@@ -113,7 +113,11 @@ def _needs_ledger_url(namespace: dict, function: Callable, seen: frozenset = fro
         if name == "ledger_url":
             return True
         fixture = namespace.get(name)
-        if isinstance(fixture, _FIXTURE_TYPE) and name not in seen and _needs_ledger_url(namespace, fixture, seen | {name}):
+        if (
+            isinstance(fixture, _FIXTURE_TYPE)
+            and name not in seen
+            and _needs_ledger_url(namespace, fixture, seen | {name})
+        ):
             return True
     return False
 
@@ -125,18 +129,23 @@ def _class_fixture(fixture) -> Callable:
     if inspect.iscoroutinefunction(function) or inspect.isasyncgenfunction(function):
         raise RuntimeError(f"{function.__qualname__}: async fixtures are not adapted here")
     if inspect.isgeneratorfunction(function):
+
         def method(self, **kwargs):
             yield from function(**kwargs)
     else:
+
         def method(self, **kwargs):
             return function(**kwargs)
+
     self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     method.__signature__ = inspect.signature(function).replace(
         parameters=[self_parameter, *inspect.signature(function).parameters.values()]
     )
     method.__name__ = method.__qualname__ = function.__name__
     marker = fixture._fixture_function_marker  # scope, params, autouse, ids, name as declared
-    return pytest.fixture(scope=marker.scope, params=marker.params, autouse=marker.autouse, ids=marker.ids, name=marker.name)(method)
+    return pytest.fixture(
+        scope=marker.scope, params=marker.params, autouse=marker.autouse, ids=marker.ids, name=marker.name
+    )(method)
 
 
 def _unit_test_classes() -> dict[str, type]:
@@ -217,7 +226,9 @@ def _jupyterhub_snapshot(engine) -> dict:
     return {"tables": tables, "alembic_version": versions}
 
 
-@pytest.mark.parametrize("jupyterhub_first", [pytest.param(True, id="jupyterhub-first"), pytest.param(False, id="ledger-first")])
+@pytest.mark.parametrize(
+    "jupyterhub_first", [pytest.param(True, id="jupyterhub-first"), pytest.param(False, id="ledger-first")]
+)
 def test_upgrade_beside_jupyterhubs_schema(ledger_url: str, jupyterhub_first: bool) -> None:
     from jupyterhub import orm  # noqa: PLC0415
 
@@ -435,7 +446,10 @@ def _story(url: str) -> dict:
         ledger.record_job_id(second, "102")
         ledger.session_started(second, T0 + timedelta(minutes=1))
         ledger.admit("cs101", "carol", "", Booking("a100", 2, 4), now=T0)  # pending, holds 4 of carol's 5
-        for args in (("vision-lab", "bob", "x", Booking("h200", 4, "3.75")), ("cs101", "carol", "y", Booking("a100", 2, "1.25"))):
+        for args in (
+            ("vision-lab", "bob", "x", Booking("h200", 4, "3.75")),
+            ("cs101", "carol", "y", Booking("a100", 2, "1.25")),
+        ):
             with pytest.raises(BudgetRefused) as caught:
                 ledger.admit(*args, now=T0 + timedelta(minutes=5))
             seen["refusals"].append(caught.value.message)
@@ -483,7 +497,9 @@ def test_cli_database_failure_is_one_line_without_the_password(postgres: Postgre
     assert cli.main(["usage", "vision-lab", "--db-url", url]) == 1
     out, err = capsys.readouterr()
     assert out == ""
-    assert err.startswith(f"hpchub: ledger database postgresql+psycopg://postgres:***@127.0.0.1:{postgres.port}/ledger: ")
+    assert err.startswith(
+        f"hpchub: ledger database postgresql+psycopg://postgres:***@127.0.0.1:{postgres.port}/ledger: "
+    )
     assert "wrong-password" not in err and err.count("\n") == 1
 
 
@@ -499,7 +515,9 @@ def test_budget_benchmark_runs_on_both_backends() -> None:
     assert result.returncode == 0, result.stderr
     rows = [line.split() for line in result.stdout.splitlines() if line.startswith(("sqlite ", "postgresql "))]
     assert [(r[0], r[1]) for r in rows] == [
-        (backend, operation) for backend in ("sqlite", "postgresql") for operation in ("preview", "admit", "admit+end", "naive")
+        (backend, operation)
+        for backend in ("sqlite", "postgresql")
+        for operation in ("preview", "admit", "admit+end", "naive")
     ]
     assert {r[-1] for r in rows if r[1] in ("preview", "admit")} <= {"PASS", "MISS"}
 

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-ARTIFACTS = __import__('pathlib').Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = __import__("pathlib").Path(__file__).resolve().parents[2] / "test-artifacts"
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +32,9 @@ def test_bob_logs_in_and_lands_on_home_mapped_to_bob(portal):
 
 
 def _me(session):
-    return session.get(f"{session.hub_api}/user", headers={"X-XSRFToken": session.cookies.get("_xsrf", "")},
-                       timeout=30).json()
+    return session.get(
+        f"{session.hub_api}/user", headers={"X-XSRFToken": session.cookies.get("_xsrf", "")}, timeout=30
+    ).json()
 
 
 def test_idp_groups_are_mirrored_and_admin_group_makes_admin(portal):
@@ -70,7 +71,9 @@ def test_other_institution_is_refused_and_never_mapped_to_alice(portal):
     session, response = portal.login("alice@other.example", "alice-demo")
     assert response.status_code == 403
     assert "other.example" in _text(response.text)
-    assert "jupyterhub-session-id" not in session.cookies or session.get(f"{portal.url}/hub/home", timeout=30).url.endswith("/hub/login")
+    assert "jupyterhub-session-id" not in session.cookies or session.get(
+        f"{portal.url}/hub/home", timeout=30
+    ).url.endswith("/hub/login")
     assert _hub_user(portal, "alice") == alice_before  # no login recorded for alice
 
 
@@ -88,8 +91,12 @@ def test_tampered_state_is_refused(portal):
     action = re.search(r'<form[^>]*action="([^"]+)"', form.text).group(1)
     from urllib.parse import parse_qs, urlencode, urljoin, urlparse
 
-    response = session.post(urljoin(form.url, action), data={"username": "bob@uni.example", "password": "bob-demo"},
-                            allow_redirects=False, timeout=30)
+    response = session.post(
+        urljoin(form.url, action),
+        data={"username": "bob@uni.example", "password": "bob-demo"},
+        allow_redirects=False,
+        timeout=30,
+    )
     # Follow the provider's redirects by hand until it sends us back to the hub's callback.
     for _ in range(10):
         location = urljoin(response.url, response.headers["Location"])
@@ -98,8 +105,9 @@ def test_tampered_state_is_refused(portal):
         response = session.get(location, allow_redirects=False, timeout=30)
     query = parse_qs(urlparse(location).query)
     query["state"] = ["eyJzdGF0ZV9pZCI6ICJmb3JnZWQifQ"]  # {"state_id": "forged"}
-    callback = session.get(f"{portal.url}/hub/oauth_callback?" + urlencode({k: v[0] for k, v in query.items()}),
-                           timeout=30)
+    callback = session.get(
+        f"{portal.url}/hub/oauth_callback?" + urlencode({k: v[0] for k, v in query.items()}), timeout=30
+    )
     assert callback.status_code in (400, 403), callback.status_code
     assert "/hub/home" not in callback.url
 
@@ -110,8 +118,11 @@ def test_group_removed_at_the_idp_stops_the_next_spawn_without_new_login(portal)
     original = ["hpc-users", "tiny-lab"]
     try:
         portal.set_idp_groups("erin@uni.example", ["tiny-lab"])
-        spawn = portal.session().post(portal.spawn_path("erin"), json={"user_options": {
-            "project": "tiny-lab", "gpu_type": "a100", "gpus": 1, "hours": 0.25}}, timeout=30)
+        spawn = portal.session().post(
+            portal.spawn_path("erin"),
+            json={"user_options": {"project": "tiny-lab", "gpu_type": "a100", "gpus": 1, "hours": 0.25}},
+            timeout=30,
+        )
         assert spawn.status_code == 403, spawn.text
         assert not portal.jobs() or all("user=erin" not in job["comment"] for job in portal.jobs().values())
     finally:
@@ -127,8 +138,15 @@ def test_browser_login_as_bob_lands_on_home(portal):
     with playwright.sync_playwright() as p:
         browser = p.chromium.launch(
             executable_path="/usr/bin/chromium",
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                  "--disable-sync", "--no-first-run", "--disable-quic"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+                "--disable-quic",
+            ],
         )
         try:
             page = browser.new_page(viewport={"width": 1280, "height": 800})

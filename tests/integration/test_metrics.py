@@ -18,8 +18,11 @@ def _metric(text: str, name: str, **labels: str) -> float | None:
 
 
 def test_metrics_show_scheduler_calls_spawn_outcomes_and_project_hours(portal):
-    refused = portal.session().post(portal.spawn_path("erin"), json={"user_options": {
-        "project": "tiny-lab", "gpu_type": "h200", "gpus": 4, "hours": 8}}, timeout=60)
+    refused = portal.session().post(
+        portal.spawn_path("erin"),
+        json={"user_options": {"project": "tiny-lab", "gpu_type": "h200", "gpus": 4, "hours": 8}},
+        timeout=60,
+    )
     assert refused.status_code == 403
     # /hub/metrics needs a token with read:metrics; the admin's login session has it.
     session, _home = portal.login("admin@uni.example", "admin-demo")
@@ -31,7 +34,8 @@ def test_metrics_show_scheduler_calls_spawn_outcomes_and_project_hours(portal):
     usage = portal.usage("vision-lab")
     assert budget == pytest.approx(usage["budget_gpu_hours"])
     assert _metric(text, "hpchub_project_gpu_hours_remaining", project="tiny-lab") == pytest.approx(
-        portal.usage("tiny-lab")["remaining_gpu_hours"], abs=1e-3)
+        portal.usage("tiny-lab")["remaining_gpu_hours"], abs=1e-3
+    )
     assert _metric(text, "hpchub_project_sessions", project="cs101", state="running") is not None
 
 
@@ -55,4 +59,5 @@ def test_metrics_count_a_started_session_its_slurm_calls_and_its_hold(portal, bo
     assert held > 0  # bob's 1 x h200 for 1 h, less what it has used so far
     assert held == pytest.approx(usage["held_gpu_hours"], abs=0.01)
     assert _metric(text, "hpchub_project_gpu_hours_used", project="vision-lab") == pytest.approx(
-        usage["used_gpu_hours"], abs=0.01)
+        usage["used_gpu_hours"], abs=0.01
+    )

@@ -19,11 +19,21 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 
 WIDTHS = (1280, 390)
-FIGURES = {"budget": "budget_gpu_hours", "used": "used_gpu_hours", "held": "held_gpu_hours",
-           "remaining": "remaining_gpu_hours"}
+FIGURES = {
+    "budget": "budget_gpu_hours",
+    "used": "used_gpu_hours",
+    "held": "held_gpu_hours",
+    "remaining": "remaining_gpu_hours",
+}
 CSV_HEADER = "cluster,job_id,user,project,gpu_type,gpus,start,end,elapsed_seconds,gpu_hours,source,kind"
-BOB_A100 = {"project": "vision-lab", "partition": "gpu", "gpu_type": "a100", "gpus": 4, "hours": 1,
-            "environment": "default"}
+BOB_A100 = {
+    "project": "vision-lab",
+    "partition": "gpu",
+    "gpu_type": "a100",
+    "gpus": 4,
+    "hours": 1,
+    "environment": "default",
+}
 
 
 def _project_url(portal, project: str) -> str:
@@ -41,8 +51,7 @@ def _shot(page, name: str) -> None:
 
 
 def _page_figures(page) -> dict[str, float]:
-    return {key: float(page.get_attribute(f'#hpchub-figures dd[data-figure="{key}"]', "data-value"))
-            for key in FIGURES}
+    return {key: float(page.get_attribute(f'#hpchub-figures dd[data-figure="{key}"]', "data-value")) for key in FIGURES}
 
 
 def _usage_figures(usage: dict) -> dict[str, float]:
@@ -101,8 +110,10 @@ def test_bob_sees_only_his_own_row(portal, log_in, width) -> None:
     assert page.locator("#hpchub-members-title").inner_text() == "Your usage"
     sessions = page.locator("#hpchub-recent-sessions tbody tr")
     assert {sessions.nth(i).get_attribute("data-user") for i in range(sessions.count())} <= {"bob"}
-    assert float(page.get_attribute('#hpchub-figures dd[data-figure="budget"]', "data-value")) == \
-        portal.usage("vision-lab")["budget_gpu_hours"]
+    assert (
+        float(page.get_attribute('#hpchub-figures dd[data-figure="budget"]', "data-value"))
+        == portal.usage("vision-lab")["budget_gpu_hours"]
+    )
     _fits(page, width)
     _shot(page, f"project-bob-{width}")
 
@@ -142,8 +153,12 @@ def test_admin_sees_every_project_and_sorts_by_remaining_with_the_keyboard(porta
     page.wait_for_url(re.compile(r"sort=remaining&dir=desc"))
     assert page.get_attribute('th[data-column="remaining"]', "aria-sort") == "descending"
     assert page.get_attribute('th[data-column="project"]', "aria-sort") is None
-    remaining = [float(v) for v in page.locator('#hpchub-projects-table td[data-column="remaining"]').evaluate_all(
-        "cells => cells.map(c => c.dataset.value)")]
+    remaining = [
+        float(v)
+        for v in page.locator('#hpchub-projects-table td[data-column="remaining"]').evaluate_all(
+            "cells => cells.map(c => c.dataset.value)"
+        )
+    ]
     assert remaining == sorted(remaining, reverse=True)
     # again: ascending, and the figures are the ledger's
     page.click('th[data-column="remaining"] a')
@@ -151,8 +166,12 @@ def test_admin_sees_every_project_and_sorts_by_remaining_with_the_keyboard(porta
     assert page.get_attribute('th[data-column="remaining"]', "aria-sort") == "ascending"
     cells = page.locator('#hpchub-projects-table tr[data-project="tiny-lab"] td[data-column="budget"]')
     assert float(cells.get_attribute("data-value")) == portal.usage("tiny-lab")["budget_gpu_hours"]
-    remaining = [float(v) for v in page.locator('#hpchub-projects-table td[data-column="remaining"]').evaluate_all(
-        "cells => cells.map(c => c.dataset.value)")]
+    remaining = [
+        float(v)
+        for v in page.locator('#hpchub-projects-table td[data-column="remaining"]').evaluate_all(
+            "cells => cells.map(c => c.dataset.value)"
+        )
+    ]
     assert remaining == sorted(remaining)
     _fits(page, width)
     _shot(page, f"admin-projects-by-remaining-{width}")
@@ -210,8 +229,9 @@ def test_home_shows_the_session_its_extend_cost_and_project_links_then_stop_ends
     stop.focus()
     page.keyboard.press("Enter")
     portal.wait_stopped("bob", "pages", timeout=60)
-    page.wait_for_function("() => !document.querySelector('tr.hpchub-session-row[data-server-name=\"pages\"]')",
-                           timeout=30000)
+    page.wait_for_function(
+        "() => !document.querySelector('tr.hpchub-session-row[data-server-name=\"pages\"]')", timeout=30000
+    )
     assert all("server=pages" not in job["comment"] for job in portal.jobs().values())
 
 
@@ -240,8 +260,14 @@ def test_budget_banner_shows_on_the_project_page(portal, log_in) -> None:
 
 
 def test_a_session_stopped_at_exhaustion_shows_as_banner_and_reason_on_the_project_page(portal, log_in) -> None:
-    options = {"project": "cs101", "partition": "gpu", "gpu_type": "a100", "gpus": 1, "hours": 0.25,
-               "environment": "default"}
+    options = {
+        "project": "cs101",
+        "partition": "gpu",
+        "gpu_type": "a100",
+        "gpus": 1,
+        "hours": 0.25,
+        "environment": "default",
+    }
     response = portal.session().post(portal.spawn_path("carol", "exhaust"), json={"user_options": options}, timeout=120)
     assert response.status_code in (201, 202), response.text
     portal.wait_ready("carol", "exhaust")
@@ -253,8 +279,10 @@ def test_a_session_stopped_at_exhaustion_shows_as_banner_and_reason_on_the_proje
             page = log_in("carol", width)
             page.goto(_project_url(portal, "cs101"))
             banners = page.locator(".hpchub-budget-banner").all_inner_texts()
-            assert any("Your server exhaust in cs101 was stopped: cs101's GPU-hour budget is used up" in text
-                       for text in banners), banners
+            assert any(
+                "Your server exhaust in cs101 was stopped: cs101's GPU-hour budget is used up" in text
+                for text in banners
+            ), banners
             row = page.locator("#hpchub-recent-sessions tbody tr").first
             assert "ended: stopped: cs101's GPU-hour budget is used up" in row.inner_text()
             _fits(page, width)

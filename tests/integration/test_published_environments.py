@@ -73,8 +73,12 @@ def test_cli_publish_is_offered_to_everyone_and_runs_in_a_real_kernel(portal, en
         assert started.status_code == 201, started.text
         kernel_id = started.json()["id"]
         try:
-            out = _execute(portal, kernel_id, "import sys, hpchub_hello\nprint(sys.prefix)\nprint(hpchub_hello.greet('erin'))",
-                           user="erin")
+            out = _execute(
+                portal,
+                kernel_id,
+                "import sys, hpchub_hello\nprint(sys.prefix)\nprint(hpchub_hello.greet('erin'))",
+                user="erin",
+            )
         finally:
             portal.session().delete(f"{api}/{kernel_id}", timeout=60)
         prefix, greeting = out.strip().splitlines()
@@ -89,7 +93,9 @@ def test_cli_publish_is_offered_to_everyone_and_runs_in_a_real_kernel(portal, en
     [
         pytest.param(("--as", "default"), "--as: 'default' is already an entry of the images catalogue", id="reserved"),
         pytest.param(("--as", "Bad;id"), "--as: must be 1-40 characters", id="unsafe-id"),
-        pytest.param(("--as", "x", "--version", "7"), "--version: vision-lab/pubenv: version 7 is not ready", id="version"),
+        pytest.param(
+            ("--as", "x", "--version", "7"), "--version: vision-lab/pubenv: version 7 is not ready", id="version"
+        ),
     ],
 )
 def test_cli_refusals(env_cli, ready_env, args, message) -> None:
@@ -123,7 +129,8 @@ def test_unpublished_is_gone_from_the_form_and_refused(portal, env_cli, users, r
     assert "lab-hello" not in _form_options(users["erin"], portal)
     refused = portal.session().post(
         portal.spawn_path("erin"),
-        json={"user_options": {"project": "tiny-lab", **CPU_QUARTER_HOUR, "environment": "lab-hello"}}, timeout=60,
+        json={"user_options": {"project": "tiny-lab", **CPU_QUARTER_HOUR, "environment": "lab-hello"}},
+        timeout=60,
     )
     assert refused.status_code == 400 and "environment" in refused.text
     assert not (portal.state_dir / "published" / "envs" / "lab-hello").exists()

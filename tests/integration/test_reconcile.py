@@ -16,7 +16,9 @@ from hub.ledger import Ledger
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("hub_reconciler_paused")]
 
-LIMIT_LINE = re.compile(r"^(?P<where>[a-z0-9/-]+): GrpTRESMins billing limit \S+ -> (?P<new>\S+) \(Slurm used\+running (?P<s>\d+)\)$")
+LIMIT_LINE = re.compile(
+    r"^(?P<where>[a-z0-9/-]+): GrpTRESMins billing limit \S+ -> (?P<new>\S+) \(Slurm used\+running (?P<s>\d+)\)$"
+)
 H200_WEIGHT_MILLI = 1000
 MGS_PER_GPU_HOUR = 3_600_000
 
@@ -98,13 +100,16 @@ def test_an_outside_sbatch_job_is_charged_as_sacct_measured_and_the_budget_mirro
     # Let Slurm's limits drift (the hub's own reconciler may have set them already): our pass
     # must put them back, and its lines give the S it read.
     portal.slurm("sacctmgr", "-i", "modify", "account", "where", "name=vision-lab", "set", "GrpTRESMins=billing=1")
-    portal.slurm("sacctmgr", "-i", "modify", "user", "where", "name=bob", "account=vision-lab", "set",
-                 "GrpTRESMins=billing=1")
+    portal.slurm(
+        "sacctmgr", "-i", "modify", "user", "where", "name=bob", "account=vision-lab", "set", "GrpTRESMins=billing=1"
+    )
 
     lines, limits = reconcile(portal, hpchub)
     elapsed = int(row["ElapsedRaw"])
     charge_mgs = elapsed * 1 * H200_WEIGHT_MILLI  # ElapsedRaw x GPUs x weight
-    assert any(line.startswith(f"charged job {job_id} on vision-lab (alice): 1 x h200 x {elapsed} s") for line in lines), lines
+    assert any(
+        line.startswith(f"charged job {job_id} on vision-lab (alice): 1 x h200 x {elapsed} s") for line in lines
+    ), lines
 
     [charge] = [c for c in charges_csv(portal, hpchub, "vision-lab") if c["job_id"] == job_id]
     assert (charge["user"], charge["gpu_type"], charge["gpus"], charge["source"], charge["kind"]) == (
@@ -151,7 +156,10 @@ def test_a_running_outside_job_holds_its_time_limit_until_it_ends(portal, hpchub
     row = wait_for_state(portal, job_id, ("CANCELLED",))
     time.sleep(6)
     lines, _limits = reconcile(portal, hpchub)
-    assert any(line.startswith(f"charged job {job_id} on vision-lab (alice): 2 x h200 x {row['ElapsedRaw']} s") for line in lines)
+    assert any(
+        line.startswith(f"charged job {job_id} on vision-lab (alice): 2 x h200 x {row['ElapsedRaw']} s")
+        for line in lines
+    )
     with Ledger(portal.ledger_url) as ledger:
         assert ledger.outside_jobs("vision-lab") == []
     alice = next(m for m in usage(portal, hpchub, "vision-lab")["members"] if m["user"] == "alice")

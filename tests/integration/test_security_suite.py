@@ -47,12 +47,14 @@ def test_a_spawn_form_post_without_the_xsrf_token_is_refused(portal, bob_servers
     assert portal.server("bob", "xsrf") is None  # nothing started
     # a token from another session does not do either
     other, _ = portal.login("alice@uni.example", "alice-demo")
-    forged = session.post(url, data={**form, "_xsrf": other.cookies.get("_xsrf", "")}, allow_redirects=False,
-                          timeout=60)
+    forged = session.post(
+        url, data={**form, "_xsrf": other.cookies.get("_xsrf", "")}, allow_redirects=False, timeout=60
+    )
     assert forged.status_code == 403 and portal.server("bob", "xsrf") is None
     # with the form's own token the same post starts the server
-    accepted = session.post(url, data={**form, "_xsrf": session.cookies.get("_xsrf", "")}, allow_redirects=False,
-                            timeout=120)
+    accepted = session.post(
+        url, data={**form, "_xsrf": session.cookies.get("_xsrf", "")}, allow_redirects=False, timeout=120
+    )
     assert accepted.status_code in (302, 303), (accepted.status_code, accepted.text[:300])
     portal.wait_ready("bob", "xsrf", timeout=120)
 
@@ -61,7 +63,9 @@ def test_another_servers_token_cannot_report_a_port(portal, bob_servers_stopped)
     """bob's running server's token (readable in its job) posts a port while bob's second server
     waits for its own: refused, and the second server starts on its own port."""
     assert portal.session().post(portal.spawn_path("bob"), json={"user_options": A100}, timeout=120).status_code in (
-        201, 202)
+        201,
+        202,
+    )
     portal.wait_ready("bob")
     token = portal.server_token("bob")
     portal.slurm("scontrol", "update", "PartitionName=gpu", "State=DOWN")  # the second one waits in Slurm
@@ -85,7 +89,9 @@ def test_another_servers_token_cannot_report_a_port(portal, bob_servers_stopped)
 # --- the hub refuses to start outside demo mode with a demo secret ------------------------------------
 
 
-def _run_hub(tmp_path: Path, *, cookie_secret_file: Path, crypt_key: str, client_secret: str) -> subprocess.CompletedProcess:
+def _run_hub(
+    tmp_path: Path, *, cookie_secret_file: Path, crypt_key: str, client_secret: str
+) -> subprocess.CompletedProcess:
     """A hub outside demo mode (no c.HPCHubSite.demo_mode) with the given secrets."""
     from hub.demo.cluster.manager import free_port
 
@@ -103,11 +109,16 @@ def _run_hub(tmp_path: Path, *, cookie_secret_file: Path, crypt_key: str, client
         "c.ConfigurableHTTPProxy.should_start = False\n"
         "c.ConfigurableHTTPProxy.auth_token = 'unused'\n"
     )
-    env = {"PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin", "LANG": "C.UTF-8", "HOME": str(tmp_path),
-           "JUPYTERHUB_CRYPT_KEY": crypt_key}
+    env = {
+        "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "HOME": str(tmp_path),
+        "JUPYTERHUB_CRYPT_KEY": crypt_key,
+    }
     hub = Path(sys.executable).parent / "jupyterhub"
-    return subprocess.run([str(hub), "-f", str(config)], capture_output=True, text=True, timeout=120, env=env,
-                          cwd=str(tmp_path))
+    return subprocess.run(
+        [str(hub), "-f", str(config)], capture_output=True, text=True, timeout=120, env=env, cwd=str(tmp_path)
+    )
 
 
 @pytest.fixture
@@ -130,13 +141,20 @@ def test_hub_refuses_to_start_outside_demo_mode_with_the_demos_secrets(portal, t
     log = refused.stdout + refused.stderr
     assert refused.returncode != 0, log[-2000:]
     assert "hpchub refuses to start outside demo mode" in log, log[-2000:]
-    for part in ("the cookie secret is a demo-generated one", "JUPYTERHUB_CRYPT_KEY holds a demo-generated key",
-                 "the OpenID Connect client secret is the demo provider's"):
+    for part in (
+        "the cookie secret is a demo-generated one",
+        "JUPYTERHUB_CRYPT_KEY holds a demo-generated key",
+        "the OpenID Connect client secret is the demo provider's",
+    ):
         assert part in log, (part, log[-2000:])
 
     # the demo's own file, marker beside it, is refused too
-    refused = _run_hub(tmp_path, cookie_secret_file=hub_dir / "jupyterhub_cookie_secret",
-                       crypt_key=secrets.token_hex(32), client_secret=secrets.token_hex(16))
+    refused = _run_hub(
+        tmp_path,
+        cookie_secret_file=hub_dir / "jupyterhub_cookie_secret",
+        crypt_key=secrets.token_hex(32),
+        client_secret=secrets.token_hex(16),
+    )
     assert refused.returncode != 0 and "was generated for the demo" in refused.stdout + refused.stderr
 
     # no crypt key at all
@@ -146,8 +164,12 @@ def test_hub_refuses_to_start_outside_demo_mode_with_the_demos_secrets(portal, t
 
 def test_hub_with_site_secrets_passes_the_check(tmp_path, site_cookie_secret):
     """Site secrets pass: the hub goes on to its identity provider (unreachable here) and stops there."""
-    started = _run_hub(tmp_path, cookie_secret_file=site_cookie_secret, crypt_key=secrets.token_hex(32),
-                       client_secret=secrets.token_hex(16))
+    started = _run_hub(
+        tmp_path,
+        cookie_secret_file=site_cookie_secret,
+        crypt_key=secrets.token_hex(32),
+        client_secret=secrets.token_hex(16),
+    )
     log = started.stdout + started.stderr
     assert "hpchub refuses to start outside demo mode" not in log, log[-2000:]
     assert started.returncode != 0 and "issuer https://127.0.0.1:1: cannot read" in log, log[-2000:]

@@ -43,15 +43,20 @@ def _bob_held(portal) -> float:
     return next(m for m in portal.usage("vision-lab")["members"] if m["user"] == "bob")["held_gpu_hours"]
 
 
-@pytest.mark.parametrize("path", ["servers//session", "server/session", "session"],
-                         ids=["servers-empty-name", "server", "short"])
+@pytest.mark.parametrize(
+    "path", ["servers//session", "server/session", "session"], ids=["servers-empty-name", "server", "short"]
+)
 def test_bob_reads_his_session(portal, bob_job, bob, path) -> None:
     response = bob.get(_session_url(portal, path), timeout=30)
     assert response.status_code == 200, response.text
     answer = response.json()
     job = portal.jobs()[bob_job]
     assert (answer["project"], answer["job_id"], answer["state"], answer["partition"]) == (
-        "vision-lab", bob_job, "running", "gpu")
+        "vision-lab",
+        bob_job,
+        "running",
+        "gpu",
+    )
     assert answer["node"] == job["node"] and answer["node"].startswith("gpu0")
     assert (answer["gpu_type"], answer["gpus"], answer["hours_reserved"]) == ("h200", 1, 1.0)
     start, end = datetime.fromisoformat(answer["start"]), datetime.fromisoformat(answer["end"])
@@ -116,8 +121,11 @@ def test_extend_beyond_maxtime_is_400_naming_hours_and_the_limit_and_changes_not
     assert _bob_held(portal) == pytest.approx(held, abs=0.01)
 
 
-@pytest.mark.parametrize(("body", "field"), [({"hours": 0.3}, "hours"), ({"hours": 0}, "hours"), ({"minutes": 60}, "minutes")],
-                         ids=["not-a-quarter", "zero", "unknown-key"])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [({"hours": 0.3}, "hours"), ({"hours": 0}, "hours"), ({"minutes": 60}, "minutes")],
+    ids=["not-a-quarter", "zero", "unknown-key"],
+)
 def test_extend_with_bad_input_is_400_naming_the_field(portal, bob_job, bob, body, field) -> None:
     response = bob.post(_session_url(portal, "server/extend"), json=body, timeout=30)
     assert response.status_code == 400, response.text
@@ -135,8 +143,10 @@ def test_unaffordable_extension_is_403_with_the_ledgers_message_and_changes_noth
         response = bob.post(_session_url(portal, "server/extend"), json={"hours": 1}, timeout=60)
         assert response.status_code == 403, response.text
         message = response.json()["message"]
-        assert message.startswith("bob's cap in vision-lab has ") and "this extension needs 1.0 (1 x h200 x 1 h)" \
-            in message, message
+        assert (
+            message.startswith("bob's cap in vision-lab has ")
+            and "this extension needs 1.0 (1 x h200 x 1 h)" in message
+        ), message
         assert portal.jobs()[bob_job]["time_limit"] == limit
         assert _bob_held(portal) == pytest.approx(held, abs=0.01)
     finally:
@@ -149,8 +159,10 @@ def test_home_page_shows_the_session_with_its_extend_button(portal, bob_job, bob
     assert "Your sessions" in home.text
     row = re.search(r'<tr class="hpchub-session-row"[^>]*data-job-id="(\d+)"[^>]*>(.*?)</tr>', home.text, re.S)
     assert row and row.group(1) == bob_job, home.text[:2000]
-    cells = {label: html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
-             for label, text in re.findall(r'data-label="([^"]+)"[^>]*>(.*?)</t[hd]>', row.group(2), re.S)}
+    cells = {
+        label: html.unescape(re.sub(r"<[^>]+>", "", text)).strip()
+        for label, text in re.findall(r'data-label="([^"]+)"[^>]*>(.*?)</t[hd]>', row.group(2), re.S)
+    }
     assert cells["Server"] == "(default)" and cells["Project"] == "vision-lab" and cells["GPUs"] == "1 x h200"
     assert cells["Node"] == portal.jobs()[bob_job]["node"]
     assert cells["Cost so far"].endswith("GPU-h") and cells["Held"].endswith("GPU-h")

@@ -9,8 +9,14 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-BOB_H200 = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 1,
-            "environment": "default"}
+BOB_H200 = {
+    "project": "vision-lab",
+    "partition": "gpu",
+    "gpu_type": "h200",
+    "gpus": 1,
+    "hours": 1,
+    "environment": "default",
+}
 
 
 def _spawn(portal, user, options, name=""):

@@ -120,8 +120,9 @@ def _check_home(page, portal, reserved: float) -> None:
     assert _bob(after)["held_gpu_hours"] - 1e-4 <= held <= _bob(before)["held_gpu_hours"] + 1e-4, (held, before, after)
     assert cost + held == pytest.approx(reserved, abs=2e-4)
     assert float(remaining) == before["remaining_gpu_hours"] == after["remaining_gpu_hours"]
-    assert page.inner_text('#hpchub-projects li[data-project="vision-lab"] .hpchub-project-remaining') == \
-        str(after["remaining_gpu_hours"])
+    assert page.inner_text('#hpchub-projects li[data-project="vision-lab"] .hpchub-project-remaining') == str(
+        after["remaining_gpu_hours"]
+    )
 
 
 def _check_project_page(page, portal) -> None:
@@ -396,13 +397,21 @@ def test_a_bad_value_is_shown_next_to_its_field_and_the_other_choices_are_kept(p
     ("field", "posted", "message"),
     [
         pytest.param("gpus", {"gpus": "9"}, "gpus: must be a whole number from 1 to 4", id="gpus-above-node"),
-        pytest.param("hours", {"hours": "9"}, "hours: must be a multiple of 0.25 from 0.25 to 8", id="hours-over-maxtime"),
-        pytest.param("gpu_type", {"partition": "debug"}, "gpu_type: 'h200' is not offered in partition debug",
-                     id="type-not-in-partition"),
+        pytest.param(
+            "hours", {"hours": "9"}, "hours: must be a multiple of 0.25 from 0.25 to 8", id="hours-over-maxtime"
+        ),
+        pytest.param(
+            "gpu_type",
+            {"partition": "debug"},
+            "gpu_type: 'h200' is not offered in partition debug",
+            id="type-not-in-partition",
+        ),
         pytest.param("budget", {"gpus": "4", "hours": "8"}, "bob's cap in vision-lab has", id="over-the-cap"),
     ],
 )
-def test_without_javascript_a_refused_post_shows_the_error_and_keeps_the_choices(portal, field, posted, message) -> None:
+def test_without_javascript_a_refused_post_shows_the_error_and_keeps_the_choices(
+    portal, field, posted, message
+) -> None:
     session, _ = portal.login("bob@uni.example", "bob-demo")
     form = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": "2", "hours": "1",
             "environment": "default", **posted}  # fmt: skip
@@ -439,8 +448,11 @@ def test_the_preview_api_offers_what_tiny_lab_can_afford(portal) -> None:
     ]
     # every offer is admitted by the same check
     for offer in body["offers"]:
-        again = session.post(f"{portal.url}/hub/api/hpchub/v1/preview", json={
-            **options, "gpu_type": offer["gpu_type"], "gpus": offer["gpus"], "hours": offer["hours"]}, timeout=30)
+        again = session.post(
+            f"{portal.url}/hub/api/hpchub/v1/preview",
+            json={**options, "gpu_type": offer["gpu_type"], "gpus": offer["gpus"], "hours": offer["hours"]},
+            timeout=30,
+        )
         assert again.json()["allowed"] is True, again.text
 
 

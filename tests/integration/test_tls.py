@@ -47,6 +47,7 @@ def test_the_proxy_unit_serves_https_with_the_sites_files_and_doctor_agrees(tmp_
     proxy = Daemon("proxy", "configurable-http-proxy", state / "proxy.pid")
     start_unit(unit, pid_file=proxy.pid_file, log_file=state / "proxy.log")
     try:
+
         def answers():
             try:
                 return [requests.get(f"https://127.0.0.1:{port}/hub/", verify=str(cert), timeout=5)]

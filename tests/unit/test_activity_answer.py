@@ -81,8 +81,14 @@ def test_a_fresh_server_was_last_active_when_it_started():
 
 
 def test_the_budget_meter_reads_the_idle_warning():
-    session = {"project": "vision-lab", "job_id": "42", "state": "running", "cost_so_far_gpu_hours": 0.5,
-               "seconds_left": 3600, "end": None}
+    session = {
+        "project": "vision-lab",
+        "job_id": "42",
+        "state": "running",
+        "cost_so_far_gpu_hours": 0.5,
+        "seconds_left": 3600,
+        "end": None,
+    }
     assert meter_logic.figures_from_session(session).idle_notice is None
     notice = "idle: this session stops at 12:10 UTC unless used (idle since 11:40 UTC)"
     assert meter_logic.figures_from_session({**session, "idle_notice": notice}).idle_notice == notice
@@ -99,7 +105,10 @@ def test_the_budget_meter_shows_the_idle_warning_and_clears_it() -> None:
     meter = BudgetMeter(fetch=lambda: answers[-1], start=False)
     assert meter.refresh() is True
     assert meter.figures["warnings"] == [notice] and meter.layout.border == WARNING_BORDER
-    assert ">Warning: this session stops at 12:10 UTC unless used (idle since 11:40 UTC). Save your work.<" in meter._status.value
+    assert (
+        ">Warning: this session stops at 12:10 UTC unless used (idle since 11:40 UTC). Save your work.<"
+        in meter._status.value
+    )
     answers.append({**answers[0], "idle_notice": None})  # used again
     assert meter.refresh() is True
     assert meter.figures["warning"] is False and meter.layout.border == NORMAL_BORDER

@@ -89,8 +89,15 @@ MEMBER_CHANGES = [
 
 @pytest.mark.parametrize(("actor_role", "target_role", "new_role", "refused"), MEMBER_CHANGES)
 def test_member_change(actor_role, target_role, new_role, refused) -> None:
-    refusal = check_member_change(project="p", actor="ann", actor_role=actor_role, is_admin=False,
-                                  target="tim", target_role=target_role, new_role=new_role)
+    refusal = check_member_change(
+        project="p",
+        actor="ann",
+        actor_role=actor_role,
+        is_admin=False,
+        target="tim",
+        target_role=target_role,
+        new_role=new_role,
+    )
     if refused is None:
         assert refusal is None
     else:
@@ -99,11 +106,16 @@ def test_member_change(actor_role, target_role, new_role, refused) -> None:
 
 @pytest.mark.parametrize("new_role", [PI, MEMBER, None], ids=["promote", "demote", "remove"])
 def test_only_an_admin_changes_their_own_membership(new_role) -> None:
-    refusal = check_member_change(project="p", actor="ann", actor_role=PI, is_admin=False,
-                                  target="ann", target_role=PI, new_role=new_role)
+    refusal = check_member_change(
+        project="p", actor="ann", actor_role=PI, is_admin=False, target="ann", target_role=PI, new_role=new_role
+    )
     assert refusal is not None and "your own membership" in refusal.message
-    assert check_member_change(project="p", actor="ann", actor_role=PI, is_admin=True,
-                               target="ann", target_role=PI, new_role=new_role) is None
+    assert (
+        check_member_change(
+            project="p", actor="ann", actor_role=PI, is_admin=True, target="ann", target_role=PI, new_role=new_role
+        )
+        is None
+    )
 
 
 # --- cap changes -------------------------------------------------------------------------------------
@@ -136,8 +148,17 @@ CAP_CHANGES = [
 
 @pytest.mark.parametrize(("actor_role", "target_role", "current", "new", "limit", "refused"), CAP_CHANGES)
 def test_cap_change(actor_role, target_role, current, new, limit, refused) -> None:
-    refusal = check_cap_change(project="p", actor="ann", actor_role=actor_role, is_admin=False, target="tim",
-                               target_role=target_role, current_cap_mgs=current, new_cap_mgs=new, ta_limit_mgs=limit)
+    refusal = check_cap_change(
+        project="p",
+        actor="ann",
+        actor_role=actor_role,
+        is_admin=False,
+        target="tim",
+        target_role=target_role,
+        current_cap_mgs=current,
+        new_cap_mgs=new,
+        ta_limit_mgs=limit,
+    )
     if refused is None:
         assert refusal is None
     else:
@@ -146,11 +167,32 @@ def test_cap_change(actor_role, target_role, current, new, limit, refused) -> No
 
 @pytest.mark.parametrize("role", [PI, MANAGER, INSTRUCTOR, TA], ids=lambda role: role.value)
 def test_nobody_but_an_admin_changes_their_own_cap(role) -> None:
-    refusal = check_cap_change(project="p", actor="ann", actor_role=role, is_admin=False, target="ann",
-                               target_role=role, current_cap_mgs=H, new_cap_mgs=2 * H, ta_limit_mgs=LIMIT)
+    refusal = check_cap_change(
+        project="p",
+        actor="ann",
+        actor_role=role,
+        is_admin=False,
+        target="ann",
+        target_role=role,
+        current_cap_mgs=H,
+        new_cap_mgs=2 * H,
+        ta_limit_mgs=LIMIT,
+    )
     assert refusal is not None
-    assert check_cap_change(project="p", actor="ann", actor_role=None, is_admin=True, target="ann",
-                            target_role=role, current_cap_mgs=H, new_cap_mgs=None, ta_limit_mgs=None) is None
+    assert (
+        check_cap_change(
+            project="p",
+            actor="ann",
+            actor_role=None,
+            is_admin=True,
+            target="ann",
+            target_role=role,
+            current_cap_mgs=H,
+            new_cap_mgs=None,
+            ta_limit_mgs=None,
+        )
+        is None
+    )
 
 
 # --- a course's own TA extension limit (issue 7) --------------------------------------------------------
@@ -161,7 +203,11 @@ COURSE_TA_CHANGES = [
     pytest.param(TA, 5 * H, 7 * H, 2 * H, None, None, id="ta-to-the-course-limit"),
     pytest.param(TA, 6 * H, 7 * H, 2 * H, None, None, id="ta-second-extension-within"),
     pytest.param(
-        TA, 5 * H, 7 * H + 360, 2 * H, None,
+        TA,
+        5 * H,
+        7 * H + 360,
+        2 * H,
+        None,
         "p lets a ta extend a student's cap by at most 2.0 GPU-h over the course's 5.0 GPU-h, to 7.0 GPU-h "
         "(course rule ta-extension-limit); tim's cap would be 7.0001 GPU-h; ask an instructor",
         id="ta-over-the-course-limit",

@@ -69,8 +69,11 @@ def test_is_idempotent_and_keeps_what_was_there() -> None:
     ("user_role", "scopes"),
     [
         pytest.param({"name": "user"}, ["self", *USER_SCOPES], id="no-scopes-keeps-self"),
-        pytest.param({"name": "user", "scopes": ["self", "access:services"]},
-                     ["self", "access:services", *USER_SCOPES], id="extends-scopes"),
+        pytest.param(
+            {"name": "user", "scopes": ["self", "access:services"]},
+            ["self", "access:services", *USER_SCOPES],
+            id="extends-scopes",
+        ),
     ],
 )
 def test_a_user_role_in_load_roles_gets_the_scopes(user_role, scopes) -> None:
@@ -106,8 +109,9 @@ def test_server_token_scopes_are_jupyterhubs_default_plus_reading_the_own_sessio
     ("section", "given", "expected"),
     [
         pytest.param("Spawner", ["access:servers!server"], ["access:servers!server", *OWN], id="site-list-on-spawner"),
-        pytest.param("SlurmGPUSpawner", ["users:activity!user"], ["users:activity!user", *OWN],
-                     id="site-list-on-slurm-spawner"),
+        pytest.param(
+            "SlurmGPUSpawner", ["users:activity!user"], ["users:activity!user", *OWN], id="site-list-on-slurm-spawner"
+        ),
         pytest.param("Spawner", SERVER_SCOPES, SERVER_SCOPES, id="already-there"),
     ],
 )

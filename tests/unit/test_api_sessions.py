@@ -76,8 +76,13 @@ def test_new_time_limit_within_maxtime(reserved_h, added_h, max_minutes, minutes
 @pytest.mark.parametrize(
     ("reserved_h", "added_h", "max_minutes", "words"),
     [
-        pytest.param(7.5, 1, 480, "at most 8 h (MaxTime); this session has 7.5 h, so at most 0.5 h more (asked for 1)",
-                     id="over-by-half"),
+        pytest.param(
+            7.5,
+            1,
+            480,
+            "at most 8 h (MaxTime); this session has 7.5 h, so at most 0.5 h more (asked for 1)",
+            id="over-by-half",
+        ),
         pytest.param(8, 0.25, 480, "this session has 8 h, so no more hours", id="at-maxtime"),
         pytest.param(0.5, 0.25, 30, "allows jobs of at most 0.5 h", id="debug"),
     ],
@@ -117,17 +122,51 @@ def _info(state=SessionState.RUNNING, started=T0, gpus=2, weight=1000, hours=1.0
 @pytest.mark.parametrize(
     ("info", "minutes_in", "expected"),
     [
-        pytest.param(_info(), 30, {"cost_so_far_gpu_hours": 1.0, "held_gpu_hours": 1.0, "elapsed_seconds": 1800,
-                                   "seconds_left": 1800, "end": "2026-03-02T10:00:00+00:00", "state": "running"},
-                     id="running-halfway"),
-        pytest.param(_info(weight=500, gpus=1, hours=2), 60,
-                     {"cost_so_far_gpu_hours": 0.5, "held_gpu_hours": 0.5, "extend_cost_gpu_hours": 0.5,
-                      "hours_reserved": 2.0, "time_limit_minutes": 120}, id="a100-weight"),
-        pytest.param(_info(), 90, {"cost_so_far_gpu_hours": 2.0, "held_gpu_hours": 0.0, "seconds_left": 0},
-                     id="past-the-limit-capped"),
-        pytest.param(_info(state=SessionState.ADMITTED, job_id=None), 30,
-                     {"cost_so_far_gpu_hours": 0.0, "held_gpu_hours": 2.0, "start": None, "end": None,
-                      "seconds_left": None, "state": "pending", "extend_cost_gpu_hours": 2.0}, id="pending"),
+        pytest.param(
+            _info(),
+            30,
+            {
+                "cost_so_far_gpu_hours": 1.0,
+                "held_gpu_hours": 1.0,
+                "elapsed_seconds": 1800,
+                "seconds_left": 1800,
+                "end": "2026-03-02T10:00:00+00:00",
+                "state": "running",
+            },
+            id="running-halfway",
+        ),
+        pytest.param(
+            _info(weight=500, gpus=1, hours=2),
+            60,
+            {
+                "cost_so_far_gpu_hours": 0.5,
+                "held_gpu_hours": 0.5,
+                "extend_cost_gpu_hours": 0.5,
+                "hours_reserved": 2.0,
+                "time_limit_minutes": 120,
+            },
+            id="a100-weight",
+        ),
+        pytest.param(
+            _info(),
+            90,
+            {"cost_so_far_gpu_hours": 2.0, "held_gpu_hours": 0.0, "seconds_left": 0},
+            id="past-the-limit-capped",
+        ),
+        pytest.param(
+            _info(state=SessionState.ADMITTED, job_id=None),
+            30,
+            {
+                "cost_so_far_gpu_hours": 0.0,
+                "held_gpu_hours": 2.0,
+                "start": None,
+                "end": None,
+                "seconds_left": None,
+                "state": "pending",
+                "extend_cost_gpu_hours": 2.0,
+            },
+            id="pending",
+        ),
     ],
 )
 def test_session_json_figures(info, minutes_in, expected) -> None:

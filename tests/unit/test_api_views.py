@@ -55,8 +55,14 @@ def test_caller_role(caller, role) -> None:
 
 
 def test_preview_json() -> None:
-    request = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 2, "hours": 1.5,
-               "environment": "default"}
+    request = {
+        "project": "vision-lab",
+        "partition": "gpu",
+        "gpu_type": "h200",
+        "gpus": 2,
+        "hours": 1.5,
+        "environment": "default",
+    }
     allowed = preview_json("bob", request, Admission(True, "", 3 * H, 96 * H + H // 2, 17 * H))
     assert allowed == {
         "project": "vision-lab", "user": "bob", "request": request, "allowed": True, "message": "",
@@ -82,8 +88,9 @@ def charged(ledger_url):
         ledger.create_project("vision-lab", account="vision-lab", kind="research", gpu_hours=100, who="t")
         ledger.add_member("vision-lab", "bob", role="member", who="t")
         ledger.import_final_charge("hpchub", "101", "bob", "vision-lab", {"h200": 1}, T0, T0 + timedelta(hours=1), 3600)
-        ledger.import_final_charge("hpchub", "102", "alice", "vision-lab", {"a100": 2, "h200": 1}, T0,
-                                   T0 + timedelta(minutes=30), 1800)
+        ledger.import_final_charge(
+            "hpchub", "102", "alice", "vision-lab", {"a100": 2, "h200": 1}, T0, T0 + timedelta(minutes=30), 1800
+        )
         session_id = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 1), now=T0)
         ledger.record_job_id(session_id, "103")
         ledger.session_started(session_id, T0)
@@ -127,8 +134,11 @@ def test_member_sees_only_own_charges(charged) -> None:
         pytest.param({"role": "member"}, (Role.MEMBER, False, None, None, None), id="role-only"),
         pytest.param({"role": "student", "cap_gpu_hours": 5}, (Role.STUDENT, True, 5, 5 * H, None), id="with-cap"),
         pytest.param({"role": "ta", "cap_gpu_hours": None}, (Role.TA, True, None, None, None), id="no-cap"),
-        pytest.param({"role": "member", "cap_gpu_hours": "2.5", "reason": " more "},
-                     (Role.MEMBER, True, "2.5", int(2.5 * H), "more"), id="text-cap-and-reason"),
+        pytest.param(
+            {"role": "member", "cap_gpu_hours": "2.5", "reason": " more "},
+            (Role.MEMBER, True, "2.5", int(2.5 * H), "more"),
+            id="text-cap-and-reason",
+        ),
     ],
 )
 def test_parse_member_body(body, expected) -> None:

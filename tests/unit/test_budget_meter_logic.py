@@ -17,10 +17,20 @@ from hub.ledger.types import ProjectUsage, SessionInfo, SessionState
 pytestmark = pytest.mark.unit
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
-ANSWER = {"user": "bob", "server": "", "project": "vision-lab", "job_id": "42", "state": "running",
-          "start": "2026-03-02T09:00:00+00:00", "end": "2026-03-02T10:00:00+00:00", "seconds_left": 1800,
-          "cost_so_far_gpu_hours": 0.5, "held_gpu_hours": 0.5, "project_budget_gpu_hours": 100.0,
-          "project_remaining_gpu_hours": 42.25}
+ANSWER = {
+    "user": "bob",
+    "server": "",
+    "project": "vision-lab",
+    "job_id": "42",
+    "state": "running",
+    "start": "2026-03-02T09:00:00+00:00",
+    "end": "2026-03-02T10:00:00+00:00",
+    "seconds_left": 1800,
+    "cost_so_far_gpu_hours": 0.5,
+    "held_gpu_hours": 0.5,
+    "project_budget_gpu_hours": 100.0,
+    "project_remaining_gpu_hours": 42.25,
+}
 
 
 @pytest.mark.parametrize(
@@ -114,8 +124,14 @@ def test_error_text(status, words) -> None:
 
 def test_figures_from_session() -> None:
     figures = logic.figures_from_session(ANSWER)
-    assert (figures.project, figures.job_id, figures.cost_so_far_gpu_hours, figures.project_remaining_gpu_hours,
-            figures.project_budget_gpu_hours, figures.seconds_left) == ("vision-lab", "42", 0.5, 42.25, 100.0, 1800)
+    assert (
+        figures.project,
+        figures.job_id,
+        figures.cost_so_far_gpu_hours,
+        figures.project_remaining_gpu_hours,
+        figures.project_budget_gpu_hours,
+        figures.seconds_left,
+    ) == ("vision-lab", "42", 0.5, 42.25, 100.0, 1800)
 
 
 def test_session_json_adds_the_projects_budget_and_remaining_when_given() -> None:
@@ -131,6 +147,7 @@ def test_session_json_adds_the_projects_budget_and_remaining_when_given() -> Non
 
 
 # --- the thread, with a fake fetcher -----------------------------------------------------------
+
 
 class FakePortal:
     """Answers ``ANSWER`` with a growing cost; fails on the calls listed in ``fail_on``."""
@@ -169,7 +186,11 @@ def test_the_thread_refreshes_in_the_background_and_stops() -> None:
         assert meter.running and meter._thread.daemon
         _wait_for(lambda: meter.figures.get("refreshes", 0) >= 3)
         figures = meter.figures
-        assert (figures["project"], figures["job_id"], figures["project_remaining_gpu_hours"]) == ("vision-lab", "42", 42.25)
+        assert (figures["project"], figures["job_id"], figures["project_remaining_gpu_hours"]) == (
+            "vision-lab",
+            "42",
+            42.25,
+        )
         assert figures["cost_so_far_gpu_hours"] > 0.5 and 0 < figures["seconds_left"] <= 1800
         assert figures["warning"] is False and figures["error"] is None
         assert portal.threads == {"hpchub-budget-meter"}  # never the caller's (the kernel's) thread
@@ -190,7 +211,9 @@ def test_the_thread_survives_fetch_errors_and_says_so() -> None:
     try:
         _wait_for(lambda: meter.figures.get("failures", 0) >= 1)
         shown = meter.figures
-        assert shown["error"] == "portal not reachable, retrying" and shown["project"] == "vision-lab"  # last figures kept
+        assert (
+            shown["error"] == "portal not reachable, retrying" and shown["project"] == "vision-lab"
+        )  # last figures kept
         assert "portal not reachable, retrying" in meter._status.value
         with portal.lock:
             portal.fail_on.clear()  # back

@@ -46,9 +46,15 @@ def test_affordable_seconds(left_mgs, gpus, weight_milli, most_seconds, seconds)
 @pytest.mark.parametrize(
     ("left_mgs", "gpus", "hours", "choices", "expected"),
     [
-        pytest.param(H // 4, 1, 1, DEMO_GPU, ["1 x h200 for 0.25 h", "1 x a100 for 0.5 h"], id="tiny-lab-one-h200-one-hour"),
-        pytest.param(H // 4, 4, 1, DEMO_GPU, ["1 x h200 for 0.25 h", "2 x a100 for 0.25 h"], id="fewer-gpus-when-no-quarter-fits"),
-        pytest.param(3 * H, 4, 1, DEMO_GPU, ["4 x h200 for 0.75 h", "4 x a100 for 1 h"], id="cheaper-type-fits-whole-request"),
+        pytest.param(
+            H // 4, 1, 1, DEMO_GPU, ["1 x h200 for 0.25 h", "1 x a100 for 0.5 h"], id="tiny-lab-one-h200-one-hour"
+        ),
+        pytest.param(
+            H // 4, 4, 1, DEMO_GPU, ["1 x h200 for 0.25 h", "2 x a100 for 0.25 h"], id="fewer-gpus-when-no-quarter-fits"
+        ),
+        pytest.param(
+            3 * H, 4, 1, DEMO_GPU, ["4 x h200 for 0.75 h", "4 x a100 for 1 h"], id="cheaper-type-fits-whole-request"
+        ),
         pytest.param(H // 8, 1, 1, DEMO_GPU, ["1 x a100 for 0.25 h"], id="only-the-cheaper-type"),
         pytest.param(H // 8 - 1, 1, 1, DEMO_GPU, [], id="nothing-fits"),
         pytest.param(H, 2, 1, [("a100", 4)], ["2 x a100 for 1 h"], id="request-that-fits-is-its-own-offer"),
@@ -66,7 +72,9 @@ def test_offer_json_and_text() -> None:
     offer = Offer("a100", 1, 1800, 500)
     assert offer.to_json() == {"gpu_type": "a100", "gpus": 1, "hours": 0.5, "cost_gpu_hours": 0.25,
                                "text": "1 x a100 for 0.5 h"}  # fmt: skip
-    assert offer_text([Offer("h200", 1, 900, 1000), offer]) == "You can afford 1 x h200 for 0.25 h or 1 x a100 for 0.5 h."
+    assert (
+        offer_text([Offer("h200", 1, 900, 1000), offer]) == "You can afford 1 x h200 for 0.25 h or 1 x a100 for 0.5 h."
+    )
     assert offer_text([]) == ""
 
 
@@ -99,13 +107,16 @@ def test_cheapest_session() -> None:
     ("admission", "summary", "now"),
     [
         pytest.param(
-            Admission(True, "", 4 * H, 100 * H, 20 * H), "This reserves up to 4.0 GPU-h (4 x h200 x 1 h). "
-            "vision-lab has 96.0 left; your cap has 16.0 left.",
-            "Left now, before this session: vision-lab 100.0 GPU-h; your cap 20.0 GPU-h.", id="with-cap",
+            Admission(True, "", 4 * H, 100 * H, 20 * H),
+            "This reserves up to 4.0 GPU-h (4 x h200 x 1 h). vision-lab has 96.0 left; your cap has 16.0 left.",
+            "Left now, before this session: vision-lab 100.0 GPU-h; your cap 20.0 GPU-h.",
+            id="with-cap",
         ),
         pytest.param(
-            Admission(True, "", 4 * H, 50 * H), "This reserves up to 4.0 GPU-h (4 x h200 x 1 h). vision-lab has 46.0 left.",
-            "Left now, before this session: vision-lab 50.0 GPU-h.", id="without-cap",
+            Admission(True, "", 4 * H, 50 * H),
+            "This reserves up to 4.0 GPU-h (4 x h200 x 1 h). vision-lab has 46.0 left.",
+            "Left now, before this session: vision-lab 50.0 GPU-h.",
+            id="without-cap",
         ),
     ],
 )

@@ -199,16 +199,21 @@ def test_shipped_pytorch_entries_are_unavailable_until_the_site_sets_them() -> N
     assert torch is not None and image is not None
     assert not torch.available and "catalogue_variables entry 'pytorch_venv' is not set" in torch.unavailable_reason
     assert image.kind == "apptainer" and not image.available and torch.gpu and image.gpu
-    built = load_catalogue(REPO_ROOT / "images" / "catalog.toml",
-                           {**unset, "pytorch_venv": "/sw/pytorch", "pytorch_image": "/sw/pytorch.sif"})
+    built = load_catalogue(
+        REPO_ROOT / "images" / "catalog.toml",
+        {**unset, "pytorch_venv": "/sw/pytorch", "pytorch_image": "/sw/pytorch.sif"},
+    )
     assert built.get("pytorch").path == "/sw/pytorch" and built.get("pytorch").available
     assert built.get("pytorch-apptainer").image == "/sw/pytorch.sif"
 
 
 def test_shipped_images_have_pinned_requirements_and_apptainer_definitions() -> None:
     for image in ("default", "pytorch"):
-        lines = [line for line in (REPO_ROOT / "images" / image / "requirements.txt").read_text().splitlines()
-                 if line.strip() and not line.startswith("#")]
+        lines = [
+            line
+            for line in (REPO_ROOT / "images" / image / "requirements.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("#")
+        ]
         assert lines and all("==" in line for line in lines), image
         definition = (REPO_ROOT / "images" / image / "Apptainer.def").read_text()
         assert "Bootstrap:" in definition and f"images/{image}/requirements.txt" in definition
@@ -223,7 +228,10 @@ def test_default_entry_must_be_available() -> None:
 def test_a_site_that_sets_only_demo_venv_still_loads_the_shipped_catalogue() -> None:
     catalogue = load_catalogue(REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/opt/demo/venv"})
     assert catalogue.default.path == "/opt/demo/venv"
-    assert not catalogue.get("pytorch").available and "catalogue_variables entry 'pytorch_venv' is not set" in catalogue.get("pytorch").unavailable_reason
+    assert (
+        not catalogue.get("pytorch").available
+        and "catalogue_variables entry 'pytorch_venv' is not set" in catalogue.get("pytorch").unavailable_reason
+    )
 
 
 def test_unknown_placeholder_in_the_default_entry_is_still_an_error() -> None:

@@ -134,13 +134,17 @@ def test_rows_carry_the_reports_sessions_and_extensions_and_the_running_sessions
     assert (carol.sessions, carol.extensions, carol.running, carol.held_mgs) == (3, 1, 1, H // 2)
     assert carol.flags == (Flag.RUNNING,)  # 4 of 7 GPU-h: 57 %
     assert zoe.flags == (Flag.STARTING,)
-    assert course_tables.summary(list(rows.values())).text == "2 students: 1 running now, 0 never started, 0 near the cap"
+    assert (
+        course_tables.summary(list(rows.values())).text == "2 students: 1 running now, 0 never started, 0 near the cap"
+    )
 
 
 def test_pending_principals_only_for_the_staff() -> None:
     roster = [("a@uni.example", "student", None), ("b@uni.example", "ta", None), ("c@uni.example", "student", "carol")]
-    assert course_tables.pending_principals(roster, INSTRUCTOR) == [("a@uni.example", "student"),
-                                                                    ("b@uni.example", "ta")]
+    assert course_tables.pending_principals(roster, INSTRUCTOR) == [
+        ("a@uni.example", "student"),
+        ("b@uni.example", "ta"),
+    ]
     assert course_tables.pending_principals(roster, TA) == course_tables.pending_principals(roster, ADMIN)
     assert course_tables.pending_principals(roster, STUDENT) == []
 
@@ -258,8 +262,11 @@ def ledger(ledger_url: str):
                              who="admin", now=NOW - timedelta(days=1))  # fmt: skip
         for user, role in (("dave", "instructor"), ("tom", "ta"), ("carol", "student"), ("zoe", "student")):
             ledger.add_member("cs101", user, role=role, who="admin", now=NOW - timedelta(days=1))
-        ledger.import_roster("cs101", [RosterRow(1, "p1@uni.example", Role.STUDENT), RosterRow(2, "p2@uni.example",
-                                                                                               Role.TA)], who="admin")
+        ledger.import_roster(
+            "cs101",
+            [RosterRow(1, "p1@uni.example", Role.STUDENT), RosterRow(2, "p2@uni.example", Role.TA)],
+            who="admin",
+        )
         # carol: a finished session of 1 h on one a100 (0.5 GPU-h), then one running for 30 min
         first = ledger.admit("cs101", "carol", "", Booking("a100", 1, 1), now=NOW - timedelta(hours=3))
         ledger.record_job_id(first, "201")
@@ -342,14 +349,34 @@ def test_the_new_course_form_renders_a_field_and_an_error_slot_each() -> None:
 
     templates = Path(__file__).resolve().parents[2] / "templates"
     env = jinja2.Environment(autoescape=True)
-    env.loader = jinja2.DictLoader({"page.html": "{% block main %}{% endblock %}{% block script %}{% endblock %}"
-                                                 "{% block stylesheet %}{% endblock %}",
-                                    "hpchub_course_new.html": (templates / "hpchub_course_new.html").read_text()})
-    for creator, instructor_field in ((CourseCreator(True, "admin", None), True),
-                                      (CourseCreator(False, "dave", "500.0"), False)):
+    env.loader = jinja2.DictLoader(
+        {
+            "page.html": "{% block main %}{% endblock %}{% block script %}{% endblock %}"
+            "{% block stylesheet %}{% endblock %}",
+            "hpchub_course_new.html": (templates / "hpchub_course_new.html").read_text(),
+        }
+    )
+    for creator, instructor_field in (
+        (CourseCreator(True, "admin", None), True),
+        (CourseCreator(False, "dave", "500.0"), False),
+    ):
         html = env.get_template("hpchub_course_new.html").render(creator=creator, base_url="/hub/")
-        for field in ("name", "account", "start", "end", "gpu_hours", "per_student", "gpu_types", "max_gpus",
-                      "max_hours", "max_sessions", "reservation", "ta_extension_limit", "lab_hours_only", "on_drop"):
+        for field in (
+            "name",
+            "account",
+            "start",
+            "end",
+            "gpu_hours",
+            "per_student",
+            "gpu_types",
+            "max_gpus",
+            "max_hours",
+            "max_sessions",
+            "reservation",
+            "ta_extension_limit",
+            "lab_hours_only",
+            "on_drop",
+        ):
             assert f'data-field="{field}"' in html and f'id="hpchub-new-{field}"' in html
         assert ('id="hpchub-new-instructor"' in html) is instructor_field
     assert "at most 500.0 GPU-h; you become its instructor" in html

@@ -72,7 +72,9 @@ def _config(**changes: str) -> dict[str, str]:
 def test_each_broken_setting_fails_by_name_with_a_fix(finding, name: str, says: str) -> None:
     assert finding.status is Status.FAIL and finding.name == name
     assert says in finding.detail
-    assert finding.fix and finding.lines()[0].startswith(f"FAIL {name}: ") and finding.lines()[1].startswith("     fix: ")
+    assert (
+        finding.fix and finding.lines()[0].startswith(f"FAIL {name}: ") and finding.lines()[1].startswith("     fix: ")
+    )
 
 
 DIR, EXE = stat.S_IFDIR | 0o755, stat.S_IFREG | 0o755
@@ -287,8 +289,11 @@ def test_the_doctors_test_job_runs_with_srun_through_the_cluster(monkeypatch) ->
 
     for answer, status, says in [
         (answers("ok\n"), Status.PASS, "fetched http://hub:8081/hub/api/"),
-        (answers("", 1, "urllib.error.URLError: <urlopen error [Errno 111] Connection refused>\n"), Status.FAIL,
-         "could not fetch http://hub:8081/hub/api/: urllib.error.URLError"),
+        (
+            answers("", 1, "urllib.error.URLError: <urlopen error [Errno 111] Connection refused>\n"),
+            Status.FAIL,
+            "could not fetch http://hub:8081/hub/api/: urllib.error.URLError",
+        ),
     ]:
         site, calls = _site_answering(answer, monkeypatch, job_name_prefix="portal")
         site.config.JupyterHub.hub_connect_url = "http://hub:8081"

@@ -53,13 +53,25 @@ def test_outsiders_and_unknown_projects_are_the_same_404(ledger, project) -> Non
     ("error", "field", "shown"),
     [
         pytest.param(EnvError("", "NAME: must be 1-32 characters"), "name", "must be 1-32 characters", id="name"),
-        pytest.param(EnvError("NAME", "version 2 of p/x is still building", 409), "name",
-                     "version 2 of p/x is still building", id="building"),
-        pytest.param(EnvError("spec", "spec line 1 ('x>=1'): every package must be pinned"), "spec",
-                     "spec line 1 ('x>=1'): every package must be pinned", id="spec-line"),
+        pytest.param(
+            EnvError("NAME", "version 2 of p/x is still building", 409),
+            "name",
+            "version 2 of p/x is still building",
+            id="building",
+        ),
+        pytest.param(
+            EnvError("spec", "spec line 1 ('x>=1'): every package must be pinned"),
+            "spec",
+            "spec line 1 ('x>=1'): every package must be pinned",
+            id="spec-line",
+        ),
         pytest.param(EnvError("spec", "spec: unknown package 'nope'"), "spec", "unknown package 'nope'", id="spec"),
-        pytest.param(EnvError("caller", "p has no pi, manager or instructor to build as"), "",
-                     "caller: p has no pi, manager or instructor to build as", id="form"),
+        pytest.param(
+            EnvError("caller", "p has no pi, manager or instructor to build as"),
+            "",
+            "caller: p has no pi, manager or instructor to build as",
+            id="form",
+        ),
     ],
 )
 def test_a_refusal_goes_next_to_its_field(error, field, shown) -> None:

@@ -89,12 +89,17 @@ def test_publish_copies_the_default_version_for_everyone(settings) -> None:
 def test_the_spawner_offers_it_and_starts_the_default_server_with_its_kernel(settings) -> None:
     _publish(settings, version=1, title="Hello (lab)", gpu=True)
     catalogue = project_envs.with_published(
-        settings, load_catalogue(REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/opt/hpchub/venv",
-                                                                        "pytorch_venv": "", "pytorch_image": ""}))
+        settings,
+        load_catalogue(
+            REPO_ROOT / "images" / "catalog.toml",
+            {"demo_venv": "/opt/hpchub/venv", "pytorch_venv": "", "pytorch_image": ""},
+        ),
+    )
     entry = catalogue.get("vision-tiny")
     assert catalogue.ids()[-1] == "vision-tiny" and entry.available and entry.gpu and entry.name == "Hello (lab)"
-    environment, kernel = project_envs.resolve(catalogue, JobRequest("tiny-lab", "cpu", None, 0, Decimal(1),
-                                                                     "vision-tiny"))
+    environment, kernel = project_envs.resolve(
+        catalogue, JobRequest("tiny-lab", "cpu", None, 0, Decimal(1), "vision-tiny")
+    )
     assert environment is catalogue.default and kernel == "published-vision-tiny"
     launch = launch_for(environment, (), gpus=0, job_path="/usr/bin", default_kernel=kernel)
     assert launch.command[0] == "/opt/hpchub/venv/bin/batchspawner-singleuser"
@@ -102,13 +107,15 @@ def test_the_spawner_offers_it_and_starts_the_default_server_with_its_kernel(set
     # everyone's JUPYTER_PATH ends with PUBLISHED_ROOT (its kernels/), members' starts with their spaces
     assert project_envs.job_variables(settings, []) == {"JUPYTER_PATH": settings.published_root}
     assert project_envs.job_variables(settings, ["vision-lab"])["JUPYTER_PATH"] == (
-        f"{settings.project_root}/vision-lab:{settings.published_root}")
+        f"{settings.project_root}/vision-lab:{settings.published_root}"
+    )
     assert project_envs.binds(settings, [])[-1] == settings.published_root
 
 
 def test_a_catalogue_id_wins_over_a_published_one(settings) -> None:
-    catalogue = load_catalogue(REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/v", "pytorch_venv": "",
-                                                                        "pytorch_image": ""})
+    catalogue = load_catalogue(
+        REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/v", "pytorch_venv": "", "pytorch_image": ""}
+    )
     entries = publish.catalogue_entries("/p", [publish.Published("default", "x", "y", False, "p", "e", 1, "a", "t")])
     merged, skipped = publish.with_published(catalogue, entries)
     assert merged is catalogue and skipped == ["default"]
@@ -162,8 +169,9 @@ def test_unpublish_removes_the_entry_its_copy_and_kernel(settings) -> None:
 def test_a_broken_published_list_is_left_out_of_the_catalogue(settings, caplog) -> None:
     Path(settings.published_root).mkdir()
     Path(settings.published_root, "catalog.json").write_text("{not json")
-    catalogue = load_catalogue(REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/v", "pytorch_venv": "",
-                                                                        "pytorch_image": ""})
+    catalogue = load_catalogue(
+        REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/v", "pytorch_venv": "", "pytorch_image": ""}
+    )
     assert project_envs.with_published(settings, catalogue) is catalogue
     assert "published environments left out" in caplog.text
 
@@ -174,10 +182,14 @@ def test_a_broken_published_list_is_left_out_of_the_catalogue(settings, caplog) 
         pytest.param([], "body: must be an object", id="not-object"),
         pytest.param({"project": "p", "environment": "e"}, "description: required", id="missing"),
         pytest.param({"project": "p", "environment": "e", "description": "d", "x": 1}, "x: unknown key", id="unknown"),
-        pytest.param({"project": "p", "environment": "e", "description": "d", "version": True},
-                     "version: must be a whole number", id="bool-version"),
-        pytest.param({"project": "p", "environment": "e", "description": "d", "gpu": "yes"}, "gpu: must be bool",
-                     id="gpu-type"),
+        pytest.param(
+            {"project": "p", "environment": "e", "description": "d", "version": True},
+            "version: must be a whole number",
+            id="bool-version",
+        ),
+        pytest.param(
+            {"project": "p", "environment": "e", "description": "d", "gpu": "yes"}, "gpu: must be bool", id="gpu-type"
+        ),
     ],
 )
 def test_publish_body_is_checked(body, message) -> None:
@@ -194,8 +206,11 @@ def test_the_spawn_form_offers_a_published_entry_to_everyone(settings) -> None:
 
     _publish(settings, description="hpchub-hello for all")
     catalogue = project_envs.with_published(
-        settings, load_catalogue(REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/v", "pytorch_venv": "",
-                                                                        "pytorch_image": ""}))
+        settings,
+        load_catalogue(
+            REPO_ROOT / "images" / "catalog.toml", {"demo_venv": "/v", "pytorch_venv": "", "pytorch_image": ""}
+        ),
+    )
     cluster = parse_sinfo("gpu*|8:00:00|gpu:h200:4|gpu[01-02]\ncpu|4:00:00|(null)|cpu01\n")
     html = render_options_form(cluster, ["tiny-lab"], catalogue, {})  # erin: not in vision-lab
     found = re.search(r'<option value="vision-tiny"([^>]*)>([^<]*)</option>', html)

@@ -34,8 +34,14 @@ def session_script(environment_id: str, gpus: int = 1, catalogue_variables: dict
     gpu_type, partition = ("h200", "gpu") if gpus else (None, "cpu")
     request = JobRequest("vision-lab", partition, gpu_type, gpus, Decimal(1), environment_id)
     environment, default_kernel = resolve(catalogue, request)
-    launch = launch_for(environment, ARGS, gpus=gpus, job_path="/usr/local/bin:/usr/bin:/bin",
-                        default_kernel=default_kernel, binds=[f"{PROJECT_ROOT}/vision-lab"])
+    launch = launch_for(
+        environment,
+        ARGS,
+        gpus=gpus,
+        job_path="/usr/local/bin:/usr/bin:/bin",
+        default_kernel=default_kernel,
+        binds=[f"{PROJECT_ROOT}/vision-lab"],
+    )
     return render_batch_script(
         request, job_name="hpchub-jupyter", comment=job_comment("bob", ""), output_path="/home/bob/.hpchub-jupyter-%j.log",
         workdir="/home/bob", export_vars=EXPORTS, command=launch.command, prologue=launch.prologue,
@@ -70,19 +76,26 @@ def test_golden_scripts(name: str) -> None:
 
 def test_apptainer_uses_nv_only_with_gpus_and_binds_the_project_spaces() -> None:
     with_gpu = session_script("pytorch-apptainer").splitlines()[-1]
-    assert with_gpu.startswith("exec apptainer exec --nv --bind /var/lib/hpchub-demo/projects/vision-lab "
-                               "/sw/images/pytorch.sif batchspawner-singleuser jupyterhub-singleuser")
+    assert with_gpu.startswith(
+        "exec apptainer exec --nv --bind /var/lib/hpchub-demo/projects/vision-lab "
+        "/sw/images/pytorch.sif batchspawner-singleuser jupyterhub-singleuser"
+    )
     assert "--nv" not in session_script("pytorch-apptainer", gpus=0).splitlines()[-1]
 
 
 def test_an_entry_the_site_has_not_built_is_not_started() -> None:
-    with pytest.raises(LaunchError, match=r"'pytorch' is not available: not built on this site \(its catalogue_variables entry 'pytorch_venv' is not set"):
+    with pytest.raises(
+        LaunchError,
+        match=r"'pytorch' is not available: not built on this site \(its catalogue_variables entry 'pytorch_venv' is not set",
+    ):
         session_script("pytorch", catalogue_variables=UNBUILT)
 
 
 def test_project_environment_runs_the_default_server_with_its_kernel_as_default() -> None:
     last = session_script("project:tiny").splitlines()[-1]
-    assert last.startswith("exec /opt/hpchub/venv/bin/batchspawner-singleuser /opt/hpchub/venv/bin/jupyterhub-singleuser")
+    assert last.startswith(
+        "exec /opt/hpchub/venv/bin/batchspawner-singleuser /opt/hpchub/venv/bin/jupyterhub-singleuser"
+    )
     assert last.endswith("--MappingKernelManager.default_kernel_name=vision-lab-tiny")
 
 
@@ -93,7 +106,7 @@ def test_build_job_is_cpu_only_and_never_writes_the_kernel() -> None:
     assert "#SBATCH --comment=hpchub-env:project=vision-lab,env=tiny,version=2\n" in script
     lines = build_lines(PLAN)
     install = next(i for i, line in enumerate(lines) if " -m pip install " in line)
-    ready = next(i for i, line in enumerate(lines) if line.startswith("printf 'ready") )
+    ready = next(i for i, line in enumerate(lines) if line.startswith("printf 'ready"))
     assert "--no-index" in lines[install] and "--find-links /var/lib/hpchub-demo/wheelhouse" in lines[install]
     assert install < ready and lines[-1] == "trap - EXIT"
     assert "kernel" not in script.replace("ipykernel", "")
@@ -133,7 +146,14 @@ def test_spawn_form_lists_catalogue_and_project_environments() -> None:
     assert "not built on this site" in option(html, "pytorch")
     assert "catalogue_variables entry" in option(html, "pytorch") and "{pytorch_venv}" not in html  # names the setting
     assert " disabled" in option(html, "pytorch-apptainer")
-    assert option(html, "project:tiny").endswith(">vision-lab: tiny (project environment, kernel vision-lab-tiny)</option>")
-    chosen = render_options_form(cluster, ["vision-lab"], catalogue, {"environment": "project:tiny"},
-                                 project_environments={"vision-lab": ["tiny"]})
+    assert option(html, "project:tiny").endswith(
+        ">vision-lab: tiny (project environment, kernel vision-lab-tiny)</option>"
+    )
+    chosen = render_options_form(
+        cluster,
+        ["vision-lab"],
+        catalogue,
+        {"environment": "project:tiny"},
+        project_environments={"vision-lab": ["tiny"]},
+    )
     assert " selected" in option(chosen, "project:tiny")

@@ -69,8 +69,9 @@ def test_repair_moves_a_swapped_entry_aside_without_following_it(old_space, cana
     before = _owner_mode(canary)
     report = seal.repair_layout(old_space, 0)
     assert _owner_mode(canary) == before
-    assert report.moved_aside[0].startswith(f"moved aside {old_space.path / entry} (a symbolic link where root's "
-                                            "directory belongs)")  # then the original the member renamed, if open
+    assert report.moved_aside[0].startswith(
+        f"moved aside {old_space.path / entry} (a symbolic link where root's directory belongs)"
+    )  # then the original the member renamed, if open
     [aside] = [p for p in old_space.path.iterdir() if p.name.startswith(f"{entry}{sp.MOVED_ASIDE}")]
     assert aside.is_symlink() and os.readlink(aside) == str(canary)
     assert _owner_mode(old_space.path) == (0, 0, 0o2750)
@@ -125,11 +126,19 @@ def test_a_version_that_cannot_be_sealed_is_marked_failed(old_space, tmp_path) -
 @pytest.mark.parametrize(
     ("make", "problem"),
     [
-        pytest.param(lambda space, canary: (space.version_dir("tiny", 1) / "build.log").unlink()
-                     or (space.version_dir("tiny", 1) / "build.log").symlink_to(canary / "secret"),
-                     "symbolic link", id="log-symlink"),
-        pytest.param(lambda space, canary: os.lchown(space.version_dir("tiny", 1) / "build.log", MEMBER, 0),
-                     "owned by uid 65534", id="someone-elses-log"),
+        pytest.param(
+            lambda space, canary: (
+                (space.version_dir("tiny", 1) / "build.log").unlink()
+                or (space.version_dir("tiny", 1) / "build.log").symlink_to(canary / "secret")
+            ),
+            "symbolic link",
+            id="log-symlink",
+        ),
+        pytest.param(
+            lambda space, canary: os.lchown(space.version_dir("tiny", 1) / "build.log", MEMBER, 0),
+            "owned by uid 65534",
+            id="someone-elses-log",
+        ),
         pytest.param(lambda space, canary: _swap(space, "envs", canary), "not a real directory", id="envs-swapped"),
     ],
 )
@@ -146,9 +155,15 @@ def test_a_log_that_is_not_the_builders_own_file_is_never_shown(old_space, canar
     ("make", "says"),
     [
         pytest.param(lambda space: None, "is a directory owned by uid 0 (drwxrws---)", id="old-modes"),
-        pytest.param(lambda space: (os.chmod(space.path, 0o2750), (space.path / "labextensions").mkdir(),
-                                    os.lchown(space.path / "labextensions", MEMBER, MEMBER)),
-                     "labextensions is a directory owned by uid 65534", id="planted-labextension"),
+        pytest.param(
+            lambda space: (
+                os.chmod(space.path, 0o2750),
+                (space.path / "labextensions").mkdir(),
+                os.lchown(space.path / "labextensions", MEMBER, MEMBER),
+            ),
+            "labextensions is a directory owned by uid 65534",
+            id="planted-labextension",
+        ),
     ],
 )
 def test_an_unsafe_space_is_left_off_jupyter_path(old_space, tmp_path, make, says) -> None:
@@ -158,7 +173,8 @@ def test_an_unsafe_space_is_left_off_jupyter_path(old_space, tmp_path, make, say
     assert project_envs.job_variables(environments, ["vision-lab"]) == {"JUPYTER_PATH": str(tmp_path / "pub")}
     seal.repair_layout(old_space, 0)
     assert project_envs.job_variables(environments, ["vision-lab"]) == {
-        "JUPYTER_PATH": f"{old_space.path}:{tmp_path / 'pub'}"}
+        "JUPYTER_PATH": f"{old_space.path}:{tmp_path / 'pub'}"
+    }
 
 
 def test_audit_and_doctor_fail_until_the_space_is_repaired(old_space, canary) -> None:
@@ -181,8 +197,14 @@ def test_audit_and_doctor_fail_until_the_space_is_repaired(old_space, canary) ->
 def _spawner(home: Path, uid: int) -> SimpleNamespace:
     from spawners.slurm.spawner import SlurmGPUSpawner
 
-    fake = SimpleNamespace(user=SimpleNamespace(name="bob"), job_id="77", job_output="{home}/.hpchub-jupyter-%j.log",
-                           log_tail_lines=2, _log_name="bob", log=SimpleNamespace(warning=lambda *a, **k: None))
+    fake = SimpleNamespace(
+        user=SimpleNamespace(name="bob"),
+        job_id="77",
+        job_output="{home}/.hpchub-jupyter-%j.log",
+        log_tail_lines=2,
+        _log_name="bob",
+        log=SimpleNamespace(warning=lambda *a, **k: None),
+    )
     entry = SimpleNamespace(pw_dir=str(home), pw_uid=uid)
     return fake, entry, SlurmGPUSpawner.job_log_tail
 
@@ -190,12 +212,21 @@ def _spawner(home: Path, uid: int) -> SimpleNamespace:
 @pytest.mark.parametrize(
     ("make", "shown"),
     [
-        pytest.param(lambda log, secret: (log.write_text("a\nb\nc\n"), os.chown(log, MEMBER, MEMBER)), "b\nc",
-                     id="the-users-own-log"),
-        pytest.param(lambda log, secret: log.symlink_to(secret), "(the job's log is not shown: it is a symbolic link)",
-                     id="symlink-to-a-root-file"),
-        pytest.param(lambda log, secret: os.link(secret, log), "(the job's log is not shown: it is owned by uid 0",
-                     id="hard-link-to-a-root-file"),
+        pytest.param(
+            lambda log, secret: (log.write_text("a\nb\nc\n"), os.chown(log, MEMBER, MEMBER)),
+            "b\nc",
+            id="the-users-own-log",
+        ),
+        pytest.param(
+            lambda log, secret: log.symlink_to(secret),
+            "(the job's log is not shown: it is a symbolic link)",
+            id="symlink-to-a-root-file",
+        ),
+        pytest.param(
+            lambda log, secret: os.link(secret, log),
+            "(the job's log is not shown: it is owned by uid 0",
+            id="hard-link-to-a-root-file",
+        ),
     ],
 )
 def test_the_spawn_error_shows_only_the_users_own_job_log(tmp_path, monkeypatch, canary, make, shown) -> None:

@@ -60,8 +60,9 @@ def test_decide_state(status, job_active, state) -> None:
 def _version(space: ProjectSpace, name: str, number: int, status: str | None, job_id: str) -> None:
     directory = space.version_dir(name, number)
     directory.mkdir(parents=True)
-    (directory / "build.json").write_text(json.dumps({"job_id": job_id, "requested_by": "alice",
-                                                      "submitted_at": "2026-11-29T05:00:00+00:00"}))
+    (directory / "build.json").write_text(
+        json.dumps({"job_id": job_id, "requested_by": "alice", "submitted_at": "2026-11-29T05:00:00+00:00"})
+    )
     if status is not None:
         (directory / "status").write_text(status + "\n")
         (directory / ".sealed").write_text("{}\n")  # finished and handed to root (the tests run as root)
@@ -108,7 +109,13 @@ def test_names_paths_and_kernelspec() -> None:
     assert space.kernel_dir("tiny") == Path("/p/vision-lab/kernels/vision-lab-tiny")
     assert space.version_dir("tiny", 2) == Path("/p/vision-lab/envs/tiny/2")
     spec = kernel_spec("vision-lab", "tiny", 2, "/p/vision-lab/envs/tiny/2/bin/python")
-    assert spec["argv"] == ["/p/vision-lab/envs/tiny/2/bin/python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+    assert spec["argv"] == [
+        "/p/vision-lab/envs/tiny/2/bin/python",
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        "{connection_file}",
+    ]
     assert spec["display_name"] == "vision-lab: tiny (v2)" and spec["language"] == "python"
     assert jupyter_path("/p", ["vision-lab", "cs101", "vision-lab"]) == "/p/cs101:/p/vision-lab"
 

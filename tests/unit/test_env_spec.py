@@ -33,12 +33,15 @@ WHEELS = [
     [
         pytest.param("hpchub-hello==1.0\n", [("hpchub-hello", "hpchub-hello", "1.0", ())], id="one-pin"),
         pytest.param("# comment\n\n  numpy==2.5.5  # why\n", [("numpy", "numpy", "2.5.5", ())], id="comments-blanks"),
-        pytest.param("Jupyter_Client==8.10.0\n", [("Jupyter_Client", "jupyter-client", "8.10.0", ())],
-                     id="normalised-name"),
+        pytest.param(
+            "Jupyter_Client==8.10.0\n", [("Jupyter_Client", "jupyter-client", "8.10.0", ())], id="normalised-name"
+        ),
         pytest.param("ipython[kernel]==9.18.1\n", [("ipython", "ipython", "9.18.1", ("kernel",))], id="extras"),
-        pytest.param("a==1.0rc1\nb==2.0.post1\nc==3.dev2\n".replace("3.dev2", "3.0.dev2"),
-                     [("a", "a", "1.0rc1", ()), ("b", "b", "2.0.post1", ()), ("c", "c", "3.0.dev2", ())],
-                     id="pre-post-dev"),
+        pytest.param(
+            "a==1.0rc1\nb==2.0.post1\nc==3.dev2\n".replace("3.dev2", "3.0.dev2"),
+            [("a", "a", "1.0rc1", ()), ("b", "b", "2.0.post1", ()), ("c", "c", "3.0.dev2", ())],
+            id="pre-post-dev",
+        ),
         pytest.param("x==1\r\n", [("x", "x", "1", ())], id="crlf"),
     ],
 )
@@ -116,8 +119,11 @@ def test_wheelhouse_index_reads_wheel_names_only() -> None:
     ("text", "message"),
     [
         pytest.param("scipy==1.18.1\n", "unknown package 'scipy': not in the site's wheelhouse /wh", id="unknown"),
-        pytest.param("numpy==2.0.0\n", r"numpy==2.0.0 is not in the site's wheelhouse /wh; versions there: 2.5.5",
-                     id="other-version"),
+        pytest.param(
+            "numpy==2.0.0\n",
+            r"numpy==2.0.0 is not in the site's wheelhouse /wh; versions there: 2.5.5",
+            id="other-version",
+        ),
     ],
 )
 def test_wheelhouse_refusals(text: str, message: str) -> None:
@@ -152,8 +158,11 @@ dependencies:
     ],
 )
 def test_a_conda_environment_yml_is_refused_saying_why(text: str) -> None:
-    with pytest.raises(SpecError, match="a conda environment.yml cannot be built on this site: conda packages come "
-                                         "from conda channels, which its machines cannot reach"):
+    with pytest.raises(
+        SpecError,
+        match="a conda environment.yml cannot be built on this site: conda packages come "
+        "from conda channels, which its machines cannot reach",
+    ):
         parse_spec(text)
 
 

@@ -40,8 +40,15 @@ def ago(minutes: float) -> datetime:
 
 
 def answer(**changes) -> dict:
-    base = {"kernels": 1, "kernels_busy": 0, "terminals": 0, "terminals_busy": 0,
-            "last_activity": "2026-03-02T11:00:00+00:00", "last_save": None, "gpu_utilization_percent": None}
+    base = {
+        "kernels": 1,
+        "kernels_busy": 0,
+        "terminals": 0,
+        "terminals_busy": 0,
+        "last_activity": "2026-03-02T11:00:00+00:00",
+        "last_save": None,
+        "gpu_utilization_percent": None,
+    }
     return {**base, **changes}
 
 
@@ -180,8 +187,10 @@ def test_one_pass_stops_the_idle_warns_the_half_idle_and_leaves_the_rest(ledger)
     assert [ledger.session(ids[name]).message for name in ("busy", "silent", "stale")] == [None, None, None]
     assert len(lines) == 4 and "stopped bob/idle (job 100, HTTP 204)" in lines[0] and "bob/half" in lines[1]
     assert [line.split(" (job")[0] for line in lines[2:]] == ["vision-lab: bob/silent", "vision-lab: bob/stale"]
-    assert lines[2].endswith("does not report what it does (no activity report for 180 s: an environment without "
-                             "hpchub, or a node that cannot reach the hub): the idle stop leaves it alone")
+    assert lines[2].endswith(
+        "does not report what it does (no activity report for 180 s: an environment without "
+        "hpchub, or a node that cannot reach the hub): the idle stop leaves it alone"
+    )
     # the stopped one ends (the spawner's stop); the warned one is used again: its warning goes
     ledger.session_ended(ids["idle"], NOW, 7200)
     report(ledger, ids["half"], received_minutes_ago=0.1, last_activity=ago(1).isoformat())
@@ -211,7 +220,9 @@ def test_the_ledger_keeps_the_latest_report_and_writes_an_unchanged_one_only_now
     assert ledger.record_activity(session_id, same, now=ago(9)) is True  # 60 s on: refreshed
     busy = parse_activity(answer(kernels_busy=1))
     assert ledger.record_activity(session_id, busy, now=ago(9) + timedelta(seconds=1)) is True  # changed: at once
-    assert ledger.activity_reports([session_id, 999]) == {session_id: ActivityReport(busy, ago(9) + timedelta(seconds=1))}
+    assert ledger.activity_reports([session_id, 999]) == {
+        session_id: ActivityReport(busy, ago(9) + timedelta(seconds=1))
+    }
     ledger.session_ended(session_id, ago(1), 600)
     with pytest.raises(NotFound):
         ledger.record_activity(session_id, parse_activity(answer(kernels_busy=2)), now=NOW)
@@ -260,7 +271,8 @@ def test_each_session_gets_its_courses_timeout(ledger, monkeypatch, site, warned
     names = {session_id: name for name, session_id in ids.items()}
     assert hub.stopped == [("bob", "cs-short")] and sorted({names[i] for i in read}) == asked
     assert ledger.session(ids["cs-short"]).message == (
-        "stopped: idle for 15 min (the course's idle stop; no cell, terminal or GPU use)")
+        "stopped: idle for 15 min (the course's idle stop; no cell, terminal or GPU use)"
+    )
     # the site's 30 min: past half at 20 min; a course's 60 does not lengthen it
     assert sorted(name for name, session_id in ids.items() if (ledger.session(session_id).message or "").startswith(
         "idle: this session stops at 12:10 UTC")) == warned  # fmt: skip
@@ -274,8 +286,9 @@ def test_a_course_setting_removed_takes_its_warning_away(ledger):
     tracker = IdleTracker(timeout=timedelta(0))
     stop_idle_sessions(ledger, tracker, hub, now=NOW)
     assert ledger.session(session_id).message.startswith("idle: this session stops at 12:10 UTC")
-    ledger.set_course_settings("cs-short", replace(ledger.course_rules("cs-short"), idle_stop_minutes=None),
-                               reason="off", who="dave")
+    ledger.set_course_settings(
+        "cs-short", replace(ledger.course_rules("cs-short"), idle_stop_minutes=None), reason="off", who="dave"
+    )
     assert stop_idle_sessions(ledger, tracker, hub, now=NOW) == [] and ledger.session(session_id).message is None
 
 
@@ -362,15 +375,25 @@ def reconcile(ledger_url, monkeypatch, capsys):
 @pytest.mark.parametrize(
     ("args", "error"),
     [
-        pytest.param(("--stop-idle-after", "-1"), "--stop-idle-after: from 0 (off) to 10080 minutes, got -1",
-                     id="negative"),
-        pytest.param(("--stop-idle-after", "20000"), "--stop-idle-after: from 0 (off) to 10080 minutes, got 20000",
-                     id="over-a-week"),
-        pytest.param(("--stop-idle-after", "30", "--idle-gpu-busy", "0"),
-                     "--idle-gpu-busy: from 1 to 100 percent, got 0", id="gpu-threshold-zero"),
+        pytest.param(
+            ("--stop-idle-after", "-1"), "--stop-idle-after: from 0 (off) to 10080 minutes, got -1", id="negative"
+        ),
+        pytest.param(
+            ("--stop-idle-after", "20000"),
+            "--stop-idle-after: from 0 (off) to 10080 minutes, got 20000",
+            id="over-a-week",
+        ),
+        pytest.param(
+            ("--stop-idle-after", "30", "--idle-gpu-busy", "0"),
+            "--idle-gpu-busy: from 1 to 100 percent, got 0",
+            id="gpu-threshold-zero",
+        ),
         pytest.param(("--stop-idle-after", "30"), "--stop-idle-after: needs JUPYTERHUB_API_URL", id="no-hub"),
-        pytest.param(("--stop-idle-after", "30", "--idle-report-max-age", "5"),
-                     "--idle-report-max-age: from 10 to 86400 seconds, got 5", id="report-age-too-short"),
+        pytest.param(
+            ("--stop-idle-after", "30", "--idle-report-max-age", "5"),
+            "--idle-report-max-age: from 10 to 86400 seconds, got 5",
+            id="report-age-too-short",
+        ),
     ],
 )
 def test_bad_idle_options_exit_2_with_one_line_naming_the_option(reconcile, args, error):
@@ -405,9 +428,11 @@ def test_site_off_without_the_hub_says_once_that_a_courses_idle_stop_is_not_appl
                                   idle_report_max_age=None))  # the site's: off  # fmt: skip
     assert watch(ledger) == []  # no course sets one: nothing to say
     course_session(ledger, "cs-short", 15, "cs", "700")
-    assert watch(ledger) == ["idle stop: cs-short set their own idle stop (course setting idle-stop-after), but it "
-                             "is not applied: the reconciler needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (the "
-                             "hub's API and a token with delete:servers)"]
+    assert watch(ledger) == [
+        "idle stop: cs-short set their own idle stop (course setting idle-stop-after), but it "
+        "is not applied: the reconciler needs JUPYTERHUB_API_URL and JUPYTERHUB_API_TOKEN (the "
+        "hub's API and a token with delete:servers)"
+    ]
     assert watch(ledger) == []  # once
 
 

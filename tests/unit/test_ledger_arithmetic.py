@@ -305,7 +305,9 @@ def test_slurm_job_billing(gpu_type_counts: dict, billing: int) -> None:
         pytest.param({"a100": "0.5"}, 1, "weights[a100]", "0.5 is not a whole number", id="half-with-one-unit"),
         pytest.param({"h200": "0"}, 2, "weights[h200]", "must be > 0", id="zero-weight"),
         pytest.param({"h200": "1.0"}, 0, "billing_units_per_weighted_gpu_minute", "from 1", id="zero-units"),
-        pytest.param({"h200": "1.0"}, 1.5, "billing_units_per_weighted_gpu_minute", "whole number", id="fractional-units"),
+        pytest.param(
+            {"h200": "1.0"}, 1.5, "billing_units_per_weighted_gpu_minute", "whole number", id="fractional-units"
+        ),
         pytest.param({"H200": "1.0"}, 2, "weights", "a GPU type", id="unsafe-type-name"),
         pytest.param({}, 2, "weights", "at least one", id="no-types"),
     ],
@@ -346,11 +348,18 @@ def test_final_charge(elapsed_seconds: int, gpu_type_counts: dict, expected_mgs:
         pytest.param(100 * H, 0, [SessionCost(4 * H, 2 * H)], 2 * H, 2 * H, 96 * H, id="running-half-way"),
         pytest.param(100 * H, 10 * H, [SessionCost(4 * H)], 10 * H, 4 * H, 86 * H, id="charges-and-a-pending-hold"),
         pytest.param(
-            100 * H, 10 * H, [SessionCost(4 * H, H), SessionCost(8 * H, 0), SessionCost(2 * H, 2 * H)],
-            13 * H, 11 * H, 76 * H, id="several-sessions",
+            100 * H,
+            10 * H,
+            [SessionCost(4 * H, H), SessionCost(8 * H, 0), SessionCost(2 * H, 2 * H)],
+            13 * H,
+            11 * H,
+            76 * H,
+            id="several-sessions",
         ),
         pytest.param(10 * H, 12 * H, [], 12 * H, 0, -2 * H, id="over-budget-after-a-cut"),
-        pytest.param(gpu_h("0.25"), 0, [SessionCost(gpu_h("0.25"), 7_000)], 7_000, gpu_h("0.25") - 7_000, 0, id="tiny-lab-full"),
+        pytest.param(
+            gpu_h("0.25"), 0, [SessionCost(gpu_h("0.25"), 7_000)], 7_000, gpu_h("0.25") - 7_000, 0, id="tiny-lab-full"
+        ),
     ],
 )
 def test_budget_figures(grants: int, charges: int, sessions: list, used: int, held_: int, remaining: int) -> None:
@@ -391,59 +400,77 @@ def figures_left(left: int, grants: int = 100 * H) -> BudgetFigures:
 @pytest.mark.parametrize(
     ("kwargs", "allowed", "message"),
     [
+        pytest.param({"project_figures": figures_left(4 * H)}, True, "", id="fits-exactly"),
         pytest.param(
-            {"project_figures": figures_left(4 * H)}, True, "", id="fits-exactly"),
-        pytest.param(
-            {"project_figures": figures_left(gpu_h("3.2"))}, False,
-            f"vision-lab has 3.2 GPU-h left; this request needs 4.0 (4 x h200 x 1 h). {ADVICE}", id="project-short",
+            {"project_figures": figures_left(gpu_h("3.2"))},
+            False,
+            f"vision-lab has 3.2 GPU-h left; this request needs 4.0 (4 x h200 x 1 h). {ADVICE}",
+            id="project-short",
         ),
         pytest.param(
-            {"project_figures": figures_left(50 * H), "cap_figures": BudgetFigures(20 * H, 18 * H, 0)}, False,
+            {"project_figures": figures_left(50 * H), "cap_figures": BudgetFigures(20 * H, 18 * H, 0)},
+            False,
             f"bob's cap in vision-lab has 2.0 GPU-h left (cap 20.0 GPU-h); this request needs 4.0 (4 x h200 x 1 h). {ADVICE}",
             id="cap-short",
         ),
         pytest.param(
-            {"project_figures": figures_left(50 * H), "cap_figures": BudgetFigures(20 * H, 10 * H, 6 * H)}, True, "",
+            {"project_figures": figures_left(50 * H), "cap_figures": BudgetFigures(20 * H, 10 * H, 6 * H)},
+            True,
+            "",
             id="cap-fits-exactly",
         ),
         pytest.param(
-            {"project_figures": figures_left(3 * H), "cap_figures": BudgetFigures(20 * H, 19 * H, 0)}, False,
+            {"project_figures": figures_left(3 * H), "cap_figures": BudgetFigures(20 * H, 19 * H, 0)},
+            False,
             f"bob's cap in vision-lab has 1.0 GPU-h left (cap 20.0 GPU-h); this request needs 4.0 (4 x h200 x 1 h). {ADVICE}",
             id="both-short-cap-tighter",
         ),
         pytest.param(
-            {"project_figures": figures_left(H), "cap_figures": BudgetFigures(20 * H, 17 * H, 0)}, False,
+            {"project_figures": figures_left(H), "cap_figures": BudgetFigures(20 * H, 17 * H, 0)},
+            False,
             f"vision-lab has 1.0 GPU-h left; this request needs 4.0 (4 x h200 x 1 h). {ADVICE}",
             id="both-short-project-tighter",
         ),
         pytest.param(
-            {"project_figures": figures_left(-2 * H)}, False,
-            f"vision-lab has 0.0 GPU-h left; this request needs 4.0 (4 x h200 x 1 h). {ADVICE}", id="over-budget",
+            {"project_figures": figures_left(-2 * H)},
+            False,
+            f"vision-lab has 0.0 GPU-h left; this request needs 4.0 (4 x h200 x 1 h). {ADVICE}",
+            id="over-budget",
         ),
         pytest.param(
-            {"project_figures": figures_left(4 * H - 36)}, False,
+            {"project_figures": figures_left(4 * H - 36)},
+            False,
             f"vision-lab has 3.9999 GPU-h left; this request needs 4.0 (4 x h200 x 1 h). {ADVICE}",
             id="left-rounds-down-never-up",
         ),
         pytest.param(
-            {"project_figures": figures_left(50 * H), "closed_reason": "vision-lab's period ended on 2026-06-30."}, False,
-            "vision-lab's period ended on 2026-06-30.", id="closed-project",
+            {"project_figures": figures_left(50 * H), "closed_reason": "vision-lab's period ended on 2026-06-30."},
+            False,
+            "vision-lab's period ended on 2026-06-30.",
+            id="closed-project",
         ),
         pytest.param(
-            {"project_figures": figures_left(0), "booked": Reservation(1, 3600, 1000), "what": "extension"}, False,
+            {"project_figures": figures_left(0), "booked": Reservation(1, 3600, 1000), "what": "extension"},
+            False,
             "vision-lab has 0.0 GPU-h left; this extension needs 1.0 (1 x h200 x 1 h). Ask for fewer hours.",
             id="extension",
         ),
         pytest.param(
-            {"project_figures": figures_left(H), "gpu_type": "a100", "booked": Reservation(4, 3600, 500)}, False,
-            f"vision-lab has 1.0 GPU-h left; this request needs 2.0 (4 x a100 x 1 h). {ADVICE}", id="a100-weight",
+            {"project_figures": figures_left(H), "gpu_type": "a100", "booked": Reservation(4, 3600, 500)},
+            False,
+            f"vision-lab has 1.0 GPU-h left; this request needs 2.0 (4 x a100 x 1 h). {ADVICE}",
+            id="a100-weight",
         ),
         pytest.param(
-            {"project_figures": figures_left(gpu_h("0.1")), "gpu_type": "a100", "booked": Reservation(1, 900, 500)}, False,
-            f"vision-lab has 0.1 GPU-h left; this request needs 0.125 (1 x a100 x 0.25 h). {ADVICE}", id="quarter-hour",
+            {"project_figures": figures_left(gpu_h("0.1")), "gpu_type": "a100", "booked": Reservation(1, 900, 500)},
+            False,
+            f"vision-lab has 0.1 GPU-h left; this request needs 0.125 (1 x a100 x 0.25 h). {ADVICE}",
+            id="quarter-hour",
         ),
         pytest.param(
-            {"project_figures": figures_left(0), "gpu_type": None, "booked": Reservation(0, 3600, 0)}, True, "",
+            {"project_figures": figures_left(0), "gpu_type": None, "booked": Reservation(0, 3600, 0)},
+            True,
+            "",
             id="cpu-session-needs-nothing",
         ),
     ],
@@ -470,22 +497,38 @@ def test_admission_preview_figures() -> None:
     ("state", "state_reason", "start", "end", "today", "expected"),
     [
         pytest.param("active", None, None, None, date(2026, 3, 1), None, id="open-ended"),
-        pytest.param("active", None, date(2026, 1, 1), date(2026, 6, 30), date(2026, 6, 30), None, id="last-day-inclusive"),
+        pytest.param(
+            "active", None, date(2026, 1, 1), date(2026, 6, 30), date(2026, 6, 30), None, id="last-day-inclusive"
+        ),
         pytest.param("active", None, date(2026, 1, 1), date(2026, 6, 30), date(2026, 1, 1), None, id="first-day"),
         pytest.param(
-            "active", None, date(2026, 1, 1), date(2026, 6, 30), date(2026, 7, 1),
-            "cs101's period ended on 2026-06-30.", id="expired",
+            "active",
+            None,
+            date(2026, 1, 1),
+            date(2026, 6, 30),
+            date(2026, 7, 1),
+            "cs101's period ended on 2026-06-30.",
+            id="expired",
         ),
         pytest.param(
-            "active", None, date(2026, 1, 1), None, date(2025, 12, 31),
-            "cs101's period starts on 2026-01-01; no sessions before then.", id="not-started",
+            "active",
+            None,
+            date(2026, 1, 1),
+            None,
+            date(2025, 12, 31),
+            "cs101's period starts on 2026-01-01; no sessions before then.",
+            id="not-started",
         ),
-        pytest.param("closed", "term over", None, None, date(2026, 3, 1), "cs101 is closed: term over", id="closed-with-reason"),
+        pytest.param(
+            "closed", "term over", None, None, date(2026, 3, 1), "cs101 is closed: term over", id="closed-with-reason"
+        ),
         pytest.param("closed", None, None, None, date(2026, 3, 1), "cs101 is closed.", id="closed"),
     ],
 )
 def test_project_closed_reason(state, state_reason, start, end, today, expected) -> None:
-    got = project_closed_reason("cs101", state=state, state_reason=state_reason, period_start=start, period_end=end, today=today)
+    got = project_closed_reason(
+        "cs101", state=state, state_reason=state_reason, period_start=start, period_end=end, today=today
+    )
     assert got == expected
 
 
@@ -517,7 +560,9 @@ def test_project_closed_reason(state, state_reason, start, end, today, expected)
         pytest.param(0, 10 * H, 0, 0, ChargeRates({"h200": 1}, 1), 600, id="one-unit-60-per-GPU-h"),
     ],
 )
-def test_slurm_mirror_limit(slurm_minutes: int, grants: int, charges: int, running: int, rates: ChargeRates, expected: int) -> None:
+def test_slurm_mirror_limit(
+    slurm_minutes: int, grants: int, charges: int, running: int, rates: ChargeRates, expected: int
+) -> None:
     limit = slurm_mirror_limit(
         slurm_used_and_running_minutes=slurm_minutes, grants_mgs=grants, charges_mgs=charges,
         running_reservations_mgs=running, rates=rates,
@@ -528,13 +573,19 @@ def test_slurm_mirror_limit(slurm_minutes: int, grants: int, charges: int, runni
 
 def test_mirror_without_the_outside_job_would_overspend() -> None:
     """If the ledger missed the running outside job, Slurm would allow its 4 GPU-h twice."""
-    seen = slurm_mirror_limit(slurm_used_and_running_minutes=480, grants_mgs=10 * H, charges_mgs=0, running_reservations_mgs=4 * H)
-    missed = slurm_mirror_limit(slurm_used_and_running_minutes=480, grants_mgs=10 * H, charges_mgs=0, running_reservations_mgs=0)
+    seen = slurm_mirror_limit(
+        slurm_used_and_running_minutes=480, grants_mgs=10 * H, charges_mgs=0, running_reservations_mgs=4 * H
+    )
+    missed = slurm_mirror_limit(
+        slurm_used_and_running_minutes=480, grants_mgs=10 * H, charges_mgs=0, running_reservations_mgs=0
+    )
     assert seen == 1_200 == 120 * 10
     assert missed - seen == 480
 
 
-@pytest.mark.parametrize("bad", [pytest.param(-1, id="negative"), pytest.param(1.5, id="fractional"), pytest.param(True, id="bool")])
+@pytest.mark.parametrize(
+    "bad", [pytest.param(-1, id="negative"), pytest.param(1.5, id="fractional"), pytest.param(True, id="bool")]
+)
 def test_slurm_mirror_rejects_bad_s(bad) -> None:
     with pytest.raises(LedgerInputError) as caught:
         slurm_mirror_limit(slurm_used_and_running_minutes=bad, grants_mgs=H, charges_mgs=0, running_reservations_mgs=0)

@@ -73,9 +73,24 @@ def test_project_create_and_usage(demo) -> None:
 @pytest.mark.parametrize(
     ("args", "stdout", "budget"),
     [
-        pytest.param(("grant", "vision-lab", "+10", "--reason", "renewal"), "vision-lab: granted +10.0 GPU-h; budget now 110.0 GPU-h\n", 110.0, id="plus"),
-        pytest.param(("grant", "vision-lab", "-5", "--reason", "cut"), "vision-lab: granted -5.0 GPU-h; budget now 95.0 GPU-h\n", 95.0, id="minus"),
-        pytest.param(("grant", "vision-lab", "0.0001", "--reason", "a little"), "vision-lab: granted +0.0001 GPU-h; budget now 100.0001 GPU-h\n", 100.0001, id="four-decimals"),
+        pytest.param(
+            ("grant", "vision-lab", "+10", "--reason", "renewal"),
+            "vision-lab: granted +10.0 GPU-h; budget now 110.0 GPU-h\n",
+            110.0,
+            id="plus",
+        ),
+        pytest.param(
+            ("grant", "vision-lab", "-5", "--reason", "cut"),
+            "vision-lab: granted -5.0 GPU-h; budget now 95.0 GPU-h\n",
+            95.0,
+            id="minus",
+        ),
+        pytest.param(
+            ("grant", "vision-lab", "0.0001", "--reason", "a little"),
+            "vision-lab: granted +0.0001 GPU-h; budget now 100.0001 GPU-h\n",
+            100.0001,
+            id="four-decimals",
+        ),
     ],
 )
 def test_grant(demo, args: tuple, stdout: str, budget: float) -> None:
@@ -84,8 +99,16 @@ def test_grant(demo, args: tuple, stdout: str, budget: float) -> None:
 
 
 def test_member_cap_and_remove(demo) -> None:
-    assert demo("member", "cap", "vision-lab", "bob", "10", "--reason", "halved") == (0, "bob's cap in vision-lab is now 10.0 GPU-h\n", "")
-    assert demo("member", "remove", "vision-lab", "alice") == (0, "alice is no longer a member of vision-lab (running sessions continue)\n", "")
+    assert demo("member", "cap", "vision-lab", "bob", "10", "--reason", "halved") == (
+        0,
+        "bob's cap in vision-lab is now 10.0 GPU-h\n",
+        "",
+    )
+    assert demo("member", "remove", "vision-lab", "alice") == (
+        0,
+        "alice is no longer a member of vision-lab (running sessions continue)\n",
+        "",
+    )
     members = json.loads(demo("usage", "vision-lab", "--json")[1])["members"]
     assert [(m["user"], m["cap_gpu_hours"]) for m in members] == [("bob", 10.0)]
 
@@ -93,11 +116,18 @@ def test_member_cap_and_remove(demo) -> None:
 BAD = [
     pytest.param(("usage", "nope"), "hpchub: project: unknown project 'nope'", id="usage-unknown-project"),
     pytest.param(("charges", "nope", "--csv"), "hpchub: project: unknown project 'nope'", id="charges-unknown-project"),
-    pytest.param(("grant", "nope", "5", "--reason", "x"), "hpchub: project: unknown project 'nope'", id="grant-unknown-project"),
-    pytest.param(("member", "add", "nope", "eve", "--role", "member"), "hpchub: project: unknown project 'nope'", id="member-unknown-project"),
+    pytest.param(
+        ("grant", "nope", "5", "--reason", "x"), "hpchub: project: unknown project 'nope'", id="grant-unknown-project"
+    ),
+    pytest.param(
+        ("member", "add", "nope", "eve", "--role", "member"),
+        "hpchub: project: unknown project 'nope'",
+        id="member-unknown-project",
+    ),
     pytest.param(
         ("project", "create", "cs101", "--account", "cs101", "--kind", "course", "--gpu-hours", "-5"),
-        "hpchub: --gpu-hours: must be >= 0 GPU-h, got -5", id="create-negative-hours",
+        "hpchub: --gpu-hours: must be >= 0 GPU-h, got -5",
+        id="create-negative-hours",
     ),
     pytest.param(
         ("project", "create", "CS_101", "--account", "cs101", "--kind", "course", "--gpu-hours", "5"),
@@ -105,12 +135,26 @@ BAD = [
         id="create-unsafe-name",
     ),
     pytest.param(
-        ("project", "create", "cs101", "--account", "cs101", "--kind", "course", "--gpu-hours", "5", "--start", "2026-02-30"),
-        "hpchub: --start: an ISO date YYYY-MM-DD, got '2026-02-30'", id="create-bad-date",
+        (
+            "project",
+            "create",
+            "cs101",
+            "--account",
+            "cs101",
+            "--kind",
+            "course",
+            "--gpu-hours",
+            "5",
+            "--start",
+            "2026-02-30",
+        ),
+        "hpchub: --start: an ISO date YYYY-MM-DD, got '2026-02-30'",
+        id="create-bad-date",
     ),
     pytest.param(
         ("project", "create", "vision-lab", "--account", "other", "--kind", "lab", "--gpu-hours", "5"),
-        "hpchub: project: vision-lab already exists", id="create-duplicate",
+        "hpchub: project: vision-lab already exists",
+        id="create-duplicate",
     ),
     pytest.param(
         ("project", "create", "cs101", "--account", "cs101", "--kind", "big", "--gpu-hours", "5"),
@@ -119,23 +163,62 @@ BAD = [
     ),
     pytest.param(
         ("project", "create", "cs101", "--account", "cs101", "--kind", "course"),
-        "hpchub project create: the following arguments are required: --gpu-hours", id="create-missing-hours",
+        "hpchub project create: the following arguments are required: --gpu-hours",
+        id="create-missing-hours",
     ),
-    pytest.param(("grant", "vision-lab", "-500", "--reason", "x"), "hpchub: HOURS: would make vision-lab's budget negative (-400.0 GPU-h); it is 100.0", id="grant-below-zero"),
-    pytest.param(("grant", "vision-lab", "ten", "--reason", "x"), "hpchub: HOURS: must be a number, got 'ten'", id="grant-not-a-number"),
-    pytest.param(("grant", "vision-lab", "5"), "hpchub grant: the following arguments are required: --reason", id="grant-missing-reason"),
+    pytest.param(
+        ("grant", "vision-lab", "-500", "--reason", "x"),
+        "hpchub: HOURS: would make vision-lab's budget negative (-400.0 GPU-h); it is 100.0",
+        id="grant-below-zero",
+    ),
+    pytest.param(
+        ("grant", "vision-lab", "ten", "--reason", "x"),
+        "hpchub: HOURS: must be a number, got 'ten'",
+        id="grant-not-a-number",
+    ),
+    pytest.param(
+        ("grant", "vision-lab", "5"),
+        "hpchub grant: the following arguments are required: --reason",
+        id="grant-missing-reason",
+    ),
     pytest.param(
         ("member", "add", "vision-lab", "eve", "--role", "boss"),
         "hpchub member add: argument --role: invalid choice: 'boss' (choose from 'pi', 'manager', 'member', 'instructor', 'ta', 'student')",
         id="member-bad-role",
     ),
-    pytest.param(("member", "add", "vision-lab", "eve", "--role", "member", "--cap", "-1"), "hpchub: --cap: must be >= 0 GPU-h, got -1", id="member-negative-cap"),
-    pytest.param(("member", "add", "vision-lab", "bob", "--role", "member"), "hpchub: user: bob is already a member of vision-lab (member)", id="member-duplicate"),
-    pytest.param(("member", "cap", "vision-lab", "bob", "-5", "--reason", "x"), "hpchub: H: must be >= 0 GPU-h, got -5", id="cap-negative-hours"),
-    pytest.param(("member", "cap", "vision-lab", "eve", "5", "--reason", "x"), "hpchub: user: eve is not a member of vision-lab", id="cap-non-member"),
-    pytest.param(("member", "remove", "vision-lab", "eve"), "hpchub: user: eve is not a member of vision-lab", id="remove-non-member"),
-    pytest.param(("member",), "hpchub member: the following arguments are required: COMMAND", id="member-without-command"),
-    pytest.param(("usage", "vision-lab", "--db-url", "not a url"), "hpchub: --db-url: not a database URL: 'not a url'", id="bad-db-url"),
+    pytest.param(
+        ("member", "add", "vision-lab", "eve", "--role", "member", "--cap", "-1"),
+        "hpchub: --cap: must be >= 0 GPU-h, got -1",
+        id="member-negative-cap",
+    ),
+    pytest.param(
+        ("member", "add", "vision-lab", "bob", "--role", "member"),
+        "hpchub: user: bob is already a member of vision-lab (member)",
+        id="member-duplicate",
+    ),
+    pytest.param(
+        ("member", "cap", "vision-lab", "bob", "-5", "--reason", "x"),
+        "hpchub: H: must be >= 0 GPU-h, got -5",
+        id="cap-negative-hours",
+    ),
+    pytest.param(
+        ("member", "cap", "vision-lab", "eve", "5", "--reason", "x"),
+        "hpchub: user: eve is not a member of vision-lab",
+        id="cap-non-member",
+    ),
+    pytest.param(
+        ("member", "remove", "vision-lab", "eve"),
+        "hpchub: user: eve is not a member of vision-lab",
+        id="remove-non-member",
+    ),
+    pytest.param(
+        ("member",), "hpchub member: the following arguments are required: COMMAND", id="member-without-command"
+    ),
+    pytest.param(
+        ("usage", "vision-lab", "--db-url", "not a url"),
+        "hpchub: --db-url: not a database URL: 'not a url'",
+        id="bad-db-url",
+    ),
 ]
 
 
@@ -156,7 +239,19 @@ def test_database_failure_exits_1_with_one_line(hpchub, tmp_path) -> None:
 
 def test_db_url_option_wins_over_the_environment(hpchub, tmp_path) -> None:
     other = f"sqlite:///{tmp_path / 'other.sqlite'}"
-    args = ("project", "create", "tiny-lab", "--account", "tiny-lab", "--kind", "lab", "--gpu-hours", "0.25", "--db-url", other)
+    args = (
+        "project",
+        "create",
+        "tiny-lab",
+        "--account",
+        "tiny-lab",
+        "--kind",
+        "lab",
+        "--gpu-hours",
+        "0.25",
+        "--db-url",
+        other,
+    )
     assert hpchub(*args) == (0, "created project tiny-lab (account tiny-lab, lab, 0.25 GPU-h)\n", "")
     assert hpchub("usage", "tiny-lab")[0] == 2  # not in the environment's database
     assert hpchub("usage", "tiny-lab", "--db-url", other)[0] == 0
@@ -184,14 +279,42 @@ def test_charges_table_and_csv(demo, ledger_url: str) -> None:
         ledger.record_job_id(session_id, "101")
         ledger.session_started(session_id, T0)
         ledger.session_ended(session_id, T0 + timedelta(minutes=30), 1800)
-        ledger.import_final_charge("hpchub", "102", "zed", "vision-lab", {"a100": 1}, T0, T0 + timedelta(seconds=7), 7, now=T0)
+        ledger.import_final_charge(
+            "hpchub", "102", "zed", "vision-lab", {"a100": 1}, T0, T0 + timedelta(seconds=7), 7, now=T0
+        )
     code, out, err = demo("charges", "vision-lab", "--csv")
     assert (code, err) == (0, "")
     rows = list(csv.reader(io.StringIO(out)))
     assert tuple(rows[0]) == CSV_COLUMNS
     assert rows[1:] == [
-        ["hpchub", "102", "zed", "vision-lab", "a100", "1", "2026-03-02T09:00:00+00:00", "2026-03-02T09:00:07+00:00", "7", "0.0010", "sacct", "final"],
-        ["hpchub", "101", "bob", "vision-lab", "h200", "2", "2026-03-02T09:00:00+00:00", "2026-03-02T09:30:00+00:00", "1800", "1.0000", "portal", "provisional"],
+        [
+            "hpchub",
+            "102",
+            "zed",
+            "vision-lab",
+            "a100",
+            "1",
+            "2026-03-02T09:00:00+00:00",
+            "2026-03-02T09:00:07+00:00",
+            "7",
+            "0.0010",
+            "sacct",
+            "final",
+        ],
+        [
+            "hpchub",
+            "101",
+            "bob",
+            "vision-lab",
+            "h200",
+            "2",
+            "2026-03-02T09:00:00+00:00",
+            "2026-03-02T09:30:00+00:00",
+            "1800",
+            "1.0000",
+            "portal",
+            "provisional",
+        ],
     ]
     code, out, _err = demo("charges", "vision-lab")
     assert code == 0
@@ -301,7 +424,10 @@ def test_ledger_export_then_import_into_an_empty_ledger(demo, tmp_path, monkeypa
 
 def test_course_settings_show_and_change_the_ta_extension_limit(hpchub) -> None:
     code, out, err = hpchub(*COURSE, "--ta-extension-limit", "2")
-    assert (code, err) == (0, "") and "  a TA may extend a student's cap by at most 2.0 GPU-h in all" in out.splitlines()
+    assert (code, err) == (
+        0,
+        "",
+    ) and "  a TA may extend a student's cap by at most 2.0 GPU-h in all" in out.splitlines()
     code, out, err = hpchub("course", "settings", "cs101")
     assert (code, err) == (0, "") and out.splitlines()[0] == "  ta-extension-limit: 2.0 GPU-h over the per-student cap"
     code, out, err = hpchub("course", "settings", "cs101", "--ta-extension-limit", "none", "--reason", "no TAs")
@@ -349,7 +475,9 @@ def test_course_sync_reads_the_groups_recorded_at_logins(hpchub, monkeypatch) ->
     code, out, err = hpchub("course", "sync", "cs101", "--group-role", "students=student")
     assert code == 2 and "with {course} in the pattern" in err
     code, out, _err = hpchub("course", "sync", "--help")
-    assert "the groups the ledger recorded at each user's last login, not the identity provider now" in " ".join(out.split())
+    assert "the groups the ledger recorded at each user's last login, not the identity provider now" in " ".join(
+        out.split()
+    )
 
 
 def test_course_sync_takes_the_group_patterns_of_the_hubs_configuration(hpchub, tmp_path) -> None:

@@ -83,7 +83,8 @@ def test_the_setting_is_appended_and_the_watch_reads_the_latest(courses: Ledger)
                                 who="dave", now=NOW)  # fmt: skip
     assert courses.course_idle_timeouts() == {"cs101": 15}
     assert [row[:3] for row in courses.course_setting_history("cs102")] == [
-        ("idle-stop-after", "20", "set when created"), ("idle-stop-after", "", "off"),
+        ("idle-stop-after", "20", "set when created"),
+        ("idle-stop-after", "", "off"),
     ]
 
 
@@ -96,16 +97,32 @@ def test_the_command_line(courses: Ledger, ledger_url: str, monkeypatch, capsys)
 
     code, out, err = hpchub("course", "settings", "cs101", "--idle-stop-after", "15", "--reason", "lab")
     assert (code, err) == (0, "") and out.splitlines()[0] == "cs101: idle-stop-after changed"
-    assert ("  idle-stop-after: 15 min: the course's sessions stop when idle that long (the site's idle stop if "
-            "shorter)") in out.splitlines()
+    assert (
+        "  idle-stop-after: 15 min: the course's sessions stop when idle that long (the site's idle stop if shorter)"
+    ) in out.splitlines()
     code, out, err = hpchub("course", "settings", "cs101", "--idle-stop-after", "0")
     assert (code, out) == (2, "")
     assert err.startswith("hpchub: --idle-stop-after: must be a whole number of minutes from 1 to 10080")
     assert courses.course_rules("cs101").idle_stop_minutes == 15  # nothing changed
     code, out, err = hpchub("course", "settings", "cs101", "--idle-stop-after", "none")
     assert (code, err) == (0, "") and "  idle-stop-after: none: the site's idle stop applies" in out.splitlines()
-    code, out, err = hpchub("course", "create", "cs103", "--account", "cs103", "--start", "2026-01-01", "--end",
-                            "2026-06-30", "--gpu-hours", "5", "--per-student", "1", "--idle-stop-after", "99999")
+    code, out, err = hpchub(
+        "course",
+        "create",
+        "cs103",
+        "--account",
+        "cs103",
+        "--start",
+        "2026-01-01",
+        "--end",
+        "2026-06-30",
+        "--gpu-hours",
+        "5",
+        "--per-student",
+        "1",
+        "--idle-stop-after",
+        "99999",
+    )
     assert code == 2 and "--idle-stop-after: must be" in err and "cs103" not in [p.name for p in courses.projects()]
 
 

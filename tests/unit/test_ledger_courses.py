@@ -51,7 +51,9 @@ def test_bad_rules_name_the_field(kwargs: dict, field: str) -> None:
 
 
 def test_rules_from_what_an_admin_typed() -> None:
-    rules = make_rules(per_student="5", gpu_types="a100, h200", max_gpus="1", max_hours="2", max_sessions=1, reservation="cs101-lab")
+    rules = make_rules(
+        per_student="5", gpu_types="a100, h200", max_gpus="1", max_hours="2", max_sessions=1, reservation="cs101-lab"
+    )
     assert rules == CourseRules(5 * H, ("a100", "h200"), 1, 7200, 1, "cs101-lab")
     assert rules.describe()[0] == "each student's cap: 5.0 GPU-h"
 
@@ -87,7 +89,10 @@ def test_rules_from_what_an_admin_typed() -> None:
 )
 def test_course_refusal_names_the_rule(request_: tuple, expected: str | None) -> None:
     gpu_type, gpus, seconds, held = request_
-    assert course_refusal("cs101", RULES, gpu_type=gpu_type, gpus=gpus, total_seconds=seconds, sessions_held=held) == expected
+    assert (
+        course_refusal("cs101", RULES, gpu_type=gpu_type, gpus=gpus, total_seconds=seconds, sessions_held=held)
+        == expected
+    )
 
 
 LAB_ONLY = CourseRules(per_student_mgs=5 * H, reservation="cs101-lab", lab_hours_only=True)
@@ -98,12 +103,16 @@ LAB_ONLY = CourseRules(per_student_mgs=5 * H, reservation="cs101-lab", lab_hours
     [
         pytest.param(LAB_ONLY, 0, True, None, id="lab-hours-on"),
         pytest.param(
-            LAB_ONLY, 0, False,
+            LAB_ONLY,
+            0,
+            False,
             "cs101 lets students start sessions only during its lab hours (course rule lab-hours-only); they are off now.",
             id="lab-hours-off",
         ),
         pytest.param(
-            LAB_ONLY, 0, None,
+            LAB_ONLY,
+            0,
+            None,
             "cs101 lets students start sessions only during its lab hours (course rule lab-hours-only); whether they "
             "are on is not known now; try again shortly.",
             id="lab-hours-unknown",
@@ -146,7 +155,12 @@ def test_lab_hours_only_binds_students_in_the_admission(courses: Ledger) -> None
 @pytest.mark.parametrize(
     ("text", "principals", "problems"),
     [
-        pytest.param("principal,role\nann@uni.example,student\nben@uni.example,ta\n", ["ann@uni.example", "ben@uni.example"], [], id="header-and-roles"),
+        pytest.param(
+            "principal,role\nann@uni.example,student\nben@uni.example,ta\n",
+            ["ann@uni.example", "ben@uni.example"],
+            [],
+            id="header-and-roles",
+        ),
         pytest.param("Ann@Uni.Example\n\n# comment\n", ["ann@uni.example"], [], id="default-student-lowercased"),
         pytest.param(
             "ann@uni.example\nnot a principal\nben@uni.example,professor\nann@uni.example,student\nc@u.example,ta,x\n",
@@ -159,7 +173,12 @@ def test_lab_hours_only_binds_students_in_the_admission(courses: Ledger) -> None
             ],
             id="every-bad-row-reported",
         ),
-        pytest.param("$(reboot)@uni.example\n", [], ["line 1: '$(reboot)@uni.example' is not a principal like name@uni.example"], id="shell"),
+        pytest.param(
+            "$(reboot)@uni.example\n",
+            [],
+            ["line 1: '$(reboot)@uni.example' is not a principal like name@uni.example"],
+            id="shell",
+        ),
     ],
 )
 def test_roster_csv(text: str, principals: list[str], problems: list[str]) -> None:
@@ -176,7 +195,14 @@ def courses(ledger_url: str) -> Ledger:
     upgrade(ledger_url)
     with Ledger(ledger_url) as ledger:
         ledger.create_course(
-            "cs101", account="cs101", start="2026-01-01", end="2026-06-30", gpu_hours=50, rules=RULES, who="admin", now=NOW
+            "cs101",
+            account="cs101",
+            start="2026-01-01",
+            end="2026-06-30",
+            gpu_hours=50,
+            rules=RULES,
+            who="admin",
+            now=NOW,
         )
         ledger.add_member("cs101", "dave", role="instructor", who="admin", now=NOW)
         ledger.add_member("cs101", "carol", role="student", who="admin", now=NOW)
@@ -341,7 +367,8 @@ def test_settings_are_appended_never_rewritten(courses: Ledger) -> None:
     courses.set_course_settings("cs101", replace(wanted, ta_extension_mgs=None), reason="off", who="dave", now=NOW)
     assert courses.course_rules("cs101").ta_extension_mgs is None
     assert [(s, v, r) for s, v, r, _who, _at in courses.course_setting_history("cs101")] == [
-        ("ta-extension-limit", str(2 * H), "lab week"), ("ta-extension-limit", "", "off"),
+        ("ta-extension-limit", str(2 * H), "lab week"),
+        ("ta-extension-limit", "", "off"),
     ]
     assert "a TA may extend" not in " ".join(courses.course_rules("cs101").describe())
 
@@ -367,9 +394,16 @@ def test_a_course_created_with_a_ta_limit_records_it(ledger_url: str) -> None:
 @pytest.mark.parametrize(
     ("on_drop", "who", "expected"),
     [
-        pytest.param("stop", "carol", {("cs101", "carol"): "stopped: carol was dropped from cs101 (membership ended "
-                                       "by IdP group cs101-students (left)); the course stops a dropped student's "
-                                       "sessions (course setting on-drop)"}, id="stop-a-student"),
+        pytest.param(
+            "stop",
+            "carol",
+            {
+                ("cs101", "carol"): "stopped: carol was dropped from cs101 (membership ended "
+                "by IdP group cs101-students (left)); the course stops a dropped student's "
+                "sessions (course setting on-drop)"
+            },
+            id="stop-a-student",
+        ),
         pytest.param("finish", "carol", {}, id="finish"),
         pytest.param("stop", "dave", {}, id="an-instructor-is-not-a-dropped-student"),
     ],
@@ -418,7 +452,9 @@ def test_the_budget_watch_stops_a_dropped_students_session_and_notes_why(courses
     hub, tracker = Hub(), ExhaustionTracker(grace=timedelta(seconds=3))
     assert stop_exhausted_sessions(courses, tracker, hub, now=NOW) == []  # the grace starts
     (line,) = stop_exhausted_sessions(courses, tracker, hub, now=NOW + timedelta(seconds=3))
-    assert hub.stopped == [("carol", "lab")] and "carol was dropped from cs101 (membership ended by roster sync)" in line
+    assert (
+        hub.stopped == [("carol", "lab")] and "carol was dropped from cs101 (membership ended by roster sync)" in line
+    )
     assert courses.session(session_id).message.startswith("stopped: carol was dropped from cs101")
 
 
@@ -430,7 +466,10 @@ def test_login_groups_are_appended_only_when_they_change(courses: Ledger) -> Non
     assert not courses.record_login_groups("zoe", ["cs101-students", "hpc-users"], now=NOW)  # the same set
     assert courses.record_login_groups("zoe", {"hpc-users"}, now=NOW)
     assert courses.login_groups() == {"zoe": ({"hpc-users"}, NOW)}
-    assert not courses.record_login_groups("yan", {"x" * 201, "a\nb"}, now=NOW) or courses.login_groups()["yan"][0] == set()
+    assert (
+        not courses.record_login_groups("yan", {"x" * 201, "a\nb"}, now=NOW)
+        or courses.login_groups()["yan"][0] == set()
+    )
 
 
 def test_course_sync_applies_each_users_recorded_groups_to_one_course(courses: Ledger) -> None:
@@ -440,13 +479,17 @@ def test_course_sync_applies_each_users_recorded_groups_to_one_course(courses: L
     courses.record_login_groups("yan", {"cs101-tas"}, now=NOW)
     courses.sync_course_groups("wes", {"cs101-students"}, GROUP_ROLES, now=NOW)  # a member from before recording
     result = courses.sync_course("cs101", GROUP_ROLES, now=NOW)
-    assert result.changes == ("yan joined cs101 as ta (IdP group cs101-tas)",
-                              "zoe joined cs101 as student (IdP group cs101-students)")
+    assert result.changes == (
+        "yan joined cs101 as ta (IdP group cs101-tas)",
+        "zoe joined cs101 as student (IdP group cs101-students)",
+    )
     assert (result.users_read, result.unrecorded) == (2, ("wes",))
     assert "zoe" not in {m["user"] for m in courses.usage("cs102", now=NOW)["members"]}  # one course only
     assert courses.sync_course("cs101", GROUP_ROLES, now=NOW).changes == ()  # idempotent
     courses.record_login_groups("zoe", {"hpc-users"}, now=NOW)  # zoe left the group (seen at her next login)
-    assert courses.sync_course("cs101", GROUP_ROLES, now=NOW).changes == ("zoe left cs101 (no longer in cs101-students)",)
+    assert courses.sync_course("cs101", GROUP_ROLES, now=NOW).changes == (
+        "zoe left cs101 (no longer in cs101-students)",
+    )
     assert {m["user"] for m in courses.usage("cs101", now=NOW)["members"]} == {"dave", "carol", "yan", "wes"}
 
 

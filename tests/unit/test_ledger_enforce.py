@@ -24,8 +24,9 @@ def usage(project="vision-lab", grants=100, used=0.0, held=0.0, bob_cap=None, bo
 
 
 def session(user="bob", project="vision-lab", session_id=1):
-    return SessionInfo(session_id, project, user, "", "42", "h200", 1, 3600, 1000, SessionState.RUNNING, None,
-                       T0, T0, None)
+    return SessionInfo(
+        session_id, project, user, "", "42", "h200", 1, 3600, 1000, SessionState.RUNNING, None, T0, T0, None
+    )
 
 
 @pytest.mark.parametrize(
@@ -73,7 +74,9 @@ def test_a_new_grant_resets_the_clock_and_reason_is_given():
     tracker.sessions_to_stop({"vision-lab": usage(used=100)}, running, T0)
     tracker.sessions_to_stop({"vision-lab": usage(grants=120, used=100)}, running, T0 + timedelta(minutes=3))
     assert tracker.sessions_to_stop({"vision-lab": usage(used=100)}, running, T0 + timedelta(minutes=6)) == []
-    ((stopped, reason),) = tracker.sessions_to_stop({"vision-lab": usage(used=100)}, running, T0 + timedelta(minutes=11))
+    ((stopped, reason),) = tracker.sessions_to_stop(
+        {"vision-lab": usage(used=100)}, running, T0 + timedelta(minutes=11)
+    )
     assert stopped.user == "bob"
     assert reason == "stopped: vision-lab's GPU-hour budget is used up (100.0 of 100.0 GPU-h)"
     assert tracker.seconds_until_stop("vision-lab", "bob", T0 + timedelta(minutes=11)) == 0

@@ -37,15 +37,24 @@ def job(job_id="41", user="bob", state="RUNNING", submitted=OLD, comment=TAG, ac
     [
         pytest.param(job(), {}, "no portal session records it", id="unrecorded"),
         pytest.param(job(comment="hpchub:user=alice,server="), {}, "no portal session records it", id="forged-tag"),
-        pytest.param(job(), {"41": PortalRecord("alice", "", None)}, "its portal session belongs to alice, not to bob",
-                     id="another-users-session"),
+        pytest.param(
+            job(),
+            {"41": PortalRecord("alice", "", None)},
+            "its portal session belongs to alice, not to bob",
+            id="another-users-session",
+        ),
         pytest.param(job(), {"41": PortalRecord("bob", "", NOW - GRACE)}, "its portal session ended at", id="ended"),
         pytest.param(job(state="PENDING"), {}, "no portal session records it", id="pending"),
         pytest.param(job(), {"41": PortalRecord("bob", "", None)}, None, id="recorded-running"),
-        pytest.param(job(comment="hpchub:user=bob,server=renamed"), {"41": PortalRecord("bob", "", None)}, None,
-                     id="recorded-comment-edited"),
-        pytest.param(job(), {"41": PortalRecord("bob", "", NOW - GRACE + timedelta(seconds=1))}, None,
-                     id="ended-within-grace"),
+        pytest.param(
+            job(comment="hpchub:user=bob,server=renamed"),
+            {"41": PortalRecord("bob", "", None)},
+            None,
+            id="recorded-comment-edited",
+        ),
+        pytest.param(
+            job(), {"41": PortalRecord("bob", "", NOW - GRACE + timedelta(seconds=1))}, None, id="ended-within-grace"
+        ),
         pytest.param(job(submitted=NOW - GRACE + timedelta(seconds=1)), {}, None, id="younger-than-grace"),
         pytest.param(job(submitted=None), {}, None, id="no-submit-time"),
         pytest.param(job(comment="my own job"), {}, None, id="untagged"),
@@ -60,7 +69,7 @@ def test_find_orphans(active: ActiveJob, records: dict, reason: str | None) -> N
     else:
         [orphan] = orphans
         assert orphan.job == active and orphan.reason.startswith(reason)
-        assert orphan.line(dry_run=False).startswith(f"cancelled orphan job 41 on vision-lab (bob), tagged ")
+        assert orphan.line(dry_run=False).startswith("cancelled orphan job 41 on vision-lab (bob), tagged ")
         assert "never adopted" in orphan.line(dry_run=False)
 
 
@@ -109,7 +118,12 @@ def test_portal_records_and_orphan_notes(ledger: Ledger) -> None:
                                     submitted_at=OLD)  # fmt: skip
     [note] = ledger.orphan_jobs()
     assert (note.job_id, note.project, note.user, note.tag, note.cancelled_at) == (
-        "60", "vision-lab", "bob", "hpchub:user=alice,server=?", NOW)
+        "60",
+        "vision-lab",
+        "bob",
+        "hpchub:user=alice,server=?",
+        NOW,
+    )
     assert ledger.orphan_jobs("vision-lab") == [note]
     with pytest.raises(Exception, match="no project has the Slurm account"):
         ledger.record_orphan(CLUSTER, "61", account="other", user="bob", tag=TAG, reason="x", submitted_at=None)
@@ -155,8 +169,9 @@ async def test_a_pass_cancels_and_notes_orphans_once_and_never_touches_recorded_
     assert slurm.cancelled() == ["70"]
     assert [call for call in slurm.calls if call[0] == "scancel"] == [["scancel", "70"]]  # as the reconciler
     [line] = [line for line in report.lines if "orphan" in line]
-    assert line.startswith("cancelled orphan job 70 on vision-lab (bob), tagged 'hpchub:user=alice,server=': "
-                           "no portal session records it")
+    assert line.startswith(
+        "cancelled orphan job 70 on vision-lab (bob), tagged 'hpchub:user=alice,server=': no portal session records it"
+    )
     assert [(o.job_id, o.user) for o in ledger.orphan_jobs()] == [("70", "bob")]
     assert ledger.session(session).job_id == "71" and ledger.session(session).user == "bob"
 
@@ -176,7 +191,8 @@ async def test_a_failed_squeue_is_one_problem_and_the_pass_goes_on(ledger: Ledge
     slurm = FakeSlurm(CommandResult(1, "", "squeue: error: Unable to contact slurm controller\n"))
     report = await reconcile_pass(ledger, SlurmClient(runner=slurm), cluster=CLUSTER, orphan_grace=GRACE)
     assert [p.message for p in report.problems if "orphan" in p.message] == [
-        "orphan check skipped: squeue exited with 1: squeue: error: Unable to contact slurm controller"]
+        "orphan check skipped: squeue exited with 1: squeue: error: Unable to contact slurm controller"
+    ]
     assert slurm.cancelled() == [] and any(call[0] == "sacctmgr" for call in slurm.calls)  # the rest ran
 
 
@@ -189,13 +205,15 @@ async def test_a_hold_that_never_got_a_job_is_released_after_the_grace(ledger: L
     report = await reconcile_pass(ledger, SlurmClient(runner=FakeSlurm("")), cluster=CLUSTER, orphan_grace=GRACE)
     assert [line for line in report.lines if line.startswith("released")] == [
         f"released the hold of session {stale} (vision-lab, bob/crashed): admitted at 2026-11-29 04:56:59 UTC, "
-        "the hub never recorded a job for it"]
+        "the hub never recorded a job for it"
+    ]
     assert ledger.session(stale).state.value == "ended" and ledger.session(stale).message.startswith("stopped: ")
     assert ledger.session(fresh).state.value == "admitted" and ledger.session(recorded).state.value == "admitted"
     assert ledger.figures("vision-lab").held_mgs == held - 1 * 3600 * 1000  # one h200-hour less held
     assert ledger.charges("vision-lab") == []  # nothing ran, nothing charged
-    dry = await reconcile_pass(ledger, SlurmClient(runner=FakeSlurm("")), cluster=CLUSTER, orphan_grace=GRACE,
-                               dry_run=True)
+    dry = await reconcile_pass(
+        ledger, SlurmClient(runner=FakeSlurm("")), cluster=CLUSTER, orphan_grace=GRACE, dry_run=True
+    )
     assert not [line for line in dry.lines if line.startswith("released")]
 
 

@@ -68,7 +68,9 @@ def test_an_outside_job_holds_gpus_x_time_limit_x_weight(ledger: Ledger, clock: 
 
 def test_sync_is_idempotent_refreshes_and_ends(ledger: Ledger) -> None:
     ledger.sync_outside_jobs(CLUSTER, ACCOUNTS, [seen("41"), seen("42", "erin", "tiny-lab", {"a100": 1}, 10)])
-    again = ledger.sync_outside_jobs(CLUSTER, ACCOUNTS, [seen("41", minutes=90), seen("42", "erin", "tiny-lab", {"a100": 1}, 10)])
+    again = ledger.sync_outside_jobs(
+        CLUSTER, ACCOUNTS, [seen("41", minutes=90), seen("42", "erin", "tiny-lab", {"a100": 1}, 10)]
+    )
     assert again.started == again.ended == ()
     assert ledger.outside_jobs("vision-lab")[0].time_limit_seconds == 90 * 60  # scontrol update: refreshed
     gone = ledger.sync_outside_jobs(CLUSTER, ACCOUNTS, [seen("41", minutes=90)])
@@ -124,7 +126,9 @@ def test_mirror_figures_count_an_admitted_session_that_slurm_already_runs(ledger
     ledger.record_job_id(session_id, "60")
     assert ledger.mirror_figures("vision-lab").running_reservations_mgs == 0  # pending: room left open
     assert ledger.mirror_figures("vision-lab", running_job_ids={(CLUSTER, "60")}).running_reservations_mgs == 2 * H
-    assert ledger.mirror_figures("vision-lab", "bob", running_job_ids={(CLUSTER, "60")}) == MirrorFigures(20 * H, 0, 2 * H)
+    assert ledger.mirror_figures("vision-lab", "bob", running_job_ids={(CLUSTER, "60")}) == MirrorFigures(
+        20 * H, 0, 2 * H
+    )
     assert ledger.mirror_figures("vision-lab", running_job_ids={("other", "60")}).running_reservations_mgs == 0
 
 
@@ -134,7 +138,11 @@ def test_mirror_figures_count_an_admitted_session_that_slurm_already_runs(ledger
         pytest.param(seen("41", account="cs101"), "account", id="account-not-synced"),
         pytest.param(seen("41;x"), "job_id", id="bad-job-id"),
         pytest.param(seen("41", gpus={"v100": 1}), "gpu_type", id="unknown-gpu-type"),
-        pytest.param(OutsideJobSeen("41", "bob", "vision-lab", {"h200": 1}, datetime(2026, 1, 1), 60), "started_at", id="naive-start"),
+        pytest.param(
+            OutsideJobSeen("41", "bob", "vision-lab", {"h200": 1}, datetime(2026, 1, 1), 60),
+            "started_at",
+            id="naive-start",
+        ),
     ],
 )
 def test_sync_bad_input_changes_nothing(ledger: Ledger, job: OutsideJobSeen, field: str) -> None:

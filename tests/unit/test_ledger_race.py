@@ -46,9 +46,13 @@ def seed(ledger_url: str, budget: int, cap: int | None, users: list[str]) -> Non
             ledger.add_member("race-lab", user, role="member", cap_gpu_hours=cap, who="test", now=NOW)
 
 
-@pytest.mark.parametrize("ledger_per_thread", [pytest.param(True, id="ledger-per-thread"), pytest.param(False, id="shared-ledger")])
+@pytest.mark.parametrize(
+    "ledger_per_thread", [pytest.param(True, id="ledger-per-thread"), pytest.param(False, id="shared-ledger")]
+)
 @pytest.mark.parametrize(("scenario", "refusal"), SCENARIOS)
-def test_twenty_concurrent_admissions_hold_exactly_five(ledger_url: str, scenario: dict, refusal: str, ledger_per_thread: bool) -> None:
+def test_twenty_concurrent_admissions_hold_exactly_five(
+    ledger_url: str, scenario: dict, refusal: str, ledger_per_thread: bool
+) -> None:
     seed(ledger_url, **scenario)
     shared = None if ledger_per_thread else Ledger(ledger_url)
     start_line = threading.Barrier(RACERS)
@@ -57,7 +61,9 @@ def test_twenty_concurrent_admissions_hold_exactly_five(ledger_url: str, scenari
         ledger = Ledger(ledger_url) if ledger_per_thread else shared
         try:
             start_line.wait(timeout=30)
-            session_id = ledger.admit("race-lab", scenario["users"][index], f"s{index:02d}", Booking("h200", 1, 1), now=NOW)
+            session_id = ledger.admit(
+                "race-lab", scenario["users"][index], f"s{index:02d}", Booking("h200", 1, 1), now=NOW
+            )
             return ("admitted", session_id)
         except BudgetRefused as refused:
             return ("refused", refused.message)

@@ -86,7 +86,9 @@ def ledger(ledger_url: str, clock: Clock):
 
 def row_counts(ledger: Ledger) -> dict[str, int]:
     with ledger.engine.connect() as connection:
-        return {table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() for table in LEDGER_TABLES}
+        return {
+            table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one() for table in LEDGER_TABLES
+        }
 
 
 def member(usage: dict, user: str) -> dict:
@@ -165,7 +167,9 @@ def test_grants_append_and_sum(ledger: Ledger) -> None:
     assert ledger.usage("vision-lab")["budget_gpu_hours"] == 104.5
     with ledger._read() as session:
         project_id = ledger._project(session, "vision-lab").id
-        rows = session.execute(select(Grant.amount_mgs, Grant.reason).where(Grant.project_id == project_id).order_by(Grant.id)).all()
+        rows = session.execute(
+            select(Grant.amount_mgs, Grant.reason).where(Grant.project_id == project_id).order_by(Grant.id)
+        ).all()
     assert rows == [(100 * H, "initial budget"), (10 * H, "renewal"), (int(-5.5 * H), "cut")]
 
 
@@ -282,17 +286,35 @@ def test_cap_refusal_names_the_cap(ledger: Ledger) -> None:
 def test_a100_weight_and_student_cap(ledger: Ledger) -> None:
     ledger.admit("cs101", "carol", "", Booking("a100", 4, "2.5"))  # 4 x 2.5 x 0.5 = 5.0: the whole cap
     assert member(ledger.usage("cs101"), "carol")["held_gpu_hours"] == 5.0
-    with pytest.raises(BudgetRefused, match=r"^carol's cap in cs101 has 0.0 GPU-h left \(cap 5.0 GPU-h\); this request needs 0.125 \(1 x a100 x 0.25 h\)"):
+    with pytest.raises(
+        BudgetRefused,
+        match=r"^carol's cap in cs101 has 0.0 GPU-h left \(cap 5.0 GPU-h\); this request needs 0.125 \(1 x a100 x 0.25 h\)",
+    ):
         ledger.admit("cs101", "carol", "b", Booking("a100", 1, "0.25"))
 
 
 @pytest.mark.parametrize(
     ("now", "site_timezone", "message"),
     [
-        pytest.param(datetime(2026, 7, 1, 0, 0, tzinfo=timezone.utc), timezone.utc, "cs101's period ended on 2026-06-30.", id="ended"),
-        pytest.param(datetime(2025, 12, 31, 23, 59, tzinfo=timezone.utc), timezone.utc, "cs101's period starts on 2026-01-01; no sessions before then.", id="not-started"),
+        pytest.param(
+            datetime(2026, 7, 1, 0, 0, tzinfo=timezone.utc),
+            timezone.utc,
+            "cs101's period ended on 2026-06-30.",
+            id="ended",
+        ),
+        pytest.param(
+            datetime(2025, 12, 31, 23, 59, tzinfo=timezone.utc),
+            timezone.utc,
+            "cs101's period starts on 2026-01-01; no sessions before then.",
+            id="not-started",
+        ),
         # 15:00 UTC on the last day is already the next day in UTC+10: the site's date counts
-        pytest.param(datetime(2026, 6, 30, 15, 0, tzinfo=timezone.utc), timezone(timedelta(hours=10)), "cs101's period ended on 2026-06-30.", id="site-timezone"),
+        pytest.param(
+            datetime(2026, 6, 30, 15, 0, tzinfo=timezone.utc),
+            timezone(timedelta(hours=10)),
+            "cs101's period ended on 2026-06-30.",
+            id="site-timezone",
+        ),
     ],
 )
 def test_outside_the_period_refuses_with_the_reason(ledger_url, ledger: Ledger, now, site_timezone, message) -> None:
@@ -319,7 +341,12 @@ def test_cpu_session_holds_nothing(ledger: Ledger) -> None:
 def test_preview_matches_admission_and_writes_nothing(ledger: Ledger) -> None:
     before = row_counts(ledger)
     preview = ledger.preview("vision-lab", "bob", Booking("h200", 2, 1))
-    assert (preview.allowed, preview.needs_mgs, preview.project_left_after_mgs, preview.cap_left_after_mgs) == (True, 2 * H, 98 * H, 18 * H)
+    assert (preview.allowed, preview.needs_mgs, preview.project_left_after_mgs, preview.cap_left_after_mgs) == (
+        True,
+        2 * H,
+        98 * H,
+        18 * H,
+    )
     assert row_counts(ledger) == before
 
 
@@ -387,20 +414,45 @@ def test_session_lifecycle_provisional_then_final(ledger: Ledger, clock: Clock) 
     clock.advance(minutes=30)
     usage = ledger.usage("vision-lab")
     assert (usage["used_gpu_hours"], usage["held_gpu_hours"], usage["remaining_gpu_hours"]) == (2.0, 2.0, 96.0)
-    assert member(usage, "bob") == {"user": "bob", "role": "member", "cap_gpu_hours": 20.0, "used_gpu_hours": 2.0, "held_gpu_hours": 2.0}
+    assert member(usage, "bob") == {
+        "user": "bob",
+        "role": "member",
+        "cap_gpu_hours": 20.0,
+        "used_gpu_hours": 2.0,
+        "held_gpu_hours": 2.0,
+    }
 
     assert ledger.session_ended(session_id, clock.advance(seconds=7), 1807) is True
     assert ledger.session_ended(session_id, clock.now, 1807) is False  # idempotent
     usage = ledger.usage("vision-lab")
     assert (usage["used_gpu_hours"], usage["held_gpu_hours"]) == (2.0078, 0.0)  # 4 x 1807 s
     [provisional] = ledger.charges("vision-lab")
-    assert (provisional.kind, provisional.source, provisional.weighted_mgs) == (ChargeKind.PROVISIONAL, ChargeSource.PORTAL, 4 * 1807 * 1000)
+    assert (provisional.kind, provisional.source, provisional.weighted_mgs) == (
+        ChargeKind.PROVISIONAL,
+        ChargeSource.PORTAL,
+        4 * 1807 * 1000,
+    )
 
     start = T0 + timedelta(seconds=20)
-    assert ledger.import_final_charge("hpchub", "101", "bob", "vision-lab", {"h200": 4}, start, start + timedelta(seconds=1810), 1810) is True
-    assert ledger.import_final_charge("hpchub", "101", "bob", "vision-lab", {"h200": 4}, start, start + timedelta(seconds=1810), 1810) is False
+    assert (
+        ledger.import_final_charge(
+            "hpchub", "101", "bob", "vision-lab", {"h200": 4}, start, start + timedelta(seconds=1810), 1810
+        )
+        is True
+    )
+    assert (
+        ledger.import_final_charge(
+            "hpchub", "101", "bob", "vision-lab", {"h200": 4}, start, start + timedelta(seconds=1810), 1810
+        )
+        is False
+    )
     [final] = ledger.charges("vision-lab")  # replaced, never added to
-    assert (final.kind, final.source, final.weighted_mgs, final.elapsed_seconds) == (ChargeKind.FINAL, ChargeSource.SACCT, 4 * 1810 * 1000, 1810)
+    assert (final.kind, final.source, final.weighted_mgs, final.elapsed_seconds) == (
+        ChargeKind.FINAL,
+        ChargeSource.SACCT,
+        4 * 1810 * 1000,
+        1810,
+    )
     assert ledger.usage("vision-lab")["used_gpu_hours"] == 2.0111
     assert row_counts(ledger)["hpchub_charges"] == 2  # the provisional row stays
 
@@ -422,7 +474,9 @@ def test_reimport_with_other_figures_never_doubles(ledger: Ledger) -> None:
     end = T0 + timedelta(hours=1)
     assert ledger.import_final_charge("hpchub", "303", "bob", "vision-lab", {"h200": 1}, T0, end, 3600) is True
     assert ledger.import_final_charge("hpchub", "303", "bob", "vision-lab", {"h200": 2}, T0, end, 3600) is False
-    assert ledger.import_final_charge("other", "303", "bob", "vision-lab", {"h200": 1}, T0, end, 3600) is True  # another cluster
+    assert (
+        ledger.import_final_charge("other", "303", "bob", "vision-lab", {"h200": 1}, T0, end, 3600) is True
+    )  # another cluster
     assert ledger.usage("vision-lab")["used_gpu_hours"] == 2.0
 
 
@@ -452,7 +506,12 @@ def test_hub_restart_loses_no_hold(ledger_url: str, ledger: Ledger, clock: Clock
     with Ledger(ledger_url, clock=clock) as restarted:
         assert restarted.usage("vision-lab") == before
         [active] = restarted.active_sessions("bob")
-        assert (active.id, active.job_id, active.state, active.server_name) == (session_id, "505", SessionState.RUNNING, "gpu")
+        assert (active.id, active.job_id, active.state, active.server_name) == (
+            session_id,
+            "505",
+            SessionState.RUNNING,
+            "gpu",
+        )
         restarted.session_ended(session_id, clock.now, 45 * 60)
         assert restarted.usage("vision-lab")["used_gpu_hours"] == 1.5
 

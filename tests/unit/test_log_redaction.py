@@ -47,8 +47,9 @@ def test_the_filter_rewrites_records_of_child_loggers_before_the_handler_writes(
         install(parent)
         install(parent)  # once per handler
         assert len(handler.filters) == 1
-        logging.getLogger("hpchub-test-redaction.tornado").warning("%d %s: %s", 403,
-                                                                    f"GET /hub/oauth_callback?code={CODE}", "refused")
+        logging.getLogger("hpchub-test-redaction.tornado").warning(
+            "%d %s: %s", 403, f"GET /hub/oauth_callback?code={CODE}", "refused"
+        )
     finally:
         parent.removeHandler(handler)
     assert CODE not in stream.getvalue() and "code=[secret]" in stream.getvalue()

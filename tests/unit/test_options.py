@@ -341,13 +341,25 @@ def test_project_environment_of_the_chosen_project_is_accepted() -> None:
 @pytest.mark.parametrize(
     ("options", "projects", "message"),
     [
-        pytest.param({"gpu_type": "h200", "environment": "project:course-env"}, ("vision-lab",),
-                     r"'project:course-env' is not a ready environment of project vision-lab; "
-                     r"choose one of default, project:tiny, torch$", id="other-projects-env"),
-        pytest.param({"gpu_type": "h200", "environment": "project:nope"}, ("vision-lab",),
-                     "'project:nope' is not a ready environment", id="unknown-env"),
-        pytest.param({"gpu_type": "h200", "environment": "project:"}, ("vision-lab",),
-                     "is not a ready environment", id="empty-name"),
+        pytest.param(
+            {"gpu_type": "h200", "environment": "project:course-env"},
+            ("vision-lab",),
+            r"'project:course-env' is not a ready environment of project vision-lab; "
+            r"choose one of default, project:tiny, torch$",
+            id="other-projects-env",
+        ),
+        pytest.param(
+            {"gpu_type": "h200", "environment": "project:nope"},
+            ("vision-lab",),
+            "'project:nope' is not a ready environment",
+            id="unknown-env",
+        ),
+        pytest.param(
+            {"gpu_type": "h200", "environment": "project:"},
+            ("vision-lab",),
+            "is not a ready environment",
+            id="empty-name",
+        ),
     ],
 )
 def test_project_environment_refusals(options: dict, projects: tuple[str, ...], message: str) -> None:
@@ -357,6 +369,9 @@ def test_project_environment_refusals(options: dict, projects: tuple[str, ...], 
 
 
 def test_unavailable_catalogue_entry_is_refused_with_the_reason() -> None:
-    with pytest.raises(OptionsError, match=r"^environment: torch is not available: not built here; "
-                       r"choose one of default$"):
+    with pytest.raises(
+        OptionsError,
+        match=r"^environment: torch is not available: not built here; "
+        r"choose one of default$",
+    ):
         validate({"gpu_type": "h200", "environment": "torch"}, unavailable_environments={"torch": "not built here"})

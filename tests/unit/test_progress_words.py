@@ -29,8 +29,12 @@ def _request(gpus: int, gpu_type: str | None, partition: str = "gpu") -> JobRequ
     [
         pytest.param("Resources", _request(2, "h200"), "waiting for 2 free h200 GPUs", id="resources-two-h200"),
         pytest.param("Resources", _request(1, "a100"), "waiting for 1 free a100 GPU", id="resources-one-a100"),
-        pytest.param("Resources", _request(0, None, "cpu"), "waiting for free CPUs and memory in partition cpu",
-                     id="resources-cpu"),
+        pytest.param(
+            "Resources",
+            _request(0, None, "cpu"),
+            "waiting for free CPUs and memory in partition cpu",
+            id="resources-cpu",
+        ),
         pytest.param("Resources", None, "waiting for free resources", id="resources-no-request"),
         pytest.param("Priority", _request(1, "h200"), "lower priority than other jobs", id="priority"),
         pytest.param("AssocGrpBillingMinutes", _request(1, "h200"), "held: project budget", id="billing-minutes"),
@@ -60,16 +64,29 @@ def _local(when: datetime) -> str:
 @pytest.mark.parametrize(
     ("start", "text"),
     [
-        pytest.param(NOW + timedelta(minutes=12, seconds=30), "Slurm estimates a start at 05:12 UTC (in about 12 min).",
-                     id="minutes"),
-        pytest.param(NOW + timedelta(hours=2, minutes=5), "Slurm estimates a start at 07:05 UTC (in about 2 h 05 min).",
-                     id="hours"),
-        pytest.param(NOW + timedelta(days=1, hours=3), "Slurm estimates a start at Mon 30 Nov 08:00 UTC (in about 27 h 00 min).",
-                     id="tomorrow-with-date"),
-        pytest.param(NOW + timedelta(days=5), "Slurm estimates a start at Fri 04 Dec 05:00 UTC (in about 5 days).",
-                     id="days"),
-        pytest.param(NOW + timedelta(seconds=20), "Slurm estimates a start at 05:00 UTC (in under a minute).",
-                     id="under-a-minute"),
+        pytest.param(
+            NOW + timedelta(minutes=12, seconds=30),
+            "Slurm estimates a start at 05:12 UTC (in about 12 min).",
+            id="minutes",
+        ),
+        pytest.param(
+            NOW + timedelta(hours=2, minutes=5),
+            "Slurm estimates a start at 07:05 UTC (in about 2 h 05 min).",
+            id="hours",
+        ),
+        pytest.param(
+            NOW + timedelta(days=1, hours=3),
+            "Slurm estimates a start at Mon 30 Nov 08:00 UTC (in about 27 h 00 min).",
+            id="tomorrow-with-date",
+        ),
+        pytest.param(
+            NOW + timedelta(days=5), "Slurm estimates a start at Fri 04 Dec 05:00 UTC (in about 5 days).", id="days"
+        ),
+        pytest.param(
+            NOW + timedelta(seconds=20),
+            "Slurm estimates a start at 05:00 UTC (in under a minute).",
+            id="under-a-minute",
+        ),
         pytest.param(NOW - timedelta(minutes=1), "Slurm expects it to start any moment.", id="in-the-past"),
     ],
 )
@@ -77,8 +94,9 @@ def test_start_estimate_text(start, text) -> None:
     assert start_estimate_text(_local(start), NOW) == text
 
 
-@pytest.mark.parametrize("raw", ["N/A", "", "Unknown", "(null)", "2026-13-40T99:00:00"], ids=["na", "empty", "unknown",
-                                                                                                 "null", "garbage"])
+@pytest.mark.parametrize(
+    "raw", ["N/A", "", "Unknown", "(null)", "2026-13-40T99:00:00"], ids=["na", "empty", "unknown", "null", "garbage"]
+)
 def test_no_estimate_says_nothing(raw) -> None:
     assert start_estimate_text(raw, NOW) == ""
 
@@ -101,8 +119,11 @@ def test_a_cancelled_start_is_not_reported_ready(cancelled, ready) -> None:
     answer = cancelled_is_not_ready(SimpleNamespace(start_cancelled=cancelled, job_id="12"), dict(event))
     assert answer.get("ready", False) is ready
     if cancelled:
-        assert answer == {"progress": 100, "failed": True,
-                          "message": "Start cancelled: Slurm job 12 is cancelled and its GPU-hour hold released."}
+        assert answer == {
+            "progress": 100,
+            "failed": True,
+            "message": "Start cancelled: Slurm job 12 is cancelled and its GPU-hour hold released.",
+        }
 
 
 def test_the_steps_on_the_node_keep_the_job_id_in_view() -> None:

@@ -41,8 +41,15 @@ def ledger(ledger_url: str, clock: Clock):
     """vision-lab (alice pi, bob member) with one ended and one running session; cs101 with carol, tom."""
     upgrade(ledger_url)
     with Ledger(ledger_url, clock=clock, cluster="c1") as ledger:
-        ledger.create_project("vision-lab", account="vision-lab", kind="research", gpu_hours=100, who="admin",
-                              start="2026-03-01", end="2026-12-31")
+        ledger.create_project(
+            "vision-lab",
+            account="vision-lab",
+            kind="research",
+            gpu_hours=100,
+            who="admin",
+            start="2026-03-01",
+            end="2026-12-31",
+        )
         ledger.add_member("vision-lab", "alice", role="pi", who="admin")
         ledger.add_member("vision-lab", "bob", role="member", cap_gpu_hours=20, who="admin")
         ledger.create_project("cs101", account="cs101", kind="course", gpu_hours=50, who="admin")
@@ -53,8 +60,17 @@ def ledger(ledger_url: str, clock: Clock):
         ledger.record_job_id(first, "101")
         ledger.session_started(first, T0)
         ledger.session_ended(first, T0 + timedelta(minutes=30), 1800)
-        ledger.import_final_charge("c1", "101", "alice", "vision-lab", {"h200": 2}, T0, T0 + timedelta(minutes=33),
-                                   1980, now=T0 + timedelta(hours=1))
+        ledger.import_final_charge(
+            "c1",
+            "101",
+            "alice",
+            "vision-lab",
+            {"h200": 2},
+            T0,
+            T0 + timedelta(minutes=33),
+            1980,
+            now=T0 + timedelta(hours=1),
+        )
         # bob: 1 x h200 for 2 h, running for 15 min at "now"
         second = ledger.admit("vision-lab", "bob", "", Booking("h200", 1, 2), now=T0 + timedelta(hours=2))
         ledger.record_job_id(second, "102")
@@ -66,12 +82,16 @@ def ledger(ledger_url: str, clock: Clock):
 
 def test_history_reads_grants_charges_and_sessions(ledger: Ledger, clock: Clock) -> None:
     assert [(g.amount_mgs, g.reason) for g in ledger.grant_history("vision-lab")] == [
-        (100 * H, "initial budget"), (10 * H, "top-up")]
+        (100 * H, "initial budget"),
+        (10 * H, "top-up"),
+    ]
     # the final charge replaced the provisional one: 2 x 1980 s = 1.1 GPU-h at the job's end
     assert ledger.charge_timeline("vision-lab") == [(T0 + timedelta(minutes=33), 2 * 1980 * 1000)]
     sessions = ledger.recent_sessions("vision-lab")
     assert [(s.user, s.job_id, s.state) for s in sessions] == [
-        ("bob", "102", SessionState.RUNNING), ("alice", "101", SessionState.ENDED)]
+        ("bob", "102", SessionState.RUNNING),
+        ("alice", "101", SessionState.ENDED),
+    ]
     assert (sessions[0].cost_mgs, sessions[0].held_mgs) == (H // 4, 2 * H - H // 4)
     assert (sessions[1].cost_mgs, sessions[1].held_mgs) == (2 * 1980 * 1000, 0)
     assert [s.user for s in ledger.recent_sessions("vision-lab", user="alice")] == ["alice"]
@@ -103,8 +123,11 @@ def test_pi_sees_every_member_and_the_figures_of_hpchub_usage(ledger: Ledger) ->
     page = gather.project_page(ledger, "vision-lab", ALICE)
     usage = ledger.usage("vision-lab")
     assert {key: page.figures[key]["value"] for key in page.figures} == {
-        "budget": usage["budget_gpu_hours"], "used": usage["used_gpu_hours"], "held": usage["held_gpu_hours"],
-        "remaining": usage["remaining_gpu_hours"]}
+        "budget": usage["budget_gpu_hours"],
+        "used": usage["used_gpu_hours"],
+        "held": usage["held_gpu_hours"],
+        "remaining": usage["remaining_gpu_hours"],
+    }
     assert page.usage == usage
     assert usage["used_gpu_hours"] == 1.35  # 1.1 final + 0.25 so far
     assert [m["user"] for m in page.members] == ["alice", "bob"]
@@ -154,12 +177,18 @@ def test_admin_sees_every_project(ledger: Ledger) -> None:
     assert set(rows) == {"vision-lab", "cs101"}
     usage = ledger.usage("vision-lab")
     assert rows["vision-lab"].values == {
-        "budget": usage["budget_gpu_hours"], "used": usage["used_gpu_hours"], "held": usage["held_gpu_hours"],
-        "remaining": usage["remaining_gpu_hours"], "percent": 1.2}
+        "budget": usage["budget_gpu_hours"],
+        "used": usage["used_gpu_hours"],
+        "held": usage["held_gpu_hours"],
+        "remaining": usage["remaining_gpu_hours"],
+        "percent": 1.2,
+    }
 
 
-@pytest.mark.parametrize(("viewer", "users"), [pytest.param(ALICE, {"alice"}, id="pi-every-job"),
-                                               pytest.param(BOB, set(), id="member-own-only")])
+@pytest.mark.parametrize(
+    ("viewer", "users"),
+    [pytest.param(ALICE, {"alice"}, id="pi-every-job"), pytest.param(BOB, set(), id="member-own-only")],
+)
 def test_charges_csv_as_the_api(ledger: Ledger, viewer, users) -> None:
     rows = list(csv.DictReader(io.StringIO(gather.charges_csv(ledger, "vision-lab", viewer))))
     assert {row["user"] for row in rows} == users
@@ -169,7 +198,8 @@ def test_charges_csv_as_the_api(ledger: Ledger, viewer, users) -> None:
 
 def test_my_projects_for_the_home_page(ledger: Ledger) -> None:
     assert [(p["project"], p["role"], p["path"]) for p in gather.my_projects(ledger, "bob")] == [
-        ("vision-lab", "member", "hpchub/projects/vision-lab")]
+        ("vision-lab", "member", "hpchub/projects/vision-lab")
+    ]
     assert gather.my_projects(ledger, "Weird Name!") == []
 
 
@@ -202,8 +232,9 @@ def test_chart_svg_is_inline_scalable_and_labelled(ledger: Ledger) -> None:
 
 
 def test_chart_title_is_escaped() -> None:
-    assert "<title id=\"hpchub-chart-title\">a &lt;b&gt; &amp; c</title>" in chart.inline_svg(
-        '<?xml version="1.0"?>\n<svg width="10pt" height="5pt" viewBox="0 0 10 5"><g/></svg>', "a <b> & c")
+    assert '<title id="hpchub-chart-title">a &lt;b&gt; &amp; c</title>' in chart.inline_svg(
+        '<?xml version="1.0"?>\n<svg width="10pt" height="5pt" viewBox="0 0 10 5"><g/></svg>', "a <b> & c"
+    )
 
 
 def test_chart_of_a_project_without_any_event() -> None:
@@ -297,11 +328,19 @@ def test_configure_pages_adds_the_handlers_once_and_the_template_variables() -> 
     assert c.JupyterHub.extra_handlers == [("/api/other", object), *ROUTES, *ENVIRONMENT_ROUTES, *STATIC_ROUTES]
     assert [route for route, _handler in STATIC_ROUTES] == [r"/hpchub/static/([A-Za-z0-9][A-Za-z0-9_.-]*\.(?:js|css))"]
     assert [route for route, _handler in ENVIRONMENT_ROUTES] == [
-        r"/hpchub/projects/([^/]+)/environments/?", r"/hpchub/projects/([^/]+)/environments/([^/]+)/([^/]+)/?"]
+        r"/hpchub/projects/([^/]+)/environments/?",
+        r"/hpchub/projects/([^/]+)/environments/([^/]+)/([^/]+)/?",
+    ]
     assert {"hpchub_budget_banners", "hpchub_sessions", "hpchub_projects"} <= set(c.JupyterHub.template_vars)
     assert [route for route, _handler in ROUTES] == [
-        r"/hpchub/new-course/?", r"/hpchub/courses/([^/]+)/report\.csv", r"/hpchub/courses/([^/]+)/live", r"/hpchub/courses/([^/]+)/?",
-        r"/hpchub/projects/([^/]+)/charges\.csv", r"/hpchub/projects/([^/]+)/?", r"/hpchub/admin/projects/?"]
+        r"/hpchub/new-course/?",
+        r"/hpchub/courses/([^/]+)/report\.csv",
+        r"/hpchub/courses/([^/]+)/live",
+        r"/hpchub/courses/([^/]+)/?",
+        r"/hpchub/projects/([^/]+)/charges\.csv",
+        r"/hpchub/projects/([^/]+)/?",
+        r"/hpchub/admin/projects/?",
+    ]
 
 
 def test_home_projects_variable_is_computed_only_when_read(ledger_url: str, ledger: Ledger) -> None:
@@ -345,5 +384,8 @@ def test_project_totals_are_the_totals_of_figures(ledger: Ledger, clock: Clock) 
     for name, usage in totals.items():
         figures = ledger.figures(name)
         assert (usage.grants_mgs, usage.used_mgs, usage.held_mgs) == (
-            figures.grants_mgs, figures.used_mgs, figures.held_mgs)
+            figures.grants_mgs,
+            figures.used_mgs,
+            figures.held_mgs,
+        )
         assert usage.members == ()

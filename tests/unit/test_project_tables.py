@@ -56,16 +56,28 @@ def names(rows) -> list[str]:
         pytest.param("project", "asc", ["alpha", "cs101", "empty", "tiny-lab", "vision-lab"], id="project-asc"),
         pytest.param("project", "desc", ["vision-lab", "tiny-lab", "empty", "cs101", "alpha"], id="project-desc"),
         pytest.param("remaining", "asc", ["empty", "tiny-lab", "cs101", "vision-lab", "alpha"], id="remaining-asc"),
-        pytest.param("remaining", "desc", ["alpha", "vision-lab", "cs101", "empty", "tiny-lab"], id="remaining-desc-ties-by-name"),
-        pytest.param("budget", "desc", ["alpha", "vision-lab", "cs101", "tiny-lab", "empty"], id="budget-desc-ties-by-name"),
+        pytest.param(
+            "remaining", "desc", ["alpha", "vision-lab", "cs101", "empty", "tiny-lab"], id="remaining-desc-ties-by-name"
+        ),
+        pytest.param(
+            "budget", "desc", ["alpha", "vision-lab", "cs101", "tiny-lab", "empty"], id="budget-desc-ties-by-name"
+        ),
         pytest.param("used", "asc", ["empty", "tiny-lab", "alpha", "vision-lab", "cs101"], id="used-asc"),
         pytest.param("held", "desc", ["vision-lab", "cs101", "alpha", "empty", "tiny-lab"], id="held-desc"),
-        pytest.param("percent", "desc", ["tiny-lab", "cs101", "vision-lab", "alpha", "empty"], id="percent-desc-no-budget-last"),
-        pytest.param("percent", "asc", ["alpha", "vision-lab", "cs101", "tiny-lab", "empty"], id="percent-asc-no-budget-last"),
+        pytest.param(
+            "percent", "desc", ["tiny-lab", "cs101", "vision-lab", "alpha", "empty"], id="percent-desc-no-budget-last"
+        ),
+        pytest.param(
+            "percent", "asc", ["alpha", "vision-lab", "cs101", "tiny-lab", "empty"], id="percent-asc-no-budget-last"
+        ),
         pytest.param("kind", "asc", ["cs101", "tiny-lab", "alpha", "empty", "vision-lab"], id="kind-asc"),
-        pytest.param("state", "desc", ["empty", "alpha", "cs101", "tiny-lab", "vision-lab"], id="state-desc-closed-first"),
+        pytest.param(
+            "state", "desc", ["empty", "alpha", "cs101", "tiny-lab", "vision-lab"], id="state-desc-closed-first"
+        ),
         pytest.param("period", "asc", ["alpha", "cs101", "vision-lab", "empty", "tiny-lab"], id="period-asc-open-last"),
-        pytest.param("period", "desc", ["vision-lab", "cs101", "alpha", "empty", "tiny-lab"], id="period-desc-open-last"),
+        pytest.param(
+            "period", "desc", ["vision-lab", "cs101", "alpha", "empty", "tiny-lab"], id="period-desc-open-last"
+        ),
     ],
 )
 def test_sort_rows(column, direction, expected) -> None:
@@ -133,15 +145,26 @@ def test_percent(used, budget, tenths, text) -> None:
 
 def test_row_cells_and_values() -> None:
     cells, values = ROWS[1].cells, ROWS[1].values
-    assert cells == {"project": "cs101", "kind": "course", "budget": "50.0", "used": "45.0", "held": "1.0",
-                     "remaining": "4.0", "percent": "90.0 %", "state": "active",
-                     "period": "2026-01-01 to 2026-06-30"}
+    assert cells == {
+        "project": "cs101",
+        "kind": "course",
+        "budget": "50.0",
+        "used": "45.0",
+        "held": "1.0",
+        "remaining": "4.0",
+        "percent": "90.0 %",
+        "state": "active",
+        "period": "2026-01-01 to 2026-06-30",
+    }
     assert values == {"budget": 50.0, "used": 45.0, "held": 1.0, "remaining": 4.0, "percent": 90.0}
     assert ROWS[2].cells["period"] == "open"
 
 
 FIGURES = ProjectUsage(
-    "vision-lab", 100 * H, 3 * H + H // 2, 2 * H,
+    "vision-lab",
+    100 * H,
+    3 * H + H // 2,
+    2 * H,
     (MemberUsage("alice", Role.PI, None, 3 * H, 0), MemberUsage("bob", Role.MEMBER, 20 * H, H // 2, 2 * H)),
 )
 
@@ -162,9 +185,18 @@ def test_member_rows(caller, read_all, users) -> None:
 
 def test_member_row_figures() -> None:
     bob = tables.member_rows(FIGURES, "bob", False)[0]
-    assert bob == {"user": "bob", "role": "member", "cap": "20.0", "cap_value": 20.0, "used": "0.5",
-                   "used_value": 0.5, "held": "2.0", "held_value": 2.0, "cap_left": "17.5",
-                   "percent_of_project": "0.5 %"}
+    assert bob == {
+        "user": "bob",
+        "role": "member",
+        "cap": "20.0",
+        "cap_value": 20.0,
+        "used": "0.5",
+        "used_value": 0.5,
+        "held": "2.0",
+        "held_value": 2.0,
+        "cap_left": "17.5",
+        "percent_of_project": "0.5 %",
+    }
     alice = tables.member_rows(FIGURES, "alice", True)[0]
     assert (alice["cap"], alice["cap_value"], alice["cap_left"]) == ("none", None, "-")
 
@@ -175,8 +207,11 @@ def test_figures_view_matches_usage_json() -> None:
     usage = usage_json(FIGURES)
     view = tables.figures_view(FIGURES)
     assert {key: view[key]["value"] for key in view} == {
-        "budget": usage["budget_gpu_hours"], "used": usage["used_gpu_hours"], "held": usage["held_gpu_hours"],
-        "remaining": usage["remaining_gpu_hours"]}
+        "budget": usage["budget_gpu_hours"],
+        "used": usage["used_gpu_hours"],
+        "held": usage["held_gpu_hours"],
+        "remaining": usage["remaining_gpu_hours"],
+    }
     assert view["remaining"]["text"] == "94.5"
 
 
@@ -188,23 +223,56 @@ T = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
     [
         pytest.param(
             SessionRecord(1, "bob", "", "17", "h200", 4, 3600, SessionState.RUNNING, None, T, T, None, H, 3 * H),
-            {"server": "(default)", "gpus": "4 x h200", "start": "2026-03-02 09:00 UTC", "end": "-",
-             "gpu_hours": "1.0", "state": "running", "reason": ""},
+            {
+                "server": "(default)",
+                "gpus": "4 x h200",
+                "start": "2026-03-02 09:00 UTC",
+                "end": "-",
+                "gpu_hours": "1.0",
+                "state": "running",
+                "reason": "",
+            },
             id="running",
         ),
         pytest.param(
-            SessionRecord(2, "bob", "big", "18", "a100", 2, 7200, SessionState.ENDED,
-                          "stopped: vision-lab's GPU-hour budget is used up (100.0 of 100.0 GPU-h)", T, T,
-                          T.replace(hour=10), H, 0),
-            {"server": "big", "gpus": "2 x a100", "start": "2026-03-02 09:00 UTC", "end": "2026-03-02 10:00 UTC",
-             "gpu_hours": "1.0", "state": "ended",
-             "reason": "stopped: vision-lab's GPU-hour budget is used up (100.0 of 100.0 GPU-h)"},
+            SessionRecord(
+                2,
+                "bob",
+                "big",
+                "18",
+                "a100",
+                2,
+                7200,
+                SessionState.ENDED,
+                "stopped: vision-lab's GPU-hour budget is used up (100.0 of 100.0 GPU-h)",
+                T,
+                T,
+                T.replace(hour=10),
+                H,
+                0,
+            ),
+            {
+                "server": "big",
+                "gpus": "2 x a100",
+                "start": "2026-03-02 09:00 UTC",
+                "end": "2026-03-02 10:00 UTC",
+                "gpu_hours": "1.0",
+                "state": "ended",
+                "reason": "stopped: vision-lab's GPU-hour budget is used up (100.0 of 100.0 GPU-h)",
+            },
             id="stopped-with-reason",
         ),
         pytest.param(
             SessionRecord(3, "carol", "", None, None, 0, 900, SessionState.ADMITTED, None, T, None, None, 0, 0),
-            {"server": "(default)", "gpus": "no GPU", "start": "-", "end": "-", "gpu_hours": "0.0",
-             "state": "pending", "reason": ""},
+            {
+                "server": "(default)",
+                "gpus": "no GPU",
+                "start": "-",
+                "end": "-",
+                "gpu_hours": "0.0",
+                "state": "pending",
+                "reason": "",
+            },
             id="pending-cpu",
         ),
     ],
@@ -216,5 +284,12 @@ def test_session_rows(record, expected) -> None:
 
 def test_project_links() -> None:
     [link] = tables.project_links([("vision-lab", "pi", FIGURES)])
-    assert link == {"project": "vision-lab", "role": "pi", "path": "hpchub/projects/vision-lab", "budget": "100.0",
-                    "remaining": "94.5", "remaining_value": 94.5, "percent": "3.5 %"}
+    assert link == {
+        "project": "vision-lab",
+        "role": "pi",
+        "path": "hpchub/projects/vision-lab",
+        "budget": "100.0",
+        "remaining": "94.5",
+        "remaining_value": 94.5,
+        "percent": "3.5 %",
+    }

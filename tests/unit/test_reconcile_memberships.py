@@ -67,28 +67,82 @@ def change(verb: Verb, where: str, member: bool = True) -> AssociationChange:
     ("memberships", "lines", "prune", "changes", "removals"),
     [
         pytest.param({("vision-lab", "alice"): ACTIVE}, ["hpchub|vision-lab|alice||"], False, [], [], id="in-sync"),
-        pytest.param({("vision-lab", "erin"): ACTIVE}, [], False, [change(Verb.ADD, "vision-lab/erin")], [],
-                     id="new-member-added"),
-        pytest.param({("vision-lab", "bob"): ENDED}, ["hpchub|vision-lab|bob||"], False,
-                     [change(Verb.BLOCK, "vision-lab/bob")], [], id="ended-blocked-first"),
-        pytest.param({("vision-lab", "bob"): ENDED}, ["hpchub|vision-lab|bob||0"], False,
-                     [], [change(Verb.REMOVE, "vision-lab/bob")], id="ended-and-blocked-removal-candidate"),
+        pytest.param(
+            {("vision-lab", "erin"): ACTIVE},
+            [],
+            False,
+            [change(Verb.ADD, "vision-lab/erin")],
+            [],
+            id="new-member-added",
+        ),
+        pytest.param(
+            {("vision-lab", "bob"): ENDED},
+            ["hpchub|vision-lab|bob||"],
+            False,
+            [change(Verb.BLOCK, "vision-lab/bob")],
+            [],
+            id="ended-blocked-first",
+        ),
+        pytest.param(
+            {("vision-lab", "bob"): ENDED},
+            ["hpchub|vision-lab|bob||0"],
+            False,
+            [],
+            [change(Verb.REMOVE, "vision-lab/bob")],
+            id="ended-and-blocked-removal-candidate",
+        ),
         pytest.param({("vision-lab", "bob"): ENDED}, [], False, [], [], id="ended-and-gone"),
-        pytest.param({("vision-lab", "bob"): AGAIN}, ["hpchub|vision-lab|bob||0"], False,
-                     [change(Verb.UNBLOCK, "vision-lab/bob")], [], id="re-added-unblocked"),
-        pytest.param({("vision-lab", "bob"): ACTIVE}, ["hpchub|vision-lab|bob||0"], False, [], [],
-                     id="site-block-on-a-member-who-never-left-kept"),
-        pytest.param({("vision-lab", "bob"): ENDED}, ["hpchub|vision-lab|bob||0", "hpchub|vision-lab|bob|gpu|"], False,
-                     [change(Verb.BLOCK, "vision-lab/bob")], [], id="one-partition-still-open"),
+        pytest.param(
+            {("vision-lab", "bob"): AGAIN},
+            ["hpchub|vision-lab|bob||0"],
+            False,
+            [change(Verb.UNBLOCK, "vision-lab/bob")],
+            [],
+            id="re-added-unblocked",
+        ),
+        pytest.param(
+            {("vision-lab", "bob"): ACTIVE},
+            ["hpchub|vision-lab|bob||0"],
+            False,
+            [],
+            [],
+            id="site-block-on-a-member-who-never-left-kept",
+        ),
+        pytest.param(
+            {("vision-lab", "bob"): ENDED},
+            ["hpchub|vision-lab|bob||0", "hpchub|vision-lab|bob|gpu|"],
+            False,
+            [change(Verb.BLOCK, "vision-lab/bob")],
+            [],
+            id="one-partition-still-open",
+        ),
         pytest.param({}, ["hpchub|vision-lab|zoe||"], False, [], [], id="unknown-left-alone"),
-        pytest.param({}, ["hpchub|vision-lab|zoe||"], True, [change(Verb.BLOCK, "vision-lab/zoe", False)], [],
-                     id="unknown-pruned-blocked"),
-        pytest.param({}, ["hpchub|vision-lab|zoe||0"], True, [], [change(Verb.REMOVE, "vision-lab/zoe", False)],
-                     id="unknown-pruned-removal-candidate"),
+        pytest.param(
+            {},
+            ["hpchub|vision-lab|zoe||"],
+            True,
+            [change(Verb.BLOCK, "vision-lab/zoe", False)],
+            [],
+            id="unknown-pruned-blocked",
+        ),
+        pytest.param(
+            {},
+            ["hpchub|vision-lab|zoe||0"],
+            True,
+            [],
+            [change(Verb.REMOVE, "vision-lab/zoe", False)],
+            id="unknown-pruned-removal-candidate",
+        ),
         pytest.param({}, ["hpchub|vision-lab|Zoe.X||"], True, [], [], id="unknown-bad-name-never-touched"),
         pytest.param({("other", "erin"): ACTIVE}, ["hpchub|other|||"], False, [], [], id="not-a-project-account"),
-        pytest.param({("vision-lab", "erin"): ACTIVE}, ["elsewhere|vision-lab|bob||"], False,
-                     [change(Verb.ADD, "vision-lab/erin")], [], id="other-cluster-ignored"),
+        pytest.param(
+            {("vision-lab", "erin"): ACTIVE},
+            ["elsewhere|vision-lab|bob||"],
+            False,
+            [change(Verb.ADD, "vision-lab/erin")],
+            [],
+            id="other-cluster-ignored",
+        ),
     ],
 )
 def test_plan_memberships(memberships, lines, prune, changes, removals) -> None:
@@ -111,8 +165,13 @@ def test_plan_skips_an_account_without_its_own_association() -> None:
         pytest.param(Verb.REMOVE, True, False, "vision-lab/erin: association removed", id="remove"),
         pytest.param(Verb.UNBLOCK, True, False, "vision-lab/erin: new jobs allowed again (member again)", id="unblock"),
         pytest.param(Verb.ADD, True, True, "vision-lab/erin: would add association", id="dry-add"),
-        pytest.param(Verb.REMOVE, True, True, "vision-lab/erin: would remove association (membership ended, no active jobs)",
-                     id="dry-remove"),
+        pytest.param(
+            Verb.REMOVE,
+            True,
+            True,
+            "vision-lab/erin: would remove association (membership ended, no active jobs)",
+            id="dry-remove",
+        ),
     ],
 )
 def test_change_lines(verb, member, dry_run, line) -> None:
@@ -143,8 +202,11 @@ class StrictSlurm:
 
     def changes(self) -> list[list[str]]:
         """sacctmgr calls besides the association read and the account limits."""
-        return [call for call in self.calls
-                if call[0] == "sacctmgr" and call not in (SHOW, list(TREE_ARGV)) and call not in ACCOUNT_LIMITS]
+        return [
+            call
+            for call in self.calls
+            if call[0] == "sacctmgr" and call not in (SHOW, list(TREE_ARGV)) and call not in ACCOUNT_LIMITS
+        ]
 
 
 def expected(show: str, *more: tuple[list[str], str | CommandResult]) -> dict:
@@ -172,7 +234,9 @@ def ledger(ledger_url: str):
         yield ledger
 
 
-IN_SYNC = listing("hpchub|cs101|dave||", "hpchub|tiny-lab|erin||", "hpchub|vision-lab|alice||", "hpchub|vision-lab|bob||")
+IN_SYNC = listing(
+    "hpchub|cs101|dave||", "hpchub|tiny-lab|erin||", "hpchub|vision-lab|alice||", "hpchub|vision-lab|bob||"
+)
 BOB_BLOCKED = listing("hpchub|cs101|dave||", "hpchub|tiny-lab|erin||", "hpchub|vision-lab|alice||",
                       "hpchub|vision-lab|bob||0")  # fmt: skip
 ADD_ERIN = ["sacctmgr", "-i", "add", "user", "erin", "account=vision-lab", "cluster=hpchub"]
@@ -198,36 +262,63 @@ async def test_in_sync_changes_nothing(ledger: Ledger) -> None:
     [
         pytest.param(
             lambda ledger: ledger.add_member("vision-lab", "erin", role="member", who="pi"),
-            IN_SYNC, [(ADD_ERIN, " Associations =\n  U = erin      A = vision-lab C = hpchub    \n")],
-            ["vision-lab/erin: association added"], [ADD_ERIN], id="member-added",
+            IN_SYNC,
+            [(ADD_ERIN, " Associations =\n  U = erin      A = vision-lab C = hpchub    \n")],
+            ["vision-lab/erin: association added"],
+            [ADD_ERIN],
+            id="member-added",
         ),
         pytest.param(
             lambda ledger: ledger.add_member("vision-lab", "erin", role="member", who="pi", cap_gpu_hours=2),
-            IN_SYNC, [([*ADD_ERIN, "GrpTRESMins=billing=240"], " Associations =\n")],
-            ["vision-lab/erin: association added (GrpTRESMins billing=240)"], [[*ADD_ERIN, "GrpTRESMins=billing=240"]],
+            IN_SYNC,
+            [([*ADD_ERIN, "GrpTRESMins=billing=240"], " Associations =\n")],
+            ["vision-lab/erin: association added (GrpTRESMins billing=240)"],
+            [[*ADD_ERIN, "GrpTRESMins=billing=240"]],
             id="capped-member-added-with-its-limit",
         ),
         pytest.param(
             lambda ledger: ledger.remove_member("vision-lab", "bob", who="pi"),
-            IN_SYNC, [(BLOCK_BOB, " Modified user associations...\n")],
-            ["vision-lab/bob: new jobs blocked (membership ended)"], [BLOCK_BOB], id="member-removed-blocked",
+            IN_SYNC,
+            [(BLOCK_BOB, " Modified user associations...\n")],
+            ["vision-lab/bob: new jobs blocked (membership ended)"],
+            [BLOCK_BOB],
+            id="member-removed-blocked",
         ),
         pytest.param(
             lambda ledger: ledger.remove_member("vision-lab", "bob", who="pi"),
-            BOB_BLOCKED, [(SQUEUE_VISION, "77|vision-lab|bob|RUNNING|2026-11-29T02:00:00|\n"
-                                         "78|vision-lab|alice|PENDING|2026-11-29T02:30:00|\n")],
-            [], [], id="blocked-but-a-job-runs-kept",
+            BOB_BLOCKED,
+            [
+                (
+                    SQUEUE_VISION,
+                    "77|vision-lab|bob|RUNNING|2026-11-29T02:00:00|\n"
+                    "78|vision-lab|alice|PENDING|2026-11-29T02:30:00|\n",
+                )
+            ],
+            [],
+            [],
+            id="blocked-but-a-job-runs-kept",
         ),
         pytest.param(
             lambda ledger: ledger.remove_member("vision-lab", "bob", who="pi"),
-            BOB_BLOCKED, [(SQUEUE_VISION, "78|vision-lab|alice|PENDING|2026-11-29T02:30:00|\n"), (REMOVE_BOB, " Deleting user associations...\n")],
-            ["vision-lab/bob: association removed"], [REMOVE_BOB], id="blocked-no-jobs-removed",
+            BOB_BLOCKED,
+            [
+                (SQUEUE_VISION, "78|vision-lab|alice|PENDING|2026-11-29T02:30:00|\n"),
+                (REMOVE_BOB, " Deleting user associations...\n"),
+            ],
+            ["vision-lab/bob: association removed"],
+            [REMOVE_BOB],
+            id="blocked-no-jobs-removed",
         ),
         pytest.param(
-            lambda ledger: (ledger.remove_member("vision-lab", "bob", who="pi"),
-                            ledger.add_member("vision-lab", "bob", role="member", who="pi")),
-            BOB_BLOCKED, [(UNBLOCK_BOB, " Modified user associations...\n")],
-            ["vision-lab/bob: new jobs allowed again (member again)"], [UNBLOCK_BOB], id="re-added-unblocked",
+            lambda ledger: (
+                ledger.remove_member("vision-lab", "bob", who="pi"),
+                ledger.add_member("vision-lab", "bob", role="member", who="pi"),
+            ),
+            BOB_BLOCKED,
+            [(UNBLOCK_BOB, " Modified user associations...\n")],
+            ["vision-lab/bob: new jobs allowed again (member again)"],
+            [UNBLOCK_BOB],
+            id="re-added-unblocked",
         ),
     ],
 )
@@ -269,7 +360,9 @@ async def test_a_failed_change_is_one_problem_and_the_others_go_on(ledger: Ledge
 async def test_a_refused_removal_is_a_problem(ledger: Ledger) -> None:
     """sacctmgr refuses to remove an association with active jobs (one started since squeue)."""
     ledger.remove_member("vision-lab", "bob", who="pi")
-    refused = CommandResult(1, " Job(s) active, cancel job(s) before remove\n  JobID = 79   C = hpchub   A = vision-lab   U = bob\n", "")
+    refused = CommandResult(
+        1, " Job(s) active, cancel job(s) before remove\n  JobID = 79   C = hpchub   A = vision-lab   U = bob\n", ""
+    )
     slurm = StrictSlurm(expected(BOB_BLOCKED, (SQUEUE_VISION, ""), (REMOVE_BOB, refused)))
     report = await run_pass(ledger, slurm)
     assert [p.message for p in report.problems] == [
@@ -280,14 +373,27 @@ async def test_a_refused_removal_is_a_problem(ledger: Ledger) -> None:
 @pytest.mark.parametrize(
     ("command", "answer", "message"),
     [
-        pytest.param(SHOW, CommandResult(1, "", "sacctmgr: error: Problem talking to the database: Connection refused\n"),
-                     "associations not synced with memberships: sacctmgr exited with 1: sacctmgr: error: Problem "
-                     "talking to the database: Connection refused", id="show-fails"),
-        pytest.param(SHOW, "Cluster|Account\n", "associations not synced with memberships: unreadable answer: "
-                     "sacctmgr line 1: 2 fields, expected 5: 'Cluster|Account'", id="show-garbled"),
-        pytest.param(SQUEUE_VISION, CommandResult(1, "", "squeue: error: Unable to contact slurm controller\n"),
-                     "vision-lab/bob: association not removed: squeue: squeue exited with 1: squeue: error: Unable "
-                     "to contact slurm controller", id="squeue-fails"),
+        pytest.param(
+            SHOW,
+            CommandResult(1, "", "sacctmgr: error: Problem talking to the database: Connection refused\n"),
+            "associations not synced with memberships: sacctmgr exited with 1: sacctmgr: error: Problem "
+            "talking to the database: Connection refused",
+            id="show-fails",
+        ),
+        pytest.param(
+            SHOW,
+            "Cluster|Account\n",
+            "associations not synced with memberships: unreadable answer: "
+            "sacctmgr line 1: 2 fields, expected 5: 'Cluster|Account'",
+            id="show-garbled",
+        ),
+        pytest.param(
+            SQUEUE_VISION,
+            CommandResult(1, "", "squeue: error: Unable to contact slurm controller\n"),
+            "vision-lab/bob: association not removed: squeue: squeue exited with 1: squeue: error: Unable "
+            "to contact slurm controller",
+            id="squeue-fails",
+        ),
     ],
 )
 async def test_a_failed_read_changes_no_association(ledger: Ledger, command, answer, message) -> None:
@@ -336,23 +442,48 @@ async def test_client_association_commands_argv() -> None:
 @pytest.mark.parametrize(
     ("call", "message"),
     [
-        pytest.param(lambda c: c.sacctmgr_add_user("Erin;rm", account="vision-lab", cluster=CLUSTER),
-                     "not a valid Unix user name", id="add-bad-user"),
-        pytest.param(lambda c: c.sacctmgr_add_user("erin", account="vision-lab where", cluster=CLUSTER),
-                     "not a valid Slurm account name", id="add-bad-account"),
-        pytest.param(lambda c: c.sacctmgr_add_user("erin", account="vision-lab", cluster=CLUSTER,
-                                                   settings={"AdminLevel": "Administrator"}),
-                     "not a setting this client changes", id="add-setting-not-allowed"),
-        pytest.param(lambda c: c.sacctmgr_add_user("erin", account="vision-lab", cluster=CLUSTER,
-                                                   settings={"MaxSubmitJobs": "0 account=root"}),
-                     "not a valid value for MaxSubmitJobs", id="add-bad-value"),
-        pytest.param(lambda c: c.sacctmgr_remove_user("-bob", account="vision-lab", cluster=CLUSTER),
-                     "not a valid Unix user name", id="remove-bad-user"),
-        pytest.param(lambda c: c.sacctmgr_remove_user("bob", account="vision-lab", cluster="A=B"),
-                     "not a valid Slurm cluster name", id="remove-bad-cluster"),
-        pytest.param(lambda c: c.sacctmgr_associations(["vision-lab,root"], cluster=CLUSTER),
-                     "not a valid Slurm account name", id="show-bad-account"),
-        pytest.param(lambda c: c.squeue_account_jobs("vision-lab"), "sequence of account names", id="squeue-one-string"),
+        pytest.param(
+            lambda c: c.sacctmgr_add_user("Erin;rm", account="vision-lab", cluster=CLUSTER),
+            "not a valid Unix user name",
+            id="add-bad-user",
+        ),
+        pytest.param(
+            lambda c: c.sacctmgr_add_user("erin", account="vision-lab where", cluster=CLUSTER),
+            "not a valid Slurm account name",
+            id="add-bad-account",
+        ),
+        pytest.param(
+            lambda c: c.sacctmgr_add_user(
+                "erin", account="vision-lab", cluster=CLUSTER, settings={"AdminLevel": "Administrator"}
+            ),
+            "not a setting this client changes",
+            id="add-setting-not-allowed",
+        ),
+        pytest.param(
+            lambda c: c.sacctmgr_add_user(
+                "erin", account="vision-lab", cluster=CLUSTER, settings={"MaxSubmitJobs": "0 account=root"}
+            ),
+            "not a valid value for MaxSubmitJobs",
+            id="add-bad-value",
+        ),
+        pytest.param(
+            lambda c: c.sacctmgr_remove_user("-bob", account="vision-lab", cluster=CLUSTER),
+            "not a valid Unix user name",
+            id="remove-bad-user",
+        ),
+        pytest.param(
+            lambda c: c.sacctmgr_remove_user("bob", account="vision-lab", cluster="A=B"),
+            "not a valid Slurm cluster name",
+            id="remove-bad-cluster",
+        ),
+        pytest.param(
+            lambda c: c.sacctmgr_associations(["vision-lab,root"], cluster=CLUSTER),
+            "not a valid Slurm account name",
+            id="show-bad-account",
+        ),
+        pytest.param(
+            lambda c: c.squeue_account_jobs("vision-lab"), "sequence of account names", id="squeue-one-string"
+        ),
     ],
 )
 async def test_client_refuses_bad_names_and_settings_before_running(call, message) -> None:

@@ -50,7 +50,9 @@ CREATED = datetime(2026, 11, 28, 12, 0, tzinfo=UTC)  # the projects' creation
 CLUSTER = "hpchub"
 
 
-def assoc(account: str, user: str = "", limit: str = "N", used: int = 0, running: int = 0, cluster: str = CLUSTER) -> str:
+def assoc(
+    account: str, user: str = "", limit: str = "N", used: int = 0, running: int = 0, cluster: str = CLUSTER
+) -> str:
     """One association record as ``scontrol show assoc_mgr flags=assoc`` prints it (22.05)."""
     return (
         f"ClusterName={cluster} Account={account} UserName={user} Partition= Priority=0 ID=3\n"
@@ -184,7 +186,9 @@ async def run_pass(ledger: Ledger, slurm: FakeSlurm, **kwargs):
 # --- pure: planning -----------------------------------------------------------------------------
 
 
-def project(name: str = "vision-lab", start: date | None = None, created: datetime | None = CREATED, **kwargs) -> ProjectInfo:
+def project(
+    name: str = "vision-lab", start: date | None = None, created: datetime | None = CREATED, **kwargs
+) -> ProjectInfo:
     fields = {"state": ProjectState.ACTIVE, "state_reason": None, "period_end": None} | kwargs
     return ProjectInfo(name, name, ProjectKind.RESEARCH, fields["state"], fields["state_reason"], start,
                        fields["period_end"], created)  # fmt: skip
@@ -194,9 +198,13 @@ def project(name: str = "vision-lab", start: date | None = None, created: dateti
     ("projects", "expected"),
     [
         pytest.param([project()], T0 - timedelta(days=30), id="no-period-30-days"),
-        pytest.param([project(start=date(2026, 9, 1)), project("cs101")], datetime(2026, 9, 1, tzinfo=UTC), id="earliest-start"),
+        pytest.param(
+            [project(start=date(2026, 9, 1)), project("cs101")], datetime(2026, 9, 1, tzinfo=UTC), id="earliest-start"
+        ),
         pytest.param([project(start=date(2026, 11, 20))], datetime(2026, 11, 20, tzinfo=UTC), id="recent-start"),
-        pytest.param([project(start=date(2026, 11, 20)), project("cs101")], T0 - timedelta(days=30), id="no-period-is-earlier"),
+        pytest.param(
+            [project(start=date(2026, 11, 20)), project("cs101")], T0 - timedelta(days=30), id="no-period-is-earlier"
+        ),
         pytest.param([project(start=date(2026, 12, 1))], T0, id="future-start-now"),
         pytest.param([], T0, id="no-projects"),
     ],
@@ -250,11 +258,46 @@ def test_held_beside_ledger_outside_reservations_and_jobs_ended_after_s() -> Non
 @pytest.mark.parametrize(
     ("usage", "figures", "beside", "is_open", "expected"),
     [
-        pytest.param(AssociationUsage(CLUSTER, "vision-lab", None, None, None, 0, 0), MirrorFigures(100 * H, 0, 0), 0, True, 12_000, id="fresh"),
-        pytest.param(AssociationUsage(CLUSTER, "vision-lab", None, None, 12_000, 3, 40), MirrorFigures(100 * H, 0, 0), 2 * H // 6, True, 12_003, id="outside-job-running"),
-        pytest.param(AssociationUsage(CLUSTER, "vision-lab", None, None, 900, 500, 0), MirrorFigures(H, 2 * H, 0), 0, True, 500, id="overspent-never-below-S"),
-        pytest.param(AssociationUsage(CLUSTER, "cs101", None, None, 6_000, 10, 20), MirrorFigures(50 * H, 0, 0), 0, False, 30, id="closed-L-is-S"),
-        pytest.param(AssociationUsage(CLUSTER, "vision-lab", "alice", None, 2_400, 0, 0), MirrorFigures(None, 0, 0), 0, True, None, id="no-cap-no-limit"),
+        pytest.param(
+            AssociationUsage(CLUSTER, "vision-lab", None, None, None, 0, 0),
+            MirrorFigures(100 * H, 0, 0),
+            0,
+            True,
+            12_000,
+            id="fresh",
+        ),
+        pytest.param(
+            AssociationUsage(CLUSTER, "vision-lab", None, None, 12_000, 3, 40),
+            MirrorFigures(100 * H, 0, 0),
+            2 * H // 6,
+            True,
+            12_003,
+            id="outside-job-running",
+        ),
+        pytest.param(
+            AssociationUsage(CLUSTER, "vision-lab", None, None, 900, 500, 0),
+            MirrorFigures(H, 2 * H, 0),
+            0,
+            True,
+            500,
+            id="overspent-never-below-S",
+        ),
+        pytest.param(
+            AssociationUsage(CLUSTER, "cs101", None, None, 6_000, 10, 20),
+            MirrorFigures(50 * H, 0, 0),
+            0,
+            False,
+            30,
+            id="closed-L-is-S",
+        ),
+        pytest.param(
+            AssociationUsage(CLUSTER, "vision-lab", "alice", None, 2_400, 0, 0),
+            MirrorFigures(None, 0, 0),
+            0,
+            True,
+            None,
+            id="no-cap-no-limit",
+        ),
     ],
 )
 def test_mirror_limit(usage, figures, beside, is_open, expected) -> None:
@@ -266,7 +309,10 @@ def test_limit_change_only_when_it_differs() -> None:
     assert limit_change(usage, 2_400) is None
     change = limit_change(usage, None)
     assert change == LimitChange(CLUSTER, "vision-lab", "bob", 2_400, None, 43)
-    assert (change.setting, change.describe()) == ("billing=-1", "vision-lab/bob: GrpTRESMins billing limit 2400 -> none (no cap)")
+    assert (change.setting, change.describe()) == (
+        "billing=-1",
+        "vision-lab/bob: GrpTRESMins billing limit 2400 -> none (no cap)",
+    )
     assert limit_change(AssociationUsage(CLUSTER, "cs101", None, None, None, 0, 0), 0).setting == "billing=0"
 
 
@@ -344,10 +390,18 @@ async def test_an_a100_only_course_job_billing_never_0(ledger: Ledger, clock: Cl
         sacct=sacct(CAROL_A100_RUNNING),
     )  # fmt: skip
     await run_pass(ledger, slurm)
-    assert slurm.limits_set == ["cs101=billing=6000", "cs101/carol=billing=600", "tiny-lab=billing=30", "vision-lab=billing=12000"]
+    assert slurm.limits_set == [
+        "cs101=billing=6000",
+        "cs101/carol=billing=600",
+        "tiny-lab=billing=30",
+        "vision-lab=billing=12000",
+    ]
     # ended after 1 minute: final charge 60 s x 1 x 0.5 (1/120 GPU-h = one billing-minute), not 0
     clock.now = T0 + timedelta(minutes=2)
-    slurm.answer("sacct", sacct(CAROL_A100_RUNNING.replace("RUNNING|30|", "COMPLETED|60|").replace("Unknown", "2026-11-29T03:00:30")))
+    slurm.answer(
+        "sacct",
+        sacct(CAROL_A100_RUNNING.replace("RUNNING|30|", "COMPLETED|60|").replace("Unknown", "2026-11-29T03:00:30")),
+    )
     slurm.answer("scontrol", assoc_mgr(assoc("cs101", limit="6000", used=1), assoc("cs101", "carol(1005)", limit="600", used=1),
                                        assoc("tiny-lab", limit="30"), assoc("vision-lab", limit="12000")))  # fmt: skip
     report = await run_pass(ledger, slurm)
@@ -361,7 +415,9 @@ async def test_an_a100_only_course_job_billing_never_0(ledger: Ledger, clock: Cl
 
 
 async def test_ended_jobs_are_charged_once_as_sacct_measured(ledger: Ledger) -> None:
-    slurm = FakeSlurm(scontrol=FRESH, sacct=sacct(BOB_H200_90S, ALICE_2H200_600S, ALICE_CPU, NEVER_RAN, BEFORE_CREATION))
+    slurm = FakeSlurm(
+        scontrol=FRESH, sacct=sacct(BOB_H200_90S, ALICE_2H200_600S, ALICE_CPU, NEVER_RAN, BEFORE_CREATION)
+    )
     report = await run_pass(ledger, slurm)
     assert report.lines[:3] == [
         "charged job 12 on vision-lab (bob): 1 x h200 x 90 s = 0.025 GPU-h",
@@ -371,7 +427,10 @@ async def test_ended_jobs_are_charged_once_as_sacct_measured(ledger: Ledger) -> 
     charges = {charge.job_id: charge for charge in ledger.charges("vision-lab")}
     assert set(charges) == {"12", "13", "14"}
     assert charges["13"].weighted_mgs == 600 * 2 * 1000  # ElapsedRaw x GPUs x weight
-    assert (charges["13"].start, charges["13"].end) == (datetime(2026, 11, 29, 2, tzinfo=UTC), datetime(2026, 11, 29, 2, 10, tzinfo=UTC))
+    assert (charges["13"].start, charges["13"].end) == (
+        datetime(2026, 11, 29, 2, tzinfo=UTC),
+        datetime(2026, 11, 29, 2, 10, tzinfo=UTC),
+    )
     assert ledger.usage("vision-lab")["used_gpu_hours"] == 0.3583
     # L = 0 + floor(120 x (100 - 0.358333)) = 11957; bob: 120 x (20 - 0.025) = 2397
     assert slurm.limits_set == ["cs101=billing=6000", "cs101/carol=billing=600", "tiny-lab=billing=30",
@@ -396,7 +455,10 @@ async def test_a_portal_job_final_charge_ends_its_session(ledger: Ledger) -> Non
 async def test_a_running_portal_job_is_not_an_outside_job(ledger: Ledger) -> None:
     session_id = ledger.admit("vision-lab", "alice", "", Booking("h200", 2, "0.25"))  # 10 min would not fit the steps
     ledger.record_job_id(session_id, "20")  # admitted: the hub has not seen it run yet
-    slurm = FakeSlurm(scontrol=assoc_mgr(assoc("cs101"), assoc("tiny-lab"), assoc("vision-lab", running=40)), sacct=sacct(ALICE_RUNNING))
+    slurm = FakeSlurm(
+        scontrol=assoc_mgr(assoc("cs101"), assoc("tiny-lab"), assoc("vision-lab", running=40)),
+        sacct=sacct(ALICE_RUNNING),
+    )
     report = await run_pass(ledger, slurm)
     assert ledger.outside_jobs() == [] and not any("outside" in line for line in report.lines)
     # Slurm runs it: the session's whole reservation (2 x 0.25 h) is subtracted, not left open
@@ -447,7 +509,9 @@ async def test_a_closed_project_starts_nothing_new_in_slurm_and_is_then_left_alo
     assert "tiny-lab=billing=10" in slurm.limits_set  # lowered to what was used (used + running)
     assert "tiny-lab/erin=billing=-1" not in slurm.limits_set  # no cap recomputed: nothing raised or cleared
     # an admin cleared the limit by hand: the reconciler no longer mirrors a closed project
-    slurm = FakeSlurm(scontrol=assoc_mgr(assoc("cs101"), assoc("tiny-lab", used=7, running=3), assoc("vision-lab")), sacct="")
+    slurm = FakeSlurm(
+        scontrol=assoc_mgr(assoc("cs101"), assoc("tiny-lab", used=7, running=3), assoc("vision-lab")), sacct=""
+    )
     report = await run_pass(ledger, slurm)
     assert not [limit for limit in slurm.limits_set if limit.startswith("tiny-lab")]
     assert not any(line.startswith("tiny-lab") for line in report.lines)
@@ -474,7 +538,9 @@ async def test_no_limit_is_set_on_an_account_that_is_not_a_projects_own_leaf(led
     slurm.answer("sacctmgr show", associations)
     report = await run_pass(ledger, slurm)
     assert slurm.limits_set == ["cs101=billing=6000", "vision-lab=billing=12000"]
-    assert not [call for call in slurm.commands("sacctmgr") if f"account={account}" in call or f"name={account}" in call]
+    assert not [
+        call for call in slurm.commands("sacctmgr") if f"account={account}" in call or f"name={account}" in call
+    ]
     assert [p.message for p in report.problems] == [f"project tiny-lab: {account}: {why}" + p.message.split(why, 1)[1]
                                                     for p in report.problems]  # fmt: skip
     assert len(report.problems) == 1 and "no limits set" in report.problems[0].message
@@ -493,15 +559,35 @@ async def test_tiny_budget_rounds_down(ledger: Ledger) -> None:
 @pytest.mark.parametrize(
     ("command", "answer", "message"),
     [
-        pytest.param("sacct", CommandResult(1, "", "sacct: error: Problem talking to the database: Connection refused\n"),
-                     "sacct exited with 1: sacct: error: Problem talking to the database: Connection refused", id="sacct-fails"),
-        pytest.param("sacct", "slurm_load_jobs error: Unable to contact slurm controller\n", "sacct: unreadable answer: sacct line 1", id="sacct-garbled"),
-        pytest.param("scontrol", CommandResult(1, "", "slurm_load_assoc_mgr_info error: Unable to contact slurm controller\n"),
-                     "scontrol exited with 1", id="scontrol-fails"),
-        pytest.param("scontrol", "ClusterName=hpchub Account=vision-lab UserName= Partition=\n", "no GrpTRESMins", id="assoc-garbled"),
+        pytest.param(
+            "sacct",
+            CommandResult(1, "", "sacct: error: Problem talking to the database: Connection refused\n"),
+            "sacct exited with 1: sacct: error: Problem talking to the database: Connection refused",
+            id="sacct-fails",
+        ),
+        pytest.param(
+            "sacct",
+            "slurm_load_jobs error: Unable to contact slurm controller\n",
+            "sacct: unreadable answer: sacct line 1",
+            id="sacct-garbled",
+        ),
+        pytest.param(
+            "scontrol",
+            CommandResult(1, "", "slurm_load_assoc_mgr_info error: Unable to contact slurm controller\n"),
+            "scontrol exited with 1",
+            id="scontrol-fails",
+        ),
+        pytest.param(
+            "scontrol",
+            "ClusterName=hpchub Account=vision-lab UserName= Partition=\n",
+            "no GrpTRESMins",
+            id="assoc-garbled",
+        ),
     ],
 )
-async def test_a_failed_slurm_query_stops_the_pass_and_changes_nothing(ledger: Ledger, command, answer, message) -> None:
+async def test_a_failed_slurm_query_stops_the_pass_and_changes_nothing(
+    ledger: Ledger, command, answer, message
+) -> None:
     slurm = FakeSlurm(scontrol=FRESH, sacct=sacct(BOB_H200_90S, ALICE_RUNNING))
     slurm.answer(command, answer)
     with pytest.raises(ReconcileError, match=message):
@@ -546,7 +632,12 @@ async def test_dry_run_changes_nothing(ledger: Ledger) -> None:
         "vision-lab: limits not computed in a dry run (1 charges to import first)",
     ]
     assert ledger.charges("vision-lab") == [] and ledger.outside_jobs() == []
-    assert [command_key(call) for call in slurm.calls] == ["scontrol", "sacct", "sacctmgr tree", "sacctmgr show"]  # reads only
+    assert [command_key(call) for call in slurm.calls] == [
+        "scontrol",
+        "sacct",
+        "sacctmgr tree",
+        "sacctmgr show",
+    ]  # reads only
 
 
 # --- the command ----------------------------------------------------------------------------------
@@ -591,8 +682,12 @@ def command(ledger: Ledger, ledger_url: str, tmp_path: Path, monkeypatch: pytest
 
 
 def test_command_one_pass(command, ledger: Ledger) -> None:
-    answers = {"scontrol": {"stdout": FRESH}, "sacct": {"stdout": sacct(BOB_H200_90S)}, "squeue": {"stdout": ""},
-               "sacctmgr": {"stdout": " Modified\n", "show": {"stdout": DEMO_ASSOCIATIONS}}}
+    answers = {
+        "scontrol": {"stdout": FRESH},
+        "sacct": {"stdout": sacct(BOB_H200_90S)},
+        "squeue": {"stdout": ""},
+        "sacctmgr": {"stdout": " Modified\n", "show": {"stdout": DEMO_ASSOCIATIONS}},
+    }
     code, out, err = command(answers, "--slurm-conf", "/etc/slurm/x.conf")
     assert (code, err) == (0, "")
     assert out.splitlines()[0] == "charged job 12 on vision-lab (bob): 1 x h200 x 90 s = 0.025 GPU-h"
@@ -600,15 +695,25 @@ def test_command_one_pass(command, ledger: Ledger) -> None:
 
 
 def test_command_slurm_failure_exits_1_with_one_line(command, ledger: Ledger) -> None:
-    answers = {"scontrol": {"stdout": FRESH}, "sacct": {"rc": 1, "stderr": "sacct: error: Problem talking to the database: Connection refused\n"}}
+    answers = {
+        "scontrol": {"stdout": FRESH},
+        "sacct": {"rc": 1, "stderr": "sacct: error: Problem talking to the database: Connection refused\n"},
+    }
     code, out, err = command(answers)
     assert (code, out) == (1, "")
-    assert err == "hpchub reconcile: sacct exited with 1: sacct: error: Problem talking to the database: Connection refused\n"
+    assert (
+        err
+        == "hpchub reconcile: sacct exited with 1: sacct: error: Problem talking to the database: Connection refused\n"
+    )
 
 
 def test_command_problem_exits_1(command) -> None:
-    answers = {"scontrol": {"stdout": assoc_mgr(assoc("cs101"), assoc("vision-lab"))}, "sacct": {"stdout": ""},
-               "squeue": {"stdout": ""}, "sacctmgr": {}}
+    answers = {
+        "scontrol": {"stdout": assoc_mgr(assoc("cs101"), assoc("vision-lab"))},
+        "sacct": {"stdout": ""},
+        "squeue": {"stdout": ""},
+        "sacctmgr": {},
+    }
     code, _out, err = command(answers)
     assert (code, err) == (1, "hpchub reconcile: tiny-lab: no Slurm association on cluster hpchub\n")
 
@@ -617,11 +722,14 @@ def test_command_problem_exits_1(command) -> None:
     ("args", "message"),
     [
         pytest.param(("--every", "0"), "hpchub: --every: must be more than 0 seconds, got 0\n", id="every-0"),
-        pytest.param(("--every", "x"), "hpchub reconcile: argument --every: invalid float value: 'x'\n", id="every-word"),
+        pytest.param(
+            ("--every", "x"), "hpchub reconcile: argument --every: invalid float value: 'x'\n", id="every-word"
+        ),
         pytest.param(("--cluster", "A;B"), "hpchub: --cluster: not a valid Slurm cluster name: 'A;B'\n", id="cluster"),
         pytest.param(("--db-url", "nothing"), "hpchub: --db-url: not a database URL: 'nothing'\n", id="db-url"),
-        pytest.param(("--orphan-grace", "-1"), "hpchub: --orphan-grace: from 0 to 86400 seconds, got -1\n",
-                     id="orphan-grace"),
+        pytest.param(
+            ("--orphan-grace", "-1"), "hpchub: --orphan-grace: from 0 to 86400 seconds, got -1\n", id="orphan-grace"
+        ),
     ],
 )
 def test_command_bad_input_exits_2(command, args, message) -> None:
@@ -645,6 +753,8 @@ async def test_every_runs_passes_until_sigterm_and_survives_a_failed_pass(ledger
     os.kill(os.getpid(), signal.SIGTERM)
     assert await asyncio.wait_for(task, 5) == 0
     out, err = capsys.readouterr()
-    assert err.splitlines()[0].endswith("Z hpchub reconcile: sacct exited with 1: sacct: error: slurmdbd down")  # stamped
+    assert err.splitlines()[0].endswith(
+        "Z hpchub reconcile: sacct exited with 1: sacct: error: slurmdbd down"
+    )  # stamped
     assert out.count("charged job 12") == 1  # the next pass imported it, later passes nothing
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL

@@ -59,7 +59,10 @@ def test_every_setting_is_named_once_and_ours_are_not_refused(tmp_path):
         c.Spawner.env_keep = ["PATH"]
     """)  # fmt: skip
     lines = refused_settings(config, SlurmGPUSpawner)
-    assert [line.split(" is ")[0] for line in lines] == ["c.SlurmGPUSpawner.req_memory", "c.SlurmGPUSpawner.req_partition"]
+    assert [line.split(" is ")[0] for line in lines] == [
+        "c.SlurmGPUSpawner.req_memory",
+        "c.SlurmGPUSpawner.req_partition",
+    ]
 
 
 def test_stock_batchspawner_keeps_its_settings(tmp_path):

@@ -29,7 +29,11 @@ CONTEXT = RequestContext(
 def test_a_ready_project_environment_of_the_chosen_project_is_accepted() -> None:
     request = CONTEXT.validate({"project": "vision-lab", "environment": "project:tiny"})
     assert (request.environment, request.slurm_account, request.gpus, request.hours) == (
-        "project:tiny", "vision-acc", 1, Decimal(1))
+        "project:tiny",
+        "vision-acc",
+        1,
+        Decimal(1),
+    )
 
 
 @pytest.mark.parametrize(

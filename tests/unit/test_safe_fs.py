@@ -191,10 +191,16 @@ def test_copy_sealed_makes_new_closed_inodes(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        pytest.param(lambda top, tmp: (top / "lib" / "evil.pth").symlink_to(tmp / "users-own.pth"),
-                     "a user may change", id="link-to-a-users-file"),
-        pytest.param(lambda top, tmp: (top / "lib" / "up").symlink_to("../../elsewhere"), "a user may change",
-                     id="relative-link-out"),
+        pytest.param(
+            lambda top, tmp: (top / "lib" / "evil.pth").symlink_to(tmp / "users-own.pth"),
+            "a user may change",
+            id="link-to-a-users-file",
+        ),
+        pytest.param(
+            lambda top, tmp: (top / "lib" / "up").symlink_to("../../elsewhere"),
+            "a user may change",
+            id="relative-link-out",
+        ),
         pytest.param(lambda top, tmp: os.mkfifo(top / "lib" / "pipe"), "never holds", id="fifo"),
     ],
 )

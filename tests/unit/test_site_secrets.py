@@ -49,8 +49,13 @@ def test_write_demo_secret_creates_once_with_mode_0600_and_a_marker(tmp_path) ->
     assert write_demo_secret(older) == "ab" * 32  # a file from before the tags is kept as it is
 
 
-SITE = {"cookie_secret": secrets.token_bytes(32), "cookie_secret_file": None, "crypt_keys": [secrets.token_bytes(32)],
-        "allow_insecure_issuer": False, "client_secret": secrets.token_hex(32)}
+SITE = {
+    "cookie_secret": secrets.token_bytes(32),
+    "cookie_secret_file": None,
+    "crypt_keys": [secrets.token_bytes(32)],
+    "allow_insecure_issuer": False,
+    "client_secret": secrets.token_hex(32),
+}
 
 
 @pytest.mark.parametrize(
@@ -59,9 +64,16 @@ SITE = {"cookie_secret": secrets.token_bytes(32), "cookie_secret_file": None, "c
         pytest.param({"allow_insecure_issuer": True}, "allow_insecure_issuer is for demo mode only", id="http-issuer"),
         pytest.param({"cookie_secret": demo_secret()}, "the cookie secret is a demo-generated one", id="cookie"),
         pytest.param({"crypt_keys": []}, "no crypt key: set JUPYTERHUB_CRYPT_KEY", id="no-crypt-key"),
-        pytest.param({"crypt_keys": [secrets.token_bytes(32), demo_secret()]},
-                     "JUPYTERHUB_CRYPT_KEY holds a demo-generated key", id="demo-crypt-key-rotated"),
-        pytest.param({"client_secret": demo_secret().hex()}, "the OpenID Connect client secret is the demo provider's", id="client"),
+        pytest.param(
+            {"crypt_keys": [secrets.token_bytes(32), demo_secret()]},
+            "JUPYTERHUB_CRYPT_KEY holds a demo-generated key",
+            id="demo-crypt-key-rotated",
+        ),
+        pytest.param(
+            {"client_secret": demo_secret().hex()},
+            "the OpenID Connect client secret is the demo provider's",
+            id="client",
+        ),
     ],
 )
 def test_site_problems(change: dict, problem: str) -> None:

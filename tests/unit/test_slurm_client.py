@@ -485,7 +485,6 @@ async def test_missing_binary_is_a_command_error(tmp_path: Path) -> None:
     assert str(info.value).startswith("sinfo exited with 127: cannot execute")
 
 
-
 # -- accounting for the ledger's reconciler (literal output of Slurm 22.05.8) -------------------------
 
 # TZ=UTC sacct --noheader --parsable2 -X --allusers --accounts=vision-lab,cs101,tiny-lab
@@ -514,9 +513,17 @@ def test_parse_accounting_literal_sacct() -> None:
     assert (cancelled_pending.gpu_type_counts, cancelled_pending.untyped_gpus) == ({}, 0)
     assert records["2"].gpu_type_counts == {} and records["2"].elapsed_seconds == 3  # cpu partition
     timeout = records["3"]
-    assert (timeout.user, timeout.account, timeout.slurm_state, timeout.elapsed_seconds) == ("bob", "vision-lab", "TIMEOUT", 87)
+    assert (timeout.user, timeout.account, timeout.slurm_state, timeout.elapsed_seconds) == (
+        "bob",
+        "vision-lab",
+        "TIMEOUT",
+        87,
+    )
     assert (timeout.gpu_type_counts, timeout.untyped_gpus, timeout.time_limit_minutes) == ({"h200": 1}, 1, 1)
-    assert (timeout.start, timeout.end) == (datetime(2026, 11, 29, 2, 50, 33, tzinfo=UTC), datetime(2026, 11, 29, 2, 52, tzinfo=UTC))
+    assert (timeout.start, timeout.end) == (
+        datetime(2026, 11, 29, 2, 50, 33, tzinfo=UTC),
+        datetime(2026, 11, 29, 2, 52, tzinfo=UTC),
+    )
     assert records["5"].gpu_type_counts == {"a100": 1}
     running = records["8"]
     assert (running.state, running.end, running.elapsed_seconds, running.gpu_type_counts) == (
@@ -531,7 +538,9 @@ def test_parse_accounting_reads_times_in_the_given_zone_and_skips_pending_array_
     plus_one = timezone(timedelta(hours=1))
     [record] = parse_accounting(ACCOUNTING_OUTPUT.splitlines()[2], tz=plus_one)
     assert record.start == datetime(2026, 11, 29, 1, 50, 33, tzinfo=UTC)
-    [het] = parse_accounting("12+1|bob|vision-lab|COMPLETED|60|billing=2,gres/gpu:h200=1,gres/gpu=1|2026-11-29T02:00:00|2026-11-29T02:01:00|explore|UNLIMITED\n")
+    [het] = parse_accounting(
+        "12+1|bob|vision-lab|COMPLETED|60|billing=2,gres/gpu:h200=1,gres/gpu=1|2026-11-29T02:00:00|2026-11-29T02:01:00|explore|UNLIMITED\n"
+    )
     assert (het.job_id, het.time_limit_minutes) == ("12+1", None)
 
 
@@ -540,9 +549,13 @@ def test_parse_accounting_reads_times_in_the_given_zone_and_skips_pending_array_
     [
         pytest.param("3|bob|vision-lab|TIMEOUT|87", "expected 10 fields", id="short-line"),
         pytest.param("3|bob|vision-lab|TIMEOUT||billing=2|None|None|explore|1", "ElapsedRaw", id="no-elapsed"),
-        pytest.param("3|bob|vision-lab|TIMEOUT|5|gres/gpu:h200=x|None|None|explore|1", "not a GPU count", id="bad-gpu-count"),
+        pytest.param(
+            "3|bob|vision-lab|TIMEOUT|5|gres/gpu:h200=x|None|None|explore|1", "not a GPU count", id="bad-gpu-count"
+        ),
         pytest.param("3|bob|vision-lab|TIMEOUT|5||yesterday|None|explore|1", "Start is not a time", id="bad-start"),
-        pytest.param("sacct: error: Problem talking to the database: Connection refused", "expected 10 fields", id="error-text"),
+        pytest.param(
+            "sacct: error: Problem talking to the database: Connection refused", "expected 10 fields", id="error-text"
+        ),
     ],
 )
 def test_parse_accounting_is_strict(line: str, message: str) -> None:
@@ -555,7 +568,9 @@ def test_parse_accounting_is_strict(line: str, message: str) -> None:
     [
         pytest.param("billing=2,cpu=4,gres/gpu:h200=1,gres/gpu=1,mem=16000M,node=1", {"h200": 1}, 1, id="one-h200"),
         pytest.param("billing=4,cpu=8,gres/gpu:h200=2,gres/gpu=2,mem=32000M,node=1", {"h200": 2}, 2, id="two-h200"),
-        pytest.param("billing=1,cpu=4,gres/gpu:a100=1,gres/gpu=1,mem=16000M,node=1", {"a100": 1}, 1, id="a100-billing-1"),
+        pytest.param(
+            "billing=1,cpu=4,gres/gpu:a100=1,gres/gpu=1,mem=16000M,node=1", {"a100": 1}, 1, id="a100-billing-1"
+        ),
         pytest.param("billing=5,gres/gpu:a100=1,gres/gpu:h200=2,gres/gpu=3", {"a100": 1, "h200": 2}, 3, id="two-types"),
         pytest.param("cpu=1,mem=1000M,node=1", {}, 0, id="cpu-only"),
         pytest.param("billing=0,cpu=4,gres/gpu=1,node=1", {}, 1, id="untyped-gpu"),
@@ -638,9 +653,21 @@ def test_parse_assoc_mgr_limits_on_run_minutes_and_partitions() -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        pytest.param("ClusterName=c Account=a UserName= Partition=\n    GrpTRESMins=billing=N(0)\n", "no GrpTRESRunMins", id="no-run-minutes"),
-        pytest.param("ClusterName=c Account=a UserName= Partition=\n    GrpTRESMins=cpu=N(0)\n    GrpTRESRunMins=billing=N(0)\n", "no billing item", id="no-billing"),
-        pytest.param("ClusterName=c Account=a UserName= Partition=\n    GrpTRESMins=billing=12.5(0)\n    GrpTRESRunMins=billing=N(0)\n", "unreadable billing", id="fractional"),
+        pytest.param(
+            "ClusterName=c Account=a UserName= Partition=\n    GrpTRESMins=billing=N(0)\n",
+            "no GrpTRESRunMins",
+            id="no-run-minutes",
+        ),
+        pytest.param(
+            "ClusterName=c Account=a UserName= Partition=\n    GrpTRESMins=cpu=N(0)\n    GrpTRESRunMins=billing=N(0)\n",
+            "no billing item",
+            id="no-billing",
+        ),
+        pytest.param(
+            "ClusterName=c Account=a UserName= Partition=\n    GrpTRESMins=billing=12.5(0)\n    GrpTRESRunMins=billing=N(0)\n",
+            "unreadable billing",
+            id="fractional",
+        ),
         pytest.param("ClusterName=c Account= UserName= Partition=\n", "without an account", id="no-account"),
     ],
 )
@@ -654,14 +681,22 @@ def test_parse_assoc_mgr_nothing_cached() -> None:
 
 
 async def test_sacct_accounts_assoc_mgr_and_sacctmgr_argv(hub_env: None) -> None:
-    runner = FakeRunner(ok(ACCOUNTING_OUTPUT), ok(ACCOUNTING_OUTPUT), ok(ASSOC_MGR_OUTPUT), ok(" Modified account associations...\n"), ok())
+    runner = FakeRunner(
+        ok(ACCOUNTING_OUTPUT),
+        ok(ACCOUNTING_OUTPUT),
+        ok(ASSOC_MGR_OUTPUT),
+        ok(" Modified account associations...\n"),
+        ok(),
+    )
     client = SlurmClient(slurm_conf=SLURM_CONF, runner=runner)
     start = datetime(2026, 10, 30, 1, 2, 3, tzinfo=timezone(timedelta(hours=2)))
     assert await client.sacct_accounts(["cs101", "vision-lab"], start=start) == ACCOUNTING_OUTPUT
     await client.sacct_accounts(["cs101"], start=start, cluster="hpchub")
     assert await client.assoc_mgr(["cs101", "vision-lab"]) == ASSOC_MGR_OUTPUT
     await client.sacctmgr_modify("account", "vision-lab", cluster="hpchub", settings={"GrpTRESMins": "billing=11993"})
-    await client.sacctmgr_modify("user", "bob", account="vision-lab", cluster="hpchub", settings={"GrpTRESMins": "billing=-1"})
+    await client.sacctmgr_modify(
+        "user", "bob", account="vision-lab", cluster="hpchub", settings={"GrpTRESMins": "billing=-1"}
+    )
     argvs = [call["argv"] for call in runner.calls]
     assert argvs == [
         [
@@ -682,7 +717,12 @@ async def test_sacct_accounts_assoc_mgr_and_sacctmgr_argv(hub_env: None) -> None
             "set", "GrpTRESMins=billing=-1",
         ],
     ]  # fmt: skip
-    assert runner.calls[0]["env"] == {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8", "SLURM_CONF": SLURM_CONF, "TZ": "UTC"}
+    assert runner.calls[0]["env"] == {
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+        "SLURM_CONF": SLURM_CONF,
+        "TZ": "UTC",
+    }
     assert await client.sacct_accounts([], start=start) == "" and await client.assoc_mgr([]) == ""  # nothing run
 
 
@@ -695,14 +735,33 @@ async def test_sacct_accounts_assoc_mgr_and_sacctmgr_argv(hub_env: None) -> None
         pytest.param(lambda c: c.sacct_accounts(["a"], start=datetime(2026, 1, 1)), id="naive-start"),
         pytest.param(lambda c: c.sacct_accounts(["a"], start=datetime.now(UTC), cluster="a b"), id="bad-cluster"),
         pytest.param(lambda c: c.assoc_mgr(["a b"]), id="space-in-account"),
-        pytest.param(lambda c: c.sacctmgr_modify("qos", "a", cluster="c", settings={"GrpTRESMins": "billing=1"}), id="entity"),
-        pytest.param(lambda c: c.sacctmgr_modify("account", "a", cluster="c", settings={"Fairshare": "1"}), id="setting"),
-        pytest.param(lambda c: c.sacctmgr_modify("account", "a", cluster="c", settings={"GrpTRESMins": "billing=1 x"}), id="value-space"),
-        pytest.param(lambda c: c.sacctmgr_modify("account", "a", cluster="c", settings={"GrpTRESMins": "billing=1.5"}), id="value-fraction"),
+        pytest.param(
+            lambda c: c.sacctmgr_modify("qos", "a", cluster="c", settings={"GrpTRESMins": "billing=1"}), id="entity"
+        ),
+        pytest.param(
+            lambda c: c.sacctmgr_modify("account", "a", cluster="c", settings={"Fairshare": "1"}), id="setting"
+        ),
+        pytest.param(
+            lambda c: c.sacctmgr_modify("account", "a", cluster="c", settings={"GrpTRESMins": "billing=1 x"}),
+            id="value-space",
+        ),
+        pytest.param(
+            lambda c: c.sacctmgr_modify("account", "a", cluster="c", settings={"GrpTRESMins": "billing=1.5"}),
+            id="value-fraction",
+        ),
         pytest.param(lambda c: c.sacctmgr_modify("account", "a", cluster="c", settings={}), id="no-setting"),
-        pytest.param(lambda c: c.sacctmgr_modify("user", "bob", cluster="c", settings={"GrpTRESMins": "billing=1"}), id="user-without-account"),
-        pytest.param(lambda c: c.sacctmgr_modify("user", "Bob;x", account="a", cluster="c", settings={"MaxSubmitJobs": "0"}), id="bad-user"),
-        pytest.param(lambda c: c.sacctmgr_modify("account", "a", account="b", cluster="c", settings={"MaxSubmitJobs": "0"}), id="account-with-account"),
+        pytest.param(
+            lambda c: c.sacctmgr_modify("user", "bob", cluster="c", settings={"GrpTRESMins": "billing=1"}),
+            id="user-without-account",
+        ),
+        pytest.param(
+            lambda c: c.sacctmgr_modify("user", "Bob;x", account="a", cluster="c", settings={"MaxSubmitJobs": "0"}),
+            id="bad-user",
+        ),
+        pytest.param(
+            lambda c: c.sacctmgr_modify("account", "a", account="b", cluster="c", settings={"MaxSubmitJobs": "0"}),
+            id="account-with-account",
+        ),
     ],
 )
 async def test_accounting_commands_validate_before_running(hub_env: None, call) -> None:

@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_defaults_are_slurms_own() -> None:
     cluster = SlurmCluster.from_config(Config())
     assert (cluster.name, cluster.slurm_conf, cluster.bin_dir, cluster.command_timeout, cluster.job_name_prefix) == (
-        "", "", "", 30.0, "hpchub"
+        "",
+        "",
+        "",
+        30.0,
+        "hpchub",
     )
     client = cluster.client()
     assert (client.slurm_conf, client.bin_dir, client.timeout) == (None, "", 30.0)
@@ -114,8 +118,11 @@ def test_the_spawner_gets_its_client_and_job_name_from_the_cluster() -> None:
     c.SlurmGPUSpawner.slurm_command_timeout = 9.0
     c.SlurmGPUSpawner.job_name = "site-jobs"
     spawner = SlurmGPUSpawner(config=c)
-    assert (spawner.client.slurm_conf, spawner.client.bin_dir, spawner.client.timeout) == ("/etc/slurm/old.conf",
-                                                                                           "/usr/bin", 9.0)
+    assert (spawner.client.slurm_conf, spawner.client.bin_dir, spawner.client.timeout) == (
+        "/etc/slurm/old.conf",
+        "/usr/bin",
+        9.0,
+    )
     assert spawner.job_name == "site-jobs"
     assert SlurmGPUSpawner(config=Config()).job_name == "hpchub-jupyter"
 

@@ -13,8 +13,15 @@ pytestmark = pytest.mark.unit
 ROOT = Path(__file__).resolve().parents[2]
 SLURM = ROOT / "spawners" / "slurm"
 # The JupyterHub adapters: they join the Slurm layer to the hub's ledger, settings and pages.
-ADAPTERS = {"spawner.py", "form.py", "form_hooks.py", "form_budget.py", "project_envs.py", "ledger_link.py",
-            "request_context.py"}
+ADAPTERS = {
+    "spawner.py",
+    "form.py",
+    "form_hooks.py",
+    "form_budget.py",
+    "project_envs.py",
+    "ledger_link.py",
+    "request_context.py",
+}
 SLURM_COMMANDS = ("sbatch", "scancel", "squeue", "sacct", "sinfo", "sacctmgr", "scontrol", "srun", "sshare", "sprio")
 
 

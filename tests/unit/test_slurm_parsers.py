@@ -104,7 +104,9 @@ def test_parse_slurm_time_minutes(text: str, minutes: int | None) -> None:
     assert parse_slurm_time_minutes(text) == minutes
 
 
-@pytest.mark.parametrize("text", ["", "n/a", "1:2:3:4", "-5", "8h"], ids=["empty", "n/a", "four-parts", "negative", "unit"])
+@pytest.mark.parametrize(
+    "text", ["", "n/a", "1:2:3:4", "-5", "8h"], ids=["empty", "n/a", "four-parts", "negative", "unit"]
+)
 def test_parse_slurm_time_minutes_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         parse_slurm_time_minutes(text)

@@ -45,11 +45,18 @@ def ledger(ledger_url):
 @pytest.mark.parametrize(
     ("user", "projects", "expected"),
     [
-        pytest.param("bob", ["vision-lab"], {"vision-lab": ("100.0 GPU-h left; your cap: 20.0 left", "")}, id="bob-cap"),
-        pytest.param("erin", ["tiny-lab", "broke-lab"], {
-            "tiny-lab": ("0.25 GPU-h left", ""),
-            "broke-lab": ("0.1 GPU-h left", "cannot pay for the smallest session, 1 GPU for 0.25 h = 0.125 GPU-h"),
-        }, id="erin-one-usable"),  # fmt: skip
+        pytest.param(
+            "bob", ["vision-lab"], {"vision-lab": ("100.0 GPU-h left; your cap: 20.0 left", "")}, id="bob-cap"
+        ),
+        pytest.param(
+            "erin",
+            ["tiny-lab", "broke-lab"],
+            {
+                "tiny-lab": ("0.25 GPU-h left", ""),
+                "broke-lab": ("0.1 GPU-h left", "cannot pay for the smallest session, 1 GPU for 0.25 h = 0.125 GPU-h"),
+            },
+            id="erin-one-usable",
+        ),  # fmt: skip
         pytest.param("erin", ["tiny-lab", "no-such-lab"], {"tiny-lab": ("0.25 GPU-h left", "")}, id="unknown-left-out"),
     ],
 )
@@ -105,8 +112,9 @@ def test_a_lab_hours_only_course_cannot_be_chosen_outside_its_lab_hours(ledger, 
     budgets = project_budgets(ledger, "carol", DEMO, ["cs101"], lab_hours)
     assert budgets["cs101"].reason == reason and budgets["cs101"].course.lab_hours_only
     assert project_budgets(ledger, "dave", DEMO, ["cs101"], {"cs101": False})["cs101"].reason == ""  # staff: unbound
-    preview = initial_preview(ledger, context("carol", ["cs101"]), {"gpu_type": "a100", "gpus": "1"}, budgets,
-                              lab_hours)
+    preview = initial_preview(
+        ledger, context("carol", ["cs101"]), {"gpu_type": "a100", "gpus": "1"}, budgets, lab_hours
+    )
     assert preview.answer["allowed"] is (reason == "")
     if reason:
         assert "(course rule lab-hours-only)" in preview.answer["message"]

@@ -92,9 +92,14 @@ def _render(previous=None, cluster=DEMO, projects=("vision-lab", "tiny-lab"), **
     ("partition", "disabled_types"),
     [
         pytest.param("gpu", {"": "none (CPU only) (partition gpu has GPUs)"}, id="gpu-has-both"),
-        pytest.param("debug", {"": "none (CPU only) (partition debug has GPUs)", "h200": "h200 (not in partition debug)"},
-                     id="debug-a100-only"),
-        pytest.param("cpu", {"a100": "a100 (not in partition cpu)", "h200": "h200 (not in partition cpu)"}, id="cpu-none"),
+        pytest.param(
+            "debug",
+            {"": "none (CPU only) (partition debug has GPUs)", "h200": "h200 (not in partition debug)"},
+            id="debug-a100-only",
+        ),
+        pytest.param(
+            "cpu", {"a100": "a100 (not in partition cpu)", "h200": "h200 (not in partition cpu)"}, id="cpu-none"
+        ),
     ],
 )
 def test_gpu_types_not_in_the_partition_are_disabled_with_the_reason(partition, disabled_types) -> None:
@@ -106,11 +111,22 @@ def test_gpu_types_not_in_the_partition_are_disabled_with_the_reason(partition, 
 @pytest.mark.parametrize(
     ("previous", "disabled_gpus", "selected"),
     [
-        pytest.param({"partition": "small", "gpu_type": "a100", "gpus": "4"},
-                     {"0": "0 (only on a partition without GPUs)", "3": "3 (a small node has 2 a100)",
-                      "4": "4 (a small node has 2 a100)"}, "2", id="more-than-the-node-has-moves-down"),
-        pytest.param({"partition": "big", "gpu_type": "h200", "gpus": "3"},
-                     {"0": "0 (only on a partition without GPUs)"}, "3", id="big-node-all-allowed"),
+        pytest.param(
+            {"partition": "small", "gpu_type": "a100", "gpus": "4"},
+            {
+                "0": "0 (only on a partition without GPUs)",
+                "3": "3 (a small node has 2 a100)",
+                "4": "4 (a small node has 2 a100)",
+            },
+            "2",
+            id="more-than-the-node-has-moves-down",
+        ),
+        pytest.param(
+            {"partition": "big", "gpu_type": "h200", "gpus": "3"},
+            {"0": "0 (only on a partition without GPUs)"},
+            "3",
+            id="big-node-all-allowed",
+        ),
     ],
 )
 def test_gpu_counts_above_the_nodes_count_are_disabled(previous, disabled_gpus, selected) -> None:
@@ -155,7 +171,8 @@ def test_projects_show_what_is_left_and_one_that_cannot_pay_is_disabled() -> Non
 
 def test_a_project_that_cannot_pay_is_not_preselected() -> None:
     assert form_choices(DEMO, ["tiny-lab", "vision-lab"], CATALOGUE, {"project": "tiny-lab"}, BUDGETS).project == (
-        "vision-lab")
+        "vision-lab"
+    )
     assert form_choices(DEMO, ["tiny-lab"], CATALOGUE, {"project": "tiny-lab"}, BUDGETS).project == "tiny-lab"
 
 
@@ -226,12 +243,26 @@ REFUSED = {"allowed": False, "summary": "", "left_now": "Left now, before this s
 @pytest.mark.parametrize(
     ("preview", "texts"),
     [
-        pytest.param(FormPreview(ALLOWED), {"summary": ALLOWED["summary"], "refusal": "", "offers": "",
-                                            "left-now": ALLOWED["left_now"]}, id="allowed"),
-        pytest.param(FormPreview(REFUSED), {"summary": "", "refusal": REFUSED["message"], "offers": REFUSED["offer_text"],
-                                            "left-now": REFUSED["left_now"]}, id="refused-with-offers"),
-        pytest.param(FormPreview(error="hours: too long"), {"summary": "", "refusal": "hours: too long", "offers": ""},
-                     id="preview-error"),
+        pytest.param(
+            FormPreview(ALLOWED),
+            {"summary": ALLOWED["summary"], "refusal": "", "offers": "", "left-now": ALLOWED["left_now"]},
+            id="allowed",
+        ),
+        pytest.param(
+            FormPreview(REFUSED),
+            {
+                "summary": "",
+                "refusal": REFUSED["message"],
+                "offers": REFUSED["offer_text"],
+                "left-now": REFUSED["left_now"],
+            },
+            id="refused-with-offers",
+        ),
+        pytest.param(
+            FormPreview(error="hours: too long"),
+            {"summary": "", "refusal": "hours: too long", "offers": ""},
+            id="preview-error",
+        ),
     ],
 )
 def test_the_server_renders_the_preview_of_the_initial_choices(preview, texts) -> None:
@@ -285,7 +316,9 @@ def test_a_students_course_rules_disable_choices_with_the_rule() -> None:
 def _form_data(text: str) -> dict:
     import json  # noqa: PLC0415
 
-    return json.loads(text.split('<script type="application/json" id="hpchub-form-data">', 1)[1].split("</script>", 1)[0])
+    return json.loads(
+        text.split('<script type="application/json" id="hpchub-form-data">', 1)[1].split("</script>", 1)[0]
+    )
 
 
 def test_the_script_receives_every_reason_from_the_server() -> None:
@@ -299,7 +332,10 @@ def test_the_script_receives_every_reason_from_the_server() -> None:
     assert data["reasons"]["vision-lab"]["cpu"]["gpus"][""] == {"0": "", **{str(n): "partition cpu has no GPUs"
                                                                             for n in range(1, 5)}}  # fmt: skip
     course = data["reasons"]["cs101"]["gpu"]
-    assert course["gpu_type"]["h200"] == "course rule: a100 only" and course["gpus"]["a100"]["2"] == "course rule: at most 1"
+    assert (
+        course["gpu_type"]["h200"] == "course rule: a100 only"
+        and course["gpus"]["a100"]["2"] == "course rule: at most 1"
+    )
 
 
 def test_the_json_block_cannot_close_its_script() -> None:
@@ -314,7 +350,9 @@ def test_the_script_is_a_static_file_that_applies_no_rule() -> None:
     script = (template_dirs()[0] / "static" / SCRIPT_NAME).read_text()
     for rule_word in ("MaxTime", "course rule", "has no GPUs", "max_quarters", "gpus_per_node"):
         assert rule_word not in script
-    text = render_options_form(DEMO, ["vision-lab"], CATALOGUE, {}, BUDGETS, script_url="/hub/hpchub/static/spawn_form.js")
+    text = render_options_form(
+        DEMO, ["vision-lab"], CATALOGUE, {}, BUDGETS, script_url="/hub/hpchub/static/spawn_form.js"
+    )
     assert '<script src="/hub/hpchub/static/spawn_form.js" defer></script>' in text
     assert "function" not in text  # no script in the page itself
 

@@ -38,7 +38,7 @@ def test_the_proxy_unit_targets_the_hub_port() -> None:
 
 def test_environment_files_and_lines_layer_over_systemds_account_variables(tmp_path) -> None:
     env_file = tmp_path / "hub.env"
-    env_file.write_text("# secrets\nJUPYTERHUB_CRYPT_KEY=abc\n; comment\nLANG=\"C.UTF-8\"\n\nHOME=/srv/hub\n")
+    env_file.write_text('# secrets\nJUPYTERHUB_CRYPT_KEY=abc\n; comment\nLANG="C.UTF-8"\n\nHOME=/srv/hub\n')
     text = ("[Service]\nUser=root\nGroup=root\nWorkingDirectory=/\n"
             f"EnvironmentFile={env_file}\nEnvironmentFile=-{tmp_path}/missing.env\n"
             "Environment=A=1 \"B=two words\"\nExecStart=/bin/true\n")  # fmt: skip

@@ -156,7 +156,9 @@ async def test_pending_reasons_and_start_estimates_come_from_the_one_squeue_call
     slurm.squeue_answers = [lines(pending("201"), pending("202", "Priority"), pending("203", "AssocGrpBillingMinutes"))]
     await watcher.refresh()
     assert len(slurm.squeue_calls) == 1 and slurm.sacct_calls == []
-    seen = {job_id: (watcher.status(job_id).reason, watcher.status(job_id).start_time) for job_id in ("201", "202", "203")}
+    seen = {
+        job_id: (watcher.status(job_id).reason, watcher.status(job_id).start_time) for job_id in ("201", "202", "203")
+    }
     assert seen == {"201": ("Resources", "2026-11-29T03:10:00"), "202": ("Priority", "2026-11-29T03:10:00"),
                     "203": ("AssocGrpBillingMinutes", "2026-11-29T03:10:00")}  # fmt: skip
 

@@ -269,7 +269,11 @@ def render_gres_conf(settings: ClusterSettings) -> str:
     for node in settings.profile_spec.nodes:
         if node.gpu_type:
             last = node.gpus - 1
-            files = f"{settings.dev_dir}/{node.name}/nvidia[0-{last}]" if last else f"{settings.dev_dir}/{node.name}/nvidia0"
+            files = (
+                f"{settings.dev_dir}/{node.name}/nvidia[0-{last}]"
+                if last
+                else f"{settings.dev_dir}/{node.name}/nvidia0"
+            )
             lines.append(f"NodeName={node.name} Name=gpu Type={node.gpu_type} File={files}")
     return "\n".join(lines) + "\n"
 

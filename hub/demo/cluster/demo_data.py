@@ -48,16 +48,27 @@ def ensure_slurm_accounts(run: Callable[..., subprocess.CompletedProcess], clust
     ``run(*argv, check=...)`` runs a Slurm command with the cluster's SLURM_CONF.
     """
     existing = run(
-        "sacctmgr", "--noheader", "--parsable2", "show", "associations",
-        f"cluster={cluster}", "format=Account,User",
+        "sacctmgr",
+        "--noheader",
+        "--parsable2",
+        "show",
+        "associations",
+        f"cluster={cluster}",
+        "format=Account,User",
     ).stdout
     pairs = {tuple(line.split("|")[:2]) for line in existing.splitlines() if "|" in line}
     accounts = {account for account, _ in pairs}
     for account, description in DEMO_ACCOUNTS.items():
         if account not in accounts:
             run(
-                "sacctmgr", "-i", "add", "account", account, f"cluster={cluster}",
-                f"description={description}", "organization=hpchub-demo",
+                "sacctmgr",
+                "-i",
+                "add",
+                "account",
+                account,
+                f"cluster={cluster}",
+                f"description={description}",
+                "organization=hpchub-demo",
             )
     for user, user_accounts in DEMO_USERS.items():
         for account in user_accounts:

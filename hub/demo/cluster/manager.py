@@ -115,9 +115,7 @@ class Cluster:
         return env
 
     def slurm(self, *argv: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            list(argv), env=self.env(), capture_output=True, text=True, timeout=timeout, check=check
-        )
+        return subprocess.run(list(argv), env=self.env(), capture_output=True, text=True, timeout=timeout, check=check)
 
     # ----- up -----
     def up(self) -> None:
@@ -356,8 +354,7 @@ class Cluster:
         def ready() -> bool:
             states = self.node_states()
             return names <= set(states) and all(
-                not any(bad in states[n] for bad in ("down", "drain", "unk", "fail", "not_responding"))
-                for n in names
+                not any(bad in states[n] for bad in ("down", "drain", "unk", "fail", "not_responding")) for n in names
             )
 
         try:
@@ -381,8 +378,12 @@ class Cluster:
         self.slurm("scancel", *job_ids, check=False)
         self.say(f"jobs: cancelled {len(job_ids)}")
         try:
-            wait_for(lambda: not self.slurm("squeue", "--noheader", "--format=%i", check=False).stdout.split(),
-                     timeout=timeout, interval=0.5, what="the cancelled jobs to end")
+            wait_for(
+                lambda: not self.slurm("squeue", "--noheader", "--format=%i", check=False).stdout.split(),
+                timeout=timeout,
+                interval=0.5,
+                what="the cancelled jobs to end",
+            )
         except TimeoutError as exc:
             self.say(f"jobs: {exc}")
 

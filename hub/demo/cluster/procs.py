@@ -76,8 +76,15 @@ def _signal(pid: int, sig: int) -> None:
 
 
 def spawn_foreground(
-    argv: list[str], *, pid_file: Path, log_file: Path, env: dict | None = None, cwd: str | None = None,
-    user: int | None = None, group: int | None = None, extra_groups: list[int] | None = None,
+    argv: list[str],
+    *,
+    pid_file: Path,
+    log_file: Path,
+    env: dict | None = None,
+    cwd: str | None = None,
+    user: int | None = None,
+    group: int | None = None,
+    extra_groups: list[int] | None = None,
 ) -> int:
     """Start a program that stays in the foreground, detached, and write its pid file.
 

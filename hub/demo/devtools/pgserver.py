@@ -220,7 +220,9 @@ class PostgresServer:
             "--auth-local=trust", "--auth-host=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync",
         )  # fmt: skip
         with open(self.data_dir / "postgresql.conf", "a") as conf:
-            conf.write("\n# hpchub: this run's settings (rewritten at every start)\ninclude_if_exists = 'hpchub.conf'\n")
+            conf.write(
+                "\n# hpchub: this run's settings (rewritten at every start)\ninclude_if_exists = 'hpchub.conf'\n"
+            )
 
     def _write_settings(self, port: int) -> None:
         settings = {**self.settings, "port": str(port), "unix_socket_directories": f"'{self.socket_dir}'"}
@@ -238,7 +240,9 @@ class PostgresServer:
             self.log_file.touch(exist_ok=True)
             self._chown(self.log_file)
             try:
-                self._run("pg_ctl", "--pgdata", str(self.data_dir), "--log", str(self.log_file), "-w", "-t", "60", "start")
+                self._run(
+                    "pg_ctl", "--pgdata", str(self.data_dir), "--log", str(self.log_file), "-w", "-t", "60", "start"
+                )
             except PostgresError:
                 if attempt == attempts - 1 or self.running():  # (the port may have been taken meanwhile)
                     raise
@@ -273,7 +277,9 @@ class PostgresServer:
 
     @classmethod
     @contextmanager
-    def scratch(cls, base_dir: str | os.PathLike | None = None, *, prefix: str = "hpchub-pg-", **kwargs) -> Iterator[PostgresServer]:
+    def scratch(
+        cls, base_dir: str | os.PathLike | None = None, *, prefix: str = "hpchub-pg-", **kwargs
+    ) -> Iterator[PostgresServer]:
         """A new, empty server, stopped and its directory removed afterwards.
 
         ``base_dir``: a fixed directory (a server that a killed run left running there is

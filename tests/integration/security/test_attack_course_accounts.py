@@ -81,7 +81,9 @@ def test_a_course_on_the_root_account_is_refused_and_root_gets_no_limit(portal, 
     created = _create_course(portal, dave, name=name, account="root")
     try:
         _reconcile(portal, hpchub)
-        assert "billing" not in _billing_limit(portal, "root"), "the reconciler capped root, the parent of every account"
+        assert "billing" not in _billing_limit(portal, "root"), (
+            "the reconciler capped root, the parent of every account"
+        )
         assert created.status_code == 400, created.text
         assert created.json()["field"] == "account"
         message = created.json()["message"]

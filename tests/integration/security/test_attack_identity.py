@@ -33,8 +33,17 @@ def _add_idp_accounts(portal, principals: list[str]) -> str:
     data = json.loads(original)
     accounts = data["accounts"] if isinstance(data, dict) else data
     for principal in principals:
-        accounts.append({"username": principal, "password": "attack-demo", "sub": principal, "name": principal,
-                         "email": principal, "email_verified": True, "groups": list(VICTIM_GROUPS)})
+        accounts.append(
+            {
+                "username": principal,
+                "password": "attack-demo",
+                "sub": principal,
+                "name": principal,
+                "email": principal,
+                "email_verified": True,
+                "groups": list(VICTIM_GROUPS),
+            }
+        )
     tmp = portal.accounts_file.with_suffix(".attack")
     tmp.write_text(json.dumps(data, indent=2))
     os.replace(tmp, portal.accounts_file)
@@ -80,8 +89,14 @@ def _free_uid(low: int, high: int) -> int:
 
 
 UID_TEST_USER = "hpchubuidtest"
-UID_TEST_OPTIONS = {"project": "vision-lab", "partition": "gpu", "gpu_type": "h200", "gpus": 1, "hours": 0.25,
-                    "environment": "default"}
+UID_TEST_OPTIONS = {
+    "project": "vision-lab",
+    "partition": "gpu",
+    "gpu_type": "h200",
+    "gpus": 1,
+    "hours": 0.25,
+    "environment": "default",
+}
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ STUDENT = "carol"
 OPTIONS = {"project": "cs101", "gpu_type": "a100", "gpus": 1, "hours": 0.25}
 RECORD = ".hpchub-recorded-authorization"
 # Run by the student's own server at its start: every request's Authorization header, to a file.
-RECORDER = f'''
+RECORDER = f"""
 import os
 import tornado.httputil
 
@@ -42,7 +42,7 @@ def _recording_init(self, *args, **kwargs):
 
 
 tornado.httputil.HTTPServerRequest.__init__ = _recording_init
-'''
+"""
 
 
 def _as_student(*argv: str) -> None:
@@ -97,8 +97,9 @@ def token_owner(portal, authorization: str) -> dict:
     return answer.json()
 
 
-def test_the_reconcilers_passes_hand_no_credential_to_a_students_server(portal, hpchub, reconciler_env,
-                                                                         recording_session):
+def test_the_reconcilers_passes_hand_no_credential_to_a_students_server(
+    portal, hpchub, reconciler_env, recording_session
+):
     for _ in range(3):
         reconcile_pass(portal, hpchub)
     # the recorder works: the student's own server token, sent by the student, is recorded

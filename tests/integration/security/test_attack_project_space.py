@@ -127,7 +127,8 @@ def _assert_canary_dirs_unchanged(canary) -> None:
     for entry, path in canary["dirs"].items():
         assert _owner_mode(path) == canary["before"][entry], (
             f"root changed {path} (the target of a member's symlink {entry}): "
-            f"{_owner_mode(path)} instead of {canary['before'][entry]}")
+            f"{_owner_mode(path)} instead of {canary['before'][entry]}"
+        )
 
 
 def _assert_layout(space: Path) -> None:
@@ -196,11 +197,14 @@ def test_a_members_planted_kernel_and_labextension_do_not_reach_another_members_
     directory with a python3 kernel, and adds labextensions/; then alice (the PI) starts a session."""
     _old_modes(space)
     _swap_for_symlinks(space, {"shared": canary["dirs"]["shared"], "envs": canary["dirs"]["envs"]})
-    planted = _as("bob", f"""mv {space / 'kernels'} {space / 'kernels'}.orig-by-bob &&
-        mkdir -p {space / 'kernels' / 'python3'} {space / 'labextensions' / 'evil-ext'} &&
+    planted = _as(
+        "bob",
+        f"""mv {space / "kernels"} {space / "kernels"}.orig-by-bob &&
+        mkdir -p {space / "kernels" / "python3"} {space / "labextensions" / "evil-ext"} &&
         printf '%s' '{{"argv": ["/bin/sh", "-c", "touch /tmp/pwned-by-bob"], "display_name": "planted by bob",
-        "language": "python"}}' > {space / 'kernels' / 'python3' / 'kernel.json'} &&
-        echo '{{"name": "evil-ext"}}' > {space / 'labextensions' / 'evil-ext' / 'package.json'}""")
+        "language": "python"}}' > {space / "kernels" / "python3" / "kernel.json"} &&
+        echo '{{"name": "evil-ext"}}' > {space / "labextensions" / "evil-ext" / "package.json"}""",
+    )
     assert planted.returncode == 0, planted.stderr
     hub_log = portal.state_dir / "log" / "jupyterhub.log"
     seen = hub_log.stat().st_size
@@ -217,7 +221,9 @@ def test_a_members_planted_kernel_and_labextension_do_not_reach_another_members_
         assert not problems, f"alice's JUPYTER_PATH {paths} has what a member can write: {problems}"
         _assert_canary_dirs_unchanged(canary)
         log = hub_log.read_bytes()[seen:].decode(errors="replace")
-        assert f"moved aside {space / 'kernels'}" in log and f"moved aside {space / 'labextensions'}" in log, log[-3000:]
+        assert f"moved aside {space / 'kernels'}" in log and f"moved aside {space / 'labextensions'}" in log, log[
+            -3000:
+        ]
     finally:
         portal.session().delete(portal.spawn_path("alice"), timeout=60)
         portal.wait_stopped("alice")
@@ -251,9 +257,12 @@ def test_a_swapped_envs_does_not_show_a_root_file_as_a_build_log(portal, space, 
     _old_modes(space)
     own = Path(tempfile.mkdtemp(prefix="bob-envs-", dir="/var/tmp"))
     shutil.chown(own, "bob", "bob")
-    made = _as("bob", f"""mkdir -p {own / 'atk' / '1'} && ln -s {canary['file']} {own / 'atk' / '1' / 'build.log'} &&
-        echo failed > {own / 'atk' / '1' / 'status'} &&
-        mv {space / 'envs'} {space / 'envs'}.orig-by-bob && ln -s {own} {space / 'envs'}""")
+    made = _as(
+        "bob",
+        f"""mkdir -p {own / "atk" / "1"} && ln -s {canary["file"]} {own / "atk" / "1" / "build.log"} &&
+        echo failed > {own / "atk" / "1" / "status"} &&
+        mv {space / "envs"} {space / "envs"}.orig-by-bob && ln -s {own} {space / "envs"}""",
+    )
     assert made.returncode == 0, made.stderr
     try:
         shown = _everything_the_hub_shows(portal, logged_in, env_cli, "atk")
@@ -277,11 +286,15 @@ def test_a_builders_own_version_directory_does_not_show_a_root_file_as_its_log(
         os.chmod(version.parent, 0o2750)
         os.chown(version, _uid("alice"), gid)
         os.chmod(version, 0o2750)
-        (version / "build.json").write_text(json.dumps({"job_id": "999999", "requested_by": "alice",
-                                                        "submitted_at": "2026-12-07T00:00:00+00:00"}))
-    swapped = _as("alice", f"""echo failed > {space / 'envs' / 'atk' / '1' / 'status'} &&
-        ln -s {canary['file']} {space / 'envs' / 'atk' / '1' / 'build.log'} &&
-        echo 'hpchub: a log of its own' > {space / 'envs' / 'atk' / '2' / 'build.log'}""")
+        (version / "build.json").write_text(
+            json.dumps({"job_id": "999999", "requested_by": "alice", "submitted_at": "2026-12-07T00:00:00+00:00"})
+        )
+    swapped = _as(
+        "alice",
+        f"""echo failed > {space / "envs" / "atk" / "1" / "status"} &&
+        ln -s {canary["file"]} {space / "envs" / "atk" / "1" / "build.log"} &&
+        echo 'hpchub: a log of its own' > {space / "envs" / "atk" / "2" / "build.log"}""",
+    )
     assert swapped.returncode == 0, swapped.stderr
     try:
         shown = _everything_the_hub_shows(portal, logged_in, env_cli, "atk")
@@ -302,7 +315,7 @@ def test_a_job_log_symlink_in_the_home_does_not_show_a_root_file_in_the_spawn_er
     then starts a session that fails before Jupyter answers: the error shows the log's tail."""
     last = max((int(line) for line in portal.slurm("sacct", "-a", "-X", "-n", "-P", "-o", "JobIDRaw", "-S",
                                                    "2020-01-01").split() if line.isdigit()), default=0)  # fmt: skip
-    home = Path(f"/home/bob")
+    home = Path("/home/bob")
     links = [home / f".hpchub-jupyter-{job_id}.log" for job_id in range(last + 1, last + 40)]
     planted = _as("bob", " && ".join(f"ln -sf {canary['file']} {link}" for link in links))
     assert planted.returncode == 0, planted.stderr
