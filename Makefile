@@ -27,13 +27,14 @@ NPM         := PATH=$(NODE_BIN):$$PATH $(NODE_BIN)/node $(NODE_BIN)/../lib/node_
 
 export HPCHUB_DEMO_DIR HPCHUB_TEST_DIR
 
-.PHONY: help deps install demo demo-stop demo-status test test-unit bench bench-budget bench-pages bench-scale
+.PHONY: help deps install lint demo demo-stop demo-status test test-unit bench bench-budget bench-pages bench-scale
 
 help:
 	@echo "make demo       install what is missing, start the demo portal at http://127.0.0.1:8000"
 	@echo "make demo-stop  stop the demo (hub, proxy, cluster) by pid files"
 	@echo "make test       install what is missing, run every test against its own cluster"
 	@echo "make test-unit  only the fast unit tests"
+	@echo "make lint       ruff (lint, format) and the import layers (import-linter), as CI runs them"
 	@echo "make bench      every benchmark (figures against a baseline measured in the same run)"
 	@echo "make bench-budget  the spawn-time budget check, SQLite and PostgreSQL (BENCH_ARGS=--quick: smaller)"
 	@echo "make bench-pages   what the project and admin pages read and draw (BENCH_ARGS=--quick: smaller)"
@@ -49,7 +50,7 @@ $(PY): | deps
 
 $(DEPS_STAMP): | $(PY)
 	$(PY) -m pip install -q -r images/default/requirements.txt
-	$(PY) -m pip install -q ".[test]"
+	$(PY) -m pip install -q ".[test,lint]"
 	rm -f $(VENV)/.deps-* && touch $@
 
 $(PROXY_STAMP): | $(DEPS_STAMP)
@@ -78,6 +79,13 @@ demo-stop:
 
 demo-status:
 	$(HPCHUB) demo status --state-dir $(HPCHUB_DEMO_DIR)
+
+# ruff and import-linter, pinned in pyproject.toml's `lint` extra, configured in its [tool.ruff] and
+# [tool.importlinter]; the layers are drawn in docs/architecture.md.
+lint: $(DEPS_STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
 
 test-unit: install
 	$(PY) -m pytest -m unit $(PYTEST_ARGS)
