@@ -21,6 +21,7 @@ ADAPTERS = {
     "project_envs.py",
     "ledger_link.py",
     "request_context.py",
+    "request_hooks.py",
 }
 SLURM_COMMANDS = ("sbatch", "scancel", "squeue", "sacct", "sinfo", "sacctmgr", "scontrol", "srun", "sshare", "sprio")
 
