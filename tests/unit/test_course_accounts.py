@@ -18,7 +18,7 @@ from hub.ledger.course_accounts import (
     mirror_refusal,
 )
 from hub.ledger.errors import LedgerInputError
-from hub.reconcile.reconciler import closed_limit
+from hub.reconcile.plan import closed_limit
 from spawners.slurm.accounts import TREE_ARGV, parse_account_tree, read_account_tree
 from spawners.slurm.client import CommandResult, SlurmClient
 from spawners.slurm.reservations import parse_reservations

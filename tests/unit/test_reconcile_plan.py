@@ -1,4 +1,4 @@
-"""Unit tests for ``hpchub reconcile`` (hub/reconcile/reconciler.py): the pure planning and mirror
+"""Unit tests for ``hpchub reconcile`` (hub/reconcile/plan.py, reconciler.py): the pure planning and mirror
 on literal Slurm 22.05 output, one pass against a fake Slurm and a real SQLite ledger, and the
 command's exit codes with fake Slurm binaries."""
 
@@ -24,7 +24,7 @@ from hub.ledger.types import (
     ProjectKind,
     ProjectState,
 )
-from hub.reconcile.reconciler import (
+from hub.reconcile.plan import (
     LimitChange,
     ReconcileError,
     counting_start,
@@ -32,10 +32,10 @@ from hub.reconcile.reconciler import (
     limit_change,
     mirror_limit,
     plan_accounting,
-    reconcile_pass,
     sacct_window_start,
     slurm_cluster,
 )
+from hub.reconcile.reconciler import reconcile_pass
 from spawners.slurm.accounts import TREE_ARGV
 from spawners.slurm.client import CommandResult, SlurmClient
 from spawners.slurm.parsers import parse_accounting, parse_assoc_mgr
