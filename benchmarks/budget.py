@@ -1,4 +1,4 @@
-"""Benchmark: the spawn-time budget check of the ledger (issue 4, "Benchmark").
+"""Benchmark: the spawn-time budget check of the ledger.
 
     /opt/hpchub/venv/bin/python benchmarks/budget.py [--rows N] [--projects N]
         [--backend sqlite|postgresql|both] [--iterations N] [--quick] [--seed N]

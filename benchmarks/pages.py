@@ -1,4 +1,4 @@
-"""Benchmark: what the project and admin pages cost the hub (issue 5), on SQLite.
+"""Benchmark: what the project and admin pages cost the hub, on SQLite.
 
     /opt/hpchub/venv/bin/python benchmarks/pages.py [--rows N] [--projects N] [--iterations N] [--quick]
 

@@ -1,4 +1,4 @@
-"""Benchmark: the hub at scale, side by side with stock batchspawner (issue 6, "Benchmarks").
+"""Benchmark: the hub at scale, side by side with stock batchspawner.
 
     /opt/hpchub/venv/bin/python benchmarks/scale.py [--quick] [--strict] [--state-dir DIR]
         [--sessions 1,10,50,200] [--pairs N] [--burst N] [--users N] [--interval S] [--window S]

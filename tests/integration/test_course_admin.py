@@ -1,4 +1,4 @@
-"""A course's settings through the real hub (issue 7): the instructor's TA extension limit
+"""A course's settings through the real hub: the instructor's TA extension limit
 binds a TA's extension (refused above it with the rule named); a lab-hours-only course
 refuses its students outside the lab hours (spawn, form and preview); a course that stops
 a dropped student's sessions stops them with the reason on the student's page; hpchub course sync

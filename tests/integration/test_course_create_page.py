@@ -1,4 +1,4 @@
-"""Creating a course from its page (issue 7) in a real browser (Playwright, Debian's chromium),
+"""Creating a course from its page in a real browser (Playwright, Debian's chromium),
 through the real login: dave (an instructor; the demo lets instructors give up to 500 GPU-h)
 sees a refused field's message under that field, then creates the course and becomes its
 instructor; a student gets 403 from the page and the API; the dashboard's Course settings form

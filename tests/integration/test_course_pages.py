@@ -1,4 +1,4 @@
-"""The course dashboard (issue 7) in a real browser (Playwright driving Debian's chromium), through the
+"""The course dashboard in a real browser (Playwright driving Debian's chromium), through the
 real OpenID Connect login, against the real cluster and ledger: as instructor (dave), as TA (tom),
 as a student who must not see others (carol), and as an outsider; lab hours switched from the
 page put carol's next session into the course's Slurm reservation.

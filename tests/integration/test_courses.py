@@ -1,4 +1,4 @@
-"""Courses through the real hub (issue 7): the course's rules bind a student's spawn, and a
+"""Courses through the real hub: the course's rules bind a student's spawn, and a
 principal on the roster becomes a member at the first login."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Project environments (issue 8) on the real cluster: the project space and its group, a build
+"""Project environments on the real cluster: the project space and its group, a build
 as a Slurm job from the demo's wheelhouse, the kernel in a member's session (a real kernel
 imports the package), a non-member who neither sees nor can use it, and a failing rebuild
 that leaves the previous version the default.

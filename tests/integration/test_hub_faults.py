@@ -1,5 +1,5 @@
 """Fault suite, the hub's side: kill -9 of the hub during a spawn and during a stop, orphaned
-and forged jobs (the contract's orphan rule), and a locked ledger database. Real cluster, real hub.
+and forged jobs (the orphan rule), and a locked ledger database. Real cluster, real hub.
 
 What must hold after each fault: no tagged Slurm job runs that the hub does not track (an
 interrupted start is cancelled at restart; a job no session records is cancelled by the

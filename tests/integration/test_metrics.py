@@ -40,7 +40,7 @@ def test_metrics_show_scheduler_calls_spawn_outcomes_and_project_hours(portal):
 
 
 def test_metrics_count_a_started_session_its_slurm_calls_and_its_hold(portal, bob_job):
-    """Issue 6's list with a session running: spawn outcomes (started, validation), the watcher's
+    """The metrics with a session running: spawn outcomes (started, validation), the watcher's
     squeue and the sbatch counted and timed, and vision-lab's running session and hold."""
     bad = portal.session().post(portal.spawn_path("carol"), json={"user_options": {"gpus": "many"}}, timeout=60)
     assert bad.status_code == 400

@@ -1,4 +1,4 @@
-"""Publishing a project environment into the images catalogue (issue 8) on the real cluster: an
+"""Publishing a project environment into the images catalogue on the real cluster: an
 admin publishes vision-lab's environment (the command line and the API), the spawn form offers it to
 a non-member, whose session starts with its kernel as the default and imports its package in a real
 kernel; only admins publish; unpublished, it is gone from the form and refused at spawn."""

@@ -74,7 +74,7 @@ def slurm_limit(portal, account: str, user: str = "") -> str:
 
 
 def expected_limit(portal, project: str, slurm_minutes: int, user: str | None = None) -> int:
-    """The contract's L from the ledger's exact figures: S + floor(120 x (limit - charges - running))."""
+    """The mirror's L from the ledger's exact figures: S + floor(120 x (limit - charges - running))."""
     with Ledger(portal.ledger_url) as ledger:
         figures = ledger.mirror_figures(project, user)
         outside = sum(job.reservation_mgs for job in ledger.outside_jobs(project) if user in (None, job.user))

@@ -1,4 +1,4 @@
-"""Security suite gaps (issue 6): a form post without the XSRF token, the batchspawner handler
+"""Security suite gaps: a form post without the XSRF token, the batchspawner handler
 given another server's token, and the hub refusing to start outside demo mode with a demo
 secret (a real ``jupyterhub`` process). The injection table is tests/unit/test_options.py, the
 endpoint x role matrix tests/integration/test_api.py, the handler's other payloads test_spawn.py."""

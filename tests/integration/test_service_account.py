@@ -1,4 +1,4 @@
-"""Issue 9's must-show: the hub started from the units ``hpchub deploy`` generates, as a service
+"""The hub started from the units ``hpchub deploy`` generates, as a service
 account (not root), spawns for bob through the generated sudo rules.
 
 ``hpchub demo up --run-as ACCOUNT`` switches the test portal's proxy, hub and reconciler to the

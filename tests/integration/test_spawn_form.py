@@ -151,7 +151,7 @@ def _check_project_page(page, portal) -> None:
 
 @pytest.mark.browser
 def test_must_show_bob_previews_starts_extends_reads_his_project_and_stops(portal, browser) -> None:
-    """Issue 5's must-show, end to end in one browser as bob: the form's preview, the progress page
+    """End to end in one browser as bob: the form's preview, the progress page
     (job id, node), JupyterLab, the home page (cost so far, held, extend cost), Extend by 1 h,
     the project page with its chart, Stop; every figure against ``hpchub usage vision-lab --json``."""
     assert portal.server("bob") is None

@@ -195,7 +195,7 @@ def test_nobody_but_an_admin_changes_their_own_cap(role) -> None:
     )
 
 
-# --- a course's own TA extension limit (issue 7) --------------------------------------------------------
+# --- a course's own TA extension limit --------------------------------------------------------
 
 COURSE_RULES = CourseRules(per_student_mgs=5 * H, ta_extension_mgs=2 * H)
 # actor, current cap, new cap, the course's TA extension (None: unset), site limit -> refused message part

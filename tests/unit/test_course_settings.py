@@ -1,4 +1,4 @@
-"""A course's settings through the API (issue 7): the body's checks (the CLI's own) and the answer."""
+"""A course's settings through the API: the body's checks (the CLI's own) and the answer."""
 
 from __future__ import annotations
 

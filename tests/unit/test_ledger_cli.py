@@ -330,7 +330,7 @@ def test_help_lists_the_ledger_commands(hpchub) -> None:
         assert f"    {group} " in out
 
 
-# --- courses (issue 7) ------------------------------------------------------------------------------
+# --- courses ------------------------------------------------------------------------------
 
 
 COURSE = ("course", "create", "cs101", "--account", "cs101", "--start", "2026-01-01", "--end", "2026-06-30",

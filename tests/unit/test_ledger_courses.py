@@ -1,4 +1,4 @@
-"""Courses (issue 7): rules, their checks inside the admission, the roster CSV, joining at
+"""Courses: rules, their checks inside the admission, the roster CSV, joining at
 login, the report. Runs on SQLite here and on PostgreSQL in tests/integration."""
 
 from __future__ import annotations

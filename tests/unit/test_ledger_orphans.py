@@ -1,4 +1,4 @@
-"""The contract's orphan rule (hub/ledger/orphans.py): the pure planning on literal squeue
+"""The orphan rule (hub/ledger/orphans.py): the pure planning on literal squeue
 output, the ledger's records, and reconcile passes against a fake Slurm and a real SQLite ledger."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The 20-way race (issue 4): 20 concurrent admissions against a budget that fits exactly 5.
+"""The 20-way race: 20 concurrent admissions against a budget that fits exactly 5.
 
 Every thread admits through its own connection; exactly 5 must be held, the other 15
 refused with the message, and the ledger must add up afterwards. ``ledger_url`` (see

@@ -328,7 +328,7 @@ def test_character_check_comes_before_other_checks() -> None:
     assert "\n" not in caught.value.message  # the value is shown escaped
 
 
-# --- project environments (issue 8) ---------------------------------------------------------------
+# --- project environments ---------------------------------------------------------------
 
 READY = {"vision-lab": ("tiny",), "cs101": ("course-env",)}
 

@@ -326,7 +326,7 @@ def test_slurm_cluster_comes_from_slurmctld() -> None:
     assert slurm_cluster([], "other") == "other"
 
 
-# --- the contract's required mirror cases, one pass each ------------------------------------------
+# --- the mirror's required cases, one pass each ------------------------------------------
 
 
 async def test_an_outside_job_running_when_the_mirror_runs(ledger: Ledger) -> None:
