@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
+from spawners import names
 from spawners.slurm.accounts import TREE_ARGV
 from spawners.slurm.cluster_parsers import NODE_ADDRESS_FORMAT, SINFO_FORMAT
 from spawners.slurm.parsers import (
@@ -49,13 +50,13 @@ from spawners.slurm.parsers import (
     parse_user_accounts,
 )
 
-USER_NAME_PATTERN = re.compile(r"[a-z_][a-z0-9_-]{0,31}")
+USER_NAME_PATTERN = names.UNIX_ACCOUNT
 ENV_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # squeue --name takes a comma-separated list: a job name must not split.
 JOB_NAME_PATTERN = re.compile(r"[^,\s]{1,200}")
 # Slurm account and cluster names in argument lists (no ',', '=', space or leading '-').
-ACCOUNT_NAME_PATTERN = re.compile(r"[a-z0-9_][a-z0-9_.-]{0,63}")
-CLUSTER_NAME_PATTERN = re.compile(r"[a-z0-9_][a-z0-9_-]{0,63}")
+ACCOUNT_NAME_PATTERN = names.SLURM_ACCOUNT
+CLUSTER_NAME_PATTERN = names.SLURM_CLUSTER
 # sacctmgr modify ... set KEY=VALUE: the settings this client may change, with their value rules.
 _TRES_MINUTES_VALUE = re.compile(r"[a-z][a-z0-9/:_-]*=-?[0-9]{1,18}(?:,[a-z][a-z0-9/:_-]*=-?[0-9]{1,18})*")
 SACCTMGR_SETTINGS: Mapping[str, re.Pattern[str]] = {
