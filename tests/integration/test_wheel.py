@@ -66,7 +66,7 @@ def test_the_wheel_carries_the_templates_and_the_images_catalogue(wheel):
 def test_the_wheel_carries_every_migration_and_the_idp_and_example_files(wheel):
     expected = {str(p.relative_to(ROOT)) for p in (ROOT / "hub" / "ledger" / "migrations").rglob("*")
                 if p.is_file() and "__pycache__" not in p.parts}  # fmt: skip
-    expected |= {str(p.relative_to(ROOT)) for p in (ROOT / "hub" / "idp").iterdir()
+    expected |= {str(p.relative_to(ROOT)) for p in (ROOT / "hub" / "demo" / "idp").iterdir()
                  if p.suffix in (".mjs", ".json")}  # fmt: skip
     expected |= {"hub/examples/hpchub_config.py"}
     assert "hub/ledger/migrations/script.py.mako" in expected and "hub/demo/idp/provider.mjs" in expected

@@ -7,7 +7,9 @@ import json
 import pytest
 from traitlets.config import Config
 
+from hub.demo import portal
 from hub.demo.config import configure_demo
+from tests.conftest import REPO_ROOT
 
 pytestmark = pytest.mark.unit
 
@@ -80,3 +82,9 @@ def test_a_flag_out_of_its_limits_names_the_flag(tmp_path):
 
     with pytest.raises(SystemExit, match=r"--idle-timeout: from 0 \(off\) to 10080 minutes, got 20000"):
         _demo_settings(_up_args("--state-dir", str(tmp_path), "--idle-timeout", "20000"), creating=True)
+
+
+def test_a_checkout_finds_its_templates_catalogue_and_identity_provider():
+    assert portal.TEMPLATES_DIR == REPO_ROOT / "templates"
+    assert portal.CATALOGUE_SOURCE_CANDIDATES[0] == REPO_ROOT / "images" / "catalog.toml"
+    assert (portal.PACKAGE_ROOT / "idp" / "provider.mjs").is_file()
