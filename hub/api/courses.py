@@ -35,7 +35,6 @@ from tornado import web
 from hub.api import views
 from hub.api.access import check_course_creation
 from hub.api.handlers import _NAME, API_PREFIX, LedgerAPIHandler, ProjectAPIHandler
-from hub.api.lab_hours_state import hub_slurm_client
 from hub.api.scopes import MANAGE_SCOPE, READ_SCOPE
 from hub.ledger import arithmetic as arith
 from hub.ledger.course_records import COURSE_FIELDS, new_course
@@ -44,6 +43,7 @@ from hub.ledger.errors import LedgerInputError
 from hub.ledger.types import Role, check_enum, check_project_name, check_text
 from spawners.slurm.accounts import AccountTree, read_account_tree
 from spawners.slurm.client import SlurmCommandError
+from spawners.slurm.cluster import SlurmCluster
 
 SETTINGS_KEYS = ("ta_extension_limit_gpu_hours", "lab_hours_only", "on_drop", "idle_stop_after_minutes", "reason")
 SETTINGS_EXAMPLE = '{"ta_extension_limit_gpu_hours": 2, "reason": "lab week"}'
@@ -156,7 +156,7 @@ class CourseCreateHandler(LedgerAPIHandler):
         does not have (its budget could not be spent), on root or on a parent of other accounts
         (its limits would cap them all). None (and a 503 sent) if Slurm cannot be asked."""
         try:
-            return await read_account_tree(hub_slurm_client(self.settings["config"]))
+            return await read_account_tree(SlurmCluster.from_config(self.settings["config"]).client(log=self.log))
         except (SlurmCommandError, ValueError) as exc:
             detail = exc.summary if isinstance(exc, SlurmCommandError) else str(exc)
             self.log.warning("create course: cannot read Slurm's accounts: %s", detail)

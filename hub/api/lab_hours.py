@@ -26,7 +26,6 @@ from hub.api import views
 from hub.api.handlers import _NAME, API_PREFIX, ProjectAPIHandler
 from hub.api.lab_hours_state import (
     HPCHubCourses,
-    hub_slurm_client,
     lab_hours,
     lab_hours_json,
 )
@@ -34,6 +33,7 @@ from hub.api.scopes import MANAGE_SCOPE, READ_SCOPE
 from hub.ledger.course_accounts import foreign_reservation
 from hub.ledger.types import Role, check_project_name
 from spawners.slurm.client import SlurmCommandError, SlurmTimeoutError
+from spawners.slurm.cluster import SlurmCluster
 from spawners.slurm.reservations import (
     create_reservation,
     delete_reservation,
@@ -94,7 +94,7 @@ class LabHoursHandler(ProjectAPIHandler):
     @needs_scope(READ_SCOPE)
     async def get(self, project: str) -> None:
         reservation, _account, _caller = await self.course(project, switching=False)
-        answer = await self.state(hub_slurm_client(self.settings["config"]), reservation)
+        answer = await self.state(SlurmCluster.from_config(self.settings["config"]).client(log=self.log), reservation)
         self.send_json({"project": project, **answer})
 
     @needs_scope(MANAGE_SCOPE)
@@ -104,7 +104,7 @@ class LabHoursHandler(ProjectAPIHandler):
         change = self.body(lambda body: views.parse_lab_hours_body(body, courses.lab_hours_max_minutes))
         if change.on and not courses.lab_hours_nodes:
             raise web.HTTPError(503, NO_NODES)
-        client = hub_slurm_client(self.settings["config"])
+        client = SlurmCluster.from_config(self.settings["config"]).client(log=self.log)
         lock = _LOCKS.setdefault(project, asyncio.Lock())
         async with lock:
             try:

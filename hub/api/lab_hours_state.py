@@ -1,6 +1,5 @@
-"""A course's lab hours: their settings (``c.HPCHubCourses``), the hub's Slurm client, and the
-reservation's state in words and as the lab-hours endpoint's JSON, for the endpoint and the
-course page alike.
+"""A course's lab hours: their settings (``c.HPCHubCourses``), the reservation's read, and its
+state in words and as the lab-hours endpoint's JSON, for the endpoint and the course page alike.
 
 The hub reads and switches the course's Slurm reservation with the hub's cluster
 (``c.SlurmCluster``, see :mod:`spawners.slurm.cluster`), so the page, the endpoint and the
@@ -21,7 +20,6 @@ from traitlets import Integer, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from spawners.slurm.client import SlurmClient, SlurmCommandError
-from spawners.slurm.cluster import SlurmCluster
 from spawners.slurm.reservations import (
     MAX_RESERVATION_MINUTES,
     NODE_NAME_PATTERN,
@@ -63,11 +61,6 @@ class HPCHubCourses(Configurable):
         if not 1 <= value <= MAX_RESERVATION_MINUTES:
             raise TraitError(f"HPCHubCourses.lab_hours_max_minutes: 1 to {MAX_RESERVATION_MINUTES}, got {value}")
         return value
-
-
-def hub_slurm_client(config) -> SlurmClient:
-    """The Slurm client of the hub's cluster (``c.SlurmCluster``) from the hub's configuration."""
-    return SlurmCluster.from_config(config).client(log=log)
 
 
 async def read_lab_hours(client: SlurmClient, reservation: str | None, now: datetime) -> LabHours:

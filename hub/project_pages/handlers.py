@@ -27,7 +27,7 @@ from jupyterhub.handlers import BaseHandler
 from tornado import web
 
 from hub.api.handlers import ledger_call
-from hub.api.lab_hours_state import HPCHubCourses, hub_slurm_client, read_lab_hours
+from hub.api.lab_hours_state import HPCHubCourses, read_lab_hours
 from hub.api.scopes import READ_SCOPE
 from hub.api.settings import HPCHubAPI
 from hub.envs.config import HPCHubEnvironments
@@ -38,6 +38,7 @@ from hub.ledger.types import Role
 from hub.project_pages import course_gather, gather, tables
 from hub.project_pages.chart import project_chart
 from hub.project_pages.settings import HPCHubPages
+from spawners.slurm.cluster import SlurmCluster
 
 T = TypeVar("T")
 PAGES_PREFIX = r"/hpchub"
@@ -133,7 +134,9 @@ class CoursePageHandler(LedgerPageHandler):
         ledger = await self.ledger()
         page = await self.run(course_gather.course_page, ledger, project, viewer)
         lab = await read_lab_hours(
-            hub_slurm_client(self.settings["config"]), page.rules.reservation, datetime.now(timezone.utc)
+            SlurmCluster.from_config(self.settings["config"]).client(log=self.log),
+            page.rules.reservation,
+            datetime.now(timezone.utc),
         )
         # the link to the new-course form (the form and the API decide again)
         can_create = viewer.is_admin or (

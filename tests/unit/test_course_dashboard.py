@@ -226,7 +226,8 @@ def test_lab_hours_settings_are_checked() -> None:
     from traitlets import TraitError
     from traitlets.config import Config
 
-    from hub.api.lab_hours_state import HPCHubCourses, hub_slurm_client
+    from hub.api.lab_hours_state import HPCHubCourses
+    from spawners.slurm.cluster import SlurmCluster
 
     c = Config()
     assert HPCHubCourses(config=c).lab_hours_nodes == []
@@ -243,9 +244,9 @@ def test_lab_hours_settings_are_checked() -> None:
     c = Config()
     c.SlurmGPUSpawner.slurm_conf = "/etc/slurm/x.conf"
     c.SlurmGPUSpawner.slurm_command_timeout = 12.0
-    client = hub_slurm_client(c)
+    client = SlurmCluster.from_config(c).client()
     assert (client.slurm_conf, client.timeout, client.bin_dir) == ("/etc/slurm/x.conf", 12.0, "")
-    assert hub_slurm_client(Config()).slurm_conf is None
+    assert SlurmCluster.from_config(Config()).client().slurm_conf is None
 
 
 # --- on a ledger ---------------------------------------------------------------------------------------------
