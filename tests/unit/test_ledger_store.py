@@ -43,6 +43,9 @@ LEDGER_TABLES = (
     "hpchub_outside_jobs", "hpchub_orphan_jobs", "hpchub_course_rules", "hpchub_roster", "hpchub_course_settings",
     "hpchub_login_groups",
     "hpchub_session_activity",
+    "hpchub_calls", "hpchub_call_closures", "hpchub_proposals", "hpchub_proposal_versions", "hpchub_proposal_events",
+    "hpchub_review_assignments", "hpchub_conflict_declarations", "hpchub_reviews", "hpchub_login_principals",
+    "hpchub_awards", "hpchub_invitations", "hpchub_invitation_answers", "hpchub_reports",
 )  # fmt: skip
 
 
