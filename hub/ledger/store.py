@@ -39,6 +39,8 @@ from hub.ledger.admission_sql import (
     _HOLDING,
     _MEMBER_CHARGES_SUM,
 )
+from hub.ledger.allocation_records import AllocationRecords
+from hub.ledger.award_records import AwardRecords
 from hub.ledger.course_groups import CourseGroups
 from hub.ledger.course_records import CourseRecords
 from hub.ledger.engine import (  # noqa: F401  (re-exported)
@@ -110,6 +112,8 @@ class Ledger(
     CourseRecords,
     CourseGroups,
     ProjectHistory,
+    AllocationRecords,
+    AwardRecords,
 ):
     """Projects, grants, members, caps, holds and charges in one database.
 
