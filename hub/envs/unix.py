@@ -82,6 +82,12 @@ def ensure_group(project: str, members: Iterable[str], *, manage: bool, hub_acco
     return gid
 
 
+def remove_group(project: str) -> None:
+    """Remove ``hpc-P`` (undoing an award that made it; the demo and sites that let the hub manage groups)."""
+    if group_id(project) is not None:
+        _run(["groupdel", group_name(project)])
+
+
 def ensure_space(space: ProjectSpace, members: Iterable[str], *, manage_groups: bool, hub_account: str = "",
                  settings=None) -> seal.SpaceReport:  # fmt: skip
     """PROJECT_ROOT/P with shared/, envs/ and kernels/, owned and moded as docs/environments.md lays out; what a member

@@ -44,7 +44,7 @@ from hub.ledger.allocations import (
     Review,
 )
 from hub.ledger.errors import LedgerInputError, NotFound
-from hub.ledger.models import Project
+from hub.ledger.models import LoginGroups, Project
 from hub.ledger.types import Role, check_text, check_user
 
 STARTUP_PERIOD_MONTHS = 12  # a start-up call awards once per user in this many months
@@ -107,6 +107,14 @@ class AllocationRecords:
     def _login_principal(self, session: Session, user: str) -> str | None:
         query = select(LoginPrincipal.principal).where(LoginPrincipal.user == user)
         return session.scalars(query.order_by(LoginPrincipal.id.desc()).limit(1)).first()
+
+    def user_login_groups(self, user: str) -> frozenset[str]:
+        """The identity provider's groups at ``user``'s latest login (empty if never seen)."""
+        check_user(user)
+        query = select(LoginGroups.groups).where(LoginGroups.user == user).order_by(LoginGroups.id.desc()).limit(1)
+        with self._read() as session:
+            text = session.scalars(query).first()
+        return frozenset(g for g in (text or "").split("\n") if g)
 
     # --- calls -----------------------------------------------------------------------------------
 

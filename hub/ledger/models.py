@@ -401,7 +401,3 @@ def _refuse_rewriting_history(session: Session, flush_context, instances) -> Non
     for instance in list(session.dirty) + list(session.deleted):
         if isinstance(instance, APPEND_ONLY) and (instance in session.deleted or session.is_modified(instance)):
             raise RuntimeError(f"{type(instance).__name__} rows are append-only: never updated or deleted")
-
-
-# Tables defined beside their records, on the same metadata (Alembic compares all of them).
-from hub.ledger import allocation_models as _allocation_models  # noqa: E402,F401

@@ -83,6 +83,9 @@ _SCANCEL_DONE_MARKERS = ("Invalid job id specified", "already completing or comp
 TERMINATE_GRACE_SECONDS = 2.0
 
 
+_DESCRIPTION = re.compile(r"[A-Za-z0-9][A-Za-z0-9.,:#()/ -]{0,99}")
+
+
 class SlurmCommandError(RuntimeError):
     """A Slurm command failed: non-zero exit, timeout, or unusable output.
 
@@ -537,6 +540,26 @@ class SlurmClient:
             f"account={validate_account_name(account)}", f"cluster={validate_cluster_name(cluster)}",
         ]  # fmt: skip
         return await self.run([*argv, *self._sacctmgr_settings(settings or {})])
+
+    async def sacctmgr_add_account(self, account: str, *, parent: str, cluster: str, description: str) -> str:
+        """``sacctmgr -i add account ACCOUNT parent=PARENT cluster=CLUSTER Description=TEXT``: a new
+        account under ``parent``. ``description`` is one line of letters, digits and ``.,:#()/ -``
+        (it reaches sacctmgr as one argv word, never a shell)."""
+        if not isinstance(description, str) or not _DESCRIPTION.fullmatch(description):
+            raise ValueError(f"account description must be 1-100 of letters, digits and .,:#()/ -, got {description!r}")
+        return await self.run([
+            "sacctmgr", "-i", "add", "account", validate_account_name(account),
+            f"parent={validate_account_name(parent)}", f"cluster={validate_cluster_name(cluster)}",
+            f"Description={description}",
+        ])  # fmt: skip
+
+    async def sacctmgr_remove_account(self, account: str, *, cluster: str) -> str:
+        """``sacctmgr -i remove account where name=ACCOUNT cluster=CLUSTER``: undo a new account
+        (sacctmgr refuses while jobs are active on it or it has accounts under it)."""
+        return await self.run([
+            "sacctmgr", "-i", "remove", "account", "where", f"name={validate_account_name(account)}",
+            f"cluster={validate_cluster_name(cluster)}",
+        ])  # fmt: skip
 
     async def sacctmgr_remove_user(self, user: str, *, account: str, cluster: str) -> str:
         """``sacctmgr -i remove user where name=USER account=ACCOUNT cluster=CLUSTER``: the user's
