@@ -6,6 +6,8 @@ import logging
 from datetime import datetime, timezone
 from urllib.parse import quote
 
+from hub.allocation_pages.routes import ROUTES as ALLOCATION_ROUTES
+from hub.allocation_pages.routes import allocation_roles
 from hub.api.handlers import session_job_view
 from hub.api.sessions import JobView, format_duration, session_json
 from hub.ledger import LedgerError
@@ -135,14 +137,17 @@ def my_projects(config):
 
 def configure_pages(c, *, apply_url: str = "") -> None:
     """Template variables of hpchub's templates (templates/*.html extend JupyterHub's) and
-    hpchub's own pages (the project and admin pages, ``c.JupyterHub.extra_handlers``)."""
+    hpchub's own pages (the project, admin and allocation pages, ``c.JupyterHub.extra_handlers``)."""
 
     c.JupyterHub.template_vars = {
         "hpchub_apply_url": apply_url,
         "hpchub_budget_banners": budget_banners(c),
         "hpchub_sessions": session_rows(c),
         "hpchub_projects": my_projects(c),
+        "hpchub_allocation_roles": allocation_roles(c),
     }
     handlers = list(c.JupyterHub.extra_handlers) if "extra_handlers" in c.JupyterHub else []
-    handlers += [route for route in ROUTES + ENVIRONMENT_ROUTES + STATIC_ROUTES if route not in handlers]
+    handlers += [
+        route for route in ROUTES + ENVIRONMENT_ROUTES + ALLOCATION_ROUTES + STATIC_ROUTES if route not in handlers
+    ]
     c.JupyterHub.extra_handlers = handlers
