@@ -48,9 +48,10 @@ def call_page(ledger: Ledger, name: str, reviewer_groups: list[str], today, page
     more = len(infos) > PAGE_SIZE
     infos = infos[:PAGE_SIZE]
     candidates = views.reviewer_candidates(ledger.login_groups(), reviewer_groups)
+    reviews_of = ledger.reviews_of(info.id for info in infos)
     rows, open_ones = [], []
     for info in infos:
-        reviews = ledger.reviews(info.id)
+        reviews = reviews_of[info.id]
         line = views.score_line(reviews, criteria)
         row = {**views.proposal_row(info), "reviews": line.count, "mean": line.mean, "spread": line.spread}
         rows.append(row)

@@ -36,6 +36,7 @@ from hub.ledger.errors import LedgerInputError
 from hub.ledger.runtime import ledger_from_config
 from hub.ledger.types import Role
 from hub.project_pages import course_gather, gather, tables
+from hub.project_pages.allocation_history import allocation_history
 from hub.project_pages.chart import project_chart
 from hub.project_pages.settings import HPCHubPages
 from spawners.slurm.cluster import SlurmCluster
@@ -86,8 +87,10 @@ class ProjectPageHandler(LedgerPageHandler):
         except Exception as exc:  # noqa: BLE001  (the page without its chart rather than no page)
             self.log.warning("hpchub pages: the chart of %s: %s", page.info.name, exc, exc_info=True)
             chart = None
+        today = page.now.astimezone(ledger.site_timezone).date()
+        history = await self.run(allocation_history, ledger, page.info, today)
         html = await self.render_template(
-            "hpchub_project.html", page=page, chart=chart,
+            "hpchub_project.html", page=page, chart=chart, allocations=history,
             period=tables.period_text(page.info.period_start, page.info.period_end),
             environments_enabled=bool(HPCHubEnvironments(config=self.settings["config"]).project_root),
         )  # fmt: skip
