@@ -305,10 +305,11 @@ class Portal:
         return f"{self.api}/users/{user}/servers/{name}" if name else f"{self.api}/users/{user}/server"
 
 
-def logged_in_session(portal: Portal, name: str, password: str | None = None) -> requests.Session:
+def logged_in_session(portal: Portal, name: str, password: str | None = None,
+                      domain: str = "uni.example") -> requests.Session:  # fmt: skip
     """The user's own browser session (cookie and X-XSRFToken), through the identity provider
-    (``NAME@uni.example`` with the demo password ``NAME-demo`` unless another is given)."""
-    session, response = portal.login(f"{name}@uni.example", password or f"{name}-demo")
+    (``NAME@DOMAIN`` with the demo password ``NAME-demo`` unless another is given)."""
+    session, response = portal.login(f"{name}@{domain}", password or f"{name}-demo")
     assert response.status_code == 200, (name, response.status_code, response.url)
     session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
     assert session.headers["X-XSRFToken"], f"no _xsrf cookie for {name}"
@@ -439,15 +440,16 @@ def browser():
 
 @pytest.fixture(scope="module")
 def log_in(portal, browser):
-    """``log_in(name, width)``: a page of a new browser context, logged in through the identity provider."""
+    """``log_in(name, width, domain)``: a page of a new browser context, logged in through the identity
+    provider as ``NAME@DOMAIN`` (default uni.example) with the demo password ``NAME-demo``."""
     contexts = []
 
-    def open_page(name: str, width: int = 1280):
+    def open_page(name: str, width: int = 1280, domain: str = "uni.example"):
         context = browser.new_context(viewport={"width": width, "height": 900}, accept_downloads=True)
         contexts.append(context)
         page = context.new_page()
         page.goto(f"{portal.url}/hub/oauth_login")
-        page.fill("input[name=username]", f"{name}@uni.example")
+        page.fill("input[name=username]", f"{name}@{domain}")
         page.fill("input[name=password]", f"{name}-demo")
         page.click("button:has-text('Sign in')")
         page.wait_for_url(f"{portal.url}/hub/home", timeout=30000)

@@ -1,0 +1,217 @@
+"""The allocation pages over HTTP and in a real browser, on the test portal with the demo's calls
+and identities, through the real login:
+
+- bad input on the proposal form (a missing title, 10^9 GPU-h, a file that is not a PDF): the
+  message under the field, what was typed kept, nothing stored;
+- who sees what: the top bar's Reviews and Calls, a manager's page refused to others (403), an
+  unassigned reviewer's 404;
+- a start-up request awarded at once (its project and Slurm account exist), a second refused with
+  the reason;
+- the walk (Playwright, Debian's chromium): fiona applies to 2027-academic, the manager assigns
+  rev1 (rev2, of fiona's institution, is refused as conflicted), rev1 scores, the manager awards
+  40 GPU-h, fiona sees the project on its page and in the spawn form. Screenshots
+  test-artifacts/alloc-*.png (and the form at 390 px).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+
+import pytest
+from conftest import ARTIFACTS, logged_in_session
+
+pytestmark = [pytest.mark.integration]
+
+GOOD = {
+    "title": "Diffusion models for cell images", "abstract": "We train a diffusion model on microscopy images.",
+    "field_of_science": "1.6", "gpu_hours": "60", "period_months": "12",
+    "justification": "The model needs 80 GB per GPU.", "team": "", "organisation": "Uni",
+}  # fmt: skip
+
+
+def text_of(page_html: str, element_id: str) -> str:
+    """The text of the element with ``element_id`` (no nested tags), unescaped."""
+    found = re.search(rf'id="{re.escape(element_id)}"[^>]*>([^<]*)<', page_html)
+    assert found, f"no #{element_id} in the page"
+    return html.unescape(found.group(1)).strip()
+
+
+def my_proposal_count(session, portal) -> int:
+    return session.get(f"{portal.url}/hub/hpchub/apply", timeout=30).text.count('class="hpchub-proposal-row"')
+
+
+@pytest.fixture(scope="module")
+def reviewers_logged_in(portal):
+    """rev1 and rev2 log in once: the ledger then knows their groups and institutions."""
+    for principal in ("rev1@inst.example", "rev2@uni.example"):
+        _session, response = portal.login(principal, principal.split("@")[0] + "-demo")
+        assert response.status_code == 200 and response.url.endswith("/hub/home"), (principal, response.url)
+
+
+@pytest.mark.parametrize(
+    ("change", "files", "field", "message"),
+    [
+        pytest.param({"title": ""}, None, "title", "title: is required", id="missing-title"),
+        pytest.param({"gpu_hours": "1000000000"}, None, "gpu_hours",
+                     "gpu_hours: at most 100,000,000 GPU-h, got 1000000000.0", id="1e9-gpu-hours"),
+        pytest.param({}, {"attachment": ("notes.pdf", b"just text", "application/pdf")}, "attachment",
+                     "attachment: must be a PDF file (it does not start with %PDF-)", id="not-a-pdf"),
+        pytest.param({}, {"attachment": ("big.pdf", b"%PDF-" + b"0" * (20 * 1024 * 1024), "application/pdf")},
+                     "attachment", "attachment: at most 10 MB, got 20.0 MB", id="20-mb"),
+    ],
+)  # fmt: skip
+def test_a_refused_field_is_named_under_it_and_nothing_is_stored(portal, change, files, field, message):
+    fiona = logged_in_session(portal, "fiona")
+    before = my_proposal_count(fiona, portal)
+    typed = {**GOOD, "project_name": f"cells-{secrets.token_hex(3)}", **change, "action": "submit"}
+    response = fiona.post(f"{portal.url}/hub/hpchub/proposals/new?call=2027-academic", data=typed, files=files,
+                          timeout=60)  # fmt: skip
+    assert response.status_code == 400
+    assert text_of(response.text, f"hpchub-f-{field}-error") == message
+    assert f'value="{typed["project_name"]}"' in response.text  # what was typed is kept
+    assert my_proposal_count(fiona, portal) == before
+
+
+def test_the_top_bar_and_the_pages_follow_the_roles(portal, reviewers_logged_in):
+    fiona = logged_in_session(portal, "fiona")
+    home = fiona.get(f"{portal.url}/hub/home", timeout=30).text
+    assert 'id="hpchub-nav-apply"' in home and 'id="hpchub-nav-calls"' not in home and "hpchub-nav-reviews" not in home
+    assert fiona.get(f"{portal.url}/hub/hpchub/calls", timeout=30).status_code == 403
+    assert fiona.get(f"{portal.url}/hub/hpchub/calls/2027-academic", timeout=30).status_code == 403
+    admin_home = logged_in_session(portal, "admin").get(f"{portal.url}/hub/home", timeout=30).text
+    assert 'id="hpchub-nav-calls"' in admin_home
+    rev1 = logged_in_session(portal, "rev1", domain="inst.example")
+    assert 'id="hpchub-nav-reviews"' in rev1.get(f"{portal.url}/hub/home", timeout=30).text
+    apply_page = fiona.get(f"{portal.url}/hub/hpchub/apply", timeout=30).text
+    for call in ("2027-academic", "starter", "2027-industry"):
+        assert f'id="hpchub-apply-{call}"' in apply_page
+
+
+def test_an_unassigned_reviewer_and_a_stranger_get_404(portal, reviewers_logged_in):
+    fiona = logged_in_session(portal, "fiona")
+    typed = {**GOOD, "project_name": f"cells-{secrets.token_hex(3)}", "action": "submit"}
+    response = fiona.post(f"{portal.url}/hub/hpchub/proposals/new?call=2027-academic", data=typed, timeout=60)
+    assert response.status_code == 200, response.text[:500]
+    proposal = int(response.url.rstrip("/").rsplit("/", 1)[1])
+    assert text_of(response.text, "hpchub-proposal-state") == "submitted"
+    rev1 = logged_in_session(portal, "rev1", domain="inst.example")
+    assert rev1.get(f"{portal.url}/hub/hpchub/reviews/{proposal}", timeout=30).status_code == 404
+    assert rev1.get(f"{portal.url}/hub/hpchub/proposals/{proposal}", timeout=30).status_code == 404
+    bob = logged_in_session(portal, "bob")
+    assert bob.get(f"{portal.url}/hub/hpchub/proposals/{proposal}", timeout=30).status_code == 404
+    withdrawn = fiona.post(f"{portal.url}/hub/hpchub/proposals/{proposal}", data={"action": "withdraw"}, timeout=30)
+    assert text_of(withdrawn.text, "hpchub-proposal-state") == "withdrawn"
+
+
+def test_a_startup_request_is_awarded_at_once_and_a_second_is_refused(portal):
+    erin = logged_in_session(portal, "erin")
+    project = f"erin-start-{secrets.token_hex(2)}"
+    typed = {"title": "Trying the GPUs", "abstract": "A first look.", "field_of_science": "1.2", "gpu_hours": "10",
+             "project_name": project, "action": "submit"}  # fmt: skip
+    response = erin.post(f"{portal.url}/hub/hpchub/proposals/new?call=starter", data=typed, timeout=120)
+    assert response.status_code == 200, response.text[:1000]
+    assert text_of(response.text, "hpchub-proposal-state") == "awarded"
+    assert text_of(response.text, "hpchub-awarded-project") == project
+    assert portal.usage(project)["budget_gpu_hours"] == 10.0
+    assert project in portal.slurm("sacctmgr", "-nP", "show", "assoc", f"account={project}", "format=account,user")
+    again = erin.post(f"{portal.url}/hub/hpchub/proposals/new?call=starter",
+                      data={**typed, "project_name": f"{project}-b"}, timeout=60)  # fmt: skip
+    assert again.status_code == 400
+    refusal = text_of(again.text, "hpchub-proposal-error")
+    assert refusal.startswith("call: erin had a start-up award (call starter) on ")
+    assert "one per user every 12 months" in refusal
+
+
+# --- the walk in a browser -------------------------------------------------------------------------
+
+
+@pytest.mark.browser
+def test_fiona_applies_rev1_scores_the_manager_awards_and_fiona_computes(portal, log_in, reviewers_logged_in):
+    project = f"cells-{secrets.token_hex(3)}"
+    fiona = log_in("fiona")
+    fiona.click("#hpchub-nav-apply")
+    fiona.wait_for_url(f"{portal.url}/hub/hpchub/apply")
+    fiona.screenshot(path=str(ARTIFACTS / "alloc-apply.png"), full_page=True)
+    fiona.click("#hpchub-apply-2027-academic")
+    fiona.fill("#hpchub-f-title", "Diffusion models for cell images")
+    fiona.fill("#hpchub-f-abstract", "We train a diffusion model on microscopy images.")
+    fiona.select_option("#hpchub-f-field_of_science", "1.6")
+    fiona.fill("#hpchub-f-gpu_hours", "600")  # over the call's largest request
+    fiona.fill("#hpchub-f-justification", "The model needs 80 GB per GPU.")
+    fiona.fill("#hpchub-f-project_name", project)
+    fiona.click("#hpchub-save")
+    assert fiona.locator("#hpchub-f-gpu_hours-error").inner_text() == (
+        "gpu_hours: at most 500.0 GPU-h (the largest request of call 2027-academic), got 600.0"
+    )
+    assert fiona.input_value("#hpchub-f-title") == "Diffusion models for cell images"
+    fiona.screenshot(path=str(ARTIFACTS / "alloc-proposal-error.png"), full_page=True)
+    fiona.fill("#hpchub-f-gpu_hours", "60")
+    fiona.click("#hpchub-save")
+    assert fiona.locator("#hpchub-proposal-state").inner_text() == "draft"
+    proposal = int(fiona.url.rstrip("/").rsplit("/", 1)[1])
+    fiona.click("#hpchub-submit")
+    fiona.locator("#hpchub-proposal[data-state=submitted]").wait_for()
+    fiona.screenshot(path=str(ARTIFACTS / "alloc-proposal-submitted.png"), full_page=True)
+
+    admin = log_in("admin")
+    admin.click("#hpchub-nav-calls")
+    admin.screenshot(path=str(ARTIFACTS / "alloc-calls.png"), full_page=True)
+    admin.click("a[href$='/hpchub/calls/2027-academic']")
+    admin.select_option(f"#hpchub-reviewer-{proposal}", "rev2")
+    admin.click(f"#hpchub-assign-{proposal}-submit")
+    assert admin.locator(f"#hpchub-reviewer-{proposal}-error").inner_text() == (
+        "reviewer: rev2 shares the institution of the applicant or a team member: conflicted, cannot review this proposal"
+    )
+    admin.screenshot(path=str(ARTIFACTS / "alloc-assign-refused.png"), full_page=True)
+    admin.select_option(f"#hpchub-reviewer-{proposal}", "rev1")
+    admin.click(f"#hpchub-assign-{proposal}-submit")
+    assert admin.locator("#hpchub-call-done").inner_text() == f"rev1 reviews #{proposal}."
+
+    rev1 = log_in("rev1", domain="inst.example")
+    rev1.click("#hpchub-nav-reviews")
+    rev1.click(f"a[href$='/hpchub/reviews/{proposal}'] >> nth=0")
+    for score in rev1.locator("select.hpchub-score").all():
+        score.select_option("4")
+    rev1.fill("#hpchub-f-comment", "Sound plan; the hours are justified.")
+    rev1.screenshot(path=str(ARTIFACTS / "alloc-review.png"), full_page=True)
+    rev1.click("#hpchub-review-submit")
+    rev1.locator("#hpchub-review-given").wait_for()
+
+    admin.reload()
+    row = admin.locator(f".hpchub-call-proposal[data-id='{proposal}']")
+    assert row.locator(".hpchub-mean").inner_text() == "4.00"
+    admin.fill(f"#hpchub-award-hours-{proposal}", "40")
+    admin.fill(f"#hpchub-message-{proposal}", "Well argued; 40 GPU-h for a first year.")
+    admin.click(f"#hpchub-decide-{proposal}-submit")
+    assert (
+        admin.locator("#hpchub-call-done").inner_text().startswith(f"#{proposal} awarded 40.0 GPU-h: project {project}")
+    )
+    admin.screenshot(path=str(ARTIFACTS / "alloc-awarded.png"), full_page=True)
+    assert portal.usage(project)["budget_gpu_hours"] == 40.0
+    assert "fiona" in portal.slurm("sacctmgr", "-nP", "show", "assoc", f"account={project}", "format=user")
+
+    fiona.goto(f"{portal.url}/hub/hpchub/proposals/{proposal}")
+    assert fiona.locator("#hpchub-proposal-state").inner_text() == "awarded"
+    assert "reviewer 1" in fiona.locator("#hpchub-proposal").inner_text()  # the call shows reviews, anonymised
+    fiona.screenshot(path=str(ARTIFACTS / "alloc-fiona-awarded.png"), full_page=True)
+    fiona.click("#hpchub-awarded-project")
+    assert fiona.locator("#hpchub-awards .hpchub-award-row").count() == 1
+    fiona.screenshot(path=str(ARTIFACTS / "alloc-project.png"), full_page=True)
+    fiona.goto(f"{portal.url}/hub/spawn")
+    assert fiona.locator(f"select[name=project] option[value='{project}']").count() == 1
+    fiona.screenshot(path=str(ARTIFACTS / "alloc-spawn-form.png"), full_page=True)
+
+
+@pytest.mark.browser
+def test_the_proposal_form_at_390_px(portal, log_in):
+    page = log_in("fiona", width=390)
+    page.goto(f"{portal.url}/hub/hpchub/proposals/new?call=2027-academic")
+    page.locator("#hpchub-proposal-form").wait_for()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.screenshot(path=str(ARTIFACTS / "alloc-proposal-form-390.png"), full_page=True)
+    page.goto(f"{portal.url}/hub/hpchub/apply")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    page.keyboard.press("Tab")  # keyboard: the first control takes focus
+    assert page.evaluate("document.activeElement.tagName") in ("A", "BUTTON")
