@@ -316,6 +316,7 @@ async def test_a_kept_chart_states_the_pages_figures_and_is_redrawn_when_remaini
 def test_configure_pages_adds_the_handlers_once_and_the_template_variables() -> None:
     from traitlets.config import Config
 
+    from hub.allocation_pages.routes import ROUTES as ALLOCATION_ROUTES
     from hub.pages import configure_pages
     from hub.project_pages.environments import ROUTES as ENVIRONMENT_ROUTES
     from hub.project_pages.handlers import ROUTES
@@ -325,13 +326,21 @@ def test_configure_pages_adds_the_handlers_once_and_the_template_variables() -> 
     c.JupyterHub.extra_handlers = [("/api/other", object)]
     configure_pages(c)
     configure_pages(c)
-    assert c.JupyterHub.extra_handlers == [("/api/other", object), *ROUTES, *ENVIRONMENT_ROUTES, *STATIC_ROUTES]
+    assert c.JupyterHub.extra_handlers == [
+        ("/api/other", object),
+        *ROUTES,
+        *ENVIRONMENT_ROUTES,
+        *ALLOCATION_ROUTES,
+        *STATIC_ROUTES,
+    ]
     assert [route for route, _handler in STATIC_ROUTES] == [r"/hpchub/static/([A-Za-z0-9][A-Za-z0-9_.-]*\.(?:js|css))"]
     assert [route for route, _handler in ENVIRONMENT_ROUTES] == [
         r"/hpchub/projects/([^/]+)/environments/?",
         r"/hpchub/projects/([^/]+)/environments/([^/]+)/([^/]+)/?",
     ]
-    assert {"hpchub_budget_banners", "hpchub_sessions", "hpchub_projects"} <= set(c.JupyterHub.template_vars)
+    assert {"hpchub_budget_banners", "hpchub_sessions", "hpchub_projects", "hpchub_allocation_roles"} <= set(
+        c.JupyterHub.template_vars
+    )
     assert [route for route, _handler in ROUTES] == [
         r"/hpchub/new-course/?",
         r"/hpchub/courses/([^/]+)/report\.csv",

@@ -204,3 +204,18 @@ def test_a_project_no_award_made_has_no_allocation_history(ledger: Ledger) -> No
 )
 def test_report_state(awarded: bool, end, expected) -> None:
     assert report_state([], awarded, end, TODAY) == expected
+
+
+def test_the_allocation_routes() -> None:
+    from hub.allocation_pages.routes import ROUTES  # noqa: PLC0415  (imports JupyterHub's handlers)
+
+    assert [route for route, _handler in ROUTES] == [
+        r"/hpchub/apply/?",
+        r"/hpchub/proposals/new/?",
+        r"/hpchub/proposals/([0-9]{1,11})/attachment",
+        r"/hpchub/proposals/([0-9]{1,11})/?",
+        r"/hpchub/reviews/?",
+        r"/hpchub/reviews/([0-9]{1,11})/?",
+        r"/hpchub/calls/?",
+        r"/hpchub/calls/([^/]+)/?",
+    ]
