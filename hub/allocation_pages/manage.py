@@ -16,7 +16,7 @@ from tornado import web
 
 from hub.allocation_pages import views
 from hub.allocation_pages.base import PAGES_PREFIX, AllocationPageHandler
-from hub.allocations import award, service
+from hub.allocations import award, notices, service
 from hub.ledger import Ledger
 from hub.ledger.allocations import Audience, ConflictKind, Decision, ProposalState
 from hub.ledger.errors import LedgerInputError
@@ -138,7 +138,8 @@ class CallHandler(AllocationPageHandler):
             if action == "assign":
                 reviewer = typed["reviewer"]
                 service.check_assignable(ledger, reviewer, settings)
-                await self.attempt(ledger.assign_reviewer, info.id, reviewer, who=self.who())
+                assigned = await self.attempt(ledger.assign_reviewer, info.id, reviewer, who=self.who())
+                await self.run(notices.queue, ledger, notices.assigned(assigned, reviewer, settings.portal_url))
                 done = f"{reviewer} reviews #{info.id}."
             elif action == "decide":
                 done = await self._decide(ledger, info.id, typed)
@@ -163,7 +164,8 @@ class CallHandler(AllocationPageHandler):
                                        message=typed["message"], gpu_hours=typed["gpu_hours"] or None)  # fmt: skip
             return (f"#{proposal_id} awarded {views.hours(result.plan.amount_mgs)} GPU-h: project "
                     f"{result.project.name} until {result.plan.period_end.isoformat()}.")  # fmt: skip
-        await self.attempt(ledger.decide, proposal_id, decision, who=self.who(), message=typed["message"])
+        decided = await self.attempt(ledger.decide, proposal_id, decision, who=self.who(), message=typed["message"])
+        await self.run(notices.queue, ledger, notices.decided(decided, self.allocation_settings.portal_url))
         return f"#{proposal_id} {decision.state.value}."
 
 
