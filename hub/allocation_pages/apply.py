@@ -18,6 +18,8 @@ awarded at submission (``award.submit``).
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from tornado import web
 
 from hub.allocation_pages import views
@@ -127,7 +129,7 @@ class ProposalFormMixin(AllocationPageHandler):
                 await award.submit(ledger, saved.id, self.award_context(), applicant=actor.user)
             except award.AwardFailed as exc:
                 self.redirect(f"{self.hub.base_url}hpchub/proposals/{saved.id}?award_failed="
-                              + web.url_escape(f"{exc.step}: {exc.message}"))  # fmt: skip
+                              + quote(f"{exc.step}: {exc.message}"))  # fmt: skip
                 return
             except LedgerInputError as exc:
                 note = f"Saved as draft #{saved.id}; it was not submitted." if info is None else ""

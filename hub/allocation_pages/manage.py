@@ -12,6 +12,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from tornado import web
 
 from hub.allocation_pages import views
@@ -95,9 +97,7 @@ class CallsHandler(AllocationPageHandler):
         except LedgerInputError as exc:
             await self._page(error=exc, typed=typed)
             return
-        self.redirect(
-            f"{self.hub.base_url}hpchub/calls/{spec.name}?done=" + web.url_escape(f"Call {spec.name} created.")
-        )
+        self.redirect(f"{self.hub.base_url}hpchub/calls/{spec.name}?done=" + quote(f"Call {spec.name} created."))
 
 
 class CallHandler(AllocationPageHandler):
@@ -126,10 +126,11 @@ class CallHandler(AllocationPageHandler):
     async def post(self, name: str) -> None:
         ledger = await self.ledger()
         settings = self.allocation_settings
-        self.require_manager(await self.actor(ledger))
+        actor = await self.actor(ledger)
+        self.require_manager(actor)
         call = await self.run(ledger.call, name)
         proposal_id = self.get_body_argument("proposal", "")
-        info, _view = await self.run(service.view_of, ledger, await self.actor(ledger), proposal_id, settings)
+        info, _view = await self.run(service.view_of, ledger, actor, proposal_id, settings)
         if info.call != call.name:
             raise web.HTTPError(404, f"proposal: no proposal #{proposal_id} in call {call.name}")
         action = self.get_body_argument("action", "")
@@ -137,7 +138,7 @@ class CallHandler(AllocationPageHandler):
         try:
             if action == "assign":
                 reviewer = typed["reviewer"]
-                service.check_assignable(ledger, reviewer, settings)
+                await self.attempt(service.check_assignable, ledger, reviewer, settings)
                 assigned = await self.attempt(ledger.assign_reviewer, info.id, reviewer, who=self.who())
                 await self.run(notices.queue, ledger, notices.assigned(assigned, reviewer, settings.portal_url))
                 done = f"{reviewer} reviews #{info.id}."
@@ -152,7 +153,7 @@ class CallHandler(AllocationPageHandler):
             await self._page(name, error=LedgerInputError("award", f"{exc.step} failed: {exc.message}; nothing was "
                                                                    "created, try again"), error_for=info.id, typed=typed)  # fmt: skip
             return
-        self.redirect(f"{self.hub.base_url}hpchub/calls/{call.name}?done=" + web.url_escape(done))
+        self.redirect(f"{self.hub.base_url}hpchub/calls/{call.name}?done=" + quote(done))
 
     async def _decide(self, ledger: Ledger, proposal_id: int, typed: dict) -> str:
         try:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from hub.allocation_pages import apply, manage, review
 from hub.allocation_pages.base import actor_of
 from hub.allocations.service import is_manager, is_reviewer
@@ -30,7 +32,7 @@ class Roles:
             if ledger is not None:
                 try:
                     actor = actor_of(ledger, self._user.name, bool(self._user.admin))
-                except (LedgerError, ValueError) as exc:
+                except (LedgerError, ValueError, SQLAlchemyError) as exc:
                     log.warning("allocation roles of %s: %s", self._user.name, exc)
                 else:
                     settings = HPCHubAllocations(config=self._config)

@@ -215,3 +215,19 @@ def test_the_proposal_form_at_390_px(portal, log_in):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.keyboard.press("Tab")  # keyboard: the first control takes focus
     assert page.evaluate("document.activeElement.tagName") in ("A", "BUTTON")
+
+
+def test_a_manager_creates_a_call_from_the_page(portal):
+    admin = logged_in_session(portal, "admin")
+    name = f"call-{secrets.token_hex(3)}"
+    fields = {"name": name, "title": "A test round", "audience": ["academic", "sme"], "opens": "2027-02-01",
+              "closes": "2027-01-01", "gpu_hours": "1000", "max_request": "100", "period_months": "6",
+              "review_required": "on"}  # fmt: skip
+    refused = admin.post(f"{portal.url}/hub/hpchub/calls", data=fields, timeout=30)
+    assert refused.status_code == 400
+    assert text_of(refused.text, "hpchub-f-closes-error") == "closes: 2027-01-01 is before the opening date 2027-02-01"
+    assert f'value="{name}"' in refused.text and f"/hpchub/calls/{name}" not in refused.text  # kept, not created
+    created = admin.post(f"{portal.url}/hub/hpchub/calls", data={**fields, "closes": "2027-06-30"}, timeout=30)
+    assert created.status_code == 200 and created.url.startswith(f"{portal.url}/hub/hpchub/calls/{name}")
+    assert text_of(created.text, "hpchub-call-done") == f"Call {name} created."
+    assert text_of(created.text, "hpchub-call-hours") == "0.0 of 1000.0 GPU-h awarded, 1000.0 left"
