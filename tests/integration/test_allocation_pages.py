@@ -9,7 +9,7 @@ and identities, through the real login:
   the reason;
 - the walk (Playwright, Debian's chromium): fiona applies to 2027-academic, the manager assigns
   rev1 (rev2, of fiona's institution, is refused as conflicted), rev1 scores, the manager awards
-  40 GPU-h, fiona sees the project on its page and in the spawn form. Screenshots
+  40 GPU-h, fiona logs in again and sees the project on its page and in the spawn form. Screenshots
   test-artifacts/alloc-*.png (and the form at 390 px).
 """
 
@@ -192,16 +192,19 @@ def test_fiona_applies_rev1_scores_the_manager_awards_and_fiona_computes(portal,
     assert portal.usage(project)["budget_gpu_hours"] == 40.0
     assert "fiona" in portal.slurm("sacctmgr", "-nP", "show", "assoc", f"account={project}", "format=user")
 
+    fiona = log_in("fiona")  # her next login: she has a Slurm association now, so a server may start
     fiona.goto(f"{portal.url}/hub/hpchub/proposals/{proposal}")
     assert fiona.locator("#hpchub-proposal-state").inner_text() == "awarded"
     assert "reviewer 1" in fiona.locator("#hpchub-proposal").inner_text()  # the call shows reviews, anonymised
     fiona.screenshot(path=str(ARTIFACTS / "alloc-fiona-awarded.png"), full_page=True)
     fiona.click("#hpchub-awarded-project")
+    fiona.wait_for_url(f"{portal.url}/hub/hpchub/projects/{project}")
     assert fiona.locator("#hpchub-awards .hpchub-award-row").count() == 1
+    assert fiona.locator("#hpchub-renew-link").count() == 1  # she leads it: a renewal starts here
     fiona.screenshot(path=str(ARTIFACTS / "alloc-project.png"), full_page=True)
     fiona.goto(f"{portal.url}/hub/spawn")
-    assert fiona.locator(f"select[name=project] option[value='{project}']").count() == 1
     fiona.screenshot(path=str(ARTIFACTS / "alloc-spawn-form.png"), full_page=True)
+    assert fiona.locator(f"#hpchub-project option[value='{project}']").count() == 1
 
 
 @pytest.mark.browser
