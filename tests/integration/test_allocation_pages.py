@@ -6,7 +6,7 @@ and identities, through the real login:
 - who sees what: the top bar's Reviews and Calls, a manager's page refused to others (403), an
   unassigned reviewer's 404;
 - a start-up request awarded at once (its project and Slurm account exist), a second refused with
-  the reason;
+  the reason; a renewal asked by a project's pi, refused to a member;
 - the walk (Playwright, Debian's chromium): fiona applies to 2027-academic, the manager assigns
   rev1 (rev2, of fiona's institution, is refused as conflicted), rev1 scores, the manager awards
   40 GPU-h, fiona logs in again and sees the project on its page and in the spawn form. Screenshots
@@ -124,6 +124,25 @@ def test_a_startup_request_is_awarded_at_once_and_a_second_is_refused(portal):
     assert "one per user every 12 months" in refusal
 
 
+def test_a_project_leader_asks_for_a_renewal_and_a_member_may_not(portal):
+    alice = logged_in_session(portal, "alice")
+    page = alice.get(f"{portal.url}/hub/hpchub/apply?renew=vision-lab", timeout=30)
+    assert page.status_code == 200
+    assert 'id="hpchub-apply-2027-academic"' in page.text and 'id="hpchub-apply-starter"' not in page.text
+    form = alice.get(f"{portal.url}/hub/hpchub/proposals/new?call=2027-academic&renew=vision-lab", timeout=30).text
+    assert re.search(r'id="hpchub-f-project_name"[^>]*value="vision-lab"[^>]*readonly', form)
+    typed = {**GOOD, "title": "Vision lab, second year", "project_name": "ignored", "action": "submit"}
+    done = alice.post(f"{portal.url}/hub/hpchub/proposals/new?call=2027-academic&renew=vision-lab", data=typed,
+                      timeout=60)  # fmt: skip
+    assert done.status_code == 200, done.text[:500]
+    assert text_of(done.text, "hpchub-proposal-state") == "submitted"
+    assert 'data-kind="renewal" data-project="vision-lab"' in done.text
+    bob = logged_in_session(portal, "bob")  # a member, not its pi or a manager
+    assert bob.get(f"{portal.url}/hub/hpchub/apply?renew=vision-lab", timeout=30).status_code == 404
+    assert bob.get(f"{portal.url}/hub/hpchub/proposals/new?call=2027-academic&renew=vision-lab",
+                   timeout=30).status_code == 404  # fmt: skip
+
+
 # --- the walk in a browser -------------------------------------------------------------------------
 
 
@@ -171,7 +190,10 @@ def test_fiona_applies_rev1_scores_the_manager_awards_and_fiona_computes(portal,
 
     rev1 = log_in("rev1", domain="inst.example")
     rev1.click("#hpchub-nav-reviews")
+    rev1.screenshot(path=str(ARTIFACTS / "alloc-reviews.png"), full_page=True)
     rev1.click(f"a[href$='/hpchub/reviews/{proposal}'] >> nth=0")
+    rev1.wait_for_url(f"{portal.url}/hub/hpchub/reviews/{proposal}")
+    rev1.locator("#hpchub-review-submit").wait_for()
     for score in rev1.locator("select.hpchub-score").all():
         score.select_option("4")
     rev1.fill("#hpchub-f-comment", "Sound plan; the hours are justified.")
@@ -203,6 +225,7 @@ def test_fiona_applies_rev1_scores_the_manager_awards_and_fiona_computes(portal,
     assert fiona.locator("#hpchub-renew-link").count() == 1  # she leads it: a renewal starts here
     fiona.screenshot(path=str(ARTIFACTS / "alloc-project.png"), full_page=True)
     fiona.goto(f"{portal.url}/hub/spawn")
+    fiona.locator("#hpchub-project").wait_for()
     fiona.screenshot(path=str(ARTIFACTS / "alloc-spawn-form.png"), full_page=True)
     assert fiona.locator(f"#hpchub-project option[value='{project}']").count() == 1
 
