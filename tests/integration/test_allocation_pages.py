@@ -6,7 +6,8 @@ and identities, through the real login:
 - who sees what: the top bar's Reviews and Calls, a manager's page refused to others (403), an
   unassigned reviewer's 404;
 - a start-up request awarded at once (its project and Slurm account exist), a second refused with
-  the reason; a renewal asked by a project's pi, refused to a member;
+  the reason; a renewal asked by a project's pi, refused to a member; an award whose Slurm step
+  fails shown with the step and the reason, nothing made, then retried;
 - the walk (Playwright, Debian's chromium): fiona applies to 2027-academic, the manager assigns
   rev1 (rev2, of fiona's institution, is refused as conflicted), rev1 scores, the manager awards
   40 GPU-h, fiona logs in again and sees the project on its page and in the spawn form. Screenshots
@@ -141,6 +142,31 @@ def test_a_project_leader_asks_for_a_renewal_and_a_member_may_not(portal):
     assert bob.get(f"{portal.url}/hub/hpchub/apply?renew=vision-lab", timeout=30).status_code == 404
     assert bob.get(f"{portal.url}/hub/hpchub/proposals/new?call=2027-academic&renew=vision-lab",
                    timeout=30).status_code == 404  # fmt: skip
+
+
+def test_a_failed_award_step_is_shown_with_its_reason_and_the_award_can_be_retried(portal, reviewers_logged_in):
+    project = f"taken-{secrets.token_hex(3)}"
+    dave = logged_in_session(portal, "dave")
+    typed = {**GOOD, "title": "Compilers on GPUs", "project_name": project, "action": "submit"}
+    submitted = dave.post(f"{portal.url}/hub/hpchub/proposals/new?call=2027-academic", data=typed, timeout=60)
+    proposal = int(submitted.url.rstrip("/").rsplit("/", 1)[1])
+    admin = logged_in_session(portal, "admin")
+    call_page = f"{portal.url}/hub/hpchub/calls/2027-academic"
+    assigned = admin.post(call_page, data={"proposal": proposal, "action": "assign", "reviewer": "rev1"}, timeout=30)
+    assert text_of(assigned.text, "hpchub-call-done") == f"rev1 reviews #{proposal}."
+    portal.slurm("sacctmgr", "-i", "add", "account", project, "cluster=hpchubtest", "description=made outside")
+    decide = {"proposal": proposal, "action": "decide", "decision": "award", "gpu_hours": "20", "message": "Go."}
+    refused = admin.post(call_page, data=decide, timeout=60)
+    assert refused.status_code == 400
+    assert text_of(refused.text, f"hpchub-decide-{proposal}-error") == (
+        f"award: Slurm account {project} failed: account: Slurm has an account {project} already (not made by this "
+        "award); nothing was created, try again"
+    )
+    assert portal.ledger_cli("usage", project, check=False).returncode == 2  # no project, no grant
+    portal.slurm("sacctmgr", "-i", "remove", "account", project, "cluster=hpchubtest")
+    retried = admin.post(call_page, data=decide, timeout=60)
+    assert text_of(retried.text, "hpchub-call-done").startswith(f"#{proposal} awarded 20.0 GPU-h: project {project}")
+    assert portal.usage(project)["budget_gpu_hours"] == 20.0
 
 
 # --- the walk in a browser -------------------------------------------------------------------------
