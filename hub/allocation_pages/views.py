@@ -95,9 +95,14 @@ def form_values(info: ProposalInfo | None, typed: Mapping[str, str] | None = Non
 
 
 def history_rows(info: ProposalInfo, show_names: bool) -> list[dict]:
-    """The proposal's events; an applicant sees who acted only when it was themselves."""
+    """The proposal's events; an applicant sees who acted only when it was themselves, and no
+    reviewer's name (an assignment reads "a reviewer was assigned")."""
+
+    def reason(e) -> str:
+        return "a reviewer was assigned" if not show_names and e.state is ProposalState.IN_REVIEW else e.reason
+
     return [
-        {"state": STATE_WORDS[e.state], "at": when(e.at), "reason": e.reason,
+        {"state": STATE_WORDS[e.state], "at": when(e.at), "reason": reason(e),
          "by": e.by if show_names or e.by == info.applicant else "the call's managers",
          "awarded": hours(e.awarded_mgs) if e.awarded_mgs is not None else None}
         for e in info.events

@@ -125,7 +125,9 @@ def test_history_hides_the_managers_names_from_applicants(ledger: Ledger) -> Non
     proposal = submitted(ledger)
     info = ledger.assign_reviewer(proposal, "rev1", who="admin (hpchub pages)")
     assert [r["by"] for r in views.history_rows(info, False)] == ["fiona", "fiona", "the call's managers"]
+    assert views.history_rows(info, False)[-1]["reason"] == "a reviewer was assigned"  # no reviewer's name
     assert views.history_rows(info, True)[-1]["by"] == "admin (hpchub pages)"
+    assert views.history_rows(info, True)[-1]["reason"] == "reviewer rev1 assigned"
 
 
 # --- the pages' reads ----------------------------------------------------------------------------
