@@ -33,7 +33,12 @@ def calls_page(ledger: Ledger, today) -> list[dict]:
 
 
 def _conflicts(ledger: Ledger, proposal_id: int, candidates: list[str]) -> dict[str, ConflictKind | None | str]:
-    """Each candidate's conflict; one the ledger cannot decide (no login recorded) in words."""
+    """Each candidate's conflict; one the ledger cannot decide (no login recorded) in words. One read
+    for all of them, unless one cannot be decided."""
+    try:
+        return dict(ledger.conflicts(proposal_id, candidates))
+    except LedgerInputError:
+        pass
     out: dict[str, ConflictKind | None | str] = {}
     for user in candidates:
         try:
