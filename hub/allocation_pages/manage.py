@@ -117,9 +117,11 @@ class CallHandler(AllocationPageHandler):
                               self.today(ledger), int(page))  # fmt: skip
         if error is not None:
             self.set_status(400)
+        in_section = error_for in {p["id"] for p in data["open"]}  # else (decided meanwhile) above the list
         html = await self.render_template(
             "hpchub_call.html", **data, error=error, error_field=error.field if error else None, error_for=error_for,
-            typed=typed or {}, done=self.get_argument("done", ""),
+            error_above=error if error is not None and not in_section else None, typed=typed or {},
+            done=self.get_argument("done", ""),
         )  # fmt: skip
         self.finish(html)
 

@@ -99,6 +99,9 @@ def test_an_unassigned_reviewer_and_a_stranger_get_404(portal, reviewers_logged_
     assert text_of(response.text, "hpchub-proposal-state") == "submitted"
     rev1 = logged_in_session(portal, "rev1", domain="inst.example")
     assert rev1.get(f"{portal.url}/hub/hpchub/reviews/{proposal}", timeout=30).status_code == 404
+    scores = {f"score.{c}": "5" for c in ("scientific or business merit", "technical readiness", "need for GPUs")}
+    scored = rev1.post(f"{portal.url}/hub/hpchub/reviews/{proposal}", data={"action": "score", **scores}, timeout=30)
+    assert scored.status_code == 404  # an unassigned reviewer cannot score either
     assert rev1.get(f"{portal.url}/hub/hpchub/proposals/{proposal}", timeout=30).status_code == 404
     bob = logged_in_session(portal, "bob")
     assert bob.get(f"{portal.url}/hub/hpchub/proposals/{proposal}", timeout=30).status_code == 404
@@ -166,6 +169,12 @@ def test_a_failed_award_step_is_shown_with_its_reason_and_the_award_can_be_retri
     portal.slurm("sacctmgr", "-i", "remove", "account", project, "cluster=hpchubtest")
     retried = admin.post(call_page, data=decide, timeout=60)
     assert text_of(retried.text, "hpchub-call-done").startswith(f"#{proposal} awarded 20.0 GPU-h: project {project}")
+    assert portal.usage(project)["budget_gpu_hours"] == 20.0
+    twice = admin.post(call_page, data={**decide, "decision": "reject"}, timeout=60)  # a double decision
+    assert twice.status_code == 400
+    assert text_of(twice.text, "hpchub-call-error") == (
+        f"#{proposal}: decision: #{proposal} is awarded: it was decided already"
+    )
     assert portal.usage(project)["budget_gpu_hours"] == 20.0
 
 
