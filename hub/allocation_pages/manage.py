@@ -20,7 +20,8 @@ from hub.allocation_pages import views
 from hub.allocation_pages.base import PAGES_PREFIX, AllocationPageHandler
 from hub.allocations import award, notices, service
 from hub.ledger import Ledger
-from hub.ledger.allocations import Audience, ConflictKind, Decision, ProposalState
+from hub.ledger import allocations as rules
+from hub.ledger.allocations import Audience, ConflictKind, Decision, ProposalInfo, ProposalState
 from hub.ledger.errors import LedgerInputError
 
 PAGE_SIZE = 50
@@ -32,19 +33,22 @@ def calls_page(ledger: Ledger, today) -> list[dict]:
     return [views.call_row(info, ledger.call_awarded_mgs(info.name), today) for info in ledger.calls()]
 
 
-def _conflicts(ledger: Ledger, proposal_id: int, candidates: list[str]) -> dict[str, ConflictKind | None | str]:
-    """Each candidate's conflict; one the ledger cannot decide (no login recorded) in words. One read
-    for all of them, unless one cannot be decided."""
-    try:
-        return dict(ledger.conflicts(proposal_id, candidates))
-    except LedgerInputError:
-        pass
+def _conflicts(info: ProposalInfo, principals: dict[str, str | None]) -> dict[str, ConflictKind | None | str]:
+    """Each candidate's conflict with ``info`` by the ledger's rule (``conflict_reason``, from the
+    principals of their latest logins): one the rule cannot decide (no login recorded) in words. A
+    declared conflict needs an assignment, so an assigned candidate is labelled as assigned instead
+    (the ledger decides again at every assignment)."""
     out: dict[str, ConflictKind | None | str] = {}
-    for user in candidates:
-        try:
-            out[user] = ledger.conflicts(proposal_id, [user])[user]
-        except LedgerInputError:
-            out[user] = views.UNKNOWN_CONFLICT
+    for user, principal in principals.items():
+        if user in info.reviewers:
+            out[user] = None
+            continue
+        conflict = rules.conflict_reason(
+            reviewer=user, reviewer_principal=principal, applicant=info.applicant,
+            applicant_principal=info.applicant_principal, team=info.content.team,
+            organisation=info.content.organisation,
+        )  # fmt: skip
+        out[user] = views.UNKNOWN_CONFLICT if conflict is None and principal is None else conflict
     return out
 
 
@@ -55,6 +59,7 @@ def call_page(ledger: Ledger, name: str, reviewer_groups: list[str], today, page
     more = len(infos) > PAGE_SIZE
     infos = infos[:PAGE_SIZE]
     candidates = views.reviewer_candidates(ledger.login_groups(), reviewer_groups)
+    principals = {user: ledger.login_principal(user) for user in candidates}
     reviews_of = ledger.reviews_of(info.id for info in infos)
     rows, open_ones = [], []
     for info in infos:
@@ -63,7 +68,7 @@ def call_page(ledger: Ledger, name: str, reviewer_groups: list[str], today, page
         row = {**views.proposal_row(info), "reviews": line.count, "mean": line.mean, "spread": line.spread}
         rows.append(row)
         if info.state.decidable:
-            conflicts = _conflicts(ledger, info.id, candidates)
+            conflicts = _conflicts(info, principals)
             open_ones.append({**row, "candidates": views.candidate_rows(candidates, conflicts, info.reviewers),
                               "scores": views.score_rows(reviews, criteria),
                               "review_required": call.spec.review_required})  # fmt: skip

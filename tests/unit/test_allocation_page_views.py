@@ -221,3 +221,14 @@ def test_the_allocation_routes() -> None:
         r"/hpchub/calls/?",
         r"/hpchub/calls/([^/]+)/?",
     ]
+
+
+def test_the_call_pages_conflicts_are_the_ledgers(ledger: Ledger) -> None:
+    """The call page labels candidates by the ledger's rule without a read per proposal: the same answers."""
+    ledger.record_login_principal("gus", "gus@lab.example")  # on the team
+    ledger.record_login_principal("orgy", "orgy@elsewhere.example")
+    info = ledger.proposal(submitted(ledger))
+    users = ["rev1", "rev2", "gus", "orgy"]
+    principals = {user: ledger.login_principal(user) for user in users}
+    assert manage._conflicts(info, principals) == ledger.conflicts(info.id, users)
+    assert manage._conflicts(info, {"rev9": None}) == {"rev9": views.UNKNOWN_CONFLICT}
