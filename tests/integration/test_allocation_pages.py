@@ -267,7 +267,7 @@ def test_fiona_applies_rev1_scores_the_manager_awards_and_fiona_computes(portal,
 
 
 @pytest.mark.browser
-def test_the_proposal_form_at_390_px(portal, log_in):
+def test_the_proposal_form_and_the_call_pages_at_390_px(portal, log_in, reviewers_logged_in):
     page = log_in("fiona", width=390)
     page.goto(f"{portal.url}/hub/hpchub/proposals/new?call=2027-academic")
     page.locator("#hpchub-proposal-form").wait_for()
@@ -277,6 +277,12 @@ def test_the_proposal_form_at_390_px(portal, log_in):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.keyboard.press("Tab")  # keyboard: the first control takes focus
     assert page.evaluate("document.activeElement.tagName") in ("A", "BUTTON")
+    admin = log_in("admin", width=390)
+    for path in ("calls", "calls/2027-academic"):
+        admin.goto(f"{portal.url}/hub/hpchub/{path}")
+        admin.locator("h1").wait_for()
+        assert admin.evaluate("document.documentElement.scrollWidth") <= 390, path
+    admin.screenshot(path=str(ARTIFACTS / "alloc-call-390.png"), full_page=True)
 
 
 def test_a_manager_creates_a_call_from_the_page(portal):
