@@ -18,8 +18,6 @@ awarded at submission (``award.submit``).
 
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from tornado import web
 
 from hub.allocation_pages import views
@@ -88,6 +86,19 @@ class ProposalFormMixin(AllocationPageHandler):
         )  # fmt: skip
         self.finish(html)
 
+    async def render_read_only(self, ledger: Ledger, actor: Actor, info: ProposalInfo, view: View, call: CallInfo,
+                               *, award_failed: str = "") -> None:  # fmt: skip
+        """The proposal read-only: history, the decision's message, the reviews ``view`` may read."""
+        found = await self.run(service.reviews_for, ledger, info, view, actor, call)
+        html = await self.render_template(
+            "hpchub_proposal.html", info=info, row=views.proposal_row(info), view=view.value,
+            own=info.applicant == actor.user, call=call, history=views.history_rows(info, view is View.MANAGER),
+            decision=views.decision_message(info), fos=rules.FIELDS_OF_SCIENCE.get(info.content.field_of_science, ""),
+            reviews=views.review_rows(found, call.spec.criteria, view is View.MANAGER) if found else None,
+            award_failed=award_failed, requested=views.hours(info.content.gpu_hours_mgs),
+        )  # fmt: skip
+        self.finish(html)
+
     def _attachment(self) -> tuple[bytes, str] | None:
         files = self.request.files.get("attachment") or []
         if not files or not files[0].body:
@@ -128,8 +139,10 @@ class ProposalFormMixin(AllocationPageHandler):
             try:
                 await award.submit(ledger, saved.id, self.award_context(), applicant=actor.user)
             except award.AwardFailed as exc:
-                self.redirect(f"{self.hub.base_url}hpchub/proposals/{saved.id}?award_failed="
-                              + quote(f"{exc.step}: {exc.message}"))  # fmt: skip
+                # submitted, not awarded: the managers can award it; the page says why
+                info = await self.run(ledger.proposal, saved.id)
+                await self.render_read_only(ledger, actor, info, View.APPLICANT, call,
+                                            award_failed=f"{exc.step}: {exc.message}")  # fmt: skip
                 return
             except LedgerInputError as exc:
                 note = f"Saved as draft #{saved.id}; it was not submitted." if info is None else ""
@@ -182,15 +195,7 @@ class ProposalHandler(ProposalFormMixin):
             await self.render_form(call=call, info=info, kind=info.kind, values=views.form_values(info),
                                    ledger=ledger, actor=actor)  # fmt: skip
             return
-        found = await self.run(service.reviews_for, ledger, info, view, actor, call)
-        html = await self.render_template(
-            "hpchub_proposal.html", info=info, row=views.proposal_row(info), view=view.value, own=own,
-            call=call, history=views.history_rows(info, view is View.MANAGER),
-            decision=views.decision_message(info), fos=rules.FIELDS_OF_SCIENCE.get(info.content.field_of_science, ""),
-            reviews=views.review_rows(found, call.spec.criteria, view is View.MANAGER) if found else None,
-            award_failed=self.get_argument("award_failed", ""), requested=views.hours(info.content.gpu_hours_mgs),
-        )  # fmt: skip
-        self.finish(html)
+        await self.render_read_only(ledger, actor, info, view, call)
 
     @web.authenticated
     async def post(self, proposal_id: str) -> None:

@@ -178,6 +178,19 @@ def test_a_failed_award_step_is_shown_with_its_reason_and_the_award_can_be_retri
     assert portal.usage(project)["budget_gpu_hours"] == 20.0
 
 
+def test_a_startup_award_that_slurm_refuses_leaves_the_proposal_submitted_saying_why(portal):
+    project = f"tom-start-{secrets.token_hex(2)}"
+    portal.slurm("sacctmgr", "-i", "add", "account", project, "cluster=hpchubtest", "description=made outside")
+    tom = logged_in_session(portal, "tom")
+    typed = {"title": "Trying the GPUs", "abstract": "A first look.", "field_of_science": "1.2", "gpu_hours": "5",
+             "project_name": project, "action": "submit"}  # fmt: skip
+    page = tom.post(f"{portal.url}/hub/hpchub/proposals/new?call=starter", data=typed, timeout=120)
+    assert page.status_code == 200
+    assert text_of(page.text, "hpchub-proposal-state") == "submitted"
+    assert f"Slurm account {project}: account: Slurm has an account {project} already" in html.unescape(page.text)
+    assert portal.ledger_cli("usage", project, check=False).returncode == 2
+
+
 # --- the walk in a browser -------------------------------------------------------------------------
 
 
