@@ -98,7 +98,7 @@ async def award(
         return await asyncio.to_thread(ledger.record_award, plan, who=who, message=message, now=now)
     except (SlurmCommandError, OSError, unix.SpaceError, LedgerInputError) as exc:
         problems = await _undo(undo)
-        words = exc.summary() if isinstance(exc, SlurmCommandError) else str(exc)
+        words = exc.summary if isinstance(exc, SlurmCommandError) else str(exc)
         log.warning("award of proposal #%s failed at %s: %s", proposal_id, step, words)
         raise AwardFailed(step, words, problems, refused=isinstance(exc, LedgerInputError)) from None
 
@@ -173,7 +173,7 @@ async def _undo(undo: list[tuple[str, Undo]]) -> tuple[str, ...]:
         try:
             await action()
         except (SlurmCommandError, OSError, unix.SpaceError) as exc:
-            words = exc.summary() if isinstance(exc, SlurmCommandError) else str(exc)
+            words = exc.summary if isinstance(exc, SlurmCommandError) else str(exc)
             log.error("undoing %s after a failed award: %s", what, words)
             problems.append(f"{what}: {words}")
     return tuple(problems)
