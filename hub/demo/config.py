@@ -9,6 +9,7 @@ test service token.
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import spawners.slurm.api  # noqa: F401  (replace batchspawner's unsafe handler before routes are built)
@@ -50,7 +51,8 @@ def configure_demo(c, settings_path: str) -> None:
     c.HPCHubOIDCAuthenticator.client_id = "hpchub"
     c.HPCHubOIDCAuthenticator.client_secret = Path(settings["oidc_client_secret_file"]).read_text().strip()
     c.HPCHubOIDCAuthenticator.oauth_callback_url = f"http://127.0.0.1:{settings['hub_public_port']}/hub/oauth_callback"
-    c.HPCHubOIDCAuthenticator.scoped_domains = {"uni.example": {}}
+    # inst.example: a second allowed institution (the reviewer rev1's)
+    c.HPCHubOIDCAuthenticator.scoped_domains = {"uni.example": {}, "inst.example": {}}
     c.HPCHubOIDCAuthenticator.allowed_groups = {"hpc-users"}
     c.HPCHubOIDCAuthenticator.admin_groups = {"hpc-admins"}
     c.HPCHubOIDCAuthenticator.slurm_conf = settings["slurm_conf"]
@@ -93,6 +95,13 @@ def configure_demo(c, settings_path: str) -> None:
     c.HPCHubEnvironments.published_root = settings.get("published_root", str(state / "published"))
     c.HPCHubEnvironments.slurm_conf = settings["slurm_conf"]
     c.HPCHubEnvironments.manage_unix_groups = True
+
+    # Allocations: awards make accounts under root; a new member's Unix account is made by the
+    # demo's own provisioning hook (a site's identity management does this in production);
+    # proposals' PDFs are kept outside every served directory.
+    c.HPCHubAllocations.slurm_parent_account = "root"
+    c.HPCHubAllocations.provision_command = [sys.executable, "-m", "hub.demo.provision"]
+    c.HPCHubAllocations.attachment_dir = str(state / "attachments")
     c.Spawner.default_url = "/lab"
     c.Spawner.environment = {"LANG": "C.UTF-8"}
 

@@ -230,6 +230,8 @@ class Demo:
         accounts = s.idp_dir / "accounts.json"
         if not accounts.exists():  # tests may change it while the provider runs: keep theirs
             shutil.copyfile(PACKAGE_ROOT / "idp" / "accounts.json", accounts)
+        else:  # ... but add the accounts a newer checkout ships
+            _add_missing_accounts(PACKAGE_ROOT / "idp" / "accounts.json", accounts)
         config = {
             "issuer": s.issuer,
             "host": "127.0.0.1",
@@ -499,6 +501,16 @@ class Demo:
         return Demo(replace(self.settings, run_as=run_as), say=self.say)
 
 
+def _add_missing_accounts(shipped: Path, kept: Path) -> None:
+    """Append to ``kept`` the shipped demo accounts it lacks (by username); theirs stay as they are."""
+    ours = json.loads(kept.read_text())
+    known = {account.get("username") for account in ours.get("accounts", [])}
+    missing = [a for a in json.loads(shipped.read_text())["accounts"] if a["username"] not in known]
+    if missing:
+        ours.setdefault("accounts", []).extend(missing)
+        kept.write_text(json.dumps(ours, indent=2) + "\n")
+
+
 def _port_open(port: int) -> bool:
     with socket.socket() as sock:
         sock.settimeout(0.5)
@@ -521,7 +533,10 @@ Demo accounts (demo only): log in through the demo identity provider with
   tom@uni.example   / tom-demo     cs101 TA
   carol@uni.example / carol-demo   cs101 student (cap 5 GPU-h)
   erin@uni.example  / erin-demo    tiny-lab PI
-  admin@uni.example / admin-demo   portal admin
+  admin@uni.example / admin-demo   portal admin and call manager
+  fiona@uni.example / fiona-demo   an academic with no project yet: applies to a call
+  rev1@inst.example / rev1-demo    reviewer at another institution
+  rev2@uni.example  / rev2-demo    reviewer at fiona's institution (conflicted for her proposals)
 and, to see refusals: mallory@uni.example / mallory-demo (not in hpc-users),
 nocluster@uni.example / nocluster-demo (no cluster account),
 alice@other.example / alice-demo (institution not allowed).

@@ -407,6 +407,18 @@ class AllocationRecords:
                                    .order_by(ProposalReview.id)).all()  # fmt: skip
             return [Review(r.proposal_id, r.reviewer, _scores(r.scores), r.comment, r.at) for r in rows]
 
+    def reviews_of(self, proposal_ids: Iterable[int]) -> dict[int, list[Review]]:
+        """The reviews of many proposals in one query (the manager's list with its scores)."""
+        ids = sorted({int(i) for i in proposal_ids})
+        out: dict[int, list[Review]] = {i: [] for i in ids}
+        if not ids:
+            return out
+        with self._read() as session:
+            query = select(ProposalReview).where(ProposalReview.proposal_id.in_(ids)).order_by(ProposalReview.id)
+            for r in session.scalars(query):
+                out[r.proposal_id].append(Review(r.proposal_id, r.reviewer, _scores(r.scores), r.comment, r.at))
+        return out
+
     def conflicts(self, proposal_id: int, reviewers: Iterable[str]) -> dict[str, ConflictKind | None]:
         """For the manager's page: each candidate reviewer's conflict with the proposal (or None)."""
         with self._read() as session:

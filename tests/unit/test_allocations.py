@@ -147,8 +147,12 @@ def test_award_periods() -> None:
     today = date(2027, 1, 11)
     assert rules.award_period(today, 12, kind=ProposalKind.NEW) == (today, date(2028, 1, 10))
     assert rules.award_period(today, 6, current_end=date(2027, 3, 1), kind=ProposalKind.RENEWAL)[1] == date(2027, 9, 1)
-    assert rules.award_period(today, 6, current_end=date(2026, 12, 1), kind=ProposalKind.RENEWAL)[1] == date(2027, 7, 11)
-    assert rules.award_period(today, 6, current_end=date(2027, 3, 1), kind=ProposalKind.SUPPLEMENT)[1] == date(2027, 3, 1)
+    assert rules.award_period(today, 6, current_end=date(2026, 12, 1), kind=ProposalKind.RENEWAL)[1] == date(
+        2027, 7, 11
+    )
+    assert rules.award_period(today, 6, current_end=date(2027, 3, 1), kind=ProposalKind.SUPPLEMENT)[1] == date(
+        2027, 3, 1
+    )
 
 
 def test_scores_are_whole_numbers_for_each_criterion() -> None:
@@ -273,7 +277,12 @@ def test_an_award_makes_the_project_its_grant_the_pi_and_the_invitations(ledger:
         ledger.plan_award(proposal, gpu_hours=61)
     assert refused.value.field == "gpu_hours"
     plan = ledger.plan_award(proposal, gpu_hours=40)
-    assert (plan.project, plan.account, plan.new_project, plan.period_end) == ("cells", "cells", True, date(2028, 1, 10))
+    assert (plan.project, plan.account, plan.new_project, plan.period_end) == (
+        "cells",
+        "cells",
+        True,
+        date(2028, 1, 10),
+    )
     result = ledger.record_award(plan, who="admin", message="Well argued; 40 of 60.")
     assert ledger.usage("cells")["budget_gpu_hours"] == 40
     assert [(m["user"], m["role"]) for m in ledger.usage("cells")["members"]] == [("fiona", "pi")]
@@ -307,7 +316,9 @@ def test_review_is_required_before_an_award(ledger: Ledger) -> None:
 def test_a_returned_proposal_is_edited_and_submitted_again(ledger: Ledger) -> None:
     proposal = submitted(ledger)
     ledger.decide(proposal, "return", who="admin", message="Justify the H200s.")
-    ledger.save_proposal(call="2027-academic", fields={**GOOD, "justification": "Memory."}, proposal_id=proposal, **FIONA)
+    ledger.save_proposal(
+        call="2027-academic", fields={**GOOD, "justification": "Memory."}, proposal_id=proposal, **FIONA
+    )
     assert ledger.submit_proposal(proposal, applicant="fiona").state is ProposalState.SUBMITTED
 
 
@@ -362,3 +373,11 @@ def test_the_list_filters_by_state_reviewer_and_applicant(ledger: Ledger) -> Non
     assert [p.state for p in ledger.proposals(states=[ProposalState.DRAFT])] == [ProposalState.DRAFT]
     assert len(ledger.proposals(applicant="fiona")) == 2
     assert ledger.proposals(applicant="rev1") == []
+
+
+def test_the_reviews_of_many_proposals_at_once(ledger: Ledger) -> None:
+    first, second = submitted(ledger), submitted(ledger, project_name="other")
+    ledger.assign_reviewer(first, "rev1", who="admin")
+    ledger.submit_review(first, "rev1", scores=dict.fromkeys(rules.DEFAULT_CRITERIA, 3), comment="")
+    found = ledger.reviews_of([first, second])
+    assert [r.reviewer for r in found[first]] == ["rev1"] and found[second] == []

@@ -19,6 +19,9 @@ DEMO_USERS: dict[str, tuple[str, ...]] = {
     "carol": ("cs101",),
     "erin": ("tiny-lab",),
     "admin": (),
+    "fiona": (),  # an academic with no project yet: applies to a call
+    "rev1": (),  # reviewers (rev2 shares fiona's institution)
+    "rev2": (),
 }
 DEMO_ACCOUNTS: dict[str, str] = {
     "vision-lab": "Vision lab (research)",
