@@ -13,6 +13,7 @@ latest login, so the API, the pages and the command line judge roles alike.
 
 from __future__ import annotations
 
+import pwd
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
@@ -27,7 +28,6 @@ from hub.allocations.settings import HPCHubAllocations
 from hub.api import views
 from hub.api.handlers import _NAME, API_PREFIX, LedgerAPIHandler
 from hub.api.scopes import APPLY_SCOPE, MANAGE_CALLS_SCOPE, REVIEW_SCOPE
-from hub.auth.oidc import NO_CLUSTER_ACCOUNT_GROUP
 from hub.ledger import Ledger
 from hub.ledger import arithmetic as arith
 from hub.ledger.allocations import ProposalInfo, ProposalKind, ProposalState, check_call_name
@@ -138,12 +138,13 @@ class AllocationAPIHandler(LedgerAPIHandler):
         return await self.run(actor_of, ledger, caller.name, caller.is_admin)
 
     async def applicant(self, ledger: Ledger) -> Actor:
-        """The caller as an applicant: a cluster account and a recorded login principal."""
+        """The caller as an applicant: a Unix account on the cluster (a Slurm association is not needed:
+        an award makes the first) and a recorded login principal."""
         actor = await self.actor(ledger)
-        if any(group.name == NO_CLUSTER_ACCOUNT_GROUP for group in self.current_user.groups):
-            raise web.HTTPError(
-                403, f"applying needs a cluster account; {actor.user} does not exist on the cluster yet"
-            )
+        try:
+            pwd.getpwnam(actor.user)
+        except KeyError:
+            raise web.HTTPError(403, f"applying needs a cluster account; {actor.user} does not exist yet") from None
         if not actor.principal:
             raise web.HTTPError(403, f"no login of {actor.user} is recorded yet: log out and in again to apply")
         return actor
