@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import sys
 
 from hub.allocations import award as awarding
@@ -49,6 +50,11 @@ ARGUMENT_NAMES = {
     "proposal assign": {"proposal": "ID", "reviewer": "REVIEWER"},
     "proposal decide": {"proposal": "ID", "decision": "DECISION", "gpu_hours": "--gpu-hours", "message": "--message"},
 }
+
+
+# The award logs its failures for the hub's log; here the error line says it once (exit 1), so the
+# warning must not reach stderr through logging's last-resort handler.
+logging.getLogger(awarding.log.name).addHandler(logging.NullHandler())
 
 
 class AwardNotMade(LedgerError):
