@@ -134,7 +134,9 @@ async def _remove_user(context: AwardContext, plan: AwardPlan) -> None:
 
 
 async def _remove_account(context: AwardContext, plan: AwardPlan) -> None:
-    await context.client.sacctmgr_remove_account(plan.account, cluster=context.cluster)
+    # The award made the account (no cluster had it): remove the account itself, not only its
+    # association on this cluster, which would leave its record in slurmdbd.
+    await context.client.sacctmgr_remove_account(plan.account, cluster=None)
 
 
 @dataclass(frozen=True)

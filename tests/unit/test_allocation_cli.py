@@ -57,7 +57,7 @@ class RecordingSlurm:
         self.associations.discard((user, account))
         return ""
 
-    async def sacctmgr_remove_account(self, account, *, cluster) -> str:
+    async def sacctmgr_remove_account(self, account, *, cluster=None) -> str:
         self.accounts.discard(account)
         return ""
 
