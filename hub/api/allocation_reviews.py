@@ -20,7 +20,7 @@ from jupyterhub.scopes import needs_scope
 from tornado import web
 
 from hub.allocations import award as awarding
-from hub.allocations import service
+from hub.allocations import notices, service
 from hub.allocations.service import View
 from hub.api import views
 from hub.api.allocations import AllocationAPIHandler, proposal_number
@@ -89,6 +89,7 @@ class ReviewersHandler(AllocationAPIHandler):
         await self.run(service.check_assignable, ledger, reviewer, settings)
         info = await self.run(ledger.assign_reviewer, info.id, reviewer, who=self.caller().who)
         self.log.info("%s assigned %s to review proposal #%s", self.caller().who, reviewer, info.id)
+        await self.run(notices.queue, ledger, notices.assigned(info, reviewer, settings.portal_url))
         self.answer_proposal(info, View.MANAGER)
 
 
@@ -154,6 +155,7 @@ class DecisionHandler(AllocationAPIHandler):
         if decision is not Decision.AWARD:
             info = await self.run(ledger.decide, info.id, decision, who=who, message=message)
             self.log.info("%s decided proposal #%s: %s", who, info.id, decision.value)
+            await self.run(notices.queue, ledger, notices.decided(info, settings.portal_url))
             self.send_json({"proposal": service.proposal_json(info, View.MANAGER), "award": None})
             return
         context = self.award_context(ledger)

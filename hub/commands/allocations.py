@@ -17,7 +17,7 @@ import logging
 import sys
 
 from hub.allocations import award as awarding
-from hub.allocations import service
+from hub.allocations import notices, service
 from hub.allocations.service import View
 from hub.allocations.settings import HPCHubAllocations
 from hub.cli_support import UsageError, load_hub_config, slurm_cluster
@@ -178,8 +178,10 @@ def _proposal_show(ledger: Ledger, args) -> None:
 
 
 def _proposal_assign(ledger: Ledger, args) -> None:
-    service.check_assignable(ledger, args.reviewer, _allocation_settings(args))
+    settings = _allocation_settings(args)
+    service.check_assignable(ledger, args.reviewer, settings)
     info = ledger.assign_reviewer(args.id, args.reviewer, who=args.who)
+    notices.queue(ledger, notices.assigned(info, args.reviewer, settings.portal_url))
     print(f"#{info.id}: {args.reviewer} assigned (reviewers: {', '.join(info.reviewers)}); {info.state.value}")
 
 
@@ -211,6 +213,7 @@ def _proposal_decide(ledger: Ledger, args) -> None:
         if args.gpu_hours is not None:
             raise UsageError(f"--gpu-hours: only an award gives GPU-hours, not {decision.value}")
         info = ledger.decide(args.id, decision, who=args.who, message=args.message)
+        notices.queue(ledger, notices.decided(info, _allocation_settings(args).portal_url))
         print(f"#{info.id}: {info.state.value} ({args.message})")
         return
     ledger.plan_award(args.id, gpu_hours=args.gpu_hours)  # bad input is exit 2 before Slurm is asked
