@@ -242,7 +242,7 @@ class CallCloseHandler(AllocationAPIHandler):
 # --- proposals -------------------------------------------------------------------------------------
 
 
-def _proposal_body(body: object, *, new: bool) -> tuple[str | None, ProposalKind, dict[str, object]]:
+def parse_proposal_body(body: object, *, new: bool) -> tuple[str | None, ProposalKind, dict[str, object]]:
     allowed = (*CONTENT_KEYS, "call", "kind") if new else CONTENT_KEYS
     body = views.json_object(body, allowed, PROPOSAL_EXAMPLE)
     kind = body.get("kind") or ProposalKind.NEW.value
@@ -296,7 +296,7 @@ class ProposalListHandler(AllocationAPIHandler):
 
     @needs_scope(APPLY_SCOPE)
     async def post(self) -> None:
-        call, kind, fields = self.body(lambda body: _proposal_body(body, new=True))
+        call, kind, fields = self.body(lambda body: parse_proposal_body(body, new=True))
         ledger = await self.ledger()
         actor = await self.applicant(ledger)
         info = await self.run(ledger.save_proposal, call=call, applicant=actor.user,
@@ -318,7 +318,7 @@ class ProposalHandler(AllocationAPIHandler):
 
     @needs_scope(APPLY_SCOPE)
     async def put(self, proposal_id: str) -> None:
-        _call, _kind, fields = self.body(lambda body: _proposal_body(body, new=False))
+        _call, _kind, fields = self.body(lambda body: parse_proposal_body(body, new=False))
         ledger = await self.ledger()
         actor = await self.applicant(ledger)
         info = await self.own(ledger, actor, proposal_id)
