@@ -12,6 +12,7 @@
   invitations all or nothing (:func:`hub.allocations.award.award`).
 - ``GET|POST /projects/{p}/reports``: a project's outcome reports (its PI or a manager file them).
 - ``GET /projects/{p}/allocation``: its awards, invitations and reports, for the project page.
+- ``POST /invitations/{token}`` ``{"accept": true|false}``: the invited principal answers the link.
 """
 
 from __future__ import annotations
@@ -176,6 +177,28 @@ class DecisionHandler(AllocationAPIHandler):
         })  # fmt: skip
 
 
+class InvitationHandler(AllocationAPIHandler):
+    """``POST /invitations/{token}`` ``{"accept": true|false}``: the invited principal answers the
+    link of their invitation (a login accepts open invitations anyway); another login: 404."""
+
+    @needs_scope(APPLY_SCOPE)
+    async def post(self, token: str) -> None:
+        body = self.body(lambda body: views.json_object(body, ("accept",), '{"accept": true}'))
+        accept = body.get("accept")
+        if not isinstance(accept, bool):
+            raise web.HTTPError(400, "accept: true or false")
+        ledger = await self.ledger()
+        actor = await self.applicant(ledger) if accept else await self.actor(ledger)
+        if not actor.principal:
+            raise web.HTTPError(404, "invitation: unknown invitation, or it is for another login")
+        joined = await self.run(ledger.answer_invitation, token, user=actor.user, principal=actor.principal,
+                                accept=accept)  # fmt: skip
+        if joined is not None:
+            self.log.info("%s (%s) joined %s as %s by the invitation's link", actor.user, actor.principal, *joined)
+        project, role = joined if joined is not None else (None, None)
+        self.send_json({"accepted": accept, "project": project, "role": role})
+
+
 class ProjectAllocationHandler(ProjectAPIHandler):
     """A project's allocation: who sees the project sees its awards and reports; its invitations
     to those who see every member."""
@@ -233,6 +256,7 @@ ROUTES = [
     (rf"{API_PREFIX}/proposals/{_NAME}/conflict", ConflictHandler),
     (rf"{API_PREFIX}/proposals/{_NAME}/reviews", ReviewsHandler),
     (rf"{API_PREFIX}/proposals/{_NAME}/decision", DecisionHandler),
+    (rf"{API_PREFIX}/invitations/{_NAME}", InvitationHandler),
     (rf"{API_PREFIX}/projects/{_NAME}/reports", ReportsHandler),
     (rf"{API_PREFIX}/projects/{_NAME}/allocation", ProjectAllocationHandler),
 ]

@@ -40,7 +40,7 @@ ROUTE_SUFFIXES = {
     "/calls", "/calls/([^/]+)", "/calls/([^/]+)/close", "/proposals", "/proposals/([^/]+)",
     "/proposals/([^/]+)/submit", "/proposals/([^/]+)/withdraw", "/proposals/([^/]+)/attachment",
     "/proposals/([^/]+)/reviewers", "/proposals/([^/]+)/conflict", "/proposals/([^/]+)/reviews",
-    "/proposals/([^/]+)/decision", "/projects/([^/]+)/reports", "/projects/([^/]+)/allocation",
+    "/proposals/([^/]+)/decision", "/invitations/([^/]+)", "/projects/([^/]+)/reports", "/projects/([^/]+)/allocation",
 }  # fmt: skip
 ALLOCATION_ROLES = {REVIEWER_ROLE, CALL_MANAGER_ROLE}
 OWN = [f"{SESSION_SCOPE}!server", f"{ACTIVITY_SCOPE}!server"]

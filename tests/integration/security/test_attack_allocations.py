@@ -167,3 +167,11 @@ def test_bad_proposal_input_names_the_field_and_stores_nothing(portal, tokens, f
     assert answer.status_code == 400 and answer.json()["message"].startswith(message), answer.text
     after = len(call(portal, tokens["fiona"], "GET", "/proposals", params={"limit": 1000}).json()["proposals"])
     assert after == before
+
+
+def test_an_invitation_link_answers_only_its_own_principal(portal, tokens) -> None:
+    for token in ("not-a-real-invitation-token", "x" * 40):
+        answer = call(portal, tokens["bob"], "POST", f"/invitations/{token}", json={"accept": True})
+        assert answer.status_code == 404, answer.text
+    bad = call(portal, tokens["bob"], "POST", "/invitations/whatever-token-1", json={"accept": "yes"})
+    assert bad.status_code == 400 and bad.json()["message"].startswith("accept:")
