@@ -15,6 +15,7 @@ mail is queued once per project, threshold and end date (a moved end date warns 
 from __future__ import annotations
 
 import enum
+from dataclasses import dataclass
 from datetime import date, timedelta
 
 from hub.ledger.types import ProjectKind, ProjectState
@@ -100,3 +101,51 @@ def archive_due(status: ProjectStatus, period_end: date | None, today: date, gra
     if status is ProjectStatus.ACTIVE or period_end is None:
         return False
     return today >= archive_from(period_end, grace_days)
+
+
+@dataclass(frozen=True)
+class PeriodFinding:
+    """What the period check sees for one project with an end date: its status, the warning
+    reached (active projects) and, for an expired or closed one, since when its space is due for
+    archiving (None: not yet)."""
+
+    project: str
+    kind: ProjectKind
+    status: ProjectStatus
+    period_end: date
+    days_left: int
+    threshold: int | None
+    archive_from: date | None
+
+    @property
+    def renewal(self) -> str | None:
+        return renewal_path(self.project, self.kind)
+
+    def describe(self) -> str:
+        """One line for ``hpchub project expire-check``."""
+        end = self.period_end.isoformat()
+        if self.status is ProjectStatus.ACTIVE:
+            return f"{self.project}: ends on {end}, {in_days(self.days_left)} (the {self.threshold}-day warning)"
+        line = f"{self.project}: {self.status.value}, its period ended on {end}"
+        if self.archive_from is not None:
+            line += f"; its project space is due for archiving since {self.archive_from.isoformat()}"
+        return line
+
+
+def period_finding(
+    project: str, kind: ProjectKind | str, state: ProjectState | str, period_end: date | None, today: date,
+    grace_days: int,
+) -> PeriodFinding | None:  # fmt: skip
+    """The finding of one project, or None when there is nothing to say (no end date, more than
+    30 days left, or closed within the data grace)."""
+    if period_end is None:
+        return None
+    status = project_status(state, period_end, today)
+    threshold = warning_threshold(period_end, today) if status is ProjectStatus.ACTIVE else None
+    due = archive_due(status, period_end, today, grace_days)
+    if threshold is None and status is not ProjectStatus.EXPIRED and not due:
+        return None
+    return PeriodFinding(
+        project, ProjectKind(kind), status, period_end, (period_end - today).days, threshold,
+        archive_from(period_end, grace_days) if due else None,
+    )  # fmt: skip
