@@ -16,7 +16,7 @@ from hub.api import views as api_views
 from hub.api.access import NOT_FOUND_MESSAGE, ProjectAccess, project_access
 from hub.ledger import Ledger
 from hub.ledger.errors import LedgerInputError, NotFound
-from hub.ledger.period import ProjectStatus, project_status
+from hub.ledger.period import PeriodFinding, ProjectStatus, period_finding, project_status
 from hub.ledger.records import period_json
 from hub.ledger.store import usage_json
 from hub.ledger.types import (
@@ -129,6 +129,15 @@ def admin_rows(ledger: Ledger, now: datetime | None = None) -> list[tables.Proje
     totals = ledger.project_totals(now)
     today = ledger.today(now)
     return [tables.project_row(info, totals[info.name], today) for info in infos if info.name in totals]
+
+
+def archive_rows(ledger: Ledger, data_grace_days: int, now: datetime | None = None) -> list[PeriodFinding]:
+    """The expired (or closed) projects whose period ended more than ``data_grace_days`` ago, oldest
+    end first: their spaces are due for archiving (the portal deletes nothing)."""
+    today = ledger.today(now)
+    found = [period_finding(p.name, p.kind, p.state, p.period_end, today, data_grace_days) for p in ledger.projects()]
+    return sorted((f for f in found if f is not None and f.archive_from is not None),
+                  key=lambda f: (f.period_end, f.project))  # fmt: skip
 
 
 def my_projects(ledger: Ledger, user: str) -> list[dict]:

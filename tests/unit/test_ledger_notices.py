@@ -137,3 +137,11 @@ def test_the_expire_check_command(ledger_url: str, monkeypatch, capsys) -> None:
     ]
     assert cli.main(["project", "expire-check"]) == 0
     assert capsys.readouterr().out.splitlines() == [f"near-lab: ends on {soon}, in 3 days (the 7-day warning)"]
+
+
+def test_the_admin_page_lists_spaces_due_for_archiving(ledger: Ledger) -> None:
+    from hub.project_pages.gather import archive_rows
+
+    later = datetime(2027, 3, 21, tzinfo=timezone.utc)
+    assert [(f.project, f.archive_from) for f in archive_rows(ledger, 90, now=later)] == [("cs101", date(2027, 3, 21))]
+    assert archive_rows(ledger, 90) == []
