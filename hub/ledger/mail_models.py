@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, event
-from sqlalchemy.orm import Mapped, Session, mapped_column
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
 
-from hub.ledger.models import AppendOnlySession, Base, UtcDateTime
+from hub.ledger.models import AppendOnlyRecord, Base, UtcDateTime
 
 
-class MailMessage(Base):
+class MailMessage(AppendOnlyRecord, Base):
     """A message to send: to an address (and the portal user it is for, if any). ``key`` names
     what it is about (``period-30:vision-lab:2027-01-07``): a second message with the same key
     is never queued."""
@@ -33,7 +33,7 @@ class MailMessage(Base):
     queued_at: Mapped[datetime] = mapped_column(UtcDateTime)
 
 
-class MailAttempt(Base):
+class MailAttempt(AppendOnlyRecord, Base):
     """One try to hand a message to the mail relay: ok, or the error (one line)."""
 
     __tablename__ = "hpchub_mail_attempts"
@@ -46,7 +46,7 @@ class MailAttempt(Base):
     error: Mapped[str | None] = mapped_column(Text)
 
 
-class UserContact(Base):
+class UserContact(AppendOnlyRecord, Base):
     """A user's mail address as a login showed it (the identity provider's email claim), a row
     each time it changed; the latest row is the address."""
 
@@ -57,13 +57,3 @@ class UserContact(Base):
     user: Mapped[str] = mapped_column(String(32))
     address: Mapped[str] = mapped_column(String(254))
     recorded_at: Mapped[datetime] = mapped_column(UtcDateTime)
-
-
-MAIL_APPEND_ONLY = (MailMessage, MailAttempt, UserContact)
-
-
-@event.listens_for(AppendOnlySession, "before_flush")
-def _refuse_rewriting_mail(session: Session, flush_context, instances) -> None:
-    for instance in list(session.dirty) + list(session.deleted):
-        if isinstance(instance, MAIL_APPEND_ONLY) and (instance in session.deleted or session.is_modified(instance)):
-            raise RuntimeError(f"{type(instance).__name__} rows are append-only: never updated or deleted")
