@@ -155,7 +155,7 @@ class MailOutbox:
             return int(session.scalar(select(func.count(MailMessage.id)).where(~sent)))
 
     def record_mail_attempt(
-        self, message_id: int, ok: bool, error: str | None = None, *, now: datetime | None = None
+        self, message_id: int, ok: bool, error: str | None = None, now: datetime | None = None
     ) -> None:
         """Append one attempt: ``ok``, or the error (kept to one line)."""
         if not isinstance(message_id, int) or isinstance(message_id, bool):
