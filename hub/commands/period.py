@@ -25,18 +25,17 @@ def hub_config(args):
     return load_hub_config(config_file) if config_file and os.path.isfile(config_file) else None
 
 
-def mail_settings(args) -> HPCHubMail:
+def settings(args) -> tuple[HPCHubMail, int]:
+    """``c.HPCHubMail`` and ``c.HPCHubAllocations.data_grace_days`` of --config (one read), else the defaults."""
     config = hub_config(args)
-    return HPCHubMail(config=config) if config is not None else HPCHubMail()
-
-
-def data_grace_days(args) -> int:
-    config = hub_config(args)
-    return (HPCHubAllocations(config=config) if config is not None else HPCHubAllocations()).data_grace_days
+    if config is None:
+        return HPCHubMail(), HPCHubAllocations().data_grace_days
+    return HPCHubMail(config=config), HPCHubAllocations(config=config).data_grace_days
 
 
 def cmd_expire_check(ledger, args) -> None:
-    report = expire_check(ledger, mail_settings(args), data_grace_days=data_grace_days(args))
+    mail, grace = settings(args)
+    report = expire_check(ledger, mail, data_grace_days=grace)
     for line in report.found or ["no project ends within 30 days, has ended or is due for archiving"]:
         print(line)
     for line in report.queued + report.unreachable:
@@ -48,7 +47,8 @@ def cmd_expire_check(ledger, args) -> None:
 def reconcile_notices(args):
     """The notices after each reconcile pass (``hub/reconcile/notices.py``); a ledger failure is one
     line in the log and the next pass tries again."""
-    watch = notice_watch(mail_settings(args), data_grace_days=data_grace_days(args))
+    mail, grace = settings(args)
+    watch = notice_watch(mail, data_grace_days=grace)
 
     def after_pass(ledger) -> list[str]:
         try:

@@ -161,3 +161,21 @@ def test_bad_settings_are_refused(trait: str, value) -> None:
 def test_every_setting_is_configurable_and_explained() -> None:
     for name, trait in HPCHubMail.class_traits(config=True).items():
         assert "Default" in trait.help and "Example" in trait.help, name
+
+
+def test_the_store_numbers_on_from_the_highest_file_and_never_replaces_one(tmp_path) -> None:
+    (tmp_path / "000007.eml").write_bytes(b"Subject: old\r\n\r\nold\r\n")
+    (tmp_path / ".incoming-1-3.tmp").write_bytes(b"half")  # a temporary file is no message
+    store = MailStore(tmp_path)
+    assert store.store(b"Subject: new\r\n\r\nnew\r\n").name == "000008.eml"
+    assert [m.subject for m in read_mailbox(tmp_path)] == ["old", "new"]
+    assert not list(tmp_path.glob(".incoming-*-8.tmp"))
+
+
+@pytest.mark.parametrize("host", ["0.0.0.0", "192.0.2.1", "example.org"])
+def test_the_demo_server_listens_on_loopback_only(host) -> None:
+    from hub.demo.mailserver import check_loopback
+
+    with pytest.raises(SystemExit, match="loopback"):
+        check_loopback(host)
+    assert check_loopback("127.0.0.1") == "127.0.0.1"
