@@ -27,6 +27,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 from traitlets import Any, Bool, Dict, Unicode, default
 
+from hub.allocations.provision import ProvisionFailed, provision
+from hub.allocations.settings import HPCHubAllocations
 from hub.auth import log_redaction
 from hub.auth.account_rules import AccountDenied, HPCHubAccountRules
 from hub.auth.mapping import (
@@ -38,6 +40,8 @@ from hub.auth.mapping import (
 )
 from hub.ledger import LedgerError
 from hub.ledger.courses import DEFAULT_GROUP_ROLES
+from hub.ledger.errors import LedgerInputError
+from hub.ledger.mail_outbox import check_mail_address
 from hub.ledger.runtime import ledger_from_config
 from hub.site_secrets import check_hub_secrets
 from spawners.slurm.client import SlurmCommandError
@@ -104,6 +108,18 @@ def fetch_discovery(issuer: str, timeout: float = 10.0) -> dict:
             return json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise IssuerError(f"issuer {issuer}: cannot read {url}: {exc}") from None
+
+
+def login_mail_address(claims: dict, principal: object) -> str | None:
+    """The mail address a login gives: the ``email`` claim unless the provider says it is not
+    verified, else the principal when it has the form of an address; None when neither is one
+    (an address with a line break or a display name is never taken)."""
+    for candidate in (claims.get("email") if claims.get("email_verified") is not False else None, principal):
+        try:
+            return check_mail_address(candidate, "email")
+        except LedgerInputError:
+            continue
+    return None
 
 
 class HPCHubOIDCAuthenticator(GenericOAuthenticator):
@@ -262,12 +278,15 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
 
     async def update_auth_model(self, auth_model: dict) -> dict:
         account = auth_model["name"]
-        has_account = True
-        if self.cluster_account_check:
-            has_account = self.cluster_account_exists(account) and await self.slurm_association_exists(account)
         auth_state = auth_model.get("auth_state") or {}
         user = auth_state.get("oauth_user") or {}
         principal = user.get(self.principal_claim)
+        if isinstance(principal, str):
+            # before the account check: the site's hook may make an invited member's account now
+            await self.allocation_login(principal, account)
+        has_account = True
+        if self.cluster_account_check:
+            has_account = self.cluster_account_exists(account) and await self.slurm_association_exists(account)
         auth_state["hpchub"] = {
             "principal": principal,
             "cluster_account": has_account,
@@ -276,7 +295,58 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         if isinstance(principal, str) and self.cluster_account_exists(account):
             # the Unix account is enough: the reconciler makes the Slurm association of a new member
             await self.sync_course_memberships(principal, account, await self.get_user_groups(auth_state))
+        if self.cluster_account_exists(account):
+            await self.record_mail_address(account, login_mail_address(user, principal))
         return auth_model
+
+    async def allocation_login(self, principal: str, account: str) -> None:
+        """Allocations at each login: the ledger keeps the principal the account logged in as (its
+        institution decides reviewers' conflicts of interest); open invitations of the principal become
+        memberships; an invited principal whose account does not exist yet is handed to the site's
+        ``c.HPCHubAllocations.provision_command``. A failure is logged and never blocks the login."""
+        ledger = ledger_from_config(self.config)
+        if ledger is None:
+            return
+        try:
+            await asyncio.to_thread(ledger.record_login_principal, account, principal)
+            if not self.cluster_account_exists(account):
+                invited = await asyncio.to_thread(ledger.open_invitations, principal)
+                if not invited:
+                    return
+                await self.provision_account(principal, account, invited)
+                if not self.cluster_account_exists(account):
+                    return
+            for project, role in await asyncio.to_thread(ledger.accept_invitations, principal, account):
+                self.log.info("%s (%s) accepted the invitation to %s as %s", account, principal, project, role)
+        except (LedgerError, SQLAlchemyError) as exc:
+            self.log.warning("could not record the allocations login of %s: %s", account, exc)
+
+    async def provision_account(self, principal: str, account: str, invited: list[str]) -> None:
+        """The site's hook makes the Unix account of an invited member (the login waits for it)."""
+        settings = HPCHubAllocations(config=self.config)
+        if not settings.provision_command:
+            self.log.info("%s (%s) is invited to %s but has no Unix account, and no provision_command is set",
+                          account, principal, ", ".join(invited))  # fmt: skip
+            return
+        try:
+            await provision(settings.provision_command, principal, account, timeout=settings.provision_timeout)
+        except ProvisionFailed as exc:
+            self.log.error("the provision command for %s (%s) failed: %s", account, principal, exc)
+            return
+        self.log.info("the provision command made the account %s for %s (invited to %s)", account, principal,
+                      ", ".join(invited))  # fmt: skip
+
+    async def record_mail_address(self, account: str, address: str | None) -> None:
+        """The user's mail address as this login gave it, for the portal's mail (budget and period
+        warnings, allocations). A ledger failure is logged and never blocks the login."""
+
+        ledger = ledger_from_config(self.config)
+        if ledger is None or address is None:
+            return
+        try:
+            await asyncio.to_thread(ledger.record_mail_address, account, address)
+        except (LedgerError, SQLAlchemyError) as exc:
+            self.log.warning("could not record the mail address of %s: %s", account, exc)
 
     async def sync_course_memberships(self, principal: str, account: str, groups: set[str]) -> None:
         """Course memberships from the login: a principal on a course's roster (CSV upload)

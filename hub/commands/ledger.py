@@ -1,4 +1,4 @@
-"""``hpchub project|grant|member|course|usage|charges|reconcile``: the ledger's part of the admin command line.
+"""``hpchub project|grant|member|course|call|proposal|usage|charges|reconcile``: the ledger's part of the admin command line.
 
 ``add_parsers(subparsers)`` adds the groups to ``hpchub``'s parser (see hub/cli.py).
 The ledger database comes from ``--db-url``, else ``$HPCHUB_LEDGER_URL``, else the demo's
@@ -28,9 +28,13 @@ from hub.cli_support import (
     one_line_errors,
     slurm_cluster,
 )
+from hub.commands.allocations import ARGUMENT_NAMES as ALLOCATION_ARGUMENT_NAMES
+from hub.commands.allocations import COMMANDS as ALLOCATION_COMMANDS
+from hub.commands.allocations import add_allocation_parsers
 from hub.commands.courses import ARGUMENT_NAMES as COURSE_ARGUMENT_NAMES
 from hub.commands.courses import COMMANDS as COURSE_COMMANDS
 from hub.commands.courses import add_course_parsers
+from hub.commands.period import cmd_expire_check, reconcile_notices
 from hub.ledger import arithmetic as arith
 from hub.ledger.backup import export_ledger, import_ledger
 from hub.ledger.enforce import ExhaustionTracker
@@ -71,6 +75,7 @@ _ARGUMENT_NAMES = {
     "member add": {"role": "--role", "cap_gpu_hours": "--cap"},
     "member cap": {"cap_gpu_hours": "H", "reason": "--reason"},
     **COURSE_ARGUMENT_NAMES,
+    **ALLOCATION_ARGUMENT_NAMES,
 }
 
 CSV_COLUMNS = (
@@ -270,7 +275,9 @@ COMMANDS = {
     "member remove": _member_remove,
     "usage": _usage,
     "charges": _charges,
+    "project expire-check": cmd_expire_check,
     **COURSE_COMMANDS,
+    **ALLOCATION_COMMANDS,
     "ledger export": _ledger_export,
     "ledger import": _ledger_import,
 }
@@ -350,6 +357,7 @@ def cmd_reconcile(args) -> int:
     idle_watch = _idle_watch(args)
     if idle_watch is not None:
         watches.append(idle_watch)
+    watches.append(reconcile_notices(args))  # the period check, budget mail, sending (hub/reconcile/notices.py)
     after_pass = None
     if watches:
 
@@ -508,6 +516,9 @@ def add_parsers(subparsers) -> None:
     create.add_argument("--gpu-hours", required=True, metavar="H", help="the first grant in weighted GPU-hours")
     create.add_argument("--start", metavar="DATE", help="first day of the period (YYYY-MM-DD)")
     create.add_argument("--end", metavar="DATE", help="last day of the period, inclusive (YYYY-MM-DD)")
+    leaf(project_sub, "expire-check", "project expire-check",
+         help="projects whose period ends within 30 days, has ended, or whose space is due for archiving; "
+         "queues the warning mail (the reconciler runs it every pass)")  # fmt: skip
 
     grant = leaf(subparsers, "grant", "grant", help="append a signed grant (e.g. +10 or -5 GPU-hours)")
     grant.add_argument("name", metavar="NAME")
@@ -531,6 +542,7 @@ def add_parsers(subparsers) -> None:
     remove.add_argument("user", metavar="USER")
 
     add_course_parsers(subparsers, leaf, SUBCOMMANDS)
+    add_allocation_parsers(subparsers, leaf, SUBCOMMANDS)
 
     backup = one_line_errors(subparsers.add_parser("ledger", help="export and import the whole ledger (backup)"))
     backup_sub = backup.add_subparsers(**SUBCOMMANDS)

@@ -305,14 +305,31 @@ class Portal:
         return f"{self.api}/users/{user}/servers/{name}" if name else f"{self.api}/users/{user}/server"
 
 
-def logged_in_session(portal: Portal, name: str, password: str | None = None,
-                      domain: str = "uni.example") -> requests.Session:  # fmt: skip
+def logged_in_session(
+    portal: Portal, name: str, password: str | None = None, domain: str = "uni.example"
+) -> requests.Session:
     """The user's own browser session (cookie and X-XSRFToken), through the identity provider
-    (``NAME@DOMAIN`` with the demo password ``NAME-demo`` unless another is given)."""
+    (``NAME@DOMAIN``, by default uni.example, with the demo password ``NAME-demo`` unless another is given)."""
     session, response = portal.login(f"{name}@{domain}", password or f"{name}-demo")
     assert response.status_code == 200, (name, response.status_code, response.url)
     session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
     assert session.headers["X-XSRFToken"], f"no _xsrf cookie for {name}"
+    return session
+
+
+def own_token(portal: Portal, session: requests.Session, user: str, scopes: list[str] | None = None) -> str:
+    """A token the user makes for themself with their own login (JupyterHub's token API)."""
+    body: dict = {"note": "hpchub integration test", "expires_in": 3600}
+    if scopes is not None:
+        body["scopes"] = scopes
+    response = session.post(f"{portal.api}/users/{user}/tokens", json=body, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()["token"]
+
+
+def token_session(token: str) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"token {token}"
     return session
 
 
@@ -365,6 +382,46 @@ def portal() -> Portal:
     yield portal
     down = hpchub("demo", "down", "--state-dir", state, check=False)
     print(down.stdout, down.stderr)
+
+
+class Mailbox:
+    """The test instance's mail as its SMTP server stored it (``STATE/mail/NNNNNN.eml``, hub/demo/mailserver.py):
+    the hub and the reconciler send there. Each message parsed: ``to``, ``subject``, ``body``, ``key`` (the
+    portal's ``X-HPCHub-Key``: what it is about, e.g. ``period-7:vision-lab:2027-01-07:alice``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def messages(self) -> list:
+        from hub.demo.mailserver import read_mailbox  # noqa: PLC0415
+
+        return read_mailbox(self.directory)
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages() if address in m.envelope_to or m.to == address]
+
+    def wait_for(self, *, to: str | None = None, subject: str | None = None, key: str | None = None,
+                 timeout: float = 60):  # fmt: skip
+        """The first message to ``to`` whose subject contains ``subject`` and whose key starts with ``key``,
+        waiting for the reconciler's passes to send it (it sends what is queued every pass)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.messages():
+                if ((to is None or to in message.envelope_to or message.to == to)
+                        and (subject is None or subject in message.subject)
+                        and (key is None or (message.key or "").startswith(key))):  # fmt: skip
+                    return message
+            assert time.monotonic() < deadline, (
+                f"no mail to {to} with {subject!r} / key {key!r} in {timeout} s; the mailbox: "
+                + "; ".join(f"{m.path.name} {m.to} {m.subject!r}" for m in self.messages())
+            )
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def mailbox(portal) -> Mailbox:
+    """The instance's SMTP store: ``mailbox.wait_for(to="fiona@uni.example", subject="awarded")``."""
+    return Mailbox(portal.state_dir / "mail")
 
 
 @pytest.fixture(scope="module")
