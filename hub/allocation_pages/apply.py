@@ -137,7 +137,7 @@ class ProposalFormMixin(AllocationPageHandler):
             return
         if action == "submit":
             try:
-                await award.submit(ledger, saved.id, self.award_context(), applicant=actor.user)
+                await award.submit(ledger, saved.id, self.award_context(ledger), applicant=actor.user)
             except award.AwardFailed as exc:
                 # submitted, not awarded: the managers can award it; the page says why
                 info = await self.run(ledger.proposal, saved.id)
@@ -154,7 +154,7 @@ class ProposalFormMixin(AllocationPageHandler):
 class NewProposalHandler(ProposalFormMixin):
     async def _start(self) -> tuple[Ledger, Actor, CallInfo, ProposalKind, str]:
         ledger = await self.ledger()
-        actor = await self.actor(ledger)
+        actor = await self.applicant(ledger)
         call = await self.run(ledger.call, self.get_argument("call", ""))
         renew = self.get_argument("renew", "")
         if renew:
@@ -202,6 +202,7 @@ class ProposalHandler(ProposalFormMixin):
         ledger, actor, info, _view, call = await self._view(proposal_id)
         if info.applicant != actor.user:
             raise web.HTTPError(404, f"proposal: no proposal #{proposal_id} of yours")
+        actor = await self.applicant(ledger)
         if self.get_body_argument("action", "") == "withdraw":
             await self.run(ledger.withdraw_proposal, info.id, applicant=actor.user)
             self.redirect(f"{self.hub.base_url}hpchub/proposals/{info.id}")

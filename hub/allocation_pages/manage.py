@@ -19,6 +19,7 @@ from tornado import web
 from hub.allocation_pages import views
 from hub.allocation_pages.base import PAGES_PREFIX, AllocationPageHandler
 from hub.allocations import award, notices, service
+from hub.api.scopes import MANAGE_CALLS_SCOPE
 from hub.ledger import Ledger
 from hub.ledger import allocations as rules
 from hub.ledger.allocations import Audience, ConflictKind, Decision, ProposalInfo, ProposalState
@@ -77,9 +78,11 @@ def call_page(ledger: Ledger, name: str, reviewer_groups: list[str], today, page
 
 
 class CallsHandler(AllocationPageHandler):
+    scope = MANAGE_CALLS_SCOPE
+
     async def _page(self, *, error: LedgerInputError | None = None, typed: dict | None = None) -> None:
         ledger = await self.ledger()
-        self.require_manager(await self.actor(ledger))
+        await self.run(service.require_manager, await self.actor(ledger), self.allocation_settings)
         rows = await self.run(calls_page, ledger, self.today(ledger))
         if error is not None:
             self.set_status(400)
@@ -97,7 +100,7 @@ class CallsHandler(AllocationPageHandler):
     @web.authenticated
     async def post(self) -> None:
         ledger = await self.ledger()
-        self.require_manager(await self.actor(ledger))
+        await self.run(service.require_manager, await self.actor(ledger), self.allocation_settings)
         typed = views.typed_fields(self.request.body_arguments, [f for f in views.CALL_FIELDS if f != "audience"])
         typed["audience"] = self.get_body_arguments("audience")
         fields = {**typed, **{flag: bool(typed.get(flag)) for flag in FLAGS}}
@@ -111,10 +114,12 @@ class CallsHandler(AllocationPageHandler):
 
 
 class CallHandler(AllocationPageHandler):
+    scope = MANAGE_CALLS_SCOPE
+
     async def _page(self, name: str, *, error: LedgerInputError | None = None, error_for: int | None = None,
                     typed: dict | None = None) -> None:  # fmt: skip
         ledger = await self.ledger()
-        self.require_manager(await self.actor(ledger))
+        await self.run(service.require_manager, await self.actor(ledger), self.allocation_settings)
         page = self.get_argument("page", "0")
         if not page.isdigit() or len(page) > 6:
             raise web.HTTPError(400, f"page: a page number from 0, got {page!r}")
@@ -139,7 +144,7 @@ class CallHandler(AllocationPageHandler):
         ledger = await self.ledger()
         settings = self.allocation_settings
         actor = await self.actor(ledger)
-        self.require_manager(actor)
+        await self.run(service.require_manager, actor, settings)
         call = await self.run(ledger.call, name)
         proposal_id = self.get_body_argument("proposal", "")
         info, _view = await self.run(service.view_of, ledger, actor, proposal_id, settings)
@@ -155,6 +160,7 @@ class CallHandler(AllocationPageHandler):
                 await self.run(notices.queue, ledger, notices.assigned(assigned, reviewer, settings.portal_url))
                 done = f"{reviewer} reviews #{info.id}."
             elif action == "decide":
+                await self.run(service.require_decider, actor, info, settings)
                 done = await self._decide(ledger, info.id, typed)
             else:
                 raise web.HTTPError(400, f"action: assign or decide, got {action!r}")
@@ -173,7 +179,7 @@ class CallHandler(AllocationPageHandler):
         except ValueError:
             raise LedgerInputError("decision", "award, reject or return") from None
         if decision is Decision.AWARD:
-            result = await award.award(ledger, proposal_id, self.award_context(), who=self.who(),
+            result = await award.award(ledger, proposal_id, self.award_context(ledger), who=self.who(),
                                        message=typed["message"], gpu_hours=typed["gpu_hours"] or None)  # fmt: skip
             return (f"#{proposal_id} awarded {views.hours(result.plan.amount_mgs)} GPU-h: project "
                     f"{result.project.name} until {result.plan.period_end.isoformat()}.")  # fmt: skip

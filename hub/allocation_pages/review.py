@@ -14,6 +14,7 @@ from tornado import web
 from hub.allocation_pages import views
 from hub.allocation_pages.base import PAGES_PREFIX, AllocationPageHandler
 from hub.allocations.service import is_reviewer
+from hub.api.scopes import REVIEW_SCOPE
 from hub.ledger import Ledger
 from hub.ledger import allocations as rules
 from hub.ledger.errors import LedgerInputError
@@ -39,6 +40,8 @@ def reviews_page(ledger: Ledger, reviewer: str) -> list[dict]:
 
 
 class ReviewsHandler(AllocationPageHandler):
+    scope = REVIEW_SCOPE
+
     @web.authenticated
     async def get(self) -> None:
         ledger = await self.ledger()
@@ -50,6 +53,8 @@ class ReviewsHandler(AllocationPageHandler):
 
 
 class ReviewHandler(AllocationPageHandler):
+    scope = REVIEW_SCOPE
+
     async def _page(self, proposal_id: str, *, error: LedgerInputError | None = None,
                     typed: dict | None = None) -> None:  # fmt: skip
         ledger = await self.ledger()

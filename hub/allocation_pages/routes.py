@@ -7,9 +7,9 @@ import logging
 from sqlalchemy.exc import SQLAlchemyError
 
 from hub.allocation_pages import apply, manage, review
-from hub.allocation_pages.base import actor_of
 from hub.allocations.service import is_manager, is_reviewer
 from hub.allocations.settings import HPCHubAllocations
+from hub.api.allocations import actor_of
 from hub.ledger import LedgerError
 from hub.ledger.runtime import ledger_from_config
 
