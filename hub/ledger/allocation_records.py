@@ -307,11 +307,15 @@ class AllocationRecords:
                 assigned = select(ReviewAssignment.proposal_id).where(ReviewAssignment.reviewer == reviewer)
                 query = query.where(Proposal.id.in_(assigned))
             if states is not None:
-                wanted = [ProposalState(s).value if not isinstance(s, ProposalState) else s.value for s in states]
-                latest = select(func.max(ProposalEvent.id)).group_by(ProposalEvent.proposal_id)
-                current = select(ProposalEvent.proposal_id).where(ProposalEvent.id.in_(latest),
-                                                                  ProposalEvent.state.in_(wanted))  # fmt: skip
-                query = query.where(Proposal.id.in_(current))
+                wanted = [s if isinstance(s, ProposalState) else ProposalState(s) for s in states]
+                # Each proposal's latest event, looked up from the proposal (an index probe on
+                # (proposal_id, id)), so that the newest page stops after its rows instead of
+                # first finding the latest event of every proposal there is.
+                current = (
+                    select(ProposalEvent.state).where(ProposalEvent.proposal_id == Proposal.id)
+                    .order_by(ProposalEvent.id.desc()).limit(1).correlate(Proposal).scalar_subquery()
+                )  # fmt: skip
+                query = query.where(current.in_(wanted))
             rows = session.scalars(query.order_by(Proposal.id.desc()).limit(limit).offset(offset)).all()
             return self._proposal_infos(session, rows)
 
@@ -413,10 +417,12 @@ class AllocationRecords:
         out: dict[int, list[Review]] = {i: [] for i in ids}
         if not ids:
             return out
+        query = select(ProposalReview.proposal_id, ProposalReview.reviewer, ProposalReview.scores, ProposalReview.comment,
+                       ProposalReview.at)  # fmt: skip
         with self._read() as session:
-            query = select(ProposalReview).where(ProposalReview.proposal_id.in_(ids)).order_by(ProposalReview.id)
-            for r in session.scalars(query):
-                out[r.proposal_id].append(Review(r.proposal_id, r.reviewer, _scores(r.scores), r.comment, r.at))
+            rows = session.execute(query.where(ProposalReview.proposal_id.in_(ids)).order_by(ProposalReview.id)).all()
+        for proposal_id, reviewer, scores, comment, at in rows:
+            out[proposal_id].append(Review(proposal_id, reviewer, _scores(scores), comment, at))
         return out
 
     def conflicts(self, proposal_id: int, reviewers: Iterable[str]) -> dict[str, ConflictKind | None]:
@@ -527,6 +533,9 @@ class AllocationRecords:
         return self._proposal_infos(session, [proposal])[0]
 
     def _proposal_infos(self, session: Session, rows: list[Proposal]) -> list[ProposalInfo]:
+        """The proposals' latest versions, events and reviewers in one query each. Rows of
+        columns, not ORM objects: a page of 200 has about 2,000 of them, and building
+        objects (identity map, instance state) for rows only read would cost most of the time."""
         if not rows:
             return []
         ids = [row.id for row in rows]
@@ -536,17 +545,22 @@ class AllocationRecords:
             .group_by(ProposalVersion.proposal_id)
         )
         versions = {
-            v.proposal_id: v for v in session.scalars(select(ProposalVersion).where(ProposalVersion.id.in_(latest)))
+            v.proposal_id: v
+            for v in session.execute(select(*ProposalVersion.__table__.c).where(ProposalVersion.id.in_(latest)))
         }
         events: dict[int, list] = {i: [] for i in ids}
-        for event in session.scalars(select(ProposalEvent).where(ProposalEvent.proposal_id.in_(ids))
-                                     .order_by(ProposalEvent.id)):  # fmt: skip
-            events[event.proposal_id].append(rules.ProposalEvent(event.state, event.at, event.by, event.reason,
-                                                                 event.awarded_mgs))  # fmt: skip
+        query = select(ProposalEvent.proposal_id, ProposalEvent.state, ProposalEvent.at, ProposalEvent.by,
+                       ProposalEvent.reason, ProposalEvent.awarded_mgs)  # fmt: skip
+        for proposal_id, *event in session.execute(
+            query.where(ProposalEvent.proposal_id.in_(ids)).order_by(ProposalEvent.id)
+        ):
+            events[proposal_id].append(rules.ProposalEvent(*event))
         reviewers: dict[int, list[str]] = {i: [] for i in ids}
-        for assignment in session.scalars(select(ReviewAssignment).where(ReviewAssignment.proposal_id.in_(ids))
-                                          .order_by(ReviewAssignment.id)):  # fmt: skip
-            reviewers[assignment.proposal_id].append(assignment.reviewer)
+        query = select(ReviewAssignment.proposal_id, ReviewAssignment.reviewer)
+        for proposal_id, reviewer in session.execute(
+            query.where(ReviewAssignment.proposal_id.in_(ids)).order_by(ReviewAssignment.id)
+        ):
+            reviewers[proposal_id].append(reviewer)
         calls = dict(session.execute(select(Call.id, Call.name).where(Call.id.in_({r.call_id for r in rows}))).all())
         return [
             ProposalInfo(

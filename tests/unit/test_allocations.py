@@ -371,6 +371,9 @@ def test_the_list_filters_by_state_reviewer_and_applicant(ledger: Ledger) -> Non
     ledger.assign_reviewer(first, "rev1", who="admin")
     assert [p.id for p in ledger.proposals(reviewer="rev1")] == [first]
     assert [p.state for p in ledger.proposals(states=[ProposalState.DRAFT])] == [ProposalState.DRAFT]
+    assert ledger.proposals(states=[ProposalState.SUBMITTED]) == []  # its latest event counts, not an earlier one
+    assert [p.id for p in ledger.proposals(states=["in_review", "draft"], call="2027-academic", limit=1)] == [first + 1]
+    assert [p.id for p in ledger.proposals(states=["in_review", "draft"], limit=1, offset=1)] == [first]
     assert len(ledger.proposals(applicant="fiona")) == 2
     assert ledger.proposals(applicant="rev1") == []
 
