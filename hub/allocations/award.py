@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from hub.allocations import notices
 from hub.allocations.settings import HPCHubAllocations
 from hub.envs import space as sp
 from hub.envs import unix
@@ -78,12 +79,22 @@ async def award(
                 made = await asyncio.to_thread(_make_space, context.environments, plan)
                 undo.append((step, lambda: asyncio.to_thread(_remove_space, made)))
         step = "the ledger"
-        return await asyncio.to_thread(ledger.record_award, plan, who=who, message=message, now=now)
+        result = await asyncio.to_thread(ledger.record_award, plan, who=who, message=message, now=now)
     except (SlurmCommandError, OSError, unix.SpaceError, LedgerInputError) as exc:
         problems = await _undo(undo)
         words = exc.summary if isinstance(exc, SlurmCommandError) else str(exc)
         log.warning("award of proposal #%s failed at %s: %s", proposal_id, step, words)
         raise AwardFailed(step, words, problems) from None
+    await asyncio.to_thread(_notify_award, ledger, result, context.settings.portal_url)
+    return result
+
+
+def _notify_award(ledger: Ledger, result: AwardResult, portal_url: str) -> None:
+    info = ledger.proposal(result.plan.proposal_id)
+    end = result.plan.period_end.isoformat()
+    notices.queue(ledger, notices.awarded(info, result.plan.project, result.plan.amount_mgs, end, portal_url))
+    for principal, token in result.invitations.items():
+        notices.queue(ledger, notices.invited(result.plan.project, principal, token, info.applicant, portal_url))
 
 
 async def submit(
@@ -93,6 +104,7 @@ async def submit(
     submitted for a manager to award, and the error is raised)."""
     info = await asyncio.to_thread(ledger.submit_proposal, proposal_id, applicant=applicant, now=now)
     call = await asyncio.to_thread(ledger.proposal_call, proposal_id)
+    await asyncio.to_thread(notices.queue, ledger, notices.submitted(info, call, context.settings.portal_url))
     if not call.spec.startup:
         return info
     await award(ledger, proposal_id, context, who=f"start-up call {call.name}", message="start-up award", now=now)

@@ -45,6 +45,11 @@ class HPCHubAllocations(Configurable):
         help="Identity-provider groups whose members manage calls (create calls, assign reviewers, decide), "
         "besides the hub's admins. Default ['hpc-call-managers'].",
     ).tag(config=True)
+    portal_url = Unicode(
+        "",
+        help="The portal's public address, for links in mail (e.g. 'https://hpc.example.org'). Default '' "
+        "(links are paths such as /hub/hpchub/proposals/7). The demo: 'http://127.0.0.1:8000'.",
+    ).tag(config=True)
     attachment_dir = Unicode(
         "",
         help="Where proposals' PDF attachments are stored, outside every directory the hub serves (created "
