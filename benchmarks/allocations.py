@@ -21,7 +21,8 @@ the data set taking turns so that both see the same machine:
   ``proposal_json`` each;
 - ``list applicant``: ``GET /proposals`` for an applicant (a random one each time): their own;
 - ``list states``: the managers' list filtered to ``submitted`` and ``in_review``;
-- ``list reviewer``: the proposals assigned to one reviewer (a random one each time).
+- ``list reviewer``: the proposals assigned to one reviewer (a random one each time), without
+  those they are conflicted with (``conflicts_of``; the reviewers' logins are loaded too).
 
 Each answer is the JSON text the API would send (``json.dumps``), and is checked (its size,
 the applicant's and the states filter's rows). The target is p99 < 300 ms for the data set;
@@ -55,6 +56,7 @@ from hub.ledger import Ledger, upgrade  # noqa: E402
 from hub.ledger.allocation_models import (  # noqa: E402
     Award,
     Call,
+    LoginPrincipal,
     Proposal,
     ProposalEvent,
     ProposalReview,
@@ -63,7 +65,7 @@ from hub.ledger.allocation_models import (  # noqa: E402
 )
 from hub.ledger.allocations import DEFAULT_CRITERIA, FIELDS_OF_SCIENCE, ProposalKind, ProposalState  # noqa: E402
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR  # noqa: E402
-from hub.ledger.models import Grant, Project  # noqa: E402
+from hub.ledger.models import Grant, LoginGroups, Project  # noqa: E402
 from hub.ledger.types import ProjectKind, ProjectState  # noqa: E402
 
 TARGET_P99_MS = 300.0
@@ -230,9 +232,13 @@ def build(url: str, data: DataSet, say: Callable[[str], None]) -> dict:
                 scores = "\n".join(f"{criterion}={rng.randint(1, 5)}" for criterion in DEFAULT_CRITERIA)
                 reviews.append(dict(proposal_id=pid, reviewer=reviewer, scores=scores, comment=_prose(rng, 300),
                                     at=at + timedelta(hours=rng.randint(1, 200))))  # fmt: skip
+    # the reviewers' logins: their institutions (what the conflict check compares) and groups
+    principals = [dict(user=reviewer_of(r), principal=f"{reviewer_of(r)}@inst{r % 400:03d}.example", seen_at=NOW)
+                  for r in range(REVIEWERS)]  # fmt: skip
+    groups = [dict(user=reviewer_of(r), groups="hpc-reviewers", seen_at=NOW) for r in range(REVIEWERS)]
     generated = time.perf_counter()
     with engine.begin() as connection:
-        for model, rows in ((Call, calls), (Proposal, proposals), (ProposalVersion, versions),
+        for model, rows in ((LoginPrincipal, principals), (LoginGroups, groups), (Call, calls), (Proposal, proposals), (ProposalVersion, versions),
                             (ProposalEvent, events), (Project, projects), (Grant, grants), (Award, awards),
                             (ReviewAssignment, assignments), (ProposalReview, reviews)):  # fmt: skip
             bulk_insert(connection, model, rows)
@@ -266,6 +272,15 @@ def proposal_list(ledger: Ledger, view: View, **query) -> str:
     return json.dumps({"proposals": [proposal_json(info, view) for info in found]})
 
 
+def reviewer_list(ledger: Ledger, reviewer: str) -> str:
+    """``GET /proposals?assigned=1``: the reviewer's assigned proposals without those they
+    are conflicted with (``conflicts_of``: one read for all of them), as a reviewer sees them."""
+    found = ledger.proposals(reviewer=reviewer, limit=LIST_PAGE_SIZE)
+    conflicts = ledger.conflicts_of(reviewer, (info.id for info in found))
+    readable = [info for info in found if conflicts.get(info.id) is None]
+    return json.dumps({"proposals": [proposal_json(info, View.REVIEWER) for info in readable]})
+
+
 def operation(name: str, ledger: Ledger, data: DataSet, rng: random.Random) -> Callable[[], str]:
     if name == "calls page":
         return lambda: calls_page(ledger)
@@ -278,7 +293,7 @@ def operation(name: str, ledger: Ledger, data: DataSet, rng: random.Random) -> C
         return lambda: proposal_list(ledger, View.MANAGER, states=FILTERED)
     if name == "list reviewer":
         who = reviewer_of(rng.randrange(REVIEWERS))
-        return lambda: proposal_list(ledger, View.MANAGER, reviewer=who)
+        return lambda: reviewer_list(ledger, who)
     raise ValueError(name)
 
 

@@ -82,6 +82,11 @@ def _scores(text: str) -> dict[str, int]:
     return out
 
 
+def _unknown_institution(reviewer: str) -> LedgerInputError:
+    return LedgerInputError("reviewer", f"{reviewer} has not logged in yet: their institution is unknown, so a "
+                                        "conflict of interest cannot be ruled out")  # fmt: skip
+
+
 class AllocationRecords:
     # --- who users are ---------------------------------------------------------------------------
 
@@ -431,6 +436,43 @@ class AllocationRecords:
             proposal = self._proposal_row(session, proposal_id)
             return {reviewer: self._conflict(session, proposal, reviewer) for reviewer in reviewers}
 
+    def conflicts_of(self, reviewer: str, proposal_ids: Iterable[int]) -> dict[int, ConflictKind | None]:
+        """``reviewer``'s conflict with each of many proposals (or None), in one read with a
+        query each for the proposals, their latest versions and the declarations: a reviewer's
+        list leaves out those they may not open without a round of queries per proposal.
+        Unknown ids are left out; a reviewer who never logged in is refused as in ``conflicts``."""
+        check_user(reviewer, "reviewer")
+        ids = sorted({int(i) for i in proposal_ids})
+        if not ids:
+            return {}
+        with self._read() as session:
+            principal = self._login_principal(session, reviewer)
+            rows = session.execute(select(Proposal.id, Proposal.applicant, Proposal.applicant_principal)
+                                   .where(Proposal.id.in_(ids))).all()  # fmt: skip
+            declared = set(session.scalars(select(ConflictDeclaration.proposal_id).where(
+                ConflictDeclaration.proposal_id.in_(ids), ConflictDeclaration.reviewer == reviewer)))  # fmt: skip
+            latest = (
+                select(func.max(ProposalVersion.id))
+                .where(ProposalVersion.proposal_id.in_(ids))
+                .group_by(ProposalVersion.proposal_id)
+            )
+            versions = {
+                v.proposal_id: v
+                for v in session.execute(select(*ProposalVersion.__table__.c).where(ProposalVersion.id.in_(latest)))
+            }
+        out = {}
+        for proposal_id, applicant, applicant_principal in rows:
+            content = _content(versions[proposal_id])
+            conflict = rules.conflict_reason(
+                reviewer=reviewer, reviewer_principal=principal, applicant=applicant,
+                applicant_principal=applicant_principal, team=content.team, organisation=content.organisation,
+                declared=proposal_id in declared,
+            )  # fmt: skip
+            if conflict is None and principal is None:
+                raise _unknown_institution(reviewer)
+            out[proposal_id] = conflict
+        return out
+
     # --- inside the transactions -----------------------------------------------------------------
 
     def _proposal_row(self, session: Session, proposal_id: object, *, lock: bool = False) -> Proposal:
@@ -525,8 +567,7 @@ class AllocationRecords:
             declared=session.scalars(declared).first() is not None,
         )  # fmt: skip
         if conflict is None and principal is None:
-            raise LedgerInputError("reviewer", f"{reviewer} has not logged in yet: their institution is unknown, so "
-                                               "a conflict of interest cannot be ruled out")  # fmt: skip
+            raise _unknown_institution(reviewer)
         return conflict
 
     def _proposal_info(self, session: Session, proposal: Proposal) -> ProposalInfo:

@@ -254,6 +254,23 @@ def test_a_conflicted_reviewer_is_refused_and_an_unassigned_one_cannot_read(ledg
     assert ledger.proposal_for_reviewer(proposal, "rev1").id == proposal
 
 
+def test_the_conflicts_of_many_proposals_at_once_agree_with_each_ones(ledger: Ledger) -> None:
+    clear = submitted(ledger)
+    on_team = submitted(ledger, team="rev1@inst.example", project_name="other")
+    declared = submitted(ledger, project_name="third")
+    ledger.assign_reviewer(declared, "rev1", who="admin")
+    ledger.declare_conflict(declared, "rev1", reason="co-author")
+    ids = [clear, on_team, declared, 9999]
+    for reviewer in ("rev1", "rev2"):
+        each = {i: ledger.conflicts(i, [reviewer])[reviewer] for i in ids[:3]}
+        assert ledger.conflicts_of(reviewer, ids) == each  # the unknown id left out
+    assert ledger.conflicts_of("rev1", ids)[clear] is None
+    assert None not in (ledger.conflicts_of("rev1", ids)[on_team], ledger.conflicts_of("rev1", ids)[declared])
+    assert ledger.conflicts_of("rev1", []) == {}
+    with pytest.raises(LedgerInputError, match="has not logged in"):
+        ledger.conflicts_of("rev3", ids)
+
+
 def test_a_review_once_and_a_declared_conflict_closes_the_proposal(ledger: Ledger) -> None:
     proposal = submitted(ledger)
     ledger.record_login_principal("rev3", "rev3@far.example")

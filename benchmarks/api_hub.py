@@ -1,0 +1,131 @@
+"""A JupyterHub that serves only the ledger's REST API, for measuring it over HTTP without a
+cluster: ``api_hub(ledger_url, work, users)``.
+
+The hub runs this checkout's API handlers (``configure_api``) on a ledger database the
+benchmark built, with JupyterHub's DummyAuthenticator, no proxy (a proxy class that keeps its
+routes in memory: no page is served, no server spawned) and one API token per user given
+(the first user is a hub admin with a configured token; it then makes the others and a
+token for each through JupyterHub's REST API, with the scopes their roles give). Requests go to the hub's own port, where
+JupyterHub serves ``/hub/api``: what is measured is tornado, JupyterHub's token check and
+scopes, the handler, the ledger and the JSON, as a client of the API sees them. It is started
+as its own process (its own event loop and ledger, like the hub) on a free port, in ``work``,
+and stopped by its pid at the end of the block, also on an error.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import requests
+from common import REPO
+
+from hub.demo.devtools.pgserver import free_port
+
+CONFIG = '''\
+import sys
+sys.path.insert(0, {repo!r})
+from jupyterhub.proxy import Proxy
+from hub.api.config import configure_api
+
+
+class MemoryProxy(Proxy):
+    """No proxy: the routes are kept here and nothing is served through them."""
+
+    should_start = False
+    routes = {{}}
+
+    async def add_route(self, routespec, target, data):
+        self.routes[routespec] = {{"routespec": routespec, "target": target, "data": data}}
+
+    async def delete_route(self, routespec):
+        self.routes.pop(routespec, None)
+
+    async def get_all_routes(self):
+        return dict(self.routes)
+
+
+c.JupyterHub.proxy_class = MemoryProxy
+c.JupyterHub.authenticator_class = "dummy"
+c.JupyterHub.bind_url = "http://127.0.0.1:{proxy_port}"
+c.JupyterHub.hub_bind_url = "http://127.0.0.1:{port}"
+c.JupyterHub.db_url = "sqlite:///{work}/jupyterhub.sqlite"
+c.JupyterHub.cookie_secret_file = "{work}/cookie_secret"
+c.JupyterHub.pid_file = "{work}/jupyterhub.pid"
+c.JupyterHub.cleanup_servers = False
+c.JupyterHub.log_level = "WARN"
+c.Authenticator.allow_all = True
+c.Authenticator.admin_users = {{{admin!r}}}
+c.JupyterHub.api_tokens = {tokens!r}
+c.HPCHubLedger.db_url = {ledger_url!r}
+configure_api(c)
+'''
+
+
+@dataclass
+class ApiHub:
+    api: str  # http://127.0.0.1:PORT/hub/api/hpchub/v1
+    tokens: dict[str, str]  # user -> token
+
+    def session(self, user: str) -> requests.Session:
+        session = requests.Session()
+        session.headers["Authorization"] = f"token {self.tokens[user]}"
+        return session
+
+
+@contextmanager
+def api_hub(ledger_url: str, work: Path, users: list[str], *, timeout: float = 60) -> Iterator[ApiHub]:
+    work.mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    admin_token = secrets.token_hex(16)
+    config = work / "jupyterhub_config.py"
+    config.write_text(CONFIG.format(repo=str(REPO), proxy_port=free_port(), port=port, work=work, admin=users[0],
+                                    tokens={admin_token: users[0]},
+                                    ledger_url=ledger_url))  # fmt: skip
+    log = (work / "jupyterhub.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "jupyterhub", "-f", str(config)],
+        cwd=work, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)},
+    )  # fmt: skip
+    hub = ApiHub(f"http://127.0.0.1:{port}/hub/api/hpchub/v1", {users[0]: admin_token})
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(
+                    f"the hub exited ({process.returncode}): {(work / 'jupyterhub.log').read_text()[-3000:]}"
+                )
+            try:
+                if requests.get(f"http://127.0.0.1:{port}/hub/api/", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the hub did not answer in {timeout:g} s")
+            time.sleep(0.2)
+        rest = f"http://127.0.0.1:{port}/hub/api"
+        admin = hub.session(users[0])
+        for user in users[1:]:
+            if admin.get(f"{rest}/users/{user}").status_code == 404:
+                admin.post(f"{rest}/users/{user}").raise_for_status()
+            answer = admin.post(f"{rest}/users/{user}/tokens", json={"note": "benchmark"})
+            answer.raise_for_status()
+            hub.tokens[user] = answer.json()["token"]
+        yield hub
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.close()
