@@ -4,8 +4,9 @@ cluster: ``api_hub(ledger_url, work, users)``.
 The hub runs this checkout's API handlers (``configure_api``) on a ledger database the
 benchmark built, with JupyterHub's DummyAuthenticator, no proxy (a proxy class that keeps its
 routes in memory: no page is served, no server spawned) and one API token per user given
-(the first user is a hub admin with a configured token; it then makes the others and a
-token for each through JupyterHub's REST API, with the scopes their roles give). Requests go to the hub's own port, where
+(the first user is a hub admin with a configured token; with it the benchmark makes the
+others and a token for each user through JupyterHub's REST API: tokens with the scopes their
+roles give, as a logged-in user's). Requests go to the hub's own port, where
 JupyterHub serves ``/hub/api``: what is measured is tornado, JupyterHub's token check and
 scopes, the handler, the ledger and the JSON, as a client of the API sees them. It is started
 as its own process (its own event loop and ledger, like the hub) on a free port, in ``work``,
@@ -65,6 +66,7 @@ c.JupyterHub.log_level = "WARN"
 c.Authenticator.allow_all = True
 c.Authenticator.admin_users = {{{admin!r}}}
 c.JupyterHub.api_tokens = {tokens!r}
+c.JupyterHub.load_groups = {groups!r}
 c.HPCHubLedger.db_url = {ledger_url!r}
 configure_api(c)
 '''
@@ -82,13 +84,17 @@ class ApiHub:
 
 
 @contextmanager
-def api_hub(ledger_url: str, work: Path, users: list[str], *, timeout: float = 60) -> Iterator[ApiHub]:
+def api_hub(ledger_url: str, work: Path, users: list[str], groups: dict[str, list[str]] | None = None, *,
+            timeout: float = 60) -> Iterator[ApiHub]:  # fmt: skip
+    """The hub for ``users`` (the first an admin) and JupyterHub ``groups`` of them (which
+    give roles, e.g. the reviewers'), with a token for each user."""
     work.mkdir(parents=True, exist_ok=True)
     port = free_port()
     admin_token = secrets.token_hex(16)
     config = work / "jupyterhub_config.py"
     config.write_text(CONFIG.format(repo=str(REPO), proxy_port=free_port(), port=port, work=work, admin=users[0],
                                     tokens={admin_token: users[0]},
+                                    groups={name: {"users": members} for name, members in (groups or {}).items()},
                                     ledger_url=ledger_url))  # fmt: skip
     log = (work / "jupyterhub.log").open("w")
     process = subprocess.Popen(
@@ -113,7 +119,7 @@ def api_hub(ledger_url: str, work: Path, users: list[str], *, timeout: float = 6
             time.sleep(0.2)
         rest = f"http://127.0.0.1:{port}/hub/api"
         admin = hub.session(users[0])
-        for user in users[1:]:
+        for user in users:
             if admin.get(f"{rest}/users/{user}").status_code == 404:
                 admin.post(f"{rest}/users/{user}").raise_for_status()
             answer = admin.post(f"{rest}/users/{user}/tokens", json={"note": "benchmark"})
