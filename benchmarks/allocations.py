@@ -43,13 +43,14 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BACKENDS, Result, after_bulk_load, bulk_insert, databases, machine, query_plans, timed  # noqa: E402
+from common import BACKENDS, REPO, Result, after_bulk_load, bulk_insert, databases, machine, query_plans, timed  # noqa: E402
 
 from hub.allocations.service import View, call_json, proposal_json  # noqa: E402
 from hub.ledger import Ledger, upgrade  # noqa: E402
@@ -79,6 +80,18 @@ NOW = datetime.now(timezone.utc).replace(microsecond=0)
 TODAY = NOW.date()
 FILTERED = (ProposalState.SUBMITTED, ProposalState.IN_REVIEW)
 OPERATIONS = ("calls page", "list manager", "list applicant", "list states", "list reviewer")
+# Over HTTP (the ledger's API in a hub, ``api_hub``): (operation, who asks, path and query)
+HTTP_OPERATIONS = (
+    ("GET /calls", "manager", "/calls"),
+    ("GET /proposals?call", "manager", f"/proposals?call={{call}}&limit={CALLS_PAGE_SIZE}"),
+    ("GET /proposals?all", "manager", f"/proposals?all=1&limit={LIST_PAGE_SIZE}"),
+    ("GET /proposals", "applicant", f"/proposals?limit={LIST_PAGE_SIZE}"),
+    ("GET /proposals?state", "manager", f"/proposals?state=submitted,in_review&limit={LIST_PAGE_SIZE}"),
+    ("GET /proposals?assigned", "reviewer", f"/proposals?assigned=1&limit={LIST_PAGE_SIZE}"),
+)
+HTTP_USERS = 10  # applicants and reviewers with a token, per database
+MANAGER = "admin"
+API_MODULE = REPO / "hub" / "api" / "allocations.py"
 
 # (name, audiences, review, start-up, share of the proposals)
 CALLS = (
@@ -340,6 +353,41 @@ def measure(backend: str, databases: list[Database], iterations: int, seed: int,
     return results
 
 
+def measure_http(backend: str, databases: list[Database], urls: list[str], work: Path, iterations: int, seed: int,
+                 say) -> dict:  # fmt: skip
+    """{(operation, label): Result} over HTTP: a hub per database (``api_hub``), each
+    operation's requests taking turns between them, each with its own keep-alive session."""
+    from api_hub import api_hub  # noqa: PLC0415 (imports requests; only for --http)
+
+    rng = random.Random(seed)
+    results = {}
+    with ExitStack() as stack:
+        hubs = []
+        for db, url in zip(databases, urls, strict=True):
+            applicants = sorted({applicant_of(rng.randrange(db.data.applicants)) for _ in range(HTTP_USERS)})
+            reviewers = sorted({reviewer_of(rng.randrange(REVIEWERS)) for _ in range(HTTP_USERS)})
+            hub = stack.enter_context(api_hub(url, work / f"hub-{db.label.replace(' ', '_')}",
+                                              [MANAGER, *applicants, *reviewers], {"hpc-reviewers": reviewers}))  # fmt: skip
+            sessions = {user: stack.enter_context(hub.session(user)) for user in hub.tokens}
+            people = {"manager": [MANAGER], "applicant": applicants, "reviewer": reviewers}
+            hubs.append((db, hub, sessions, people))
+        say(f"  {backend}: a hub per database serving the API")
+        for name, who, path in HTTP_OPERATIONS:
+            for db, *_ in hubs:
+                results[name, db.label] = Result(backend, name)
+            for index in range(WARMUP + iterations):
+                for db, hub, sessions, people in hubs:
+                    session = sessions[rng.choice(people[who])]
+                    url = hub.api + path.format(call=CALLS[0][0])
+                    elapsed, answer = timed(lambda session=session, url=url: session.get(url))
+                    if answer.status_code != 200:
+                        raise RuntimeError(f"{name} on the {db.label}: {answer.status_code} {answer.text[:300]}")
+                    if index >= WARMUP:
+                        results[name, db.label].samples_ms.append(elapsed)
+            say(f"  {backend}: {name}: {iterations} requests to each hub")
+    return results
+
+
 def explain(backend: str, db: Database, seed: int) -> list[str]:
     rng = random.Random(seed)
     lines = []
@@ -355,16 +403,17 @@ def explain(backend: str, db: Database, seed: int) -> list[str]:
 def table(results: dict, backends: tuple[str, ...], sizes: dict[str, DataSet]) -> list[str]:
     data_n = f"{sizes['data set'].proposals:,}"
     base_n = f"{sizes['baseline'].proposals:,}"
-    head = (f"{'backend':<11} {'operation':<15} {'n':>4} {base_n + ' p50':>10} {base_n + ' p99':>10} "
+    head = (f"{'backend':<11} {'operation':<22} {'n':>4} {base_n + ' p50':>10} {base_n + ' p99':>10} "
             f"{data_n + ' p50':>11} {data_n + ' p99':>11} {'p50 ratio':>9} {'p99 ratio':>9}  "
             f"target {data_n} p99 < {TARGET_P99_MS:g} ms")  # fmt: skip
     lines = [head]
     for backend in backends:
-        for name in OPERATIONS:
+        names = dict.fromkeys(name for name, _label in results[backend])
+        for name in names:
             base, full = results[backend][name, "baseline"], results[backend][name, "data set"]
             verdict = "PASS" if full.p99 < TARGET_P99_MS else "FAIL"
             lines.append(
-                f"{backend:<11} {name:<15} {len(full.samples_ms):>4} {base.p50:>10.2f} {base.p99:>10.2f} "
+                f"{backend:<11} {name:<22} {len(full.samples_ms):>4} {base.p50:>10.2f} {base.p99:>10.2f} "
                 f"{full.p50:>11.2f} {full.p99:>11.2f} {full.p50 / base.p50:>8.1f}x {full.p99 / base.p99:>8.1f}x  {verdict}"
             )
     return lines
@@ -380,6 +429,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="measured calls per operation and database (default 200; --quick 50)")  # fmt: skip
     parser.add_argument("--quick", action="store_true", help="a smaller run: 2,000 proposals, 10,000 reviews")
     parser.add_argument("--explain", action="store_true", help="print the query plans of each operation")
+    parser.add_argument("--no-http", action="store_true", help="skip the measurement over HTTP (a hub per database)")
     parser.add_argument("--seed", type=int, default=16)
     parser.add_argument("--strict", action="store_true", help="exit 1 if a target is missed")
     args = parser.parse_args(argv)
@@ -393,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         "data set": DataSet(proposals, reviews, args.seed),
     }
     backends = BACKENDS if args.backend == "both" else (args.backend,)
+    http = not args.no_http and API_MODULE.exists()
 
     sys.stdout.reconfigure(line_buffering=True)  # the figures and the progress (stderr) in order
 
@@ -411,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for backend in backends:
             with databases(backend, work) as create:
-                opened = []
+                opened, urls = [], []
                 try:
                     for label, data in sizes.items():
                         say(f"{backend}: building the {label} ({data.proposals:,} proposals)")
@@ -423,7 +474,10 @@ def main(argv: list[str] | None = None) -> int:
                               f"{built['load_s']:.1f} s (+{built['generate_s']:.1f} s generating)"
                               + (", then VACUUM ANALYZE" if backend == "postgresql" else ""))  # fmt: skip
                         opened.append(Database(label, data, Ledger(url)))
+                        urls.append(url)
                     results[backend] = measure(backend, opened, iterations, args.seed + 1, say)
+                    if http:
+                        results[backend] |= measure_http(backend, opened, urls, work, iterations, args.seed + 3, say)
                     if args.explain:
                         plans += explain(backend, opened[-1], args.seed + 2)
                 finally:
@@ -437,6 +491,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"# calls page: calls() + awarded hours of each call + the first {CALLS_PAGE_SIZE} proposals of "
           f"{CALLS[0][0]} with reviews_of and score summaries; list: the first {LIST_PAGE_SIZE}, newest first; "
           "each rendered to JSON")  # fmt: skip
+    if http:
+        print("# GET ...: the same over HTTP, from a client with a keep-alive connection to a hub serving the ledger's "
+              "API on the database (benchmarks/api_hub.py: JupyterHub's token check and scopes, the handler, the ledger, "
+              "the JSON)")  # fmt: skip
+    elif not args.no_http:
+        print(f"# not measured over HTTP: {API_MODULE.relative_to(REPO)} (the allocation API) is not in this checkout")
     for line in plans:
         print(line)
     misses = [r for per in results.values() for (name, label), r in per.items()
