@@ -50,7 +50,19 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BACKENDS, REPO, Result, after_bulk_load, bulk_insert, databases, machine, query_plans, timed  # noqa: E402
+from common import (  # noqa: E402
+    BACKENDS,
+    REPO,
+    Result,
+    after_bulk_load,
+    bulk_insert,
+    databases,
+    load_average,
+    machine,
+    query_plans,
+    stop_cleanly_on_sigterm,
+    timed,
+)
 
 from hub.allocations.service import View, call_json, proposal_json  # noqa: E402
 from hub.ledger import Ledger, upgrade  # noqa: E402
@@ -446,6 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     http = not args.no_http and API_MODULE.exists()
 
     sys.stdout.reconfigure(line_buffering=True)  # the figures and the progress (stderr) in order
+    stop_cleanly_on_sigterm()
 
     def say(message: str) -> None:
         print(message, file=sys.stderr)
@@ -475,6 +488,7 @@ def main(argv: list[str] | None = None) -> int:
                               + (", then VACUUM ANALYZE" if backend == "postgresql" else ""))  # fmt: skip
                         opened.append(Database(label, data, Ledger(url)))
                         urls.append(url)
+                    print(f"# {backend}: measuring from {load_average()}")
                     results[backend] = measure(backend, opened, iterations, args.seed + 1, say)
                     if http:
                         results[backend] |= measure_http(backend, opened, urls, work, iterations, args.seed + 3, say)
@@ -485,6 +499,7 @@ def main(argv: list[str] | None = None) -> int:
                         db.ledger.close()
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    print(f"# done at {load_average()}")
     print()
     for line in table(results, backends, sizes):
         print(line)

@@ -41,7 +41,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BACKENDS, Result, after_bulk_load, bulk_insert, databases, machine, timed  # noqa: E402
+from common import (  # noqa: E402
+    BACKENDS,
+    Result,
+    after_bulk_load,
+    bulk_insert,
+    databases,
+    machine,
+    stop_cleanly_on_sigterm,
+    timed,
+)
 from sqlalchemy import func, select  # noqa: E402
 
 from hub.ledger import Ledger, upgrade  # noqa: E402
@@ -251,6 +260,7 @@ def main(argv: list[str] | None = None) -> int:
     backends = BACKENDS if args.backend == "both" else (args.backend,)
 
     sys.stdout.reconfigure(line_buffering=True)  # the figures and the progress (stderr) in order
+    stop_cleanly_on_sigterm()
 
     def say(message: str) -> None:
         print(message, file=sys.stderr)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -140,6 +141,17 @@ def query_plans(engine, call: Callable[[], object]) -> list[str]:
             out += [f"    {line}" for line in plan]
         connection.rollback()
     return out
+
+
+def stop_cleanly_on_sigterm() -> None:
+    """SIGTERM ends the run as Ctrl-C does, through every ``finally``: the private PostgreSQL
+    is stopped and the temporary directory removed."""
+    signal.signal(signal.SIGTERM, lambda _signal, _frame: sys.exit(143))
+
+
+def load_average() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f} {five:.2f} {fifteen:.2f} ({os.cpu_count()} CPUs)"
 
 
 # --- which machine --------------------------------------------------------------------------------
