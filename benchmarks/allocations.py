@@ -39,6 +39,7 @@ import argparse
 import json
 import random
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -339,6 +340,14 @@ def check(name: str, answer: str, data: DataSet) -> None:
         assert listed and {p["state"] for p in listed} <= {s.value for s in FILTERED}, "the states filter"
 
 
+def listed(answer: str) -> int:
+    """The proposals (or, for the calls alone, the calls) in an answer."""
+    body = json.loads(answer)
+    if isinstance(body, list):
+        return len(body)
+    return len(body.get("page", body.get("proposals", body.get("calls", []))))
+
+
 @dataclass
 class Database:
     label: str  # "data set" or "baseline"
@@ -349,7 +358,7 @@ class Database:
 def measure(backend: str, databases: list[Database], iterations: int, seed: int, say) -> dict:
     """{(operation, label): Result}: each operation, baseline and data set taking turns."""
     rng = random.Random(seed)
-    results = {}
+    results, counts = {}, {}
     for name in OPERATIONS:
         for db in databases:
             results[name, db.label] = Result(backend, name)
@@ -361,7 +370,10 @@ def measure(backend: str, databases: list[Database], iterations: int, seed: int,
                     check(name, answer, db.data)
                 if index >= WARMUP:
                     results[name, db.label].samples_ms.append(elapsed)
+                    counts.setdefault((name, db.label), []).append(listed(answer))
         say(f"  {backend}: {name}: {iterations} measured on each database")
+    for key, listed_rows in counts.items():
+        results[key].rows = round(statistics.mean(listed_rows))
     return results
 
 
@@ -372,7 +384,7 @@ def measure_http(backend: str, databases: list[Database], urls: list[str], work:
     from api_hub import api_hub  # noqa: PLC0415 (imports requests; only for --http)
 
     rng = random.Random(seed)
-    results = {}
+    results, counts = {}, {}
     with ExitStack() as stack:
         hubs = []
         for db, url in zip(databases, urls, strict=True):
@@ -396,7 +408,10 @@ def measure_http(backend: str, databases: list[Database], urls: list[str], work:
                         raise RuntimeError(f"{name} on the {db.label}: {answer.status_code} {answer.text[:300]}")
                     if index >= WARMUP:
                         results[name, db.label].samples_ms.append(elapsed)
+                        counts.setdefault((name, db.label), []).append(listed(answer.text))
             say(f"  {backend}: {name}: {iterations} requests to each hub")
+    for key, listed_rows in counts.items():
+        results[key].rows = round(statistics.mean(listed_rows))
     return results
 
 
@@ -415,7 +430,7 @@ def explain(backend: str, db: Database, seed: int) -> list[str]:
 def table(results: dict, backends: tuple[str, ...], sizes: dict[str, DataSet]) -> list[str]:
     data_n = f"{sizes['data set'].proposals:,}"
     base_n = f"{sizes['baseline'].proposals:,}"
-    head = (f"{'backend':<11} {'operation':<22} {'n':>4} {base_n + ' p50':>10} {base_n + ' p99':>10} "
+    head = (f"{'backend':<11} {'operation':<24} {'n':>4} {'rows':>8} {base_n + ' p50':>10} {base_n + ' p99':>10} "
             f"{data_n + ' p50':>11} {data_n + ' p99':>11} {'p50 ratio':>9} {'p99 ratio':>9}  "
             f"target {data_n} p99 < {TARGET_P99_MS:g} ms")  # fmt: skip
     lines = [head]
@@ -424,8 +439,9 @@ def table(results: dict, backends: tuple[str, ...], sizes: dict[str, DataSet]) -
         for name in names:
             base, full = results[backend][name, "baseline"], results[backend][name, "data set"]
             verdict = "PASS" if full.p99 < TARGET_P99_MS else "FAIL"
+            rows = f"{base.rows}/{full.rows}"
             lines.append(
-                f"{backend:<11} {name:<22} {len(full.samples_ms):>4} {base.p50:>10.2f} {base.p99:>10.2f} "
+                f"{backend:<11} {name:<24} {len(full.samples_ms):>4} {rows:>8} {base.p50:>10.2f} {base.p99:>10.2f} "
                 f"{full.p50:>11.2f} {full.p99:>11.2f} {full.p50 / base.p50:>8.1f}x {full.p99 / base.p99:>8.1f}x  {verdict}"
             )
     return lines
@@ -505,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
         print(line)
     print(f"# calls page: calls() + awarded hours of each call + the first {CALLS_PAGE_SIZE} proposals of "
           f"{CALLS[0][0]} with reviews_of and score summaries; list: the first {LIST_PAGE_SIZE}, newest first; "
-          "each rendered to JSON")  # fmt: skip
+          "each rendered to JSON; rows: the proposals (calls for GET /calls) in an answer, on average, baseline/data set")  # fmt: skip
     if http:
         print("# GET ...: the same over HTTP, from a client with a keep-alive connection to a hub serving the ledger's "
               "API on the database (benchmarks/api_hub.py: JupyterHub's token check and scopes, the handler, the ledger, "

@@ -87,6 +87,7 @@ class Result:
     backend: str
     operation: str
     samples_ms: list[float] = field(default_factory=list)
+    rows: int | None = None  # how many items an answer held, where that says what was measured
 
     def percentile(self, q: float) -> float:
         ordered = sorted(self.samples_ms)
