@@ -437,20 +437,39 @@ class AllocationRecords:
             return {reviewer: self._conflict(session, proposal, reviewer) for reviewer in reviewers}
 
     def conflicts_of(self, reviewer: str, proposal_ids: Iterable[int]) -> dict[int, ConflictKind | None]:
-        """``reviewer``'s conflict with each of many proposals (or None), in one read with a
-        query each for the proposals, their latest versions and the declarations: a reviewer's
-        list leaves out those they may not open without a round of queries per proposal.
-        Unknown ids are left out; a reviewer who never logged in is refused as in ``conflicts``."""
-        check_user(reviewer, "reviewer")
+        """``reviewer``'s conflict with each of many proposals (or None), in one read
+        (``conflict_table``): a reviewer's list leaves out those they may not open without a
+        round of queries per proposal. Unknown ids are left out; a reviewer who never logged in
+        is refused as in ``conflicts``."""
+        table = self.conflict_table(proposal_ids, [reviewer])
+        if any(reviewer not in conflicts for conflicts in table.values()):
+            raise _unknown_institution(reviewer)
+        return {proposal_id: conflicts[reviewer] for proposal_id, conflicts in table.items()}
+
+    def conflict_table(
+        self, proposal_ids: Iterable[int], reviewers: Iterable[str]
+    ) -> dict[int, dict[str, ConflictKind | None]]:
+        """Each reviewer's conflict with each proposal (None: none), for the managers' page that
+        offers every reviewer for every open proposal: one read, with a query each for the
+        proposals, their latest versions, the reviewers' latest login principals and the
+        declarations, however many of either. A reviewer who never logged in and has no other
+        conflict with a proposal is left out of its dict (their institution is unknown: a
+        conflict cannot be ruled out); unknown proposal ids are left out."""
         ids = sorted({int(i) for i in proposal_ids})
+        names = sorted({check_user(r, "reviewer") for r in reviewers})
         if not ids:
             return {}
         with self._read() as session:
-            principal = self._login_principal(session, reviewer)
             rows = session.execute(select(Proposal.id, Proposal.applicant, Proposal.applicant_principal)
                                    .where(Proposal.id.in_(ids))).all()  # fmt: skip
-            declared = set(session.scalars(select(ConflictDeclaration.proposal_id).where(
-                ConflictDeclaration.proposal_id.in_(ids), ConflictDeclaration.reviewer == reviewer)))  # fmt: skip
+            principals: dict[str, str] = {}
+            declared: set[tuple[int, str]] = set()
+            if names:
+                query = select(LoginPrincipal.user, LoginPrincipal.principal).where(LoginPrincipal.user.in_(names))
+                principals = dict(session.execute(query.order_by(LoginPrincipal.id)).all())  # the latest wins
+                query = select(ConflictDeclaration.proposal_id, ConflictDeclaration.reviewer)
+                declared = set(session.execute(query.where(ConflictDeclaration.proposal_id.in_(ids),
+                                                           ConflictDeclaration.reviewer.in_(names))).all())  # fmt: skip
             latest = (
                 select(func.max(ProposalVersion.id))
                 .where(ProposalVersion.proposal_id.in_(ids))
@@ -460,17 +479,20 @@ class AllocationRecords:
                 v.proposal_id: v
                 for v in session.execute(select(*ProposalVersion.__table__.c).where(ProposalVersion.id.in_(latest)))
             }
-        out = {}
+        out: dict[int, dict[str, ConflictKind | None]] = {}
         for proposal_id, applicant, applicant_principal in rows:
             content = _content(versions[proposal_id])
-            conflict = rules.conflict_reason(
-                reviewer=reviewer, reviewer_principal=principal, applicant=applicant,
-                applicant_principal=applicant_principal, team=content.team, organisation=content.organisation,
-                declared=proposal_id in declared,
-            )  # fmt: skip
-            if conflict is None and principal is None:
-                raise _unknown_institution(reviewer)
-            out[proposal_id] = conflict
+            conflicts: dict[str, ConflictKind | None] = {}
+            for reviewer in names:
+                principal = principals.get(reviewer)
+                conflict = rules.conflict_reason(
+                    reviewer=reviewer, reviewer_principal=principal, applicant=applicant,
+                    applicant_principal=applicant_principal, team=content.team, organisation=content.organisation,
+                    declared=(proposal_id, reviewer) in declared,
+                )  # fmt: skip
+                if conflict is not None or principal is not None:
+                    conflicts[reviewer] = conflict
+            out[proposal_id] = conflicts
         return out
 
     # --- inside the transactions -----------------------------------------------------------------

@@ -271,6 +271,20 @@ def test_the_conflicts_of_many_proposals_at_once_agree_with_each_ones(ledger: Le
         ledger.conflicts_of("rev3", ids)
 
 
+def test_the_conflict_table_of_many_reviewers_and_proposals(ledger: Ledger) -> None:
+    clear = submitted(ledger)
+    on_team = submitted(ledger, team="rev1@inst.example", project_name="other")
+    table = ledger.conflict_table([clear, on_team, 9999], ["rev1", "rev2", "rev3"])
+    assert set(table) == {clear, on_team}
+    for proposal in (clear, on_team):
+        for reviewer in ("rev1", "rev2"):
+            assert table[proposal][reviewer] == ledger.conflicts(proposal, [reviewer])[reviewer]
+    assert table[on_team]["rev1"] is rules.ConflictKind.TEAM
+    assert "rev3" not in table[clear] and "rev3" not in table[on_team]  # never logged in: cannot be ruled out
+    assert ledger.conflict_table([], ["rev1"]) == {}
+    assert ledger.conflict_table([clear], []) == {clear: {}}
+
+
 def test_a_review_once_and_a_declared_conflict_closes_the_proposal(ledger: Ledger) -> None:
     proposal = submitted(ledger)
     ledger.record_login_principal("rev3", "rev3@far.example")
