@@ -1,7 +1,8 @@
 """Benchmark: what the calls page and the proposal lists read, with many proposals and reviews.
 
     /opt/hpchub/venv/bin/python benchmarks/allocations.py [--proposals N] [--reviews N]
-        [--backend sqlite|postgresql|both] [--iterations N] [--quick] [--explain] [--seed N]
+        [--backend sqlite|postgresql|both] [--iterations N] [--quick] [--explain] [--no-http]
+        [--seed N] [--strict]
 
 For each backend it builds two ledger databases: the data set (``--proposals``, default
 10,000, and ``--reviews`` review assignments, each with its review, default 50,000) and the
@@ -25,7 +26,15 @@ the data set taking turns so that both see the same machine:
   those they are conflicted with (``conflicts_of``; the reviewers' logins are loaded too).
 
 Each answer is the JSON text the API would send (``json.dumps``), and is checked (its size,
-the applicant's and the states filter's rows). The target is p99 < 300 ms for the data set;
+the applicant's and the states filter's rows). When the allocation pages are in the checkout
+(``hub/allocation_pages``), what each page reads is measured too, by the pages' own functions
+without the HTML: ``page /calls`` (every call with its awarded hours), ``page /calls/{name}``
+(the call's first 50 proposals past the drafts, with their scores and, for each one open to a
+decision, every reviewer candidate's conflict) and ``page /reviews`` (a reviewer's assignments).
+When the allocation API is (``hub/api/allocations.py``), the ``GET`` requests are measured over
+HTTP as well, from a hub per database that serves only the API (``benchmarks/api_hub.py``; no
+cluster, no proxy, no spawner), with a token of a manager (a hub admin), of applicants and of
+reviewers (in the reviewers' group); ``--no-http`` skips that. The target is p99 < 300 ms for the data set;
 the ratio to the baseline says how it grows with the number of proposals. ``--explain``
 prints the query plans of every statement of each operation on the data set (EXPLAIN QUERY
 PLAN on SQLite, EXPLAIN ANALYZE on PostgreSQL). PostgreSQL is a private server started for
@@ -86,6 +95,7 @@ TARGET_P99_MS = 300.0
 BASELINE_PROPOSALS = 100
 PROPOSALS_PER_APPLICANT = 5
 REVIEWERS = 300
+REVIEWER_GROUP = "hpc-reviewers"  # HPCHubAllocations.reviewer_groups' default
 CALLS_PAGE_SIZE = 50
 LIST_PAGE_SIZE = 200
 WARMUP = 10
@@ -105,6 +115,9 @@ HTTP_OPERATIONS = (
 HTTP_USERS = 10  # applicants and reviewers with a token, per database
 MANAGER = "admin"
 API_MODULE = REPO / "hub" / "api" / "allocations.py"
+# What the allocation pages read (their gather functions, without the HTML), when in the checkout
+PAGES_MODULE = REPO / "hub" / "allocation_pages" / "manage.py"
+PAGE_OPERATIONS = ("page /calls", "page /calls/{name}", "page /reviews")
 
 # (name, audiences, review, start-up, share of the proposals)
 CALLS = (
@@ -261,7 +274,7 @@ def build(url: str, data: DataSet, say: Callable[[str], None]) -> dict:
     # the reviewers' logins: their institutions (what the conflict check compares) and groups
     principals = [dict(user=reviewer_of(r), principal=f"{reviewer_of(r)}@inst{r % 400:03d}.example", seen_at=NOW)
                   for r in range(REVIEWERS)]  # fmt: skip
-    groups = [dict(user=reviewer_of(r), groups="hpc-reviewers", seen_at=NOW) for r in range(REVIEWERS)]
+    groups = [dict(user=reviewer_of(r), groups=REVIEWER_GROUP, seen_at=NOW) for r in range(REVIEWERS)]
     generated = time.perf_counter()
     with engine.begin() as connection:
         for model, rows in ((LoginPrincipal, principals), (LoginGroups, groups), (Call, calls), (Proposal, proposals), (ProposalVersion, versions),
@@ -320,6 +333,17 @@ def operation(name: str, ledger: Ledger, data: DataSet, rng: random.Random) -> C
     if name == "list reviewer":
         who = reviewer_of(rng.randrange(REVIEWERS))
         return lambda: reviewer_list(ledger, who)
+    if name in PAGE_OPERATIONS:
+        from hub.allocation_pages import manage, review  # noqa: PLC0415 (only when the pages exist)
+
+        if name == "page /calls":
+            return lambda: json.dumps({"count": len(manage.calls_page(ledger, TODAY))})
+        if name == "page /calls/{name}":
+            return lambda: json.dumps(
+                {"count": len(manage.call_page(ledger, CALLS[0][0], [REVIEWER_GROUP], TODAY, 0)["rows"])}
+            )
+        who = reviewer_of(rng.randrange(REVIEWERS))
+        return lambda: json.dumps({"count": len(review.reviews_page(ledger, who))})
     raise ValueError(name)
 
 
@@ -345,6 +369,8 @@ def listed(answer: str) -> int:
     body = json.loads(answer)
     if isinstance(body, list):
         return len(body)
+    if "count" in body:
+        return body["count"]
     return len(body.get("page", body.get("proposals", body.get("calls", []))))
 
 
@@ -359,7 +385,7 @@ def measure(backend: str, databases: list[Database], iterations: int, seed: int,
     """{(operation, label): Result}: each operation, baseline and data set taking turns."""
     rng = random.Random(seed)
     results, counts = {}, {}
-    for name in OPERATIONS:
+    for name in OPERATIONS + (PAGE_OPERATIONS if PAGES_MODULE.exists() else ()):
         for db in databases:
             results[name, db.label] = Result(backend, name)
         for index in range(WARMUP + iterations):
@@ -391,7 +417,7 @@ def measure_http(backend: str, databases: list[Database], urls: list[str], work:
             applicants = sorted({applicant_of(rng.randrange(db.data.applicants)) for _ in range(HTTP_USERS)})
             reviewers = sorted({reviewer_of(rng.randrange(REVIEWERS)) for _ in range(HTTP_USERS)})
             hub = stack.enter_context(api_hub(url, work / f"hub-{db.label.replace(' ', '_')}",
-                                              [MANAGER, *applicants, *reviewers], {"hpc-reviewers": reviewers}))  # fmt: skip
+                                              [MANAGER, *applicants, *reviewers], {REVIEWER_GROUP: reviewers}))  # fmt: skip
             sessions = {user: stack.enter_context(hub.session(user)) for user in hub.tokens}
             people = {"manager": [MANAGER], "applicant": applicants, "reviewer": reviewers}
             hubs.append((db, hub, sessions, people))
