@@ -104,13 +104,20 @@ TODAY = NOW.date()
 FILTERED = (ProposalState.SUBMITTED, ProposalState.IN_REVIEW)
 OPERATIONS = ("calls page", "list manager", "list applicant", "list states", "list reviewer")
 # Over HTTP (the ledger's API in a hub, ``api_hub``): (operation, who asks, path and query)
+API = "/hub/api/hpchub/v1"
 HTTP_OPERATIONS = (
-    ("GET /calls", "manager", "/calls"),
-    ("GET /proposals?call", "manager", f"/proposals?call={{call}}&limit={CALLS_PAGE_SIZE}"),
-    ("GET /proposals?all", "manager", f"/proposals?all=1&limit={LIST_PAGE_SIZE}"),
-    ("GET /proposals", "applicant", f"/proposals?limit={LIST_PAGE_SIZE}"),
-    ("GET /proposals?state", "manager", f"/proposals?state=submitted,in_review&limit={LIST_PAGE_SIZE}"),
-    ("GET /proposals?assigned", "reviewer", f"/proposals?assigned=1&limit={LIST_PAGE_SIZE}"),
+    ("GET /calls", "manager", f"{API}/calls"),
+    ("GET /proposals?call", "manager", f"{API}/proposals?call={{call}}&limit={CALLS_PAGE_SIZE}"),
+    ("GET /proposals?all", "manager", f"{API}/proposals?all=1&limit={LIST_PAGE_SIZE}"),
+    ("GET /proposals", "applicant", f"{API}/proposals?limit={LIST_PAGE_SIZE}"),
+    ("GET /proposals?state", "manager", f"{API}/proposals?state=submitted,in_review&limit={LIST_PAGE_SIZE}"),
+    ("GET /proposals?assigned", "reviewer", f"{API}/proposals?assigned=1&limit={LIST_PAGE_SIZE}"),
+)
+# The pages, over HTTP too (HTML), when they are in the checkout
+HTTP_PAGES = (
+    ("GET page /calls", "manager", "/hub/hpchub/calls"),
+    ("GET page /calls/{name}", "manager", "/hub/hpchub/calls/{call}"),
+    ("GET page /reviews", "reviewer", "/hub/hpchub/reviews"),
 )
 HTTP_USERS = 10  # applicants and reviewers with a token, per database
 MANAGER = "admin"
@@ -425,19 +432,20 @@ def measure_http(backend: str, databases: list[Database], urls: list[str], work:
             people = {"manager": [MANAGER], "applicant": applicants, "reviewer": reviewers}
             hubs.append((db, hub, sessions, people))
         say(f"  {backend}: a hub per database serving the API")
-        for name, who, path in HTTP_OPERATIONS:
+        for name, who, path in HTTP_OPERATIONS + (HTTP_PAGES if PAGES_MODULE.exists() else ()):
             for db, *_ in hubs:
                 results[name, db.label] = Result(backend, name)
             for index in range(WARMUP + iterations):
                 for db, hub, sessions, people in hubs:
                     session = sessions[rng.choice(people[who])]
-                    url = hub.api + path.format(call=CALLS[0][0])
+                    url = hub.root + path.format(call=CALLS[0][0])
                     elapsed, answer = timed(lambda session=session, url=url: session.get(url))
                     if answer.status_code != 200:
                         raise RuntimeError(f"{name} on the {db.label}: {answer.status_code} {answer.text[:300]}")
                     if index >= WARMUP:
                         results[name, db.label].samples_ms.append(elapsed)
-                        counts.setdefault((name, db.label), []).append(listed(answer.text))
+                        if answer.headers.get("Content-Type", "").startswith("application/json"):
+                            counts.setdefault((name, db.label), []).append(listed(answer.text))
             say(f"  {backend}: {name}: {iterations} requests to each hub")
     for key, listed_rows in counts.items():
         results[key].rows = round(statistics.mean(listed_rows))
@@ -468,7 +476,7 @@ def table(results: dict, backends: tuple[str, ...], sizes: dict[str, DataSet]) -
         for name in names:
             base, full = results[backend][name, "baseline"], results[backend][name, "data set"]
             verdict = "PASS" if full.p99 < TARGET_P99_MS else "FAIL"
-            rows = f"{base.rows}/{full.rows}"
+            rows = f"{base.rows}/{full.rows}" if full.rows is not None else "-"
             lines.append(
                 f"{backend:<11} {name:<24} {len(full.samples_ms):>4} {rows:>8} {base.p50:>10.2f} {base.p99:>10.2f} "
                 f"{full.p50:>11.2f} {full.p99:>11.2f} {full.p50 / base.p50:>8.1f}x {full.p99 / base.p99:>8.1f}x  {verdict}"

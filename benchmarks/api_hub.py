@@ -1,14 +1,15 @@
-"""A JupyterHub that serves only the ledger's REST API, for measuring it over HTTP without a
-cluster: ``api_hub(ledger_url, work, users)``.
+"""A JupyterHub that serves the ledger's REST API and hpchub's pages and spawns nothing, for
+measuring them over HTTP without a cluster: ``api_hub(ledger_url, work, users)``.
 
-The hub runs this checkout's API handlers (``configure_api``) on a ledger database the
-benchmark built, with JupyterHub's DummyAuthenticator, no proxy (a proxy class that keeps its
+The hub runs this checkout's API handlers and pages (``configure_api``, ``configure_pages``,
+its templates) on a ledger database the benchmark built, with JupyterHub's DummyAuthenticator, no proxy (a proxy class that keeps its
 routes in memory: no page is served, no server spawned) and one API token per user given
 (the first user is a hub admin with a configured token; with it the benchmark makes the
 others and a token for each user through JupyterHub's REST API: tokens with the scopes their
 roles give, as a logged-in user's). Requests go to the hub's own port, where
-JupyterHub serves ``/hub/api``: what is measured is tornado, JupyterHub's token check and
-scopes, the handler, the ledger and the JSON, as a client of the API sees them. It is started
+JupyterHub serves ``/hub/``: what is measured is tornado, JupyterHub's token check and scopes,
+the handler, the ledger and the JSON or HTML, as a client sees them (pages take the token as
+the API does, instead of a login cookie). It is started
 as its own process (its own event loop and ledger, like the hub) on a free port, in ``work``,
 and stopped by its pid at the end of the block, also on an error.
 """
@@ -36,6 +37,7 @@ import sys
 sys.path.insert(0, {repo!r})
 from jupyterhub.proxy import Proxy
 from hub.api.config import configure_api
+from hub.pages import configure_pages
 
 
 class MemoryProxy(Proxy):
@@ -68,13 +70,15 @@ c.Authenticator.admin_users = {{{admin!r}}}
 c.JupyterHub.api_tokens = {tokens!r}
 c.JupyterHub.load_groups = {groups!r}
 c.HPCHubLedger.db_url = {ledger_url!r}
+c.JupyterHub.template_paths = [{templates!r}]
 configure_api(c)
+configure_pages(c)
 '''
 
 
 @dataclass
 class ApiHub:
-    api: str  # http://127.0.0.1:PORT/hub/api/hpchub/v1
+    root: str  # http://127.0.0.1:PORT
     tokens: dict[str, str]  # user -> token
 
     def session(self, user: str) -> requests.Session:
@@ -95,13 +99,13 @@ def api_hub(ledger_url: str, work: Path, users: list[str], groups: dict[str, lis
     config.write_text(CONFIG.format(repo=str(REPO), proxy_port=free_port(), port=port, work=work, admin=users[0],
                                     tokens={admin_token: users[0]},
                                     groups={name: {"users": members} for name, members in (groups or {}).items()},
-                                    ledger_url=ledger_url))  # fmt: skip
+                                    ledger_url=ledger_url, templates=str(REPO / "templates")))  # fmt: skip
     log = (work / "jupyterhub.log").open("w")
     process = subprocess.Popen(
         [sys.executable, "-m", "jupyterhub", "-f", str(config)],
         cwd=work, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)},
     )  # fmt: skip
-    hub = ApiHub(f"http://127.0.0.1:{port}/hub/api/hpchub/v1", {users[0]: admin_token})
+    hub = ApiHub(f"http://127.0.0.1:{port}", {users[0]: admin_token})
     try:
         deadline = time.monotonic() + timeout
         while True:
