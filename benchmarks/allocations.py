@@ -429,19 +429,22 @@ def measure_http(backend: str, databases: list[Database], urls: list[str], work:
             hub = stack.enter_context(api_hub(url, work / f"hub-{db.label.replace(' ', '_')}",
                                               [MANAGER, *applicants, *reviewers], {REVIEWER_GROUP: reviewers}))  # fmt: skip
             sessions = {user: stack.enter_context(hub.session(user)) for user in hub.tokens}
+            browsers = {user: stack.enter_context(hub.browser(user)) for user in hub.tokens}
             people = {"manager": [MANAGER], "applicant": applicants, "reviewer": reviewers}
-            hubs.append((db, hub, sessions, people))
+            hubs.append((db, hub, sessions, browsers, people))
         say(f"  {backend}: a hub per database serving the API")
         for name, who, path in HTTP_OPERATIONS + (HTTP_PAGES if PAGES_MODULE.exists() else ()):
             for db, *_ in hubs:
                 results[name, db.label] = Result(backend, name)
             for index in range(WARMUP + iterations):
-                for db, hub, sessions, people in hubs:
-                    session = sessions[rng.choice(people[who])]
+                for db, hub, sessions, browsers, people in hubs:
+                    session = (browsers if path.startswith("/hub/hpchub/") else sessions)[rng.choice(people[who])]
                     url = hub.root + path.format(call=CALLS[0][0])
                     elapsed, answer = timed(lambda session=session, url=url: session.get(url))
-                    if answer.status_code != 200:
-                        raise RuntimeError(f"{name} on the {db.label}: {answer.status_code} {answer.text[:300]}")
+                    if answer.status_code != 200 or answer.history:
+                        raise RuntimeError(
+                            f"{name} on the {db.label}: {answer.status_code} at {answer.url}: {answer.text[:300]}"
+                        )
                     if index >= WARMUP:
                         results[name, db.label].samples_ms.append(elapsed)
                         if answer.headers.get("Content-Type", "").startswith("application/json"):

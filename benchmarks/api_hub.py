@@ -8,8 +8,8 @@ routes in memory: no page is served, no server spawned) and one API token per us
 others and a token for each user through JupyterHub's REST API: tokens with the scopes their
 roles give, as a logged-in user's). Requests go to the hub's own port, where
 JupyterHub serves ``/hub/``: what is measured is tornado, JupyterHub's token check and scopes,
-the handler, the ledger and the JSON or HTML, as a client sees them (pages take the token as
-the API does, instead of a login cookie). It is started
+the handler, the ledger and the JSON or HTML, as a client sees them (the API with a token, the
+pages with a login cookie). It is started
 as its own process (its own event loop and ledger, like the hub) on a free port, in ``work``,
 and stopped by its pid at the end of the block, also on an error.
 """
@@ -82,8 +82,22 @@ class ApiHub:
     tokens: dict[str, str]  # user -> token
 
     def session(self, user: str) -> requests.Session:
+        """The API with the user's token."""
         session = requests.Session()
         session.headers["Authorization"] = f"token {self.tokens[user]}"
+        return session
+
+    def browser(self, user: str) -> requests.Session:
+        """The pages with the user's login cookie (the pages take no token): the login form of
+        DummyAuthenticator, which takes any password, sent back with its XSRF cookie."""
+        session = requests.Session()
+        session.get(f"{self.root}/hub/login").raise_for_status()
+        answer = session.post(
+            f"{self.root}/hub/login?next=/hub/home", allow_redirects=False,
+            data={"username": user, "password": "benchmark", "_xsrf": session.cookies.get("_xsrf", "")},
+        )  # fmt: skip
+        if answer.status_code != 302:
+            raise RuntimeError(f"the login of {user} answered {answer.status_code}: {answer.text[:300]}")
         return session
 
 
