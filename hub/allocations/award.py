@@ -32,7 +32,9 @@ from hub.ledger import Ledger
 from hub.ledger.allocations import ProposalInfo
 from hub.ledger.award_records import AwardPlan, AwardResult
 from hub.ledger.errors import LedgerInputError
+from hub.ledger.runtime import HPCHubLedger
 from spawners.slurm.client import SlurmClient, SlurmCommandError
+from spawners.slurm.cluster import SlurmCluster
 
 log = logging.getLogger("hpchub.allocations")
 
@@ -40,8 +42,9 @@ log = logging.getLogger("hpchub.allocations")
 class AwardFailed(Exception):
     """A step of the award failed and what was made before it was undone: ``step`` names it."""
 
-    def __init__(self, step: str, message: str, undo_problems: tuple[str, ...] = ()) -> None:
-        self.step, self.message, self.undo_problems = step, message, undo_problems
+    def __init__(self, step: str, message: str, undo_problems: tuple[str, ...] = (), *, refused: bool = False) -> None:
+        # refused: a rule stopped it (the account or the space exists, the proposal changed), not a failure
+        self.step, self.message, self.undo_problems, self.refused = step, message, undo_problems, refused
         left = f" (and undoing left: {'; '.join(undo_problems)})" if undo_problems else ""
         super().__init__(f"the award was not made: {step} failed: {message}{left}; nothing was created, try again")
 
@@ -54,6 +57,20 @@ class AwardContext:
     cluster: str
     settings: HPCHubAllocations
     environments: HPCHubEnvironments | None = None
+
+
+def context_from_config(config, *, log: logging.Logger | None = None, ledger: Ledger | None = None) -> AwardContext:
+    """The award's context as the hub's configuration gives it: the hub's Slurm cluster
+    (``SlurmCluster.from_config``; its name, else the ledger's ``c.HPCHubLedger.cluster``), the
+    allocation and environment settings. Used alike by the API, the pages and the command line."""
+    cluster = SlurmCluster.from_config(config)
+    name = cluster.name or (ledger.cluster if ledger is not None else HPCHubLedger(config=config).cluster)
+    return AwardContext(
+        client=cluster.client(log=log) if log is not None else cluster.client(),
+        cluster=name,
+        settings=HPCHubAllocations(config=config),
+        environments=HPCHubEnvironments(config=config),
+    )
 
 
 Undo = Callable[[], Awaitable[None]]
@@ -84,7 +101,7 @@ async def award(
         problems = await _undo(undo)
         words = exc.summary if isinstance(exc, SlurmCommandError) else str(exc)
         log.warning("award of proposal #%s failed at %s: %s", proposal_id, step, words)
-        raise AwardFailed(step, words, problems) from None
+        raise AwardFailed(step, words, problems, refused=isinstance(exc, LedgerInputError)) from None
     await asyncio.to_thread(_notify_award, ledger, result, context.settings.portal_url)
     return result
 
@@ -129,7 +146,9 @@ async def _remove_user(context: AwardContext, plan: AwardPlan) -> None:
 
 
 async def _remove_account(context: AwardContext, plan: AwardPlan) -> None:
-    await context.client.sacctmgr_remove_account(plan.account, cluster=context.cluster)
+    # The award made the account (no cluster had it): remove the account itself, not only its
+    # association on this cluster, which would leave its record in slurmdbd.
+    await context.client.sacctmgr_remove_account(plan.account, cluster=None)
 
 
 @dataclass(frozen=True)

@@ -61,6 +61,13 @@ def require_manager(actor: Actor, settings: HPCHubAllocations) -> None:
         raise Forbidden(f"managing calls needs a hub admin or a member of {groups}")
 
 
+def require_decider(actor: Actor, info: ProposalInfo, settings: HPCHubAllocations) -> None:
+    """A call manager who is neither the applicant nor on the team decides a proposal."""
+    require_manager(actor, settings)
+    if info.applicant == actor.user or (actor.principal and actor.principal.lower() in info.content.team):
+        raise Forbidden(f"you are the applicant or on the team of proposal #{info.id}: another call manager decides it")
+
+
 def check_assignable(ledger: Ledger, reviewer: str, settings: HPCHubAllocations) -> None:
     """``reviewer`` holds the reviewer role (their groups at their latest login)."""
     groups = ledger.user_login_groups(reviewer)

@@ -26,18 +26,35 @@ What each project role may do beyond the scopes is in :mod:`hub.api.access`.
   role's ``users:activity!user`` and ``access:servers!server``) plus
   ``custom:hpchub:session!server`` and ``custom:hpchub:report-activity!server``, so a job's
   ``$JUPYTERHUB_API_TOKEN`` reads its own session and reports its own activity, and nothing
-  else of the ledger (no read, manage or extend).
+  else of the ledger (no read, manage or extend);
+- allocations: ``custom:hpchub:apply`` for every user (the same grant); two roles,
+  ``hpchub-reviewer`` (``custom:hpchub:review``) for the JupyterHub groups named by
+  ``c.HPCHubAllocations.reviewer_groups`` and ``hpchub-call-manager``
+  (``custom:hpchub:manage-calls`` and review) for ``call_manager_groups``. The login's
+  ``manage_groups`` copies the identity provider's groups into JupyterHub's at each login, so
+  membership follows the provider. JupyterHub's built-in ``admin`` role cannot be changed (it
+  holds no custom scope), so the call-manager role also goes to the authenticator's
+  ``admin_groups`` and ``admin_users``: admins manage calls. The scopes only let a request
+  through; who may see or change which proposal is :mod:`hub.allocations.service`'s rule.
 """
 
 from __future__ import annotations
 
+from hub.allocations.settings import HPCHubAllocations
 from hub.api import ROUTES
 from hub.api.scopes import (
+    CALL_MANAGER_ROLE,
     HPCHUB_SCOPES,
+    MANAGE_CALLS_SCOPE,
     OWN_SERVER_SCOPES,
+    REVIEW_SCOPE,
+    REVIEWER_ROLE,
     SERVER_TOKEN_SCOPES,
     USER_SCOPES,
 )
+
+# Where a hub configuration names its admins (the login is an OAuthenticator).
+_AUTHENTICATOR_SECTIONS = ("Authenticator", "OAuthenticator", "GenericOAuthenticator", "HPCHubOIDCAuthenticator")
 
 
 def _grant_user_scopes(c) -> None:
@@ -71,6 +88,40 @@ def _grant_server_token_scope(c) -> None:
     c.Spawner.server_token_scopes = list(SERVER_TOKEN_SCOPES)
 
 
+def _configured(c, sections: tuple[str, ...], name: str) -> list[str]:
+    values: set[str] = set()
+    for section in sections:
+        if section in c and name in c[section]:
+            values |= set(c[section][name] or ())
+    return sorted(values)
+
+
+def _grant_allocation_roles(c) -> None:
+    """The reviewers' and call managers' roles, given to their identity-provider groups (and,
+    for call managers, to the hub's admins), replacing earlier definitions of the same names."""
+    settings = HPCHubAllocations(config=c)
+    admin_groups = _configured(c, _AUTHENTICATOR_SECTIONS, "admin_groups")
+    admin_users = _configured(c, _AUTHENTICATOR_SECTIONS, "admin_users")
+    ours = [
+        {
+            "name": REVIEWER_ROLE,
+            "description": "reviewers of allocation proposals (c.HPCHubAllocations.reviewer_groups)",
+            "scopes": [REVIEW_SCOPE],
+            "groups": sorted(set(settings.reviewer_groups)),
+        },
+        {
+            "name": CALL_MANAGER_ROLE,
+            "description": "allocation call managers (c.HPCHubAllocations.call_manager_groups) and the hub's admins",
+            "scopes": [MANAGE_CALLS_SCOPE, REVIEW_SCOPE],
+            "groups": sorted(set(settings.call_manager_groups) | set(admin_groups)),
+            "users": admin_users,
+        },
+    ]
+    roles = [dict(role) for role in c.JupyterHub.load_roles] if "load_roles" in c.JupyterHub else []
+    names = {role["name"] for role in ours}
+    c.JupyterHub.load_roles = [role for role in roles if role.get("name") not in names] + ours
+
+
 def configure_api(c) -> None:
     """Add the ledger API's handlers, scopes and user-role grants to a hub configuration
     (idempotent)."""
@@ -84,3 +135,4 @@ def configure_api(c) -> None:
 
     _grant_user_scopes(c)
     _grant_server_token_scope(c)
+    _grant_allocation_roles(c)

@@ -34,7 +34,26 @@ HPCHUB_SCOPES[ACTIVITY_SCOPE] = {
     "description": "Report what your notebook servers are doing (kernels and terminals at work, your last "
     "activity, GPU use) for the idle stop. A server's own token gets it for that server only.",
 }
-USER_SCOPES = (READ_SCOPE, MANAGE_SCOPE, SESSION_SCOPE, EXTEND_SCOPE, ACTIVITY_SCOPE)
+APPLY_SCOPE = "custom:hpchub:apply"
+REVIEW_SCOPE = "custom:hpchub:review"
+MANAGE_CALLS_SCOPE = "custom:hpchub:manage-calls"
+HPCHUB_SCOPES[APPLY_SCOPE] = {
+    "description": "Read the open allocation calls, write, submit and withdraw your own proposals, read their "
+    "decisions, and file the outcome reports of projects you lead.",
+}
+HPCHUB_SCOPES[REVIEW_SCOPE] = {
+    "description": "Read the proposals you are assigned to review (unless you have a conflict of interest with "
+    "them), score them and declare a conflict.",
+}
+HPCHUB_SCOPES[MANAGE_CALLS_SCOPE] = {
+    "description": "Create and close allocation calls, read every proposal with its reviews, assign reviewers and "
+    "decide (award, reject, return).",
+    "subscopes": [APPLY_SCOPE],
+}
+USER_SCOPES = (READ_SCOPE, MANAGE_SCOPE, SESSION_SCOPE, EXTEND_SCOPE, ACTIVITY_SCOPE, APPLY_SCOPE)
+# Roles configure_api adds: the reviewers' and call managers' groups (and the admins) get these scopes.
+REVIEWER_ROLE = "hpchub-reviewer"
+CALL_MANAGER_ROLE = "hpchub-call-manager"
 # JupyterHub 6's default for the server token ($JUPYTERHUB_API_TOKEN): the built-in
 # ``server`` role's scopes. Ours adds reading the server's own session (never extending) and
 # reporting its own activity.

@@ -27,6 +27,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from tornado import web
 from traitlets import Any, Bool, Dict, Unicode, default
 
+from hub.allocations.provision import ProvisionFailed, provision
+from hub.allocations.settings import HPCHubAllocations
 from hub.auth import log_redaction
 from hub.auth.account_rules import AccountDenied, HPCHubAccountRules
 from hub.auth.mapping import (
@@ -262,12 +264,15 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
 
     async def update_auth_model(self, auth_model: dict) -> dict:
         account = auth_model["name"]
-        has_account = True
-        if self.cluster_account_check:
-            has_account = self.cluster_account_exists(account) and await self.slurm_association_exists(account)
         auth_state = auth_model.get("auth_state") or {}
         user = auth_state.get("oauth_user") or {}
         principal = user.get(self.principal_claim)
+        if isinstance(principal, str):
+            # before the account check: the site's hook may make an invited member's account now
+            await self.allocation_login(principal, account)
+        has_account = True
+        if self.cluster_account_check:
+            has_account = self.cluster_account_exists(account) and await self.slurm_association_exists(account)
         auth_state["hpchub"] = {
             "principal": principal,
             "cluster_account": has_account,
@@ -277,6 +282,43 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
             # the Unix account is enough: the reconciler makes the Slurm association of a new member
             await self.sync_course_memberships(principal, account, await self.get_user_groups(auth_state))
         return auth_model
+
+    async def allocation_login(self, principal: str, account: str) -> None:
+        """Allocations at each login: the ledger keeps the principal the account logged in as (its
+        institution decides reviewers' conflicts of interest); open invitations of the principal become
+        memberships; an invited principal whose account does not exist yet is handed to the site's
+        ``c.HPCHubAllocations.provision_command``. A failure is logged and never blocks the login."""
+        ledger = ledger_from_config(self.config)
+        if ledger is None:
+            return
+        try:
+            await asyncio.to_thread(ledger.record_login_principal, account, principal)
+            if not self.cluster_account_exists(account):
+                invited = await asyncio.to_thread(ledger.open_invitations, principal)
+                if not invited:
+                    return
+                await self.provision_account(principal, account, invited)
+                if not self.cluster_account_exists(account):
+                    return
+            for project, role in await asyncio.to_thread(ledger.accept_invitations, principal, account):
+                self.log.info("%s (%s) accepted the invitation to %s as %s", account, principal, project, role)
+        except (LedgerError, SQLAlchemyError) as exc:
+            self.log.warning("could not record the allocations login of %s: %s", account, exc)
+
+    async def provision_account(self, principal: str, account: str, invited: list[str]) -> None:
+        """The site's hook makes the Unix account of an invited member (the login waits for it)."""
+        settings = HPCHubAllocations(config=self.config)
+        if not settings.provision_command:
+            self.log.info("%s (%s) is invited to %s but has no Unix account, and no provision_command is set",
+                          account, principal, ", ".join(invited))  # fmt: skip
+            return
+        try:
+            await provision(settings.provision_command, principal, account, timeout=settings.provision_timeout)
+        except ProvisionFailed as exc:
+            self.log.error("the provision command for %s (%s) failed: %s", account, principal, exc)
+            return
+        self.log.info("the provision command made the account %s for %s (invited to %s)", account, principal,
+                      ", ".join(invited))  # fmt: skip
 
     async def sync_course_memberships(self, principal: str, account: str, groups: set[str]) -> None:
         """Course memberships from the login: a principal on a course's roster (CSV upload)

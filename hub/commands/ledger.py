@@ -1,4 +1,4 @@
-"""``hpchub project|grant|member|course|usage|charges|reconcile``: the ledger's part of the admin command line.
+"""``hpchub project|grant|member|course|call|proposal|usage|charges|reconcile``: the ledger's part of the admin command line.
 
 ``add_parsers(subparsers)`` adds the groups to ``hpchub``'s parser (see hub/cli.py).
 The ledger database comes from ``--db-url``, else ``$HPCHUB_LEDGER_URL``, else the demo's
@@ -28,6 +28,9 @@ from hub.cli_support import (
     one_line_errors,
     slurm_cluster,
 )
+from hub.commands.allocations import ARGUMENT_NAMES as ALLOCATION_ARGUMENT_NAMES
+from hub.commands.allocations import COMMANDS as ALLOCATION_COMMANDS
+from hub.commands.allocations import add_allocation_parsers
 from hub.commands.courses import ARGUMENT_NAMES as COURSE_ARGUMENT_NAMES
 from hub.commands.courses import COMMANDS as COURSE_COMMANDS
 from hub.commands.courses import add_course_parsers
@@ -71,6 +74,7 @@ _ARGUMENT_NAMES = {
     "member add": {"role": "--role", "cap_gpu_hours": "--cap"},
     "member cap": {"cap_gpu_hours": "H", "reason": "--reason"},
     **COURSE_ARGUMENT_NAMES,
+    **ALLOCATION_ARGUMENT_NAMES,
 }
 
 CSV_COLUMNS = (
@@ -271,6 +275,7 @@ COMMANDS = {
     "usage": _usage,
     "charges": _charges,
     **COURSE_COMMANDS,
+    **ALLOCATION_COMMANDS,
     "ledger export": _ledger_export,
     "ledger import": _ledger_import,
 }
@@ -531,6 +536,7 @@ def add_parsers(subparsers) -> None:
     remove.add_argument("user", metavar="USER")
 
     add_course_parsers(subparsers, leaf, SUBCOMMANDS)
+    add_allocation_parsers(subparsers, leaf, SUBCOMMANDS)
 
     backup = one_line_errors(subparsers.add_parser("ledger", help="export and import the whole ledger (backup)"))
     backup_sub = backup.add_subparsers(**SUBCOMMANDS)

@@ -189,6 +189,16 @@ class AwardRecords:
             ).scalars().all()  # fmt: skip
         return [joined for invitation_id in pending if (joined := self._answer(invitation_id, user, True, now))]
 
+    def open_invitations(self, principal: str) -> list[str]:
+        """The projects ``principal`` is invited to and has not answered (e.g. before their first login)."""
+        principal = rules.check_principal(principal, "principal")
+        with self._read() as session:
+            return list(session.execute(
+                select(Project.name).join(Invitation, Invitation.project_id == Project.id)
+                .where(Invitation.principal == principal, ~Invitation.id.in_(select(InvitationAnswer.invitation_id)))
+                .order_by(Invitation.id)
+            ).scalars())  # fmt: skip
+
     def answer_invitation(self, token: str, *, user: str, principal: str, accept: bool,
                           now: datetime | None = None) -> tuple[str, str] | None:  # fmt: skip
         """The invitation's link: only the invited principal may answer it."""

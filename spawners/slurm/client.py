@@ -553,13 +553,15 @@ class SlurmClient:
             f"Description={description}",
         ])  # fmt: skip
 
-    async def sacctmgr_remove_account(self, account: str, *, cluster: str) -> str:
-        """``sacctmgr -i remove account where name=ACCOUNT cluster=CLUSTER``: undo a new account
-        (sacctmgr refuses while jobs are active on it or it has accounts under it)."""
-        return await self.run([
-            "sacctmgr", "-i", "remove", "account", "where", f"name={validate_account_name(account)}",
-            f"cluster={validate_cluster_name(cluster)}",
-        ])  # fmt: skip
+    async def sacctmgr_remove_account(self, account: str, *, cluster: str | None) -> str:
+        """``sacctmgr -i remove account where name=ACCOUNT [cluster=CLUSTER]``: undo a new account
+        (sacctmgr refuses while jobs are active on it or it has accounts under it). With a cluster only
+        the account's association there goes and slurmdbd keeps the account's record; ``None``
+        removes the account itself, on every cluster."""
+        where = [f"cluster={validate_cluster_name(cluster)}"] if cluster is not None else []
+        return await self.run(
+            ["sacctmgr", "-i", "remove", "account", "where", f"name={validate_account_name(account)}", *where]
+        )
 
     async def sacctmgr_remove_user(self, user: str, *, account: str, cluster: str) -> str:
         """``sacctmgr -i remove user where name=USER account=ACCOUNT cluster=CLUSTER``: the user's

@@ -305,13 +305,31 @@ class Portal:
         return f"{self.api}/users/{user}/servers/{name}" if name else f"{self.api}/users/{user}/server"
 
 
-def logged_in_session(portal: Portal, name: str, password: str | None = None) -> requests.Session:
+def logged_in_session(
+    portal: Portal, name: str, password: str | None = None, domain: str = "uni.example"
+) -> requests.Session:
     """The user's own browser session (cookie and X-XSRFToken), through the identity provider
-    (``NAME@uni.example`` with the demo password ``NAME-demo`` unless another is given)."""
-    session, response = portal.login(f"{name}@uni.example", password or f"{name}-demo")
+    (``NAME@DOMAIN``, by default uni.example, with the demo password ``NAME-demo`` unless another is given)."""
+    session, response = portal.login(f"{name}@{domain}", password or f"{name}-demo")
     assert response.status_code == 200, (name, response.status_code, response.url)
     session.headers["X-XSRFToken"] = session.cookies.get("_xsrf", "")
     assert session.headers["X-XSRFToken"], f"no _xsrf cookie for {name}"
+    return session
+
+
+def own_token(portal: Portal, session: requests.Session, user: str, scopes: list[str] | None = None) -> str:
+    """A token the user makes for themself with their own login (JupyterHub's token API)."""
+    body: dict = {"note": "hpchub integration test", "expires_in": 3600}
+    if scopes is not None:
+        body["scopes"] = scopes
+    response = session.post(f"{portal.api}/users/{user}/tokens", json=body, timeout=30)
+    assert response.status_code == 201, response.text
+    return response.json()["token"]
+
+
+def token_session(token: str) -> requests.Session:
+    session = requests.Session()
+    session.headers["Authorization"] = f"token {token}"
     return session
 
 

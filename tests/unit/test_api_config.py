@@ -11,10 +11,15 @@ from traitlets.config import Config
 from hub.api.config import configure_api
 from hub.api.scopes import (
     ACTIVITY_SCOPE,
+    APPLY_SCOPE,
+    CALL_MANAGER_ROLE,
     EXTEND_SCOPE,
     HPCHUB_SCOPES,
+    MANAGE_CALLS_SCOPE,
     MANAGE_SCOPE,
     READ_SCOPE,
+    REVIEW_SCOPE,
+    REVIEWER_ROLE,
     SESSION_SCOPE,
     USER_SCOPES,
 )
@@ -32,7 +37,12 @@ ROUTE_SUFFIXES = {
     "/users/([^/]+)/servers/([^/]*)/activity", "/users/([^/]+)/server/activity",
     "/projects/([^/]+)/environments", "/projects/([^/]+)/environments/([^/]+)",
     "/projects/([^/]+)/environments/([^/]+)/log", "/catalogue/published", "/catalogue/published/([^/]+)",
+    "/calls", "/calls/([^/]+)", "/calls/([^/]+)/close", "/proposals", "/proposals/([^/]+)",
+    "/proposals/([^/]+)/submit", "/proposals/([^/]+)/withdraw", "/proposals/([^/]+)/attachment",
+    "/proposals/([^/]+)/reviewers", "/proposals/([^/]+)/conflict", "/proposals/([^/]+)/reviews",
+    "/proposals/([^/]+)/decision", "/invitations/([^/]+)", "/projects/([^/]+)/reports", "/projects/([^/]+)/allocation",
 }  # fmt: skip
+ALLOCATION_ROLES = {REVIEWER_ROLE, CALL_MANAGER_ROLE}
 OWN = [f"{SESSION_SCOPE}!server", f"{ACTIVITY_SCOPE}!server"]
 SERVER_SCOPES = ["users:activity!user", "access:servers!server", *OWN]
 
@@ -46,7 +56,9 @@ def test_adds_routes_scopes_and_extra_user_scopes() -> None:
     assert HPCHUB_SCOPES[MANAGE_SCOPE]["subscopes"] == [READ_SCOPE]
     assert HPCHUB_SCOPES[EXTEND_SCOPE]["subscopes"] == [SESSION_SCOPE]
     assert c.JupyterHub.extra_user_scopes == set(USER_SCOPES)
-    assert "load_roles" not in c.JupyterHub  # the default user role ("self") is left alone
+    assert APPLY_SCOPE in USER_SCOPES and REVIEW_SCOPE not in USER_SCOPES and MANAGE_CALLS_SCOPE not in USER_SCOPES
+    # the default user role ("self") is left alone: only the allocation roles are defined
+    assert {role["name"] for role in c.JupyterHub.load_roles} == ALLOCATION_ROLES
     assert c.Spawner.server_token_scopes == SERVER_SCOPES
 
 
@@ -59,10 +71,12 @@ def test_is_idempotent_and_keeps_what_was_there() -> None:
     configure_api(c)
     configure_api(c)
     assert len(c.JupyterHub.extra_handlers) == 1 + len(ROUTE_SUFFIXES)
-    assert set(c.JupyterHub.custom_scopes) == {"custom:other:read", *USER_SCOPES}
+    assert set(c.JupyterHub.custom_scopes) == {"custom:other:read", *USER_SCOPES, REVIEW_SCOPE, MANAGE_CALLS_SCOPE}
     assert c.JupyterHub.extra_user_scopes == {"access:services", *USER_SCOPES}
     assert c.Spawner.server_token_scopes == SERVER_SCOPES
-    assert c.JupyterHub.load_roles == [{"name": "driver", "scopes": ["servers"], "services": ["t"]}]
+    roles = c.JupyterHub.load_roles
+    assert roles[0] == {"name": "driver", "scopes": ["servers"], "services": ["t"]}
+    assert [role["name"] for role in roles[1:]] == [REVIEWER_ROLE, CALL_MANAGER_ROLE]
 
 
 @pytest.mark.parametrize(
@@ -82,17 +96,50 @@ def test_a_user_role_in_load_roles_gets_the_scopes(user_role, scopes) -> None:
     c = Config()
     c.JupyterHub.load_roles = [user_role]
     configure_api(c)
-    (role,) = c.JupyterHub.load_roles
+    role, *ours = c.JupyterHub.load_roles
+    assert {r["name"] for r in ours} == ALLOCATION_ROLES
     assert role["scopes"] == scopes
     assert "extra_user_scopes" not in c.JupyterHub
     default_user = next(r for r in get_default_roles() if r["name"] == "user")
     assert set(default_user["scopes"]) <= set(role["scopes"])
 
 
+@pytest.mark.parametrize(
+    ("settings", "reviewer_groups", "manager_groups", "manager_users"),
+    [
+        pytest.param({}, ["hpc-reviewers"], ["hpc-call-managers"], [], id="defaults"),
+        pytest.param(
+            {"HPCHubOIDCAuthenticator": {"admin_groups": {"hpc-admins"}}, "Authenticator": {"admin_users": {"root2"}}},
+            ["hpc-reviewers"], ["hpc-admins", "hpc-call-managers"], ["root2"], id="admins-manage-calls",
+        ),
+        pytest.param(
+            {"HPCHubAllocations": {"reviewer_groups": ["panel"], "call_manager_groups": []}},
+            ["panel"], [], [], id="site-groups",
+        ),
+    ],
+)  # fmt: skip
+def test_allocation_roles_go_to_the_groups_and_the_admins(
+    settings, reviewer_groups, manager_groups, manager_users
+) -> None:
+    """JupyterHub's admin role holds no custom scope and cannot be changed: the call managers'
+    role names the authenticator's admin groups and users."""
+    c = Config()
+    for section, values in settings.items():
+        for name, value in values.items():
+            c[section][name] = value
+    configure_api(c)
+    roles = {role["name"]: role for role in c.JupyterHub.load_roles}
+    assert roles[REVIEWER_ROLE] == {**roles[REVIEWER_ROLE], "scopes": [REVIEW_SCOPE], "groups": reviewer_groups}
+    manager = roles[CALL_MANAGER_ROLE]
+    assert manager["scopes"] == [MANAGE_CALLS_SCOPE, REVIEW_SCOPE]
+    assert (manager["groups"], manager["users"]) == (manager_groups, manager_users)
+    assert HPCHUB_SCOPES[MANAGE_CALLS_SCOPE]["subscopes"] == [APPLY_SCOPE]
+
+
 def test_scopes_are_known_to_jupyterhub_and_redefining_them_is_harmless() -> None:
     import hub.api.handlers  # noqa: F401, PLC0415  (defines them, for needs_scope)
 
-    assert all(scope in scope_definitions for scope in USER_SCOPES)
+    assert all(scope in scope_definitions for scope in (*USER_SCOPES, REVIEW_SCOPE, MANAGE_CALLS_SCOPE))
     define_custom_scopes(dict(HPCHUB_SCOPES))  # what the hub does at start with c.JupyterHub.custom_scopes
 
 

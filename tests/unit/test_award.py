@@ -25,7 +25,7 @@ ADD_ACCOUNT = ["sacctmgr", "-i", "add", "account", "cells", "parent=root", "clus
                "Description=project cells, proposal #1"]  # fmt: skip
 ADD_PI = ["sacctmgr", "-i", "add", "user", "fiona", "account=cells", "cluster=hpchub"]
 REMOVE_PI = ["sacctmgr", "-i", "remove", "user", "where", "name=fiona", "account=cells", "cluster=hpchub"]
-REMOVE_ACCOUNT = ["sacctmgr", "-i", "remove", "account", "where", "name=cells", "cluster=hpchub"]
+REMOVE_ACCOUNT = ["sacctmgr", "-i", "remove", "account", "where", "name=cells"]  # every cluster: the record too
 
 
 class ScriptedSlurm:
