@@ -9,7 +9,7 @@ from urllib.parse import quote
 from hub.api.handlers import session_job_view
 from hub.api.sessions import JobView, format_duration, session_json
 from hub.ledger import LedgerError
-from hub.ledger.enforce import Banner, warnings_for
+from hub.ledger.enforce import Banner, period_banners, warnings_for
 from hub.ledger.runtime import ledger_from_config
 from hub.project_pages import gather
 from hub.project_pages.environments import ROUTES as ENVIRONMENT_ROUTES
@@ -40,10 +40,12 @@ def _for_user(config, what: str, compute):
 
 def _budget_banners(ledger, user) -> list[Banner]:
     """The user's budget warnings and the sessions the budget watch or Slurm stopped lately."""
-    usages = [ledger.figures(project.name) for project, _role in ledger.memberships(user.name)]
+    memberships = ledger.memberships(user.name)
+    usages = [ledger.figures(project.name) for project, _role in memberships]
     stopped = ledger.recently_stopped(user.name, datetime.now(timezone.utc))
     stopped_banners = [Banner(stop.project, 100, stop.banner_text()) for stop in stopped]
-    return stopped_banners + warnings_for(user.name, usages)
+    period = period_banners([project for project, _role in memberships], ledger.today())
+    return stopped_banners + period + warnings_for(user.name, usages)
 
 
 def budget_banners(config):

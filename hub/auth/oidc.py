@@ -40,6 +40,8 @@ from hub.auth.mapping import (
 )
 from hub.ledger import LedgerError
 from hub.ledger.courses import DEFAULT_GROUP_ROLES
+from hub.ledger.errors import LedgerInputError
+from hub.ledger.mail_outbox import check_mail_address
 from hub.ledger.runtime import ledger_from_config
 from hub.site_secrets import check_hub_secrets
 from spawners.slurm.client import SlurmCommandError
@@ -106,6 +108,18 @@ def fetch_discovery(issuer: str, timeout: float = 10.0) -> dict:
             return json.loads(response.read())
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise IssuerError(f"issuer {issuer}: cannot read {url}: {exc}") from None
+
+
+def login_mail_address(claims: dict, principal: object) -> str | None:
+    """The mail address a login gives: the ``email`` claim unless the provider says it is not
+    verified, else the principal when it has the form of an address; None when neither is one
+    (an address with a line break or a display name is never taken)."""
+    for candidate in (claims.get("email") if claims.get("email_verified") is not False else None, principal):
+        try:
+            return check_mail_address(candidate, "email")
+        except LedgerInputError:
+            continue
+    return None
 
 
 class HPCHubOIDCAuthenticator(GenericOAuthenticator):
@@ -281,6 +295,8 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
         if isinstance(principal, str) and self.cluster_account_exists(account):
             # the Unix account is enough: the reconciler makes the Slurm association of a new member
             await self.sync_course_memberships(principal, account, await self.get_user_groups(auth_state))
+        if self.cluster_account_exists(account):
+            await self.record_mail_address(account, login_mail_address(user, principal))
         return auth_model
 
     async def allocation_login(self, principal: str, account: str) -> None:
@@ -319,6 +335,18 @@ class HPCHubOIDCAuthenticator(GenericOAuthenticator):
             return
         self.log.info("the provision command made the account %s for %s (invited to %s)", account, principal,
                       ", ".join(invited))  # fmt: skip
+
+    async def record_mail_address(self, account: str, address: str | None) -> None:
+        """The user's mail address as this login gave it, for the portal's mail (budget and period
+        warnings, allocations). A ledger failure is logged and never blocks the login."""
+
+        ledger = ledger_from_config(self.config)
+        if ledger is None or address is None:
+            return
+        try:
+            await asyncio.to_thread(ledger.record_mail_address, account, address)
+        except (LedgerError, SQLAlchemyError) as exc:
+            self.log.warning("could not record the mail address of %s: %s", account, exc)
 
     async def sync_course_memberships(self, principal: str, account: str, groups: set[str]) -> None:
         """Course memberships from the login: a principal on a course's roster (CSV upload)

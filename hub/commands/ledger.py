@@ -34,6 +34,7 @@ from hub.commands.allocations import add_allocation_parsers
 from hub.commands.courses import ARGUMENT_NAMES as COURSE_ARGUMENT_NAMES
 from hub.commands.courses import COMMANDS as COURSE_COMMANDS
 from hub.commands.courses import add_course_parsers
+from hub.commands.period import cmd_expire_check, reconcile_notices
 from hub.ledger import arithmetic as arith
 from hub.ledger.backup import export_ledger, import_ledger
 from hub.ledger.enforce import ExhaustionTracker
@@ -274,6 +275,7 @@ COMMANDS = {
     "member remove": _member_remove,
     "usage": _usage,
     "charges": _charges,
+    "project expire-check": cmd_expire_check,
     **COURSE_COMMANDS,
     **ALLOCATION_COMMANDS,
     "ledger export": _ledger_export,
@@ -355,6 +357,7 @@ def cmd_reconcile(args) -> int:
     idle_watch = _idle_watch(args)
     if idle_watch is not None:
         watches.append(idle_watch)
+    watches.append(reconcile_notices(args))  # the period check, budget mail, sending (hub/reconcile/notices.py)
     after_pass = None
     if watches:
 
@@ -513,6 +516,9 @@ def add_parsers(subparsers) -> None:
     create.add_argument("--gpu-hours", required=True, metavar="H", help="the first grant in weighted GPU-hours")
     create.add_argument("--start", metavar="DATE", help="first day of the period (YYYY-MM-DD)")
     create.add_argument("--end", metavar="DATE", help="last day of the period, inclusive (YYYY-MM-DD)")
+    leaf(project_sub, "expire-check", "project expire-check",
+         help="projects whose period ends within 30 days, has ended, or whose space is due for archiving; "
+         "queues the warning mail (the reconciler runs it every pass)")  # fmt: skip
 
     grant = leaf(subparsers, "grant", "grant", help="append a signed grant (e.g. +10 or -5 GPU-hours)")
     grant.add_argument("name", metavar="NAME")

@@ -73,6 +73,14 @@ def configure_demo(c, settings_path: str) -> None:
     c.HPCHubLedger.idle_timeout_minutes = float(settings.get("idle_timeout", 30))
     register_ledger_metrics(c)  # per-project GPU-hours and sessions on /hub/metrics
 
+    # Mail (budget and period warnings, allocations) goes to the demo's own SMTP server on loopback
+    # (hub/demo/mailserver.py), which keeps each message as STATE/mail/NNNNNN.eml. DEMO ONLY: no TLS, no login.
+    c.HPCHubMail.smtp_host = "127.0.0.1"
+    c.HPCHubMail.smtp_port = int(settings.get("smtp_port", 8025))
+    c.HPCHubMail.from_address = "hpchub@demo.example"
+    c.HPCHubMail.portal_url = f"http://127.0.0.1:{settings['hub_public_port']}"
+    c.HPCHubMail.timeout = 10.0
+
     c.JupyterHub.services = []
     c.JupyterHub.spawner_class = "slurm-gpu"
     c.SlurmGPUSpawner.slurm_conf = settings["slurm_conf"]
@@ -102,7 +110,6 @@ def configure_demo(c, settings_path: str) -> None:
     c.HPCHubAllocations.slurm_parent_account = "root"
     c.HPCHubAllocations.provision_command = [sys.executable, "-m", "hub.demo.provision"]
     c.HPCHubAllocations.attachment_dir = str(state / "attachments")
-    c.HPCHubAllocations.portal_url = f"http://127.0.0.1:{settings['hub_public_port']}"
     c.Spawner.default_url = "/lab"
     c.Spawner.environment = {"LANG": "C.UTF-8"}
 

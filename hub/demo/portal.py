@@ -35,6 +35,7 @@ from hub.ledger.types import ProjectState
 from hub.numbers import whole_number_argument
 from hub.site_secrets import write_demo_secret
 
+MAILSERVER_PROGRAM = "hub.demo.mailserver"  # `python -m` it: hub/demo/mailserver.py (its PROGRAM)
 PACKAGE_ROOT = Path(__file__).resolve().parent  # hub/demo: the identity provider's files (idp/)
 CHECKOUT_ROOT = PACKAGE_ROOT.parents[1]  # where images/ and templates/ are in a checkout
 CATALOGUE_SOURCE_CANDIDATES = (
@@ -55,6 +56,7 @@ class DemoPorts:
     hub_api: int = 8081  # the hub itself (the proxy's default target; nodes reach it here)
     proxy_api: int = 8001
     idp: int = 5556  # the development OpenID Connect provider
+    smtp: int = 8025  # the demo's SMTP server (hub/demo/mailserver.py): the hub's mail relay, on loopback
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,11 @@ class DemoSettings:
     @property
     def idp_dir(self) -> Path:
         return self.root / "idp"
+
+    @property
+    def mail_dir(self) -> Path:
+        """Where the demo's SMTP server keeps every message (NNNNNN.eml)."""
+        return self.root / "mail"
 
     def save(self) -> None:
         (self.root / "demo.json").write_text(json.dumps(asdict(self), indent=2) + "\n")
@@ -199,7 +206,8 @@ class Demo:
             return
         cluster = load_settings(s.state_dir)
         argv = [
-            f"{s.venv}/bin/hpchub", "reconcile", "--every", str(s.reconcile_interval),
+            f"{s.venv}/bin/hpchub", "--config", str(s.hub_dir / "jupyterhub_config.py"),  # c.HPCHubMail: the demo's
+            "reconcile", "--every", str(s.reconcile_interval),
             "--db-url", self.ledger_url, "--slurm-conf", str(cluster.slurm_conf), "--cluster", cluster.cluster_name,
             "--stop-exhausted-after", str(s.exhaustion_grace), "--orphan-grace", str(s.orphan_grace),
             "--stop-idle-after", str(s.idle_timeout),
@@ -278,6 +286,27 @@ class Demo:
         self.say(f"identity provider: started ({s.issuer})")
 
     @property
+    def mailserver(self) -> Daemon:
+        return Daemon("mail", MAILSERVER_PROGRAM, self.settings.root / "run" / "mail.pid")
+
+    def start_mailserver(self, env: dict) -> None:
+        """The demo's SMTP server on 127.0.0.1 (its own process and pid file): the hub's relay."""
+        s = self.settings
+        if self.mailserver.running():
+            self.say("mail server: already running")
+            return
+        spawn_foreground(
+            [f"{s.venv}/bin/python", "-m", MAILSERVER_PROGRAM, "--dir", str(s.mail_dir), "--port", str(s.ports.smtp),
+             "--pid-file", str(self.mailserver.pid_file)],
+            pid_file=self.mailserver.pid_file,
+            log_file=s.root / "log" / "mail.log",
+            env=env,
+            cwd="/",
+        )  # fmt: skip
+        wait_for(lambda: _port_open(s.ports.smtp), timeout=30, what="the demo's mail server")
+        self.say(f"mail server: started (127.0.0.1:{s.ports.smtp}; messages in {s.mail_dir})")
+
+    @property
     def ledger_url(self) -> str:
         return f"sqlite:///{self.settings.hub_dir / 'ledger.sqlite'}"
 
@@ -319,6 +348,7 @@ class Demo:
             "project_root": str(s.project_root),
             "wheelhouse": str(s.wheelhouse),
             "run_as": s.run_as,
+            "smtp_port": s.ports.smtp,
         }
         (s.hub_dir / "demo-config.json").write_text(json.dumps(demo_config, indent=2) + "\n")
         config_path = s.hub_dir / "jupyterhub_config.py"
@@ -375,6 +405,7 @@ class Demo:
             self.restart_hub_for_new_groups()
         base_env = self.base_env()
         self.start_idp(base_env)
+        self.start_mailserver(base_env)
         self.start_proxy(base_env)
         self.start_hub(base_env, config_path)
         self.start_reconciler(base_env)
@@ -481,7 +512,7 @@ class Demo:
         self.say(f"jupyterhub: started{as_account} ({s.url})")
 
     def down(self) -> None:
-        for daemon in (self.reconciler, self.hub, self.proxy, self.idp):
+        for daemon in (self.reconciler, self.hub, self.proxy, self.idp, self.mailserver):
             self.say(f"{daemon.name}: {'stopped' if stop_daemon(daemon) else 'not running'}")
         self.retire_service()
 
@@ -594,7 +625,9 @@ def _demo_settings(args, *, creating: bool) -> DemoSettings:
     if not creating:
         raise SystemExit(f"hpchub: no demo in {args.state_dir}")
     if getattr(args, "ports", "default") == "auto":
-        ports = DemoPorts(hub_public=free_port(), hub_api=free_port(), proxy_api=free_port(), idp=free_port())
+        ports = DemoPorts(
+            hub_public=free_port(), hub_api=free_port(), proxy_api=free_port(), idp=free_port(), smtp=free_port()
+        )
     else:
         ports = DemoPorts()
     return DemoSettings(
@@ -630,6 +663,7 @@ def cmd_demo(args) -> int:
         demo.up()
         print(f"\nhpchub demo is up: {settings.url}\n")
         print(DEMO_ACCOUNTS_TEXT)
+        print(f"The portal's mail (budget and period warnings) lands in {settings.mail_dir}/ (NNNNNN.eml).")
         return 0
     settings = DemoSettings.load(args.state_dir)
     if settings is None:
@@ -650,6 +684,8 @@ def cmd_demo(args) -> int:
             "hub": hub_pid,
             "proxy": proxy_pid,
             "reconciler": reconcile_pid,
+            "mail_server": demo.mailserver.pid(),
+            "mail_dir": str(settings.mail_dir),
             "run_as": settings.run_as,
             "hub_account": hub_pid and process_owner(hub_pid),
             "proxy_account": proxy_pid and process_owner(proxy_pid),

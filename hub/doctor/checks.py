@@ -339,5 +339,23 @@ def check_reconciler_role(idle_minutes: float, reconcile_scopes: Sequence[str] |
                   "sessions report their activity themselves")  # fmt: skip
 
 
+def check_mail(
+    *, configured: bool, where: str, starttls: bool, login: bool, unsent: int | None, answer: str | None
+) -> Finding:
+    """Mail: a relay and a From address set (else the portal's mail only waits in the ledger), no
+    login without STARTTLS, and the relay answers (``answer``: None if it did, else the error)."""
+    waiting = f"; {unsent} message(s) wait in the ledger" if unsent else ""
+    if not configured:
+        return warned("mail", f"not configured: no mail is sent{waiting}",
+                      "set c.HPCHubMail.smtp_host and c.HPCHubMail.from_address (docs/mail.md)")  # fmt: skip
+    if login and not starttls:
+        return warned("mail", f"{where}: a login without STARTTLS shows the password to the network{waiting}",
+                      "set c.HPCHubMail.starttls = True (and the relay's submission port, e.g. 587)")  # fmt: skip
+    if answer is not None:
+        return warned("mail", f"the relay {where} does not answer: {answer}{waiting}",
+                      "check c.HPCHubMail.smtp_host and smtp_port; messages are sent once it answers")  # fmt: skip
+    return passed("mail", f"the relay {where} answers{waiting}")
+
+
 def exit_code(findings: Sequence[Finding]) -> int:
     return 1 if any(finding.status is Status.FAIL for finding in findings) else 0

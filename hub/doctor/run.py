@@ -12,6 +12,7 @@ import grp
 import json
 import os
 import pwd
+import smtplib
 import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,9 +34,10 @@ from hub.doctor.checks import Finding
 from hub.envs.audit import audit_space
 from hub.envs.config import HPCHubEnvironments
 from hub.envs.space import ProjectSpace
-from hub.ledger.runtime import HPCHubLedger
+from hub.ledger.runtime import HPCHubLedger, ledger_for
 from hub.ledger.store import alembic_config, schema_revision
 from hub.ledger.types import PROJECT_NAME_RE
+from hub.mail.settings import HPCHubMail
 from spawners.catalog import CatalogueError, load_catalogue
 from spawners.slurm.client import SlurmCommandError, SlurmTimeoutError
 from spawners.slurm.cluster import SlurmCluster
@@ -295,11 +297,32 @@ class Site:
         return checks.check_reconciler_role(self.ledger_settings.idle_timeout_minutes,
                                             sorted(expand_scopes(scopes)), admin=admin)  # fmt: skip
 
+    def mail_finding(self) -> Finding:
+        settings = HPCHubMail(config=self.config)
+        unsent = None
+        if self.ledger_settings.db_url:
+            try:
+                unsent = ledger_for(self.ledger_settings).unsent_mail_count()
+            except SQLAlchemyError:
+                unsent = None  # the database check says why
+        where = f"{settings.smtp_host}:{settings.smtp_port}"
+        answer = None
+        if settings.configured:
+            try:
+                with smtplib.SMTP(settings.smtp_host, settings.smtp_port, timeout=min(settings.timeout, 10)) as smtp:
+                    smtp.ehlo()
+                    smtp.noop()
+            except (OSError, smtplib.SMTPException) as exc:
+                answer = f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+        return checks.check_mail(configured=settings.configured, where=where, starttls=settings.starttls,
+                                 login=bool(settings.smtp_user), unsent=unsent, answer=answer)  # fmt: skip
+
     def findings(self, *, run_job: bool) -> list[Finding]:
         return [
             *self.slurm_findings(), self.environment_finding(), self.database_finding(), self.discovery_finding(),
             self.identity_deny_finding(), self.tls_finding(), self.sudo_finding(), self.project_groups_finding(),
             self.project_spaces_finding(), self.hub_from_node_finding(run_job), self.reconciler_role_finding(),
+            self.mail_finding(),
         ]  # fmt: skip
 
 
@@ -328,7 +351,7 @@ def add_parser(subparsers) -> None:
     doctor = subparsers.add_parser(
         "doctor",
         help="check a site: Slurm, accounting, billing weights, munge, environment, database, login and its "
-        "identity deny rules, TLS, sudo, project spaces, the reconciler's role",
+        "identity deny rules, TLS, sudo, project spaces, the reconciler's role, mail",
         description="One line per check: PASS|WARN|FAIL name: detail, with a fix for each non-pass. Exit 1 if "
         "any check fails. Reads the hub's configuration (--config).",
     )

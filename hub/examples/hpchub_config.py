@@ -162,6 +162,15 @@ c.JupyterHub.load_roles = [{
     "services": ["hpchub-reconcile"],
 }]  # fmt: skip
 
+# --- Mail: budget and period warnings (the reconciler sends what the portal queued) -------------
+c.HPCHubMail.smtp_host = "smtp.uni.example"  # SITE: the relay ('' = mail stays queued; the doctor warns)
+c.HPCHubMail.smtp_port = 587
+c.HPCHubMail.starttls = True
+c.HPCHubMail.from_address = "hpc-portal@uni.example"  # SITE
+c.HPCHubMail.portal_url = "https://hpc.uni.example"  # links in mail
+# c.HPCHubMail.smtp_user = "hpchub"; c.HPCHubMail.smtp_password = read_secret_file(ETC / "smtp_password")
+c.HPCHubAllocations.data_grace_days = 90  # days after a project's end before its space is listed for archiving
+
 # --- hpchub's pages, API and metrics (keep these last) ------------------------------------------
 configure_pages(c, apply_url="https://hpc.uni.example/apply")
 register_ledger_metrics(c)  # per-project GPU-hours on /hub/metrics

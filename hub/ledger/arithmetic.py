@@ -408,14 +408,17 @@ def project_closed_reason(
     period_start: date | None,
     period_end: date | None,
     today: date,
+    renewal: str | None = None,
 ) -> str | None:
-    """Why a project takes no new sessions now (closed, not started, ended), or None."""
+    """Why a project takes no new sessions now (closed, not started, ended), or None. An ended
+    period names its end date and, with ``renewal``, where to request a renewal."""
     if state != "active":
         return f"{project} is closed" + (f": {state_reason}" if state_reason else ".")
     if period_start is not None and today < period_start:
         return f"{project}'s period starts on {period_start.isoformat()}; no sessions before then."
     if period_end is not None and today > period_end:
-        return f"{project}'s period ended on {period_end.isoformat()}."
+        text = f"{project}'s period ended on {period_end.isoformat()}."
+        return f"{text} Request a renewal: {renewal}" if renewal else text
     return None
 
 

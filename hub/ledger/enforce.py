@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 from hub.ledger.arithmetic import (
     BudgetWarning,
@@ -23,7 +23,8 @@ from hub.ledger.arithmetic import (
     format_gpu_hours,
     warning_level,
 )
-from hub.ledger.types import ProjectUsage, SessionInfo
+from hub.ledger.period import ProjectStatus, ending_text, project_status, renewal_path, warning_threshold
+from hub.ledger.types import ProjectInfo, ProjectUsage, SessionInfo
 
 STOP_NOTE = "stopped: "
 STOP_REASON_PROJECT = "stopped: {project}'s GPU-hour budget is used up ({used} of {budget} GPU-h)"
@@ -37,6 +38,7 @@ class Banner:
     project: str
     level: int
     text: str
+    link: str | None = None  # the whole text links there (a renewal request)
 
     @property
     def css_class(self) -> str:
@@ -65,6 +67,24 @@ def warnings_for(user: str, usages: Iterable[ProjectUsage]) -> list[Banner]:
                 left = format_gpu_hours(max(0, member.cap_remaining_mgs or 0), Rounding.FLOOR)
                 text = f"{usage.project}: your cap is {_percent_text(cap_level)} ({left} GPU-h left)."
                 banners.append(Banner(usage.project, cap_level.percent, text))
+    return sorted(banners, key=lambda banner: (-banner.level, banner.project))
+
+
+def period_banners(projects: Iterable[ProjectInfo], today: date) -> list[Banner]:
+    """Banners for projects whose period ends within 30 days (``vision-lab ends on 2027-01-07, in
+    7 days: request a renewal``, linked to the renewal request) or has ended (expired)."""
+    banners = []
+    for info in projects:
+        if info.period_end is None:
+            continue
+        status = project_status(info.state, info.period_end, today)
+        renewal = renewal_path(info.name, info.kind)
+        if status is ProjectStatus.EXPIRED:
+            text = f"{info.name}'s period ended on {info.period_end.isoformat()}: no new sessions."
+            banners.append(Banner(info.name, 100, text + (" Request a renewal." if renewal else ""), renewal))
+        elif status is ProjectStatus.ACTIVE and (threshold := warning_threshold(info.period_end, today)):
+            text = ending_text(info.name, info.period_end, today, renewal)
+            banners.append(Banner(info.name, 95 if threshold <= 7 else 80, text, renewal))
     return sorted(banners, key=lambda banner: (-banner.level, banner.project))
 
 

@@ -8,10 +8,11 @@ from ``store``, which stays about the ledger's operations; ``hub.ledger.store`` 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from hub.ledger import arithmetic as arith
 from hub.ledger.models import Charge, PortalSession, Project
+from hub.ledger.period import project_status
 from hub.ledger.types import (
     ChargeRecord,
     ProjectInfo,
@@ -77,6 +78,15 @@ def usage_json(figures: ProjectUsage) -> dict:
             }
             for member in figures.members
         ],
+    }
+
+
+def period_json(info: ProjectInfo, today: date) -> dict:
+    """A project's state as people see it (``active``, ``expired`` past its end date, ``closed``)
+    and its inclusive end date, for ``usage --json`` and the API."""
+    return {
+        "state": project_status(info.state, info.period_end, today).value,
+        "period_end": None if info.period_end is None else info.period_end.isoformat(),
     }
 
 

@@ -15,7 +15,7 @@ transaction that first locks the project:
 
 The record mixins hold the rest: the life of a session (``admit``, ``extend``, the job's start
 and end, the final charge) is :mod:`hub.ledger.session_records`; outside jobs, orphans, notes,
-activity, courses and history have their own.
+activity, courses, history and the mail outbox have their own.
 
 Every method takes ``now`` (default: the injected clock) and validates its input first:
 bad input raises ``LedgerInputError`` naming the field and nothing changes.
@@ -52,6 +52,7 @@ from hub.ledger.engine import (  # noqa: F401  (re-exported)
 )
 from hub.ledger.errors import LedgerInputError, NotFound
 from hub.ledger.history import ProjectHistory
+from hub.ledger.mail_outbox import MailOutbox
 from hub.ledger.models import (
     AppendOnlySession,
     CapEntry,
@@ -65,6 +66,7 @@ from hub.ledger.models import (
 )  # fmt: skip
 from hub.ledger.orphans import OrphanRecords
 from hub.ledger.outside_jobs import OutsideJobRecords, outside_cost
+from hub.ledger.period import ProjectStatus, project_status, renewal_path
 from hub.ledger.records import (  # noqa: F401  (MembershipState and usage_json: re-exported)
     MembershipState,
     _charge_record,
@@ -72,6 +74,7 @@ from hub.ledger.records import (  # noqa: F401  (MembershipState and usage_json:
     _project_info,
     _session_cost,
     _session_info,
+    period_json,
     usage_json,
 )  # fmt: skip
 from hub.ledger.session_notes import SessionNotes
@@ -114,6 +117,7 @@ class Ledger(
     ProjectHistory,
     AllocationRecords,
     AwardRecords,
+    MailOutbox,
 ):
     """Projects, grants, members, caps, holds and charges in one database.
 
@@ -251,8 +255,16 @@ class Ledger(
         return arith.project_closed_reason(
             project.name, state=project.state.value, state_reason=project.state_reason,
             period_start=project.period_start, period_end=project.period_end,
-            today=now.astimezone(self.site_timezone).date(),
+            today=now.astimezone(self.site_timezone).date(), renewal=renewal_path(project.name, project.kind),
         )  # fmt: skip
+
+    def today(self, now: datetime | None = None) -> date:
+        """The site's date at ``now`` (default: the clock): what period ends are compared with."""
+        return self._now(now).astimezone(self.site_timezone).date()
+
+    def status(self, project: Project | ProjectInfo, now: datetime | None = None) -> ProjectStatus:
+        """active, expired (past its end date) or closed (``hub.ledger.period``)."""
+        return project_status(project.state, project.period_end, self.today(now))
 
     def _booking(self, booking: Booking) -> arith.Reservation:
         if not isinstance(booking, Booking):
@@ -452,40 +464,46 @@ class Ledger(
         ``every_member``: also those whose membership ended (their latest role)."""
         now = self._now(now)
         with self._read() as session:
-            project = self._project(session, name)
-            project_figures, holding, outside = self._project_totals(session, project, now)
-            charges_by_user = dict(
-                session.execute(
-                    select(Charge.user, func.sum(Charge.weighted_mgs))
-                    .where(Charge.project_id == project.id, effective_charges()).group_by(Charge.user)
-                ).all()
-            )  # fmt: skip
-            latest_cap = select(func.max(CapEntry.id)).where(CapEntry.project_id == project.id).group_by(CapEntry.user)
-            caps = dict(
-                session.execute(select(CapEntry.user, CapEntry.cap_mgs).where(CapEntry.id.in_(latest_cap))).all()
-            )
-            costs_by_user: dict[str, list[arith.SessionCost]] = defaultdict(list)
-            for row in holding:
-                costs_by_user[row.user].append(_session_cost(row, now))
-            for row in outside:
-                costs_by_user[row.user].append(outside_cost(row, now))
-            member_query = select(Member.user, Member.role).where(Member.project_id == project.id)
-            if not every_member:
-                member_query = member_query.where(Member.active.is_(True))
-            members = list(dict(session.execute(member_query.order_by(Member.id)).all()).items())  # latest role
-            role_order = list(Role)
-            member_usage = []
-            for user, role in sorted(members, key=lambda m: (role_order.index(m[1]), m[0])):
-                figures = arith.budget_figures(0, int(charges_by_user.get(user, 0)), costs_by_user[user])
-                member_usage.append(MemberUsage(user, role, caps.get(user), figures.used_mgs, figures.held_mgs))
-            return ProjectUsage(
-                project.name, project_figures.grants_mgs, project_figures.used_mgs, project_figures.held_mgs,
-                tuple(member_usage),
-            )  # fmt: skip
+            return self._figures(session, self._project(session, name), now, every_member=every_member)
+
+    def _figures(self, session: Session, project: Project, now: datetime, *, every_member: bool) -> ProjectUsage:
+        """The body of ``figures``, inside the caller's read transaction."""
+        project_figures, holding, outside = self._project_totals(session, project, now)
+        charges_by_user = dict(
+            session.execute(
+                select(Charge.user, func.sum(Charge.weighted_mgs))
+                .where(Charge.project_id == project.id, effective_charges()).group_by(Charge.user)
+            ).all()
+        )  # fmt: skip
+        latest_cap = select(func.max(CapEntry.id)).where(CapEntry.project_id == project.id).group_by(CapEntry.user)
+        caps = dict(session.execute(select(CapEntry.user, CapEntry.cap_mgs).where(CapEntry.id.in_(latest_cap))).all())
+        costs_by_user: dict[str, list[arith.SessionCost]] = defaultdict(list)
+        for row in holding:
+            costs_by_user[row.user].append(_session_cost(row, now))
+        for row in outside:
+            costs_by_user[row.user].append(outside_cost(row, now))
+        member_query = select(Member.user, Member.role).where(Member.project_id == project.id)
+        if not every_member:
+            member_query = member_query.where(Member.active.is_(True))
+        members = list(dict(session.execute(member_query.order_by(Member.id)).all()).items())  # latest role
+        role_order = list(Role)
+        member_usage = []
+        for user, role in sorted(members, key=lambda m: (role_order.index(m[1]), m[0])):
+            figures = arith.budget_figures(0, int(charges_by_user.get(user, 0)), costs_by_user[user])
+            member_usage.append(MemberUsage(user, role, caps.get(user), figures.used_mgs, figures.held_mgs))
+        return ProjectUsage(
+            project.name, project_figures.grants_mgs, project_figures.used_mgs, project_figures.held_mgs,
+            tuple(member_usage),
+        )  # fmt: skip
 
     def usage(self, name: str, now: datetime | None = None) -> dict:
-        """The ``hpchub usage --json`` shape: GPU-hours as JSON numbers with 4 decimals."""
-        return usage_json(self.figures(name, now))
+        """The ``hpchub usage --json`` shape: GPU-hours as JSON numbers with 4 decimals, and the
+        project's ``state`` (active, expired or closed) and ``period_end`` (inclusive, or null)."""
+        now = self._now(now)
+        with self._read() as session:  # one snapshot: the figures and the state
+            project = self._project(session, name)
+            figures = self._figures(session, project, now, every_member=False)
+            return {**usage_json(figures), **period_json(_project_info(project), self.today(now))}
 
     def mirror_figures(
         self, name: str, user: str | None = None, *, running_job_ids: Collection[tuple[str, str]] = ()

@@ -16,6 +16,8 @@ from hub.api import views as api_views
 from hub.api.access import NOT_FOUND_MESSAGE, ProjectAccess, project_access
 from hub.ledger import Ledger
 from hub.ledger.errors import LedgerInputError, NotFound
+from hub.ledger.period import PeriodFinding, ProjectStatus, period_finding, project_status
+from hub.ledger.records import period_json
 from hub.ledger.store import usage_json
 from hub.ledger.types import (
     ProjectInfo,
@@ -57,6 +59,7 @@ class ProjectPage:
     sessions: list[dict]
     project_figures: ProjectUsage  # exact, at ``now``: the chart's last point
     now: datetime
+    status: ProjectStatus = ProjectStatus.ACTIVE  # active, expired (past its end date) or closed
 
 
 def _visible(project: str, role: Role | None, viewer: Viewer) -> ProjectAccess:
@@ -82,14 +85,15 @@ def project_page(
     role = next((member.role for member in figures.members if member.user == me), None)
     access = _visible(project, role, viewer)
     sessions = ledger.recent_sessions(project, limit=recent, user=None if access.read_all_members else me, now=now)
+    today = ledger.today(now)
     return ProjectPage(
         info=info, role=role, access=access,
-        usage=api_views.visible_usage(usage_json(figures), me, access),
+        usage=api_views.visible_usage({**usage_json(figures), **period_json(info, today)}, me, access),
         figures=tables.figures_view(figures),
         percent_used=tables.percent_text(tables.percent_tenths(figures.used_mgs, figures.grants_mgs)),
         members=tables.member_rows(figures, me, access.read_all_members),
         sessions=tables.session_rows(sessions),
-        project_figures=figures, now=now,
+        project_figures=figures, now=now, status=project_status(info.state, info.period_end, today),
     )  # fmt: skip
 
 
@@ -123,7 +127,17 @@ def admin_rows(ledger: Ledger, now: datetime | None = None) -> list[tables.Proje
     now = ledger.clock() if now is None else now
     infos = ledger.projects()
     totals = ledger.project_totals(now)
-    return [tables.project_row(info, totals[info.name]) for info in infos if info.name in totals]
+    today = ledger.today(now)
+    return [tables.project_row(info, totals[info.name], today) for info in infos if info.name in totals]
+
+
+def archive_rows(ledger: Ledger, data_grace_days: int, now: datetime | None = None) -> list[PeriodFinding]:
+    """The expired (or closed) projects whose period ended more than ``data_grace_days`` ago, oldest
+    end first: their spaces are due for archiving (the portal deletes nothing)."""
+    today = ledger.today(now)
+    found = [period_finding(p.name, p.kind, p.state, p.period_end, today, data_grace_days) for p in ledger.projects()]
+    return sorted((f for f in found if f is not None and f.archive_from is not None),
+                  key=lambda f: (f.period_end, f.project))  # fmt: skip
 
 
 def my_projects(ledger: Ledger, user: str) -> list[dict]:

@@ -4,7 +4,8 @@
   members (as the viewer's role allows), recent sessions, the CSV link.
 - ``GET /hub/hpchub/projects/{p}/charges.csv``: the charges as ``hpchub charges --csv``
   (a plain page download: a browser follows the link with its login cookie).
-- ``GET /hub/hpchub/admin/projects[?sort=COLUMN&dir=asc|desc]``: every project, for admins.
+- ``GET /hub/hpchub/admin/projects[?sort=COLUMN&dir=asc|desc]``: every project, for admins, and the
+  expired projects whose space is due for archiving (``c.HPCHubAllocations.data_grace_days``).
 - ``GET /hub/hpchub/courses/{p}``: the course dashboard: rules, term, each student's
   use against their cap, flags, pending roster entries, the lab hours, extend and switch controls;
   ``.../live``: its live part alone (the page's script fetches it every 30 s);
@@ -26,6 +27,7 @@ from typing import Any, TypeVar
 from jupyterhub.handlers import BaseHandler
 from tornado import web
 
+from hub.allocations.settings import HPCHubAllocations
 from hub.api.handlers import ledger_call
 from hub.api.lab_hours_state import HPCHubCourses, read_lab_hours
 from hub.api.scopes import READ_SCOPE
@@ -117,9 +119,12 @@ class AdminProjectsHandler(LedgerPageHandler):
             raise web.HTTPError(400, exc.message) from None
         ledger = await self.ledger()
         rows = tables.sort_rows(await self.run(gather.admin_rows, ledger), sort, direction)
+        grace = HPCHubAllocations(config=self.settings["config"]).data_grace_days
+        archive = await self.run(gather.archive_rows, ledger, grace)
+        project_root = HPCHubEnvironments(config=self.settings["config"]).project_root
         html = await self.render_template(
             "hpchub_admin_projects.html", rows=rows, headers=tables.headers(sort, direction), sort=sort,
-            direction=direction,
+            direction=direction, archive=archive, data_grace_days=grace, project_root=project_root,
         )  # fmt: skip
         self.finish(html)
 

@@ -18,6 +18,7 @@ from urllib.parse import urlencode
 
 from hub.ledger import arithmetic as arith
 from hub.ledger.errors import LedgerInputError
+from hub.ledger.period import project_status
 from hub.ledger.types import ProjectInfo, ProjectUsage, SessionRecord
 from hub.project_pages.burndown import BurnDown
 
@@ -87,9 +88,11 @@ class ProjectRow:
         }  # fmt: skip
 
 
-def project_row(info: ProjectInfo, figures: ProjectUsage) -> ProjectRow:
+def project_row(info: ProjectInfo, figures: ProjectUsage, today: date | None = None) -> ProjectRow:
+    """The admin page's row; ``state`` is active, expired (past its end date on ``today``) or closed."""
+    state = info.state.value if today is None else project_status(info.state, info.period_end, today).value
     return ProjectRow(
-        project=info.name, kind=info.kind.value, state=info.state.value, state_reason=info.state_reason,
+        project=info.name, kind=info.kind.value, state=state, state_reason=info.state_reason,
         period_start=info.period_start, period_end=info.period_end, budget_mgs=figures.grants_mgs,
         used_mgs=figures.used_mgs, held_mgs=figures.held_mgs, remaining_mgs=figures.remaining_mgs,
         percent_tenths=percent_tenths(figures.used_mgs, figures.grants_mgs),

@@ -45,6 +45,11 @@ One pass (the budget arithmetic of docs/ledger.md):
    one of its own), loses it. Each
    change is one sacctmgr command, a failure one problem line for that association.
 
+After a pass, ``run_reconcile``'s ``after_pass`` runs the watches that ``hpchub reconcile`` wires in
+(hub/commands/ledger.py): the budget watch and the idle stop, then the **notices**
+(``hub/reconcile/notices.py``): the period check (30/7/1-day warnings, expired projects, spaces due
+for archiving), the budget warnings by mail, and sending the queued mail to ``c.HPCHubMail``'s relay.
+
 Why S is read first: Slurm's figures and the ledger cannot be read at the same instant.
 A job that starts after S was read is subtracted by the ledger but not yet in S (L is a
 little low until the next pass: safe). A job that ends after S was read is in S with the

@@ -384,6 +384,46 @@ def portal() -> Portal:
     print(down.stdout, down.stderr)
 
 
+class Mailbox:
+    """The test instance's mail as its SMTP server stored it (``STATE/mail/NNNNNN.eml``, hub/demo/mailserver.py):
+    the hub and the reconciler send there. Each message parsed: ``to``, ``subject``, ``body``, ``key`` (the
+    portal's ``X-HPCHub-Key``: what it is about, e.g. ``period-7:vision-lab:2027-01-07:alice``)."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def messages(self) -> list:
+        from hub.demo.mailserver import read_mailbox  # noqa: PLC0415
+
+        return read_mailbox(self.directory)
+
+    def to(self, address: str) -> list:
+        return [m for m in self.messages() if address in m.envelope_to or m.to == address]
+
+    def wait_for(self, *, to: str | None = None, subject: str | None = None, key: str | None = None,
+                 timeout: float = 60):  # fmt: skip
+        """The first message to ``to`` whose subject contains ``subject`` and whose key starts with ``key``,
+        waiting for the reconciler's passes to send it (it sends what is queued every pass)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for message in self.messages():
+                if ((to is None or to in message.envelope_to or message.to == to)
+                        and (subject is None or subject in message.subject)
+                        and (key is None or (message.key or "").startswith(key))):  # fmt: skip
+                    return message
+            assert time.monotonic() < deadline, (
+                f"no mail to {to} with {subject!r} / key {key!r} in {timeout} s; the mailbox: "
+                + "; ".join(f"{m.path.name} {m.to} {m.subject!r}" for m in self.messages())
+            )
+            time.sleep(0.5)
+
+
+@pytest.fixture
+def mailbox(portal) -> Mailbox:
+    """The instance's SMTP store: ``mailbox.wait_for(to="fiona@uni.example", subject="awarded")``."""
+    return Mailbox(portal.state_dir / "mail")
+
+
 @pytest.fixture(scope="module")
 def hub_reconciler_paused(portal):
     """For a module whose tests run their own ``hpchub reconcile`` passes and read their lines:

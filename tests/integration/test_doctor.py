@@ -46,6 +46,7 @@ def test_the_demo_passes_with_a_test_job_from_a_node(portal, doctor):
         "sudo",
         "hub-from-node",
         "reconciler-role",
+        "mail",
     ):
         assert findings[name]["status"] == "PASS", findings[name]
     assert findings["tls"]["status"] == "WARN" and findings["tls"]["fix"]  # plain http on loopback: the demo
@@ -74,6 +75,20 @@ def test_a_broken_setting_fails_by_name_with_the_fix(portal, doctor, tmp_path, l
     assert failing and says in failing[0], done.stdout
     fix = done.stdout.splitlines()[done.stdout.splitlines().index(failing[0]) + 1]
     assert fix.startswith("     fix: ")
+
+
+@pytest.mark.parametrize(
+    ("lines", "says"),
+    [
+        pytest.param("c.HPCHubMail.smtp_host = ''", "WARN mail: not configured: no mail is sent", id="no-relay"),
+        pytest.param("c.HPCHubMail.smtp_port = 9", "WARN mail: the relay 127.0.0.1:9 does not answer", id="relay-down"),
+    ],
+)  # fmt: skip
+def test_mail_that_cannot_be_sent_warns_with_the_fix(portal, doctor, tmp_path, lines, says):
+    done = doctor("--config", str(_broken_copy(portal, tmp_path, lines)))
+    assert says in done.stdout, done.stdout
+    warning = next(line for line in done.stdout.splitlines() if line.startswith("WARN mail: "))
+    assert done.stdout.splitlines()[done.stdout.splitlines().index(warning) + 1].startswith("     fix: ")
 
 
 def test_an_environment_other_users_cannot_read_fails(portal, doctor, tmp_path):

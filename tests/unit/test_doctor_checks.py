@@ -300,3 +300,22 @@ def test_the_doctors_test_job_runs_with_srun_through_the_cluster(monkeypatch) ->
         finding = site.hub_from_node_finding(True)
         assert finding.status is status and says in finding.detail, finding
         assert calls[0][2] == 120  # the test job's own timeout
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "says"),
+    [
+        pytest.param({"configured": False, "unsent": 3}, checks.Status.WARN,
+                     "not configured: no mail is sent; 3 message(s) wait in the ledger", id="unconfigured"),
+        pytest.param({"login": True}, checks.Status.WARN, "a login without STARTTLS", id="login-without-tls"),
+        pytest.param({"answer": "ConnectionRefusedError: refused"}, checks.Status.WARN,
+                     "the relay smtp:25 does not answer: ConnectionRefusedError", id="relay-down"),
+        pytest.param({}, checks.Status.PASS, "the relay smtp:25 answers", id="ok"),
+    ],
+)  # fmt: skip
+def test_check_mail(kwargs, status, says) -> None:
+    fields = {"configured": True, "where": "smtp:25", "starttls": False, "login": False, "unsent": 0, "answer": None,
+              **kwargs}  # fmt: skip
+    finding = checks.check_mail(**fields)
+    assert finding.status is status and says in finding.detail
+    assert finding.fix or status is checks.Status.PASS

@@ -15,6 +15,7 @@ from jupyterhub.proxy import ConfigurableHTTPProxy
 from jupyterhub.spawner import Spawner
 from traitlets.config.loader import PyFileConfigLoader
 
+from hub.allocations.settings import HPCHubAllocations
 from hub.api.lab_hours_state import HPCHubCourses
 from hub.api.settings import HPCHubAPI
 from hub.auth.account_rules import HPCHubAccountRules
@@ -22,6 +23,7 @@ from hub.auth.oidc import HPCHubOIDCAuthenticator
 from hub.deploy import example_config, write_example_config
 from hub.envs.config import HPCHubEnvironments
 from hub.ledger.runtime import HPCHubLedger
+from hub.mail.settings import HPCHubMail
 from hub.project_pages.settings import HPCHubPages
 from hub.site_secrets import HPCHubSite, SiteConfigError, read_secret_file
 from spawners.slurm.cluster import SlurmCluster
@@ -32,7 +34,7 @@ pytestmark = pytest.mark.unit
 CLASSES = {cls.__name__: cls for cls in (
     JupyterHub, ConfigurableHTTPProxy, Spawner, Authenticator, HPCHubOIDCAuthenticator, SlurmGPUSpawner,
     HPCHubLedger, HPCHubEnvironments, HPCHubCourses, HPCHubPages, HPCHubAPI, HPCHubSite, HPCHubAccountRules,
-    SlurmCluster,
+    SlurmCluster, HPCHubMail, HPCHubAllocations,
 )}  # fmt: skip
 # The list: what the example must cover (a name of each part).
 COVERED = {

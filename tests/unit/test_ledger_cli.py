@@ -59,6 +59,8 @@ def test_project_create_and_usage(demo) -> None:
             {"user": "alice", "role": "pi", "cap_gpu_hours": None, "used_gpu_hours": 0.0, "held_gpu_hours": 0.0},
             {"user": "bob", "role": "member", "cap_gpu_hours": 20.0, "used_gpu_hours": 0.0, "held_gpu_hours": 0.0},
         ],
+        "state": "active",
+        "period_end": None,
     }
     code, out, _err = demo("usage", "vision-lab")
     assert code == 0

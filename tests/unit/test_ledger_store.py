@@ -46,6 +46,7 @@ LEDGER_TABLES = (
     "hpchub_calls", "hpchub_call_closures", "hpchub_proposals", "hpchub_proposal_versions", "hpchub_proposal_events",
     "hpchub_review_assignments", "hpchub_conflict_declarations", "hpchub_reviews", "hpchub_login_principals",
     "hpchub_awards", "hpchub_invitations", "hpchub_invitation_answers", "hpchub_reports",
+    "hpchub_mail_messages", "hpchub_mail_attempts", "hpchub_user_contacts",
 )  # fmt: skip
 
 
@@ -159,6 +160,8 @@ def test_demo_usage_json_shape(ledger: Ledger) -> None:
             {"user": "alice", "role": "pi", "cap_gpu_hours": None, "used_gpu_hours": 0.0, "held_gpu_hours": 0.0},
             {"user": "bob", "role": "member", "cap_gpu_hours": 20.0, "used_gpu_hours": 0.0, "held_gpu_hours": 0.0},
         ],
+        "state": "active",
+        "period_end": None,
     }
     assert [m["user"] for m in ledger.usage("cs101")["members"]] == ["dave", "tom", "carol"]  # by role, then name
     assert ledger.usage("tiny-lab")["budget_gpu_hours"] == 0.25

@@ -10,7 +10,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from hub.ledger import allocation_models  # noqa: F401  (its tables are on Base's metadata)
+from hub.ledger import (
+    allocation_models,  # noqa: F401  (its tables are on Base's metadata)
+    mail_models,  # noqa: F401  (its tables are on Base's metadata)
+)
 from hub.ledger.models import TABLE_PREFIX, VERSION_TABLE, Base
 
 
