@@ -27,7 +27,7 @@ NPM         := PATH=$(NODE_BIN):$$PATH $(NODE_BIN)/node $(NODE_BIN)/../lib/node_
 
 export HPCHUB_DEMO_DIR HPCHUB_TEST_DIR
 
-.PHONY: help deps install lint demo demo-stop demo-status test test-unit bench bench-budget bench-pages bench-scale
+.PHONY: help deps install lint demo demo-stop demo-status test test-unit bench bench-budget bench-pages bench-allocations bench-scale
 
 help:
 	@echo "make demo       install what is missing, start the demo portal at http://127.0.0.1:8000"
@@ -38,6 +38,8 @@ help:
 	@echo "make bench      every benchmark (figures against a baseline measured in the same run)"
 	@echo "make bench-budget  the spawn-time budget check, SQLite and PostgreSQL (BENCH_ARGS=--quick: smaller)"
 	@echo "make bench-pages   what the project and admin pages read and draw (BENCH_ARGS=--quick: smaller)"
+	@echo "make bench-allocations  the calls page and the proposal lists, 10,000 proposals against 100, SQLite and"
+	@echo "                   PostgreSQL, in the ledger and over HTTP (about 6 min; BENCH_ARGS=--quick: smaller)"
 	@echo "make bench-scale   scheduler calls, spawn latency, a class starting, memory: ours beside stock batchspawner"
 	@echo "                   on a private bench cluster (about 12 min; BENCH_ARGS=--quick: about 2 min)"
 
@@ -94,13 +96,16 @@ test: install
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 # Benchmarks print their figures; they never fail the build on a missed target (add --strict for that).
-bench: bench-budget bench-pages bench-scale
+bench: bench-budget bench-pages bench-allocations bench-scale
 
 bench-budget: install
 	$(PY) benchmarks/budget.py $(BENCH_ARGS)
 
 bench-pages: install
 	$(PY) benchmarks/pages.py $(BENCH_ARGS)
+
+bench-allocations: install
+	$(PY) benchmarks/allocations.py $(BENCH_ARGS)
 
 # Its own cluster and hubs in $(HPCHUB_BENCH_DIR) on free ports, stopped by pid files at the end.
 HPCHUB_BENCH_DIR ?= /var/lib/hpchub-bench-scale

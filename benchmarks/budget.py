@@ -29,11 +29,8 @@ the hub's. Both databases are in a temporary directory, removed after.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import random
 import shutil
-import statistics
 import sys
 import tempfile
 import time
@@ -42,12 +39,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # measure the checkout (as the tests do), not an older install
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from sqlalchemy import func, insert, select, text  # noqa: E402
+from common import (  # noqa: E402
+    BACKENDS,
+    Result,
+    after_bulk_load,
+    bulk_insert,
+    databases,
+    machine,
+    stop_cleanly_on_sigterm,
+    timed,
+)
+from sqlalchemy import func, select  # noqa: E402
 
-from hub.demo.devtools.pgserver import PostgresServer  # noqa: E402
 from hub.ledger import Ledger, upgrade  # noqa: E402
 from hub.ledger.arithmetic import MGS_PER_GPU_HOUR  # noqa: E402
 from hub.ledger.models import CapEntry, Charge, Grant, Member, PortalSession, Project  # noqa: E402
@@ -59,7 +64,6 @@ RUNNING_PER_PROJECT = 2
 CLUSTER = "hpchub"
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 WEIGHTS = {"h200": 1000, "a100": 500}
-BATCH = 20_000
 
 
 # --- the data set ---------------------------------------------------------------------------------
@@ -74,11 +78,6 @@ class DataSet:
     projects: int
     rows: int
     seed: int
-
-
-def _batches(rows: list[dict], size: int = BATCH):
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
 
 
 def build(url: str, data: DataSet, say: Callable[[str], None]) -> dict:
@@ -148,19 +147,9 @@ def build(url: str, data: DataSet, say: Callable[[str], None]) -> dict:
     with engine.begin() as connection:
         for model, rows in ((Project, projects), (Grant, grants), (Member, members), (CapEntry, caps),
                             (PortalSession, sessions), (Charge, charges)):  # fmt: skip
-            for batch in _batches(rows):
-                connection.execute(insert(model.__table__), batch)
+            bulk_insert(connection, model, rows)
             say(f"  {model.__tablename__}: {len(rows):,} rows")
-    if engine.dialect.name == "postgresql":
-        with engine.connect() as connection:  # explicit ids: move the id sequences past them
-            for model in (Project, PortalSession):
-                table = model.__tablename__
-                connection.execute(
-                    text(f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT max(id) FROM {table}))")
-                )
-            connection.commit()
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
-            connection.execute(text("VACUUM ANALYZE"))  # what autovacuum does after a bulk load
+    after_bulk_load(engine, [Project.__tablename__, PortalSession.__tablename__])
     loaded = time.perf_counter()
     ledger.close()
     return {"charges": len(charges), "sessions": len(sessions), "generate_s": generated - started,
@@ -168,33 +157,6 @@ def build(url: str, data: DataSet, say: Callable[[str], None]) -> dict:
 
 
 # --- measuring ------------------------------------------------------------------------------------
-
-
-@dataclass
-class Result:
-    backend: str
-    operation: str
-    samples_ms: list[float]
-
-    def percentile(self, q: float) -> float:
-        ordered = sorted(self.samples_ms)
-        if len(ordered) == 1:
-            return ordered[0]
-        return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
-
-    @property
-    def p50(self) -> float:
-        return statistics.median(self.samples_ms)
-
-    @property
-    def p99(self) -> float:
-        return self.percentile(99)
-
-
-def timed(call: Callable[[], object]) -> tuple[float, object]:
-    started = time.perf_counter_ns()
-    value = call()
-    return (time.perf_counter_ns() - started) / 1e6, value
 
 
 def naive_remaining_mgs(engine, project_id: int) -> int:
@@ -256,35 +218,6 @@ def measure(backend: str, url: str, data: DataSet, iterations: int, naive_iterat
 # --- output ---------------------------------------------------------------------------------------
 
 
-def machine() -> list[str]:
-    memory_kb = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal:"))
-    model = next(
-        (line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?"
-    )
-    disk = shutil.disk_usage(tempfile.gettempdir())
-    import sqlite3  # noqa: PLC0415
-
-    return [
-        f"machine: {os.cpu_count()} CPUs ({model}), {memory_kb / 1024 / 1024:.1f} GiB RAM, "
-        f"temp dir {tempfile.gettempdir()} on a {disk.total / 1e9:.0f} GB disk",
-        f"software: Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
-        f"PostgreSQL {pg_version()}, {platform.system()} {platform.release()}",
-    ]
-
-
-def pg_version() -> str:
-    try:
-        import subprocess  # noqa: PLC0415
-
-        from hub.demo.devtools.pgserver import BIN_DIR  # noqa: PLC0415
-
-        return subprocess.run([str(BIN_DIR / "postgres"), "--version"], capture_output=True, text=True).stdout.split()[
-            2
-        ]
-    except (OSError, IndexError):
-        return "not installed"
-
-
 def table(results: list[Result]) -> list[str]:
     lines = [
         f"{'backend':<11} {'operation':<10} {'n':>5} {'p50 ms':>9} {'p99 ms':>9} {'naive/op p50':>13}  target p99 < {TARGET_P99_MS:g} ms"
@@ -324,9 +257,10 @@ def main(argv: list[str] | None = None) -> int:
     if rows < 1 or projects < 1 or iterations < 1 or naive_iterations < 1:
         parser.error("--rows, --projects and the iterations must be at least 1")
     data = DataSet(projects=projects, rows=rows, seed=args.seed)
-    backends = ("sqlite", "postgresql") if args.backend == "both" else (args.backend,)
+    backends = BACKENDS if args.backend == "both" else (args.backend,)
 
     sys.stdout.reconfigure(line_buffering=True)  # the figures and the progress (stderr) in order
+    stop_cleanly_on_sigterm()
 
     def say(message: str) -> None:
         print(message, file=sys.stderr)
@@ -342,19 +276,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for backend in backends:
             say(f"{backend}: building the database")
-            if backend == "sqlite":
-                url = f"sqlite:///{work / 'ledger.sqlite'}"
+            with databases(backend, work) as create:
+                url = create("ledger")
                 built = build(url, data, say)
-                print(f"# sqlite: loaded in {built['load_s']:.1f} s (+{built['generate_s']:.1f} s generating rows)")
+                analyzed = ", then VACUUM ANALYZE" if backend == "postgresql" else ""
+                print(
+                    f"# {backend}: loaded in {built['load_s']:.1f} s (+{built['generate_s']:.1f} s generating rows){analyzed}"
+                )
                 results += measure(backend, url, data, iterations, naive_iterations, say)
-            else:
-                with PostgresServer.scratch(prefix="hpchub-bench-pg-", durable=True) as server:
-                    url = server.create_database("ledger")
-                    built = build(url, data, say)
-                    print(
-                        f"# postgresql: loaded in {built['load_s']:.1f} s (+{built['generate_s']:.1f} s generating rows), then VACUUM ANALYZE"
-                    )
-                    results += measure(backend, url, data, iterations, naive_iterations, say)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     print()

@@ -32,7 +32,8 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
-from budget import DataSet, build, machine, members_of  # noqa: E402
+from budget import DataSet, build, members_of  # noqa: E402
+from common import machine  # noqa: E402
 
 from hub.ledger import Ledger  # noqa: E402
 from hub.project_pages import chart, gather  # noqa: E402

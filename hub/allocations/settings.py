@@ -5,6 +5,7 @@ from __future__ import annotations
 from traitlets import Integer, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from hub.mail.settings import HPCHubMail
 from spawners.names import LEDGER_ACCOUNT, anchored
 
 _ACCOUNT_RE = anchored(LEDGER_ACCOUNT)
@@ -45,17 +46,17 @@ class HPCHubAllocations(Configurable):
         help="Identity-provider groups whose members manage calls (create calls, assign reviewers, decide), "
         "besides the hub's admins. Default ['hpc-call-managers'].",
     ).tag(config=True)
-    portal_url = Unicode(
-        "",
-        help="The portal's public address, for links in mail (e.g. 'https://hpc.example.org'). Default '' "
-        "(links are paths such as /hub/hpchub/proposals/7). The demo: 'http://127.0.0.1:8000'.",
-    ).tag(config=True)
     attachment_dir = Unicode(
         "",
         help="Where proposals' PDF attachments are stored, outside every directory the hub serves (created "
         "mode 0700). Default '' (attachments refused). Example: '/var/lib/hpchub/attachments'; the demo: "
         "STATE_DIR/attachments.",
     ).tag(config=True)
+
+    @property
+    def portal_url(self) -> str:
+        """The portal's public address for links in mail: ``c.HPCHubMail.portal_url`` (one setting)."""
+        return HPCHubMail(config=self.config).portal_url
 
     @validate("slurm_parent_account")
     def _valid_parent(self, proposal):

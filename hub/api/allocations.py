@@ -256,9 +256,11 @@ def parse_proposal_body(body: object, *, new: bool) -> tuple[str | None, Proposa
 
 
 def _assigned(ledger: Ledger, reviewer: str, limit: int, offset: int) -> list[ProposalInfo]:
-    """The reviewer's assigned proposals they may read (a conflicted one is left out)."""
+    """The reviewer's assigned proposals they may read (a conflicted one is left out; the
+    conflicts of the whole page in one read)."""
     proposals = ledger.proposals(reviewer=reviewer, limit=limit, offset=offset)
-    return [info for info in proposals if ledger.conflicts(info.id, [reviewer]).get(reviewer) is None]
+    conflicts = ledger.conflicts_of(reviewer, (info.id for info in proposals))
+    return [info for info in proposals if conflicts.get(info.id) is None]
 
 
 class ProposalListHandler(AllocationAPIHandler):

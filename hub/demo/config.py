@@ -110,7 +110,6 @@ def configure_demo(c, settings_path: str) -> None:
     c.HPCHubAllocations.slurm_parent_account = "root"
     c.HPCHubAllocations.provision_command = [sys.executable, "-m", "hub.demo.provision"]
     c.HPCHubAllocations.attachment_dir = str(state / "attachments")
-    c.HPCHubAllocations.portal_url = f"http://127.0.0.1:{settings['hub_public_port']}"
     c.Spawner.default_url = "/lab"
     c.Spawner.environment = {"LANG": "C.UTF-8"}
 

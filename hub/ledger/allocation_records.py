@@ -82,6 +82,11 @@ def _scores(text: str) -> dict[str, int]:
     return out
 
 
+def _unknown_institution(reviewer: str) -> LedgerInputError:
+    return LedgerInputError("reviewer", f"{reviewer} has not logged in yet: their institution is unknown, so a "
+                                        "conflict of interest cannot be ruled out")  # fmt: skip
+
+
 class AllocationRecords:
     # --- who users are ---------------------------------------------------------------------------
 
@@ -307,11 +312,15 @@ class AllocationRecords:
                 assigned = select(ReviewAssignment.proposal_id).where(ReviewAssignment.reviewer == reviewer)
                 query = query.where(Proposal.id.in_(assigned))
             if states is not None:
-                wanted = [ProposalState(s).value if not isinstance(s, ProposalState) else s.value for s in states]
-                latest = select(func.max(ProposalEvent.id)).group_by(ProposalEvent.proposal_id)
-                current = select(ProposalEvent.proposal_id).where(ProposalEvent.id.in_(latest),
-                                                                  ProposalEvent.state.in_(wanted))  # fmt: skip
-                query = query.where(Proposal.id.in_(current))
+                wanted = [s if isinstance(s, ProposalState) else ProposalState(s) for s in states]
+                # Each proposal's latest event, looked up from the proposal (an index probe on
+                # (proposal_id, id)), so that the newest page stops after its rows instead of
+                # first finding the latest event of every proposal there is.
+                current = (
+                    select(ProposalEvent.state).where(ProposalEvent.proposal_id == Proposal.id)
+                    .order_by(ProposalEvent.id.desc()).limit(1).correlate(Proposal).scalar_subquery()
+                )  # fmt: skip
+                query = query.where(current.in_(wanted))
             rows = session.scalars(query.order_by(Proposal.id.desc()).limit(limit).offset(offset)).all()
             return self._proposal_infos(session, rows)
 
@@ -413,10 +422,12 @@ class AllocationRecords:
         out: dict[int, list[Review]] = {i: [] for i in ids}
         if not ids:
             return out
+        query = select(ProposalReview.proposal_id, ProposalReview.reviewer, ProposalReview.scores, ProposalReview.comment,
+                       ProposalReview.at)  # fmt: skip
         with self._read() as session:
-            query = select(ProposalReview).where(ProposalReview.proposal_id.in_(ids)).order_by(ProposalReview.id)
-            for r in session.scalars(query):
-                out[r.proposal_id].append(Review(r.proposal_id, r.reviewer, _scores(r.scores), r.comment, r.at))
+            rows = session.execute(query.where(ProposalReview.proposal_id.in_(ids)).order_by(ProposalReview.id)).all()
+        for proposal_id, reviewer, scores, comment, at in rows:
+            out[proposal_id].append(Review(proposal_id, reviewer, _scores(scores), comment, at))
         return out
 
     def conflicts(self, proposal_id: int, reviewers: Iterable[str]) -> dict[str, ConflictKind | None]:
@@ -424,6 +435,65 @@ class AllocationRecords:
         with self._read() as session:
             proposal = self._proposal_row(session, proposal_id)
             return {reviewer: self._conflict(session, proposal, reviewer) for reviewer in reviewers}
+
+    def conflicts_of(self, reviewer: str, proposal_ids: Iterable[int]) -> dict[int, ConflictKind | None]:
+        """``reviewer``'s conflict with each of many proposals (or None), in one read
+        (``conflict_table``): a reviewer's list leaves out those they may not open without a
+        round of queries per proposal. Unknown ids are left out; a reviewer who never logged in
+        is refused as in ``conflicts``."""
+        table = self.conflict_table(proposal_ids, [reviewer])
+        if any(reviewer not in conflicts for conflicts in table.values()):
+            raise _unknown_institution(reviewer)
+        return {proposal_id: conflicts[reviewer] for proposal_id, conflicts in table.items()}
+
+    def conflict_table(
+        self, proposal_ids: Iterable[int], reviewers: Iterable[str]
+    ) -> dict[int, dict[str, ConflictKind | None]]:
+        """Each reviewer's conflict with each proposal (None: none), for the managers' page that
+        offers every reviewer for every open proposal: one read, with a query each for the
+        proposals, their latest versions, the reviewers' latest login principals and the
+        declarations, however many of either. A reviewer who never logged in and has no other
+        conflict with a proposal is left out of its dict (their institution is unknown: a
+        conflict cannot be ruled out); unknown proposal ids are left out."""
+        ids = sorted({int(i) for i in proposal_ids})
+        names = sorted({check_user(r, "reviewer") for r in reviewers})
+        if not ids:
+            return {}
+        with self._read() as session:
+            rows = session.execute(select(Proposal.id, Proposal.applicant, Proposal.applicant_principal)
+                                   .where(Proposal.id.in_(ids))).all()  # fmt: skip
+            principals: dict[str, str] = {}
+            declared: set[tuple[int, str]] = set()
+            if names:
+                query = select(LoginPrincipal.user, LoginPrincipal.principal).where(LoginPrincipal.user.in_(names))
+                principals = dict(session.execute(query.order_by(LoginPrincipal.id)).all())  # the latest wins
+                query = select(ConflictDeclaration.proposal_id, ConflictDeclaration.reviewer)
+                declared = set(session.execute(query.where(ConflictDeclaration.proposal_id.in_(ids),
+                                                           ConflictDeclaration.reviewer.in_(names))).all())  # fmt: skip
+            latest = (
+                select(func.max(ProposalVersion.id))
+                .where(ProposalVersion.proposal_id.in_(ids))
+                .group_by(ProposalVersion.proposal_id)
+            )
+            versions = {
+                v.proposal_id: v
+                for v in session.execute(select(*ProposalVersion.__table__.c).where(ProposalVersion.id.in_(latest)))
+            }
+        out: dict[int, dict[str, ConflictKind | None]] = {}
+        for proposal_id, applicant, applicant_principal in rows:
+            content = _content(versions[proposal_id])
+            conflicts: dict[str, ConflictKind | None] = {}
+            for reviewer in names:
+                principal = principals.get(reviewer)
+                conflict = rules.conflict_reason(
+                    reviewer=reviewer, reviewer_principal=principal, applicant=applicant,
+                    applicant_principal=applicant_principal, team=content.team, organisation=content.organisation,
+                    declared=(proposal_id, reviewer) in declared,
+                )  # fmt: skip
+                if conflict is not None or principal is not None:
+                    conflicts[reviewer] = conflict
+            out[proposal_id] = conflicts
+        return out
 
     # --- inside the transactions -----------------------------------------------------------------
 
@@ -519,14 +589,16 @@ class AllocationRecords:
             declared=session.scalars(declared).first() is not None,
         )  # fmt: skip
         if conflict is None and principal is None:
-            raise LedgerInputError("reviewer", f"{reviewer} has not logged in yet: their institution is unknown, so "
-                                               "a conflict of interest cannot be ruled out")  # fmt: skip
+            raise _unknown_institution(reviewer)
         return conflict
 
     def _proposal_info(self, session: Session, proposal: Proposal) -> ProposalInfo:
         return self._proposal_infos(session, [proposal])[0]
 
     def _proposal_infos(self, session: Session, rows: list[Proposal]) -> list[ProposalInfo]:
+        """The proposals' latest versions, events and reviewers in one query each. Rows of
+        columns, not ORM objects: a page of 200 has about 2,000 of them, and building
+        objects (identity map, instance state) for rows only read would cost most of the time."""
         if not rows:
             return []
         ids = [row.id for row in rows]
@@ -536,17 +608,22 @@ class AllocationRecords:
             .group_by(ProposalVersion.proposal_id)
         )
         versions = {
-            v.proposal_id: v for v in session.scalars(select(ProposalVersion).where(ProposalVersion.id.in_(latest)))
+            v.proposal_id: v
+            for v in session.execute(select(*ProposalVersion.__table__.c).where(ProposalVersion.id.in_(latest)))
         }
         events: dict[int, list] = {i: [] for i in ids}
-        for event in session.scalars(select(ProposalEvent).where(ProposalEvent.proposal_id.in_(ids))
-                                     .order_by(ProposalEvent.id)):  # fmt: skip
-            events[event.proposal_id].append(rules.ProposalEvent(event.state, event.at, event.by, event.reason,
-                                                                 event.awarded_mgs))  # fmt: skip
+        query = select(ProposalEvent.proposal_id, ProposalEvent.state, ProposalEvent.at, ProposalEvent.by,
+                       ProposalEvent.reason, ProposalEvent.awarded_mgs)  # fmt: skip
+        for proposal_id, *event in session.execute(
+            query.where(ProposalEvent.proposal_id.in_(ids)).order_by(ProposalEvent.id)
+        ):
+            events[proposal_id].append(rules.ProposalEvent(*event))
         reviewers: dict[int, list[str]] = {i: [] for i in ids}
-        for assignment in session.scalars(select(ReviewAssignment).where(ReviewAssignment.proposal_id.in_(ids))
-                                          .order_by(ReviewAssignment.id)):  # fmt: skip
-            reviewers[assignment.proposal_id].append(assignment.reviewer)
+        query = select(ReviewAssignment.proposal_id, ReviewAssignment.reviewer)
+        for proposal_id, reviewer in session.execute(
+            query.where(ReviewAssignment.proposal_id.in_(ids)).order_by(ReviewAssignment.id)
+        ):
+            reviewers[proposal_id].append(reviewer)
         calls = dict(session.execute(select(Call.id, Call.name).where(Call.id.in_({r.call_id for r in rows}))).all())
         return [
             ProposalInfo(

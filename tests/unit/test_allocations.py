@@ -254,6 +254,37 @@ def test_a_conflicted_reviewer_is_refused_and_an_unassigned_one_cannot_read(ledg
     assert ledger.proposal_for_reviewer(proposal, "rev1").id == proposal
 
 
+def test_the_conflicts_of_many_proposals_at_once_agree_with_each_ones(ledger: Ledger) -> None:
+    clear = submitted(ledger)
+    on_team = submitted(ledger, team="rev1@inst.example", project_name="other")
+    declared = submitted(ledger, project_name="third")
+    ledger.assign_reviewer(declared, "rev1", who="admin")
+    ledger.declare_conflict(declared, "rev1", reason="co-author")
+    ids = [clear, on_team, declared, 9999]
+    for reviewer in ("rev1", "rev2"):
+        each = {i: ledger.conflicts(i, [reviewer])[reviewer] for i in ids[:3]}
+        assert ledger.conflicts_of(reviewer, ids) == each  # the unknown id left out
+    assert ledger.conflicts_of("rev1", ids)[clear] is None
+    assert None not in (ledger.conflicts_of("rev1", ids)[on_team], ledger.conflicts_of("rev1", ids)[declared])
+    assert ledger.conflicts_of("rev1", []) == {}
+    with pytest.raises(LedgerInputError, match="has not logged in"):
+        ledger.conflicts_of("rev3", ids)
+
+
+def test_the_conflict_table_of_many_reviewers_and_proposals(ledger: Ledger) -> None:
+    clear = submitted(ledger)
+    on_team = submitted(ledger, team="rev1@inst.example", project_name="other")
+    table = ledger.conflict_table([clear, on_team, 9999], ["rev1", "rev2", "rev3"])
+    assert set(table) == {clear, on_team}
+    for proposal in (clear, on_team):
+        for reviewer in ("rev1", "rev2"):
+            assert table[proposal][reviewer] == ledger.conflicts(proposal, [reviewer])[reviewer]
+    assert table[on_team]["rev1"] is rules.ConflictKind.TEAM
+    assert "rev3" not in table[clear] and "rev3" not in table[on_team]  # never logged in: cannot be ruled out
+    assert ledger.conflict_table([], ["rev1"]) == {}
+    assert ledger.conflict_table([clear], []) == {clear: {}}
+
+
 def test_a_review_once_and_a_declared_conflict_closes_the_proposal(ledger: Ledger) -> None:
     proposal = submitted(ledger)
     ledger.record_login_principal("rev3", "rev3@far.example")
@@ -371,6 +402,9 @@ def test_the_list_filters_by_state_reviewer_and_applicant(ledger: Ledger) -> Non
     ledger.assign_reviewer(first, "rev1", who="admin")
     assert [p.id for p in ledger.proposals(reviewer="rev1")] == [first]
     assert [p.state for p in ledger.proposals(states=[ProposalState.DRAFT])] == [ProposalState.DRAFT]
+    assert ledger.proposals(states=[ProposalState.SUBMITTED]) == []  # its latest event counts, not an earlier one
+    assert [p.id for p in ledger.proposals(states=["in_review", "draft"], call="2027-academic", limit=1)] == [first + 1]
+    assert [p.id for p in ledger.proposals(states=["in_review", "draft"], limit=1, offset=1)] == [first]
     assert len(ledger.proposals(applicant="fiona")) == 2
     assert ledger.proposals(applicant="rev1") == []
 
