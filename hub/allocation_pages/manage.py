@@ -21,8 +21,7 @@ from hub.allocation_pages.base import PAGES_PREFIX, AllocationPageHandler
 from hub.allocations import award, notices, service
 from hub.api.scopes import MANAGE_CALLS_SCOPE
 from hub.ledger import Ledger
-from hub.ledger import allocations as rules
-from hub.ledger.allocations import Audience, ConflictKind, Decision, ProposalInfo, ProposalState
+from hub.ledger.allocations import Audience, Decision, ProposalState
 from hub.ledger.errors import LedgerInputError
 
 PAGE_SIZE = 50
@@ -34,25 +33,6 @@ def calls_page(ledger: Ledger, today) -> list[dict]:
     return [views.call_row(info, ledger.call_awarded_mgs(info.name), today) for info in ledger.calls()]
 
 
-def _conflicts(info: ProposalInfo, principals: dict[str, str | None]) -> dict[str, ConflictKind | None | str]:
-    """Each candidate's conflict with ``info`` by the ledger's rule (``conflict_reason``, from the
-    principals of their latest logins): one the rule cannot decide (no login recorded) in words. A
-    declared conflict needs an assignment, so an assigned candidate is labelled as assigned instead
-    (the ledger decides again at every assignment)."""
-    out: dict[str, ConflictKind | None | str] = {}
-    for user, principal in principals.items():
-        if user in info.reviewers:
-            out[user] = None
-            continue
-        conflict = rules.conflict_reason(
-            reviewer=user, reviewer_principal=principal, applicant=info.applicant,
-            applicant_principal=info.applicant_principal, team=info.content.team,
-            organisation=info.content.organisation,
-        )  # fmt: skip
-        out[user] = views.UNKNOWN_CONFLICT if conflict is None and principal is None else conflict
-    return out
-
-
 def call_page(ledger: Ledger, name: str, reviewer_groups: list[str], today, page: int) -> dict:
     call = ledger.call(name)
     criteria = call.spec.criteria
@@ -60,7 +40,8 @@ def call_page(ledger: Ledger, name: str, reviewer_groups: list[str], today, page
     more = len(infos) > PAGE_SIZE
     infos = infos[:PAGE_SIZE]
     candidates = views.reviewer_candidates(ledger.login_groups(), reviewer_groups)
-    principals = {user: ledger.login_principal(user) for user in candidates}
+    decidable = [info.id for info in infos if info.state.decidable]
+    table = ledger.conflict_table(decidable, candidates) if decidable and candidates else {}
     reviews_of = ledger.reviews_of(info.id for info in infos)
     rows, open_ones = [], []
     for info in infos:
@@ -69,7 +50,8 @@ def call_page(ledger: Ledger, name: str, reviewer_groups: list[str], today, page
         row = {**views.proposal_row(info), "reviews": line.count, "mean": line.mean, "spread": line.spread}
         rows.append(row)
         if info.state.decidable:
-            conflicts = _conflicts(info, principals)
+            known = table.get(info.id, {})
+            conflicts = {user: known[user] if user in known else views.UNKNOWN_CONFLICT for user in candidates}
             open_ones.append({**row, "candidates": views.candidate_rows(candidates, conflicts, info.reviewers),
                               "scores": views.score_rows(reviews, criteria),
                               "review_required": call.spec.review_required})  # fmt: skip

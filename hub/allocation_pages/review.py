@@ -23,14 +23,19 @@ _ID = r"([0-9]{1,11})"
 
 
 def reviews_page(ledger: Ledger, reviewer: str) -> list[dict]:
-    """The reviewer's assignments, newest first, each with its state and whether it is theirs to score."""
+    """The reviewer's assignments, newest first, each with its state and whether it is theirs to score
+    (their conflicts and reviews in one read each, however many)."""
+    infos = ledger.proposals(reviewer=reviewer, limit=500)
+    ids = [info.id for info in infos]
+    try:
+        conflicts: dict = ledger.conflicts_of(reviewer, ids)
+    except LedgerInputError as exc:  # never logged in: no institution, so no proposal opens
+        conflicts = dict.fromkeys(ids, exc.rule)
+    reviews = ledger.reviews_of(ids)
     rows = []
-    for info in ledger.proposals(reviewer=reviewer, limit=500):
-        try:
-            conflict = ledger.conflicts(info.id, [reviewer])[reviewer]
-        except LedgerInputError as exc:
-            conflict = exc.rule
-        done = any(r.reviewer == reviewer for r in ledger.reviews(info.id)) if conflict is None else False
+    for info in infos:
+        conflict = conflicts.get(info.id)
+        done = conflict is None and any(r.reviewer == reviewer for r in reviews.get(info.id, []))
         row = views.proposal_row(info)
         if conflict is not None:
             row["title"] = "(not shown: conflict of interest)"

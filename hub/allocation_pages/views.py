@@ -171,8 +171,9 @@ def candidate_rows(candidates: Sequence[str], conflicts: Mapping[str, ConflictKi
         conflict = conflicts.get(user)
         words = rules.CONFLICT_WORDS[conflict] if isinstance(conflict, ConflictKind) else conflict
         rows.append({"user": user, "conflict": words, "assigned": user in assigned,
-                     "label": f"{user}: assigned" if user in assigned else
-                     f"{user}: " + (f"conflicted ({words})" if words else "no conflict known")})  # fmt: skip
+                     "label": f"{user}: " + ("assigned" if user in assigned else "")
+                     + ("; " if user in assigned and words else "")
+                     + (f"conflicted ({words})" if words else "" if user in assigned else "no conflict known")})  # fmt: skip
     return rows
 
 

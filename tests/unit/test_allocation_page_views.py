@@ -223,12 +223,11 @@ def test_the_allocation_routes() -> None:
     ]
 
 
-def test_the_call_pages_conflicts_are_the_ledgers(ledger: Ledger) -> None:
-    """The call page labels candidates by the ledger's rule without a read per proposal: the same answers."""
-    ledger.record_login_principal("gus", "gus@lab.example")  # on the team
-    ledger.record_login_principal("orgy", "orgy@elsewhere.example")
-    info = ledger.proposal(submitted(ledger))
-    users = ["rev1", "rev2", "gus", "orgy"]
-    principals = {user: ledger.login_principal(user) for user in users}
-    assert manage._conflicts(info, principals) == ledger.conflicts(info.id, users)
-    assert manage._conflicts(info, {"rev9": None}) == {"rev9": views.UNKNOWN_CONFLICT}
+def test_the_call_page_shows_an_assigned_reviewers_declared_conflict(ledger: Ledger) -> None:
+    proposal = submitted(ledger)
+    ledger.assign_reviewer(proposal, "rev1", who="admin")
+    ledger.declare_conflict(proposal, "rev1", reason="a co-author")
+    [row] = manage.call_page(ledger, "2027-academic", ["hpc-reviewers"], TODAY, 0)["open"]
+    labels = {c["user"]: c["label"] for c in row["candidates"]}
+    assert labels["rev1"] == "rev1: assigned; conflicted (declared a conflict of interest)"
+    assert labels["rev2"] == "rev2: conflicted (shares the institution of the applicant or a team member)"
