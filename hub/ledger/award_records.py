@@ -211,6 +211,20 @@ class AwardRecords:
             raise NotFound("invitation", "unknown invitation, or it is for another login")
         return self._answer(row.id, user, accept, self._now(now))
 
+    def invitation_for(self, token: str, principal: str) -> InvitationInfo:
+        """The invitation behind a link, for the principal it was made for only (else NotFound)."""
+        principal = rules.check_principal(principal, "principal")
+        if not isinstance(token, str) or not 10 <= len(token) <= 100:
+            raise NotFound("invitation", "unknown invitation")
+        with self._read() as session:
+            row = session.scalars(select(Invitation).where(Invitation.token_sha256 == _token_hash(token))).first()
+            if row is None or row.principal != principal:
+                raise NotFound("invitation", "unknown invitation, or it is for another login")
+            project = session.get(Project, row.project_id).name
+            answer = session.scalars(select(InvitationAnswer).where(InvitationAnswer.invitation_id == row.id)).first()
+        state = "invited" if answer is None else ("accepted" if answer.accepted else "declined")
+        return InvitationInfo(project, row.principal, row.role, state, answer.user if answer else None)
+
     def _answer(self, invitation_id: int, user: str, accept: bool, now: datetime) -> tuple[str, str] | None:
         with self._write() as session:
             invitation = session.get(Invitation, invitation_id)

@@ -415,3 +415,16 @@ def test_the_reviews_of_many_proposals_at_once(ledger: Ledger) -> None:
     ledger.submit_review(first, "rev1", scores=dict.fromkeys(rules.DEFAULT_CRITERIA, 3), comment="")
     found = ledger.reviews_of([first, second])
     assert [r.reviewer for r in found[first]] == ["rev1"] and found[second] == []
+
+
+def test_an_invitation_link_answers_only_for_its_principal(ledger: Ledger) -> None:
+    proposal = submitted(ledger)
+    ledger.assign_reviewer(proposal, "rev1", who="admin")
+    token = ledger.record_award(ledger.plan_award(proposal), who="admin", message="").invitations["gus@lab.example"]
+    with pytest.raises(NotFound):
+        ledger.invitation_for(token, "mallory@uni.example")
+    with pytest.raises(NotFound):
+        ledger.answer_invitation(token, user="mallory", principal="mallory@uni.example", accept=True)
+    assert ledger.invitation_for(token, "gus@lab.example").state == "invited"
+    assert ledger.answer_invitation(token, user="gus", principal="gus@lab.example", accept=True) == ("cells", "member")
+    assert ledger.invitation_for(token, "gus@lab.example").state == "accepted"
