@@ -6,7 +6,7 @@ import logging
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from hub.allocation_pages import apply, manage, review
+from hub.allocation_pages import apply, invitations, manage, review
 from hub.allocations.service import is_manager, is_reviewer
 from hub.allocations.settings import HPCHubAllocations
 from hub.api.allocations import actor_of
@@ -15,7 +15,7 @@ from hub.ledger.runtime import ledger_from_config
 
 log = logging.getLogger(__name__)
 
-ROUTES = [*apply.ROUTES, *review.ROUTES, *manage.ROUTES]
+ROUTES = [*apply.ROUTES, *review.ROUTES, *manage.ROUTES, *invitations.ROUTES]
 
 
 class Roles:

@@ -157,7 +157,7 @@ def proposal_json(info: ProposalInfo, view: View, *, reviews: list[Review] | Non
         "project_name": content.project_name, "attachment": content.attachment_name, "version": info.version,
         "awarded_gpu_hours": None if awarded is None else arith.gpu_hours_json(awarded),
         "history": [
-            {"state": e.state.value, "at": e.at.isoformat(), "by": _by(e.by, info, view), "reason": e.reason}
+            {"state": e.state.value, "at": e.at.isoformat(), "by": _by(e.by, info, view), "reason": _reason(e, view)}
             for e in info.events
         ],
     }  # fmt: skip
@@ -183,6 +183,13 @@ def _by(who: str, info: ProposalInfo, view: View) -> str:
     if view is View.MANAGER or who == info.applicant:
         return who
     return "the call's managers"
+
+
+def _reason(event, view: View) -> str:
+    """An assignment names its reviewer only to managers (reviews reach applicants anonymised)."""
+    if event.state is ProposalState.IN_REVIEW and view is not View.MANAGER:
+        return "a reviewer was assigned"
+    return event.reason
 
 
 def reviews_for(ledger: Ledger, info: ProposalInfo, view: View, actor: Actor, call: CallInfo) -> list[Review] | None:

@@ -312,3 +312,22 @@ def test_a_manager_creates_a_call_from_the_page(portal):
     assert created.status_code == 200 and created.url.startswith(f"{portal.url}/hub/hpchub/calls/{name}")
     assert text_of(created.text, "hpchub-call-done") == f"Call {name} created."
     assert text_of(created.text, "hpchub-call-hours") == "0.0 of 1000.0 GPU-h awarded, 1000.0 left"
+
+
+def test_an_invitation_link_joins_its_principal_and_no_one_else(portal, mailbox):
+    bob, alice = logged_in_session(portal, "bob"), logged_in_session(portal, "alice")  # logged in before the award
+    carol = logged_in_session(portal, "carol")
+    project = f"carol-team-{secrets.token_hex(2)}"
+    typed = {"title": "A team's first look", "abstract": "Together.", "field_of_science": "1.2", "gpu_hours": "5",
+             "team": "bob@uni.example", "project_name": project, "action": "submit"}  # fmt: skip
+    response = carol.post(f"{portal.url}/hub/hpchub/proposals/new?call=starter", data=typed, timeout=120)
+    assert text_of(response.text, "hpchub-proposal-state") == "awarded", response.text[:1000]
+    message = mailbox.wait_for(to="bob@uni.example", key=f"invitation:{project}:bob@uni.example")
+    link = re.search(r"/hub/hpchub/invitations/[A-Za-z0-9_-]+", message.body).group(0)
+    assert alice.get(f"{portal.url}{link}", timeout=30).status_code == 404  # another login's link
+    page = bob.get(f"{portal.url}{link}", timeout=30)
+    assert page.status_code == 200 and f"Join {project}" in page.text
+    xsrf = bob.cookies.get("_xsrf")
+    joined = bob.post(f"{portal.url}{link}", data={"answer": "accept", "_xsrf": xsrf}, timeout=30)
+    assert joined.status_code == 200 and "You are now a member" in joined.text, joined.text[:1000]
+    assert ("bob", "member") in [(m["user"], m["role"]) for m in portal.usage(project)["members"]]

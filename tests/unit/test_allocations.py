@@ -6,6 +6,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import pytest
 
+from hub.allocations.service import View, proposal_json
 from hub.ledger import Ledger, LedgerInputError, upgrade
 from hub.ledger import allocations as rules
 from hub.ledger.allocations import ConflictKind, Decision, ProposalKind, ProposalState
@@ -428,3 +429,10 @@ def test_an_invitation_link_answers_only_for_its_principal(ledger: Ledger) -> No
     assert ledger.invitation_for(token, "gus@lab.example").state == "invited"
     assert ledger.answer_invitation(token, user="gus", principal="gus@lab.example", accept=True) == ("cells", "member")
     assert ledger.invitation_for(token, "gus@lab.example").state == "accepted"
+
+
+def test_an_applicants_history_does_not_name_the_reviewer(ledger: Ledger) -> None:
+    proposal = submitted(ledger)
+    info = ledger.assign_reviewer(proposal, "rev1", who="admin")
+    assert "rev1" not in str(proposal_json(info, View.APPLICANT))
+    assert "rev1" in str(proposal_json(info, View.MANAGER)["history"])
