@@ -515,3 +515,19 @@ def log_in(portal, browser):
     yield open_page
     for context in contexts:
         context.close()
+
+
+@pytest.fixture(scope="module")
+def awards_leave_no_members(portal):
+    """The projects a module's awards make keep no members after it: the demo users' project lists,
+    which later modules check, stay the demo's (the projects and their records stay)."""
+    from hub.ledger import Ledger  # noqa: PLC0415
+
+    with Ledger(portal.ledger_url) as ledger:
+        before = {project.name for project in ledger.projects()}
+    yield
+    with Ledger(portal.ledger_url) as ledger:
+        for project in ledger.projects():
+            if project.name not in before:
+                for user in ledger.active_members(project.name):
+                    ledger.remove_member(project.name, user, who="test cleanup")

@@ -23,7 +23,7 @@ import secrets
 import pytest
 from conftest import ARTIFACTS, logged_in_session
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("awards_leave_no_members")]
 
 GOOD = {
     "title": "Diffusion models for cell images", "abstract": "We train a diffusion model on microscopy images.",
@@ -314,20 +314,24 @@ def test_a_manager_creates_a_call_from_the_page(portal):
     assert text_of(created.text, "hpchub-call-hours") == "0.0 of 1000.0 GPU-h awarded, 1000.0 left"
 
 
-def test_an_invitation_link_joins_its_principal_and_no_one_else(portal, mailbox):
-    bob, alice = logged_in_session(portal, "bob"), logged_in_session(portal, "alice")  # logged in before the award
+def test_an_invitation_link_joins_its_principal_and_no_one_else(portal, mailbox, reviewers_logged_in):
+    # rev1, whom no other module's checks list, is invited; both log in before the award, so only the link joins
+    invitee = logged_in_session(portal, "rev1", domain="inst.example")
+    alice = logged_in_session(portal, "alice")
     carol = logged_in_session(portal, "carol")
     project = f"carol-team-{secrets.token_hex(2)}"
     typed = {"title": "A team's first look", "abstract": "Together.", "field_of_science": "1.2", "gpu_hours": "5",
-             "team": "bob@uni.example", "project_name": project, "action": "submit"}  # fmt: skip
+             "team": "rev1@inst.example", "project_name": project, "action": "submit"}  # fmt: skip
     response = carol.post(f"{portal.url}/hub/hpchub/proposals/new?call=starter", data=typed, timeout=120)
     assert text_of(response.text, "hpchub-proposal-state") == "awarded", response.text[:1000]
-    message = mailbox.wait_for(to="bob@uni.example", key=f"invitation:{project}:bob@uni.example")
+    message = mailbox.wait_for(to="rev1@inst.example", key=f"invitation:{project}:rev1@inst.example")
     link = re.search(r"/hub/hpchub/invitations/[A-Za-z0-9_-]+", message.body).group(0)
     assert alice.get(f"{portal.url}{link}", timeout=30).status_code == 404  # another login's link
-    page = bob.get(f"{portal.url}{link}", timeout=30)
+    page = invitee.get(f"{portal.url}{link}", timeout=30)
     assert page.status_code == 200 and f"Join {project}" in page.text
-    xsrf = bob.cookies.get("_xsrf")
-    joined = bob.post(f"{portal.url}{link}", data={"answer": "accept", "_xsrf": xsrf}, timeout=30)
-    assert joined.status_code == 200 and "You are now a member" in joined.text, joined.text[:1000]
-    assert ("bob", "member") in [(m["user"], m["role"]) for m in portal.usage(project)["members"]]
+    try:
+        joined = invitee.post(f"{portal.url}{link}", data={"answer": "accept"}, timeout=30)
+        assert joined.status_code == 200 and "You are now a member" in joined.text, joined.text[:1000]
+        assert ("rev1", "member") in [(m["user"], m["role"]) for m in portal.usage(project)["members"]]
+    finally:
+        portal.ledger_cli("member", "remove", project, "rev1", check=False)

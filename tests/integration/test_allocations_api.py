@@ -17,7 +17,7 @@ import pytest
 import requests
 from conftest import logged_in_session
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("awards_leave_no_members")]
 
 V1 = "/hub/api/hpchub/v1"
 DOMAINS = {"rev1": "inst.example"}

@@ -220,6 +220,7 @@ def test_the_allocation_routes() -> None:
         r"/hpchub/reviews/([0-9]{1,11})/?",
         r"/hpchub/calls/?",
         r"/hpchub/calls/([^/]+)/?",
+        r"/hpchub/invitations/([A-Za-z0-9_-]{10,100})",
     ]
 
 
