@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from hub.ledger import arithmetic as arith
 from hub.ledger.allocations import CallInfo, ProposalInfo
+from hub.mail.settings import portal_link
 
 log = logging.getLogger("hpchub.allocations")
 
@@ -25,10 +26,6 @@ class Notice:
     body: str
 
 
-def _link(portal_url: str, path: str) -> str:
-    return f"{portal_url.rstrip('/')}{path}" if portal_url else path
-
-
 def submitted(info: ProposalInfo, call: CallInfo, portal_url: str) -> Notice:
     what = "It goes to review; you will hear when it is decided." if call.spec.review_required else ""
     return Notice(
@@ -36,7 +33,7 @@ def submitted(info: ProposalInfo, call: CallInfo, portal_url: str) -> Notice:
         f"Proposal #{info.id} submitted to {call.spec.title}",
         f"Your proposal \"{info.content.title}\" (#{info.id}) was submitted to call {call.name}, asking for "
         f"{arith.format_gpu_hours(info.content.gpu_hours_mgs)} GPU-h. {what}\n\n"
-        f"See it: {_link(portal_url, f'/hub/hpchub/proposals/{info.id}')}\n",
+        f"See it: {portal_link(portal_url, f'/hub/hpchub/proposals/{info.id}')}\n",
     )  # fmt: skip
 
 
@@ -45,7 +42,7 @@ def assigned(info: ProposalInfo, reviewer: str, portal_url: str) -> Notice:
         f"proposal-{info.id}:assigned:{reviewer}", reviewer, None,
         f"A proposal to review: #{info.id}",
         f"You were assigned proposal #{info.id} of call {info.call} to review.\n\n"
-        f"Review it, or declare a conflict of interest: {_link(portal_url, f'/hub/hpchub/reviews/{info.id}')}\n",
+        f"Review it, or declare a conflict of interest: {portal_link(portal_url, f'/hub/hpchub/reviews/{info.id}')}\n",
     )  # fmt: skip
 
 
@@ -59,7 +56,7 @@ def decided(info: ProposalInfo, portal_url: str) -> Notice:
         f"proposal-{info.id}:{last.state.value}:{len(info.events)}", info.applicant, None,
         f"Proposal #{info.id} {verb}",
         f"Your proposal \"{info.content.title}\" (#{info.id}) {verb}.\n\nThe call's managers wrote:\n{last.reason}\n\n"
-        f"{_link(portal_url, f'/hub/hpchub/proposals/{info.id}')}\n",
+        f"{portal_link(portal_url, f'/hub/hpchub/proposals/{info.id}')}\n",
     )  # fmt: skip
 
 
@@ -69,7 +66,7 @@ def awarded(info: ProposalInfo, project: str, amount_mgs: int, end: str, portal_
         f"Awarded: {arith.format_gpu_hours(amount_mgs)} GPU-h for {project}",
         f"Your proposal \"{info.content.title}\" (#{info.id}) was awarded {arith.format_gpu_hours(amount_mgs)} GPU-h. "
         f"Project {project} runs until {end}.\n\n{info.events[-1].reason}\n\n"
-        f"Start a session on it: {_link(portal_url, '/hub/spawn')}\n",
+        f"Start a session on it: {portal_link(portal_url, '/hub/spawn')}\n",
     )  # fmt: skip
 
 
@@ -78,7 +75,7 @@ def invited(project: str, principal: str, token: str, applicant: str, portal_url
         f"invitation:{project}:{principal}", None, principal,
         f"You are invited to the GPU project {project}",
         f"{applicant} listed you on the team of project {project}, which was just awarded GPU hours.\n\n"
-        f"Log in to join it, or open: {_link(portal_url, f'/hub/hpchub/invitations/{token}')}\n",
+        f"Log in to join it, or open: {portal_link(portal_url, f'/hub/hpchub/invitations/{token}')}\n",
     )  # fmt: skip
 
 

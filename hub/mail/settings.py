@@ -107,4 +107,9 @@ class HPCHubMail(Configurable):
 
     def link(self, path: str) -> str:
         """``path`` (``/hub/...``) as a link for a message: after ``portal_url`` when it is set."""
-        return f"{self.portal_url}{path}" if self.portal_url else path
+        return portal_link(self.portal_url, path)
+
+
+def portal_link(portal_url: str, path: str) -> str:
+    """``path`` (``/hub/...``) after the portal's address (``''``: the path alone)."""
+    return f"{portal_url.rstrip('/')}{path}" if portal_url else path
